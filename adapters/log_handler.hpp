@@ -1,0 +1,29 @@
+#pragma once
+// Output: one human-readable line per event through spdlog (the debug view), e.g.
+//   snakepit.python.tool.execution.stop duration=1500 count=1 | tool="search" worker_id="w-0"
+
+#include <memory>
+#include <string>
+
+#include "capture/bus.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace telecap {
+
+class log_handler final : public handler {
+public:
+    explicit log_handler(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
+    void handle(const event& ev) override;
+    void flush() override;
+
+    // The text of one event, without a newline.
+    static std::string format(const event& ev);
+
+private:
+    std::shared_ptr<spdlog::logger> logger_;
+};
+
+}  // namespace telecap

@@ -1,0 +1,26 @@
+#pragma once
+// The commands of the CLI. Each returns the process exit code; startup problems throw
+// usage_error (exit 2).
+
+#include <string>
+#include <vector>
+
+#include "agent/options.hpp"
+
+namespace telecap::agent {
+
+// telecap parse [FILE|-]...: the pipeline over files or stdin. Exit 0, or 1 if an input could
+// not be read.
+int run_parse(const capture_options& o, const std::vector<std::string>& inputs);
+
+// telecap lint FILE...: prints each rejected telemetry line as FILE:LINE:COL: reason: detail.
+// Exit 0 when there is none, 1 when there is any, 2 when an input cannot be read.
+int run_lint(const capture_options& o, const std::vector<std::string>& inputs);
+
+// telecap catalog: prints the active catalog as JSON.
+int run_catalog(const capture_options& o);
+
+// The CLI: parses argv and runs the command.
+int main_cli(int argc, char** argv);
+
+}  // namespace telecap::agent

@@ -1,0 +1,141 @@
+#include "capture/bus.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace telecap {
+
+namespace {
+
+class function_handler final : public handler {
+public:
+    explicit function_handler(std::function<void(const event&)> fn) : fn_(std::move(fn)) {}
+    void handle(const event& ev) override { fn_(ev); }
+
+private:
+    std::function<void(const event&)> fn_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& handler_bus::failure_event_name() {
+    static const std::vector<std::string> name{"telemetry", "handler", "failure"};
+    return name;
+}
+
+std::error_code handler_bus::attach(std::string id, std::vector<std::string> prefix,
+                                    std::shared_ptr<handler> h) {
+    for (const auto& e : entries_)
+        if (e.attached && e.info.id == id) return std::make_error_code(std::errc::file_exists);
+    entries_.push_back({{std::move(id), std::move(prefix)}, std::move(h), true});
+    return {};
+}
+
+std::error_code handler_bus::attach(std::string id, std::vector<std::string> prefix,
+                                    std::function<void(const event&)> fn) {
+    return attach(std::move(id), std::move(prefix),
+                  std::make_shared<function_handler>(std::move(fn)));
+}
+
+bool handler_bus::detach(std::string_view id) {
+    for (auto& e : entries_) {
+        if (e.attached && e.info.id == id) {
+            e.attached = false;
+            compact();
+            return true;
+        }
+    }
+    return false;
+}
+
+std::vector<handler_info> handler_bus::list() const {
+    std::vector<handler_info> out;
+    for (const auto& e : entries_)
+        if (e.attached) out.push_back(e.info);
+    return out;
+}
+
+std::size_t handler_bus::size() const noexcept {
+    return static_cast<std::size_t>(
+        std::count_if(entries_.begin(), entries_.end(), [](const entry& e) { return e.attached; }));
+}
+
+void handler_bus::compact() {
+    if (depth_ == 0)
+        std::erase_if(entries_, [](const entry& e) { return !e.attached; });
+}
+
+void handler_bus::fail(std::size_t index, std::string_view reason, const std::string& event_name) {
+    entry& e = entries_[index];
+    e.attached = false;
+    ++failures_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_log_ >= std::chrono::seconds(1)) {
+        last_log_ = now;
+        spdlog::error("handler \"{}\" failed on {} and was detached: {}", e.info.id, event_name,
+                      reason);
+    }
+    event f;
+    f.name = failure_event_name();
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+    f.measurements.emplace_back("system_time", measurement_value(std::int64_t{ns}));
+    f.metadata.emplace_back("handler_id", metadata_value(e.info.id));
+    f.metadata.emplace_back("event_name", metadata_value(event_name));
+    f.metadata.emplace_back("kind", metadata_value(std::string("error")));
+    f.metadata.emplace_back("reason", metadata_value(std::string(reason)));
+    f.timestamp_ns = ns;
+    pending_failures_.push_back(std::move(f));
+}
+
+void handler_bus::announce_failures() {
+    if (depth_ != 0) return;
+    compact();
+    // Each failure becomes an event of its own, after the one that caused it; a handler that
+    // fails on one of these is detached too, so this ends.
+    while (!pending_failures_.empty()) {
+        event f = std::move(pending_failures_.front());
+        pending_failures_.erase(pending_failures_.begin());
+        dispatch(f);
+    }
+}
+
+void handler_bus::dispatch(const event& ev) {
+    ++depth_;
+    const std::size_t n = entries_.size();  // handlers attached during the call wait
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!entries_[i].attached || !ev.matches(entries_[i].info.prefix)) continue;
+        // Keep the handler alive even if it detaches itself from inside handle().
+        const std::shared_ptr<handler> h = entries_[i].h;
+        try {
+            h->handle(ev);
+        } catch (const std::exception& ex) {
+            fail(i, ex.what(), ev.dotted_name());
+        } catch (...) {
+            fail(i, "unknown exception", ev.dotted_name());
+        }
+    }
+    --depth_;
+    announce_failures();
+}
+
+void handler_bus::flush() {
+    ++depth_;
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+        if (!entries_[i].attached) continue;
+        const std::shared_ptr<handler> h = entries_[i].h;
+        try {
+            h->flush();
+        } catch (const std::exception& ex) {
+            fail(i, ex.what(), "flush");
+        } catch (...) {
+            fail(i, "unknown exception", "flush");
+        }
+    }
+    --depth_;
+    announce_failures();
+}
+
+}  // namespace telecap

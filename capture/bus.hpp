@@ -1,0 +1,71 @@
+#pragma once
+// The handler bus: Erlang :telemetry's attach/execute/detach, for normalized events.
+// Handlers attach with a unique id and an event prefix, and receive each matching event in
+// attach order. A handler that throws is detached from everything; the failure is counted,
+// logged (at most once a second), and announced as a telemetry.handler.failure event to the
+// handlers still attached. The bus is driven by one thread (the dispatcher); handlers may
+// attach or detach from inside a call.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include "capture/event.hpp"
+
+namespace telecap {
+
+class handler {
+public:
+    virtual ~handler() = default;
+    // May throw: the bus then detaches this handler.
+    virtual void handle(const event& ev) = 0;
+    // Called when the dispatcher runs dry and at shutdown. May throw, like handle().
+    virtual void flush() {}
+};
+
+struct handler_info {
+    std::string id;
+    std::vector<std::string> prefix;
+};
+
+class handler_bus {
+public:
+    static const std::vector<std::string>& failure_event_name();
+
+    // errc::file_exists when `id` is attached already.
+    std::error_code attach(std::string id, std::vector<std::string> prefix,
+                           std::shared_ptr<handler> h);
+    std::error_code attach(std::string id, std::vector<std::string> prefix,
+                           std::function<void(const event&)> fn);
+    bool detach(std::string_view id);
+    std::vector<handler_info> list() const;
+    std::size_t size() const noexcept;
+
+    void dispatch(const event& ev);
+    void flush();
+
+    std::uint64_t failures() const noexcept { return failures_; }
+
+private:
+    struct entry {
+        handler_info info;
+        std::shared_ptr<handler> h;
+        bool attached = true;
+    };
+    void fail(std::size_t index, std::string_view reason, const std::string& event_name);
+    void compact();
+    void announce_failures();
+
+    std::vector<entry> entries_;
+    std::vector<event> pending_failures_;
+    int depth_ = 0;  // dispatch nesting: entries are erased only at depth 0
+    std::uint64_t failures_ = 0;
+    std::chrono::steady_clock::time_point last_log_{};
+};
+
+}  // namespace telecap

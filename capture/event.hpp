@@ -1,0 +1,37 @@
+#pragma once
+// The normalized event: what a gRPC TelemetryStream event becomes after the host's
+// Naming and SafeMetadata steps. Value type; owns all of its data.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace telecap {
+
+// TelemetryValue: one of int64, double or string (bools arrive as 0/1).
+using measurement_value = std::variant<std::int64_t, double, std::string>;
+
+// Worker metadata values are always strings (the encoder's str()); the host's
+// enrichment adds integers (python_pid, timestamp_ns) and null (correlation_id).
+using metadata_value = std::variant<std::string, std::int64_t, std::nullptr_t>;
+
+struct event {
+    std::vector<std::string> name;  // event parts, e.g. {"snakepit","python","call","stop"}
+    std::vector<std::pair<std::string, measurement_value>> measurements;  // input order
+    std::vector<std::pair<std::string, metadata_value>> metadata;         // input order, then host
+    std::int64_t timestamp_ns = 0;
+    std::optional<std::string> correlation_id;  // "" on the wire becomes nullopt
+
+    // Dotted form of name ("snakepit.python.call.stop").
+    std::string dotted_name() const;
+    const measurement_value* measurement(std::string_view key) const noexcept;
+    const metadata_value* meta(std::string_view key) const noexcept;
+    // True when `prefix` is a leading run of name (an empty prefix matches everything).
+    bool matches(const std::vector<std::string>& prefix) const noexcept;
+};
+
+}  // namespace telecap

@@ -1,0 +1,305 @@
+#include "capture/parser.hpp"
+
+#include "capture/utf8.hpp"
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cctype>
+#include <cstring>
+
+namespace telecap {
+
+void raw_event::clear() noexcept {
+    has_event = event_is_array = has_timestamp = has_correlation_id = false;
+    event = timestamp = correlation_id = {};
+    parts.clear();
+    measurements.clear();
+    metadata.clear();
+}
+
+namespace {
+
+enum class field : std::uint8_t { none, event, measurements, metadata, timestamp, correlation };
+
+field top_level_field(std::string_view key) noexcept {
+    if (key == "event") return field::event;
+    if (key == "measurements") return field::measurements;
+    if (key == "metadata") return field::metadata;
+    if (key == "timestamp_ns") return field::timestamp;
+    if (key == "correlation_id") return field::correlation;
+    return field::none;  // other top-level keys are ignored
+}
+
+// A decoded string can still hold a lone UTF-16 surrogate written as a \u escape
+// (RapidJSON encodes it as ED A0..BF xx); no other invalid UTF-8 survives its validation.
+bool has_lone_surrogate(const char* s, std::size_t n) noexcept {
+    const void* p = std::memchr(s, 0xED, n);
+    while (p) {
+        const auto* c = static_cast<const unsigned char*>(p);
+        const std::size_t at = static_cast<std::size_t>(reinterpret_cast<const char*>(c) - s);
+        if (at + 1 < n && c[1] >= 0xA0) return true;
+        p = at + 1 < n ? std::memchr(c + 1, 0xED, n - at - 1) : nullptr;
+    }
+    return false;
+}
+
+// SAX handler: fills a raw_event; returns false (stopping the parse) on a schema violation.
+class sax_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, sax_handler> {
+public:
+    sax_handler(raw_event& ev, std::string& nested, std::size_t max_depth)
+        : ev_(ev), nested_(nested), max_depth_(max_depth) {}
+
+    bool failed() const noexcept { return failed_; }
+    reject_reason reason() const noexcept { return reason_; }
+    const char* detail() const noexcept { return detail_; }
+
+    bool Null() { return scalar({raw_kind::null, {}}); }
+    bool Bool(bool b) { return scalar({b ? raw_kind::true_ : raw_kind::false_, {}}); }
+    bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+        return scalar({raw_kind::number, {s, n}});
+    }
+    bool String(const char* s, rapidjson::SizeType n, bool) {
+        if (has_lone_surrogate(s, n)) return fail(reject_reason::invalid_utf8, "lone surrogate");
+        return scalar({raw_kind::string, {s, n}});
+    }
+    bool Key(const char* s, rapidjson::SizeType n, bool) {
+        if (has_lone_surrogate(s, n)) return fail(reject_reason::invalid_utf8, "lone surrogate");
+        if (sub_ > 0) return mode_ != sub_mode::serialize || writer_.Key(s, n);
+        if (depth_ == 1) {
+            cur_ = top_level_field({s, n});
+            if (cur_ == field::event) ev_.parts.clear();
+        } else {
+            key_ = {s, n};
+        }
+        return true;
+    }
+    bool StartObject() { return start(true); }
+    bool EndObject(rapidjson::SizeType) { return end(true); }
+    bool StartArray() { return start(false); }
+    bool EndArray(rapidjson::SizeType) { return end(false); }
+
+private:
+    enum class sub_mode : std::uint8_t { skip, serialize };
+
+    bool fail(reject_reason r, const char* detail) {
+        failed_ = true;
+        reason_ = r;
+        detail_ = detail;
+        return false;
+    }
+
+    bool scalar(raw_value v) {
+        if (sub_ > 0) {
+            if (mode_ == sub_mode::skip) return true;
+            switch (v.kind) {
+                case raw_kind::null: return writer_.Null();
+                case raw_kind::true_: return writer_.Bool(true);
+                case raw_kind::false_: return writer_.Bool(false);
+                case raw_kind::number:
+                    return writer_.RawValue(v.text.data(), v.text.size(), rapidjson::kNumberType);
+                default:
+                    return writer_.String(v.text.data(),
+                                          static_cast<rapidjson::SizeType>(v.text.size()));
+            }
+        }
+        switch (depth_) {
+            case 0: return fail(reject_reason::bad_shape, "not a json object");
+            case 1: return top_scalar(v);
+            default:
+                switch (cur_) {
+                    case field::event:
+                        if (v.kind != raw_kind::string)
+                            return fail(reject_reason::bad_shape, "event parts must be strings");
+                        ev_.parts.push_back(v.text);
+                        return true;
+                    case field::measurements: ev_.measurements.push_back({key_, v}); return true;
+                    case field::metadata: ev_.metadata.push_back({key_, v}); return true;
+                    default: return true;
+                }
+        }
+    }
+
+    bool top_scalar(raw_value v) {
+        switch (cur_) {
+            case field::event:
+                if (v.kind != raw_kind::string)
+                    return fail(reject_reason::bad_shape, "event must be a string or an array");
+                ev_.has_event = true;
+                ev_.event_is_array = false;
+                ev_.event = v.text;
+                return true;
+            case field::measurements:
+            case field::metadata:
+                // A null map is an empty one (Python's metadata=None); anything else is not.
+                if (v.kind == raw_kind::null) return true;
+                return fail(reject_reason::bad_shape, cur_ == field::measurements
+                                                          ? "measurements must be an object"
+                                                          : "metadata must be an object");
+            case field::timestamp:
+                if (v.kind == raw_kind::null) {
+                    ev_.has_timestamp = false;
+                    return true;
+                }
+                if (v.kind != raw_kind::number)
+                    return fail(reject_reason::bad_shape, "timestamp_ns must be an integer");
+                ev_.has_timestamp = true;
+                ev_.timestamp = v.text;
+                return true;
+            case field::correlation:
+                if (v.kind == raw_kind::null) {
+                    ev_.has_correlation_id = false;
+                    return true;
+                }
+                if (v.kind != raw_kind::string)
+                    return fail(reject_reason::bad_shape, "correlation_id must be a string");
+                ev_.has_correlation_id = true;
+                ev_.correlation_id = v.text;
+                return true;
+            case field::none: return true;
+        }
+        return true;
+    }
+
+    bool start(bool object) {
+        if (++depth_ > max_depth_) return fail(reject_reason::too_deep, "nesting too deep");
+        if (sub_ > 0) {
+            ++sub_;
+            if (mode_ == sub_mode::skip) return true;
+            return object ? writer_.StartObject() : writer_.StartArray();
+        }
+        if (depth_ == 1) {
+            return object || fail(reject_reason::bad_shape, "not a json object");
+        }
+        if (depth_ == 2) {
+            switch (cur_) {
+                case field::none: return begin_sub(sub_mode::skip, object);
+                case field::event:
+                    if (object) return fail(reject_reason::bad_shape, "event must be a string or an array");
+                    ev_.has_event = true;
+                    ev_.event_is_array = true;
+                    ev_.parts.clear();
+                    return true;
+                case field::measurements:
+                    return object || fail(reject_reason::bad_shape, "measurements must be an object");
+                case field::metadata:
+                    return object || fail(reject_reason::bad_shape, "metadata must be an object");
+                case field::timestamp:
+                    return fail(reject_reason::bad_shape, "timestamp_ns must be an integer");
+                case field::correlation:
+                    return fail(reject_reason::bad_shape, "correlation_id must be a string");
+            }
+        }
+        // depth 3: a container as a member value, or inside the event array.
+        switch (cur_) {
+            case field::event: return fail(reject_reason::bad_shape, "event parts must be strings");
+            case field::measurements:
+                ev_.measurements.push_back({key_, {raw_kind::invalid, {}}});
+                return begin_sub(sub_mode::skip, object);
+            case field::metadata: return begin_sub(sub_mode::serialize, object);
+            default: return begin_sub(sub_mode::skip, object);
+        }
+    }
+
+    bool begin_sub(sub_mode mode, bool object) {
+        sub_ = 1;
+        mode_ = mode;
+        if (mode == sub_mode::skip) return true;
+        nested_start_ = nested_.size();
+        buffer_.Clear();
+        writer_.Reset(buffer_);
+        return object ? writer_.StartObject() : writer_.StartArray();
+    }
+
+    bool end(bool object) {
+        --depth_;
+        if (sub_ > 0) {
+            --sub_;
+            if (mode_ == sub_mode::serialize) {
+                if (!(object ? writer_.EndObject() : writer_.EndArray())) return false;
+                if (sub_ == 0) {
+                    // nested_ is reserved up front so these views stay valid (see parse()).
+                    nested_.append(buffer_.GetString(), buffer_.GetSize());
+                    ev_.metadata.push_back(
+                        {key_, {raw_kind::nested,
+                                std::string_view(nested_).substr(nested_start_)}});
+                }
+            }
+            return true;
+        }
+        return true;
+    }
+
+    raw_event& ev_;
+    std::string& nested_;
+    std::size_t max_depth_;
+    std::size_t depth_ = 0;
+    std::size_t sub_ = 0;  // depth inside a skipped or serialized member value
+    sub_mode mode_ = sub_mode::skip;
+    field cur_ = field::none;
+    std::string_view key_;
+    std::size_t nested_start_ = 0;
+    rapidjson::StringBuffer buffer_;
+    rapidjson::Writer<rapidjson::StringBuffer> writer_;
+    bool failed_ = false;
+    reject_reason reason_ = reject_reason::bad_shape;
+    const char* detail_ = "";
+};
+
+}  // namespace
+
+bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& err) {
+    out.clear();
+    // RapidJSON's in-situ stream ends at NUL, which would hide what follows it.
+    if (const void* nul = std::memchr(payload.data(), '\0', payload.size())) {
+        err.reason = reject_reason::invalid_json;
+        err.offset = static_cast<std::size_t>(static_cast<const char*>(nul) - payload.data());
+        err.detail = "nul byte in telemetry line";
+        return false;
+    }
+    buf_.assign(payload);
+    buf_.push_back('\0');
+    // The compact text of nested metadata can never exceed the payload's size, so reserving
+    // that much keeps views into nested_ stable while it grows.
+    nested_.clear();
+    nested_.reserve(payload.size() + 1);
+
+    sax_handler handler(out, nested_, max_depth_);
+    rapidjson::Reader reader;
+    rapidjson::InsituStringStream stream(buf_.data());
+    constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
+                               rapidjson::kParseNanAndInfFlag |
+                               rapidjson::kParseValidateEncodingFlag |
+                               rapidjson::kParseNumbersAsStringsFlag;
+    const rapidjson::ParseResult result = reader.Parse<flags>(stream, handler);
+    if (handler.failed()) {
+        err.reason = handler.reason();
+        err.offset = result.Offset();
+        err.detail = handler.detail();
+        return false;
+    }
+    if (result.IsError()) {
+        err.offset = result.Offset();
+        if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding || !valid_utf8(payload)) {
+            err.reason = reject_reason::invalid_utf8;
+            err.detail = "invalid utf-8";
+        } else {
+            err.reason = reject_reason::invalid_json;
+            err.detail = rapidjson::GetParseError_En(result.Code());
+            for (auto& c : err.detail) c = static_cast<char>(std::tolower(c));
+            if (!err.detail.empty() && err.detail.back() == '.') err.detail.pop_back();
+        }
+        return false;
+    }
+    if (!out.has_event) {
+        err.reason = reject_reason::bad_shape;
+        err.offset = 0;
+        err.detail = "missing event";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace telecap

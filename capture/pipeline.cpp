@@ -1,0 +1,106 @@
+#include "capture/pipeline.hpp"
+
+#include <chrono>
+
+namespace telecap {
+
+namespace {
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// "TELEMETRY:" -> "TELEMETRY_ERROR:", the line a worker writes when its emit fails.
+std::string error_prefix_for(std::string_view prefix) {
+    if (prefix == default_telemetry_prefix) return std::string(emitter_error_prefix);
+    if (!prefix.empty() && prefix.back() == ':')
+        return std::string(prefix.substr(0, prefix.size() - 1)) + "_ERROR:";
+    return std::string(prefix) + "_ERROR:";
+}
+
+}  // namespace
+
+capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
+                                   const pipeline_options& opts, event_sink* events,
+                                   passthrough_sink* passthrough, reject_sink* rejects,
+                                   capture_stats& stats)
+    : framer_(opts.max_line),
+      parser_(opts.max_depth),
+      normalizer_(cat),
+      ctx_(std::move(ctx)),
+      prefix_(opts.prefix),
+      error_prefix_(error_prefix_for(opts.prefix)),
+      events_(events),
+      passthrough_(passthrough),
+      rejects_(rejects),
+      stats_(stats) {}
+
+void capture_pipeline::feed(std::string_view bytes) {
+    stats_.bytes += bytes.size();
+    framer_.feed(bytes, *this);
+}
+
+void capture_pipeline::finish() { framer_.finish(*this); }
+
+void capture_pipeline::pass(std::string_view bytes, bool starts, bool ends) {
+    if (passthrough_) passthrough_->write(bytes, starts, ends);
+}
+
+void capture_pipeline::rejected(const parse_error& err, std::string_view text, bool truncated) {
+    ++stats_.rejected_for(err.reason);
+    if (rejects_)
+        rejects_->on_reject({err.reason, err.detail, line_no_, err.offset, text, truncated});
+}
+
+void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
+    ++stats_.lines;
+    ++line_no_;
+    const std::string_view whole(line.data(), line.size() + eol.size());
+    const std::string_view payload = strip_telemetry_prefix(line, prefix_);
+    if (payload.data() != nullptr) {
+        ++stats_.telemetry_lines;
+        if (parser_.parse(payload, raw_, err_)) {
+            if (normalizer_.normalize(raw_, ctx_, raw_.has_timestamp ? 0 : now_ns(), event_,
+                                      err_)) {
+                ++stats_.events;
+                if (events_) events_->on_event(event_);
+                return;
+            }
+        } else {
+            err_.offset += prefix_.size();
+        }
+        rejected(err_, line, false);
+    } else if (line.starts_with(error_prefix_)) {
+        ++stats_.emitter_errors;
+    }
+    ++stats_.passthrough_lines;
+    pass(whole, true, true);
+}
+
+void capture_pipeline::on_long_begin(std::string_view head) {
+    ++stats_.long_lines;
+    ++line_no_;
+    if (strip_telemetry_prefix(head, prefix_).data() != nullptr) {
+        ++stats_.telemetry_lines;
+        err_.reason = reject_reason::oversize;
+        err_.offset = framer_.max_line();
+        err_.detail = "line longer than max_line (" + std::to_string(framer_.max_line()) +
+                      " bytes)";
+        rejected(err_, head, true);
+    } else if (head.starts_with(error_prefix_)) {
+        ++stats_.emitter_errors;
+    }
+    pass(head, true, false);
+}
+
+void capture_pipeline::on_long_data(std::string_view bytes) { pass(bytes, false, false); }
+
+void capture_pipeline::on_long_end(std::string_view eol) {
+    ++stats_.lines;
+    ++stats_.passthrough_lines;
+    pass(eol, false, true);
+}
+
+}  // namespace telecap

@@ -1,0 +1,93 @@
+#pragma once
+// One stream's capture path: framing, recognition, decoding, normalization. Accepted events
+// go to the event_sink; every other byte goes to the passthrough_sink unchanged, in order.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "capture/catalog.hpp"
+#include "capture/event.hpp"
+#include "capture/line_framer.hpp"
+#include "capture/normalizer.hpp"
+#include "capture/parser.hpp"
+#include "capture/prefix.hpp"
+#include "capture/stats.hpp"
+
+namespace telecap {
+
+class event_sink {
+public:
+    virtual ~event_sink() = default;
+    // `ev` belongs to the pipeline; the sink may read it or move from it.
+    virtual void on_event(event& ev) = 0;
+};
+
+class passthrough_sink {
+public:
+    virtual ~passthrough_sink() = default;
+    // Bytes exactly as read. A whole line arrives as one call (starts and ends true); a line
+    // longer than max_line arrives in pieces between a starts and an ends.
+    virtual void write(std::string_view bytes, bool starts_line, bool ends_line) = 0;
+};
+
+struct reject_info {
+    reject_reason reason;
+    std::string_view detail;
+    std::uint64_t line_no;   // 1-based, within this stream
+    std::size_t offset;      // byte offset in the line, where known
+    std::string_view text;   // the line (for an oversize one: its head only)
+    bool truncated;          // text is only the head of the line
+};
+
+class reject_sink {
+public:
+    virtual ~reject_sink() = default;
+    virtual void on_reject(const reject_info& r) = 0;
+};
+
+struct pipeline_options {
+    std::string prefix{default_telemetry_prefix};
+    std::size_t max_line = std::size_t{1} << 20;
+    std::size_t max_depth = event_parser::default_max_depth;
+};
+
+class capture_pipeline final : private line_sink {
+public:
+    // The catalog, sinks and stats must outlive the pipeline; sinks may be null.
+    capture_pipeline(const catalog& cat, worker_context ctx, const pipeline_options& opts,
+                     event_sink* events, passthrough_sink* passthrough, reject_sink* rejects,
+                     capture_stats& stats);
+
+    void feed(std::string_view bytes);
+    void finish();  // end of input: a last partial line is processed like any other
+
+    worker_context& context() noexcept { return ctx_; }
+    bool mid_line() const noexcept { return framer_.buffered() > 0 || framer_.in_long_line(); }
+
+private:
+    void on_line(std::string_view line, std::string_view eol) override;
+    void on_long_begin(std::string_view head) override;
+    void on_long_data(std::string_view bytes) override;
+    void on_long_end(std::string_view eol) override;
+
+    void pass(std::string_view bytes, bool starts, bool ends);
+    void rejected(const parse_error& err, std::string_view text, bool truncated);
+
+    line_framer framer_;
+    event_parser parser_;
+    normalizer normalizer_;
+    worker_context ctx_;
+    std::string prefix_;
+    std::string error_prefix_;
+    event_sink* events_;
+    passthrough_sink* passthrough_;
+    reject_sink* rejects_;
+    capture_stats& stats_;
+    raw_event raw_;
+    event event_;
+    parse_error err_;
+    std::uint64_t line_no_ = 0;
+};
+
+}  // namespace telecap
