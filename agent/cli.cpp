@@ -6,6 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/commands.hpp"
+#include "agent/run.hpp"
+#include "spawn/signals.hpp"
 
 namespace telecap::agent {
 
@@ -68,6 +70,46 @@ int main_cli(int argc, char** argv) {
     cat->add_option("--catalog", o.catalog_path, "Catalog JSON file (default: built-in)")
         ->check(CLI::ExistingFile);
 
+    auto* run = app.add_subcommand("run", "Spawn, supervise and capture workers: run [OPTIONS] -- CMD [ARGS...]");
+    add_capture_options(*run, o, true);
+    run_options ro;
+    pool_spec cli_pool;
+    cli_pool.restart.mode = spawn::restart_mode::never;
+    std::string config_path, restart = "never", stop_signal, overflow = "drop-newest";
+    double backoff_min = 0.1, backoff_max = 30, healthy_after = 10, restart_window = 60,
+           grace = 10;
+    run->add_option("--config", config_path, "YAML config with pools of workers")
+        ->check(CLI::ExistingFile);
+    run->add_option("--instances", cli_pool.instances, "Number of workers to run")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 10000));
+    run->add_option("--restart", restart, "never|on-failure|always")->capture_default_str();
+    run->add_option("--backoff-min", backoff_min, "First restart delay, seconds")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    run->add_option("--backoff-max", backoff_max, "Longest restart delay, seconds")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    run->add_option("--healthy-after", healthy_after, "A run this long resets the backoff, seconds")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    run->add_option("--max-restarts", cli_pool.restart.max_restarts,
+                    "Give up after this many restarts within --restart-window")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    run->add_option("--restart-window", restart_window, "Window for --max-restarts, seconds")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    run->add_option("--stop-signal", stop_signal,
+                    "Signal that stops workers (default: the one telecap received)");
+    run->add_option("--grace", grace, "Seconds between the stop signal and SIGKILL")
+        ->capture_default_str()->check(CLI::NonNegativeNumber);
+    run->add_option("--queue", ro.queue, "Events queued for the dispatcher at most")
+        ->capture_default_str()->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+    run->add_option("--overflow", overflow, "When the queue is full: drop-newest|block")
+        ->capture_default_str();
+    run->add_flag("--label", ro.label, "Prefix pass-through lines with [worker-id]");
+    run->add_flag("--capture-stdout", cli_pool.capture_stdout, "Also scan the workers' stdout");
+    run->add_option("--telemetry-fd", cli_pool.telemetry_fd,
+                    "Read telemetry from a dedicated pipe on this fd; stderr is pass-through only")
+        ->check(CLI::Range(3, 1023));
+    run->add_option("command", cli_pool.command, "The worker command (after --)");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -87,6 +129,39 @@ int main_cli(int argc, char** argv) {
         if (*parse) return run_parse(o, inputs);
         if (*lint) return run_lint(o, inputs);
         if (*cat) return run_catalog(o);
+        if (*run) {
+            const auto secs = [](double s) {
+                return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+            };
+            const auto mode = spawn::parse_restart_mode(restart);
+            if (!mode) throw usage_error("--restart must be never, on-failure or always");
+            cli_pool.restart.mode = *mode;
+            cli_pool.restart.backoff_min = secs(backoff_min);
+            cli_pool.restart.backoff_max = secs(backoff_max);
+            cli_pool.restart.healthy_after = secs(healthy_after);
+            cli_pool.restart.restart_window = secs(restart_window);
+            cli_pool.name = o.pool;
+            ro.grace = secs(grace);
+            if (overflow == "block") ro.overflow = overflow_policy::block;
+            else if (overflow != "drop-newest")
+                throw usage_error("--overflow must be drop-newest or block");
+            if (!stop_signal.empty()) {
+                ro.stop_signal = spawn::parse_signal(stop_signal);
+                if (ro.stop_signal <= 0)
+                    throw usage_error("--stop-signal: \"" + stop_signal + "\" is not a signal");
+            }
+            ro.capture = o;
+            if (!config_path.empty()) {
+                if (!cli_pool.command.empty())
+                    throw usage_error("give either --config or a command after --, not both");
+                load_config(config_path, ro);
+            } else {
+                if (cli_pool.command.empty())
+                    throw usage_error("nothing to run: telecap run [OPTIONS] -- CMD [ARGS...]");
+                ro.pools.push_back(cli_pool);
+            }
+            return run_workers(ro);
+        }
     } catch (const usage_error& e) {
         std::fprintf(stderr, "telecap: %s\n", e.what());
         return 2;

@@ -42,8 +42,6 @@ worker_context make_context(const capture_options& o) {
     return ctx;
 }
 
-namespace {
-
 std::shared_ptr<handler> make_output(const std::string& spec) {
     const auto colon = spec.find(':');
     const std::string kind = spec.substr(0, colon);
@@ -67,8 +65,6 @@ std::shared_ptr<handler> make_output(const std::string& spec) {
     throw usage_error("unknown output \"" + spec +
                       "\": use jsonl, jsonl:PATH, log or null");
 }
-
-}  // namespace
 
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus) {
     const std::vector<std::string> defaults{"jsonl"};

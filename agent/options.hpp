@@ -44,6 +44,7 @@ worker_context make_context(const capture_options& o);
 // Creates each output named by a spec ("jsonl", "jsonl:PATH", "log", "null") and attaches it
 // to the bus as "output.N"; throws usage_error for a bad spec or a file that cannot be opened.
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus);
+std::shared_ptr<handler> make_output(const std::string& spec);  // throws usage_error
 
 // Pass-through to stderr, stdout, nothing, or a file. An optional label ("[w-0] ") is put
 // before each line. Write errors are counted, never fatal.

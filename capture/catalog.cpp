@@ -65,8 +65,9 @@ catalog catalog::from_json(std::string_view json, std::string_view source) {
         if (expected != m.value.MemberEnd())
             we.expected_measurements =
                 string_list(expected->value, source, where + ".expected_measurements");
-        if (!c.wire_events_.emplace(name, std::move(we)).second)
+        if (!c.wire_index_.insert(name, static_cast<std::uint32_t>(c.wire_events_.size())))
             fail(source, where, "duplicate wire name");
+        c.wire_events_.push_back(std::move(we));
         c.wire_order_.push_back(name);
     }
 
@@ -74,7 +75,7 @@ catalog catalog::from_json(std::string_view json, std::string_view source) {
         const auto it = doc.FindMember(key);
         if (it == doc.MemberEnd()) fail(source, key, "missing");
         for (auto& k : string_list(it->value, source, key)) {
-            if (set.insert(k).second) order.push_back(std::move(k));
+            if (set.insert(k, 0)) order.push_back(std::move(k));
         }
     };
     keys("measurement_keys", c.measurement_keys_, c.measurement_order_);
@@ -133,8 +134,8 @@ catalog catalog::from_file(const std::string& path) {
 catalog catalog::builtin() { return from_json(default_catalog_json(), "built-in catalog"); }
 
 const catalog::wire_event* catalog::find_event(std::string_view wire_name) const noexcept {
-    const auto it = wire_events_.find(wire_name);
-    return it == wire_events_.end() ? nullptr : &it->second;
+    const std::uint32_t i = wire_index_.find(wire_name);
+    return i == string_table::npos ? nullptr : &wire_events_[i];
 }
 
 const std::vector<std::string>* catalog::pool_event(std::string_view short_name) const noexcept {
@@ -154,9 +155,9 @@ std::string catalog::to_json() const {
     w.StartObject();
     w.Key("wire_events");
     w.StartObject();
-    for (const auto& name : wire_order_) {
-        const auto& we = wire_events_.at(name);
-        w.Key(name.c_str());
+    for (std::size_t i = 0; i < wire_order_.size(); ++i) {
+        const auto& we = wire_events_[i];
+        w.Key(wire_order_[i].c_str());
         w.StartObject();
         w.Key("event");
         list(we.parts);

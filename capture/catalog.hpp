@@ -8,9 +8,9 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
+
+#include "capture/string_table.hpp"
 
 namespace telecap {
 
@@ -31,13 +31,6 @@ struct catalog_policies {
     unknown_metadata_policy unknown_metadata = unknown_metadata_policy::keep;
 };
 
-struct string_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-        return std::hash<std::string_view>{}(s);
-    }
-};
-
 class catalog {
 public:
     struct wire_event {
@@ -53,10 +46,10 @@ public:
 
     const wire_event* find_event(std::string_view wire_name) const noexcept;
     bool known_measurement(std::string_view key) const noexcept {
-        return measurement_keys_.find(key) != measurement_keys_.end();
+        return measurement_keys_.contains(key);
     }
     bool known_metadata(std::string_view key) const noexcept {
-        return metadata_keys_.find(key) != metadata_keys_.end();
+        return metadata_keys_.contains(key);
     }
     // The pool's lifecycle events ("worker_spawned" -> snakepit.pool.worker.spawned).
     const std::vector<std::string>* pool_event(std::string_view short_name) const noexcept;
@@ -68,13 +61,16 @@ public:
     std::string to_json() const;
 
     std::size_t event_count() const noexcept { return wire_events_.size(); }
+    std::size_t measurement_key_count() const noexcept { return measurement_order_.size(); }
+    std::size_t metadata_key_count() const noexcept { return metadata_order_.size(); }
 
 private:
-    std::unordered_map<std::string, wire_event, string_hash, std::equal_to<>> wire_events_;
-    std::vector<std::string> wire_order_;
-    std::unordered_set<std::string, string_hash, std::equal_to<>> measurement_keys_;
+    std::vector<wire_event> wire_events_;  // in file order
+    std::vector<std::string> wire_order_;  // their names
+    string_table wire_index_;              // name -> index in wire_events_
+    string_table measurement_keys_;
     std::vector<std::string> measurement_order_;
-    std::unordered_set<std::string, string_hash, std::equal_to<>> metadata_keys_;
+    string_table metadata_keys_;
     std::vector<std::string> metadata_order_;
     std::map<std::string, std::vector<std::string>, std::less<>> pool_events_;
     catalog_policies policies_;

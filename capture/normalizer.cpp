@@ -8,19 +8,35 @@ namespace telecap {
 
 namespace {
 
-enum class number_kind { integer, real, nan, pos_inf, neg_inf };
+enum class number_kind { integer, out_of_range, real, nan, pos_inf, neg_inf };
 
-number_kind classify(std::string_view t) noexcept {
-    if (t == "NaN" || t == "-NaN") return number_kind::nan;
-    if (t == "Infinity" || t == "Inf") return number_kind::pos_inf;
-    if (t == "-Infinity" || t == "-Inf") return number_kind::neg_inf;
-    return t.find_first_of(".eE") == std::string_view::npos ? number_kind::integer
-                                                              : number_kind::real;
-}
-
-bool parse_int64(std::string_view t, std::int64_t& out) noexcept {
-    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
-    return ec == std::errc() && p == t.data() + t.size();
+// One pass over a JSON number's text: its kind and, for an integer, its value.
+number_kind scan_number(std::string_view t, std::int64_t& out) noexcept {
+    const char* p = t.data();
+    const char* const end = p + t.size();
+    const bool neg = p < end && *p == '-';
+    if (neg) ++p;
+    if (p < end && (*p == 'N' || *p == 'I'))
+        return *p == 'N' ? number_kind::nan : neg ? number_kind::neg_inf : number_kind::pos_inf;
+    std::uint64_t v = 0;
+    bool overflow = false;
+    // Up to 18 digits cannot overflow; only longer numbers pay for the checks.
+    const char* fast_end = end - p > 18 ? p + 18 : end;
+    for (; p < fast_end; ++p) {
+        const auto d = static_cast<unsigned>(*p - '0');
+        if (d > 9) return number_kind::real;  // '.', 'e' or 'E'
+        v = v * 10 + d;
+    }
+    for (; p < end; ++p) {
+        const auto d = static_cast<unsigned>(*p - '0');
+        if (d > 9) return number_kind::real;
+        overflow |= __builtin_mul_overflow(v, 10u, &v);
+        overflow |= __builtin_add_overflow(v, d, &v);
+    }
+    constexpr std::uint64_t max = std::numeric_limits<std::int64_t>::max();
+    if (overflow || v > max + (neg ? 1 : 0)) return number_kind::out_of_range;
+    out = neg ? static_cast<std::int64_t>(0 - v) : static_cast<std::int64_t>(v);
+    return number_kind::integer;
 }
 
 double parse_double(std::string_view t) {
@@ -34,15 +50,39 @@ double parse_double(std::string_view t) {
     return d;
 }
 
+// Fills a member list in place: the event is reused line after line, so keys and string
+// values keep their capacity and most lines allocate nothing.
 template <typename V>
-void upsert(std::vector<std::pair<std::string, V>>& members, std::string_view key, V value) {
-    for (auto& [k, v] : members) {
-        if (k == key) {  // a repeated key: the last one wins, as json.loads and protobuf do
-            v = std::move(value);
-            return;
-        }
+class member_writer {
+public:
+    explicit member_writer(std::vector<std::pair<std::string, V>>& members) : m_(members) {}
+    ~member_writer() { m_.resize(n_); }
+
+    // The slot for `key`; a repeated key gets its earlier slot (the last value wins, as with
+    // json.loads and protobuf maps).
+    V& slot(std::string_view key) {
+        for (std::size_t i = 0; i < n_; ++i)
+            if (m_[i].first == key) return m_[i].second;
+        return append(key);
     }
-    members.emplace_back(std::string(key), std::move(value));
+    V& append(std::string_view key) {
+        if (n_ == m_.size()) m_.emplace_back();
+        m_[n_].first.assign(key);
+        return m_[n_++].second;
+    }
+    std::size_t size() const noexcept { return n_; }
+
+private:
+    std::vector<std::pair<std::string, V>>& m_;
+    std::size_t n_ = 0;
+};
+
+template <typename V>
+void set_string(V& v, std::string_view s) {
+    if (auto* str = std::get_if<std::string>(&v))
+        str->assign(s);
+    else
+        v.template emplace<std::string>(s);
 }
 
 bool reject(parse_error& err, reject_reason r, std::string detail) {
@@ -52,6 +92,9 @@ bool reject(parse_error& err, reject_reason r, std::string detail) {
     return false;
 }
 
+// More members than this and the linear duplicate check would be quadratic on hostile input.
+constexpr std::size_t max_members = 1024;
+
 }  // namespace
 
 std::string metadata_string(const raw_value& v) {
@@ -59,13 +102,15 @@ std::string metadata_string(const raw_value& v) {
         case raw_kind::true_: return "True";
         case raw_kind::false_: return "False";
         case raw_kind::null: return "None";
-        case raw_kind::number:
-            switch (classify(v.text)) {
+        case raw_kind::number: {
+            std::int64_t ignored = 0;
+            switch (scan_number(v.text, ignored)) {
                 case number_kind::nan: return "nan";
                 case number_kind::pos_inf: return "inf";
                 case number_kind::neg_inf: return "-inf";
                 default: return std::string(v.text);
             }
+        }
         default: return std::string(v.text);
     }
 }
@@ -83,11 +128,10 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
         wire = name_;
     }
     if (wire.empty()) return reject(err, reject_reason::bad_shape, "empty event name");
-    out.name.clear();
     if (const auto* we = catalog_.find_event(wire)) {
         out.name = we->parts;
     } else if (catalog_.policies().unknown_event == unknown_event_policy::keep) {
-        out.name = catalog_.policies().unknown_event_prefix;
+        out.name = catalog_.policies().unknown_event_prefix;  // then the wire name's parts
         std::size_t start = 0;
         while (true) {
             const std::size_t dot = wire.find('.', start);
@@ -103,76 +147,69 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
     }
 
     // 2. Measurements: known keys only; int64, double or string.
-    out.measurements.clear();
-    for (const auto& m : raw.measurements) {
-        if (!catalog_.known_measurement(m.key)) {
-            if (catalog_.policies().unknown_measurement == unknown_measurement_policy::drop)
-                continue;
-            return reject(err, reject_reason::unknown_measurement,
-                          "unknown measurement \"" + std::string(m.key) + "\"");
-        }
-        switch (m.value.kind) {
-            case raw_kind::string:
-                upsert(out.measurements, m.key, measurement_value(std::string(m.value.text)));
-                break;
-            case raw_kind::true_:
-            case raw_kind::false_:
-                upsert(out.measurements, m.key,
-                       measurement_value(std::int64_t{m.value.kind == raw_kind::true_}));
-                break;
-            case raw_kind::number:
-                switch (classify(m.value.text)) {
-                    case number_kind::integer: {
-                        std::int64_t i = 0;
-                        if (!parse_int64(m.value.text, i))
+    if (raw.measurements.size() > max_members || raw.metadata.size() > max_members)
+        return reject(err, reject_reason::bad_shape, "more than 1024 measurements or metadata");
+    {
+        member_writer<measurement_value> w(out.measurements);
+        for (const auto& m : raw.measurements) {
+            if (!catalog_.known_measurement(m.key)) {
+                if (catalog_.policies().unknown_measurement == unknown_measurement_policy::drop)
+                    continue;
+                return reject(err, reject_reason::unknown_measurement,
+                              "unknown measurement \"" + std::string(m.key) + "\"");
+            }
+            switch (m.value.kind) {
+                case raw_kind::string: set_string(w.slot(m.key), m.value.text); break;
+                case raw_kind::true_: w.slot(m.key) = std::int64_t{1}; break;
+                case raw_kind::false_: w.slot(m.key) = std::int64_t{0}; break;
+                case raw_kind::number: {
+                    std::int64_t i = 0;
+                    switch (scan_number(m.value.text, i)) {
+                        case number_kind::integer: w.slot(m.key) = i; break;
+                        case number_kind::out_of_range:
                             return reject(err, reject_reason::bad_measurement,
                                           "measurement \"" + std::string(m.key) +
                                               "\" is out of int64 range");
-                        upsert(out.measurements, m.key, measurement_value(i));
-                        break;
+                        case number_kind::real:
+                            w.slot(m.key) = parse_double(m.value.text);
+                            break;
+                        case number_kind::nan:
+                            w.slot(m.key) = std::numeric_limits<double>::quiet_NaN();
+                            break;
+                        case number_kind::pos_inf:
+                            w.slot(m.key) = std::numeric_limits<double>::infinity();
+                            break;
+                        case number_kind::neg_inf:
+                            w.slot(m.key) = -std::numeric_limits<double>::infinity();
+                            break;
                     }
-                    case number_kind::real:
-                        upsert(out.measurements, m.key,
-                               measurement_value(parse_double(m.value.text)));
-                        break;
-                    case number_kind::nan:
-                        upsert(out.measurements, m.key,
-                               measurement_value(std::numeric_limits<double>::quiet_NaN()));
-                        break;
-                    case number_kind::pos_inf:
-                        upsert(out.measurements, m.key,
-                               measurement_value(std::numeric_limits<double>::infinity()));
-                        break;
-                    case number_kind::neg_inf:
-                        upsert(out.measurements, m.key,
-                               measurement_value(-std::numeric_limits<double>::infinity()));
-                        break;
+                    break;
                 }
-                break;
-            default:
-                return reject(err, reject_reason::bad_measurement,
-                              "measurement \"" + std::string(m.key) +
-                                  "\" must be a number, a bool or a string");
+                default:
+                    return reject(err, reject_reason::bad_measurement,
+                                  "measurement \"" + std::string(m.key) +
+                                      "\" must be a number, a bool or a string");
+            }
         }
     }
 
     // 3. Timestamp and correlation id.
     if (raw.has_timestamp) {
-        if (classify(raw.timestamp) != number_kind::integer ||
-            !parse_int64(raw.timestamp, out.timestamp_ns))
+        if (scan_number(raw.timestamp, out.timestamp_ns) != number_kind::integer)
             return reject(err, reject_reason::bad_shape, "timestamp_ns must be an int64 integer");
     } else {
         out.timestamp_ns = receive_time_ns;
     }
     if (raw.has_correlation_id && !raw.correlation_id.empty())
-        out.correlation_id.emplace(raw.correlation_id);
+        out.correlation_id ? out.correlation_id->assign(raw.correlation_id)
+                           : out.correlation_id.emplace(raw.correlation_id);
     else
         out.correlation_id.reset();
 
     // 4. Metadata: str() of every value; unknown keys kept or dropped by policy.
-    out.metadata.clear();
     const bool drop_unknown =
         catalog_.policies().unknown_metadata == unknown_metadata_policy::drop;
+    member_writer<metadata_value> w(out.metadata);
     for (const auto& m : raw.metadata) {
         if (drop_unknown && !catalog_.known_metadata(m.key)) continue;
         // The host's keys replace the worker's: skip them here, append them below.
@@ -180,16 +217,22 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
             m.key == "timestamp_ns" || (m.key == "worker_id" && ctx.worker_id) ||
             (m.key == "python_pid" && ctx.pid))
             continue;
-        upsert(out.metadata, m.key, metadata_value(metadata_string(m.value)));
+        metadata_value& v = w.slot(m.key);
+        switch (m.value.kind) {
+            case raw_kind::string:
+            case raw_kind::nested: set_string(v, m.value.text); break;
+            default: v = metadata_string(m.value); break;
+        }
     }
-    out.metadata.emplace_back("node", metadata_value(ctx.node));
-    if (ctx.worker_id) out.metadata.emplace_back("worker_id", metadata_value(*ctx.worker_id));
-    out.metadata.emplace_back("pool_name", metadata_value(ctx.pool_name));
-    if (ctx.pid) out.metadata.emplace_back("python_pid", metadata_value(*ctx.pid));
-    out.metadata.emplace_back("correlation_id",
-                              out.correlation_id ? metadata_value(*out.correlation_id)
-                                                 : metadata_value(nullptr));
-    out.metadata.emplace_back("timestamp_ns", metadata_value(out.timestamp_ns));
+    set_string(w.append("node"), ctx.node);
+    if (ctx.worker_id) set_string(w.append("worker_id"), *ctx.worker_id);
+    set_string(w.append("pool_name"), ctx.pool_name);
+    if (ctx.pid) w.append("python_pid") = *ctx.pid;
+    if (out.correlation_id)
+        set_string(w.append("correlation_id"), *out.correlation_id);
+    else
+        w.append("correlation_id") = nullptr;
+    w.append("timestamp_ns") = out.timestamp_ns;
     return true;
 }
 

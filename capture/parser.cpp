@@ -49,8 +49,8 @@ bool has_lone_surrogate(const char* s, std::size_t n) noexcept {
 // SAX handler: fills a raw_event; returns false (stopping the parse) on a schema violation.
 class sax_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, sax_handler> {
 public:
-    sax_handler(raw_event& ev, std::string& nested, std::size_t max_depth)
-        : ev_(ev), nested_(nested), max_depth_(max_depth) {}
+    sax_handler(raw_event& ev, std::string& nested, std::size_t max_depth, bool has_escapes)
+        : ev_(ev), nested_(nested), max_depth_(max_depth), has_escapes_(has_escapes) {}
 
     bool failed() const noexcept { return failed_; }
     reject_reason reason() const noexcept { return reason_; }
@@ -62,11 +62,13 @@ public:
         return scalar({raw_kind::number, {s, n}});
     }
     bool String(const char* s, rapidjson::SizeType n, bool) {
-        if (has_lone_surrogate(s, n)) return fail(reject_reason::invalid_utf8, "lone surrogate");
+        if (has_escapes_ && has_lone_surrogate(s, n))
+            return fail(reject_reason::invalid_utf8, "lone surrogate");
         return scalar({raw_kind::string, {s, n}});
     }
     bool Key(const char* s, rapidjson::SizeType n, bool) {
-        if (has_lone_surrogate(s, n)) return fail(reject_reason::invalid_utf8, "lone surrogate");
+        if (has_escapes_ && has_lone_surrogate(s, n))
+            return fail(reject_reason::invalid_utf8, "lone surrogate");
         if (sub_ > 0) return mode_ != sub_mode::serialize || writer_.Key(s, n);
         if (depth_ == 1) {
             cur_ = top_level_field({s, n});
@@ -235,6 +237,7 @@ private:
     raw_event& ev_;
     std::string& nested_;
     std::size_t max_depth_;
+    bool has_escapes_;  // only a \u escape can smuggle in a lone surrogate
     std::size_t depth_ = 0;
     std::size_t sub_ = 0;  // depth inside a skipped or serialized member value
     sub_mode mode_ = sub_mode::skip;
@@ -266,7 +269,8 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
     nested_.clear();
     nested_.reserve(payload.size() + 1);
 
-    sax_handler handler(out, nested_, max_depth_);
+    sax_handler handler(out, nested_, max_depth_,
+                        std::memchr(payload.data(), '\\', payload.size()) != nullptr);
     rapidjson::Reader reader;
     rapidjson::InsituStringStream stream(buf_.data());
     constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |

@@ -35,7 +35,8 @@ capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
       events_(events),
       passthrough_(passthrough),
       rejects_(rejects),
-      stats_(stats) {}
+      stats_(stats),
+      recognize_(opts.recognize) {}
 
 void capture_pipeline::feed(std::string_view bytes) {
     stats_.bytes += bytes.size();
@@ -58,7 +59,8 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
     ++stats_.lines;
     ++line_no_;
     const std::string_view whole(line.data(), line.size() + eol.size());
-    const std::string_view payload = strip_telemetry_prefix(line, prefix_);
+    const std::string_view payload =
+        recognize_ ? strip_telemetry_prefix(line, prefix_) : std::string_view{};
     if (payload.data() != nullptr) {
         ++stats_.telemetry_lines;
         if (parser_.parse(payload, raw_, err_)) {
@@ -72,7 +74,7 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
             err_.offset += prefix_.size();
         }
         rejected(err_, line, false);
-    } else if (line.starts_with(error_prefix_)) {
+    } else if (recognize_ && line.starts_with(error_prefix_)) {
         ++stats_.emitter_errors;
     }
     ++stats_.passthrough_lines;
@@ -82,14 +84,14 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
 void capture_pipeline::on_long_begin(std::string_view head) {
     ++stats_.long_lines;
     ++line_no_;
-    if (strip_telemetry_prefix(head, prefix_).data() != nullptr) {
+    if (recognize_ && strip_telemetry_prefix(head, prefix_).data() != nullptr) {
         ++stats_.telemetry_lines;
         err_.reason = reject_reason::oversize;
         err_.offset = framer_.max_line();
         err_.detail = "line longer than max_line (" + std::to_string(framer_.max_line()) +
                       " bytes)";
         rejected(err_, head, true);
-    } else if (head.starts_with(error_prefix_)) {
+    } else if (recognize_ && head.starts_with(error_prefix_)) {
         ++stats_.emitter_errors;
     }
     pass(head, true, false);

@@ -50,6 +50,7 @@ struct pipeline_options {
     std::string prefix{default_telemetry_prefix};
     std::size_t max_line = std::size_t{1} << 20;
     std::size_t max_depth = event_parser::default_max_depth;
+    bool recognize = true;  // false: every line is pass-through (a stream that carries no telemetry)
 };
 
 class capture_pipeline final : private line_sink {
@@ -88,6 +89,7 @@ private:
     event event_;
     parse_error err_;
     std::uint64_t line_no_ = 0;
+    bool recognize_;
 };
 
 }  // namespace telecap

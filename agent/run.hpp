@@ -1,0 +1,48 @@
+#pragma once
+// telecap run: spawn, supervise and capture worker processes.
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/options.hpp"
+#include "spawn/restart_policy.hpp"
+
+namespace telecap::agent {
+
+enum class overflow_policy { drop_newest, block };
+
+struct pool_spec {
+    std::string name = "default";
+    std::vector<std::string> command;
+    std::map<std::string, std::string> env;
+    std::string cwd;
+    int instances = 1;
+    spawn::restart_options restart;
+    std::vector<std::string> outputs;  // extra outputs that see only this pool's events
+    std::string catalog_path;          // empty: the run's catalog
+    bool capture_stdout = false;
+    int telemetry_fd = -1;
+};
+
+struct run_options {
+    capture_options capture;
+    std::vector<pool_spec> pools;
+    int stop_signal = 0;  // 0: pass on the signal that asked telecap to stop
+    std::chrono::milliseconds grace{10000};
+    std::size_t queue = 65536;
+    overflow_policy overflow = overflow_policy::drop_newest;
+    bool label = false;
+};
+
+// Reads a YAML config into `o` (pools, and run-wide settings it names). Throws usage_error
+// naming the file, the line and the problem.
+void load_config(const std::string& path, run_options& o);
+
+// Runs the pools until every worker has exited for good, or telecap is told to stop.
+// Returns the exit code: the first failing worker's status (128+N for signal N, 127/126 when
+// it could not be executed), else 0.
+int run_workers(const run_options& o);
+
+}  // namespace telecap::agent

@@ -1,0 +1,87 @@
+// Google Benchmark micro-benchmarks of the capture stages on the standard line shapes.
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "capture/catalog.hpp"
+#include "capture/event_json.hpp"
+#include "capture/line_framer.hpp"
+#include "capture/normalizer.hpp"
+#include "capture/parser.hpp"
+
+namespace {
+
+const std::string telemetry_payload =
+    R"({"event": "tool.execution.stop", "measurements": {"duration": 699642631, "count": 1}, )"
+    R"("metadata": {"tool": "rank", "session_id": "s9b81"}, "timestamp_ns": )"
+    R"(1700000000000001000, "correlation_id": "e4b06ce6"})";
+
+struct count_sink : telecap::line_sink {
+    std::size_t lines = 0;
+    void on_line(std::string_view, std::string_view) override { ++lines; }
+    void on_long_begin(std::string_view) override {}
+    void on_long_data(std::string_view) override {}
+    void on_long_end(std::string_view) override {}
+};
+
+void bm_framer(benchmark::State& state) {
+    std::string input;
+    while (input.size() < (1 << 20)) input += "TELEMETRY:" + telemetry_payload + "\n";
+    telecap::line_framer framer(1 << 20);
+    count_sink sink;
+    for (auto _ : state) {
+        for (std::size_t off = 0; off < input.size(); off += 65536)
+            framer.feed(std::string_view(input).substr(off, 65536), sink);
+        benchmark::DoNotOptimize(sink.lines);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * input.size()));
+}
+BENCHMARK(bm_framer);
+
+void bm_parse(benchmark::State& state) {
+    telecap::event_parser parser;
+    telecap::raw_event raw;
+    telecap::parse_error err;
+    for (auto _ : state) benchmark::DoNotOptimize(parser.parse(telemetry_payload, raw, err));
+    state.SetBytesProcessed(
+        static_cast<std::int64_t>(state.iterations() * telemetry_payload.size()));
+}
+BENCHMARK(bm_parse);
+
+void bm_parse_normalize(benchmark::State& state) {
+    const auto cat = telecap::catalog::builtin();
+    telecap::normalizer norm(cat);
+    telecap::worker_context ctx{"node", "w-0", "default", 42};
+    telecap::event_parser parser;
+    telecap::raw_event raw;
+    telecap::parse_error err;
+    telecap::event ev;
+    for (auto _ : state) {
+        parser.parse(telemetry_payload, raw, err);
+        benchmark::DoNotOptimize(norm.normalize(raw, ctx, 0, ev, err));
+    }
+}
+BENCHMARK(bm_parse_normalize);
+
+void bm_event_json(benchmark::State& state) {
+    const auto cat = telecap::catalog::builtin();
+    telecap::normalizer norm(cat);
+    telecap::worker_context ctx{"node", "w-0", "default", 42};
+    telecap::event_parser parser;
+    telecap::raw_event raw;
+    telecap::parse_error err;
+    telecap::event ev;
+    parser.parse(telemetry_payload, raw, err);
+    norm.normalize(raw, ctx, 0, ev, err);
+    std::string out;
+    for (auto _ : state) {
+        out.clear();
+        telecap::append_event_json(out, ev);
+        benchmark::DoNotOptimize(out.data());
+    }
+}
+BENCHMARK(bm_event_json);
+
+}  // namespace
+
+BENCHMARK_MAIN();

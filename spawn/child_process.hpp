@@ -1,0 +1,54 @@
+#pragma once
+// A started child: move-only owner of its pid and of the parent's ends of its pipes.
+//
+// The destructor closes the pipe fds but neither kills nor waits for the child: the supervisor
+// owns the child's lifetime and reaps it (see reaper.hpp). Dropping a child_process whose child
+// still runs leaves that child running; its stderr writes then fail with EPIPE.
+
+#include <sys/types.h>
+
+#include <utility>
+
+#include "core/unique_fd.hpp"
+
+namespace telecap::spawn {
+
+class child_process {
+public:
+    child_process() noexcept = default;
+    child_process(pid_t pid, pid_t pgid, unique_fd stderr_fd, unique_fd stdout_fd,
+                  unique_fd telemetry_fd) noexcept;
+    child_process(child_process&& other) noexcept;
+    child_process& operator=(child_process&& other) noexcept;
+    child_process(const child_process&) = delete;
+    child_process& operator=(const child_process&) = delete;
+    ~child_process() = default;  // closes the fds only; see above
+
+    // -1 when empty (default-constructed, moved from or released).
+    pid_t pid() const noexcept { return pid_; }
+    // The child's process group: its own pid when spawned with new_process_group.
+    pid_t pgid() const noexcept { return pgid_; }
+    bool valid() const noexcept { return pid_ > 0; }
+
+    // Read ends, O_NONBLOCK | O_CLOEXEC; -1 when not captured or already taken.
+    int stderr_fd() const noexcept { return stderr_.get(); }
+    int stdout_fd() const noexcept { return stdout_.get(); }
+    int telemetry_fd() const noexcept { return telemetry_.get(); }
+
+    // Hand an fd's ownership to the caller (e.g. to register it with the event loop).
+    unique_fd release_stderr() noexcept { return std::move(stderr_); }
+    unique_fd release_stdout() noexcept { return std::move(stdout_); }
+    unique_fd release_telemetry() noexcept { return std::move(telemetry_); }
+
+    // Forget the child and return its pid; the caller must reap it.
+    pid_t release() noexcept;
+
+private:
+    pid_t pid_ = -1;
+    pid_t pgid_ = -1;
+    unique_fd stderr_;
+    unique_fd stdout_;
+    unique_fd telemetry_;
+};
+
+}  // namespace telecap::spawn

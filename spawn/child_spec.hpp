@@ -1,0 +1,30 @@
+#pragma once
+// What to start: the input of spawn(). A plain value; spawn() validates it. Every member has a
+// default initializer so designated initializers ({.argv = ...}) build warning-free.
+
+#include <string>
+#include <vector>
+
+namespace telecap::spawn {
+
+struct child_spec {
+    // argv[0] is the program. Without a '/', it is searched for in the child's PATH (env_add
+    // may override PATH), like execvp.
+    std::vector<std::string> argv{};
+    // "K=V" entries added to, or overriding, the inherited environment.
+    std::vector<std::string> env_add{};
+    // Working directory of the child; empty inherits the parent's.
+    std::string cwd{};
+    // Also pipe the child's stdout; otherwise it inherits the parent's fd 1.
+    bool capture_stdout = false;
+    // If >= 3, the child gets the write end of a dedicated pipe at this fd number and
+    // TELECAP_TELEMETRY_FD=<n> in its environment. 0..2 are rejected (invalid_argument).
+    int telemetry_fd = -1;
+    // Make the child the leader of a new process group (pgid == pid), so signals can be
+    // forwarded to it and all of its descendants.
+    bool new_process_group = true;
+    // PR_SET_PDEATHSIG SIGKILL: the child dies when the *thread* that spawned it exits.
+    bool die_with_parent = true;
+};
+
+}  // namespace telecap::spawn

@@ -1,0 +1,351 @@
+#include "spawn/spawner.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace telecap::spawn {
+namespace {
+
+// What a child that failed before exec writes to the error pipe. 8 bytes: below PIPE_BUF, so
+// the write is atomic and the parent reads all of it or nothing.
+struct child_failure {
+    int step;
+    int err;
+};
+
+// Everything the child needs, built before fork. Between fork and exec the child may only make
+// async-signal-safe calls: another thread of the parent may have held the malloc lock at fork
+// time, so the child must not allocate. Hence no execvp (it may build paths) and no setenv.
+struct exec_plan {
+    std::vector<std::string> env;
+    std::vector<char*> envp;
+    std::vector<char*> argv;
+    std::vector<std::string> candidates;  // execve targets, in PATH order
+    std::vector<const char*> candidate_ptrs;
+};
+
+// The fds, numbers and flags the child uses; plain values, readable after fork.
+struct child_args {
+    const exec_plan* plan;
+    const char* cwd;  // nullptr: inherit
+    pid_t parent_pid;
+    int error_w;
+    int stderr_w;
+    int stdout_w;     // -1: inherit fd 1
+    int telemetry_w;  // -1: none
+    int telemetry_fd;
+    bool new_process_group;
+    bool die_with_parent;
+};
+
+bool has_key(std::string_view entry, std::string_view key) {
+    return entry.size() > key.size() && entry[key.size()] == '=' && entry.starts_with(key);
+}
+
+void set_env(std::vector<std::string>& env, std::string entry) {
+    const std::string_view key = std::string_view(entry).substr(0, entry.find('='));
+    auto it =
+        std::find_if(env.begin(), env.end(), [&](const std::string& e) { return has_key(e, key); });
+    if (it != env.end()) {
+        *it = std::move(entry);
+    } else {
+        env.push_back(std::move(entry));
+    }
+}
+
+// Throws std::bad_alloc only.
+void make_plan(const child_spec& spec, exec_plan& plan) {
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) plan.env.emplace_back(*e);
+    for (const std::string& entry : spec.env_add) set_env(plan.env, entry);
+    if (spec.telemetry_fd >= 0) {
+        set_env(plan.env, "TELECAP_TELEMETRY_FD=" + std::to_string(spec.telemetry_fd));
+    }
+    for (std::string& e : plan.env) plan.envp.push_back(e.data());
+    plan.envp.push_back(nullptr);
+
+    for (const std::string& arg : spec.argv) plan.argv.push_back(const_cast<char*>(arg.c_str()));
+    plan.argv.push_back(nullptr);
+
+    // execvp's search, done here with the child's PATH. An empty name matches nothing (ENOENT).
+    const std::string& file = spec.argv.front();
+    if (file.find('/') != std::string::npos) {
+        plan.candidates.push_back(file);
+    } else if (!file.empty()) {
+        std::string_view path = "/bin:/usr/bin";  // glibc's default when PATH is unset
+        for (const std::string& e : plan.env) {
+            if (has_key(e, "PATH")) path = std::string_view(e).substr(5);
+        }
+        while (true) {
+            const size_t colon = path.find(':');
+            const std::string_view dir = path.substr(0, colon);
+            plan.candidates.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" +
+                                      file);
+            if (colon == std::string_view::npos) break;
+            path.remove_prefix(colon + 1);
+        }
+    }
+    for (const std::string& c : plan.candidates) plan.candidate_ptrs.push_back(c.c_str());
+}
+
+std::error_code validate(const child_spec& spec) noexcept {
+    if (spec.argv.empty()) return std::make_error_code(std::errc::invalid_argument);
+    if (spec.telemetry_fd >= 0 && spec.telemetry_fd <= 2) {
+        return std::make_error_code(std::errc::invalid_argument);
+    }
+    for (const std::string& e : spec.env_add) {
+        const size_t eq = e.find('=');
+        if (eq == 0 || eq == std::string::npos) {
+            return std::make_error_code(std::errc::invalid_argument);
+        }
+    }
+    return {};
+}
+
+// pipe2(O_CLOEXEC), with the child's (write) end moved to an fd >= min_fd. The child dup2()s
+// write ends onto 1, 2 and telemetry_fd; if a write end (or the error pipe) already sat on one
+// of those numbers, which happens when the parent runs with 0..2 closed, an earlier dup2 would
+// clobber it. Keeping every fd the child needs above all targets rules that out.
+std::error_code make_pipe(unique_fd& read_end, unique_fd& write_end, int min_fd) noexcept {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return errno_code(errno);
+    read_end.reset(fds[0]);
+    write_end.reset(fds[1]);
+    if (write_end.get() < min_fd) {
+        const int moved = ::fcntl(write_end.get(), F_DUPFD_CLOEXEC, min_fd);
+        if (moved < 0) return errno_code(errno);
+        write_end.reset(moved);
+    }
+    return {};
+}
+
+std::error_code set_nonblocking(int fd) noexcept {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errno_code(errno);
+    return {};
+}
+
+// ---- Child side: async-signal-safe calls only, from fork to exec. ----
+
+[[noreturn]] void child_fail(int error_w, spawn_step step, int err) noexcept {
+    const child_failure failure{static_cast<int>(step), err};
+    ssize_t n;
+    do {
+        n = ::write(error_w, &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    ::_exit(127);
+}
+
+// Marks fds lo..hi close-on-exec. Marking instead of closing keeps the error pipe usable until
+// exec succeeds. This is what stops fds that other code in the parent opened without O_CLOEXEC
+// (or inherited) from leaking into the child.
+bool cloexec_range(unsigned lo, unsigned hi) noexcept {
+    if (lo > hi) return true;
+    if (::close_range(lo, hi, CLOSE_RANGE_CLOEXEC) == 0) return true;
+    // Kernels before 5.11 (ENOSYS, or EINVAL for the flag): one fcntl per possible fd.
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return false;
+    const rlim_t end = std::min<rlim_t>(limit.rlim_cur, rlim_t{hi} + 1);
+    for (rlim_t fd = lo; fd < end; ++fd) ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+    return true;
+}
+
+[[noreturn]] void run_child(const child_args& a) noexcept {
+    // All signals are blocked (see spawn()). Reset every disposition before unblocking: a parent
+    // handler running here would act on the child's copy of the parent's state, and SIG_IGN
+    // (SIGPIPE, commonly) would survive exec. sigaction fails harmlessly for SIGKILL, SIGSTOP
+    // and glibc's internal signals.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+
+    if (a.new_process_group && ::setpgid(0, 0) != 0) {
+        child_fail(a.error_w, spawn_step::setpgid, errno);
+    }
+
+    if (a.die_with_parent) {
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+            child_fail(a.error_w, spawn_step::pdeathsig, errno);
+        }
+        // The parent may have died between fork and prctl: then no death signal will come, and
+        // we have been reparented. Die as the death signal would have made us die.
+        if (::getppid() != a.parent_pid) ::kill(::getpid(), SIGKILL);
+    }
+
+    // dup2 clears FD_CLOEXEC on the target; the sources are above every target (make_pipe) and
+    // stay CLOEXEC, so they vanish at exec.
+    if (::dup2(a.stderr_w, STDERR_FILENO) < 0) child_fail(a.error_w, spawn_step::redirect, errno);
+    if (a.stdout_w >= 0 && ::dup2(a.stdout_w, STDOUT_FILENO) < 0) {
+        child_fail(a.error_w, spawn_step::redirect, errno);
+    }
+    if (a.telemetry_w >= 0 && ::dup2(a.telemetry_w, a.telemetry_fd) < 0) {
+        child_fail(a.error_w, spawn_step::redirect, errno);
+    }
+
+    const bool fds_ok = a.telemetry_fd >= 0
+                            ? cloexec_range(3, static_cast<unsigned>(a.telemetry_fd) - 1) &&
+                                  cloexec_range(static_cast<unsigned>(a.telemetry_fd) + 1, ~0U)
+                            : cloexec_range(3, ~0U);
+    if (!fds_ok) child_fail(a.error_w, spawn_step::close_fds, errno);
+
+    if (a.cwd != nullptr && ::chdir(a.cwd) != 0) child_fail(a.error_w, spawn_step::chdir, errno);
+
+    // Unblock last. A signal already pending (say TERM forwarded to the new group) now takes its
+    // default action before exec, just as it would have right after exec.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+    // execvp's error rules: keep searching past "not here" errors, prefer EACCES if seen.
+    bool saw_eacces = false;
+    int last_err = ENOENT;  // with no candidates at all (empty argv[0])
+    for (const char* path : a.plan->candidate_ptrs) {
+        ::execve(path, a.plan->argv.data(), a.plan->envp.data());
+        const int err = last_err = errno;
+        if (err == EACCES) {
+            saw_eacces = true;
+        } else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV &&
+                   err != ETIMEDOUT) {
+            child_fail(a.error_w, spawn_step::exec, err);
+        }
+    }
+    child_fail(a.error_w, spawn_step::exec, saw_eacces ? EACCES : last_err);
+}
+
+}  // namespace
+
+const char* to_string(spawn_step step) noexcept {
+    switch (step) {
+        case spawn_step::none:
+            return "none";
+        case spawn_step::prepare:
+            return "prepare";
+        case spawn_step::pipe:
+            return "pipe";
+        case spawn_step::fork:
+            return "fork";
+        case spawn_step::setpgid:
+            return "setpgid";
+        case spawn_step::pdeathsig:
+            return "pdeathsig";
+        case spawn_step::redirect:
+            return "redirect";
+        case spawn_step::close_fds:
+            return "close_fds";
+        case spawn_step::chdir:
+            return "chdir";
+        case spawn_step::exec:
+            return "exec";
+    }
+    return "unknown";
+}
+
+Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noexcept {
+    spawn_step ignored;
+    spawn_step& step = failed_step != nullptr ? *failed_step : ignored;
+    step = spawn_step::prepare;
+    if (std::error_code ec = validate(spec)) return ec;
+
+    exec_plan plan;
+    try {
+        make_plan(spec, plan);
+    } catch (const std::bad_alloc&) {
+        return std::make_error_code(std::errc::not_enough_memory);
+    }
+
+    step = spawn_step::pipe;
+    const int min_fd = std::max(3, spec.telemetry_fd + 1);
+    unique_fd error_r, error_w, stderr_r, stderr_w, stdout_r, stdout_w, telemetry_r, telemetry_w;
+    if (std::error_code ec = make_pipe(error_r, error_w, min_fd)) return ec;
+    if (std::error_code ec = make_pipe(stderr_r, stderr_w, min_fd)) return ec;
+    if (spec.capture_stdout) {
+        if (std::error_code ec = make_pipe(stdout_r, stdout_w, min_fd)) return ec;
+    }
+    if (spec.telemetry_fd >= 0) {
+        if (std::error_code ec = make_pipe(telemetry_r, telemetry_w, min_fd)) return ec;
+    }
+    // Only the parent's read ends are non-blocking (for epoll); the child's write ends stay
+    // blocking, as most programs do not expect EAGAIN on stderr.
+    for (const unique_fd* fd : {&stderr_r, &stdout_r, &telemetry_r}) {
+        if (fd->valid()) {
+            if (std::error_code ec = set_nonblocking(fd->get())) return ec;
+        }
+    }
+
+    const child_args args{&plan,
+                          spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+                          ::getpid(),
+                          error_w.get(),
+                          stderr_w.get(),
+                          stdout_w.get(),
+                          telemetry_w.get(),
+                          spec.telemetry_fd,
+                          spec.new_process_group,
+                          spec.die_with_parent};
+    const pid_t parent_pgid = ::getpgrp();
+
+    // Block every signal across fork, so that no parent handler runs in the child before
+    // run_child() has reset the dispositions.
+    step = spawn_step::fork;
+    sigset_t all, old;
+    ::sigfillset(&all);
+    if (const int err = ::pthread_sigmask(SIG_SETMASK, &all, &old)) return errno_code(err);
+    const pid_t pid = ::fork();
+    if (pid == 0) run_child(args);
+    const int fork_errno = errno;
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) return errno_code(fork_errno);
+
+    // Set the group from both sides, the usual job-control idiom: it no longer depends on which
+    // process runs first. Once the child has exec'd this fails with EACCES, which is fine.
+    if (spec.new_process_group) ::setpgid(pid, pid);
+
+    // Our copies of the child's ends must go, or the error pipe never reports EOF.
+    error_w.reset();
+    stderr_w.reset();
+    stdout_w.reset();
+    telemetry_w.reset();
+
+    child_failure failure{};
+    ssize_t n;
+    do {
+        n = ::read(error_r.get(), &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {  // EOF: the write end closed at exec
+        step = spawn_step::none;
+        return child_process(pid, spec.new_process_group ? pid : parent_pgid, std::move(stderr_r),
+                             std::move(stdout_r), std::move(telemetry_r));
+    }
+
+    std::error_code ec;
+    if (n == static_cast<ssize_t>(sizeof failure)) {
+        step = static_cast<spawn_step>(failure.step);
+        ec = errno_code(failure.err);
+    } else {  // cannot happen with an 8-byte pipe write; do not leave the child half-started
+        ec = errno_code(n < 0 ? errno : EIO);
+        ::kill(pid, SIGKILL);
+    }
+    // The child has _exit()ed or is about to; reap it here so that no zombie is left behind.
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return ec;
+}
+
+int exit_code_for_spawn_error(std::error_code ec) noexcept {
+    const bool not_found =
+        ec == std::errc::no_such_file_or_directory || ec == std::errc::not_a_directory;
+    return not_found ? 127 : 126;
+}
+
+}  // namespace telecap::spawn

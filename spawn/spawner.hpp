@@ -1,0 +1,47 @@
+#pragma once
+// Starting one child process: fork + execve with the hygiene of STYLE.md "Spawn hygiene".
+
+#include <system_error>
+
+#include "core/result.hpp"
+#include "spawn/child_process.hpp"
+#include "spawn/child_spec.hpp"
+
+namespace telecap::spawn {
+
+// The step that failed, for messages ("chdir /x: No such file or directory").
+enum class spawn_step {
+    none,
+    prepare,
+    pipe,
+    fork,
+    setpgid,
+    pdeathsig,
+    redirect,
+    close_fds,
+    chdir,
+    exec
+};
+const char* to_string(spawn_step step) noexcept;
+
+// Starts spec.argv[0] and returns once the child has exec'd, or has failed to.
+//
+// Errors (failed_step, if given, tells which step failed):
+// - invalid_argument (prepare): empty argv, telemetry_fd in 0..2, an env_add entry without a
+//   "K=" prefix.
+// - errno of the parent's pipe2 or fork (pipe, fork).
+// - errno of a step in the child, sent back through a CLOEXEC error pipe: chdir's errno
+//   (chdir), exec's errno (exec: ENOENT when not found in PATH, EACCES when not executable,
+//   ENOEXEC for a script without "#!": there is no /bin/sh fallback, unlike execvp). The failed
+//   child has already been reaped; exit_code_for_spawn_error() maps the code for the caller.
+//
+// Threads: call it from one long-lived thread (the loop thread). die_with_parent fires when
+// the spawning *thread* exits, and a concurrent waitpid(-1) elsewhere could steal the reap of
+// a child whose exec failed.
+Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step = nullptr) noexcept;
+
+// The exit code a shell reports for a spawn error: 127 for "not found" (ENOENT, ENOTDIR),
+// 126 for everything else ("found but cannot run": EACCES, EPERM, ENOEXEC, ...).
+int exit_code_for_spawn_error(std::error_code ec) noexcept;
+
+}  // namespace telecap::spawn
