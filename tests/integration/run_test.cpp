@@ -1,0 +1,272 @@
+// telecap run with real worker processes (fixtures built by tests/spawn.cmake).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <regex>
+
+#include "support/subprocess.hpp"
+
+namespace telecap::test {
+namespace {
+
+const std::string bin = TELECAP_BIN;
+
+std::vector<std::string> telecap_run(std::vector<std::string> opts, std::vector<std::string> cmd) {
+    std::vector<std::string> argv{bin, "run"};
+    argv.insert(argv.end(), opts.begin(), opts.end());
+    argv.push_back("--");
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+    return argv;
+}
+
+// The pid in the first lifecycle event with that name, or -1.
+pid_t pid_in(const std::string& jsonl, const std::string& what) {
+    const std::regex re("\"" + what + "\"\\][^\\n]*\"python_pid\":([0-9]+)");
+    std::smatch m;
+    return std::regex_search(jsonl, m, re) ? static_cast<pid_t>(std::stoi(m[1])) : -1;
+}
+
+TEST(RunExitStatus, EveryExitCodePassesThrough) {
+    for (int code = 0; code < 256; ++code) {
+        const auto r = run(telecap_run({"-o", "null", "--passthrough", "none"},
+                                       {FIXTURE_EXIT_WITH, std::to_string(code)}),
+                           "exit");
+        ASSERT_FALSE(r.timed_out);
+        ASSERT_EQ(r.exit_code, code) << r.err;
+    }
+}
+
+TEST(RunExitStatus, DeathBySignalIs128PlusN) {
+    for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGKILL, SIGSEGV, SIGTERM, SIGUSR1}) {
+        const auto r = run(telecap_run({"-o", "null", "--passthrough", "none"},
+                                       {FIXTURE_EXIT_WITH, "0", std::to_string(sig)}),
+                           "signal");
+        EXPECT_EQ(r.exit_code, 128 + sig) << "signal " << sig << ": " << r.err;
+    }
+}
+
+TEST(RunExitStatus, CommandNotFoundIs127AndNamed) {
+    const auto r = run(telecap_run({}, {"/nonexistent/worker"}), "enoent");
+    EXPECT_EQ(r.exit_code, 127);
+    EXPECT_NE(r.err.find("/nonexistent/worker"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("\"spawn_failed\"]"), std::string::npos) << r.out;
+}
+
+TEST(RunExitStatus, NotExecutableIs126) {
+    const std::string path = temp_path("not-executable");
+    write_file(path, "#!/bin/sh\nexit 0\n");
+    ::chmod(path.c_str(), 0644);
+    const auto r = run(telecap_run({"-o", "null"}, {path}), "eacces");
+    EXPECT_EQ(r.exit_code, 126) << r.err;
+    EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+}
+
+TEST(RunSupervision, NeverRestartsByDefault) {
+    const auto r = run(telecap_run({}, {FIXTURE_EXIT_WITH, "1"}), "never");
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(count(r.out, "\"spawned\"]"), 1u) << r.out;
+    EXPECT_EQ(count(r.out, "\"terminated\"]"), 1u);
+    EXPECT_EQ(count(r.out, "\"restarted\"]"), 0u);
+}
+
+TEST(RunSupervision, OnFailureRestartsWithBackoffThenGivesUp) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = run(telecap_run({"--restart", "on-failure", "--backoff-min", "0.05",
+                                    "--backoff-max", "0.2", "--max-restarts", "3"},
+                                   {FIXTURE_EXIT_WITH, "3"}),
+                       "giveup");
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    EXPECT_EQ(r.exit_code, 3);
+    EXPECT_EQ(count(r.out, "\"spawned\"]"), 4u) << r.out;  // the first run and 3 restarts
+    EXPECT_EQ(count(r.out, "\"restarted\"]"), 3u);
+    EXPECT_EQ(count(r.out, "\"terminated\"]"), 4u);
+    EXPECT_NE(r.err.find("gave up"), std::string::npos) << r.err;
+    // Backoff 0.05 + 0.1 + 0.2 s (with 20% jitter) at the least.
+    EXPECT_GE(elapsed, std::chrono::milliseconds(250));
+}
+
+TEST(RunSupervision, OnFailureDoesNotRestartASuccess) {
+    const auto r = run(telecap_run({"--restart", "on-failure"}, {FIXTURE_EXIT_WITH, "0"}), "ok");
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(count(r.out, "\"spawned\"]"), 1u);
+}
+
+TEST(RunSupervision, AlwaysRestartsASuccessToo) {
+    const auto r = run(telecap_run({"--restart", "always", "--backoff-min", "0.01",
+                                    "--max-restarts", "2"},
+                                   {FIXTURE_EXIT_WITH, "0"}),
+                       "always");
+    EXPECT_EQ(count(r.out, "\"spawned\"]"), 3u) << r.out;
+    EXPECT_EQ(r.exit_code, 0);
+}
+
+TEST(RunSupervision, LifecycleEventsCarryWorkerAndPid) {
+    const auto r = run(telecap_run({"--pool", "p1"}, {FIXTURE_WRITE_LINES, "2"}), "meta");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const pid_t pid = pid_in(r.out, "spawned");
+    ASSERT_GT(pid, 0) << r.out;
+    EXPECT_NE(r.out.find("\"worker_id\":\"p1-0\",\"pool_name\":\"p1\",\"python_pid\":" +
+                         std::to_string(pid)),
+              std::string::npos)
+        << r.out;
+    // Every event from the worker carries its pid.
+    EXPECT_EQ(count(r.out, "\"python_pid\":" + std::to_string(pid)), 4u) << r.out;
+}
+
+TEST(RunSignals, ForwardsSignalsToTheWorkerGroupAndStopsOnTerm) {
+    const auto p = start(telecap_run({"-o", "null"}, {FIXTURE_SIGNAL_ECHO}), "echo");
+    ASSERT_TRUE(eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT}) {
+        ::kill(p.pid, sig);
+        const std::string want = "got SIG" + std::string(sigabbrev_np(sig));
+        ASSERT_TRUE(eventually(
+            [&] { return read_file(p.out_path).find(want) != std::string::npos; }))
+            << want;
+    }
+    ::kill(p.pid, SIGTERM);
+    const auto r = wait(p);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_NE(r.out.find("got SIGTERM"), std::string::npos);
+    EXPECT_EQ(r.exit_code, 0) << r.err;  // the worker exited 0 on TERM
+}
+
+TEST(RunSignals, KillsAfterTheGracePeriod) {
+    const auto p = start(telecap_run({"-o", "null", "--grace", "0.3"},
+                                     {FIXTURE_SIGNAL_ECHO, "--ignore-term"}),
+                         "grace");
+    ASSERT_TRUE(eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(p.pid, SIGTERM);
+    const auto r = wait(p);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_NE(r.out.find("got SIGTERM"), std::string::npos);
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL);
+    EXPECT_GE(took, std::chrono::milliseconds(250));
+    EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+TEST(RunSignals, SigkillOfTelecapTakesTheWorkerDown) {
+    const std::string events = temp_path("sigkill.jsonl");
+    const auto p = start(telecap_run({"-o", "jsonl:" + events}, {FIXTURE_SIGNAL_ECHO}), "kill9");
+    ASSERT_TRUE(eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+    pid_t worker = -1;
+    ASSERT_TRUE(eventually([&] { return (worker = pid_in(read_file(events), "spawned")) > 0; }));
+    ::kill(p.pid, SIGKILL);
+    wait(p);
+    EXPECT_TRUE(eventually([&] { return process_gone(worker); })) << "worker " << worker;
+}
+
+TEST(RunSignals, NoOrphanedGrandchildIsLeftBehind) {
+    const auto r = run(telecap_run({"-o", "null"}, {FIXTURE_SPAWN_GRANDCHILD, "30"}), "orphan");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const pid_t grandchild = static_cast<pid_t>(std::atoi(r.out.c_str()));
+    ASSERT_GT(grandchild, 0) << r.out;
+    EXPECT_TRUE(eventually([&] { return process_gone(grandchild); }, std::chrono::seconds(3)));
+}
+
+TEST(RunCapture, WorkerDyingMidLineLosesNothing) {
+    const auto r = run(telecap_run({"--stats", temp_path("midline.json")},
+                                   {FIXTURE_WRITE_LINES, "3", "partial", "kill"}),
+                       "midline");
+    EXPECT_EQ(r.exit_code, 128 + SIGKILL);
+    // Three lines and the last one without its newline: four events.
+    EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 4u) << r.out;
+}
+
+TEST(RunCapture, HundredWorkersAtOnce) {
+    const std::string stats = temp_path("hundred.json");
+    const auto r = run(telecap_run({"--instances", "100", "-o", "null", "--stats", stats},
+                                   {FIXTURE_WRITE_LINES, "100"}),
+                       "hundred", std::chrono::seconds(60));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"events\":10000,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"queue_full\":0"), std::string::npos) << s;
+}
+
+TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
+    // stdout is a pipe nobody reads: the jsonl output blocks for good once it is full.
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const std::string stats = temp_path("stuck.json");
+    const std::string in = "/dev/null";
+    std::vector<std::string> argv = telecap_run(
+        {"--queue", "64", "--grace", "1", "--stats", stats, "--passthrough", "none"},
+        {FIXTURE_WRITE_LINES, "20000"});
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(fds[1], 1);
+        std::vector<char*> args;
+        for (auto& a : argv) args.push_back(a.data());
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    process p{pid, "/dev/null", "/dev/null"};
+    const auto r = wait(p, std::chrono::seconds(30));
+    ::close(fds[0]);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0);
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"events\":20000,"), std::string::npos) << s;
+    EXPECT_EQ(s.find("\"queue_full\":0,"), std::string::npos) << s;  // some were dropped
+}
+
+TEST(RunCapture, DedicatedTelemetryFd) {
+    const auto r = run(telecap_run({"--telemetry-fd", "3"},
+                                   {FIXTURE_WRITE_LINES, "5", "fd=telemetry"}),
+                       "tfd");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 5u) << r.out;
+}
+
+TEST(RunCapture, WithTelemetryFdStderrCannotInjectEvents) {
+    const auto r = run(telecap_run({"--telemetry-fd", "3"}, {FIXTURE_WRITE_LINES, "5"}), "inject");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 0u) << r.out;
+    EXPECT_EQ(count(r.err, "TELEMETRY:{"), 5u) << r.err;  // passed through untouched
+}
+
+TEST(RunCapture, CaptureStdout) {
+    const auto r = run(telecap_run({"--capture-stdout"}, {FIXTURE_WRITE_LINES, "4", "fd=stdout"}),
+                       "stdout");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 4u) << r.out;
+}
+
+TEST(RunCapture, LabelPrefixesPassThroughLines) {
+    const auto r = run(telecap_run({"--label", "--instances", "2"},
+                                   {FIXTURE_WRITE_LINES, "3", "plain"}),
+                       "label");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.err, "[default-0] line "), 3u) << r.err;
+    EXPECT_EQ(count(r.err, "[default-1] line "), 3u) << r.err;
+}
+
+TEST(RunConfig, BadConfigNamesFileAndLine) {
+    const std::string path = temp_path("bad.yaml");
+    write_file(path, "pools:\n  - name: a\n    command: [\"true\"]\n    restart: sometimes\n");
+    const auto r = run({bin, "run", "--config", path}, "badcfg");
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find(path + ":4:"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("restart"), std::string::npos) << r.err;
+}
+
+TEST(RunConfig, PoolsFromConfig) {
+    const std::string path = temp_path("pools.yaml");
+    write_file(path, "pools:\n"
+                     "  - name: alpha\n"
+                     "    command: [\"" FIXTURE_WRITE_LINES "\", \"2\"]\n"
+                     "    instances: 2\n"
+                     "  - name: beta\n"
+                     "    command: [\"" FIXTURE_WRITE_LINES "\", \"3\"]\n");
+    const auto r = run({bin, "run", "--config", path}, "pools");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.out, "\"worker_id\":\"alpha-1\""), 2u + 2u) << r.out;  // spawned+terminated
+    EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 2u * 2u + 3u);
+}
+
+}  // namespace
+}  // namespace telecap::test
