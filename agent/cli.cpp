@@ -101,6 +101,8 @@ int main_cli(int argc, char** argv) {
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     run->add_option("--queue", ro.queue, "Events queued for the dispatcher at most")
         ->capture_default_str()->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+    run->add_option("--queue-bytes", ro.queue_bytes, "Event memory the queue may hold at most")
+        ->capture_default_str()->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 34));
     run->add_option("--overflow", overflow, "When the queue is full: drop-newest|block")
         ->capture_default_str();
     run->add_flag("--label", ro.label, "Prefix pass-through lines with [worker-id]");

@@ -71,7 +71,7 @@ void load_config(const std::string& path, run_options& o) {
     }
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     check_keys(path, root,
-               {"pools", "outputs", "passthrough", "catalog", "node", "queue", "overflow",
+               {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes", "overflow",
                 "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
@@ -86,6 +86,7 @@ void load_config(const std::string& path, run_options& o) {
     if (auto v = root["prefix"]) c.prefix = scalar<std::string>(path, v, "prefix");
     if (auto v = root["max_line"]) c.max_line = scalar<std::size_t>(path, v, "max_line");
     if (auto v = root["queue"]) o.queue = scalar<std::size_t>(path, v, "queue");
+    if (auto v = root["queue_bytes"]) o.queue_bytes = scalar<std::size_t>(path, v, "queue_bytes");
     if (auto v = root["label"]) o.label = scalar<bool>(path, v, "label");
     if (auto v = root["grace"]) o.grace = millis(path, v, "grace");
     if (auto v = root["stop_signal"]) {

@@ -32,6 +32,7 @@ struct run_options {
     int stop_signal = 0;  // 0: pass on the signal that asked telecap to stop
     std::chrono::milliseconds grace{10000};
     std::size_t queue = 65536;
+    std::size_t queue_bytes = std::size_t{16} << 20;  // event memory bound of the queue
     overflow_policy overflow = overflow_policy::drop_newest;
     bool label = false;
 };

@@ -174,6 +174,7 @@ public:
 private:
     // --- events ---
     void push(event& ev);
+    void flush_pending();
     void lifecycle(std::string_view short_name, worker& w,
                    std::vector<std::pair<std::string, measurement_value>> measurements,
                    std::vector<std::pair<std::string, metadata_value>> extra);
@@ -209,24 +210,34 @@ private:
     clock::time_point kill_at_{};
     bool escape_block_ = false;  // a stop is pending: block-mode pushes give up waiting
     queue_sink sink_{[this](event& ev) { push(ev); }};
+    std::vector<event> pending_;  // this iteration's events, pushed as one batch
+    std::optional<clock::time_point> armed_;
     char buf_[64 * 1024];
 };
 
 void supervisor::push(event& ev) {
+    pending_.push_back(std::move(ev));
+    if (pending_.size() >= 256) flush_pending();
+}
+
+void supervisor::flush_pending() {
+    std::size_t next = 0;
     if (o_.overflow == overflow_policy::drop_newest || escape_block_) {
-        if (!queue_.try_push(ev)) ++stats_.dropped_for(drop_reason::queue_full);
-        return;
-    }
-    // Block mode: wait for the dispatcher, but keep an ear on the signalfd so that a stuck
-    // handler cannot make telecap deaf to SIGTERM.
-    while (!queue_.push_wait(ev, std::chrono::milliseconds(100))) {
-        pollfd p{signal_fd_.get(), POLLIN, 0};
-        if (::poll(&p, 1, 0) > 0) {
-            escape_block_ = true;
-            ++stats_.dropped_for(drop_reason::queue_full);
-            return;
+        next = queue_.push(pending_, 0, std::chrono::milliseconds(0));
+    } else {
+        // Block mode: wait for the dispatcher, but keep an ear on the signalfd so that a stuck
+        // handler cannot make telecap deaf to SIGTERM.
+        while ((next = queue_.push(pending_, next, std::chrono::milliseconds(100))) <
+               pending_.size()) {
+            pollfd p{signal_fd_.get(), POLLIN, 0};
+            if (::poll(&p, 1, 0) > 0) {
+                escape_block_ = true;
+                break;
+            }
         }
     }
+    stats_.dropped_for(drop_reason::queue_full) += pending_.size() - next;
+    pending_.clear();
 }
 
 void supervisor::lifecycle(std::string_view short_name, worker& w,
@@ -425,6 +436,7 @@ void supervisor::on_timer() {
     std::uint64_t ticks;
     while (::read(timer_fd_.get(), &ticks, sizeof ticks) > 0) {
     }
+    armed_.reset();  // it fired: disarmed
     const auto now = clock::now();
     if (stopping_ && !killed_ && now >= kill_at_) {
         killed_ = true;
@@ -447,6 +459,8 @@ void supervisor::arm_timer() {
     if (!stopping_)
         for (auto& w : workers_)
             if (w->state == worker_state::backoff) consider(w->restart_at);
+    if (next == armed_) return;  // unchanged: spare the syscall
+    armed_ = next;
     itimerspec spec{};
     if (next) {
         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -526,6 +540,7 @@ int supervisor::run() {
         }
         for (auto& w : workers_)
             std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
+        flush_pending();
         pass_->flush();
         stdout_pass_->flush();
         if (rejects_) rejects_->flush();
@@ -545,6 +560,7 @@ int supervisor::run() {
         }
         w->streams.clear();
     }
+    flush_pending();
     pass_->flush();
     stdout_pass_->flush();
     if (rejects_) rejects_->flush();
@@ -570,7 +586,8 @@ int run_workers(const run_options& o) {
                        {}, std::make_shared<pool_filter>(pool.name, make_output(pool.outputs[k])));
 
     capture_stats stats;
-    bounded_queue<event> queue(o.queue);
+    bounded_queue<event> queue(o.queue, o.queue_bytes,
+                               [](const event& ev) { return ev.approximate_size(); });
     std::promise<void> done;
     auto dispatched = done.get_future();
     std::thread dispatcher([&bus, &queue, &done] {
@@ -578,7 +595,8 @@ int run_workers(const run_options& o) {
         while (queue.pop_all(batch)) {
             for (const auto& ev : batch) bus.dispatch(ev);
             batch.clear();
-            if (queue.size() == 0) bus.flush();  // outputs flush whenever we run dry
+            queue.release();
+            if (queue.queued() == 0) bus.flush();  // outputs flush whenever we run dry
         }
         bus.flush();
         done.set_value();
@@ -597,7 +615,7 @@ int run_workers(const run_options& o) {
     // A handler stuck for good must not keep telecap (and its caller) waiting forever.
     const auto limit = std::max<std::chrono::milliseconds>(o.grace, std::chrono::seconds(5));
     if (dispatched.wait_for(limit) != std::future_status::ready) {
-        stats.dropped_for(drop_reason::shutdown) += queue.size();
+        stats.dropped_for(drop_reason::shutdown) += queue.queued();
         spdlog::error("a handler did not return within {} ms; exiting without it",
                       limit.count());
         if (!o.capture.stats_path.empty()) write_stats_file(o.capture.stats_path, stats);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the standard workload: N lines (default 1,000,000); every fifth a plain log line,
 the others ~210-byte TELEMETRY: lines shaped like Snakepit's StderrBackend output
-(json.dumps defaults: ", " and ": " separators). Deterministic for a given seed."""
+(json.dumps defaults: ", " and ": " separators). Deterministic for a given seed.
+Usage: gen_workload.py [N] [--stderr]   (--stderr: act as a worker, one write per line)"""
 import json
 import random
 import sys
@@ -33,7 +34,14 @@ def lines(n, seed=1):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 1_000_000
+    if "--stderr" in sys.argv:
+        # As a worker would: one write(2) per line on stderr, as the emitters do.
+        import os
+        for line in lines(n):
+            os.write(2, line.encode())
+        return
     out = sys.stdout
     buf = []
     for line in lines(n):

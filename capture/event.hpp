@@ -32,6 +32,8 @@ struct event {
     const metadata_value* meta(std::string_view key) const noexcept;
     // True when `prefix` is a leading run of name (an empty prefix matches everything).
     bool matches(const std::vector<std::string>& prefix) const noexcept;
+    // Heap and inline bytes this event holds, roughly (for memory-bounded queues).
+    std::size_t approximate_size() const noexcept;
 };
 
 }  // namespace telecap

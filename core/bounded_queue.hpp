@@ -1,56 +1,76 @@
 #pragma once
-// A bounded multi-producer queue with one consumer that takes everything queued at once.
-// Producers choose per push: try_push (never waits; the caller counts the drop) or push_wait
-// (waits for room, up to a timeout, so the caller can still react to signals).
+// A bounded multi-producer queue with one consumer, bounded both in items and in bytes (each
+// item's cost is estimated by a function given at construction). Items the consumer has taken
+// but not yet finished still count against the bounds, so memory stays bounded end to end.
+// Producers push batches: one lock and one wake-up per batch, not per item.
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <vector>
 
 namespace telecap {
 
 template <typename T>
 class bounded_queue {
 public:
-    explicit bounded_queue(std::size_t capacity) : capacity_(capacity ? capacity : 1) {}
+    using cost_fn = std::function<std::size_t(const T&)>;
 
-    // False when full or closed; `item` is then left as it was.
-    bool try_push(T& item) {
-        {
-            std::lock_guard lock(mu_);
-            if (closed_ || items_.size() >= capacity_) return false;
-            items_.push_back(std::move(item));
-        }
-        not_empty_.notify_one();
-        return true;
-    }
+    bounded_queue(std::size_t max_items, std::size_t max_bytes, cost_fn cost)
+        : max_items_(max_items ? max_items : 1), max_bytes_(max_bytes), cost_(std::move(cost)) {}
 
-    // Waits up to `timeout` for room. False on timeout or when closed.
+    // Moves items from batch[from..] while there is room, waiting up to `timeout` for room
+    // when there is none. Returns the index of the first item not moved (batch.size() if all
+    // were). Nothing is moved once the queue is closed.
     template <typename Rep, typename Period>
-    bool push_wait(T& item, std::chrono::duration<Rep, Period> timeout) {
+    std::size_t push(std::vector<T>& batch, std::size_t from,
+                     std::chrono::duration<Rep, Period> timeout) {
+        std::size_t moved = 0;
         {
             std::unique_lock lock(mu_);
-            if (!not_full_.wait_for(lock, timeout,
-                                    [&] { return closed_ || items_.size() < capacity_; }))
-                return false;
-            if (closed_) return false;
-            items_.push_back(std::move(item));
+            const auto deadline = std::chrono::steady_clock::now() + timeout;
+            while (from < batch.size() && !closed_) {
+                if (!room()) {
+                    if (timeout.count() <= 0 ||
+                        !not_full_.wait_until(lock, deadline, [&] { return closed_ || room(); }))
+                        break;
+                    continue;
+                }
+                const std::size_t c = cost_(batch[from]);
+                items_.push_back(std::move(batch[from++]));
+                ++count_;
+                bytes_ += c;
+                costs_.push_back(c);
+                ++moved;
+            }
         }
-        not_empty_.notify_one();
-        return true;
+        if (moved) not_empty_.notify_one();
+        return from;
     }
 
     // Waits until items are queued or the queue is closed, then moves them all into `out`
-    // (which must be empty). False when closed and drained.
+    // (which must be empty). They stay counted until release(). False when closed and drained.
     bool pop_all(std::deque<T>& out) {
         std::unique_lock lock(mu_);
         not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
         if (items_.empty()) return false;
         out.swap(items_);
-        lock.unlock();
-        not_full_.notify_all();
+        taken_costs_.clear();
+        taken_costs_.swap(costs_);
         return true;
+    }
+
+    // The consumer is done with what pop_all gave it.
+    void release() {
+        {
+            std::lock_guard lock(mu_);
+            for (std::size_t c : taken_costs_) bytes_ -= c;
+            count_ -= taken_costs_.size();
+            taken_costs_.clear();
+        }
+        not_full_.notify_all();
     }
 
     // No more pushes; the consumer still gets what is queued.
@@ -63,18 +83,31 @@ public:
         not_full_.notify_all();
     }
 
+    // Items queued or in the consumer's hands.
     std::size_t size() const {
+        std::lock_guard lock(mu_);
+        return count_;
+    }
+    std::size_t queued() const {
         std::lock_guard lock(mu_);
         return items_.size();
     }
-    std::size_t capacity() const noexcept { return capacity_; }
 
 private:
-    const std::size_t capacity_;
+    // Room for one more; an empty queue always takes one, however large.
+    bool room() const { return count_ == 0 || (count_ < max_items_ && bytes_ < max_bytes_); }
+
+    const std::size_t max_items_;
+    const std::size_t max_bytes_;
+    cost_fn cost_;
     mutable std::mutex mu_;
     std::condition_variable not_empty_;
     std::condition_variable not_full_;
     std::deque<T> items_;
+    std::deque<std::size_t> costs_;
+    std::deque<std::size_t> taken_costs_;
+    std::size_t count_ = 0;  // queued + taken
+    std::size_t bytes_ = 0;  // their cost
     bool closed_ = false;
 };
 

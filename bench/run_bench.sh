@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The benchmarks behind the README's performance table. Usage: bench/run_bench.sh [BUILD_DIR]
+# Needs a Release build with -DTELECAP_BUILD_BENCH=ON. Each figure is the best of 3 runs.
+set -euo pipefail
+build=${1:-build-bench}
+here=$(cd "$(dirname "$0")" && pwd)
+tc="$build/telecap"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 "$here/gen_workload.py" > "$work/workload.txt"
+python3 "$here/gen_workload.py" 10000 > "$work/w10k.txt"
+
+# best of 3: "user+sys seconds" "wall seconds" "peak RSS KiB"
+measure() {
+    local best_cpu="" best_wall="" best_rss=""
+    for _ in 1 2 3; do
+        /usr/bin/time -o "$work/t" -f "%U %S %e %M" "$@" >/dev/null 2>&1 || true
+        read -r u s e m < "$work/t"
+        local cpu; cpu=$(echo "$u + $s" | bc)
+        if [ -z "$best_cpu" ] || (( $(echo "$cpu < $best_cpu" | bc) )); then best_cpu=$cpu; fi
+        if [ -z "$best_wall" ] || (( $(echo "$e < $best_wall" | bc) )); then best_wall=$e; fi
+        if [ -z "$best_rss" ] || (( m > best_rss )); then best_rss=$m; fi
+    done
+    echo "$best_cpu $best_wall $best_rss"
+}
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "compiler: $(c++ --version | head -1); flags: CMAKE_BUILD_TYPE=Release (-O3 -DNDEBUG)"
+echo
+
+read -r bare_cpu _ bare_rss < <(measure "$build/bench/bench_bare_loop" "$work/workload.txt")
+read -r null_cpu _ null_rss < <(measure sh -c "$tc parse -o null $work/workload.txt 2>/dev/null")
+read -r jsonl_cpu _ jsonl_rss < <(measure sh -c "$tc parse -o jsonl $work/workload.txt >/dev/null 2>/dev/null")
+echo "| parse, 1,000,000 lines | CPU s | vs bare loop | peak RSS |"
+echo "|---|---|---|---|"
+echo "| bare loop (frame + RapidJSON, null handler) | $bare_cpu | 1.00x | $((bare_rss / 1024)) MiB |"
+echo "| telecap parse -o null | $null_cpu | $(ratio "$null_cpu" "$bare_cpu")x | $((null_rss / 1024)) MiB |"
+echo "| telecap parse -o jsonl (to /dev/null) | $jsonl_cpu | $(ratio "$jsonl_cpu" "$bare_cpu")x | $((jsonl_rss / 1024)) MiB |"
+
+# A 1 GiB line without a newline, plain and telemetry: memory must stay bounded.
+read -r _ _ huge_rss < <(measure sh -c "head -c 1073741824 /dev/zero | tr '\\0' x | $tc parse -o null --passthrough none")
+read -r _ _ hugetel_rss < <(measure sh -c "{ printf TELEMETRY:; head -c 1073741824 /dev/zero | tr '\\0' x; } | $tc parse -o null --passthrough none")
+echo "| 1 GiB line, no newline (plain / telemetry) | | | $((huge_rss / 1024)) / $((hugetel_rss / 1024)) MiB |"
+echo
+
+worker="python3 $here/gen_workload.py --stderr"
+read -r _ alone_wall _ < <(measure sh -c "$worker 2>/dev/null")
+read -r _ run_wall run_rss < <(measure sh -c "$tc run -o null --passthrough none -- $worker")
+echo "| run | wall s | vs worker alone | peak RSS |"
+echo "|---|---|---|---|"
+echo "| Python worker writing the workload to /dev/null | $alone_wall | 1.00x | |"
+echo "| same worker under telecap run -o null | $run_wall | $(ratio "$run_wall" "$alone_wall")x | $((run_rss / 1024)) MiB |"
+
+cat > "$work/many.yaml" <<YAML
+overflow: block
+passthrough: none
+pools:
+  - name: many
+    command: ["$build/bench/bench_writer", "$work/w10k.txt"]
+    instances: 200
+    restart: never
+YAML
+/usr/bin/time -o "$work/t" -f "%e %M" "$tc" run --config "$work/many.yaml" --stats "$work/many.json" \
+    -o jsonl 2>/dev/null | wc -l > "$work/count"
+read -r many_wall many_rss < "$work/t"
+delivered=$(( $(cat "$work/count") - 400 ))  # minus 200 spawned + 200 terminated events
+expected=$(( 200 * $(grep -c '^TELEMETRY:' "$work/w10k.txt") ))
+echo "| 200 workers x 10,000 lines, --overflow block | $many_wall | events delivered $delivered of $expected | $((many_rss / 1024)) MiB |"
+echo
+echo "stats: $(cat "$work/many.json")"
