@@ -522,6 +522,7 @@ int supervisor::run() {
 
     std::vector<epoll_event> ready(64);
     while (!finished()) {
+        flush_pending();  // before sleeping: nothing may wait in the batch while we do
         arm_timer();
         const int n = ::epoll_wait(epoll_.get(), ready.data(), static_cast<int>(ready.size()), -1);
         if (n < 0 && errno != EINTR) throw std::runtime_error("epoll_wait failed");
@@ -540,7 +541,6 @@ int supervisor::run() {
         }
         for (auto& w : workers_)
             std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
-        flush_pending();
         pass_->flush();
         stdout_pass_->flush();
         if (rejects_) rejects_->flush();

@@ -33,9 +33,12 @@ void line_framer::feed(std::string_view chunk, line_sink& sink) {
         // Content bytes of the line so far (the "\n" is not content; a "\r" before it is
         // counted here but dropped from the line, so max_line + 1 is still not long).
         const std::size_t content = buf_.size() + part.size() - (nl ? 1 : 0);
+        // A "\r" that may be the first half of a "\r\n" is not counted either, whether its
+        // "\n" came in this chunk or has yet to come.
         const bool cr_before_nl =
-            nl && (part.size() >= 2 ? part[part.size() - 2] == '\r'
-                                    : !buf_.empty() && buf_.back() == '\r');
+            nl ? (part.size() >= 2 ? part[part.size() - 2] == '\r'
+                                   : !buf_.empty() && buf_.back() == '\r')
+               : part.back() == '\r';
         if (content > max_line_ + (cr_before_nl ? 1 : 0)) {
             // Too long: hand over the head (max_line + 1 bytes), stream the rest.
             std::string_view rest = part;

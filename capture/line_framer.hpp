@@ -1,6 +1,6 @@
 #pragma once
 // Bytes to lines, for one stream. Chunks may be of any size and split lines anywhere.
-// Memory stays bounded: at most max_line + 1 bytes are buffered, whatever the input.
+// Memory stays bounded: at most max_line + 2 bytes are buffered, whatever the input.
 
 #include <cstddef>
 #include <string>
@@ -38,7 +38,7 @@ private:
     void emit_line(std::string_view line_with_nl, line_sink& sink);
 
     std::size_t max_line_;
-    std::string buf_;    // a partial line (never more than max_line + 1 bytes)
+    std::string buf_;    // a partial line (never more than max_line + 2 bytes)
     bool long_ = false;  // inside a line longer than max_line
 };
 

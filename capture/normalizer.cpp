@@ -43,7 +43,7 @@ double parse_double(std::string_view t) {
     double d = 0;
     const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), d);
     if (ec == std::errc::result_out_of_range) {
-        // 1e400 is valid JSON; Python's float() makes it inf (or 0.0 for 1e-400).
+        // 1e-400 underflows: RapidJSON accepts it and Python's float() makes it 0.0.
         const std::string copy(t);
         return std::strtod(copy.c_str(), nullptr);
     }

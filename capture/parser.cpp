@@ -286,7 +286,9 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
     }
     if (result.IsError()) {
         err.offset = result.Offset();
-        if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding || !valid_utf8(payload)) {
+        if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding ||
+            result.Code() == rapidjson::kParseErrorStringUnicodeSurrogateInvalid ||
+            !valid_utf8(payload)) {
             err.reason = reject_reason::invalid_utf8;
             err.detail = "invalid utf-8";
         } else {

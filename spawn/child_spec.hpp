@@ -17,8 +17,8 @@ struct child_spec {
     std::string cwd{};
     // Also pipe the child's stdout; otherwise it inherits the parent's fd 1.
     bool capture_stdout = false;
-    // If >= 3, the child gets the write end of a dedicated pipe at this fd number and
-    // TELECAP_TELEMETRY_FD=<n> in its environment. 0..2 are rejected (invalid_argument).
+    // If >= 0, the child gets the write end of a dedicated pipe at this fd number and
+    // TELECAP_TELEMETRY_FD=<n> in its environment. Must be in 3..2^20-1 (invalid_argument).
     int telemetry_fd = -1;
     // Make the child the leader of a new process group (pgid == pid), so signals can be
     // forwarded to it and all of its descendants.

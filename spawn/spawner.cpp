@@ -83,9 +83,9 @@ void make_plan(const child_spec& spec, exec_plan& plan) {
         plan.candidates.push_back(file);
     } else if (!file.empty()) {
         std::string_view path = "/bin:/usr/bin";  // glibc's default when PATH is unset
-        for (const std::string& e : plan.env) {
-            if (has_key(e, "PATH")) path = std::string_view(e).substr(5);
-        }
+        auto entry = std::find_if(plan.env.begin(), plan.env.end(),
+                                  [](const std::string& e) { return has_key(e, "PATH"); });
+        if (entry != plan.env.end()) path = std::string_view(*entry).substr(5);
         while (true) {
             const size_t colon = path.find(':');
             const std::string_view dir = path.substr(0, colon);
@@ -100,7 +100,8 @@ void make_plan(const child_spec& spec, exec_plan& plan) {
 
 std::error_code validate(const child_spec& spec) noexcept {
     if (spec.argv.empty()) return std::make_error_code(std::errc::invalid_argument);
-    if (spec.telemetry_fd >= 0 && spec.telemetry_fd <= 2) {
+    // The upper bound is the kernel's own limit (fs.nr_open) and keeps telemetry_fd + 1 defined.
+    if (spec.telemetry_fd >= 0 && (spec.telemetry_fd <= 2 || spec.telemetry_fd >= (1 << 20))) {
         return std::make_error_code(std::errc::invalid_argument);
     }
     for (const std::string& e : spec.env_add) {

@@ -26,14 +26,18 @@ const char* to_string(spawn_step step) noexcept;
 
 // Starts spec.argv[0] and returns once the child has exec'd, or has failed to.
 //
-// Errors (failed_step, if given, tells which step failed):
-// - invalid_argument (prepare): empty argv, telemetry_fd in 0..2, an env_add entry without a
-//   "K=" prefix.
-// - errno of the parent's pipe2 or fork (pipe, fork).
-// - errno of a step in the child, sent back through a CLOEXEC error pipe: chdir's errno
-//   (chdir), exec's errno (exec: ENOENT when not found in PATH, EACCES when not executable,
-//   ENOEXEC for a script without "#!": there is no /bin/sh fallback, unlike execvp). The failed
-//   child has already been reaped; exit_code_for_spawn_error() maps the code for the caller.
+// The child gets: stderr (and stdout if captured) on pipes, the telemetry pipe at telemetry_fd,
+// no other fd beyond 0..2, default signal dispositions, an empty signal mask, the environment
+// plus env_add, its own process group and PR_SET_PDEATHSIG as spec asks.
+//
+// Errors; failed_step, if given, names the step:
+// - invalid_argument (prepare): empty argv, telemetry_fd out of range, an env_add entry
+//   without a "K=" prefix.
+// - errno of the parent's pipe2/fcntl (pipe) or fork (fork).
+// - errno of a step in the child, sent back through a CLOEXEC error pipe (setpgid, pdeathsig,
+//   redirect, close_fds, chdir, exec). From exec: ENOENT when not found in PATH, EACCES when
+//   not executable, ENOEXEC for a script without "#!" (no /bin/sh fallback, unlike execvp).
+//   The failed child has already been reaped; exit_code_for_spawn_error() gives 127/126.
 //
 // Threads: call it from one long-lived thread (the loop thread). die_with_parent fires when
 // the spawning *thread* exits, and a concurrent waitpid(-1) elsewhere could steal the reap of

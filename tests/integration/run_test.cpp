@@ -151,9 +151,11 @@ TEST(RunSignals, SigkillOfTelecapTakesTheWorkerDown) {
     const auto p = start(telecap_run({"-o", "jsonl:" + events}, {FIXTURE_SIGNAL_ECHO}), "kill9");
     ASSERT_TRUE(eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
     pid_t worker = -1;
-    ASSERT_TRUE(eventually([&] { return (worker = pid_in(read_file(events), "spawned")) > 0; }));
+    const bool found =
+        eventually([&] { return (worker = pid_in(read_file(events), "spawned")) > 0; });
     ::kill(p.pid, SIGKILL);
     wait(p);
+    ASSERT_TRUE(found) << read_file(events);
     EXPECT_TRUE(eventually([&] { return process_gone(worker); })) << "worker " << worker;
 }
 

@@ -1,0 +1,640 @@
+// The telecap binary on files: parse, lint, catalog, and the usage errors.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::string_literals;
+
+const std::string telecap_bin = TELECAP_BIN;
+const std::string data_dir = TELECAP_TESTDATA;
+
+std::string data(const std::string& name) { return data_dir + "/" + name; }
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void write_file(const std::string& path, std::string_view bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+struct run_result {
+    int code = -1;  // exit status, or 128 + signal
+    std::string out;
+    std::string err;
+};
+
+std::ostream& operator<<(std::ostream& os, const run_result& r) {
+    return os << "exit " << r.code << "\n--- stdout ---\n"
+              << r.out.substr(0, 2000) << "\n--- stderr ---\n"
+              << r.err.substr(0, 2000);
+}
+
+// A scratch directory per test, removed afterwards.
+class CliTest : public testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/telecap-cli-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+
+    std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+    // Runs telecap with `args`; stdin from `stdin_path` (default /dev/null). stdout and stderr
+    // go to files (no pipe deadlocks whatever the sizes).
+    run_result telecap(const std::vector<std::string>& args,
+                       const std::string& stdin_path = "/dev/null") {
+        const std::string out_path = path("stdout." + std::to_string(runs_));
+        const std::string err_path = path("stderr." + std::to_string(runs_));
+        ++runs_;
+        std::vector<std::string> argv_s{telecap_bin};
+        argv_s.insert(argv_s.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& a : argv_s) argv.push_back(a.data());
+        argv.push_back(nullptr);
+
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        pid_t pid = -1;
+        const int rc = ::posix_spawn(&pid, telecap_bin.c_str(), &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        run_result r;
+        if (rc != 0) {
+            ADD_FAILURE() << "posix_spawn " << telecap_bin << ": " << std::strerror(rc);
+            return r;
+        }
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        r.out = read_file(out_path);
+        r.err = read_file(err_path);
+        return r;
+    }
+
+    // Runs with `input` written to a file and given on stdin.
+    run_result telecap_stdin(const std::vector<std::string>& args, std::string_view input) {
+        const std::string in = path("stdin." + std::to_string(runs_));
+        write_file(in, input);
+        return telecap(args, in);
+    }
+
+    std::string dir_;
+    int runs_ = 0;
+};
+
+const std::vector<std::string> fixed_context{"--node", "test-node", "--pool", "test-pool",
+                                             "--worker-id", "w-1", "--pid", "4242"};
+
+std::vector<std::string> args(std::initializer_list<std::string> a, bool with_context = true) {
+    std::vector<std::string> v(a);
+    if (with_context) v.insert(v.end(), fixed_context.begin(), fixed_context.end());
+    return v;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto nl = text.find('\n', start);
+        if (nl == std::string::npos) {
+            out.push_back(text.substr(start));
+            break;
+        }
+        out.push_back(text.substr(start, nl - start));
+        start = nl + 1;
+    }
+    return out;
+}
+
+std::string json_error(const std::string& text, rapidjson::Document& doc) {
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
+    if (!doc.HasParseError()) return "";
+    return std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at " +
+           std::to_string(doc.GetErrorOffset());
+}
+
+// --- parse ------------------------------------------------------------------------------
+
+TEST_F(CliTest, ParseFileEventsOnStdoutPassThroughOnStderr) {
+    const auto r = telecap(args({"parse", data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, read_file(data("sample.expected.jsonl")));
+    EXPECT_EQ(r.err, read_file(data("sample.passthrough")));
+}
+
+TEST_F(CliTest, ParseDashReadsStdin) {
+    const auto r = telecap(args({"parse", "-"}), data("sample.log"));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, read_file(data("sample.expected.jsonl")));
+    EXPECT_EQ(r.err, read_file(data("sample.passthrough")));
+}
+
+TEST_F(CliTest, ParseWithoutInputsReadsStdin) {
+    const auto r = telecap(args({"parse"}), data("sample.log"));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, read_file(data("sample.expected.jsonl")));
+    EXPECT_EQ(r.err, read_file(data("sample.passthrough")));
+}
+
+TEST_F(CliTest, ParseSeveralInputsInOrder) {
+    const auto r = telecap(args({"parse", data("sample.log"), "-", data("clean.log")}),
+                           data("sample.log"));
+    ASSERT_EQ(r.code, 0) << r;
+    const std::string ev = read_file(data("sample.expected.jsonl"));
+    EXPECT_EQ(r.out, ev + ev + ev);
+    const std::string pass = read_file(data("sample.passthrough"));
+    // clean.log is sample.log minus its two rejected lines.
+    EXPECT_EQ(r.err, pass + pass + "starting worker\nINFO loading model\n"
+                                   "TELEMETRY_ERROR: cannot serialize payload\nworker done");
+}
+
+TEST_F(CliTest, ParseDefaultContextUsesHostnameAndDefaultPool) {
+    const auto r = telecap({"parse", data("clean.log")});
+    ASSERT_EQ(r.code, 0) << r;
+    const auto lines = lines_of(r.out);
+    ASSERT_EQ(lines.size(), 3u);
+    rapidjson::Document doc;
+    ASSERT_EQ(json_error(lines[0], doc), "");
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    EXPECT_STREQ(doc["metadata"]["node"].GetString(), host);
+    EXPECT_STREQ(doc["metadata"]["pool_name"].GetString(), "default");
+    EXPECT_FALSE(doc["metadata"].HasMember("worker_id"));
+    EXPECT_FALSE(doc["metadata"].HasMember("python_pid"));
+}
+
+// The nothing-is-lost rule on the real binary: \r, NUL, invalid UTF-8, oversize lines, a
+// last line without newline, across read boundaries (more than 64 KiB of input).
+TEST_F(CliTest, ParsePassThroughIsByteExact) {
+    const std::string event =
+        R"(TELEMETRY:{"event": "python.call.stop", "measurements": {"duration": 5}, )"
+        R"("metadata": {}, "timestamp_ns": 1, "correlation_id": ""})";
+    std::string input, expected;
+    std::size_t events = 0;
+    for (int i = 0; i < 3000; ++i) {
+        std::string pass_line;
+        switch (i % 9) {
+            case 0: ++events; input += event + "\n"; continue;
+            case 1: ++events; input += event + "\r\n"; continue;
+            case 2: pass_line = "log " + std::to_string(i) + " with\rcr\r\n"; break;
+            case 3: pass_line = "nul\0" + std::to_string(i) + "\0\n"s; break;
+            case 4: pass_line = "bad \xff\xfe\xc3 utf8\n"; break;
+            case 5: pass_line = "TELEMETRY:{\"event\": \"nope\"}\n"; break;
+            case 6: pass_line = "TELEMETRY:" + std::string(300, '{') + "\n"; break;
+            case 7: pass_line = std::string(250, 'x') + "\n"; break;
+            case 8: pass_line = "\n"; break;
+        }
+        input += pass_line;
+        expected += pass_line;
+    }
+    // Oversize at --max-line 200: a telemetry line and a plain one, whole.
+    const std::string long_event =
+        R"(TELEMETRY:{"event": "python.call.stop", "metadata": {"pad": ")" + std::string(300, 'p') +
+        "\"}}\r\n";
+    input += long_event + std::string(70000, 'L') + "\n";
+    expected += long_event + std::string(70000, 'L') + "\n";
+    input += "tail \xff no newline";
+    expected += "tail \xff no newline";
+    ASSERT_GT(input.size(), 3u * 65536);
+    write_file(path("in.log"), input);
+
+    const auto r = telecap(args({"parse", "--max-line", "200", "-o", "null", "--stats",
+                                 path("stats.json"), path("in.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_TRUE(r.out.empty());
+    EXPECT_EQ(r.err.size(), expected.size());
+    EXPECT_TRUE(r.err == expected) << "pass-through differs from the input minus events";
+    rapidjson::Document st;
+    ASSERT_EQ(json_error(read_file(path("stats.json")), st), "");
+    EXPECT_EQ(st["events"].GetUint64(), events);
+    EXPECT_EQ(st["bytes"].GetUint64(), input.size());
+    EXPECT_EQ(st["rejected"]["oversize"].GetUint64(), 1u + 3000u / 9);  // long_event + case 6
+    EXPECT_EQ(st["lines"].GetUint64(),
+              st["events"].GetUint64() + st["passthrough_lines"].GetUint64());
+}
+
+TEST_F(CliTest, MultipleJsonlOutputsGetIdenticalFiles) {
+    const auto r = telecap(args({"parse", "-o", "jsonl:" + path("a.jsonl"), "-o",
+                                 "jsonl:" + path("b.jsonl"), data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, "");
+    const std::string expected = read_file(data("sample.expected.jsonl"));
+    EXPECT_EQ(read_file(path("a.jsonl")), expected);
+    EXPECT_EQ(read_file(path("b.jsonl")), expected);
+}
+
+TEST_F(CliTest, JsonlToStdoutAndFileTogether) {
+    const auto r = telecap(args({"parse", "-o", "jsonl", "--output", "jsonl:" + path("a.jsonl"),
+                                 "-o", "null", data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    const std::string expected = read_file(data("sample.expected.jsonl"));
+    EXPECT_EQ(r.out, expected);
+    EXPECT_EQ(read_file(path("a.jsonl")), expected);
+}
+
+TEST_F(CliTest, OutputNullDiscardsEvents) {
+    const auto r = telecap(args({"parse", "-o", "null", data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, read_file(data("sample.passthrough")));
+}
+
+TEST_F(CliTest, OutputLogWritesHumanReadableLines) {
+    const auto r = telecap(args({"parse", "-o", "log", "--passthrough", "none", data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(lines_of(r.err).size(), 3u) << r;
+    EXPECT_NE(r.err.find("snakepit.python.tool.execution.stop"), std::string::npos) << r;
+}
+
+TEST_F(CliTest, PassthroughNone) {
+    const auto r = telecap(args({"parse", "--passthrough", "none", data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, read_file(data("sample.expected.jsonl")));
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CliTest, PassthroughStdout) {
+    const auto r = telecap(args({"parse", "--passthrough", "stdout", "-o",
+                                 "jsonl:" + path("ev.jsonl"), data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, read_file(data("sample.passthrough")));
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(path("ev.jsonl")), read_file(data("sample.expected.jsonl")));
+}
+
+TEST_F(CliTest, PassthroughStderrIsTheDefaultAndExplicit) {
+    const auto r = telecap(args({"parse", "--passthrough", "stderr", data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.err, read_file(data("sample.passthrough")));
+}
+
+TEST_F(CliTest, PassthroughPath) {
+    const auto r =
+        telecap(args({"parse", "--passthrough", path("pass.log"), data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, read_file(data("sample.expected.jsonl")));
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(path("pass.log")), read_file(data("sample.passthrough")));
+}
+
+TEST_F(CliTest, StatsFileHasEveryCounter) {
+    const auto r =
+        telecap(args({"parse", "-o", "null", "--stats", path("stats.json"), data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    const std::string text = read_file(path("stats.json"));
+    rapidjson::Document doc;
+    ASSERT_EQ(json_error(text, doc), "") << text;
+    ASSERT_TRUE(doc.IsObject());
+    for (const char* k : {"bytes", "lines", "telemetry_lines", "events", "passthrough_lines",
+                          "emitter_errors", "handler_failures"}) {
+        ASSERT_TRUE(doc.HasMember(k)) << k << " in " << text;
+        EXPECT_TRUE(doc[k].IsUint64()) << k;
+    }
+    ASSERT_TRUE(doc.HasMember("rejected") && doc["rejected"].IsObject()) << text;
+    for (const char* k : {"invalid_json", "bad_shape", "invalid_utf8", "oversize", "too_deep",
+                          "unknown_event", "unknown_measurement", "bad_measurement"}) {
+        ASSERT_TRUE(doc["rejected"].HasMember(k)) << k;
+        EXPECT_TRUE(doc["rejected"][k].IsUint64()) << k;
+    }
+    ASSERT_TRUE(doc.HasMember("dropped") && doc["dropped"].IsObject()) << text;
+    EXPECT_TRUE(doc["dropped"].HasMember("queue_full"));
+
+    EXPECT_EQ(doc["bytes"].GetUint64(), read_file(data("sample.log")).size());
+    EXPECT_EQ(doc["lines"].GetUint64(), 9u);
+    EXPECT_EQ(doc["telemetry_lines"].GetUint64(), 5u);
+    EXPECT_EQ(doc["events"].GetUint64(), 3u);
+    EXPECT_EQ(doc["passthrough_lines"].GetUint64(), 6u);
+    EXPECT_EQ(doc["emitter_errors"].GetUint64(), 1u);
+    EXPECT_EQ(doc["rejected"]["unknown_event"].GetUint64(), 1u);
+    EXPECT_EQ(doc["rejected"]["invalid_json"].GetUint64(), 1u);
+    EXPECT_EQ(doc["rejected"]["oversize"].GetUint64(), 0u);
+    EXPECT_EQ(doc["handler_failures"].GetUint64(), 0u);
+}
+
+TEST_F(CliTest, RejectsFileRecordsEachRejectedLine) {
+    const auto r = telecap(
+        args({"parse", "-o", "null", "--rejects", path("rejects.jsonl"), data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    const auto recs = lines_of(read_file(path("rejects.jsonl")));
+    ASSERT_EQ(recs.size(), 2u);
+    rapidjson::Document a, b;
+    ASSERT_EQ(json_error(recs[0], a), "") << recs[0];
+    ASSERT_EQ(json_error(recs[1], b), "") << recs[1];
+    EXPECT_STREQ(a["reason"].GetString(), "unknown_event");
+    EXPECT_EQ(a["line"].GetUint64(), 5u);
+    EXPECT_STREQ(a["source"].GetString(), data("sample.log").c_str());
+    EXPECT_EQ(std::string(a["text"].GetString()) + "\n", lines_of(read_file(data("sample.log")))[4] + "\n");
+    EXPECT_FALSE(a["truncated"].GetBool());
+    EXPECT_NE(std::string(a["detail"].GetString()).find("unknown.thing"), std::string::npos);
+    EXPECT_STREQ(b["reason"].GetString(), "invalid_json");
+    EXPECT_EQ(b["line"].GetUint64(), 6u);
+    EXPECT_EQ(b["offset"].GetUint64(), 73u);
+}
+
+TEST_F(CliTest, RejectsFileIsValidUtf8ForBinaryLines) {
+    const std::string input = "TELEMETRY:{\"event\": \"\xff\xfe\"}\nTELEMETRY:{\0}\n"s;
+    write_file(path("in.log"), input);
+    const auto r = telecap(args({"parse", "--rejects", path("rej.jsonl"), path("in.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.err, input);
+    const auto recs = lines_of(read_file(path("rej.jsonl")));
+    ASSERT_EQ(recs.size(), 2u);
+    for (const auto& rec : recs) {
+        rapidjson::Document d;
+        EXPECT_EQ(json_error(rec, d), "") << rec;
+    }
+}
+
+TEST_F(CliTest, MaxLineMakesALongTelemetryLineOversize) {
+    const std::string line =
+        R"(TELEMETRY:{"event": "python.call.stop", "measurements": {"duration": 1}, "metadata": )"
+        R"({"tool": "a-tool-name-long-enough-to-pass-64-bytes"}})";
+    ASSERT_GT(line.size(), 64u);
+    write_file(path("in.log"), line + "\n");
+    // Accepted at the default limit.
+    auto r = telecap(args({"parse", "--passthrough", "none", path("in.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(lines_of(r.out).size(), 1u);
+    // Rejected as oversize at 64, and passed through whole.
+    r = telecap(args({"parse", "--max-line", "64", "--stats", path("stats.json"), "--rejects",
+                      path("rej.jsonl"), path("in.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, line + "\n");
+    rapidjson::Document st;
+    ASSERT_EQ(json_error(read_file(path("stats.json")), st), "");
+    EXPECT_EQ(st["rejected"]["oversize"].GetUint64(), 1u);
+    EXPECT_EQ(st["events"].GetUint64(), 0u);
+    rapidjson::Document rej;
+    ASSERT_EQ(json_error(lines_of(read_file(path("rej.jsonl")))[0], rej), "");
+    EXPECT_STREQ(rej["reason"].GetString(), "oversize");
+    EXPECT_TRUE(rej["truncated"].GetBool());
+    // Lint says so too.
+    r = telecap({"lint", "--max-line", "64", path("in.log")});
+    EXPECT_EQ(r.code, 1) << r;
+    EXPECT_EQ(r.out.rfind(path("in.log") + ":1:65: oversize: ", 0), 0u) << r;
+}
+
+TEST_F(CliTest, FailingOutputIsDetachedAndCounted) {
+    // /dev/full: every write fails with ENOSPC. The output is detached, the failure counted,
+    // and the pass-through is unaffected.
+    const auto r = telecap(args({"parse", "-o", "jsonl:/dev/full", "-o",
+                                 "jsonl:" + path("ok.jsonl"), "--stats", path("stats.json"),
+                                 data("sample.log")}));
+    EXPECT_EQ(r.out, "");
+    // The other output gets every event, then the failure announcement (outputs are handlers
+    // with an empty prefix, so they receive telemetry.handler.failure too).
+    const std::string expected = read_file(data("sample.expected.jsonl"));
+    const std::string ok = read_file(path("ok.jsonl"));
+    ASSERT_EQ(ok.substr(0, expected.size()), expected);
+    const auto extra = lines_of(ok.substr(expected.size()));
+    ASSERT_EQ(extra.size(), 1u) << ok;
+    rapidjson::Document f;
+    ASSERT_EQ(json_error(extra[0], f), "");
+    EXPECT_EQ(f["event"].Size(), 3u);
+    EXPECT_STREQ(f["event"][2].GetString(), "failure");
+    EXPECT_STREQ(f["metadata"]["handler_id"].GetString(), "output.0:jsonl:/dev/full");
+    EXPECT_NE(std::string(f["metadata"]["reason"].GetString()).find("No space left"),
+              std::string::npos);
+    EXPECT_EQ(r.err.substr(0, read_file(data("sample.passthrough")).size()),
+              read_file(data("sample.passthrough")))
+        << r;
+    rapidjson::Document st;
+    ASSERT_EQ(json_error(read_file(path("stats.json")), st), "") << r;
+    EXPECT_EQ(st["handler_failures"].GetUint64(), 1u) << r;
+    EXPECT_EQ(st["events"].GetUint64(), 3u);
+}
+
+TEST_F(CliTest, MaxLineBelow64IsAUsageError) {
+    const auto r = telecap({"parse", "--max-line", "10", data("sample.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(r.out, "");
+}
+
+TEST_F(CliTest, CustomPrefix) {
+    write_file(path("in.log"),
+               "@T:{\"event\": \"python.call.start\", \"timestamp_ns\": 5}\n"
+               "TELEMETRY:{\"event\": \"python.call.start\", \"timestamp_ns\": 5}\n");
+    const auto r = telecap(args({"parse", "--prefix", "@T:", path("in.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(lines_of(r.out).size(), 1u);
+    EXPECT_EQ(r.err, "TELEMETRY:{\"event\": \"python.call.start\", \"timestamp_ns\": 5}\n");
+}
+
+TEST_F(CliTest, ParseMissingInputFailsWithExit1) {
+    const auto r = telecap(args({"parse", path("missing.log")}));
+    EXPECT_EQ(r.code, 1) << r;
+    EXPECT_NE(r.err.find("missing.log"), std::string::npos) << r;
+}
+
+// --- lint -------------------------------------------------------------------------------
+
+TEST_F(CliTest, LintPrintsFileLineColReasonAndExits1) {
+    const std::string file = data("sample.log");
+    const auto r = telecap({"lint", file});
+    EXPECT_EQ(r.code, 1) << r;
+    const auto lines = lines_of(r.out);
+    ASSERT_EQ(lines.size(), 2u) << r;
+    EXPECT_EQ(lines[0], file + ":5:1: unknown_event: unknown event \"unknown.thing\"");
+    EXPECT_EQ(lines[1].rfind(file + ":6:74: invalid_json: ", 0), 0u) << lines[1];
+    EXPECT_EQ(r.err, "");  // lint prints no pass-through
+}
+
+TEST_F(CliTest, LintCleanFileExits0) {
+    const auto r = telecap({"lint", data("clean.log")});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, "");
+}
+
+TEST_F(CliTest, LintMissingFileExits2) {
+    const auto r = telecap({"lint", path("missing.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("missing.log"), std::string::npos) << r;
+}
+
+TEST_F(CliTest, LintStdinAndSeveralFiles) {
+    const auto r = telecap({"lint", data("clean.log"), "-", data("sample.log")},
+                           data("sample.log"));
+    EXPECT_EQ(r.code, 1) << r;
+    const auto lines = lines_of(r.out);
+    ASSERT_EQ(lines.size(), 4u) << r;
+    EXPECT_EQ(lines[0].rfind("<stdin>:5:1: unknown_event", 0), 0u) << lines[0];
+    EXPECT_EQ(lines[1].rfind("<stdin>:6:", 0), 0u) << lines[1];
+    EXPECT_EQ(lines[2].rfind(data("sample.log") + ":5:1: unknown_event", 0), 0u) << lines[2];
+}
+
+TEST_F(CliTest, LintUsesTheCatalog) {
+    const auto r = telecap({"lint", "--catalog", data("keep_catalog.json"), data("sample.log")});
+    // With unknown events kept, only the invalid JSON line remains.
+    EXPECT_EQ(r.code, 1) << r;
+    const auto lines = lines_of(r.out);
+    ASSERT_EQ(lines.size(), 1u) << r;
+    EXPECT_NE(lines[0].find(":6:74: invalid_json"), std::string::npos) << lines[0];
+}
+
+// --- catalog ----------------------------------------------------------------------------
+
+TEST_F(CliTest, CatalogPrintsJsonThatCatalogAcceptsBack) {
+    const auto r = telecap({"catalog"});
+    ASSERT_EQ(r.code, 0) << r;
+    rapidjson::Document doc;
+    ASSERT_EQ(json_error(r.out, doc), "");
+    ASSERT_TRUE(doc.IsObject());
+    EXPECT_EQ(doc["wire_events"].MemberCount(), 11u);
+    EXPECT_EQ(doc["measurement_keys"].Size(), 34u);
+    EXPECT_EQ(doc["metadata_keys"].Size(), 46u);
+    ASSERT_TRUE(doc.HasMember("policies"));
+    EXPECT_STREQ(doc["policies"]["unknown_event"].GetString(), "reject");
+
+    write_file(path("cat.json"), r.out);
+    const auto again = telecap({"catalog", "--catalog", path("cat.json")});
+    ASSERT_EQ(again.code, 0) << again;
+    EXPECT_EQ(again.out, r.out);
+    const auto parsed =
+        telecap(args({"parse", "--catalog", path("cat.json"), data("sample.log")}));
+    ASSERT_EQ(parsed.code, 0) << parsed;
+    EXPECT_EQ(parsed.out, read_file(data("sample.expected.jsonl")));
+}
+
+TEST_F(CliTest, CatalogShowsACustomCatalogsPolicies) {
+    const auto r = telecap({"catalog", "--catalog", data("keep_catalog.json")});
+    ASSERT_EQ(r.code, 0) << r;
+    rapidjson::Document doc;
+    ASSERT_EQ(json_error(r.out, doc), "");
+    EXPECT_STREQ(doc["policies"]["unknown_event"].GetString(), "keep");
+    EXPECT_STREQ(doc["policies"]["unknown_metadata"].GetString(), "drop");
+    EXPECT_EQ(doc["wire_events"].MemberCount(), 1u);
+}
+
+TEST_F(CliTest, ParseWithCustomCatalogPolicies) {
+    write_file(path("in.log"),
+               R"(TELEMETRY:{"event": "job.done", "measurements": {"count": 2, "x": 1}, )"
+               R"("metadata": {"tool": "t", "secret": "s"}, "timestamp_ns": 3})"
+               "\n"
+               R"(TELEMETRY:{"event": "other.thing", "timestamp_ns": 4})"
+               "\n");
+    const auto r = telecap(
+        {"parse", "--catalog", data("keep_catalog.json"), "--node", "n", path("in.log")});
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out,
+              R"({"event":["acme","job","done"],"measurements":{"count":2},"metadata":{"tool":"t",)"
+              R"("node":"n","pool_name":"default","correlation_id":null,"timestamp_ns":3},)"
+              R"("timestamp_ns":3,"correlation_id":null})"
+              "\n"
+              R"({"event":["acme","other","other","thing"],"measurements":{},"metadata":{"node":"n",)"
+              R"("pool_name":"default","correlation_id":null,"timestamp_ns":4},"timestamp_ns":4,)"
+              R"("correlation_id":null})"
+              "\n");
+    EXPECT_EQ(r.err, "");
+}
+
+TEST_F(CliTest, BadCatalogFileExits2NamingFileAndProblem) {
+    const std::string file = data("bad_catalog.json");
+    for (const char* cmd : {"parse", "lint", "catalog"}) {
+        const auto r = telecap({cmd, "--catalog", file}, data("clean.log"));
+        EXPECT_EQ(r.code, 2) << cmd << ": " << r;
+        EXPECT_NE(r.err.find(file + ": offset 65: "), std::string::npos) << cmd << ": " << r;
+        EXPECT_NE(r.err.find("nvalid value"), std::string::npos) << cmd << ": " << r;
+        EXPECT_EQ(r.out, "") << cmd;
+    }
+}
+
+TEST_F(CliTest, BadPolicyInCatalogExits2NamingTheKey) {
+    const std::string file = data("bad_policy_catalog.json");
+    const auto r = telecap({"parse", "--catalog", file, data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(file + ": policies.unknown_event: "), std::string::npos) << r;
+    EXPECT_NE(r.err.find("ignore"), std::string::npos) << r;
+    EXPECT_EQ(r.out, "");
+}
+
+TEST_F(CliTest, MissingCatalogFileExits2) {
+    const auto r = telecap({"parse", "--catalog", path("nope.json"), data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("nope.json"), std::string::npos) << r;
+    EXPECT_EQ(r.out, "");
+}
+
+// --- usage ------------------------------------------------------------------------------
+
+TEST_F(CliTest, UnknownOutputSpecExits2) {
+    for (const char* spec : {"xml", "jsonl2", "log:file", "null:x", ""}) {
+        const auto r = telecap({"parse", "-o", spec, data("clean.log")});
+        EXPECT_EQ(r.code, 2) << spec << ": " << r;
+        EXPECT_EQ(r.out, "") << spec;
+        if (*spec) EXPECT_NE(r.err.find(spec), std::string::npos) << r;
+    }
+}
+
+TEST_F(CliTest, UnopenableOutputFileExits2) {
+    const auto r = telecap({"parse", "-o", "jsonl:" + path("no/such/dir/x.jsonl"), data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("no/such/dir"), std::string::npos) << r;
+}
+
+TEST_F(CliTest, VersionExits0) {
+    const auto r = telecap({"--version"});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out.rfind("telecap ", 0), 0u) << r;
+    EXPECT_NE(r.out.find_first_of("0123456789"), std::string::npos) << r;
+}
+
+TEST_F(CliTest, HelpExits0) {
+    const auto r = telecap({"--help"});
+    EXPECT_EQ(r.code, 0) << r;
+    for (const char* word : {"parse", "lint", "catalog"})
+        EXPECT_NE(r.out.find(word), std::string::npos) << word << "\n" << r;
+    const auto sub = telecap({"parse", "--help"});
+    EXPECT_EQ(sub.code, 0) << sub;
+    for (const char* word : {"--output", "--passthrough", "--stats", "--rejects", "--max-line"})
+        EXPECT_NE(sub.out.find(word), std::string::npos) << word << "\n" << sub;
+}
+
+TEST_F(CliTest, UsageErrorsExit2WithAHint) {
+    for (const auto& a : std::vector<std::vector<std::string>>{
+             {}, {"frobnicate"}, {"parse", "--no-such-flag"}, {"parse", "--max-line", "abc"},
+             {"parse", "--pid", "x"}}) {
+        const auto r = telecap(a);
+        EXPECT_EQ(r.code, 2) << testing::PrintToString(a) << ": " << r;
+        EXPECT_NE(r.err.find("--help"), std::string::npos) << r;
+    }
+}
+
+}  // namespace

@@ -1,0 +1,33 @@
+# Tests of spawn/: the fixture programs and the spawn_tests binary.
+# Include it from tests/CMakeLists.txt once telecap::core exists:
+#     include(${CMAKE_CURRENT_LIST_DIR}/spawn.cmake)
+
+include(GoogleTest)
+if(NOT TARGET GTest::gtest_main)
+    find_package(GTest REQUIRED)
+endif()
+
+set(TELECAP_SPAWN_FIXTURES exit_with signal_echo fd_report write_lines spawn_grandchild)
+
+add_executable(spawn_tests
+    ${CMAKE_CURRENT_LIST_DIR}/unit/spawn_restart_policy_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/unit/spawn_signals_test.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/integration/spawn_test.cpp)
+target_link_libraries(spawn_tests PRIVATE telecap::core GTest::gtest_main)
+if(COMMAND telecap_warnings)
+    telecap_warnings(spawn_tests)
+endif()
+
+# Each fixture is target fixture_<name>; its path reaches the tests as FIXTURE_<NAME>.
+foreach(name IN LISTS TELECAP_SPAWN_FIXTURES)
+    add_executable(fixture_${name} ${CMAKE_CURRENT_LIST_DIR}/fixtures/${name}.cpp)
+    if(COMMAND telecap_warnings)
+        telecap_warnings(fixture_${name})
+    endif()
+    string(TOUPPER ${name} upper)
+    target_compile_definitions(spawn_tests PRIVATE
+        FIXTURE_${upper}="$<TARGET_FILE:fixture_${name}>")
+    add_dependencies(spawn_tests fixture_${name})
+endforeach()
+
+gtest_discover_tests(spawn_tests PROPERTIES TIMEOUT 60 LABELS spawn)

@@ -1,0 +1,385 @@
+// event_parser: a telemetry payload (the line after its prefix) to a flat raw_event.
+#include "capture/parser.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+namespace telecap {
+namespace {
+
+using namespace std::string_literals;
+
+class ParserTest : public testing::Test {
+protected:
+    bool parse(std::string_view payload) {
+        err = {};
+        return parser.parse(payload, ev, err);
+    }
+    // Parses and expects a rejection with `reason`.
+    void expect_reject(std::string_view payload, reject_reason reason) {
+        SCOPED_TRACE(testing::PrintToString(std::string(payload)));
+        EXPECT_FALSE(parse(payload));
+        EXPECT_EQ(to_string(err.reason), to_string(reason)) << "detail: " << err.detail;
+        EXPECT_FALSE(err.detail.empty());
+    }
+    const raw_member* find(const std::vector<raw_member>& v, std::string_view key) {
+        for (const auto& m : v)
+            if (m.key == key) return &m;
+        return nullptr;
+    }
+
+    event_parser parser;
+    raw_event ev;
+    parse_error err;
+};
+
+// What Python's StderrBackend writes: json.dumps with its default separators.
+constexpr std::string_view python_payload =
+    R"({"event": "tool.execution.stop", "measurements": {"duration": 1500, "count": 1, )"
+    R"("ratio": 0.25}, "metadata": {"tool": "caf\u00e9 \ud83d\ude00", "ok": true}, )"
+    R"("timestamp_ns": 1700000000123456789, "correlation_id": "abc-123"})";
+
+TEST_F(ParserTest, PythonJsonDumpsOutput) {
+    ASSERT_TRUE(parse(python_payload)) << err.detail;
+    EXPECT_TRUE(ev.has_event);
+    EXPECT_FALSE(ev.event_is_array);
+    EXPECT_EQ(ev.event, "tool.execution.stop");
+    ASSERT_EQ(ev.measurements.size(), 3u);
+    EXPECT_EQ(ev.measurements[0].key, "duration");
+    EXPECT_EQ(ev.measurements[0].value.kind, raw_kind::number);
+    EXPECT_EQ(ev.measurements[0].value.text, "1500");
+    EXPECT_EQ(ev.measurements[1].key, "count");
+    EXPECT_EQ(ev.measurements[2].key, "ratio");
+    EXPECT_EQ(ev.measurements[2].value.text, "0.25");
+    ASSERT_EQ(ev.metadata.size(), 2u);
+    EXPECT_EQ(ev.metadata[0].key, "tool");
+    EXPECT_EQ(ev.metadata[0].value.kind, raw_kind::string);
+    // \u00e9 is é; the surrogate pair \ud83d\ude00 is U+1F600, four bytes of UTF-8.
+    EXPECT_EQ(ev.metadata[0].value.text, "caf\xC3\xA9 \xF0\x9F\x98\x80");
+    EXPECT_EQ(ev.metadata[1].value.kind, raw_kind::true_);
+    EXPECT_TRUE(ev.has_timestamp);
+    EXPECT_EQ(ev.timestamp, "1700000000123456789");
+    EXPECT_TRUE(ev.has_correlation_id);
+    EXPECT_EQ(ev.correlation_id, "abc-123");
+}
+
+TEST_F(ParserTest, CompactJsonToo) {
+    ASSERT_TRUE(parse(R"({"event":"python.call.start","measurements":{"count":1}})"));
+    EXPECT_EQ(ev.event, "python.call.start");
+    EXPECT_FALSE(ev.has_timestamp);
+    EXPECT_FALSE(ev.has_correlation_id);
+    EXPECT_TRUE(ev.metadata.empty());
+}
+
+TEST_F(ParserTest, BareNanAndInfinityAreAccepted) {
+    ASSERT_TRUE(parse(
+        R"({"event": "e", "measurements": {"a": NaN, "b": Infinity, "c": -Infinity}})"))
+        << err.detail;
+    ASSERT_EQ(ev.measurements.size(), 3u);
+    EXPECT_EQ(ev.measurements[0].value.kind, raw_kind::number);
+    EXPECT_EQ(ev.measurements[0].value.text, "NaN");
+    EXPECT_EQ(ev.measurements[1].value.text, "Infinity");
+    EXPECT_EQ(ev.measurements[2].value.text, "-Infinity");
+}
+
+TEST_F(ParserTest, NumbersKeepTheirText) {
+    ASSERT_TRUE(parse(R"({"event": "e", "metadata": {"a": 1.5e+16, "b": -0, "c": 1E5, )"
+                      R"("d": 123456789012345678901234567890}})"))
+        << err.detail;
+    ASSERT_EQ(ev.metadata.size(), 4u);
+    EXPECT_EQ(ev.metadata[0].value.text, "1.5e+16");
+    EXPECT_EQ(ev.metadata[1].value.text, "-0");
+    EXPECT_EQ(ev.metadata[2].value.text, "1E5");
+    EXPECT_EQ(ev.metadata[3].value.text, "123456789012345678901234567890");
+}
+
+TEST_F(ParserTest, NumberBeyondDoubleRangeIsRejectedAsInvalidJson) {
+    // Documented limit (docs/contract.md): RapidJSON 1.1.0 cannot read a number beyond the
+    // double range, so 1E400 is invalid_json. Python never writes one: it writes Infinity.
+    ASSERT_FALSE(parse(R"({"event": "e", "metadata": {"c": 1E400}})"));
+    EXPECT_EQ(err.reason, reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 33u);
+}
+
+TEST_F(ParserTest, EventAsArrayOfStrings) {
+    ASSERT_TRUE(parse(R"({"event": ["tool", "execution", "start"]})"));
+    EXPECT_TRUE(ev.has_event);
+    EXPECT_TRUE(ev.event_is_array);
+    ASSERT_EQ(ev.parts.size(), 3u);
+    EXPECT_EQ(ev.parts[0], "tool");
+    EXPECT_EQ(ev.parts[1], "execution");
+    EXPECT_EQ(ev.parts[2], "start");
+}
+
+TEST_F(ParserTest, RepeatedEventKeyLastWins) {
+    ASSERT_TRUE(parse(R"({"event": ["a", "b"], "event": "c.d"})"));
+    EXPECT_FALSE(ev.event_is_array);
+    EXPECT_EQ(ev.event, "c.d");
+    ASSERT_TRUE(parse(R"({"event": "c.d", "event": ["x"]})"));
+    EXPECT_TRUE(ev.event_is_array);
+    ASSERT_EQ(ev.parts.size(), 1u);
+    EXPECT_EQ(ev.parts[0], "x");
+}
+
+TEST_F(ParserTest, OtherTopLevelKeysAreIgnored) {
+    ASSERT_TRUE(parse(R"({"version": 2, "extra": {"deep": [1, {"x": null}]}, "event": "e", )"
+                      R"("more": [true, "s"], "measurements": {}, "zzz": null})"))
+        << err.detail;
+    EXPECT_EQ(ev.event, "e");
+    EXPECT_TRUE(ev.measurements.empty());
+    EXPECT_TRUE(ev.metadata.empty());
+}
+
+TEST_F(ParserTest, NullMapsAreEmptyAndNullOptionalsAreAbsent) {
+    ASSERT_TRUE(parse(R"({"event": "e", "measurements": null, "metadata": null, )"
+                      R"("timestamp_ns": null, "correlation_id": null})"));
+    EXPECT_TRUE(ev.measurements.empty());
+    EXPECT_TRUE(ev.metadata.empty());
+    EXPECT_FALSE(ev.has_timestamp);
+    EXPECT_FALSE(ev.has_correlation_id);
+}
+
+TEST_F(ParserTest, KeyNamedEventInsideAMapIsNotTheEvent) {
+    expect_reject(R"({"measurements": {"event": "x"}, "metadata": {"event": "y"}})",
+                  reject_reason::bad_shape);
+}
+
+TEST_F(ParserTest, MissingEventIsBadShape) {
+    expect_reject(R"({"measurements": {"count": 1}})", reject_reason::bad_shape);
+    expect_reject(R"({})", reject_reason::bad_shape);
+}
+
+TEST_F(ParserTest, RootNotAnObjectIsBadShape) {
+    for (const char* p : {"[]", R"(["event"])", "\"tool.execution.start\"", "42", "null", "true",
+                          "NaN"}) {
+        expect_reject(p, reject_reason::bad_shape);
+    }
+}
+
+TEST_F(ParserTest, WrongTypeForEachFieldIsBadShape) {
+    for (const char* p : {
+             R"({"event": 5})",
+             R"({"event": null})",
+             R"({"event": true})",
+             R"({"event": {"a": "b"}})",
+             R"({"event": ["a", 1]})",
+             R"({"event": ["a", null]})",
+             R"({"event": ["a", ["b"]]})",
+             R"({"event": ["a", {"b": "c"}]})",
+             R"({"event": "e", "measurements": [1, 2]})",
+             R"({"event": "e", "measurements": 1})",
+             R"({"event": "e", "measurements": "count=1"})",
+             R"({"event": "e", "measurements": true})",
+             R"({"event": "e", "metadata": []})",
+             R"({"event": "e", "metadata": "x"})",
+             R"({"event": "e", "metadata": 0})",
+             R"({"event": "e", "timestamp_ns": "123"})",
+             R"({"event": "e", "timestamp_ns": true})",
+             R"({"event": "e", "timestamp_ns": [1]})",
+             R"({"event": "e", "timestamp_ns": {}})",
+             R"({"event": "e", "correlation_id": 5})",
+             R"({"event": "e", "correlation_id": false})",
+             R"({"event": "e", "correlation_id": ["a"]})",
+             R"({"event": "e", "correlation_id": {}})",
+         }) {
+        expect_reject(p, reject_reason::bad_shape);
+    }
+}
+
+TEST_F(ParserTest, InvalidJsonWithOffset) {
+    expect_reject(R"({"event": "e",})", reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 14u);
+    expect_reject(R"({"event" "e"})", reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 9u);
+    expect_reject("", reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 0u);
+    expect_reject(R"({"event": "e"} trailing)", reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 15u);
+    expect_reject(R"({"event": "unterminated)", reject_reason::invalid_json);
+    expect_reject(R"({'event': 'e'})", reject_reason::invalid_json);
+    expect_reject(R"({"event": nan})", reject_reason::invalid_json);
+    expect_reject("{\"event\": \"raw\ttab\"}", reject_reason::invalid_json);
+}
+
+TEST_F(ParserTest, NulByteIsInvalidJsonAtItsOffset) {
+    expect_reject("{\"event\": \"a\0b\"}"s, reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 12u);
+    // Even when the NUL follows a complete object (the in-situ parser would stop at it).
+    expect_reject("{\"event\": \"e\"}\0garbage"s, reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 14u);
+}
+
+TEST_F(ParserTest, EscapedNulIsAValidString) {
+    ASSERT_TRUE(parse(R"({"event": "e", "metadata": {"k": "a\u0000b"}})")) << err.detail;
+    ASSERT_EQ(ev.metadata.size(), 1u);
+    EXPECT_EQ(ev.metadata[0].value.text, "a\0b"s);
+}
+
+TEST_F(ParserTest, RawInvalidUtf8IsInvalidUtf8) {
+    for (const std::string p : {
+             "{\"event\": \"e\", \"metadata\": {\"k\": \"\xff\"}}"s,
+             "{\"event\": \"e\xc3\"}"s,                                // truncated sequence
+             "{\"event\": \"e\", \"metadata\": {\"k\": \"\xc0\xaf\"}}"s,  // overlong '/'
+             "{\"event\": \"e\", \"metadata\": {\"\xfe\": 1}}"s,          // in a key
+             "{\"event\": \"e\", \"metadata\": {\"k\": \"\xed\xa0\x80\"}}"s,  // raw surrogate
+             "{\"event\": \"e\", \"metadata\": {\"k\": \"\xf4\x90\x80\x80\"}}"s,  // > U+10FFFF
+         }) {
+        expect_reject(p, reject_reason::invalid_utf8);
+    }
+}
+
+TEST_F(ParserTest, InvalidUtf8OutsideStringsIsInvalidUtf8) {
+    expect_reject("{\"event\": \"e\"} \xff"s, reject_reason::invalid_utf8);
+}
+
+TEST_F(ParserTest, LoneLowSurrogateEscapeIsInvalidUtf8) {
+    expect_reject(R"({"event": "e", "metadata": {"k": "x\udc00y"}})",
+                  reject_reason::invalid_utf8);
+    expect_reject(R"({"event": "e", "metadata": {"\udc00": "v"}})", reject_reason::invalid_utf8);
+    expect_reject(R"({"event": "e\udfff"})", reject_reason::invalid_utf8);
+}
+
+TEST_F(ParserTest, LoneHighSurrogateEscapeIsRejected) {
+    // Python's json.dumps("\ud800") writes the lone escape; it is not a character.
+    EXPECT_FALSE(parse(R"({"event": "e", "metadata": {"k": "x\ud800"}})"));
+    EXPECT_FALSE(parse(R"({"event": "e", "metadata": {"k": "\ud800\u0041"}})"));
+}
+
+TEST_F(ParserTest, LoneHighSurrogateEscapeIsInvalidUtf8LikeALoneLowOne) {
+    // "\udc00" is invalid_utf8 (LoneLowSurrogateEscapeIsInvalidUtf8); "\ud800" is the same
+    // defect (a lone surrogate, which json.dumps writes for such a str) and should count the same.
+    const std::string payload = R"({"event": "e", "metadata": {"k": "x\ud800"}})";
+    ASSERT_FALSE(parse(payload));
+    EXPECT_EQ(err.reason, reject_reason::invalid_utf8);
+}
+
+TEST_F(ParserTest, ValidMultibyteUtf8IsKept) {
+    ASSERT_TRUE(parse("{\"event\": \"e\", \"metadata\": {\"k\": \"\xe2\x82\xac \xf0\x9f\x98\x80\"}}"));
+    EXPECT_EQ(ev.metadata[0].value.text, "\xe2\x82\xac \xf0\x9f\x98\x80");
+}
+
+std::string nested(std::size_t depth) {
+    return R"({"event": "e", "metadata": {"k": )" + std::string(depth, '[') + "1" +
+           std::string(depth, ']') + "}}";
+}
+
+TEST_F(ParserTest, NestingUpToTheLimitIsAccepted) {
+    // Root object (1) + metadata (2) + 62 arrays = 64, the default limit.
+    ASSERT_TRUE(parse(nested(62))) << err.detail;
+    EXPECT_EQ(ev.metadata[0].value.kind, raw_kind::nested);
+}
+
+TEST_F(ParserTest, NestingBeyondTheLimitIsTooDeep) {
+    expect_reject(nested(63), reject_reason::too_deep);
+    event_parser shallow(3);
+    raw_event e;
+    parse_error er;
+    EXPECT_TRUE(shallow.parse(R"({"event": "e", "metadata": {"k": [1]}})", e, er));
+    EXPECT_FALSE(shallow.parse(R"({"event": "e", "metadata": {"k": [[1]]}})", e, er));
+    EXPECT_EQ(er.reason, reject_reason::too_deep);
+    // Also in an ignored top-level key.
+    EXPECT_FALSE(shallow.parse(R"({"event": "e", "x": [[[1]]]})", e, er));
+    EXPECT_EQ(er.reason, reject_reason::too_deep);
+}
+
+TEST_F(ParserTest, HundredThousandOpenBracketsDoNotCrash) {
+    // An iterative parser: no recursion, so no stack overflow.
+    expect_reject(std::string(100000, '['), reject_reason::bad_shape);
+    const std::string deep_in_object = R"({"event": "e", "x": )" + std::string(100000, '[');
+    expect_reject(deep_in_object, reject_reason::too_deep);
+    event_parser unlimited(std::size_t{1} << 30);
+    raw_event e;
+    parse_error er;
+    EXPECT_FALSE(unlimited.parse(deep_in_object, e, er));
+    EXPECT_EQ(er.reason, reject_reason::invalid_json);  // it just ends
+    EXPECT_FALSE(unlimited.parse(std::string(100000, '{'), e, er));
+}
+
+TEST_F(ParserTest, NestedMetadataBecomesCompactJson) {
+    ASSERT_TRUE(parse(R"({"event": "e", "metadata": {"shape": [2, 3], "cfg": {"a": [true, null, )"
+                      R"(1.5, "s\"q"], "b": {}}, "after": "x"}})"))
+        << err.detail;
+    ASSERT_EQ(ev.metadata.size(), 3u);
+    EXPECT_EQ(ev.metadata[0].key, "shape");
+    EXPECT_EQ(ev.metadata[0].value.kind, raw_kind::nested);
+    EXPECT_EQ(ev.metadata[0].value.text, "[2,3]");
+    EXPECT_EQ(ev.metadata[1].key, "cfg");
+    EXPECT_EQ(ev.metadata[1].value.kind, raw_kind::nested);
+    EXPECT_EQ(ev.metadata[1].value.text, R"({"a":[true,null,1.5,"s\"q"],"b":{}})");
+    EXPECT_EQ(ev.metadata[2].key, "after");
+    EXPECT_EQ(ev.metadata[2].value.text, "x");
+}
+
+TEST_F(ParserTest, ManyNestedMetadataValuesStayValid) {
+    // Views into the nested buffer must survive its growth.
+    std::string p = R"({"event": "e", "metadata": {)";
+    for (int i = 0; i < 50; ++i) {
+        if (i) p += ", ";
+        p += "\"k" + std::to_string(i) + "\": [" + std::to_string(i) + ", {\"x\": \"" +
+             std::string(static_cast<std::size_t>(i), 'y') + "\"}]";
+    }
+    p += "}}";
+    ASSERT_TRUE(parse(p)) << err.detail;
+    ASSERT_EQ(ev.metadata.size(), 50u);
+    for (int i = 0; i < 50; ++i) {
+        EXPECT_EQ(ev.metadata[static_cast<std::size_t>(i)].value.text,
+                  "[" + std::to_string(i) + ",{\"x\":\"" +
+                      std::string(static_cast<std::size_t>(i), 'y') + "\"}]");
+    }
+}
+
+TEST_F(ParserTest, NestedMeasurementIsKindInvalid) {
+    ASSERT_TRUE(parse(R"({"event": "e", "measurements": {"a": [1, 2], "b": {"c": 1}, "d": 3}})"));
+    ASSERT_EQ(ev.measurements.size(), 3u);
+    EXPECT_EQ(ev.measurements[0].key, "a");
+    EXPECT_EQ(ev.measurements[0].value.kind, raw_kind::invalid);
+    EXPECT_EQ(ev.measurements[1].key, "b");
+    EXPECT_EQ(ev.measurements[1].value.kind, raw_kind::invalid);
+    EXPECT_EQ(ev.measurements[2].key, "d");
+    EXPECT_EQ(ev.measurements[2].value.kind, raw_kind::number);
+}
+
+TEST_F(ParserTest, ScalarKinds) {
+    ASSERT_TRUE(parse(R"({"event": "e", "metadata": {"s": "t", "n": 1, "t": true, "f": false, )"
+                      R"("z": null}})"));
+    ASSERT_EQ(ev.metadata.size(), 5u);
+    EXPECT_EQ(ev.metadata[0].value.kind, raw_kind::string);
+    EXPECT_EQ(ev.metadata[1].value.kind, raw_kind::number);
+    EXPECT_EQ(ev.metadata[2].value.kind, raw_kind::true_);
+    EXPECT_EQ(ev.metadata[3].value.kind, raw_kind::false_);
+    EXPECT_EQ(ev.metadata[4].value.kind, raw_kind::null);
+}
+
+TEST_F(ParserTest, DuplicateMemberKeysAreAllReported) {
+    // The normalizer applies "last wins"; the parser keeps both in order.
+    ASSERT_TRUE(parse(R"({"event": "e", "measurements": {"count": 1, "count": 2}})"));
+    ASSERT_EQ(ev.measurements.size(), 2u);
+    EXPECT_EQ(ev.measurements[1].value.text, "2");
+}
+
+TEST_F(ParserTest, ParserIsReusableAfterAnError) {
+    EXPECT_FALSE(parse("{bad"));
+    ASSERT_TRUE(parse(R"({"event": "ok", "metadata": {"a": "b"}})"));
+    EXPECT_EQ(ev.event, "ok");
+    ASSERT_EQ(ev.metadata.size(), 1u);
+    EXPECT_EQ(ev.metadata[0].key, "a");
+    // A second success clears the first's members.
+    ASSERT_TRUE(parse(R"({"event": ["x"]})"));
+    EXPECT_TRUE(ev.metadata.empty());
+    EXPECT_TRUE(ev.event_is_array);
+}
+
+TEST_F(ParserTest, DoesNotModifyOrOverreadThePayload) {
+    const std::string payload(python_payload);
+    const std::string copy = payload;
+    // A view that is not NUL-terminated: the bytes after it must be ignored.
+    const std::string with_tail = payload + "}}}garbage";
+    ASSERT_TRUE(parse(std::string_view(with_tail).substr(0, payload.size())));
+    ASSERT_TRUE(parse(payload));
+    EXPECT_EQ(payload, copy);
+}
+
+}  // namespace
+}  // namespace telecap
