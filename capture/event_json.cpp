@@ -1,5 +1,6 @@
 #include "capture/event_json.hpp"
 
+#include <array>
 #include <charconv>
 #include <cmath>
 
@@ -10,6 +11,16 @@ namespace telecap {
 namespace {
 
 constexpr char hex[] = "0123456789abcdef";
+
+// Bytes that leave the fast path: control characters, '"', '\\', and anything non-ASCII
+// (checked as UTF-8).
+constexpr auto special = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
+    t['"'] = t['\\'] = true;
+    for (int c = 0x80; c < 0x100; ++c) t[static_cast<std::size_t>(c)] = true;
+    return t;
+}();
 
 void append_int(std::string& out, std::int64_t v) {
     char buf[24];
@@ -29,7 +40,7 @@ void append_json_string(std::string& out, std::string_view s) {
     };
     while (p < end) {
         const unsigned char c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+        if (!special[c]) {
             ++p;
             continue;
         }

@@ -25,12 +25,16 @@ namespace {
 enum class field : std::uint8_t { none, event, measurements, metadata, timestamp, correlation };
 
 field top_level_field(std::string_view key) noexcept {
-    if (key == "event") return field::event;
-    if (key == "measurements") return field::measurements;
-    if (key == "metadata") return field::metadata;
-    if (key == "timestamp_ns") return field::timestamp;
-    if (key == "correlation_id") return field::correlation;
-    return field::none;  // other top-level keys are ignored
+    switch (key.size()) {  // one comparison per key on the per-line path
+        case 5: return key == "event" ? field::event : field::none;
+        case 8: return key == "metadata" ? field::metadata : field::none;
+        case 12:
+            return key == "measurements" ? field::measurements
+                   : key == "timestamp_ns" ? field::timestamp
+                                           : field::none;
+        case 14: return key == "correlation_id" ? field::correlation : field::none;
+        default: return field::none;  // other top-level keys are ignored
+    }
 }
 
 // A decoded string can still hold a lone UTF-16 surrogate written as a \u escape
@@ -253,6 +257,16 @@ private:
 
 }  // namespace
 
+struct event_parser::reader {
+    rapidjson::Reader r;
+};
+
+event_parser::event_parser(std::size_t max_depth)
+    : reader_(std::make_unique<reader>()), max_depth_(max_depth) {}
+event_parser::~event_parser() = default;
+event_parser::event_parser(event_parser&&) noexcept = default;
+event_parser& event_parser::operator=(event_parser&&) noexcept = default;
+
 bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& err) {
     out.clear();
     // RapidJSON's in-situ stream ends at NUL, which would hide what follows it.
@@ -271,13 +285,12 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
 
     sax_handler handler(out, nested_, max_depth_,
                         std::memchr(payload.data(), '\\', payload.size()) != nullptr);
-    rapidjson::Reader reader;
     rapidjson::InsituStringStream stream(buf_.data());
     constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
                                rapidjson::kParseNanAndInfFlag |
                                rapidjson::kParseValidateEncodingFlag |
                                rapidjson::kParseNumbersAsStringsFlag;
-    const rapidjson::ParseResult result = reader.Parse<flags>(stream, handler);
+    const rapidjson::ParseResult result = reader_->r.Parse<flags>(stream, handler);
     if (handler.failed()) {
         err.reason = handler.reason();
         err.offset = result.Offset();

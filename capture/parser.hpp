@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,11 +61,16 @@ struct parse_error {
 class event_parser {
 public:
     static constexpr std::size_t default_max_depth = 64;
-    explicit event_parser(std::size_t max_depth = default_max_depth) : max_depth_(max_depth) {}
+    explicit event_parser(std::size_t max_depth = default_max_depth);
+    ~event_parser();
+    event_parser(event_parser&&) noexcept;
+    event_parser& operator=(event_parser&&) noexcept;
 
     bool parse(std::string_view payload, raw_event& out, parse_error& err);
 
 private:
+    struct reader;  // RapidJSON's reader, kept so its stack is allocated once, not per line
+    std::unique_ptr<reader> reader_;
     std::size_t max_depth_;
     std::string buf_;     // in-situ copy of the payload, NUL-terminated
     std::string nested_;  // compact JSON of nested metadata values

@@ -637,7 +637,7 @@ TEST(reaper, subreaper_adopts_and_reaps_orphans) {
     EXPECT_TRUE(has_no_children());
 }
 
-// A helper process spawns signal_echo and exits; reports the fate of the orphan.
+// A helper process spawns signal_echo and exits; returns the orphan's exit code.
 int orphan_exit_code(bool die_with_parent) {
     EXPECT_FALSE(ts::become_subreaper());  // so the orphan comes to us, and we can wait for it
     int pid_pipe[2];
@@ -665,12 +665,15 @@ int orphan_exit_code(bool die_with_parent) {
     if (!die_with_parent) {
         std::this_thread::sleep_for(200ms);
         EXPECT_EQ(::waitpid(orphan, nullptr, WNOHANG), 0) << "orphan should still run";
-        ts::forward_signal(orphan, SIGUSR2, false);  // its stdout reader is gone: dies of SIGPIPE
+        EXPECT_FALSE(ts::forward_signal(orphan, SIGTERM, false));
     }
     return wait_exit_code(orphan);
 }
 
 TEST(spawn, die_with_parent_kills_the_orphan) {
     EXPECT_EQ(orphan_exit_code(true), 128 + SIGKILL);
-    EXPECT_EQ(orphan_exit_code(false), 128 + SIGPIPE);
+    // Survives its parent; exits 0 on our TERM, unless the write of "got SIGTERM" to the pipe
+    // its late parent held raises SIGPIPE first. Either way, not the death signal.
+    const int code = orphan_exit_code(false);
+    EXPECT_TRUE(code == 0 || code == 128 + SIGPIPE) << code;
 }
