@@ -29,7 +29,8 @@ void add_capture_options(CLI::App& cmd, capture_options& o, bool with_outputs) {
     cmd.add_option("--worker-id", o.worker_id, "Metadata worker_id");
     cmd.add_option("--pid", o.pid, "Metadata python_pid");
     cmd.add_option("-o,--output", o.outputs,
-                   "Output, repeatable: jsonl (stdout), jsonl:PATH, log, null (default: jsonl)")
+                   "Output, repeatable: jsonl (stdout), jsonl:PATH, unix:PATH, log, null "
+                   "(default: jsonl)")
         ->allow_extra_args(false);
     cmd.add_option("--passthrough", o.passthrough, "Where non-telemetry goes: stderr|stdout|none|PATH")
         ->capture_default_str();
@@ -96,7 +97,8 @@ int main_cli(int argc, char** argv) {
     run->add_option("--restart-window", restart_window, "Window for --max-restarts, seconds")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     run->add_option("--stop-signal", stop_signal,
-                    "Signal that stops workers (default: the one telecap received)");
+                    "Signal sent to the workers when telecap is told to stop")
+        ->default_str("TERM");
     run->add_option("--grace", grace, "Seconds between the stop signal and SIGKILL")
         ->capture_default_str()->check(CLI::NonNegativeNumber);
     run->add_option("--queue", ro.queue, "Events queued for the dispatcher at most")

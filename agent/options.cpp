@@ -6,6 +6,7 @@
 
 #include "adapters/jsonl_handler.hpp"
 #include "adapters/log_handler.hpp"
+#include "adapters/unix_socket_handler.hpp"
 #include "capture/event_json.hpp"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
@@ -62,8 +63,16 @@ std::shared_ptr<handler> make_output(const std::string& spec) {
         return std::make_shared<log_handler>(std::move(logger));
     }
     if (kind == "null" && arg.empty()) return std::make_shared<null_handler>();
+    if (kind == "unix") {
+        if (arg.empty()) throw usage_error("output \"unix\" needs a socket path: unix:PATH");
+        try {
+            return std::make_shared<unix_socket_handler>(arg);
+        } catch (const std::runtime_error& e) {
+            throw usage_error(e.what());
+        }
+    }
     throw usage_error("unknown output \"" + spec +
-                      "\": use jsonl, jsonl:PATH, log or null");
+                      "\": use jsonl, jsonl:PATH, unix:PATH, log or null");
 }
 
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus) {

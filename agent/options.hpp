@@ -41,8 +41,9 @@ catalog load_catalog(const capture_options& o);  // throws usage_error
 pipeline_options make_pipeline_options(const capture_options& o);
 worker_context make_context(const capture_options& o);
 
-// Creates each output named by a spec ("jsonl", "jsonl:PATH", "log", "null") and attaches it
-// to the bus as "output.N"; throws usage_error for a bad spec or a file that cannot be opened.
+// Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null") and
+// attaches it to the bus as "output.N"; throws usage_error for a bad spec, a file that cannot be
+// opened or a socket that cannot be listened on.
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus);
 std::shared_ptr<handler> make_output(const std::string& spec);  // throws usage_error
 

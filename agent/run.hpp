@@ -1,6 +1,7 @@
 #pragma once
 // telecap run: spawn, supervise and capture worker processes.
 
+#include <csignal>
 #include <chrono>
 #include <map>
 #include <string>
@@ -29,7 +30,7 @@ struct pool_spec {
 struct run_options {
     capture_options capture;
     std::vector<pool_spec> pools;
-    int stop_signal = 0;  // 0: pass on the signal that asked telecap to stop
+    int stop_signal = SIGTERM;  // sent to every worker group when telecap is told to stop
     std::chrono::milliseconds grace{10000};
     std::size_t queue = 65536;
     std::size_t queue_bytes = std::size_t{16} << 20;  // event memory bound of the queue

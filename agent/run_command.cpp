@@ -167,7 +167,11 @@ private:
 class supervisor {
 public:
     supervisor(const run_options& o, capture_stats& stats, bounded_queue<event>& queue)
-        : o_(o), stats_(stats), queue_(queue), rng_(std::random_device{}()) {}
+        : o_(o),
+          stats_(stats),
+          queue_(queue),
+          rng_(std::random_device{}()),
+          node_(o.capture.node.empty() ? hostname() : o.capture.node) {}
 
     int run();
 
@@ -197,6 +201,7 @@ private:
     capture_stats& stats_;
     bounded_queue<event>& queue_;
     std::mt19937_64 rng_;
+    const std::string node_;
     catalog catalog_;
     std::vector<std::unique_ptr<catalog>> pool_catalogs_;
     std::unique_ptr<passthrough_mux> pass_;
@@ -253,8 +258,7 @@ void supervisor::lifecycle(std::string_view short_name, worker& w,
     ev.name = name ? *name : fallback.at(short_name);
     ev.measurements = std::move(measurements);
     ev.timestamp_ns = wall_ns();
-    const std::string node = o_.capture.node.empty() ? hostname() : o_.capture.node;
-    ev.metadata.emplace_back("node", node);
+    ev.metadata.emplace_back("node", node_);
     ev.metadata.emplace_back("worker_id", w.id);
     ev.metadata.emplace_back("pool_name", w.pool->name);
     if (w.pid > 0) ev.metadata.emplace_back("python_pid", std::int64_t{w.pid});
@@ -301,7 +305,7 @@ void supervisor::start(worker& w) {
     lifecycle("worker_spawned", w, {{"system_time", wall_ns()}}, {});
 
     worker_context ctx;
-    ctx.node = o_.capture.node.empty() ? hostname() : o_.capture.node;
+    ctx.node = node_;
     ctx.worker_id = w.id;
     ctx.pool_name = w.pool->name;
     ctx.pid = w.pid;
@@ -399,7 +403,8 @@ void supervisor::begin_stop(int sig) {
         return;
     }
     stopping_ = true;
-    stop_signal_ = o_.stop_signal ? o_.stop_signal : sig;
+    (void)sig;  // TERM and INT both stop; the workers get --stop-signal either way
+    stop_signal_ = o_.stop_signal;
     kill_at_ = clock::now() + o_.grace;
     for (auto& w : workers_) {
         if (w->state == worker_state::running && w->pid > 0)

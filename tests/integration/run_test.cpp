@@ -131,6 +131,21 @@ TEST(RunSignals, ForwardsSignalsToTheWorkerGroupAndStopsOnTerm) {
     EXPECT_EQ(r.exit_code, 0) << r.err;  // the worker exited 0 on TERM
 }
 
+TEST(RunSignals, SigintStopsWithTheStopSignal) {
+    for (const auto& [stop, want] : {std::pair{std::string(), std::string("got SIGTERM")},
+                                     std::pair{std::string("USR1"), std::string("got SIGUSR1")}}) {
+        std::vector<std::string> opts{"-o", "null", "--grace", "0.5"};
+        if (!stop.empty()) opts.insert(opts.end(), {"--stop-signal", stop});
+        const auto p = start(telecap_run(opts, {FIXTURE_SIGNAL_ECHO}), "sigint");
+        ASSERT_TRUE(eventually(
+            [&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+        ::kill(p.pid, SIGINT);
+        const auto r = wait(p);
+        EXPECT_NE(r.out.find(want), std::string::npos) << stop << ": " << r.out;
+        EXPECT_EQ(r.out.find("got SIGINT"), std::string::npos) << r.out;
+    }
+}
+
 TEST(RunSignals, KillsAfterTheGracePeriod) {
     const auto p = start(telecap_run({"-o", "null", "--grace", "0.3"},
                                      {FIXTURE_SIGNAL_ECHO, "--ignore-term"}),
