@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 #include "capture/utf8.hpp"
 
@@ -22,11 +23,6 @@ constexpr auto special = [] {
     return t;
 }();
 
-void append_int(std::string& out, std::int64_t v) {
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
 
 }  // namespace
 
@@ -90,48 +86,136 @@ void append_json_double(std::string& out, double d) {
     if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
 }
 
-void append_event_json(std::string& out, const event& ev) {
-    out += "{\"event\":[";
-    for (std::size_t i = 0; i < ev.name.size(); ++i) {
-        if (i) out += ',';
-        append_json_string(out, ev.name[i]);
+namespace {
+
+// Writes into space reserved up front: the per-event path does no capacity checks.
+class raw_writer {
+public:
+    explicit raw_writer(char* p) : p_(p) {}
+    char* end() const noexcept { return p_; }
+
+    void lit(std::string_view s) noexcept {
+        std::memcpy(p_, s.data(), s.size());
+        p_ += s.size();
     }
-    out += "],\"measurements\":{";
+    void ch(char c) noexcept { *p_++ = c; }
+    void i64(std::int64_t v) noexcept { p_ = std::to_chars(p_, p_ + 24, v).ptr; }
+    void str(std::string_view s) noexcept {
+        *p_++ = '"';
+        const auto* q = reinterpret_cast<const unsigned char*>(s.data());
+        const auto* end = q + s.size();
+        while (q < end) {
+            const auto* run = q;
+            while (q < end && !special[*q]) ++q;
+            lit({reinterpret_cast<const char*>(run), static_cast<std::size_t>(q - run)});
+            if (q == end) break;
+            if (*q >= 0x80) {
+                if (const std::size_t n = utf8_sequence_length(q, end)) {
+                    lit({reinterpret_cast<const char*>(q), n});
+                    q += n;
+                } else {
+                    lit("\xEF\xBF\xBD");  // U+FFFD for a byte that is not UTF-8
+                    ++q;
+                }
+                continue;
+            }
+            escape(*q++);
+        }
+        *p_++ = '"';
+    }
+
+private:
+    void escape(unsigned char c) noexcept {
+        switch (c) {
+            case '"': lit("\\\""); break;
+            case '\\': lit("\\\\"); break;
+            case '\n': lit("\\n"); break;
+            case '\r': lit("\\r"); break;
+            case '\t': lit("\\t"); break;
+            case '\b': lit("\\b"); break;
+            case '\f': lit("\\f"); break;
+            default:
+                lit("\\u00");
+                ch(hex[c >> 4]);
+                ch(hex[c & 0xF]);
+        }
+    }
+
+    char* p_;
+};
+
+// Room for a string in the worst case (every byte escaped as \u00XX) plus quotes and a comma.
+constexpr std::size_t room(std::string_view s) noexcept { return 6 * s.size() + 3; }
+constexpr std::size_t number_room = 40;
+
+std::size_t bound(const event& ev) noexcept {
+    std::size_t n = 128;  // the fixed keys and punctuation
+    for (const auto& p : ev.name) n += room(p);
+    for (const auto& [k, v] : ev.measurements) {
+        n += room(k) + 1;
+        const auto* s = std::get_if<std::string>(&v);
+        n += s ? room(*s) : number_room;
+    }
+    for (const auto& [k, v] : ev.metadata) {
+        n += room(k) + 1;
+        const auto* s = std::get_if<std::string>(&v);
+        n += s ? room(*s) : number_room;
+    }
+    if (ev.correlation_id) n += room(*ev.correlation_id);
+    return n + number_room;
+}
+
+}  // namespace
+
+void append_event_json(std::string& out, const event& ev) {
+    const std::size_t start = out.size();
+    out.resize(start + bound(ev));
+    raw_writer w(out.data() + start);
+    w.lit("{\"event\":[");
+    for (std::size_t i = 0; i < ev.name.size(); ++i) {
+        if (i) w.ch(',');
+        w.str(ev.name[i]);
+    }
+    w.lit("],\"measurements\":{");
     bool first = true;
     for (const auto& [k, v] : ev.measurements) {
-        if (!first) out += ',';
+        if (!first) w.ch(',');
         first = false;
-        append_json_string(out, k);
-        out += ':';
-        if (const auto* i = std::get_if<std::int64_t>(&v))
-            append_int(out, *i);
-        else if (const auto* d = std::get_if<double>(&v))
-            append_json_double(out, *d);
-        else
-            append_json_string(out, std::get<std::string>(v));
+        w.str(k);
+        w.ch(':');
+        if (const auto* i = std::get_if<std::int64_t>(&v)) {
+            w.i64(*i);
+        } else if (const auto* d = std::get_if<double>(&v)) {
+            std::string text;
+            append_json_double(text, *d);
+            w.lit(text);
+        } else {
+            w.str(std::get<std::string>(v));
+        }
     }
-    out += "},\"metadata\":{";
+    w.lit("},\"metadata\":{");
     first = true;
     for (const auto& [k, v] : ev.metadata) {
-        if (!first) out += ',';
+        if (!first) w.ch(',');
         first = false;
-        append_json_string(out, k);
-        out += ':';
+        w.str(k);
+        w.ch(':');
         if (const auto* s = std::get_if<std::string>(&v))
-            append_json_string(out, *s);
+            w.str(*s);
         else if (const auto* i = std::get_if<std::int64_t>(&v))
-            append_int(out, *i);
+            w.i64(*i);
         else
-            out += "null";
+            w.lit("null");
     }
-    out += "},\"timestamp_ns\":";
-    append_int(out, ev.timestamp_ns);
-    out += ",\"correlation_id\":";
+    w.lit("},\"timestamp_ns\":");
+    w.i64(ev.timestamp_ns);
+    w.lit(",\"correlation_id\":");
     if (ev.correlation_id)
-        append_json_string(out, *ev.correlation_id);
+        w.str(*ev.correlation_id);
     else
-        out += "null";
-    out += "}\n";
+        w.lit("null");
+    w.lit("}\n");
+    out.resize(static_cast<std::size_t>(w.end() - out.data()));
 }
 
 }  // namespace telecap
