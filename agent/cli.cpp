@@ -43,7 +43,7 @@ void add_capture_options(CLI::App& cmd, capture_options& o, bool with_outputs) {
 int main_cli(int argc, char** argv) {
     // A closed output pipe is an error to count, not a reason to die.
     std::signal(SIGPIPE, SIG_IGN);
-    auto console = spdlog::stderr_color_st("telecap");
+    auto console = spdlog::stderr_color_mt("telecap");  // the loop, dispatch and socket threads all log
     console->set_pattern("telecap: %^%l%$: %v");
     spdlog::set_default_logger(console);
 

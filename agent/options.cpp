@@ -57,7 +57,7 @@ std::shared_ptr<handler> make_output(const std::string& spec) {
     }
     if (kind == "log" && arg.empty()) {
         auto logger = spdlog::get("telecap.events");
-        if (!logger) logger = spdlog::stderr_logger_st("telecap.events");
+        if (!logger) logger = spdlog::stderr_logger_mt("telecap.events");
         logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %v");
         logger->set_level(spdlog::level::info);  // the debug view is on whatever --log-level
         return std::make_shared<log_handler>(std::move(logger));
