@@ -276,8 +276,16 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
         err.detail = "nul byte in telemetry line";
         return false;
     }
+    // UTF-8 is checked here, not by RapidJSON: 1.1.0's validator reads up to three bytes past
+    // the terminator after a truncated sequence at the end of the input (found by fuzzing).
+    if (const std::size_t bad = first_invalid_utf8(payload); bad != std::string_view::npos) {
+        err.reason = reject_reason::invalid_utf8;
+        err.offset = bad;
+        err.detail = "invalid utf-8";
+        return false;
+    }
     buf_.assign(payload);
-    buf_.push_back('\0');
+    buf_.append(4, '\0');  // the terminator, and slack for any look-ahead past it
     // The compact text of nested metadata can never exceed the payload's size, so reserving
     // that much keeps views into nested_ stable while it grows.
     nested_.clear();
@@ -288,7 +296,6 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
     rapidjson::InsituStringStream stream(buf_.data());
     constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
                                rapidjson::kParseNanAndInfFlag |
-                               rapidjson::kParseValidateEncodingFlag |
                                rapidjson::kParseNumbersAsStringsFlag;
     const rapidjson::ParseResult result = reader_->r.Parse<flags>(stream, handler);
     if (handler.failed()) {
@@ -299,11 +306,9 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
     }
     if (result.IsError()) {
         err.offset = result.Offset();
-        if (result.Code() == rapidjson::kParseErrorStringInvalidEncoding ||
-            result.Code() == rapidjson::kParseErrorStringUnicodeSurrogateInvalid ||
-            !valid_utf8(payload)) {
+        if (result.Code() == rapidjson::kParseErrorStringUnicodeSurrogateInvalid) {
             err.reason = reject_reason::invalid_utf8;
-            err.detail = "invalid utf-8";
+            err.detail = "lone surrogate";
         } else {
             err.reason = reject_reason::invalid_json;
             err.detail = rapidjson::GetParseError_En(result.Code());

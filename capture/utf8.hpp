@@ -2,6 +2,8 @@
 // UTF-8 well-formedness (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace telecap {
@@ -31,19 +33,33 @@ inline std::size_t utf8_sequence_length(const unsigned char* p, const unsigned c
     return n + 1;
 }
 
-inline bool valid_utf8(std::string_view s) noexcept {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+// Offset of the first byte that is not part of well-formed UTF-8, or npos.
+inline std::size_t first_invalid_utf8(std::string_view s) noexcept {
+    const auto* const begin = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* p = begin;
     const auto* end = p + s.size();
     while (p < end) {
+        // Eight ASCII bytes at a time: the common case of json.dumps output (ensure_ascii).
+        while (end - p >= 8) {
+            std::uint64_t w;
+            std::memcpy(&w, p, 8);
+            if (w & 0x8080808080808080ull) break;
+            p += 8;
+        }
+        if (p == end) break;
         if (*p < 0x80) {
             ++p;
         } else if (const std::size_t n = utf8_sequence_length(p, end)) {
             p += n;
         } else {
-            return false;
+            return static_cast<std::size_t>(p - begin);
         }
     }
-    return true;
+    return std::string_view::npos;
+}
+
+inline bool valid_utf8(std::string_view s) noexcept {
+    return first_invalid_utf8(s) == std::string_view::npos;
 }
 
 }  // namespace telecap

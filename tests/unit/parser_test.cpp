@@ -381,5 +381,15 @@ TEST_F(ParserTest, DoesNotModifyOrOverreadThePayload) {
     EXPECT_EQ(payload, copy);
 }
 
+TEST_F(ParserTest, TruncatedMultibyteSequenceAtTheEndIsInvalidUtf8) {
+    // Found by fuzzing: RapidJSON 1.1.0's own validator read past the buffer here.
+    const std::string head = R"({"event": "e", "metadata": {"k": "x)";
+    for (const char* tail : {"\xF0", "\xF0\x9F", "\xE2\x82", "\xF9\x54"}) {
+        ASSERT_FALSE(parse(head + tail)) << tail;
+        EXPECT_EQ(err.reason, reject_reason::invalid_utf8);
+        EXPECT_EQ(err.offset, head.size());  // the first byte that is not UTF-8
+    }
+}
+
 }  // namespace
 }  // namespace telecap
