@@ -38,6 +38,18 @@ echo "| bare loop (frame + RapidJSON, null handler) | $bare_cpu | 1.00x | $((bar
 echo "| telecap parse -o null | $null_cpu | $(ratio "$null_cpu" "$bare_cpu")x | $((null_rss / 1024)) MiB |"
 echo "| telecap parse -o jsonl (to /dev/null) | $jsonl_cpu | $(ratio "$jsonl_cpu" "$bare_cpu")x | $((jsonl_rss / 1024)) MiB |"
 
+# Instruction counts (callgrind) on the first 20,000 lines: repeatable where CPU time on a
+# shared VM is not.
+if command -v valgrind >/dev/null; then
+    head -n 20000 "$work/workload.txt" > "$work/w20k.txt"
+    irs() { valgrind --tool=callgrind --callgrind-out-file="$work/cg" "$@" >/dev/null 2>&1 || true
+            callgrind_annotate "$work/cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; }
+    bare_ir=$(irs "$build/bench/bench_bare_loop" "$work/w20k.txt")
+    null_ir=$(irs "$tc" parse -o null --passthrough none "$work/w20k.txt")
+    jsonl_ir=$(irs "$tc" parse -o jsonl:/dev/null --passthrough none "$work/w20k.txt")
+    echo "| instructions, 20,000 lines: bare / -o null / -o jsonl | $((bare_ir / 1000000))M / $((null_ir / 1000000))M / $((jsonl_ir / 1000000))M | $(ratio "$null_ir" "$bare_ir")x / $(ratio "$jsonl_ir" "$bare_ir")x | |"
+fi
+
 # A 1 GiB line without a newline, plain and telemetry: memory must stay bounded.
 read -r _ _ huge_rss < <(measure sh -c "head -c 1073741824 /dev/zero | tr '\\0' x | $tc parse -o null --passthrough none")
 read -r _ _ hugetel_rss < <(measure sh -c "{ printf TELEMETRY:; head -c 1073741824 /dev/zero | tr '\\0' x; } | $tc parse -o null --passthrough none")

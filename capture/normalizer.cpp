@@ -79,13 +79,13 @@ public:
     // json.loads and protobuf maps).
     V& slot(std::string_view key) {
         for (std::size_t i = 0; i < n_; ++i)
-            if (m_[i].first == key) return m_[i].second;
+            if (same_string(m_[i].first, key)) return m_[i].second;
         return append(key);
     }
     V& append(std::string_view key) {
         if (n_ == m_.size()) m_.emplace_back();
         std::string& k = m_[n_].first;
-        if (k != key) k.assign(key);  // line after line the keys are mostly the same
+        if (!same_string(k, key)) k.assign(key);  // line after line the keys repeat
         return m_[n_++].second;
     }
     std::size_t size() const noexcept { return n_; }
@@ -98,7 +98,7 @@ private:
 template <typename V>
 void set_string(V& v, std::string_view s) {
     if (auto* str = std::get_if<std::string>(&v)) {
-        if (*str != s) str->assign(s);  // the host's values repeat on every line
+        if (!same_string(*str, s)) str->assign(s);  // the host's values repeat every line
     } else {
         v.template emplace<std::string>(s);
     }
@@ -109,6 +109,18 @@ bool reject(parse_error& err, reject_reason r, std::string detail) {
     err.offset = 0;
     err.detail = std::move(detail);
     return false;
+}
+
+// True for the metadata keys the host sets itself (and so replaces).
+bool host_key(std::string_view k, const worker_context& ctx) noexcept {
+    switch (k.size()) {
+        case 4: return same_string(k, "node");
+        case 9: return same_string(k, "pool_name") || (ctx.worker_id && same_string(k, "worker_id"));
+        case 10: return ctx.pid && same_string(k, "python_pid");
+        case 12: return same_string(k, "timestamp_ns");
+        case 14: return same_string(k, "correlation_id");
+        default: return false;
+    }
 }
 
 // More members than this and the linear duplicate check would be quadratic on hostile input.
@@ -238,10 +250,7 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
     for (const auto& m : raw.metadata) {
         if (drop_unknown && !catalog_.known_metadata(m.key)) continue;
         // The host's keys replace the worker's: skip them here, append them below.
-        if (m.key == "node" || m.key == "pool_name" || m.key == "correlation_id" ||
-            m.key == "timestamp_ns" || (m.key == "worker_id" && ctx.worker_id) ||
-            (m.key == "python_pid" && ctx.pid))
-            continue;
+        if (host_key(m.key, ctx)) continue;
         metadata_value& v = w.slot(m.key);
         switch (m.value.kind) {
             case raw_kind::string:

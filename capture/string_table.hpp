@@ -11,6 +11,37 @@
 
 namespace telecap {
 
+// Equality for the short keys and values of the per-line path without a call into libc:
+// strings of up to 16 bytes are compared as two (overlapping) words.
+inline bool same_string(std::string_view a, std::string_view b) noexcept {
+    const std::size_t n = a.size();
+    if (n != b.size()) return false;
+    const char* x = a.data();
+    const char* y = b.data();
+    if (n >= 8 && n <= 16) {
+        std::uint64_t x1, x2, y1, y2;
+        std::memcpy(&x1, x, 8);
+        std::memcpy(&y1, y, 8);
+        std::memcpy(&x2, x + n - 8, 8);
+        std::memcpy(&y2, y + n - 8, 8);
+        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        std::uint32_t x1, x2, y1, y2;
+        std::memcpy(&x1, x, 4);
+        std::memcpy(&y1, y, 4);
+        std::memcpy(&x2, x + n - 4, 4);
+        std::memcpy(&y2, y + n - 4, 4);
+        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
+    }
+    if (n < 4) {
+        for (std::size_t i = 0; i < n; ++i)
+            if (x[i] != y[i]) return false;
+        return true;
+    }
+    return std::memcmp(x, y, n) == 0;
+}
+
 class string_table {
 public:
     static constexpr std::uint32_t npos = UINT32_MAX;
@@ -30,9 +61,7 @@ public:
         for (std::size_t i = hash(key) & mask;; i = (i + 1) & mask) {
             const slot& s = slots_[i];
             if (s.key == npos) return npos;
-            const std::string& k = keys_[s.key];
-            if (k.size() == key.size() && std::memcmp(k.data(), key.data(), key.size()) == 0)
-                return s.value;
+            if (same_string(keys_[s.key], key)) return s.value;
         }
     }
 
