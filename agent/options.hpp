@@ -47,8 +47,7 @@ worker_context make_context(const capture_options& o);
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus);
 std::shared_ptr<handler> make_output(const std::string& spec);  // throws usage_error
 
-// Pass-through to stderr, stdout, nothing, or a file. An optional label ("[w-0] ") is put
-// before each line. Write errors are counted, never fatal.
+// Pass-through to stderr, stdout, nothing, or a file. Write errors are counted, never fatal.
 class passthrough_writer final : public passthrough_sink {
 public:
     static std::unique_ptr<passthrough_writer> open(const std::string& spec);  // throws
@@ -57,11 +56,9 @@ public:
     void write(std::string_view bytes, bool starts_line, bool ends_line) override;
     void flush() { out_.flush(); }
     std::uint64_t dropped_bytes() const noexcept { return out_.dropped_bytes(); }
-    void set_label(std::string label) { label_ = std::move(label); }
 
 private:
     fd_writer out_;
-    std::string label_;
 };
 
 // --rejects: each rejected telemetry line as one JSON object per line.

@@ -15,7 +15,6 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -155,16 +154,7 @@ struct worker {
     explicit worker(const spawn::restart_options& r) : tracker(r) {}
 };
 
-class queue_sink final : public event_sink {
-public:
-    explicit queue_sink(std::function<void(event&)> push) : push_(std::move(push)) {}
-    void on_event(event& ev) override { push_(ev); }
-
-private:
-    std::function<void(event&)> push_;
-};
-
-class supervisor {
+class supervisor final : private event_sink {
 public:
     supervisor(const run_options& o, capture_stats& stats, bounded_queue<event>& queue)
         : o_(o),
@@ -177,6 +167,7 @@ public:
 
 private:
     // --- events ---
+    void on_event(event& ev) override { push(ev); }  // the pipelines' events
     void push(event& ev);
     void flush_pending();
     void lifecycle(std::string_view short_name, worker& w,
@@ -186,7 +177,7 @@ private:
     // --- workers ---
     void start(worker& w);
     void exited(worker& w, int code, bool by_signal, int status);
-    void read_stream(stream& s, bool until_eof);
+    void read_stream(stream& s);
     void close_stream(stream& s);
     void drain(worker& w);
 
@@ -194,7 +185,7 @@ private:
     void on_signals();
     void on_timer();
     void arm_timer();
-    void begin_stop(int sig);
+    void begin_stop();
     bool finished() const;
 
     const run_options& o_;
@@ -211,10 +202,8 @@ private:
     unique_fd epoll_, signal_fd_, timer_fd_;
     bool stopping_ = false;
     bool killed_ = false;
-    int stop_signal_ = SIGTERM;
     clock::time_point kill_at_{};
     bool escape_block_ = false;  // a stop is pending: block-mode pushes give up waiting
-    queue_sink sink_{[this](event& ev) { push(ev); }};
     std::vector<event> pending_;  // this iteration's events, pushed as one batch
     std::optional<clock::time_point> armed_;
     char buf_[64 * 1024];
@@ -319,7 +308,8 @@ void supervisor::start(worker& w) {
         if (mux) s->pass = std::make_unique<passthrough_mux::source>(*mux, label);
         pipeline_options po = make_pipeline_options(o_.capture);
         po.recognize = recognize;
-        s->pipeline = std::make_unique<capture_pipeline>(*w.cat, ctx, po, &sink_, s->pass.get(),
+        s->pipeline = std::make_unique<capture_pipeline>(*w.cat, ctx, po, static_cast<event_sink*>(this),
+                                                         s->pass.get(),
                                                          rejects_.get(), stats_);
         epoll_event ev{};
         ev.events = EPOLLIN;
@@ -336,9 +326,9 @@ void supervisor::start(worker& w) {
     child->release();  // the loop reaps it
 }
 
-void supervisor::read_stream(stream& s, bool until_eof) {
+void supervisor::read_stream(stream& s) {
     // Bounded per wake-up so one flooding worker cannot starve the others.
-    for (int i = 0; i < 8 || until_eof; ++i) {
+    for (int i = 0; i < 8; ++i) {
         const ssize_t n = ::read(s.fd.get(), buf_, sizeof buf_);
         if (n > 0) {
             s.pipeline->feed({buf_, static_cast<std::size_t>(n)});
@@ -361,7 +351,7 @@ void supervisor::close_stream(stream& s) {
 void supervisor::drain(worker& w) {
     // Whatever the worker wrote before it died is in the pipe: read it all now.
     for (auto& s : w.streams)
-        if (s->fd) read_stream(*s, false);
+        if (s->fd) read_stream(*s);
 }
 
 void supervisor::exited(worker& w, int code, bool by_signal, int status) {
@@ -396,19 +386,17 @@ void supervisor::exited(worker& w, int code, bool by_signal, int status) {
     }
 }
 
-void supervisor::begin_stop(int sig) {
+void supervisor::begin_stop() {
     if (stopping_) {
         // A second request: no more grace.
         kill_at_ = clock::now();
         return;
     }
     stopping_ = true;
-    (void)sig;  // TERM and INT both stop; the workers get --stop-signal either way
-    stop_signal_ = o_.stop_signal;
     kill_at_ = clock::now() + o_.grace;
     for (auto& w : workers_) {
         if (w->state == worker_state::running && w->pid > 0)
-            spawn::forward_signal(w->pid, stop_signal_, true);
+            spawn::forward_signal(w->pid, o_.stop_signal, true);
         else if (w->state == worker_state::backoff)
             w->state = worker_state::done;
     }
@@ -420,7 +408,7 @@ void supervisor::on_signals() {
         const int sig = static_cast<int>(info.ssi_signo);
         if (sig == SIGCHLD) continue;  // reaped below, whatever the signal count
         if (sig == SIGTERM || sig == SIGINT) {
-            begin_stop(sig);
+            begin_stop();  // TERM and INT alike: the workers get --stop-signal
             continue;
         }
         for (auto& w : workers_)
@@ -542,7 +530,7 @@ int supervisor::run() {
             const auto& e = ready[static_cast<std::size_t>(i)];
             if (e.data.u64 == signal_tag || e.data.u64 == timer_tag) continue;
             auto* s = static_cast<stream*>(e.data.ptr);
-            if (s->fd) read_stream(*s, false);
+            if (s->fd) read_stream(*s);
         }
         for (auto& w : workers_)
             std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
@@ -558,11 +546,8 @@ int supervisor::run() {
         for (pid_t g : w->groups) spawn::forward_signal(g, SIGKILL, true);
     spawn::reap_all();
     for (auto& w : workers_) {
-        for (auto& s : w->streams) {
-            if (!s->fd) continue;
-            read_stream(*s, false);
-            close_stream(*s);
-        }
+        drain(*w);
+        for (auto& s : w->streams) close_stream(*s);  // no-op for those drained to EOF
         w->streams.clear();
     }
     flush_pending();

@@ -61,8 +61,6 @@ public:
     std::string to_json() const;
 
     std::size_t event_count() const noexcept { return wire_events_.size(); }
-    std::size_t measurement_key_count() const noexcept { return measurement_order_.size(); }
-    std::size_t metadata_key_count() const noexcept { return metadata_order_.size(); }
 
 private:
     std::vector<wire_event> wire_events_;  // in file order

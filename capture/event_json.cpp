@@ -23,71 +23,6 @@ constexpr auto special = [] {
     return t;
 }();
 
-
-}  // namespace
-
-void append_json_string(std::string& out, std::string_view s) {
-    out += '"';
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const auto* end = p + s.size();
-    const auto* run = p;  // start of bytes that need no escaping
-    const auto flush = [&](const unsigned char* upto) {
-        out.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(upto - run));
-    };
-    while (p < end) {
-        const unsigned char c = *p;
-        if (!special[c]) {
-            ++p;
-            continue;
-        }
-        if (c >= 0x80) {
-            if (const std::size_t n = utf8_sequence_length(p, end)) {
-                p += n;
-                continue;
-            }
-            flush(p);
-            out += "\xEF\xBF\xBD";  // U+FFFD for a byte that is not UTF-8
-            run = ++p;
-            continue;
-        }
-        flush(p);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            default:
-                out += "\\u00";
-                out += hex[c >> 4];
-                out += hex[c & 0xF];
-        }
-        run = ++p;
-    }
-    flush(p);
-    out += '"';
-}
-
-void append_json_double(std::string& out, double d) {
-    if (std::isnan(d)) {
-        out += "\"NaN\"";
-        return;
-    }
-    if (std::isinf(d)) {
-        out += d > 0 ? "\"Infinity\"" : "\"-Infinity\"";
-        return;
-    }
-    char buf[32];
-    const auto r = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip form
-    const std::string_view text(buf, static_cast<std::size_t>(r.ptr - buf));
-    out += text;
-    if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
-}
-
-namespace {
-
 // Writes into space reserved up front: the per-event path does no capacity checks.
 class raw_writer {
 public:
@@ -100,6 +35,16 @@ public:
     }
     void ch(char c) noexcept { *p_++ = c; }
     void i64(std::int64_t v) noexcept { p_ = std::to_chars(p_, p_ + 24, v).ptr; }
+    void dbl(double d) noexcept {
+        if (std::isnan(d)) return lit("\"NaN\"");
+        if (std::isinf(d)) return lit(d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+        char* const start = p_;
+        p_ = std::to_chars(p_, p_ + 32, d).ptr;  // shortest round-trip form
+        // Keep a "." or an exponent so that the value reads back as a double.
+        if (std::string_view(start, static_cast<std::size_t>(p_ - start)).find_first_of(".e") ==
+            std::string_view::npos)
+            lit(".0");
+    }
     void str(std::string_view s) noexcept {
         *p_++ = '"';
         const auto* q = reinterpret_cast<const unsigned char*>(s.data());
@@ -165,12 +110,7 @@ std::size_t bound(const event& ev) noexcept {
     return n + number_room;
 }
 
-}  // namespace
-
-void append_event_json(std::string& out, const event& ev) {
-    const std::size_t start = out.size();
-    out.resize(start + bound(ev));
-    raw_writer w(out.data() + start);
+void write_event(raw_writer& w, const event& ev) {
     w.lit("{\"event\":[");
     for (std::size_t i = 0; i < ev.name.size(); ++i) {
         if (i) w.ch(',');
@@ -183,15 +123,12 @@ void append_event_json(std::string& out, const event& ev) {
         first = false;
         w.str(k);
         w.ch(':');
-        if (const auto* i = std::get_if<std::int64_t>(&v)) {
+        if (const auto* i = std::get_if<std::int64_t>(&v))
             w.i64(*i);
-        } else if (const auto* d = std::get_if<double>(&v)) {
-            std::string text;
-            append_json_double(text, *d);
-            w.lit(text);
-        } else {
+        else if (const auto* d = std::get_if<double>(&v))
+            w.dbl(*d);
+        else
             w.str(std::get<std::string>(v));
-        }
     }
     w.lit("},\"metadata\":{");
     first = true;
@@ -215,7 +152,30 @@ void append_event_json(std::string& out, const event& ev) {
     else
         w.lit("null");
     w.lit("}\n");
+}
+
+// Runs `write` on a raw_writer over `room` bytes reserved at the end of `out`.
+template <typename F>
+void append_with(std::string& out, std::size_t room, F write) {
+    const std::size_t start = out.size();
+    out.resize(start + room);
+    raw_writer w(out.data() + start);
+    write(w);
     out.resize(static_cast<std::size_t>(w.end() - out.data()));
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+    append_with(out, room(s), [&](raw_writer& w) { w.str(s); });
+}
+
+void append_json_double(std::string& out, double d) {
+    append_with(out, number_room, [&](raw_writer& w) { w.dbl(d); });
+}
+
+void append_event_json(std::string& out, const event& ev) {
+    append_with(out, bound(ev), [&](raw_writer& w) { write_event(w, ev); });
 }
 
 }  // namespace telecap

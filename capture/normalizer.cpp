@@ -160,14 +160,11 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
     }
     if (wire.empty()) return reject(err, reject_reason::bad_shape, "empty event name");
     if (const auto* we = catalog_.find_event(wire)) {
-        // A sink that moved the event away left the name empty: the size check catches it.
-        if (we != last_name_ || &out != last_out_ || out.name.size() != we->parts.size()) {
-            out.name = we->parts;
-            last_name_ = we;
-            last_out_ = &out;
-        }
+        // Part by part: consecutive events share most parts ("snakepit", "python").
+        out.name.resize(we->parts.size());
+        for (std::size_t i = 0; i < we->parts.size(); ++i)
+            if (!same_string(out.name[i], we->parts[i])) out.name[i].assign(we->parts[i]);
     } else if (catalog_.policies().unknown_event == unknown_event_policy::keep) {
-        last_name_ = nullptr;
         out.name = catalog_.policies().unknown_event_prefix;  // then the wire name's parts
         std::size_t start = 0;
         while (true) {

@@ -32,10 +32,6 @@ public:
 private:
     const catalog& catalog_;
     std::string name_;  // scratch: the dotted name of an array-form event
-    // The catalog entry whose parts `last_out_`'s name holds: consecutive events of one kind
-    // into the same (read, not modified) event skip copying the name again.
-    const void* last_name_ = nullptr;
-    const event* last_out_ = nullptr;
 };
 
 // Python's str() of a JSON scalar as the gRPC encoder would apply it to metadata:

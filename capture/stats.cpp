@@ -16,10 +16,6 @@ capture_stats& capture_stats::operator+=(const capture_stats& o) noexcept {
     return *this;
 }
 
-}  // namespace telecap
-
-namespace telecap {
-
 std::string stats_to_json(const capture_stats& s) {
     std::string out = "{";
     const auto field = [&](std::string_view name, std::uint64_t v) {

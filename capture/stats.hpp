@@ -66,9 +66,7 @@ struct capture_stats {
     capture_stats& operator+=(const capture_stats& o) noexcept;
 };
 
-}  // namespace telecap
-
-namespace telecap {
 // The counters as one JSON object (rejected and dropped as objects keyed by reason).
 std::string stats_to_json(const capture_stats& s);
+
 }  // namespace telecap
