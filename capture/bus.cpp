@@ -42,6 +42,7 @@ bool handler_bus::detach(std::string_view id) {
     for (auto& e : entries_) {
         if (e.attached && e.info.id == id) {
             e.attached = false;
+            detached_ = true;
             compact();
             return true;
         }
@@ -62,13 +63,16 @@ std::size_t handler_bus::size() const noexcept {
 }
 
 void handler_bus::compact() {
-    if (depth_ == 0)
+    if (depth_ == 0 && detached_) {
         std::erase_if(entries_, [](const entry& e) { return !e.attached; });
+        detached_ = false;
+    }
 }
 
 void handler_bus::fail(std::size_t index, std::string_view reason, const std::string& event_name) {
     entry& e = entries_[index];
     e.attached = false;
+    detached_ = true;
     ++failures_;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_log_ >= std::chrono::seconds(1)) {
@@ -107,8 +111,9 @@ void handler_bus::dispatch(const event& ev) {
     const std::size_t n = entries_.size();  // handlers attached during the call wait
     for (std::size_t i = 0; i < n; ++i) {
         if (!entries_[i].attached || !ev.matches(entries_[i].info.prefix)) continue;
-        // Keep the handler alive even if it detaches itself from inside handle().
-        const std::shared_ptr<handler> h = entries_[i].h;
+        // A raw pointer is enough: entries are not erased while a dispatch runs (depth_ > 0),
+        // so the handler stays owned even if it detaches itself or others attach.
+        handler* h = entries_[i].h.get();
         try {
             h->handle(ev);
         } catch (const std::exception& ex) {
@@ -118,14 +123,14 @@ void handler_bus::dispatch(const event& ev) {
         }
     }
     --depth_;
-    announce_failures();
+    if (depth_ == 0 && (detached_ || !pending_failures_.empty())) announce_failures();
 }
 
 void handler_bus::flush() {
     ++depth_;
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         if (!entries_[i].attached) continue;
-        const std::shared_ptr<handler> h = entries_[i].h;
+        handler* h = entries_[i].h.get();
         try {
             h->flush();
         } catch (const std::exception& ex) {

@@ -61,6 +61,10 @@ public:
     std::string to_json() const;
 
     std::size_t event_count() const noexcept { return wire_events_.size(); }
+    // Position of an entry find_event returned, in 0..event_count()-1.
+    std::size_t event_index(const wire_event& e) const noexcept {
+        return static_cast<std::size_t>(&e - wire_events_.data());
+    }
 
 private:
     std::vector<wire_event> wire_events_;  // in file order

@@ -12,7 +12,7 @@ namespace {
 enum class number_kind { integer, out_of_range, real, nan, pos_inf, neg_inf };
 
 // One pass over a JSON number's text: its kind and, for an integer, its value.
-number_kind scan_number(std::string_view t, std::int64_t& out) noexcept {
+[[gnu::always_inline]] inline number_kind scan_number(std::string_view t, std::int64_t& out) noexcept {
     const char* p = t.data();
     const char* const end = p + t.size();
     const bool neg = p < end && *p == '-';
@@ -21,9 +21,10 @@ number_kind scan_number(std::string_view t, std::int64_t& out) noexcept {
         return *p == 'N' ? number_kind::nan : neg ? number_kind::neg_inf : number_kind::pos_inf;
     std::uint64_t v = 0;
     bool overflow = false;
-    // Up to 18 digits cannot overflow; only longer numbers pay for the checks. Eight digits
-    // at a time where there are eight (SWAR: check and combine them in a few operations).
-    const char* fast_end = end - p > 18 ? p + 18 : end;
+    // Up to 19 digits cannot overflow a uint64 (10^19 - 1 < 2^64); only longer numbers pay
+    // for the checks (nanosecond timestamps have 19). Eight digits at a time where there are
+    // eight (SWAR: check and combine them in a few operations).
+    const char* fast_end = end - p > 19 ? p + 19 : end;
     while (fast_end - p >= 8) {
         std::uint64_t w;
         std::memcpy(&w, p, 8);
@@ -73,16 +74,18 @@ template <typename V>
 class member_writer {
 public:
     explicit member_writer(std::vector<std::pair<std::string, V>>& members) : m_(members) {}
-    ~member_writer() { m_.resize(n_); }
+    ~member_writer() {
+        if (m_.size() != n_) m_.resize(n_);
+    }
 
     // The slot for `key`; a repeated key gets its earlier slot (the last value wins, as with
     // json.loads and protobuf maps).
-    V& slot(std::string_view key) {
+    [[gnu::always_inline]] V& slot(std::string_view key) {
         for (std::size_t i = 0; i < n_; ++i)
             if (same_string(m_[i].first, key)) return m_[i].second;
         return append(key);
     }
-    V& append(std::string_view key) {
+    [[gnu::always_inline]] V& append(std::string_view key) {
         if (n_ == m_.size()) m_.emplace_back();
         std::string& k = m_[n_].first;
         if (!same_string(k, key)) k.assign(key);  // line after line the keys repeat
@@ -96,7 +99,7 @@ private:
 };
 
 template <typename V>
-void set_string(V& v, std::string_view s) {
+[[gnu::always_inline]] inline void set_string(V& v, std::string_view s) {
     if (auto* str = std::get_if<std::string>(&v)) {
         if (!same_string(*str, s)) str->assign(s);  // the host's values repeat every line
     } else {
@@ -146,10 +149,8 @@ std::string metadata_string(const raw_value& v) {
     }
 }
 
-bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
-                           std::int64_t receive_time_ns, event& out, parse_error& err) {
-    // 1. Name: the parts joined with "." must be a wire name of the catalog.
-    std::string_view wire = raw.event;
+const catalog::wire_event* normalizer::resolve(const raw_event& raw, std::string_view& wire) {
+    wire = raw.event;
     if (raw.event_is_array) {
         name_.clear();
         for (std::size_t i = 0; i < raw.parts.size(); ++i) {
@@ -158,8 +159,31 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
         }
         wire = name_;
     }
+    return wire.empty() ? nullptr : catalog_.find_event(wire);
+}
+
+bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
+                           std::int64_t receive_time_ns, event& out, parse_error& err) {
+    std::string_view wire;
+    const catalog::wire_event* we = resolve(raw, wire);
+    return fill(raw, we, wire, ctx, receive_time_ns, out, err);
+}
+
+event* normalizer::normalize(const raw_event& raw, const worker_context& ctx,
+                             std::int64_t receive_time_ns, event_slots& slots,
+                             parse_error& err) {
+    std::string_view wire;
+    const catalog::wire_event* we = resolve(raw, wire);
+    event& out = slots.slot(we ? catalog_.event_index(*we) : std::string_view::npos);
+    return fill(raw, we, wire, ctx, receive_time_ns, out, err) ? &out : nullptr;
+}
+
+bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::string_view wire,
+                      const worker_context& ctx, std::int64_t receive_time_ns, event& out,
+                      parse_error& err) {
+    // 1. Name: the parts joined with "." must be a wire name of the catalog.
     if (wire.empty()) return reject(err, reject_reason::bad_shape, "empty event name");
-    if (const auto* we = catalog_.find_event(wire)) {
+    if (we) {
         // Part by part: consecutive events share most parts ("snakepit", "python").
         out.name.resize(we->parts.size());
         for (std::size_t i = 0; i < we->parts.size(); ++i)

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "capture/catalog.hpp"
 #include "capture/event.hpp"
@@ -20,6 +21,21 @@ struct worker_context {
     std::optional<std::int64_t> pid;       // python_pid: the worker's OS pid, when known
 };
 
+// Events kept from line to line, one per event type of the catalog (and one for unknown
+// events): a line finds the name parts and keys of the last event of its type already in
+// place, so normalizing it mostly compares where it would otherwise copy.
+class event_slots {
+public:
+    explicit event_slots(const catalog& cat) : events_(cat.event_count() + 1) {}
+    // The slot for the catalog's event `type`, or for unknown events when type is npos.
+    event& slot(std::size_t type) noexcept {
+        return events_[type < events_.size() - 1 ? type : events_.size() - 1];
+    }
+
+private:
+    std::vector<event> events_;
+};
+
 class normalizer {
 public:
     explicit normalizer(const catalog& cat) : catalog_(cat) {}
@@ -28,8 +44,18 @@ public:
     // Returns false with `err` set when the gRPC path would drop the event.
     bool normalize(const raw_event& raw, const worker_context& ctx, std::int64_t receive_time_ns,
                    event& out, parse_error& err);
+    // The same, into the slot of the event's type; null when the event is dropped. The slots
+    // must have been made for this normalizer's catalog.
+    event* normalize(const raw_event& raw, const worker_context& ctx,
+                     std::int64_t receive_time_ns, event_slots& slots, parse_error& err);
 
 private:
+    // The wire name of `raw` (joined from its parts if need be) and its catalog entry, if any.
+    const catalog::wire_event* resolve(const raw_event& raw, std::string_view& wire);
+    bool fill(const raw_event& raw, const catalog::wire_event* we, std::string_view wire,
+              const worker_context& ctx, std::int64_t receive_time_ns, event& out,
+              parse_error& err);
+
     const catalog& catalog_;
     std::string name_;  // scratch: the dotted name of an array-form event
 };

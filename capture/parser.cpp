@@ -9,6 +9,129 @@
 
 #include <cctype>
 #include <cstring>
+#include <vector>
+
+namespace telecap {
+namespace {
+
+// The in-situ stream over the parser's buffer, which always carries at least
+// scan_padding bytes past the payload's terminator: that is what lets the string scan
+// below read whole words without checking for the end.
+struct padded_insitu_stream : rapidjson::InsituStringStream {
+    using rapidjson::InsituStringStream::GenericInsituStringStream;
+};
+constexpr std::size_t scan_padding = 16;
+
+constexpr std::uint64_t highs = 0x8080808080808080ull;
+
+// Sixteen bytes as one value of the compiler's portable vector extension (SSE2 on x86-64,
+// NEON on ARM); comparisons give 0xFF in the lanes that match.
+using v16 = unsigned char __attribute__((vector_size(16)));
+
+// Index (0..15) of the first 0xFF lane of a comparison result, or 16 if there is none.
+inline std::size_t first_lane(v16 m) noexcept {
+    std::uint64_t w[2];
+    std::memcpy(w, &m, 16);
+    if (w[0]) return static_cast<std::size_t>(__builtin_ctzll(w[0])) / 8;
+    if (w[1]) return 8 + static_cast<std::size_t>(__builtin_ctzll(w[1])) / 8;
+    return 16;
+}
+
+// Offset (0..15) of the first '"', '\\' or control byte among the sixteen at p, or 16.
+inline std::size_t first_string_stop(const char* p) noexcept {
+    const v16 quote = v16{} + static_cast<unsigned char>('"');
+    const v16 bslash = v16{} + static_cast<unsigned char>('\\');
+    const v16 space = v16{} + static_cast<unsigned char>(' ');
+    v16 v;
+    std::memcpy(&v, p, 16);
+    return first_lane(static_cast<v16>((v == quote) | (v == bslash) | (v < space)));
+}
+
+// What copy_and_scan saw in a payload.
+struct payload_flags {
+    bool non_ascii = false;
+    bool nul = false;
+    bool backslash = false;
+};
+
+// Copies the payload into the parse buffer and notes, in the same pass, the bytes that need
+// a closer look: NUL (RapidJSON would stop there), non-ASCII (UTF-8 to validate) and '\\'
+// (only an escape can produce a lone surrogate). Sixteen bytes at a time with the compiler's
+// portable vector extension (SSE2 on x86-64, NEON on ARM).
+inline payload_flags copy_and_scan(const char* src, std::size_t n, char* dst) noexcept {
+    const v16 zero{}, bslash = zero + static_cast<unsigned char>('\\');
+    v16 any{}, nul{}, bs{};
+    auto take = [&](v16 v) {
+        any |= v;
+        nul |= static_cast<v16>(v == zero);
+        bs |= static_cast<v16>(v == bslash);
+    };
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16 v;
+        std::memcpy(&v, src + i, 16);
+        std::memcpy(dst + i, &v, 16);
+        take(v);
+    }
+    if (i < n) {
+        unsigned char tail[16];
+        std::memset(tail, ' ', sizeof tail);  // neutral filler: none of the bytes looked for
+        std::memcpy(tail, src + i, n - i);
+        std::memcpy(dst + i, tail, n - i);
+        v16 v;
+        std::memcpy(&v, tail, 16);
+        take(v);
+    }
+    auto some = [](v16 v, std::uint64_t mask) {
+        std::uint64_t w[2];
+        std::memcpy(w, &v, 16);
+        return ((w[0] | w[1]) & mask) != 0;
+    };
+    return {some(any, highs), some(nul, highs), some(bs, highs)};
+}
+
+}  // namespace
+}  // namespace telecap
+
+namespace rapidjson {
+
+template <>
+struct StreamTraits<telecap::padded_insitu_stream> {
+    enum { copyOptimization = 1 };
+};
+
+// RapidJSON's reader calls ScanCopyUnescapedString before its byte-by-byte string loop as an
+// optional fast path (its own versions need SSE and 16-byte alignment). This one moves sixteen
+// bytes at a time up to the first '"', '\\' or control byte; the reader's loop takes it from
+// there. Only used with the padded stream above, only in this file.
+template <>
+template <>
+inline void GenericReader<UTF8<>, UTF8<>, CrtAllocator>::ScanCopyUnescapedString<
+    telecap::padded_insitu_stream, telecap::padded_insitu_stream>(
+    telecap::padded_insitu_stream& is, telecap::padded_insitu_stream&) {
+    char* p = is.src_;
+    if (is.dst_ == p) {  // nothing unescaped yet: the string stays where it is
+        for (;;) {
+            const std::size_t n = telecap::first_string_stop(p);
+            p += n;
+            if (n < 16) break;
+        }
+        is.src_ = is.dst_ = p;
+        return;
+    }
+    char* q = is.dst_;  // behind p after an escape: move the bytes down
+    for (;;) {
+        const std::size_t n = telecap::first_string_stop(p);
+        std::memmove(q, p, n);  // q < p: only bytes already read are overwritten
+        p += n;
+        q += n;
+        if (n < 16) break;
+    }
+    is.src_ = p;
+    is.dst_ = q;
+}
+
+}  // namespace rapidjson
 
 namespace telecap {
 
@@ -53,8 +176,16 @@ bool has_lone_surrogate(const char* s, std::size_t n) noexcept {
 // SAX handler: fills a raw_event; returns false (stopping the parse) on a schema violation.
 class sax_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, sax_handler> {
 public:
-    sax_handler(raw_event& ev, std::string& nested, std::size_t max_depth, bool has_escapes)
-        : ev_(ev), nested_(nested), max_depth_(max_depth), has_escapes_(has_escapes) {}
+    sax_handler(raw_event& ev, std::string& nested, rapidjson::StringBuffer& buffer,
+                rapidjson::Writer<rapidjson::StringBuffer>& writer, std::size_t max_depth,
+                std::size_t payload_size, bool has_escapes)
+        : ev_(ev),
+          nested_(nested),
+          buffer_(buffer),
+          writer_(writer),
+          max_depth_(max_depth),
+          payload_size_(payload_size),
+          has_escapes_(has_escapes) {}
 
     bool failed() const noexcept { return failed_; }
     reject_reason reason() const noexcept { return reason_; }
@@ -213,6 +344,9 @@ private:
         sub_ = 1;
         mode_ = mode;
         if (mode == sub_mode::skip) return true;
+        // The compact text of nested metadata can never exceed the payload's size, so reserving
+        // that much keeps views into nested_ stable while it grows.
+        if (nested_.capacity() < payload_size_ + 1) nested_.reserve(payload_size_ + 1);
         nested_start_ = nested_.size();
         buffer_.Clear();
         writer_.Reset(buffer_);
@@ -240,7 +374,10 @@ private:
 
     raw_event& ev_;
     std::string& nested_;
+    rapidjson::StringBuffer& buffer_;
+    rapidjson::Writer<rapidjson::StringBuffer>& writer_;
     std::size_t max_depth_;
+    std::size_t payload_size_;
     bool has_escapes_;  // only a \u escape can smuggle in a lone surrogate
     std::size_t depth_ = 0;
     std::size_t sub_ = 0;  // depth inside a skipped or serialized member value
@@ -248,8 +385,6 @@ private:
     field cur_ = field::none;
     std::string_view key_;
     std::size_t nested_start_ = 0;
-    rapidjson::StringBuffer buffer_;
-    rapidjson::Writer<rapidjson::StringBuffer> writer_;
     bool failed_ = false;
     reject_reason reason_ = reject_reason::bad_shape;
     const char* detail_ = "";
@@ -259,6 +394,9 @@ private:
 
 struct event_parser::reader {
     rapidjson::Reader r;
+    std::vector<char> buf;  // in-situ copy of the payload, NUL-terminated and padded
+    rapidjson::StringBuffer nested_text;  // one nested metadata value as it is serialized
+    rapidjson::Writer<rapidjson::StringBuffer> writer;
 };
 
 event_parser::event_parser(std::size_t max_depth)
@@ -269,31 +407,33 @@ event_parser& event_parser::operator=(event_parser&&) noexcept = default;
 
 bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& err) {
     out.clear();
+    std::vector<char>& buf = reader_->buf;
+    if (buf.size() < payload.size() + scan_padding) buf.resize(payload.size() + scan_padding);
+    const payload_flags seen = copy_and_scan(payload.data(), payload.size(), buf.data());
+    std::memset(buf.data() + payload.size(), 0, scan_padding);  // terminator and padding
     // RapidJSON's in-situ stream ends at NUL, which would hide what follows it.
-    if (const void* nul = std::memchr(payload.data(), '\0', payload.size())) {
+    if (seen.nul) {
         err.reason = reject_reason::invalid_json;
-        err.offset = static_cast<std::size_t>(static_cast<const char*>(nul) - payload.data());
+        err.offset = static_cast<std::size_t>(
+            static_cast<const char*>(std::memchr(payload.data(), '\0', payload.size())) -
+            payload.data());
         err.detail = "nul byte in telemetry line";
         return false;
     }
     // UTF-8 is checked here, not by RapidJSON: 1.1.0's validator reads up to three bytes past
     // the terminator after a truncated sequence at the end of the input (found by fuzzing).
-    if (const std::size_t bad = first_invalid_utf8(payload); bad != std::string_view::npos) {
-        err.reason = reject_reason::invalid_utf8;
-        err.offset = bad;
-        err.detail = "invalid utf-8";
-        return false;
+    if (seen.non_ascii) {
+        if (const std::size_t bad = first_invalid_utf8(payload); bad != std::string_view::npos) {
+            err.reason = reject_reason::invalid_utf8;
+            err.offset = bad;
+            err.detail = "invalid utf-8";
+            return false;
+        }
     }
-    buf_.assign(payload);
-    buf_.append(4, '\0');  // the terminator, and slack for any look-ahead past it
-    // The compact text of nested metadata can never exceed the payload's size, so reserving
-    // that much keeps views into nested_ stable while it grows.
     nested_.clear();
-    nested_.reserve(payload.size() + 1);
-
-    sax_handler handler(out, nested_, max_depth_,
-                        std::memchr(payload.data(), '\\', payload.size()) != nullptr);
-    rapidjson::InsituStringStream stream(buf_.data());
+    sax_handler handler(out, nested_, reader_->nested_text, reader_->writer, max_depth_,
+                        payload.size(), seen.backslash);
+    padded_insitu_stream stream(buf.data());
     constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
                                rapidjson::kParseNanAndInfFlag |
                                rapidjson::kParseNumbersAsStringsFlag;

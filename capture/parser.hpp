@@ -69,10 +69,9 @@ public:
     bool parse(std::string_view payload, raw_event& out, parse_error& err);
 
 private:
-    struct reader;  // RapidJSON's reader, kept so its stack is allocated once, not per line
+    struct reader;  // RapidJSON's reader and buffers, kept so they are allocated once, not per line
     std::unique_ptr<reader> reader_;
     std::size_t max_depth_;
-    std::string buf_;     // in-situ copy of the payload, NUL-terminated
     std::string nested_;  // compact JSON of nested metadata values
 };
 

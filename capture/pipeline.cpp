@@ -36,6 +36,7 @@ capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
       passthrough_(passthrough),
       rejects_(rejects),
       stats_(stats),
+      events_by_type_(cat),
       recognize_(opts.recognize) {}
 
 void capture_pipeline::feed(std::string_view bytes) {
@@ -64,10 +65,10 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
     if (payload.data() != nullptr) {
         ++stats_.telemetry_lines;
         if (parser_.parse(payload, raw_, err_)) {
-            if (normalizer_.normalize(raw_, ctx_, raw_.has_timestamp ? 0 : now_ns(), event_,
-                                      err_)) {
+            if (event* ev = normalizer_.normalize(raw_, ctx_, raw_.has_timestamp ? 0 : now_ns(),
+                                                  events_by_type_, err_)) {
                 ++stats_.events;
-                if (events_) events_->on_event(event_);
+                if (events_) events_->on_event(*ev);
                 return;
             }
         } else {

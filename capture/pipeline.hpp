@@ -86,7 +86,7 @@ private:
     reject_sink* rejects_;
     capture_stats& stats_;
     raw_event raw_;
-    event event_;
+    event_slots events_by_type_;
     parse_error err_;
     std::uint64_t line_no_ = 0;
     bool recognize_;

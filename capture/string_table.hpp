@@ -13,7 +13,7 @@ namespace telecap {
 
 // Equality for the short keys and values of the per-line path without a call into libc:
 // strings of up to 16 bytes are compared as two (overlapping) words.
-inline bool same_string(std::string_view a, std::string_view b) noexcept {
+[[gnu::always_inline]] inline bool same_string(std::string_view a, std::string_view b) noexcept {
     const std::size_t n = a.size();
     if (n != b.size()) return false;
     const char* x = a.data();

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -295,6 +296,27 @@ TEST_F(BusTest, SharedHandlerObjectStaysAliveWhileDetachingItself) {
     h.reset();
     bus.dispatch(make_event({"e"}));
     EXPECT_TRUE(weak.expired());  // released after the call, not leaked
+    EXPECT_EQ(bus.size(), 0u);
+}
+
+TEST_F(BusTest, DetachedAndFailedHandlersAreReleased) {
+    struct thrower final : handler {
+        void handle(const event&) override { throw std::runtime_error("no"); }
+    };
+    struct quiet final : handler {
+        void handle(const event&) override {}
+    };
+    auto t = std::make_shared<thrower>();
+    auto q = std::make_shared<quiet>();
+    std::weak_ptr<thrower> weak_t = t;
+    std::weak_ptr<quiet> weak_q = q;
+    bus.attach("t", {}, std::shared_ptr<handler>(std::move(t)));
+    bus.attach("q", {}, std::shared_ptr<handler>(std::move(q)));
+    bus.dispatch(make_event({"e"}));
+    EXPECT_TRUE(weak_t.expired());  // failed on its first event: detached and let go
+    EXPECT_FALSE(weak_q.expired());
+    ASSERT_TRUE(bus.detach("q"));
+    EXPECT_TRUE(weak_q.expired());
     EXPECT_EQ(bus.size(), 0u);
 }
 

@@ -396,5 +396,83 @@ TEST(Normalizer, RejectDetailNamesTheProblem) {
     EXPECT_NE(err.detail.find("zap"), std::string::npos) << err.detail;
 }
 
+// The pipeline's path: one reused event per event type. Whatever the order of types, each
+// result must equal a fresh normalization of the same line.
+TEST(Normalizer, SlotsGiveTheSameEventsAsFreshNormalization) {
+    catalog cat = catalog::builtin();
+    cat.policies().unknown_event = unknown_event_policy::keep;
+    const std::vector<std::string> lines = {
+        R"({"event": "tool.execution.start", "measurements": {"count": 1, "system_time": 7}, )"
+        R"("metadata": {"tool": "rank", "session_id": "s1"}, "timestamp_ns": 10, )"
+        R"("correlation_id": "c1"})",
+        R"({"event": "python.call.stop", "measurements": {"duration": 5}, "timestamp_ns": 11})",
+        R"({"event": "tool.execution.start", "measurements": {"system_time": 8, "count": 2}, )"
+        R"("metadata": {"session_id": "a much longer session id than before", "x": [1, 2]}, )"
+        R"("timestamp_ns": 12, "correlation_id": ""})",
+        R"({"event": "my.own.thing", "measurements": {"count": 3}, "timestamp_ns": 13})",
+        R"({"event": "tool.execution.start", "measurements": {"count": 1, "count": 4}, )"
+        R"("metadata": {"node": "spoofed", "tool": "t", "tool": "u"}, "timestamp_ns": 14})",
+        R"({"event": "other.unknown", "timestamp_ns": 15, "correlation_id": "c2"})",
+        R"({"event": "python.call.stop", "measurements": {"duration": 0.5, "count": true}, )"
+        R"("metadata": {"tool": null}, "timestamp_ns": 16})",
+    };
+    event_parser parser;
+    raw_event raw;
+    parse_error err;
+    normalizer n(cat);
+    event_slots slots(cat);
+    for (int round = 0; round < 2; ++round) {
+        for (const auto& line : lines) {
+            SCOPED_TRACE(line);
+            ASSERT_TRUE(parser.parse(line, raw, err)) << err.detail;
+            event* ev = n.normalize(raw, full_context(), receive_time, slots, err);
+            ASSERT_NE(ev, nullptr) << err.detail;
+            EXPECT_EQ(describe(*ev), run(line, cat));
+        }
+    }
+}
+
+TEST(Normalizer, SlotEventTakenAwayByTheSinkIsRebuilt) {
+    const catalog cat = catalog::builtin();
+    const std::string line =
+        R"({"event": "python.call.stop", "measurements": {"duration": 5}, )"
+        R"("metadata": {"tool": "t"}, "timestamp_ns": 11, "correlation_id": "c"})";
+    event_parser parser;
+    raw_event raw;
+    parse_error err;
+    normalizer n(cat);
+    event_slots slots(cat);
+    ASSERT_TRUE(parser.parse(line, raw, err));
+    event* first = n.normalize(raw, full_context(), 0, slots, err);
+    ASSERT_NE(first, nullptr);
+    const event taken = std::move(*first);  // what the run supervisor does
+    event* second = n.normalize(raw, full_context(), 0, slots, err);
+    ASSERT_NE(second, nullptr);
+    EXPECT_EQ(describe(*second), describe(taken));
+    EXPECT_EQ(describe(*second), run(line, cat));
+}
+
+TEST(Normalizer, SlotEventsFollowAChangedContext) {
+    // A restarted worker gets a new pid: the reused event must carry the new one.
+    const catalog cat = catalog::builtin();
+    event_parser parser;
+    raw_event raw;
+    parse_error err;
+    normalizer n(cat);
+    event_slots slots(cat);
+    worker_context ctx = full_context();
+    ASSERT_TRUE(parser.parse(R"({"event": "python.call.stop", "timestamp_ns": 1})", raw, err));
+    ASSERT_NE(n.normalize(raw, ctx, 0, slots, err), nullptr);
+    ctx.pid = 7;
+    ctx.node = "another-node-with-a-long-name";
+    ctx.worker_id.reset();
+    const event* ev = n.normalize(raw, ctx, 0, slots, err);
+    ASSERT_NE(ev, nullptr);
+    EXPECT_EQ(describe(*ev),
+              "snakepit.python.call.stop | m: | md: node=s:another-node-with-a-long-name "
+              "pool_name=s:p python_pid=i:7 correlation_id=null timestamp_ns=i:1 | ts=1 | "
+              "cid=null");
+}
+
 }  // namespace
 }  // namespace telecap

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace telecap {
 namespace {
@@ -388,6 +389,100 @@ TEST_F(ParserTest, TruncatedMultibyteSequenceAtTheEndIsInvalidUtf8) {
         ASSERT_FALSE(parse(head + tail)) << tail;
         EXPECT_EQ(err.reason, reject_reason::invalid_utf8);
         EXPECT_EQ(err.offset, head.size());  // the first byte that is not UTF-8
+    }
+}
+
+// The string scanner moves sixteen bytes at a time and the payload is copied and checked
+// sixteen bytes at a time: every string length around those widths, with an escape, a control
+// byte, a NUL or a non-ASCII byte at every position, must decode exactly as written.
+
+// A string of `n` characters that differ from their neighbours, so a misplaced byte shows.
+std::string sample_text(std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += static_cast<char>('a' + i % 26);
+    return s;
+}
+
+TEST_F(ParserTest, StringsOfEveryLengthDecodeExactly) {
+    for (std::size_t n = 0; n <= 48; ++n) {
+        const std::string text = sample_text(n);
+        ASSERT_TRUE(parse(R"({"event": "e", "metadata": {")" + text + R"(": ")" + text + R"("}})"))
+            << n << ": " << err.detail;
+        ASSERT_EQ(ev.metadata.size(), 1u);
+        EXPECT_EQ(ev.metadata[0].key, text);
+        EXPECT_EQ(ev.metadata[0].value.text, text);
+    }
+}
+
+TEST_F(ParserTest, EscapesAtEveryPositionDecodeExactly) {
+    // After the first escape the decoded text lags behind the input: the scanner moves bytes.
+    const std::pair<std::string_view, std::string_view> escapes[] = {
+        {R"(\n)", "\n"}, {R"(\")", "\""}, {R"(\\)", "\\"}, {R"(\u00e9)", "\xc3\xa9"},
+        {R"(\ud83d\ude00)", "\xf0\x9f\x98\x80"}};
+    for (const auto& [escaped, decoded] : escapes) {
+        for (std::size_t n = 0; n <= 40; ++n) {
+            for (std::size_t at = 0; at <= n; ++at) {
+                const std::string text = sample_text(n);
+                // Two escapes: the second one is met with the text already moving.
+                const std::string in = text.substr(0, at) + std::string(escaped) +
+                                       text.substr(at) + std::string(escaped) + "z";
+                const std::string want = text.substr(0, at) + std::string(decoded) +
+                                         text.substr(at) + std::string(decoded) + "z";
+                ASSERT_TRUE(parse(R"({"event": "e", "metadata": {"k": ")" + in + R"("}})"))
+                    << in << ": " << err.detail;
+                ASSERT_EQ(ev.metadata.size(), 1u);
+                ASSERT_EQ(ev.metadata[0].value.text, want) << in;
+            }
+        }
+    }
+}
+
+TEST_F(ParserTest, ControlByteAtEveryPositionIsInvalidJson) {
+    const std::string head = R"({"event": "e", "metadata": {"k": ")";
+    for (std::size_t n = 1; n <= 40; ++n) {
+        for (std::size_t at = 0; at < n; ++at) {
+            std::string text = sample_text(n);
+            text[at] = '\x1f';
+            expect_reject(head + text + R"("}})", reject_reason::invalid_json);
+            EXPECT_EQ(err.offset, head.size() + at);
+        }
+    }
+}
+
+TEST_F(ParserTest, NulAtEveryPositionIsFoundAtItsOffset) {
+    for (std::size_t n = 1; n <= 40; ++n) {
+        const std::string payload = R"({"event": ")" + sample_text(n) + R"("})";
+        for (std::size_t at = 0; at < payload.size(); ++at) {
+            std::string p = payload;
+            p[at] = '\0';
+            expect_reject(p, reject_reason::invalid_json);
+            EXPECT_EQ(err.offset, at);
+        }
+    }
+}
+
+TEST_F(ParserTest, InvalidUtf8AtEveryPositionIsFoundAtItsOffset) {
+    const std::string head = R"({"event": "e", "metadata": {"k": ")";
+    for (std::size_t n = 1; n <= 40; ++n) {
+        for (std::size_t at = 0; at < n; ++at) {
+            std::string text = sample_text(n);
+            text[at] = '\xff';
+            expect_reject(head + text + R"("}})", reject_reason::invalid_utf8);
+            EXPECT_EQ(err.offset, head.size() + at);
+            // A valid multibyte character in the same place is kept.
+            text.replace(at, 1, "\xc3\xa9");
+            ASSERT_TRUE(parse(head + text + R"("}})")) << err.detail;
+            EXPECT_EQ(ev.metadata[0].value.text, text);
+        }
+    }
+}
+
+TEST_F(ParserTest, LoneSurrogateIsFoundInLinesOfEveryLength) {
+    // Whether a payload holds a backslash is noted while it is copied; a lone surrogate
+    // escape must be caught wherever it sits.
+    for (std::size_t n = 0; n <= 40; ++n) {
+        expect_reject(R"({"event": "e", "metadata": {"k": ")" + sample_text(n) + R"(\udc00"}})",
+                      reject_reason::invalid_utf8);
     }
 }
 
