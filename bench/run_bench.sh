@@ -29,25 +29,31 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "compiler: $(c++ --version | head -1); flags: CMAKE_BUILD_TYPE=Release (-O3 -DNDEBUG)"
 echo
 
-read -r bare_cpu _ bare_rss < <(measure "$build/bench/bench_bare_loop" "$work/workload.txt")
-read -r null_cpu _ null_rss < <(measure sh -c "$tc parse -o null $work/workload.txt 2>/dev/null")
-read -r jsonl_cpu _ jsonl_rss < <(measure sh -c "$tc parse -o jsonl $work/workload.txt >/dev/null 2>/dev/null")
-echo "| parse, 1,000,000 lines | CPU s | vs bare loop | peak RSS |"
+# CPU time: best of 11 interleaved runs each (bench/cpu_time.py); peak RSS from /usr/bin/time.
+runs=${TELECAP_BENCH_RUNS:-11}
+bare_cmd="$build/bench/bench_bare_loop $work/workload.txt"
+null_cmd="$tc parse -o null --passthrough none $work/workload.txt"
+jsonl_cmd="$tc parse -o jsonl:/dev/null --passthrough none $work/workload.txt"
+{ read -r bare_cpu; read -r null_cpu; read -r jsonl_cpu; } < <(
+    python3 "$here/cpu_time.py" "$runs" "$bare_cmd" "$null_cmd" "$jsonl_cmd")
+read -r _ _ bare_rss < <(measure $bare_cmd)
+read -r _ _ null_rss < <(measure $null_cmd)
+read -r _ _ jsonl_rss < <(measure $jsonl_cmd)
+echo "| parse, 1,000,000 lines | CPU s (best of $runs) | vs bare loop | peak RSS |"
 echo "|---|---|---|---|"
 echo "| bare loop (frame + RapidJSON, null handler) | $bare_cpu | 1.00x | $((bare_rss / 1024)) MiB |"
 echo "| telecap parse -o null | $null_cpu | $(ratio "$null_cpu" "$bare_cpu")x | $((null_rss / 1024)) MiB |"
 echo "| telecap parse -o jsonl (to /dev/null) | $jsonl_cpu | $(ratio "$jsonl_cpu" "$bare_cpu")x | $((jsonl_rss / 1024)) MiB |"
 
-# Instruction counts (callgrind) on the first 20,000 lines: repeatable where CPU time on a
-# shared VM is not.
+# Instruction counts (callgrind) over the same 1,000,000 lines: repeatable where CPU time on a
+# shared VM is not. About three minutes.
 if command -v valgrind >/dev/null; then
-    head -n 20000 "$work/workload.txt" > "$work/w20k.txt"
     irs() { valgrind --tool=callgrind --callgrind-out-file="$work/cg" "$@" >/dev/null 2>&1 || true
             callgrind_annotate "$work/cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'; }
-    bare_ir=$(irs "$build/bench/bench_bare_loop" "$work/w20k.txt")
-    null_ir=$(irs "$tc" parse -o null --passthrough none "$work/w20k.txt")
-    jsonl_ir=$(irs "$tc" parse -o jsonl:/dev/null --passthrough none "$work/w20k.txt")
-    echo "| instructions, 20,000 lines: bare / -o null / -o jsonl | $((bare_ir / 1000000))M / $((null_ir / 1000000))M / $((jsonl_ir / 1000000))M | $(ratio "$null_ir" "$bare_ir")x / $(ratio "$jsonl_ir" "$bare_ir")x | |"
+    bare_ir=$(irs $bare_cmd)
+    null_ir=$(irs $null_cmd)
+    jsonl_ir=$(irs $jsonl_cmd)
+    echo "| instructions: bare / -o null / -o jsonl | $((bare_ir / 1000000))M / $((null_ir / 1000000))M / $((jsonl_ir / 1000000))M | $(ratio "$null_ir" "$bare_ir")x / $(ratio "$jsonl_ir" "$bare_ir")x | |"
 fi
 
 # A 1 GiB line without a newline, plain and telemetry: memory must stay bounded.

@@ -228,7 +228,7 @@ private:
         return false;
     }
 
-    bool scalar(raw_value v) {
+    [[gnu::always_inline]] bool scalar(raw_value v) {
         if (sub_ > 0) {
             if (mode_ == sub_mode::skip) return true;
             switch (v.kind) {
@@ -300,7 +300,7 @@ private:
         return true;
     }
 
-    bool start(bool object) {
+    [[gnu::always_inline]] bool start(bool object) {
         if (++depth_ > max_depth_) return fail(reject_reason::too_deep, "nesting too deep");
         if (sub_ > 0) {
             ++sub_;
@@ -353,7 +353,7 @@ private:
         return object ? writer_.StartObject() : writer_.StartArray();
     }
 
-    bool end(bool object) {
+    [[gnu::always_inline]] bool end(bool object) {
         --depth_;
         if (sub_ > 0) {
             --sub_;
