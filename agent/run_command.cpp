@@ -219,12 +219,17 @@ void supervisor::flush_pending() {
     if (o_.overflow == overflow_policy::drop_newest || escape_block_) {
         next = queue_.push(pending_, 0, std::chrono::milliseconds(0));
     } else {
-        // Block mode: wait for the dispatcher, but keep an ear on the signalfd so that a stuck
-        // handler cannot make telecap deaf to SIGTERM.
+        // Block mode: wait for the dispatcher, but so that a stuck handler cannot make telecap
+        // deaf to a stop. A pending SIGTERM or SIGINT ends the wait (the signals are blocked,
+        // read from the signalfd, so they show as pending), and so does the end of the grace
+        // period of a stop under way. A worker's SIGCHLD or a signal to forward waits for the
+        // loop like everything else.
         while ((next = queue_.push(pending_, next, std::chrono::milliseconds(100))) <
                pending_.size()) {
-            pollfd p{signal_fd_.get(), POLLIN, 0};
-            if (::poll(&p, 1, 0) > 0) {
+            sigset_t pending;
+            if ((stopping_ && clock::now() >= kill_at_) ||
+                (::sigpending(&pending) == 0 &&
+                 (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1))) {
                 escape_block_ = true;
                 break;
             }

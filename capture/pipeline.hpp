@@ -19,7 +19,8 @@ namespace telecap {
 class event_sink {
 public:
     virtual ~event_sink() = default;
-    // `ev` belongs to the pipeline; the sink may read it or move from it.
+    // `ev` belongs to the pipeline, which reuses it for a later event of the same type; the
+    // sink may read it or move from it, and is done with it when on_event returns.
     virtual void on_event(event& ev) = 0;
 };
 

@@ -33,8 +33,11 @@ public:
             const auto deadline = std::chrono::steady_clock::now() + timeout;
             while (from < batch.size() && !closed_) {
                 if (!room()) {
-                    if (timeout.count() <= 0 ||
-                        !not_full_.wait_until(lock, deadline, [&] { return closed_ || room(); }))
+                    if (timeout.count() <= 0) break;
+                    // The consumer may be asleep waiting for items: wake it for the ones just
+                    // queued, or it never makes the room this wait is for.
+                    if (moved) not_empty_.notify_one();
+                    if (!not_full_.wait_until(lock, deadline, [&] { return closed_ || room(); }))
                         break;
                     continue;
                 }

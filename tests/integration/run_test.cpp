@@ -2,8 +2,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <regex>
+#include <thread>
 
 #include "support/subprocess.hpp"
 
@@ -229,6 +232,81 @@ TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
     const std::string s = read_file(stats);
     EXPECT_NE(s.find("\"events\":20000,"), std::string::npos) << s;
     EXPECT_EQ(s.find("\"queue_full\":0,"), std::string::npos) << s;  // some were dropped
+}
+
+TEST(RunCapture, BlockModeDeliversEverythingWhileWorkersExit) {
+    // A reader that stalls keeps the queue full, so the loop waits for room while workers
+    // exit: their SIGCHLD must not end the wait (only a stop does), so nothing is dropped.
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const std::string stats = temp_path("block.json");
+    std::vector<std::string> argv = telecap_run(
+        {"--overflow", "block", "--queue", "64", "--instances", "20", "--stats", stats,
+         "--passthrough", "none"},
+        {FIXTURE_WRITE_LINES, "2000"});
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(fds[1], 1);
+        std::vector<char*> args;
+        for (auto& a : argv) args.push_back(a.data());
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::size_t lines = 0;
+    std::thread reader([&] {
+        char buf[16384];
+        ssize_t n;
+        std::size_t since_pause = 0;
+        while ((n = ::read(fds[0], buf, sizeof buf)) > 0) {
+            lines += static_cast<std::size_t>(std::count(buf, buf + n, '\n'));
+            // Stalls longer than the loop's 100 ms wait slices, a dozen times in the run.
+            if ((since_pause += static_cast<std::size_t>(n)) >= (std::size_t{1} << 20)) {
+                since_pause = 0;
+                std::this_thread::sleep_for(std::chrono::milliseconds(250));
+            }
+        }
+    });
+    process p{pid, "/dev/null", "/dev/null"};
+    const auto r = wait(p, std::chrono::seconds(120));
+    reader.join();
+    ::close(fds[0]);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0);
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"events\":40000,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"queue_full\":0"), std::string::npos) << s;
+    EXPECT_EQ(lines, 40000u + 2u * 20u);  // every event, and spawned + terminated per worker
+}
+
+TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
+    // stdout is a pipe nobody reads: the loop waits for room for good, until SIGTERM.
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const std::string stats = temp_path("blockstuck.json");
+    std::vector<std::string> argv = telecap_run(
+        {"--overflow", "block", "--queue", "64", "--grace", "1", "--stats", stats,
+         "--passthrough", "none"},
+        {FIXTURE_WRITE_LINES, "20000"});
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(fds[1], 1);
+        std::vector<char*> args;
+        for (auto& a : argv) args.push_back(a.data());
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    ::kill(pid, SIGTERM);
+    process p{pid, "/dev/null", "/dev/null"};
+    const auto r = wait(p, std::chrono::seconds(30));
+    ::close(fds[0]);
+    EXPECT_FALSE(r.timed_out);
+    const std::string s = read_file(stats);
+    EXPECT_EQ(s.find("\"queue_full\":0,"), std::string::npos) << s;  // the rest was dropped
 }
 
 TEST(RunCapture, DedicatedTelemetryFd) {
