@@ -30,6 +30,21 @@ pid_t pid_in(const std::string& jsonl, const std::string& what) {
     return std::regex_search(jsonl, m, re) ? static_cast<pid_t>(std::stoi(m[1])) : -1;
 }
 
+// Starts `argv` with its stdout on `fd` (the write end of a pipe, closed here); its pid.
+pid_t start_with_stdout(std::vector<std::string> argv, int fd) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(fd, 1);
+        std::vector<char*> args;
+        for (auto& a : argv) args.push_back(a.data());
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fd);
+    return pid;
+}
+
 TEST(RunExitStatus, EveryExitCodePassesThrough) {
     for (int code = 0; code < 256; ++code) {
         const auto r = run(telecap_run({"-o", "null", "--passthrough", "none"},
@@ -214,16 +229,7 @@ TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
     std::vector<std::string> argv = telecap_run(
         {"--queue", "64", "--grace", "1", "--stats", stats, "--passthrough", "none"},
         {FIXTURE_WRITE_LINES, "20000"});
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(fds[1], 1);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    ::close(fds[1]);
+    const pid_t pid = start_with_stdout(argv, fds[1]);
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(30));
     ::close(fds[0]);
@@ -244,16 +250,7 @@ TEST(RunCapture, BlockModeDeliversEverythingWhileWorkersExit) {
         {"--overflow", "block", "--queue", "64", "--instances", "20", "--stats", stats,
          "--passthrough", "none"},
         {FIXTURE_WRITE_LINES, "2000"});
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(fds[1], 1);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    ::close(fds[1]);
+    const pid_t pid = start_with_stdout(argv, fds[1]);
     std::size_t lines = 0;
     std::thread reader([&] {
         char buf[16384];
@@ -289,16 +286,7 @@ TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
         {"--overflow", "block", "--queue", "64", "--grace", "1", "--stats", stats,
          "--passthrough", "none"},
         {FIXTURE_WRITE_LINES, "20000"});
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        ::dup2(fds[1], 1);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
-        ::_exit(127);
-    }
-    ::close(fds[1]);
+    const pid_t pid = start_with_stdout(argv, fds[1]);
     std::this_thread::sleep_for(std::chrono::seconds(1));
     ::kill(pid, SIGTERM);
     process p{pid, "/dev/null", "/dev/null"};
