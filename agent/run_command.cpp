@@ -187,6 +187,7 @@ private:
     void arm_timer();
     void begin_stop();
     bool finished() const;
+    void take_pending_stop();  // begins a stop if SIGTERM/SIGINT is pending
 
     const run_options& o_;
     capture_stats& stats_;
@@ -219,17 +220,21 @@ void supervisor::flush_pending() {
     if (o_.overflow == overflow_policy::drop_newest || escape_block_) {
         next = queue_.push(pending_, 0, std::chrono::milliseconds(0));
     } else {
-        // Block mode: wait for the dispatcher, but so that a stuck handler cannot make telecap
-        // deaf to a stop. A pending SIGTERM or SIGINT ends the wait (the signals are blocked,
-        // read from the signalfd, so they show as pending), and so does the end of the grace
-        // period of a stop under way. A worker's SIGCHLD or a signal to forward waits for the
-        // loop like everything else.
+        // Block mode: back-pressure, but never deafness to a stop and never a hang.
+        //  - A pending SIGTERM/SIGINT is taken here and the stop begins (the workers get
+        //    --stop-signal); the wait goes on, so a handler that is only slow loses nothing.
+        //  - A stop under way ends the wait when its grace period does.
+        //  - With no worker left (the final flush), the wait ends after max(grace, 5 s), the
+        //    same limit a stuck handler gets at shutdown.
+        // A worker's SIGCHLD or a signal to forward waits for the loop like everything else.
+        const auto started = clock::now();
+        const auto idle_limit =
+            std::max<clock::duration>(o_.grace, std::chrono::seconds(5));
         while ((next = queue_.push(pending_, next, std::chrono::milliseconds(100))) <
                pending_.size()) {
-            sigset_t pending;
-            if ((stopping_ && clock::now() >= kill_at_) ||
-                (::sigpending(&pending) == 0 &&
-                 (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1))) {
+            take_pending_stop();
+            const auto now = clock::now();
+            if ((stopping_ && now >= kill_at_) || (finished() && now - started >= idle_limit)) {
                 escape_block_ = true;
                 break;
             }
@@ -389,6 +394,17 @@ void supervisor::exited(worker& w, int code, bool by_signal, int status) {
     } else {
         w.state = worker_state::done;
     }
+}
+
+void supervisor::take_pending_stop() {
+    // The loop's signals are blocked (they are read from the signalfd), so a stop request
+    // waits as pending; take it without waiting. TERM and INT alike, as in on_signals.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    const timespec now{0, 0};
+    while (::sigtimedwait(&stop, nullptr, &now) > 0) begin_stop();
 }
 
 void supervisor::begin_stop() {

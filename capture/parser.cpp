@@ -7,6 +7,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <bit>
 #include <cctype>
 #include <cstring>
 #include <vector>
@@ -32,8 +33,16 @@ using v16 = unsigned char __attribute__((vector_size(16)));
 inline std::size_t first_lane(v16 m) noexcept {
     std::uint64_t w[2];
     std::memcpy(w, &m, 16);
-    if (w[0]) return static_cast<std::size_t>(__builtin_ctzll(w[0])) / 8;
-    if (w[1]) return 8 + static_cast<std::size_t>(__builtin_ctzll(w[1])) / 8;
+    // The first lane is the lowest-addressed byte: the low end of a word on a little-endian
+    // machine, the high end on a big-endian one.
+    const auto first = [](std::uint64_t x) {
+        if constexpr (std::endian::native == std::endian::little)
+            return static_cast<std::size_t>(__builtin_ctzll(x)) / 8;
+        else
+            return static_cast<std::size_t>(__builtin_clzll(x)) / 8;
+    };
+    if (w[0]) return first(w[0]);
+    if (w[1]) return 8 + first(w[1]);
     return 16;
 }
 

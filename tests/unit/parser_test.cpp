@@ -16,6 +16,7 @@ class ParserTest : public testing::Test {
 protected:
     bool parse(std::string_view payload) {
         err = {};
+        if (fresh) parser = event_parser();  // buffers sized for this payload only
         return parser.parse(payload, ev, err);
     }
     // Parses and expects a rejection with `reason`.
@@ -34,6 +35,7 @@ protected:
     event_parser parser;
     raw_event ev;
     parse_error err;
+    bool fresh = false;  // a new parser for each parse: over-reads hit the allocation's end
 };
 
 // What Python's StderrBackend writes: json.dumps with its default separators.
@@ -396,6 +398,21 @@ TEST_F(ParserTest, TruncatedMultibyteSequenceAtTheEndIsInvalidUtf8) {
 // sixteen bytes at a time: every string length around those widths, with an escape, a control
 // byte, a NUL or a non-ASCII byte at every position, must decode exactly as written.
 
+TEST_F(ParserTest, PayloadsEndingAnywhereAreRejectedWithoutOverreading) {
+    // Lines cut short at every length, ending inside a string, a number, a literal or an
+    // escape: each is invalid JSON, found by a parser that had no larger line before.
+    fresh = true;
+    const std::string full =
+        R"({"event": "tool.execution.start", "measurements": {"count": 12345, "ratio": -1.5e-3, )"
+        R"("n": NaN, "i": -Infinity}, "metadata": {"k": "v\u00e9\n", "t": true, "z": null}})";
+    for (std::size_t n = 0; n < full.size(); ++n) {
+        const std::string cut = full.substr(0, n);
+        EXPECT_FALSE(parse(cut)) << cut;
+        EXPECT_EQ(err.reason, reject_reason::invalid_json) << cut;
+    }
+    EXPECT_TRUE(parse(full)) << err.detail;
+}
+
 // A string of `n` characters that differ from their neighbours, so a misplaced byte shows.
 std::string sample_text(std::size_t n) {
     std::string s;
@@ -404,6 +421,7 @@ std::string sample_text(std::size_t n) {
 }
 
 TEST_F(ParserTest, StringsOfEveryLengthDecodeExactly) {
+    fresh = true;
     for (std::size_t n = 0; n <= 48; ++n) {
         const std::string text = sample_text(n);
         ASSERT_TRUE(parse(R"({"event": "e", "metadata": {")" + text + R"(": ")" + text + R"("}})"))
@@ -415,6 +433,7 @@ TEST_F(ParserTest, StringsOfEveryLengthDecodeExactly) {
 }
 
 TEST_F(ParserTest, EscapesAtEveryPositionDecodeExactly) {
+    fresh = true;
     // After the first escape the decoded text lags behind the input: the scanner moves bytes.
     const std::pair<std::string_view, std::string_view> escapes[] = {
         {R"(\n)", "\n"}, {R"(\")", "\""}, {R"(\\)", "\\"}, {R"(\u00e9)", "\xc3\xa9"},
@@ -438,6 +457,7 @@ TEST_F(ParserTest, EscapesAtEveryPositionDecodeExactly) {
 }
 
 TEST_F(ParserTest, ControlByteAtEveryPositionIsInvalidJson) {
+    fresh = true;
     const std::string head = R"({"event": "e", "metadata": {"k": ")";
     for (std::size_t n = 1; n <= 40; ++n) {
         for (std::size_t at = 0; at < n; ++at) {
@@ -450,6 +470,7 @@ TEST_F(ParserTest, ControlByteAtEveryPositionIsInvalidJson) {
 }
 
 TEST_F(ParserTest, NulAtEveryPositionIsFoundAtItsOffset) {
+    fresh = true;
     for (std::size_t n = 1; n <= 40; ++n) {
         const std::string payload = R"({"event": ")" + sample_text(n) + R"("})";
         for (std::size_t at = 0; at < payload.size(); ++at) {
@@ -462,6 +483,7 @@ TEST_F(ParserTest, NulAtEveryPositionIsFoundAtItsOffset) {
 }
 
 TEST_F(ParserTest, InvalidUtf8AtEveryPositionIsFoundAtItsOffset) {
+    fresh = true;
     const std::string head = R"({"event": "e", "metadata": {"k": ")";
     for (std::size_t n = 1; n <= 40; ++n) {
         for (std::size_t at = 0; at < n; ++at) {
@@ -478,6 +500,7 @@ TEST_F(ParserTest, InvalidUtf8AtEveryPositionIsFoundAtItsOffset) {
 }
 
 TEST_F(ParserTest, LoneSurrogateIsFoundInLinesOfEveryLength) {
+    fresh = true;
     // Whether a payload holds a backslash is noted while it is copied; a lone surrogate
     // escape must be caught wherever it sits.
     for (std::size_t n = 0; n <= 40; ++n) {
