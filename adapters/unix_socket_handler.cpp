@@ -177,6 +177,13 @@ void unix_socket_handler::flush() {
     wake();
 }
 
+std::string unix_socket_handler::counters_json() const {
+    return "{\"clients_accepted\":" + std::to_string(clients_accepted()) +
+           ",\"clients_connected\":" + std::to_string(clients_connected()) +
+           ",\"events_sent\":" + std::to_string(events_sent()) +
+           ",\"events_missed\":" + std::to_string(events_missed()) + "}";
+}
+
 std::vector<unix_client_info> unix_socket_handler::clients() const {
     std::lock_guard lk(mu_);
     std::vector<unix_client_info> out;

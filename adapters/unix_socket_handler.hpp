@@ -61,6 +61,9 @@ public:
 
     void handle(const event& ev) override;
     void flush() override;
+    // {"clients_accepted":N,"clients_connected":N,"events_sent":N,"events_missed":N}; sent and
+    // missed are summed over hosts (an event sent to two hosts counts twice).
+    std::string counters_json() const override;
 
     const std::string& path() const noexcept { return path_; }
     std::size_t clients_connected() const noexcept { return connected_.load(); }

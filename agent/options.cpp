@@ -115,13 +115,18 @@ void rejects_writer::on_reject(const reject_info& r) {
     out_.commit();
 }
 
-bool write_stats_file(const std::string& path, const capture_stats& s) {
+bool write_stats_file(const std::string& path, const capture_stats& s, std::string_view outputs) {
     auto w = fd_writer::open_file(path);
     if (!w) {
         spdlog::error("cannot write stats to {}: {}", path, w.error().message());
         return false;
     }
-    w->write(stats_to_json(s));
+    std::string json = stats_to_json(s);
+    if (!outputs.empty() && outputs != "{}") {  // no output keeps counters: no key
+        const std::size_t close = json.rfind('}');  // the document's own closing brace
+        json.insert(close, std::string(",\"outputs\":").append(outputs));
+    }
+    w->write(json);
     if (auto ec = w->flush()) {
         spdlog::error("cannot write stats to {}: {}", path, ec.message());
         return false;

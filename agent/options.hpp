@@ -76,6 +76,8 @@ private:
 };
 
 // Writes --stats at exit; returns false (after saying why on stderr) if it cannot.
-bool write_stats_file(const std::string& path, const capture_stats& s);
+// `outputs`: the bus's counters_json(), written as "outputs" unless empty or "{}".
+bool write_stats_file(const std::string& path, const capture_stats& s,
+                      std::string_view outputs = {});
 
 }  // namespace telecap::agent

@@ -82,7 +82,8 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     bus.flush();
     if (rejects) rejects->flush();
     stats.handler_failures = bus.failures();
-    if (!o.stats_path.empty() && !write_stats_file(o.stats_path, stats)) rc = 1;
+    if (!o.stats_path.empty() && !write_stats_file(o.stats_path, stats, bus.counters_json()))
+        rc = 1;
     return rc;
 }
 

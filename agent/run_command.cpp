@@ -119,6 +119,7 @@ public:
             inner_->handle(ev);
     }
     void flush() override { inner_->flush(); }
+    std::string counters_json() const override { return inner_->counters_json(); }
 
 private:
     std::string pool_;
@@ -635,7 +636,8 @@ int run_workers(const run_options& o) {
     }
     dispatcher.join();
     stats.handler_failures = bus.failures();
-    if (!o.capture.stats_path.empty() && !write_stats_file(o.capture.stats_path, stats) && rc == 0)
+    if (!o.capture.stats_path.empty() &&
+        !write_stats_file(o.capture.stats_path, stats, bus.counters_json()) && rc == 0)
         rc = 1;
     return rc;
 }

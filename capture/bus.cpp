@@ -1,5 +1,7 @@
 #include "capture/bus.hpp"
 
+#include "capture/event_json.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -124,6 +126,20 @@ void handler_bus::dispatch(const event& ev) {
     }
     --depth_;
     if (depth_ == 0 && (detached_ || !pending_failures_.empty())) announce_failures();
+}
+
+std::string handler_bus::counters_json() const {
+    std::string out = "{";
+    for (const auto& e : entries_) {
+        if (!e.attached) continue;
+        const std::string c = e.h->counters_json();
+        if (c.empty()) continue;
+        if (out.size() > 1) out += ',';
+        append_json_string(out, e.info.id);
+        out += ':';
+        out += c;
+    }
+    return out + "}";
 }
 
 void handler_bus::flush() {

@@ -26,6 +26,9 @@ public:
     virtual void handle(const event& ev) = 0;
     // Called when the dispatcher runs dry and at shutdown. May throw, like handle().
     virtual void flush() {}
+    // The handler's own counters as a JSON object ("{\"sent\":3}"), or "" when it keeps none.
+    // Read once handling has stopped (--stats at exit), from the thread that drove the bus.
+    virtual std::string counters_json() const { return {}; }
 };
 
 struct handler_info {
@@ -48,6 +51,8 @@ public:
 
     void dispatch(const event& ev);
     void flush();
+    // {"<id>": <counters>, ...} over the attached handlers that keep counters; "{}" if none.
+    std::string counters_json() const;
 
     std::uint64_t failures() const noexcept { return failures_; }
 

@@ -314,6 +314,24 @@ TEST_F(CliTest, PassthroughPath) {
     EXPECT_EQ(read_file(path("pass.log")), read_file(data("sample.passthrough")));
 }
 
+TEST_F(CliTest, StatsFileCarriesTheSocketOutputsCounters) {
+    const std::string sock = path("events.sock");
+    const auto r = telecap(args({"parse", "-o", "null", "-o", "unix:" + sock, "--stats",
+                                 path("stats.json"), data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    const std::string text = read_file(path("stats.json"));
+    rapidjson::Document doc;
+    ASSERT_EQ(json_error(text, doc), "") << text;
+    ASSERT_TRUE(doc.HasMember("outputs") && doc["outputs"].IsObject()) << text;
+    const std::string id = "output.1:unix:" + sock;
+    ASSERT_TRUE(doc["outputs"].HasMember(id.c_str())) << text;
+    const auto& o = doc["outputs"][id.c_str()];
+    EXPECT_EQ(o["clients_accepted"].GetUint64(), 0u);  // nobody connected: nothing to send
+    EXPECT_EQ(o["events_sent"].GetUint64(), 0u);
+    EXPECT_EQ(o["events_missed"].GetUint64(), 0u);
+    EXPECT_EQ(doc["outputs"].MemberCount(), 1u);  // null keeps no counters
+}
+
 TEST_F(CliTest, StatsFileHasEveryCounter) {
     const auto r =
         telecap(args({"parse", "-o", "null", "--stats", path("stats.json"), data("sample.log")}));
@@ -335,6 +353,7 @@ TEST_F(CliTest, StatsFileHasEveryCounter) {
     }
     ASSERT_TRUE(doc.HasMember("dropped") && doc["dropped"].IsObject()) << text;
     EXPECT_TRUE(doc["dropped"].HasMember("queue_full"));
+    EXPECT_FALSE(doc.HasMember("outputs")) << text;  // -o null keeps no counters
 
     EXPECT_EQ(doc["bytes"].GetUint64(), read_file(data("sample.log")).size());
     EXPECT_EQ(doc["lines"].GetUint64(), 9u);

@@ -345,6 +345,23 @@ TEST(RunCapture, BlockModeStopWithASlowHandlerLosesNothing) {
     EXPECT_EQ(lines, std::stoul(m[1]) + 2u * 4u);  // every event, spawned + terminated each
 }
 
+TEST(RunCapture, StatsCarryAPoolSocketOutputsCounters) {
+    const std::string sock = temp_path("pool.sock");
+    const std::string stats = temp_path("poolsock.json");
+    const std::string cfg = temp_path("poolsock.yaml");
+    write_file(cfg, "pools:\n"
+                    "  - name: alpha\n"
+                    "    command: [\"" FIXTURE_WRITE_LINES "\", \"3\"]\n"
+                    "    outputs: [\"unix:" + sock + "\"]\n");
+    const auto r = run({bin, "run", "--config", cfg, "-o", "null", "--stats", stats}, "poolsock");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"outputs\":{\"pool.alpha.output.0:unix:" + sock +
+                     "\":{\"clients_accepted\":0,"),
+              std::string::npos)
+        << s;
+}
+
 TEST(RunCapture, DedicatedTelemetryFd) {
     const auto r = run(telecap_run({"--telemetry-fd", "3"},
                                    {FIXTURE_WRITE_LINES, "5", "fd=telemetry"}),

@@ -320,5 +320,24 @@ TEST_F(BusTest, DetachedAndFailedHandlersAreReleased) {
     EXPECT_EQ(bus.size(), 0u);
 }
 
+TEST_F(BusTest, CountersOfHandlersThatKeepThem) {
+    struct counting final : handler {
+        int n = 0;
+        void handle(const event&) override { ++n; }
+        std::string counters_json() const override {
+            return "{\"seen\":" + std::to_string(n) + "}";
+        }
+    };
+    EXPECT_EQ(bus.counters_json(), "{}");
+    auto c = std::make_shared<counting>();
+    bus.attach("counter \"one\"", {}, c);
+    record("plain", {});  // keeps no counters: left out
+    bus.dispatch(make_event({"e"}));
+    bus.dispatch(make_event({"e"}));
+    EXPECT_EQ(bus.counters_json(), R"({"counter \"one\"":{"seen":2}})");
+    bus.detach("counter \"one\"");
+    EXPECT_EQ(bus.counters_json(), "{}");
+}
+
 }  // namespace
 }  // namespace telecap

@@ -264,6 +264,18 @@ TEST_F(UnixSocketHandlerTest, TwoHostsReceiveEveryEventAsWholeLines) {
     }
 }
 
+TEST_F(UnixSocketHandlerTest, CountersForTheStatsFile) {
+    unix_socket_handler h(path_);
+    line_reader a(connect_to(path_));
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 1; }));
+    std::vector<std::string> got;
+    std::thread ra([&] { got = a.read(3); });
+    emit(h, 0, 3);
+    ra.join();
+    EXPECT_EQ(h.counters_json(),
+              R"({"clients_accepted":1,"clients_connected":1,"events_sent":3,"events_missed":0})");
+}
+
 TEST_F(UnixSocketHandlerTest, EventsWithoutHostsAreNeitherSentNorMissed) {
     unix_socket_handler h(path_);
     emit(h, 0, 10);
