@@ -121,12 +121,7 @@ bool write_stats_file(const std::string& path, const capture_stats& s, std::stri
         spdlog::error("cannot write stats to {}: {}", path, w.error().message());
         return false;
     }
-    std::string json = stats_to_json(s);
-    if (!outputs.empty() && outputs != "{}") {  // no output keeps counters: no key
-        const std::size_t close = json.rfind('}');  // the document's own closing brace
-        json.insert(close, std::string(",\"outputs\":").append(outputs));
-    }
-    w->write(json);
+    w->write(stats_to_json(s, outputs));
     if (auto ec = w->flush()) {
         spdlog::error("cannot write stats to {}: {}", path, ec.message());
         return false;

@@ -76,7 +76,7 @@ private:
 };
 
 // Writes --stats at exit; returns false (after saying why on stderr) if it cannot.
-// `outputs`: the bus's counters_json(), written as "outputs" unless empty or "{}".
+// `outputs`: the bus's counters_json() (see stats_to_json).
 bool write_stats_file(const std::string& path, const capture_stats& s,
                       std::string_view outputs = {});
 

@@ -108,6 +108,12 @@ private:
     std::string hold_;
 };
 
+// How long telecap waits for a handler that makes no progress once there is nothing else to
+// wait for (the workers are gone): then it leaves without it.
+std::chrono::milliseconds stuck_handler_limit(const run_options& o) {
+    return std::max<std::chrono::milliseconds>(o.grace, std::chrono::seconds(5));
+}
+
 // Passes only the events of one pool to the handler it wraps (a pool's own outputs).
 class pool_filter final : public handler {
 public:
@@ -229,8 +235,7 @@ void supervisor::flush_pending() {
         //    same limit a stuck handler gets at shutdown.
         // A worker's SIGCHLD or a signal to forward waits for the loop like everything else.
         const auto started = clock::now();
-        const auto idle_limit =
-            std::max<clock::duration>(o_.grace, std::chrono::seconds(5));
+        const auto idle_limit = stuck_handler_limit(o_);
         while ((next = queue_.push(pending_, next, std::chrono::milliseconds(100))) <
                pending_.size()) {
             take_pending_stop();
@@ -625,7 +630,7 @@ int run_workers(const run_options& o) {
     }
     queue.close();
     // A handler stuck for good must not keep telecap (and its caller) waiting forever.
-    const auto limit = std::max<std::chrono::milliseconds>(o.grace, std::chrono::seconds(5));
+    const auto limit = stuck_handler_limit(o);
     if (dispatched.wait_for(limit) != std::future_status::ready) {
         stats.dropped_for(drop_reason::shutdown) += queue.queued();
         spdlog::error("a handler did not return within {} ms; exiting without it",

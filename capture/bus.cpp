@@ -97,7 +97,7 @@ void handler_bus::fail(std::size_t index, std::string_view reason, const std::st
 }
 
 void handler_bus::announce_failures() {
-    if (depth_ != 0) return;
+    if (depth_ != 0 || (!detached_ && pending_failures_.empty())) return;  // the usual case
     compact();
     // Each failure becomes an event of its own, after the one that caused it; a handler that
     // fails on one of these is detached too, so this ends.
@@ -125,7 +125,7 @@ void handler_bus::dispatch(const event& ev) {
         }
     }
     --depth_;
-    if (depth_ == 0 && (detached_ || !pending_failures_.empty())) announce_failures();
+    announce_failures();
 }
 
 std::string handler_bus::counters_json() const {

@@ -182,16 +182,22 @@ bool has_lone_surrogate(const char* s, std::size_t n) noexcept {
     return false;
 }
 
+// Where nested metadata values are serialized; kept from line to line like the parse buffer.
+struct nested_scratch {
+    std::string text;  // compact JSON of the line's nested values; raw values are views into it
+    rapidjson::StringBuffer buffer;  // the value being serialized
+    rapidjson::Writer<rapidjson::StringBuffer> writer;
+};
+
 // SAX handler: fills a raw_event; returns false (stopping the parse) on a schema violation.
 class sax_handler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, sax_handler> {
 public:
-    sax_handler(raw_event& ev, std::string& nested, rapidjson::StringBuffer& buffer,
-                rapidjson::Writer<rapidjson::StringBuffer>& writer, std::size_t max_depth,
+    sax_handler(raw_event& ev, nested_scratch& nested, std::size_t max_depth,
                 std::size_t payload_size, bool has_escapes)
         : ev_(ev),
-          nested_(nested),
-          buffer_(buffer),
-          writer_(writer),
+          nested_(nested.text),
+          buffer_(nested.buffer),
+          writer_(nested.writer),
           max_depth_(max_depth),
           payload_size_(payload_size),
           has_escapes_(has_escapes) {}
@@ -369,7 +375,7 @@ private:
             if (mode_ == sub_mode::serialize) {
                 if (!(object ? writer_.EndObject() : writer_.EndArray())) return false;
                 if (sub_ == 0) {
-                    // nested_ is reserved up front so these views stay valid (see parse()).
+                    // nested_ is reserved up front so these views stay valid (see begin_sub()).
                     nested_.append(buffer_.GetString(), buffer_.GetSize());
                     ev_.metadata.push_back(
                         {key_, {raw_kind::nested,
@@ -404,8 +410,7 @@ private:
 struct event_parser::reader {
     rapidjson::Reader r;
     std::vector<char> buf;  // in-situ copy of the payload, NUL-terminated and padded
-    rapidjson::StringBuffer nested_text;  // one nested metadata value as it is serialized
-    rapidjson::Writer<rapidjson::StringBuffer> writer;
+    nested_scratch nested;
 };
 
 event_parser::event_parser(std::size_t max_depth)
@@ -439,9 +444,8 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
             return false;
         }
     }
-    nested_.clear();
-    sax_handler handler(out, nested_, reader_->nested_text, reader_->writer, max_depth_,
-                        payload.size(), seen.backslash);
+    reader_->nested.text.clear();
+    sax_handler handler(out, reader_->nested, max_depth_, payload.size(), seen.backslash);
     padded_insitu_stream stream(buf.data());
     constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
                                rapidjson::kParseNanAndInfFlag |

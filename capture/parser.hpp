@@ -72,7 +72,6 @@ private:
     struct reader;  // RapidJSON's reader and buffers, kept so they are allocated once, not per line
     std::unique_ptr<reader> reader_;
     std::size_t max_depth_;
-    std::string nested_;  // compact JSON of nested metadata values
 };
 
 }  // namespace telecap

@@ -16,7 +16,7 @@ capture_stats& capture_stats::operator+=(const capture_stats& o) noexcept {
     return *this;
 }
 
-std::string stats_to_json(const capture_stats& s) {
+std::string stats_to_json(const capture_stats& s, std::string_view outputs) {
     std::string out = "{";
     const auto field = [&](std::string_view name, std::uint64_t v) {
         if (out.size() > 1) out += ',';
@@ -48,6 +48,10 @@ std::string stats_to_json(const capture_stats& s) {
     }
     out += '}';
     field("handler_failures", s.handler_failures);
+    if (!outputs.empty() && outputs != "{}") {  // no output keeps counters: no key
+        out += ",\"outputs\":";
+        out += outputs;
+    }
     out += "}\n";
     return out;
 }

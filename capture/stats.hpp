@@ -67,6 +67,8 @@ struct capture_stats {
 };
 
 // The counters as one JSON object (rejected and dropped as objects keyed by reason).
-std::string stats_to_json(const capture_stats& s);
+// `outputs`: the outputs' own counters as a JSON object (handler_bus::counters_json()),
+// written as "outputs" unless empty or "{}".
+std::string stats_to_json(const capture_stats& s, std::string_view outputs = {});
 
 }  // namespace telecap

@@ -31,19 +31,29 @@ pid_t pid_in(const std::string& jsonl, const std::string& what) {
     return std::regex_search(jsonl, m, re) ? static_cast<pid_t>(std::stoi(m[1])) : -1;
 }
 
-// Starts `argv` with its stdout on `fd` (the write end of a pipe, closed here); its pid.
-pid_t start_with_stdout(std::vector<std::string> argv, int fd) {
+// telecap started with its stdout on a pipe: `out` is the read end (the test closes it).
+struct piped_run {
+    pid_t pid = -1;
+    int out = -1;
+};
+
+piped_run start_piped(std::vector<std::string> argv) {
+    int fds[2];
+    if (::pipe(fds) != 0) {
+        ADD_FAILURE() << "pipe failed";
+        return {};
+    }
     const pid_t pid = ::fork();
     if (pid == 0) {
-        ::dup2(fd, 1);
+        ::dup2(fds[1], 1);
         std::vector<char*> args;
         for (auto& a : argv) args.push_back(a.data());
         args.push_back(nullptr);
         ::execv(args[0], args.data());
         ::_exit(127);
     }
-    ::close(fd);
-    return pid;
+    ::close(fds[1]);
+    return {pid, fds[0]};
 }
 
 TEST(RunExitStatus, EveryExitCodePassesThrough) {
@@ -223,17 +233,15 @@ TEST(RunCapture, HundredWorkersAtOnce) {
 
 TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
     // stdout is a pipe nobody reads: the jsonl output blocks for good once it is full.
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
     const std::string stats = temp_path("stuck.json");
     const std::string in = "/dev/null";
     std::vector<std::string> argv = telecap_run(
         {"--queue", "64", "--grace", "1", "--stats", stats, "--passthrough", "none"},
         {FIXTURE_WRITE_LINES, "20000"});
-    const pid_t pid = start_with_stdout(argv, fds[1]);
+    const auto [pid, out] = start_piped(argv);
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(30));
-    ::close(fds[0]);
+    ::close(out);
     EXPECT_FALSE(r.timed_out);
     EXPECT_EQ(r.exit_code, 0);
     const std::string s = read_file(stats);
@@ -244,20 +252,18 @@ TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
 TEST(RunCapture, BlockModeDeliversEverythingWhileWorkersExit) {
     // A reader that stalls keeps the queue full, so the loop waits for room while workers
     // exit: their SIGCHLD must not end the wait (only a stop does), so nothing is dropped.
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
     const std::string stats = temp_path("block.json");
     std::vector<std::string> argv = telecap_run(
         {"--overflow", "block", "--queue", "64", "--instances", "20", "--stats", stats,
          "--passthrough", "none"},
         {FIXTURE_WRITE_LINES, "2000"});
-    const pid_t pid = start_with_stdout(argv, fds[1]);
+    const auto [pid, out] = start_piped(argv);
     std::size_t lines = 0;
     std::thread reader([&] {
         char buf[16384];
         ssize_t n;
         std::size_t since_pause = 0;
-        while ((n = ::read(fds[0], buf, sizeof buf)) > 0) {
+        while ((n = ::read(out, buf, sizeof buf)) > 0) {
             lines += static_cast<std::size_t>(std::count(buf, buf + n, '\n'));
             // Stalls longer than the loop's 100 ms wait slices, a dozen times in the run.
             if ((since_pause += static_cast<std::size_t>(n)) >= (std::size_t{1} << 20)) {
@@ -269,7 +275,7 @@ TEST(RunCapture, BlockModeDeliversEverythingWhileWorkersExit) {
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(120));
     reader.join();
-    ::close(fds[0]);
+    ::close(out);
     EXPECT_FALSE(r.timed_out);
     EXPECT_EQ(r.exit_code, 0);
     const std::string s = read_file(stats);
@@ -288,20 +294,18 @@ void read_first_line(int fd) {
 TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
     // stdout is a pipe nobody reads after the first event: the loop waits for room for good,
     // until SIGTERM; the stop's grace period (1 s) then ends the wait.
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
     const std::string stats = temp_path("blockstuck.json");
     const auto argv = telecap_run(
         {"--overflow", "block", "--queue", "64", "--grace", "1", "--stats", stats,
          "--passthrough", "none"},
         {FIXTURE_WRITE_LINES, "20000"});
-    const pid_t pid = start_with_stdout(argv, fds[1]);
-    read_first_line(fds[0]);  // running, its signals handled: TERM cannot kill it outright
+    const auto [pid, out] = start_piped(argv);
+    read_first_line(out);  // running, its signals handled: TERM cannot kill it outright
     std::this_thread::sleep_for(std::chrono::seconds(1));
     ::kill(pid, SIGTERM);
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(30));
-    ::close(fds[0]);
+    ::close(out);
     EXPECT_FALSE(r.timed_out);
     const std::string s = read_file(stats);
     EXPECT_TRUE(std::regex_search(s, std::regex("\"queue_full\":[1-9]"))) << s;  // the rest
@@ -310,15 +314,13 @@ TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
 TEST(RunCapture, BlockModeStopWithASlowHandlerLosesNothing) {
     // SIGTERM while the loop waits for a handler that is only slow: the stop begins, and
     // every event read from the workers is still delivered within the grace period (10 s).
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
     const std::string stats = temp_path("blockslow.json");
     const auto argv = telecap_run(
         {"--overflow", "block", "--queue", "64", "--instances", "4", "--stats", stats,
          "--passthrough", "none"},
         {FIXTURE_WRITE_LINES, "100000"});
-    const pid_t pid = start_with_stdout(argv, fds[1]);
-    read_first_line(fds[0]);
+    const auto [pid, out] = start_piped(argv);
+    read_first_line(out);
     // The handler stalls (nobody reads) while the SIGTERM arrives, then catches up.
     std::atomic<bool> go{false};
     std::size_t lines = 1;
@@ -326,7 +328,7 @@ TEST(RunCapture, BlockModeStopWithASlowHandlerLosesNothing) {
         while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         char buf[16384];
         ssize_t n;
-        while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+        while ((n = ::read(out, buf, sizeof buf)) > 0)
             lines += static_cast<std::size_t>(std::count(buf, buf + n, '\n'));
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -336,7 +338,7 @@ TEST(RunCapture, BlockModeStopWithASlowHandlerLosesNothing) {
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(60));
     reader.join();
-    ::close(fds[0]);
+    ::close(out);
     EXPECT_FALSE(r.timed_out);
     const std::string s = read_file(stats);
     EXPECT_NE(s.find("\"queue_full\":0"), std::string::npos) << s;

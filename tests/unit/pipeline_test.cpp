@@ -254,11 +254,16 @@ TEST(Pipeline, OversizeOffsetIsMaxLine) {
     EXPECT_EQ(r.stats.rejected[static_cast<std::size_t>(reject_reason::oversize)], 1u);
 }
 
+// A valid telemetry line of exactly `size` bytes (padded with a metadata value).
+std::string telemetry_of_size(std::size_t size) {
+    const std::size_t base = telemetry("python.call.start", R"(, "pad": "")").size();
+    return telemetry("python.call.start",
+                     R"(, "pad": ")" + std::string(size - base, 'x') + "\"");
+}
+
 TEST(Pipeline, ATelemetryLineOfExactlyMaxLineIsAccepted) {
     const std::size_t max_line = 200;
-    const std::size_t base = telemetry("python.call.start", R"(, "pad": "")").size();
-    const std::string line = telemetry(
-        "python.call.start", R"(, "pad": ")" + std::string(max_line - base, 'x') + "\"");
+    const std::string line = telemetry_of_size(max_line);
     ASSERT_EQ(line.size(), max_line);
     pipeline_options opts;
     opts.max_line = max_line;
@@ -275,9 +280,7 @@ TEST(Pipeline, ATelemetryLineOfExactlyMaxLineWithCrLfSplitBeforeTheLf) {
     // The consequence of LineFramer.LineOfMaxLineWithCrLfSplitBetweenCrAndLf: a read that ends
     // between "\r" and "\n" turns an acceptable event into an oversize reject.
     const std::size_t max_line = 200;
-    const std::size_t base = telemetry("python.call.start", R"(, "pad": "")").size();
-    const std::string line = telemetry(
-        "python.call.start", R"(, "pad": ")" + std::string(max_line - base, 'x') + "\"");
+    const std::string line = telemetry_of_size(max_line);
     ASSERT_EQ(line.size(), max_line);
     pipeline_options opts;
     opts.max_line = max_line;
