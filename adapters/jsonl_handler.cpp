@@ -4,19 +4,33 @@
 
 namespace telecap {
 
-std::shared_ptr<jsonl_handler> jsonl_handler::open(const std::string& path) {
-    auto w = fd_writer::open_file(path);
-    if (!w) throw std::system_error(w.error(), "cannot open output " + path);
-    return std::make_shared<jsonl_handler>(std::move(*w));
+namespace {
+constexpr std::size_t batch_bytes = 64 * 1024;
 }
 
 void jsonl_handler::handle(const event& ev) {
-    append_event_json(out_.buffer(), ev);
-    if (auto ec = out_.commit()) throw std::system_error(ec, "jsonl output");
+    append_event_json(buf_, ev);
+    ++batched_;
+    if (buf_.size() >= batch_bytes) hand_over();
 }
 
-void jsonl_handler::flush() {
-    if (auto ec = out_.flush()) throw std::system_error(ec, "jsonl output");
+void jsonl_handler::flush() { hand_over(); }
+
+void jsonl_handler::hand_over() {
+    if (batched_ == 0) return;
+    if (wait_)
+        while (out_->congested() && !out_->given_up())
+            out_->wait_room(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    if (out_->append(buf_, batched_)) written_.fetch_add(batched_, std::memory_order_relaxed);
+    else dropped_.fetch_add(batched_, std::memory_order_relaxed);
+    buf_.clear();
+    batched_ = 0;
+}
+
+std::string jsonl_handler::counters_json() const {
+    return "{\"stream\":\"" + std::string(out_->name().find('"') == std::string::npos ? out_->name() : "?") +
+           "\",\"events_accepted\":" + std::to_string(events_written()) +
+           ",\"events_dropped\":" + std::to_string(events_dropped()) + "}";
 }
 
 }  // namespace telecap

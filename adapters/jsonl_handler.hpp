@@ -1,27 +1,46 @@
 #pragma once
-// Output: events as JSON lines (the output contract, capture/event_json.hpp) to a file
-// descriptor or a file. Buffered; flushed when the dispatcher runs dry and at exit.
-// A write error throws, so the bus detaches the output and counts the failure.
+// Output: events as JSON lines (the output contract, capture/event_json.hpp) to a stream
+// (stdout, a file: io/stream_writer.hpp). Lines are batched here and handed to the stream's
+// writer when 64 KiB are waiting and at each flush() (the dispatcher running dry, and after
+// every read in `telecap parse`), so the stream is written as events come, never cut.
+//
+// When the stream is congested (its reader is slow): with `wait` the handler waits for room
+// (back-pressure: the dispatcher's queue fills and the producers apply their overflow policy),
+// else the batch is offered anyway and the stream drops it whole above its hard limit. Every
+// event is counted as written or dropped.
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "capture/bus.hpp"
-#include "core/fd_writer.hpp"
+#include "io/stream_writer.hpp"
 
 namespace telecap {
 
 class jsonl_handler final : public handler {
 public:
-    explicit jsonl_handler(fd_writer out) : out_(std::move(out)) {}
-    // Throws std::system_error when the file cannot be opened (startup).
-    static std::shared_ptr<jsonl_handler> open(const std::string& path);
+    explicit jsonl_handler(std::shared_ptr<stream_writer> out, bool wait = true)
+        : out_(std::move(out)), wait_(wait) {}
 
     void handle(const event& ev) override;
     void flush() override;
+    std::string counters_json() const override;
+
+    std::uint64_t events_written() const noexcept { return written_.load(); }
+    std::uint64_t events_dropped() const noexcept override { return dropped_.load(); }
+    stream_writer& stream() const noexcept { return *out_; }
 
 private:
-    fd_writer out_;
+    void hand_over();
+
+    std::shared_ptr<stream_writer> out_;
+    bool wait_;
+    std::string buf_;
+    std::uint64_t batched_ = 0;
+    std::atomic<std::uint64_t> written_{0};
+    std::atomic<std::uint64_t> dropped_{0};
 };
 
 // Output: discards events (for benchmarks and for runs that only want pass-through or stats).

@@ -1,6 +1,11 @@
 #include "agent/options.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <climits>
 
@@ -8,7 +13,7 @@
 #include "adapters/log_handler.hpp"
 #include "adapters/unix_socket_handler.hpp"
 #include "capture/event_json.hpp"
-#include "spdlog/sinks/stdout_sinks.h"
+#include "io/log_sink.hpp"
 #include "spdlog/spdlog.h"
 
 namespace telecap::agent {
@@ -43,21 +48,27 @@ worker_context make_context(const capture_options& o) {
     return ctx;
 }
 
-std::shared_ptr<handler> make_output(const std::string& spec) {
+std::shared_ptr<handler> make_output(const std::string& spec, stream_set& streams,
+                                     const std::string& use, bool wait) {
     const auto colon = spec.find(':');
     const std::string kind = spec.substr(0, colon);
     const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
-    if (kind == "jsonl") {
-        if (arg.empty() || arg == "-") return std::make_shared<jsonl_handler>(fd_writer(1));
-        try {
-            return jsonl_handler::open(arg);
-        } catch (const std::system_error& e) {
-            throw usage_error(std::string(e.what()));
+    try {
+        if (kind == "jsonl") {
+            if (arg.empty() || arg == "-")
+                return std::make_shared<jsonl_handler>(streams.standard(1), wait);
+            return std::make_shared<jsonl_handler>(streams.file(arg, use), wait);
         }
+    } catch (const std::exception& e) {
+        throw usage_error(e.what());
     }
     if (kind == "log" && arg.empty()) {
         auto logger = spdlog::get("telecap.events");
-        if (!logger) logger = spdlog::stderr_logger_mt("telecap.events");
+        if (!logger) {
+            logger = std::make_shared<spdlog::logger>(
+                "telecap.events", std::make_shared<stream_log_sink>(streams.standard(2)));
+            spdlog::register_logger(logger);
+        }
         logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %v");
         logger->set_level(spdlog::level::info);  // the debug view is on whatever --log-level
         return std::make_shared<log_handler>(std::move(logger));
@@ -75,58 +86,100 @@ std::shared_ptr<handler> make_output(const std::string& spec) {
                       "\": use jsonl, jsonl:PATH, unix:PATH, log or null");
 }
 
-void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus) {
+void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, stream_set& streams,
+                    bool wait) {
     const std::vector<std::string> defaults{"jsonl"};
     const auto& list = specs.empty() ? defaults : specs;
     for (std::size_t i = 0; i < list.size(); ++i)
-        bus.attach("output." + std::to_string(i) + ":" + list[i], {}, make_output(list[i]));
+        bus.attach("output." + std::to_string(i) + ":" + list[i], {},
+                   make_output(list[i], streams, "output " + list[i], wait));
 }
 
-std::unique_ptr<passthrough_writer> passthrough_writer::open(const std::string& spec) {
-    if (spec == "stderr") return std::make_unique<passthrough_writer>(fd_writer(2));
-    if (spec == "stdout") return std::make_unique<passthrough_writer>(fd_writer(1));
+std::shared_ptr<stream_writer> open_passthrough(const std::string& spec, stream_set& streams) {
+    if (spec == "stderr") return streams.standard(2);
+    if (spec == "stdout") return streams.standard(1);
     if (spec == "none") return nullptr;
-    auto w = fd_writer::open_file(spec);
-    if (!w) throw usage_error("cannot open pass-through file " + spec + ": " + w.error().message());
-    return std::make_unique<passthrough_writer>(std::move(*w));
-}
-
-void passthrough_writer::write(std::string_view bytes, bool, bool) { out_.write(bytes); }
-
-std::unique_ptr<rejects_writer> rejects_writer::open(const std::string& path) {
-    auto w = fd_writer::open_file(path);
-    if (!w) throw usage_error("cannot open rejects file " + path + ": " + w.error().message());
-    return std::make_unique<rejects_writer>(std::move(*w));
-}
-
-void rejects_writer::on_reject(const reject_info& r) {
-    std::string& out = out_.buffer();
-    out += "{\"source\":";
-    append_json_string(out, source_);
-    out += ",\"line\":" + std::to_string(r.line_no);
-    out += ",\"reason\":\"";
-    out += to_string(r.reason);
-    out += "\",\"detail\":";
-    append_json_string(out, r.detail);
-    out += ",\"offset\":" + std::to_string(r.offset);
-    out += ",\"text\":";
-    append_json_string(out, r.text);
-    out += r.truncated ? ",\"truncated\":true}\n" : ",\"truncated\":false}\n";
-    out_.commit();
-}
-
-bool write_stats_file(const std::string& path, const capture_stats& s, std::string_view outputs) {
-    auto w = fd_writer::open_file(path);
-    if (!w) {
-        spdlog::error("cannot write stats to {}: {}", path, w.error().message());
-        return false;
+    try {
+        return streams.file(spec, "--passthrough");
+    } catch (const std::exception& e) {
+        throw usage_error(std::string("pass-through: ") + e.what());
     }
-    w->write(stats_to_json(s, outputs));
-    if (auto ec = w->flush()) {
-        spdlog::error("cannot write stats to {}: {}", path, ec.message());
-        return false;
+}
+
+std::unique_ptr<rejects_writer> open_rejects(const std::string& path, stream_set& streams) {
+    if (path.empty()) return nullptr;
+    try {
+        return std::make_unique<rejects_writer>(streams.file(path, "--rejects"));
+    } catch (const std::exception& e) {
+        throw usage_error(std::string("rejects: ") + e.what());
     }
-    return true;
+}
+
+command_streams::command_streams() : previous_(spdlog::default_logger()) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "telecap", std::make_shared<stream_log_sink>(streams_.standard(2)));
+    logger->set_pattern(previous_ ? "telecap: %l: %v" : "telecap: %l: %v");
+    logger->set_level(previous_ ? previous_->level() : spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+}
+
+command_streams::~command_streams() {
+    finish(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+}
+
+void command_streams::finish(std::chrono::steady_clock::time_point deadline) {
+    if (finished_) return;
+    finished_ = true;
+    streams_.close_all(deadline);
+    if (auto events = spdlog::get("telecap.events")) spdlog::drop("telecap.events");
+    if (previous_) spdlog::set_default_logger(previous_);
+}
+
+std::string streams_json(const stream_set& streams) {
+    std::string out = "{";
+    for (const auto& w : streams.all()) {
+        if (out.size() > 1) out += ',';
+        append_json_string(out, w->name());
+        const auto& c = w->counters();
+        out += ":{\"written_lines\":" + std::to_string(c.written_lines.load()) +
+               ",\"written_bytes\":" + std::to_string(c.written_bytes.load()) +
+               ",\"dropped_lines\":" + std::to_string(c.dropped_lines.load()) +
+               ",\"dropped_bytes\":" + std::to_string(c.dropped_bytes.load()) +
+               ",\"write_errors\":" + std::to_string(c.write_errors.load()) +
+               ",\"reopens\":" + std::to_string(c.reopens.load()) + "}";
+    }
+    return out + "}";
+}
+
+bool write_stats_file(const std::string& path, const capture_stats& s, std::string_view outputs,
+                      std::string_view more) {
+    std::string text = stats_to_json(s, outputs);
+    if (!more.empty() && text.size() >= 2) text.insert(text.size() - 2, more);  // before "}\n"
+    // A regular file is written whole, then renamed over the old one: a reader never sees
+    // half of it. Anything else (/dev/stderr, a FIFO) is written in place.
+    struct stat st{};
+    const bool regular = ::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode);
+    const std::string target = regular ? path + ".tmp" : path;
+    unique_fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (regular ? O_TRUNC : 0), 0644));
+    std::string_view rest = text;
+    while (fd && !rest.empty()) {
+        const ssize_t n = ::write(fd.get(), rest.data(), rest.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    const int err = !fd ? errno : rest.empty() ? 0 : errno ? errno : EIO;
+    fd.reset();
+    if (err == 0 && (!regular || ::rename(target.c_str(), path.c_str()) == 0)) return true;
+    if (regular) ::unlink(target.c_str());
+    spdlog::error("cannot write stats to {}: {}", path, std::strerror(err ? err : errno));
+    return false;
+}
+
+bool data_lost(const capture_stats& s, const handler_bus& bus, const stream_set& streams) {
+    for (auto d : s.dropped)
+        if (d > 0) return true;
+    return bus.failures() > 0 || streams.lost();
 }
 
 }  // namespace telecap::agent

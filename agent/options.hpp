@@ -12,7 +12,12 @@
 #include "capture/catalog.hpp"
 #include "capture/normalizer.hpp"
 #include "capture/pipeline.hpp"
-#include "core/fd_writer.hpp"
+#include "io/rejects_writer.hpp"
+#include "io/streams.hpp"
+
+namespace spdlog {
+class logger;
+}
 
 namespace telecap::agent {
 
@@ -42,42 +47,48 @@ pipeline_options make_pipeline_options(const capture_options& o);
 worker_context make_context(const capture_options& o);
 
 // Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null") and
-// attaches it to the bus as "output.N"; throws usage_error for a bad spec, a file that cannot be
-// opened or a socket that cannot be listened on.
-void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus);
-std::shared_ptr<handler> make_output(const std::string& spec);  // throws usage_error
+// attaches it to the bus as "output.N:SPEC"; throws usage_error for a bad spec, a file that
+// cannot be opened (or is named twice, or is an input) or a socket that cannot be listened on.
+// Streams come from `streams`, so outputs that share one (stdout, a file) share its writer.
+// `wait`: a congested stream makes the output wait (back-pressure) rather than drop.
+void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, stream_set& streams,
+                    bool wait);
+std::shared_ptr<handler> make_output(const std::string& spec, stream_set& streams,
+                                     const std::string& use, bool wait);  // throws usage_error
 
-// Pass-through to stderr, stdout, nothing, or a file. Write errors are counted, never fatal.
-class passthrough_writer final : public passthrough_sink {
+// The pass-through stream named by --passthrough ("stderr", "stdout", "none": null, or a file).
+std::shared_ptr<stream_writer> open_passthrough(const std::string& spec, stream_set& streams);
+// The --rejects file, or null when none is asked for.
+std::unique_ptr<rejects_writer> open_rejects(const std::string& path, stream_set& streams);
+
+// A command's streams: while it lives, spdlog's default logger ("telecap: level: message")
+// writes through stderr's stream writer; at the end the previous logger is back and every
+// stream is drained (until the deadline given to finish(), or 10 s) and closed.
+class command_streams {
 public:
-    static std::unique_ptr<passthrough_writer> open(const std::string& spec);  // throws
-    explicit passthrough_writer(fd_writer out) : out_(std::move(out)) {}
-
-    void write(std::string_view bytes, bool starts_line, bool ends_line) override;
-    void flush() { out_.flush(); }
-    std::uint64_t dropped_bytes() const noexcept { return out_.dropped_bytes(); }
+    command_streams();
+    ~command_streams();
+    stream_set& get() noexcept { return streams_; }
+    void finish(std::chrono::steady_clock::time_point deadline);
 
 private:
-    fd_writer out_;
+    stream_set streams_;
+    std::shared_ptr<spdlog::logger> previous_;
+    bool finished_ = false;
 };
 
-// --rejects: each rejected telemetry line as one JSON object per line.
-class rejects_writer final : public reject_sink {
-public:
-    explicit rejects_writer(fd_writer out) : out_(std::move(out)) {}
-    static std::unique_ptr<rejects_writer> open(const std::string& path);  // throws
-    void set_source(std::string source) { source_ = std::move(source); }
-    void on_reject(const reject_info& r) override;
-    void flush() { out_.flush(); }
-
-private:
-    fd_writer out_;
-    std::string source_;
-};
+// The streams' counters as a JSON object keyed by stream name.
+std::string streams_json(const stream_set& streams);
 
 // Writes --stats at exit; returns false (after saying why on stderr) if it cannot.
-// `outputs`: the bus's counters_json() (see stats_to_json).
+// `more`: further members, each `,"key":value`, appended inside the object.
 bool write_stats_file(const std::string& path, const capture_stats& s,
-                      std::string_view outputs = {});
+                      std::string_view outputs = {}, std::string_view more = {});
+
+// True when some event or line was lost: dropped events, handler failures, stream drops.
+bool data_lost(const capture_stats& s, const handler_bus& bus, const stream_set& streams);
+
+// The exit status when everything else went well but data was lost.
+inline constexpr int exit_data_lost = 3;
 
 }  // namespace telecap::agent

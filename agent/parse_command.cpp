@@ -1,4 +1,8 @@
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -7,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/commands.hpp"
+#include "io/passthrough.hpp"
 #include "core/unique_fd.hpp"
 
 namespace telecap::agent {
@@ -22,39 +27,81 @@ private:
     handler_bus& bus_;
 };
 
-// Feeds one input through a fresh pipeline (line numbers restart per input). Returns false
-// if it cannot be read.
-bool feed_input(const std::string& input, const catalog& cat, const capture_options& o,
-                event_sink* events, passthrough_sink* pass, reject_sink* rejects,
-                capture_stats& stats) {
+// SIGINT / SIGTERM while parsing: stop reading, flush everything, write --stats.
+class stop_signals {
+public:
+    stop_signals() {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGINT);
+        sigaddset(&set_, SIGTERM);
+        if (::pthread_sigmask(SIG_BLOCK, &set_, &old_) == 0)
+            fd_.reset(::signalfd(-1, &set_, SFD_NONBLOCK | SFD_CLOEXEC));
+    }
+    ~stop_signals() {
+        // A signal that came is handled (it ended the parse); the old mask comes back.
+        ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    int fd() const noexcept { return fd_.get(); }
+    // The signal received, or 0.
+    int received() {
+        if (got_) return got_;
+        signalfd_siginfo info;
+        if (fd_ && ::read(fd_.get(), &info, sizeof info) == sizeof info)
+            got_ = static_cast<int>(info.ssi_signo);
+        return got_;
+    }
+
+private:
+    sigset_t set_{}, old_{};
+    unique_fd fd_;
+    int got_ = 0;
+};
+
+enum class feed_result { ok, unreadable, stopped };
+
+// Feeds one input through a fresh pipeline (line numbers restart per input). After every read
+// the outputs are flushed, so a live stream (`worker 2>&1 | telecap parse`) shows its events
+// and pass-through as they come.
+feed_result feed_input(const std::string& input, const catalog& cat, const capture_options& o,
+                       event_sink* events, passthrough_sink* pass, reject_sink* rejects,
+                       capture_stats& stats, handler_bus* bus, stop_signals& stop) {
     unique_fd owned;
     int fd = 0;
     if (input != "-") {
         owned.reset(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
         if (!owned) {
             spdlog::error("cannot read {}: {}", input, std::strerror(errno));
-            return false;
+            return feed_result::unreadable;
         }
         fd = owned.get();
     }
     capture_pipeline pipeline(cat, make_context(o), make_pipeline_options(o), events, pass,
                               rejects, stats);
     static char buf[64 * 1024];
+    feed_result result = feed_result::ok;
     while (true) {
+        pollfd p[2] = {{fd, POLLIN, 0}, {stop.fd(), POLLIN, 0}};
+        if (::poll(p, stop.fd() >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) break;
+        if (stop.received()) {
+            result = feed_result::stopped;
+            break;
+        }
         const ssize_t n = ::read(fd, buf, sizeof buf);
         if (n > 0) {
             pipeline.feed({buf, static_cast<std::size_t>(n)});
+            if (bus) bus->flush();
         } else if (n == 0) {
             break;
-        } else if (errno != EINTR) {
+        } else if (errno != EINTR && errno != EAGAIN) {
             spdlog::error("cannot read {}: {}", input == "-" ? "stdin" : input,
                           std::strerror(errno));
-            pipeline.finish();
-            return false;
+            result = feed_result::unreadable;
+            break;
         }
     }
     pipeline.finish();
-    return true;
+    if (bus) bus->flush();
+    return result;
 }
 
 std::vector<std::string> inputs_or_stdin(const std::vector<std::string>& inputs) {
@@ -64,26 +111,56 @@ std::vector<std::string> inputs_or_stdin(const std::vector<std::string>& inputs)
 }  // namespace
 
 int run_parse(const capture_options& o, const std::vector<std::string>& inputs) {
+    command_streams cs;
+    stream_set& streams = cs.get();
+    const auto all_inputs = inputs_or_stdin(inputs);
+    try {
+        for (const auto& input : all_inputs)
+            if (input != "-") streams.claim_input(input);
+    } catch (const std::exception& e) {
+        throw usage_error(e.what());
+    }
     const catalog cat = load_catalog(o);
     handler_bus bus;
-    attach_outputs(o.outputs, bus);
-    auto pass = passthrough_writer::open(o.passthrough);
-    std::unique_ptr<rejects_writer> rejects;
-    if (!o.rejects_path.empty()) rejects = rejects_writer::open(o.rejects_path);
+    attach_outputs(o.outputs, bus, streams, true);
+    passthrough_mux pass(open_passthrough(o.passthrough, streams));
+    auto pass_source = pass.make_source("");
+    auto rejects = open_rejects(o.rejects_path, streams);
+    std::unique_ptr<rejects_writer::source> reject_source;
+    if (rejects) reject_source = std::make_unique<rejects_writer::source>(*rejects, "");
 
     bus_sink sink(bus);
     capture_stats stats;
+    stop_signals stop;
     int rc = 0;
-    for (const auto& input : inputs_or_stdin(inputs)) {
-        if (rejects) rejects->set_source(input);
-        if (!feed_input(input, cat, o, &sink, pass.get(), rejects.get(), stats)) rc = 1;
+    for (const auto& input : all_inputs) {
+        if (reject_source) reject_source->rename(input);
+        const auto r = feed_input(input, cat, o, &sink, pass.writer() ? pass_source.get() : nullptr,
+                                  reject_source.get(), stats, &bus, stop);
+        if (r == feed_result::unreadable) rc = 1;
+        if (r == feed_result::stopped) {
+            rc = 128 + stop.received();
+            break;
+        }
     }
-    if (pass) pass->flush();
     bus.flush();
-    if (rejects) rejects->flush();
     stats.handler_failures = bus.failures();
-    if (!o.stats_path.empty() && !write_stats_file(o.stats_path, stats, bus.counters_json()))
-        rc = 1;
+    stats.dropped_for(drop_reason::output) += bus.events_dropped();
+    // Everything is handed to the streams; wait for them to take it (a slow reader is waited
+    // for, as cat would; a stop signal ends the wait).
+    for (const auto& w : streams.all())
+        while (!w->drain(std::chrono::steady_clock::now() + std::chrono::milliseconds(100)) &&
+               !w->given_up() && !stop.received()) {
+        }
+    cs.finish(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    if (!o.stats_path.empty() &&
+        !write_stats_file(o.stats_path, stats, bus.counters_json(),
+                          ",\"streams\":" + streams_json(streams)))
+        rc = rc ? rc : 1;
+    if (rc == 0 && data_lost(stats, bus, streams)) {
+        spdlog::error("some output was lost (see --stats)");
+        rc = exit_data_lost;
+    }
     return rc;
 }
 
@@ -108,10 +185,13 @@ int run_lint(const capture_options& o, const std::vector<std::string>& inputs) {
     const catalog cat = load_catalog(o);
     lint_printer printer;
     capture_stats stats;
+    stop_signals stop;
     bool unreadable = false;
     for (const auto& input : inputs_or_stdin(inputs)) {
         printer.source_ = input == "-" ? "<stdin>" : input;
-        if (!feed_input(input, cat, o, nullptr, nullptr, &printer, stats)) unreadable = true;
+        if (feed_input(input, cat, o, nullptr, nullptr, &printer, stats, nullptr, stop) ==
+            feed_result::unreadable)
+            unreadable = true;
     }
     std::fflush(stdout);
     if (!o.stats_path.empty()) write_stats_file(o.stats_path, stats);

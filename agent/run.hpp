@@ -9,23 +9,9 @@
 
 #include "agent/options.hpp"
 #include "spawn/restart_policy.hpp"
+#include "supervise/supervisor.hpp"
 
 namespace telecap::agent {
-
-enum class overflow_policy { drop_newest, block };
-
-struct pool_spec {
-    std::string name = "default";
-    std::vector<std::string> command;
-    std::map<std::string, std::string> env;
-    std::string cwd;
-    int instances = 1;
-    spawn::restart_options restart;
-    std::vector<std::string> outputs;  // extra outputs that see only this pool's events
-    std::string catalog_path;          // empty: the run's catalog
-    bool capture_stdout = false;
-    int telemetry_fd = -1;
-};
 
 struct run_options {
     capture_options capture;

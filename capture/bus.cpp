@@ -128,6 +128,12 @@ void handler_bus::dispatch(const event& ev) {
     announce_failures();
 }
 
+std::uint64_t handler_bus::events_dropped() const {
+    std::uint64_t n = 0;
+    for (const auto& e : entries_) n += e.h ? e.h->events_dropped() : 0;
+    return n;
+}
+
 std::string handler_bus::counters_json() const {
     std::string out = "{";
     for (const auto& e : entries_) {

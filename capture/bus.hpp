@@ -29,6 +29,9 @@ public:
     // The handler's own counters as a JSON object ("{\"sent\":3}"), or "" when it keeps none.
     // Read once handling has stopped (--stats at exit), from the thread that drove the bus.
     virtual std::string counters_json() const { return {}; }
+    // Events this handler could not deliver (its stream full or dead): counted under
+    // dropped.output. Any thread.
+    virtual std::uint64_t events_dropped() const { return 0; }
 };
 
 struct handler_info {
@@ -55,6 +58,8 @@ public:
     std::string counters_json() const;
 
     std::uint64_t failures() const noexcept { return failures_; }
+    // The sum of events_dropped() over the handlers (attached, or detached for failing).
+    std::uint64_t events_dropped() const;
 
 private:
     struct entry {

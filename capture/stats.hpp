@@ -1,8 +1,9 @@
 #pragma once
 // Counters of the capture path. Each counter has one writer (the thread that owns the
-// pipeline or the dispatcher); readers take a snapshot when the writer is quiescent.
+// pipeline); any thread may read it at any time (the metrics registry's collectors do).
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@ enum class reject_reason : std::uint8_t {
 enum class drop_reason : std::uint8_t {
     queue_full,  // the bounded queue to the dispatcher was full (overflow drop-newest)
     shutdown,    // still queued when the dispatcher had to stop
+    output,      // an output could not take an event (stream dead or full, handler failed)
     count_
 };
 
@@ -36,26 +38,51 @@ constexpr std::string_view to_string(reject_reason r) noexcept {
 
 constexpr std::string_view to_string(drop_reason r) noexcept {
     constexpr std::array<std::string_view, static_cast<std::size_t>(drop_reason::count_)> names{
-        "queue_full", "shutdown"};
+        "queue_full", "shutdown", "output"};
     return names[static_cast<std::size_t>(r)];
 }
 
-struct capture_stats {
-    std::uint64_t bytes = 0;              // bytes read
-    std::uint64_t lines = 0;              // lines framed (events + passthrough_lines)
-    std::uint64_t telemetry_lines = 0;    // lines that began with the prefix
-    std::uint64_t events = 0;             // accepted, normalized events
-    std::uint64_t passthrough_lines = 0;  // lines sent to pass-through (incl. rejected telemetry)
-    std::uint64_t emitter_errors = 0;     // TELEMETRY_ERROR: lines
-    std::uint64_t long_lines = 0;         // lines longer than max_line (telemetry or not)
-    std::array<std::uint64_t, static_cast<std::size_t>(reject_reason::count_)> rejected{};
-    std::array<std::uint64_t, static_cast<std::size_t>(drop_reason::count_)> dropped{};
-    std::uint64_t handler_failures = 0;
+// A counter with one writing thread and readers anywhere: relaxed loads and stores, so an
+// increment costs what a plain one does (no locked instruction) and a reader never sees a torn
+// value.
+class relaxed_counter {
+public:
+    relaxed_counter() noexcept = default;
+    relaxed_counter(std::uint64_t v) noexcept : v_(v) {}  // NOLINT: reads like a number
+    relaxed_counter(const relaxed_counter& o) noexcept : v_(o.get()) {}
+    relaxed_counter& operator=(const relaxed_counter& o) noexcept { return *this = o.get(); }
+    relaxed_counter& operator=(std::uint64_t v) noexcept {
+        v_.store(v, std::memory_order_relaxed);
+        return *this;
+    }
+    relaxed_counter& operator++() noexcept { return *this += 1; }
+    relaxed_counter& operator+=(std::uint64_t n) noexcept {
+        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        return *this;
+    }
+    std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
+    operator std::uint64_t() const noexcept { return get(); }  // NOLINT
 
-    std::uint64_t& rejected_for(reject_reason r) noexcept {
+private:
+    std::atomic<std::uint64_t> v_{0};
+};
+
+struct capture_stats {
+    relaxed_counter bytes;              // bytes read
+    relaxed_counter lines;              // lines framed (events + passthrough_lines)
+    relaxed_counter telemetry_lines;    // lines that began with the prefix
+    relaxed_counter events;             // accepted, normalized events
+    relaxed_counter passthrough_lines;  // lines sent to pass-through (incl. rejected telemetry)
+    relaxed_counter emitter_errors;     // TELEMETRY_ERROR: lines
+    relaxed_counter long_lines;         // lines longer than max_line (telemetry or not)
+    std::array<relaxed_counter, static_cast<std::size_t>(reject_reason::count_)> rejected{};
+    std::array<relaxed_counter, static_cast<std::size_t>(drop_reason::count_)> dropped{};
+    relaxed_counter handler_failures;
+
+    relaxed_counter& rejected_for(reject_reason r) noexcept {
         return rejected[static_cast<std::size_t>(r)];
     }
-    std::uint64_t& dropped_for(drop_reason r) noexcept {
+    relaxed_counter& dropped_for(drop_reason r) noexcept {
         return dropped[static_cast<std::size_t>(r)];
     }
     std::uint64_t rejected_total() const noexcept {

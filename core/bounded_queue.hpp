@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace telecap {
@@ -55,10 +56,12 @@ public:
 
     // Waits until items are queued or the queue is closed, then moves them all into `out`
     // (which must be empty). They stay counted until release(). False when closed and drained.
+    // A wake() also ends the wait: then `out` may stay empty, and the result is true.
     bool pop_all(std::deque<T>& out) {
         std::unique_lock lock(mu_);
-        not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
-        if (items_.empty()) return false;
+        not_empty_.wait(lock, [&] { return closed_ || !items_.empty() || woken_; });
+        const bool woken = std::exchange(woken_, false);
+        if (items_.empty()) return woken;
         out.swap(items_);
         taken_costs_.clear();
         taken_costs_.swap(costs_);
@@ -74,6 +77,21 @@ public:
             taken_costs_.clear();
         }
         not_full_.notify_all();
+    }
+
+    // Ends the consumer's wait in pop_all (work other than items is waiting for it).
+    void wake() {
+        {
+            std::lock_guard lock(mu_);
+            woken_ = true;
+        }
+        not_empty_.notify_one();
+    }
+
+    // Whether a push would find room now.
+    bool has_room() const {
+        std::lock_guard lock(mu_);
+        return room();
     }
 
     // No more pushes; the consumer still gets what is queued.
@@ -112,6 +130,7 @@ private:
     std::size_t count_ = 0;  // queued + taken
     std::size_t bytes_ = 0;  // their cost
     bool closed_ = false;
+    bool woken_ = false;
 };
 
 }  // namespace telecap

@@ -233,7 +233,7 @@ class TelecapCase(unittest.TestCase):
         rejected = {k: v for k, v in run.stats["rejected"].items() if v}
         self.assertEqual({}, rejected, run.rejects)
         self.assertEqual(emitter_errors, run.stats["emitter_errors"])
-        self.assertEqual({"queue_full": 0, "shutdown": 0}, run.stats["dropped"])
+        self.assertEqual({"queue_full": 0, "shutdown": 0, "output": 0}, run.stats["dropped"])
         if events is not None:
             self.assertEqual(events, run.stats["events"])
             self.assertEqual(events, len(run.events))

@@ -423,7 +423,7 @@ TEST(Pipeline, StatsJsonNamesEveryCounter) {
               R"("emitter_errors":6,"long_lines":7,"rejected":{"invalid_json":0,"bad_shape":0,)"
               R"("invalid_utf8":0,"oversize":0,"too_deep":0,"unknown_event":0,)"
               R"("unknown_measurement":0,"bad_measurement":8},"dropped":{"queue_full":0,)"
-              R"("shutdown":9},"handler_failures":10})"
+              R"("shutdown":9,"output":0},"handler_failures":10})"
               "\n");
 }
 

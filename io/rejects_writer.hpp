@@ -1,0 +1,38 @@
+#pragma once
+// --rejects: each rejected telemetry line as one JSON object per line, naming its source
+// (the input file, or the worker id under `telecap run`).
+
+#include <memory>
+#include <string>
+
+#include "capture/pipeline.hpp"
+#include "io/stream_writer.hpp"
+
+namespace telecap {
+
+class rejects_writer {
+public:
+    explicit rejects_writer(std::shared_ptr<stream_writer> out) : out_(std::move(out)) {}
+
+    // Appends the record of `r` from `source`.
+    void write(const reject_info& r, std::string_view source);
+    stream_writer* writer() const noexcept { return out_.get(); }
+
+    // A reject_sink for one source (one input file, one worker's stream).
+    class source final : public reject_sink {
+    public:
+        source(rejects_writer& w, std::string name) : w_(w), name_(std::move(name)) {}
+        void on_reject(const reject_info& r) override { w_.write(r, name_); }
+        void rename(std::string name) { name_ = std::move(name); }
+
+    private:
+        rejects_writer& w_;
+        std::string name_;
+    };
+
+private:
+    std::shared_ptr<stream_writer> out_;
+    std::string line_;
+};
+
+}  // namespace telecap

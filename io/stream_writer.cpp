@@ -1,0 +1,346 @@
+#include "io/stream_writer.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace telecap {
+
+namespace {
+
+constexpr std::size_t max_write = std::size_t{1} << 20;
+
+std::uint64_t count_lines(std::string_view s) {
+    return static_cast<std::uint64_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+// Errors after which nobody will ever read what we write.
+bool permanent(int err) { return err == EPIPE || err == EBADF || err == EINVAL || err == ECONNRESET; }
+
+// A pipe or a terminal we were handed (stdout, stderr) is opened anew through /proc, as a
+// file description of our own that can be non-blocking without changing the one we share
+// with the shell and other processes: so a stalled reader can never hold the writer thread in
+// write(2) past a deadline. Files and sockets keep the fd as it is.
+unique_fd own_description(int fd) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) return {};
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    return unique_fd(::open(proc.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+}
+
+}  // namespace
+
+stream_writer::stream_writer(int fd, unique_fd owned, std::string name, std::string path,
+                             stream_writer_options o)
+    : name_(std::move(name)), path_(std::move(path)), opts_(o), owned_(std::move(owned)), fd_(fd) {
+    thread_ = std::thread([this] { run(); });
+}
+
+std::shared_ptr<stream_writer> stream_writer::for_fd(int fd, std::string name,
+                                                     stream_writer_options o) {
+    unique_fd own = own_description(fd);
+    const int use = own ? own.get() : fd;
+    return std::shared_ptr<stream_writer>(
+        new stream_writer(use, std::move(own), std::move(name), {}, o));
+}
+
+Result<std::shared_ptr<stream_writer>> stream_writer::for_file(const std::string& path,
+                                                               stream_writer_options o) {
+    unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!fd) return errno_code(errno);
+    const int raw = fd.get();
+    return std::shared_ptr<stream_writer>(new stream_writer(raw, std::move(fd), path, path, o));
+}
+
+stream_writer::~stream_writer() {
+    close(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+}
+
+void stream_writer::on_room(std::function<void()> fn) {
+    std::lock_guard lock(mu_);
+    on_room_ = std::move(fn);
+}
+
+void stream_writer::set_log_hook(log_hook hook) {
+    std::lock_guard lock(mu_);
+    log_ = std::move(hook);
+}
+
+void stream_writer::say(bool error, const std::string& message) {
+    log_hook hook;
+    {
+        std::lock_guard lock(mu_);
+        hook = log_;
+    }
+    if (hook) {
+        hook(error, message);
+    } else if (error) {
+        spdlog::error("{}", message);
+    } else {
+        spdlog::warn("{}", message);
+    }
+}
+
+void stream_writer::drop(std::string_view text, std::uint64_t lines) {
+    counters_.dropped_lines.fetch_add(lines, std::memory_order_relaxed);
+    counters_.dropped_bytes.fetch_add(text.size(), std::memory_order_relaxed);
+}
+
+bool stream_writer::append(std::string_view text, std::uint64_t lines, bool force) {
+    if (text.empty()) return true;
+    {
+        std::lock_guard lock(mu_);
+        if (!closing_ && !dead_.load(std::memory_order_relaxed) &&
+            (force || buffered_.load(std::memory_order_relaxed) + text.size() <= opts_.hard_limit ||
+             buffered_.load(std::memory_order_relaxed) == 0)) {
+            if (part_open_) {
+                held_.append(text);
+                held_lines_ += lines;
+            } else {
+                if (pending_.empty()) work_.notify_one();
+                pending_.append(text);
+                pending_lines_ += lines;
+            }
+            const auto b = buffered_.fetch_add(text.size(), std::memory_order_relaxed) + text.size();
+            if (b > opts_.soft_limit) was_congested_ = true;
+            return true;
+        }
+    }
+    drop(text, lines);
+    return false;
+}
+
+bool stream_writer::append_part(std::string_view text, bool ends) {
+    {
+        std::lock_guard lock(mu_);
+        if (!closing_ && !dead_.load(std::memory_order_relaxed)) {
+            // A part is always taken: its line has begun, dropping the rest would cut it.
+            if (pending_.empty()) work_.notify_one();
+            pending_.append(text);
+            pending_lines_ += ends ? 1 : 0;
+            part_open_ = !ends;
+            if (ends && !held_.empty()) {
+                pending_.append(held_);
+                pending_lines_ += held_lines_;
+                held_.clear();
+                held_lines_ = 0;
+            }
+            const auto b = buffered_.fetch_add(text.size(), std::memory_order_relaxed) + text.size();
+            if (b > opts_.soft_limit) was_congested_ = true;
+            return true;
+        }
+    }
+    drop(text, ends ? 1 : 0);
+    return false;
+}
+
+bool stream_writer::given_up() const noexcept {
+    if (dead()) return true;
+    const auto since = failing_since_.load(std::memory_order_relaxed);
+    if (since == 0) return false;
+    const auto now = std::chrono::steady_clock::now().time_since_epoch();
+    return std::chrono::nanoseconds(now.count() - since) > opts_.give_up_after;
+}
+
+bool stream_writer::wait_room(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return room_.wait_until(lock, deadline, [&] {
+        return dead_.load() || closing_ ||
+               buffered_.load(std::memory_order_relaxed) <= opts_.soft_limit;
+    }) && !dead_.load();
+}
+
+bool stream_writer::drain(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return room_.wait_until(lock, deadline, [&] {
+        return dead_.load() || buffered_.load(std::memory_order_relaxed) == 0;
+    }) && buffered_.load() == 0;
+}
+
+void stream_writer::close(std::chrono::steady_clock::time_point deadline) {
+    if (!thread_.joinable()) return;
+    {
+        std::unique_lock lock(mu_);
+        closing_ = true;
+        work_.notify_all();
+        // The writer thread drains what it can until the deadline; then it drops the rest.
+        while (!room_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
+                                                             std::chrono::milliseconds(100)),
+                                 [&] {
+                                     return dead_.load() ||
+                                            buffered_.load(std::memory_order_relaxed) == 0;
+                                 }) &&
+               std::chrono::steady_clock::now() < deadline && !given_up()) {
+        }
+        deadline_passed_.store(true);
+        work_.notify_all();
+    }
+    thread_.join();  // its writes wait at most 100 ms at a time (non-blocking fds)
+}
+
+std::size_t stream_writer::write_some(std::string_view data, int& err) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const std::size_t n = std::min(data.size() - done, max_write);
+        const ssize_t w = ::write(fd_, data.data() + done, n);
+        if (w > 0) {
+            done += static_cast<std::size_t>(w);
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) {  // a non-blocking fd we were handed: wait until it drains
+            pollfd p{fd_, POLLOUT, 0};
+            ::poll(&p, 1, 100);
+            if (deadline_passed_.load()) {
+                err = EAGAIN;
+                return done;
+            }
+            continue;
+        }
+        err = w < 0 ? errno : EIO;
+        return done;
+    }
+    return done;
+}
+
+bool stream_writer::reopen() {
+    if (path_.empty()) return false;
+    unique_fd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+    if (!fd) return false;
+    owned_ = std::move(fd);
+    fd_ = owned_.get();
+    counters_.reopens.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+void stream_writer::run() {
+    std::string buf;  // taken from pending_; buf[0, partial_) is the written head of a line
+    auto backoff = opts_.retry_min;
+    bool tail_complete = true;
+    for (;;) {
+        bool closing = false;
+        bool give_up = false;
+        {
+            std::unique_lock lock(mu_);
+            if (failing_) {
+                work_.wait_for(lock, backoff, [&] { return deadline_passed_.load(); });
+            } else {
+                work_.wait(lock, [&] { return closing_ || !pending_.empty() || buf.size() > partial_; });
+            }
+            if (closing_ && pending_.empty() && !held_.empty()) {
+                // Closing with a streamed line still open: what waited for it goes out now.
+                pending_.swap(held_);
+                pending_lines_ = held_lines_;
+                held_lines_ = 0;
+                part_open_ = false;
+            }
+            if (buf.size() < max_write && !pending_.empty()) {
+                tail_complete = !part_open_;  // the last append ended a unit
+                buf += pending_;
+                pending_.clear();
+                pending_lines_ = 0;
+            }
+            closing = closing_;
+            give_up = deadline_passed_.load() || dead_.load();
+            if (buf.size() == partial_ && pending_.empty() && closing) break;
+        }
+        if (give_up && (failing_ || dead_.load())) break;
+        if (failing_ && !path_.empty()) reopen();
+
+        int err = 0;
+        const std::string_view todo(buf.data() + partial_, buf.size() - partial_);
+        const std::size_t n = write_some(todo, err);
+        if (n > 0) {
+            const std::string_view written = todo.substr(0, n);
+            counters_.written_bytes.fetch_add(n, std::memory_order_relaxed);
+            counters_.written_lines.fetch_add(count_lines(written), std::memory_order_relaxed);
+            const std::size_t end = partial_ + n;
+            const void* nl = ::memrchr(buf.data(), '\n', end);
+            if (nl) {
+                const std::size_t cut = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data()) + 1;
+                buf.erase(0, cut);
+                partial_ = end - cut;
+            } else {
+                partial_ = end;
+            }
+            buffered_.fetch_sub(n, std::memory_order_relaxed);
+            if (partial_ == buf.size()) {
+                // All written: the bytes after the last newline are a whole unit (a last line
+                // without one) unless a streamed line is still open.
+                if (tail_complete) {
+                    buf.clear();
+                    partial_ = 0;
+                }
+            }
+        }
+        if (err) {
+            counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
+            if (partial_ > 0 && !path_.empty()) {
+                // A line half written to a file: take it back, it is written whole on retry.
+                struct stat st{};
+                if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) &&
+                    static_cast<std::uint64_t>(st.st_size) >= partial_ &&
+                    ::ftruncate(fd_, st.st_size - static_cast<off_t>(partial_)) == 0) {
+                    counters_.written_bytes.fetch_sub(partial_, std::memory_order_relaxed);
+                    buffered_.fetch_add(partial_, std::memory_order_relaxed);
+                    partial_ = 0;
+                }
+            }
+            if (!failing_) {
+                failing_since_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+                say(true, name_ + ": write failed: " + std::strerror(err) +
+                              (permanent(err) ? "; further output to it is dropped"
+                                              : "; retrying, output is kept meanwhile"));
+            }
+            failing_ = true;
+            if (permanent(err)) dead_.store(true);
+            backoff = std::min(backoff * 2, opts_.retry_max);
+        } else if (failing_) {
+            failing_ = false;
+            failing_since_.store(0);
+            backoff = opts_.retry_min;
+            say(false, name_ + ": writing again");
+        }
+        if (dead_.load()) break;
+        std::function<void()> room_fn;
+        {
+            std::lock_guard lock(mu_);
+            if (was_congested_ && buffered_.load(std::memory_order_relaxed) <= opts_.soft_limit) {
+                was_congested_ = false;
+                room_fn = on_room_;
+            }
+        }
+        room_.notify_all();
+        if (room_fn) room_fn();
+    }
+    // What is left is lost: count it, and never leave half a line at the end of a file.
+    {
+        std::lock_guard lock(mu_);
+        const std::string_view left(buf.data() + partial_, buf.size() - partial_);
+        drop(left, count_lines(left));
+        drop(pending_, pending_lines_);
+        drop(held_, held_lines_);
+        pending_.clear();
+        held_.clear();
+        pending_lines_ = held_lines_ = 0;
+        buffered_.store(0);
+        if (partial_ > 0 && !path_.empty()) {
+            struct stat st{};
+            if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) &&
+                static_cast<std::uint64_t>(st.st_size) >= partial_ &&
+                ::ftruncate(fd_, st.st_size - static_cast<off_t>(partial_)) == 0)
+                counters_.written_bytes.fetch_sub(partial_, std::memory_order_relaxed);
+        }
+        partial_ = 0;
+    }
+    room_.notify_all();
+}
+
+}  // namespace telecap

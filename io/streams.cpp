@@ -1,0 +1,104 @@
+#include "io/streams.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace telecap {
+
+stream_set::~stream_set() { close_all(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
+
+stream_set::entry* stream_set::find(dev_t dev, ino_t ino) {
+    for (auto& e : entries_)
+        if (e.identified && e.dev == dev && e.ino == ino) return &e;
+    return nullptr;
+}
+
+std::shared_ptr<stream_writer> stream_set::standard(int fd) {
+    std::lock_guard lock(mu_);
+    const std::string name = fd == 1 ? "stdout" : fd == 2 ? "stderr" : "fd " + std::to_string(fd);
+    struct stat st{};
+    const bool ok = ::fstat(fd, &st) == 0;
+    if (ok)
+        if (auto* e = find(st.st_dev, st.st_ino)) return e->writer;
+    for (auto& e : entries_)  // an fd we could not identify: shared by name only
+        if (!e.identified && e.use == name) return e.writer;
+    entry e;
+    e.dev = st.st_dev;
+    e.ino = st.st_ino;
+    e.identified = ok;
+    e.use = name;
+    e.writer = stream_writer::for_fd(fd, name, opts_);
+    entries_.push_back(e);
+    return e.writer;
+}
+
+std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const std::string& use) {
+    std::lock_guard lock(mu_);
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0) {
+        for (const auto& [id, input] : inputs_)
+            if (id.first == st.st_dev && id.second == st.st_ino)
+                throw std::invalid_argument(use + " " + path + " is the input " + input +
+                                            ": it would be overwritten while it is read");
+        if (auto* e = find(st.st_dev, st.st_ino)) {
+            if (e->is_file)
+                throw std::invalid_argument(use + " and " + e->use + " are both " + path +
+                                            ": give each its own file");
+            return e->writer;  // the file stdout or stderr already goes to: one writer
+        }
+    }
+    auto w = stream_writer::for_file(path, opts_);
+    if (!w) throw std::system_error(w.error(), "cannot open " + path + " (" + use + ")");
+    entry e;
+    e.is_file = true;
+    e.use = use;
+    e.writer = *w;
+    if (::fstat((*w)->fd(), &st) == 0) {
+        if (auto* other = find(st.st_dev, st.st_ino)) {  // created just now via another name
+            (*w)->close(std::chrono::steady_clock::now());
+            if (other->is_file)
+                throw std::invalid_argument(use + " and " + other->use + " are both " + path +
+                                            ": give each its own file");
+            return other->writer;
+        }
+        e.dev = st.st_dev;
+        e.ino = st.st_ino;
+        e.identified = true;
+    }
+    entries_.push_back(e);
+    return e.writer;
+}
+
+void stream_set::claim_input(const std::string& path) {
+    std::lock_guard lock(mu_);
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return;  // unreadable inputs are reported when read
+    if (!S_ISREG(st.st_mode)) return;            // /dev/stdin, a FIFO: nothing to overwrite
+    if (auto* e = find(st.st_dev, st.st_ino))
+        throw std::invalid_argument("the input " + path + " is also " + e->use +
+                                    ": it would be overwritten while it is read");
+    inputs_.push_back({{st.st_dev, st.st_ino}, path});
+}
+
+std::vector<std::shared_ptr<stream_writer>> stream_set::all() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<stream_writer>> out;
+    for (const auto& e : entries_) out.push_back(e.writer);
+    return out;
+}
+
+bool stream_set::lost() const {
+    for (const auto& w : all())
+        if (w->lost()) return true;
+    return false;
+}
+
+void stream_set::close_all(std::chrono::steady_clock::time_point deadline) {
+    for (const auto& w : all()) w->drain(deadline);
+    for (const auto& w : all()) w->close(deadline);
+}
+
+}  // namespace telecap

@@ -1,0 +1,58 @@
+#pragma once
+// The output streams of one telecap process, each with its one stream_writer. Everything that
+// writes to stdout, stderr or a file asks this set for the writer, so two producers that end
+// up on the same stream (stdout and stderr on one terminal or pipe, `-o jsonl:/dev/stdout`,
+// `2>&1`) share one writer and never cut each other's lines.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "io/stream_writer.hpp"
+
+namespace telecap {
+
+class stream_set {
+public:
+    explicit stream_set(stream_writer_options o = {}) : opts_(o) {}
+    ~stream_set();
+    stream_set(const stream_set&) = delete;
+    stream_set& operator=(const stream_set&) = delete;
+
+    // fd 1 / fd 2 (names "stdout", "stderr"), shared with any other target on the same stream.
+    std::shared_ptr<stream_writer> standard(int fd);
+    // A file opened for appending. A file named a second time (or one that is an input, see
+    // claim_input) is an error: std::invalid_argument with a message naming both uses; a file
+    // that cannot be opened: std::system_error. `use` says what it is for ("output 2").
+    std::shared_ptr<stream_writer> file(const std::string& path, const std::string& use);
+    // Notes an input file, so that no output may be it (that would empty or loop it).
+    // std::invalid_argument when an output is that file already.
+    void claim_input(const std::string& path);
+
+    std::vector<std::shared_ptr<stream_writer>> all() const;
+    bool lost() const;
+    // Drains every stream until the deadline, then closes it (the rest is dropped, counted).
+    void close_all(std::chrono::steady_clock::time_point deadline);
+
+private:
+    struct entry {
+        dev_t dev = 0;
+        ino_t ino = 0;
+        bool identified = false;
+        bool is_file = false;  // named by path (not a standard stream)
+        std::string use;
+        std::shared_ptr<stream_writer> writer;
+    };
+    entry* find(dev_t dev, ino_t ino);
+
+    stream_writer_options opts_;
+    mutable std::mutex mu_;
+    std::vector<entry> entries_;
+    std::vector<std::pair<std::pair<dev_t, ino_t>, std::string>> inputs_;
+};
+
+}  // namespace telecap

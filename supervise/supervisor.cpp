@@ -1,0 +1,487 @@
+#include "supervise/supervisor.hpp"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "capture/event_json.hpp"
+#include "spawn/reaper.hpp"
+#include "spawn/signals.hpp"
+#include "spawn/spawner.hpp"
+#include "supervise/lifecycle.hpp"
+
+namespace telecap {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::int64_t wall_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+// The pipelines' events go to the supervisor's batch.
+class supervisor::sink final : public event_sink {
+public:
+    explicit sink(supervisor& s) : s_(s) {}
+    void on_event(event& ev) override { s_.push(ev); }
+
+private:
+    supervisor& s_;
+};
+
+// One pipe from a worker, with its own capture pipeline.
+struct supervisor::stream {
+    worker* owner = nullptr;
+    unique_fd fd;
+    std::unique_ptr<passthrough_mux::source> pass;
+    std::unique_ptr<rejects_writer::source> rejects;
+    std::unique_ptr<capture_pipeline> pipeline;
+};
+
+struct supervisor::worker {
+    const pool_spec* pool = nullptr;
+    const catalog* cat = nullptr;
+    std::string id;
+    worker_fsm fsm;
+    capture_stats stats;  // written by the loop thread, read anywhere
+    relaxed_counter restarts;
+    relaxed_counter pid;  // for readers on other threads
+    std::vector<std::unique_ptr<stream>> streams;
+    event_loop::timer_id restart_timer = 0;
+
+    explicit worker(const spawn::restart_options& r) : fsm(r) {}
+    worker_context context() const {
+        worker_context ctx;
+        ctx.worker_id = id;
+        ctx.pool_name = pool->name;
+        if (fsm.pid() > 0) ctx.pid = fsm.pid();
+        return ctx;
+    }
+};
+
+supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
+    : loop_(loop), o_(std::move(o)), io_(std::move(io)), sink_(std::make_unique<sink>(*this)),
+      rng_(std::random_device{}()) {
+    if (!io_.events) throw std::invalid_argument("supervisor: no dispatcher");
+    if (io_.catalogs.size() != o_.pools.size())
+        throw std::invalid_argument("supervisor: one catalog per pool");
+    for (std::size_t p = 0; p < o_.pools.size(); ++p) {
+        const auto& pool = o_.pools[p];
+        for (int i = 0; i < pool.instances; ++i) {
+            auto w = std::make_unique<worker>(pool.restart);
+            w->pool = &pool;
+            w->cat = io_.catalogs[p];
+            w->id = (o_.pools.size() == 1 && pool.instances == 1 && o_.worker_id)
+                        ? *o_.worker_id
+                        : pool.name + "-" + std::to_string(i);
+            workers_.push_back(std::move(w));
+        }
+    }
+    if (io_.registry) {
+        workers_up_ = &io_.registry->get_gauge("telecap_workers_up");
+        // Per-worker series, read from the workers' own counters when a snapshot is taken.
+        collector_ = io_.registry->add_collector([this](std::vector<metrics::sample>& out) {
+            for (const auto& w : workers_) {
+                const metrics::label_set l{{"worker", w->id}, {"pool", w->pool->name}};
+                const auto c = [&](const char* name, std::uint64_t v, metrics::label_set extra = {}) {
+                    auto labels = l;
+                    labels.insert(labels.end(), extra.begin(), extra.end());
+                    out.push_back({name, std::move(labels), metrics::kind::counter,
+                                   static_cast<double>(v)});
+                };
+                c("telecap_bytes_read_total", w->stats.bytes);
+                c("telecap_lines_total", w->stats.lines);
+                c("telecap_events_total", w->stats.events);
+                c("telecap_passthrough_lines_total", w->stats.passthrough_lines);
+                c("telecap_emitter_errors_total", w->stats.emitter_errors);
+                c("telecap_worker_restarts_total", w->restarts);
+                for (std::size_t r = 0; r < w->stats.rejected.size(); ++r)
+                    c("telecap_rejected_total", w->stats.rejected[r],
+                      {{"reason", std::string(to_string(static_cast<reject_reason>(r)))}});
+            }
+            for (std::size_t d = 0; d < own_.dropped.size(); ++d)
+                out.push_back({"telecap_dropped_total",
+                               {{"reason", std::string(to_string(static_cast<drop_reason>(d)))}},
+                               metrics::kind::counter, static_cast<double>(own_.dropped[d])});
+            out.push_back({"telecap_queue_depth", {}, metrics::kind::gauge,
+                           static_cast<double>(io_.events->depth())});
+        });
+    }
+    for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
+                    io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
+                    io_.rejects ? io_.rejects->writer() : nullptr})
+        if (w) w->on_room([this] { loop_.post([this] { update_backpressure(); }); });
+}
+
+supervisor::~supervisor() {
+    if (io_.registry && collector_) io_.registry->remove_collector(collector_);
+    for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
+                    io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
+                    io_.rejects ? io_.rejects->writer() : nullptr})
+        if (w) w->on_room({});
+}
+
+// --- events --------------------------------------------------------------------------------
+
+void supervisor::push(event& ev) {
+    pending_.push_back(std::move(ev));
+    if (pending_.size() >= 256) flush_pending();
+}
+
+void supervisor::flush_pending() {
+    if (pending_.empty()) return;
+    const std::size_t next = io_.events->submit(pending_, 0);
+    if (next == pending_.size()) {
+        pending_.clear();
+        return;
+    }
+    if (o_.overflow == overflow_policy::drop_newest || escape_) {
+        own_.dropped_for(escape_ ? drop_reason::shutdown : drop_reason::queue_full) +=
+            pending_.size() - next;
+        pending_.clear();
+        return;
+    }
+    // Block mode: keep the rest, stop reading until the dispatcher has room.
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(next));
+    if (!want_room_) {
+        want_room_ = true;
+        io_.events->when_room([this] {
+            loop_.post([this] {
+                want_room_ = false;
+                flush_pending();
+                update_backpressure();
+            });
+        });
+    }
+}
+
+bool supervisor::output_congested() const {
+    for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
+                    io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
+                    io_.rejects ? io_.rejects->writer() : nullptr})
+        if (w && w->congested()) return true;
+    return false;
+}
+
+void supervisor::update_backpressure() {
+    const bool pause = o_.overflow == overflow_policy::block && !escape_ &&
+                       (!pending_.empty() || output_congested());
+    if (pause == paused_) return;
+    paused_ = pause;
+    if (pause) ++pauses_;
+    for (auto& w : workers_)
+        for (auto& s : w->streams)
+            if (s->fd) loop_.set_reading(s->fd.get(), !pause);
+}
+
+void supervisor::lifecycle(std::string_view short_name, worker& w,
+                           std::vector<std::pair<std::string, measurement_value>> measurements,
+                           std::vector<std::pair<std::string, metadata_value>> extra) {
+    auto ctx = w.context();
+    ctx.node = o_.node;
+    event ev = lifecycle_event(*w.cat, short_name, ctx, std::move(measurements), std::move(extra),
+                               wall_ns());
+    push(ev);
+}
+
+// --- workers -------------------------------------------------------------------------------
+
+void supervisor::start_next() {
+    // A batch per turn, so signals (a stop) are read between batches of a large pool.
+    int n = 0;
+    while (next_start_ < workers_.size() && n < o_.start_batch) {
+        auto& w = *workers_[next_start_++];
+        if (!stopping_) start(w);
+        ++n;
+    }
+    if (next_start_ < workers_.size()) loop_.post([this] { start_next(); });
+}
+
+void supervisor::start(worker& w) {
+    w.restart_timer = 0;
+    spawn::child_spec spec;
+    spec.argv = w.pool->command;
+    for (const auto& [k, v] : w.pool->env) spec.env_add.push_back(k + "=" + v);
+    spec.env_add.push_back("TELECAP_WORKER_ID=" + w.id);
+    spec.env_add.push_back("TELECAP_POOL=" + w.pool->name);
+    spec.cwd = w.pool->cwd;
+    spec.capture_stdout = w.pool->capture_stdout;
+    spec.telemetry_fd = w.pool->telemetry_fd;
+    const bool restart = w.fsm.runs() > 0;
+    spawn::spawn_step step = spawn::spawn_step::none;
+    auto child = spawn::spawn(spec, &step);
+    if (!child) {
+        const int code = spawn::exit_code_for_spawn_error(child.error());
+        spdlog::error("cannot run \"{}\" for worker {}: {} ({})",
+                      spec.argv.empty() ? "" : spec.argv[0], w.id, child.error().message(),
+                      spawn::to_string(step));
+        w.fsm.started(0, clock::now());
+        w.pid = 0;
+        lifecycle("worker_spawn_failed", w, {{"count", std::int64_t{1}}},
+                  {{"reason", child.error().message()},
+                   {"failure_reason", std::string(spawn::to_string(step))},
+                   {"exit_code", std::to_string(code)}});
+        exited(w, code << 8);  // as if it had exited with that code
+        return;
+    }
+    w.fsm.started(child->pid(), clock::now());
+    w.pid = static_cast<std::uint64_t>(child->pid());
+    if (workers_up_) workers_up_->add(1);
+    if (restart) {
+        ++w.restarts;
+        lifecycle("worker_restarted", w,
+                  {{"restart_count", std::int64_t{w.fsm.runs() - 1}}, {"system_time", wall_ns()}},
+                  {{"new_pid", std::to_string(w.fsm.pid())}});
+    }
+    lifecycle("worker_spawned", w, {{"system_time", wall_ns()}}, {});
+
+    worker_context ctx = w.context();
+    ctx.node = o_.node;
+    const std::string label = o_.label ? "[" + w.id + "] " : "";
+    const auto add = [&](unique_fd fd, passthrough_mux* mux, bool recognize) {
+        if (!fd) return;
+        auto s = std::make_unique<stream>();
+        s->owner = &w;
+        s->fd = std::move(fd);
+        ::fcntl(s->fd.get(), F_SETFL, ::fcntl(s->fd.get(), F_GETFL) | O_NONBLOCK);
+        if (mux) s->pass = mux->make_source(label);
+        if (io_.rejects) s->rejects = std::make_unique<rejects_writer::source>(*io_.rejects, w.id);
+        pipeline_options po = o_.pipeline;
+        po.recognize = recognize;
+        s->pipeline = std::make_unique<capture_pipeline>(*w.cat, ctx, po, sink_.get(),
+                                                         s->pass.get(), s->rejects.get(), w.stats);
+        stream* raw = s.get();
+        loop_.watch(raw->fd.get(), [this, raw] { read_stream(*raw); });
+        if (paused_) loop_.set_reading(raw->fd.get(), false);
+        w.streams.push_back(std::move(s));
+    };
+    // With a dedicated telemetry fd, stderr is pass-through only: what a worker merely logs
+    // can never inject an event.
+    const bool dedicated = w.pool->telemetry_fd >= 0;
+    add(child->release_stderr(), io_.stderr_pass, !dedicated);
+    add(child->release_stdout(), io_.stdout_pass, !dedicated);
+    add(child->release_telemetry(), io_.stderr_pass, true);
+    child->release();  // the loop reaps it
+}
+
+void supervisor::read_stream(stream& s) {
+    // Bounded per wake-up so one flooding worker cannot starve the others.
+    for (int i = 0; i < 8; ++i) {
+        const ssize_t n = ::read(s.fd.get(), buf_, sizeof buf_);
+        if (n > 0) {
+            s.pipeline->feed({buf_, static_cast<std::size_t>(n)});
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        close_stream(s);  // EOF, or an error that ends the stream all the same
+        return;
+    }
+}
+
+void supervisor::close_stream(stream& s) {
+    if (!s.fd) return;
+    loop_.unwatch(s.fd.get());
+    s.fd.reset();
+    s.pipeline->finish();  // a last line without a newline still counts
+}
+
+void supervisor::drain(worker& w) {
+    // Whatever the worker wrote before it died is in the pipe: read it all now.
+    for (auto& s : w.streams)
+        while (s->fd) {
+            const auto before = s->pipeline->context().pid;
+            (void)before;
+            const ssize_t n = ::read(s->fd.get(), buf_, sizeof buf_);
+            if (n > 0) {
+                s->pipeline->feed({buf_, static_cast<std::size_t>(n)});
+            } else if (n < 0 && errno == EINTR) {
+                continue;
+            } else if (n < 0 && errno == EAGAIN) {
+                break;  // a descendant still holds the pipe open: it is read as usual
+            } else {
+                close_stream(*s);
+            }
+        }
+}
+
+void supervisor::exited(worker& w, int status) {
+    const int code = spawn::exit_code_from_status(status);
+    if (w.fsm.pid() > 0) {
+        if (workers_up_) workers_up_->add(-1);
+        drain(w);
+        std::vector<std::pair<std::string, metadata_value>> extra{
+            {"exit_code", std::to_string(code)}};
+        if (WIFSIGNALED(status)) extra.emplace_back("reason", spawn::signal_name(WTERMSIG(status)));
+        else extra.emplace_back("reason", std::string(code == 0 ? "normal" : "exit"));
+        const auto lifetime =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - w.fsm.started_at());
+        lifecycle("worker_terminated", w, {{"lifetime", std::int64_t{lifetime.count()}}},
+                  std::move(extra));
+    }
+    const double r = std::uniform_real_distribution<double>(0, 1)(rng_);
+    w.fsm.exited(code, clock::now(), r);
+    switch (w.fsm.phase()) {
+        case worker_phase::backoff: {
+            const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+                w.fsm.restart_at() - clock::now());
+            spdlog::info("worker {} exited ({}), restarting in {} ms", w.id, code, delay.count());
+            w.restart_timer = loop_.at(w.fsm.restart_at(), [this, &w] { start(w); });
+            break;
+        }
+        case worker_phase::done:
+            if (!w.fsm.gave_up().empty()) spdlog::error("worker {} gave up: {}", w.id, w.fsm.gave_up());
+            break;
+        default: break;
+    }
+}
+
+void supervisor::reap() {
+    // Each worker by pid first, so a host that reaps its own children keeps them.
+    for (auto& w : workers_) {
+        if (!w->fsm.live() || w->fsm.pid() <= 0) continue;
+        int status = 0;
+        pid_t r;
+        do r = ::waitpid(w->fsm.pid(), &status, WNOHANG);
+        while (r < 0 && errno == EINTR);
+        if (r == w->fsm.pid()) exited(*w, status);
+    }
+    // Orphans that we, the subreaper, inherited: reaped, done.
+    if (o_.reap_orphans) spawn::reap_all();
+}
+
+// --- stopping ------------------------------------------------------------------------------
+
+void supervisor::request_stop() { begin_stop(); }
+
+void supervisor::begin_stop() {
+    if (stopping_) {
+        // A second request: no more grace.
+        if (!killed_) {
+            loop_.cancel(kill_timer_);
+            on_grace_end();
+        }
+        return;
+    }
+    stopping_ = true;
+    kill_timer_ = loop_.after(o_.grace, [this] { on_grace_end(); });
+    for (auto& w : workers_) {
+        if (w->restart_timer) loop_.cancel(w->restart_timer);
+        w->restart_timer = 0;
+        if (w->fsm.stop()) spawn::forward_signal(w->fsm.pid(), o_.stop_signal, true);
+    }
+}
+
+void supervisor::on_grace_end() {
+    killed_ = true;
+    for (auto& w : workers_)
+        if (w->fsm.live() && w->fsm.pid() > 0) {
+            spdlog::warn("worker {} still running after the grace period: SIGKILL", w->id);
+            spawn::forward_signal(w->fsm.pid(), SIGKILL, true);
+        }
+    // Back-pressure ends with the grace period: what cannot be queued now is dropped.
+    if (o_.overflow == overflow_policy::block) {
+        escape_ = true;
+        flush_pending();
+        update_backpressure();
+    }
+}
+
+void supervisor::on_signal(int sig) {
+    if (sig == SIGCHLD) return reap();
+    if (sig == SIGTERM || sig == SIGINT) return begin_stop();  // the workers get --stop-signal
+    for (auto& w : workers_)
+        if (w->fsm.live() && w->fsm.pid() > 0) spawn::forward_signal(w->fsm.pid(), sig, true);
+}
+
+bool supervisor::finished() const {
+    return next_start_ >= workers_.size() &&
+           std::all_of(workers_.begin(), workers_.end(),
+                       [](const auto& w) { return w->fsm.phase() == worker_phase::done; });
+}
+
+void supervisor::after_turn() {
+    for (auto& w : workers_) std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
+    flush_pending();
+    update_backpressure();
+}
+
+void supervisor::sweep() {
+    // Whatever is left in a worker's process group goes (the leader is reaped, so the group
+    // exists only while members remain: its id cannot have been reused).
+    for (auto& w : workers_)
+        if (w->fsm.pid() > 0) spawn::forward_signal(w->fsm.pid(), SIGKILL, true);
+    if (o_.reap_orphans) spawn::reap_all();
+}
+
+int supervisor::run() {
+    loop_.on_signals(spawn::loop_signal_set(), [this](int sig) { on_signal(sig); });
+    start_next();
+    while (!finished()) {
+        after_turn();
+        loop_.run_once();
+    }
+    sweep();
+    for (auto& w : workers_) {
+        drain(*w);
+        for (auto& s : w->streams) close_stream(*s);  // no-op for those drained to EOF
+        w->streams.clear();
+    }
+    // The last batch: in block mode it may wait for room, with the same bound a stuck handler
+    // gets at shutdown.
+    if (!pending_.empty()) {
+        std::size_t next = 0;
+        if (o_.overflow == overflow_policy::block && !escape_)
+            next = io_.events->submit_wait(
+                pending_, 0, std::max<std::chrono::milliseconds>(o_.grace, std::chrono::seconds(5)));
+        else
+            next = io_.events->submit(pending_, 0);
+        own_.dropped_for(o_.overflow == overflow_policy::block ? drop_reason::shutdown
+                                                                : drop_reason::queue_full) +=
+            pending_.size() - next;
+        pending_.clear();
+    }
+    for (auto& w : workers_)
+        if (w->fsm.exit_code() && *w->fsm.exit_code() != 0) return *w->fsm.exit_code();
+    return 0;
+}
+
+capture_stats supervisor::totals() const {
+    capture_stats t = own_;
+    for (const auto& w : workers_) t += w->stats;
+    return t;
+}
+
+std::string supervisor::workers_json() const {
+    std::string out = "{";
+    for (const auto& w : workers_) {
+        if (out.size() > 1) out += ',';
+        append_json_string(out, w->id);
+        out += ":{\"pool\":";
+        append_json_string(out, w->pool->name);
+        out += ",\"pid\":" + std::to_string(w->fsm.pid());
+        out += ",\"state\":\"";
+        out += to_string(w->fsm.phase());
+        out += "\",\"restarts\":" + std::to_string(w->fsm.restarts());
+        if (w->fsm.exit_code()) out += ",\"exit_code\":" + std::to_string(*w->fsm.exit_code());
+        out += ",\"lines\":" + std::to_string(w->stats.lines);
+        out += ",\"events\":" + std::to_string(w->stats.events);
+        out += ",\"passthrough_lines\":" + std::to_string(w->stats.passthrough_lines);
+        out += ",\"rejected\":" + std::to_string(w->stats.rejected_total());
+        out += '}';
+    }
+    out += '}';
+    return out;
+}
+
+}  // namespace telecap

@@ -1,0 +1,145 @@
+#pragma once
+// The supervisor: pools of workers on one event loop. It spawns each worker, reads its pipes
+// through a capture pipeline per pipe, forwards signals, restarts by policy, stops with a
+// grace period and SIGKILL, and hands events to the dispatcher in batches. It never blocks
+// the loop: when the dispatcher's queue or a pass-through stream is full it stops reading the
+// workers (overflow block: back-pressure) or drops and counts (drop-newest).
+
+#include <csignal>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "capture/catalog.hpp"
+#include "capture/pipeline.hpp"
+#include "capture/stats.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "io/passthrough.hpp"
+#include "io/rejects_writer.hpp"
+#include "loop/event_loop.hpp"
+#include "metrics/registry.hpp"
+#include "spawn/restart_policy.hpp"
+#include "supervise/worker.hpp"
+
+namespace telecap {
+
+enum class overflow_policy { drop_newest, block };
+
+struct pool_spec {
+    std::string name = "default";
+    std::vector<std::string> command;
+    std::map<std::string, std::string> env;
+    std::string cwd;
+    int instances = 1;
+    spawn::restart_options restart;
+    std::vector<std::string> outputs;  // extra outputs that see only this pool's events
+    std::string catalog_path;          // empty: the run's catalog
+    bool capture_stdout = false;
+    int telemetry_fd = -1;
+};
+
+struct supervisor_options {
+    std::vector<pool_spec> pools;
+    pipeline_options pipeline;
+    std::string node;                      // the node metadata (the caller resolves the hostname)
+    std::optional<std::string> worker_id;  // the id of a single worker (one pool, one instance)
+    int stop_signal = SIGTERM;
+    std::chrono::milliseconds grace{10000};
+    overflow_policy overflow = overflow_policy::drop_newest;
+    bool label = false;  // prefix pass-through lines with "[worker-id] "
+    // Reap orphans adopted as a child subreaper (waitpid(-1)). Off for a host program that
+    // reaps its own children: then only the workers' pids are waited for.
+    bool reap_orphans = true;
+    // Workers started per loop turn: a stop request between turns is never kept waiting by a
+    // large pool.
+    int start_batch = 16;
+};
+
+// What the supervisor writes to; owned by the caller and outliving the supervisor.
+struct supervisor_io {
+    dispatcher* events = nullptr;              // required
+    passthrough_mux* stderr_pass = nullptr;    // stderr and telemetry-fd pass-through
+    passthrough_mux* stdout_pass = nullptr;    // captured stdout's pass-through
+    rejects_writer* rejects = nullptr;         // optional
+    std::vector<const catalog*> catalogs;      // one per pool, in order; required
+    metrics::registry* registry = nullptr;     // optional: per-worker series
+};
+
+class supervisor {
+public:
+    supervisor(event_loop& loop, supervisor_options o, supervisor_io io);
+    ~supervisor();
+    supervisor(const supervisor&) = delete;
+    supervisor& operator=(const supervisor&) = delete;
+
+    // Starts the workers and runs the loop until every worker is done for good, then reads
+    // what is left in the pipes and hands the last events over. Returns the exit code: the
+    // first failing worker's status (128+N for signal N, 127/126 when it could not be
+    // executed), else 0. Signals must be blocked already (spawn::block_signals).
+    int run();
+
+    // Begins the stop (as SIGTERM does). Loop thread only.
+    void request_stop();
+
+    // Counters over all workers, plus the supervisor's own drops. Any thread.
+    capture_stats totals() const;
+    // {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}
+    // Loop thread, or once run() has returned.
+    std::string workers_json() const;
+    // Events the loop held back or dropped because the dispatcher was full.
+    std::uint64_t backpressure_pauses() const noexcept { return pauses_; }
+
+private:
+    struct worker;
+    struct stream;
+
+    void start_next();
+    void start(worker& w);
+    void exited(worker& w, int status);
+    void read_stream(stream& s);
+    void close_stream(stream& s);
+    void drain(worker& w);
+    void on_signal(int sig);
+    void reap();
+    void begin_stop();
+    void on_grace_end();
+    bool finished() const;
+    void push(event& ev);
+    void flush_pending();
+    void update_backpressure();
+    bool output_congested() const;
+    void after_turn();
+    void lifecycle(std::string_view short_name, worker& w,
+                   std::vector<std::pair<std::string, measurement_value>> measurements,
+                   std::vector<std::pair<std::string, metadata_value>> extra);
+    void sweep();
+
+    class sink;
+
+    event_loop& loop_;
+    supervisor_options o_;
+    supervisor_io io_;
+    std::unique_ptr<sink> sink_;
+    std::vector<std::unique_ptr<worker>> workers_;
+    std::size_t next_start_ = 0;
+    capture_stats own_;  // drops of the supervisor itself (queue_full, shutdown)
+    std::mt19937_64 rng_;
+    std::vector<event> pending_;
+    bool stopping_ = false;
+    bool killed_ = false;
+    bool escape_ = false;      // block mode given up (grace over): drop instead of waiting
+    bool paused_ = false;      // reading stopped for back-pressure
+    bool want_room_ = false;   // asked the dispatcher to say when it has room
+    event_loop::timer_id kill_timer_ = 0;
+    std::uint64_t pauses_ = 0;
+    metrics::registry::collector_id collector_ = 0;
+    metrics::gauge* workers_up_ = nullptr;
+    char buf_[64 * 1024];
+};
+
+}  // namespace telecap
