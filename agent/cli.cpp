@@ -64,6 +64,11 @@ void need(const char* yaml_key, const problem& p) {
     if (p) throw usage_error(setting_name(yaml_key, spelling::cli) + " " + *p);
 }
 
+void need_writable_stats(const std::string& path) {
+    if (path.empty()) return;
+    if (auto p = check_writable(path)) throw usage_error("cannot write stats to " + path + ": " + *p);
+}
+
 // Flags that describe the one pool of `run -- CMD`; with --config the pools say it.
 constexpr std::pair<const char*, const char*> pool_flags[] = {
     {"--instances", "instances"},         {"--restart", "restart"},
@@ -195,6 +200,7 @@ int main_cli(int argc, char** argv) {
         need("max_line", check_max_line(v.max_line));
         o.max_line = static_cast<std::size_t>(v.max_line);
         need("prefix", check_prefix(o.prefix));
+        if (*parse || *lint) need_writable_stats(o.stats_path);
         if (*parse) return run_parse(o, inputs);
         if (*lint) return run_lint(o, inputs);
         if (*run) {
@@ -243,6 +249,7 @@ int main_cli(int argc, char** argv) {
 
             if (auto p = validate(ro, with_config ? spelling::yaml : spelling::cli))
                 throw usage_error(*p);
+            need_writable_stats(c.stats_path);
             return run_workers(ro);
         }
     } catch (const usage_error& e) {

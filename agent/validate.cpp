@@ -1,6 +1,8 @@
 #include "agent/validate.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cassert>
 #include <cerrno>
@@ -187,6 +189,23 @@ problem validate(const run_options& o, spelling s) {
             if (auto p = check_env_value(v)) return "env value of " + quoted(k) + " " + *p;
         }
     }
+    return std::nullopt;
+}
+
+problem check_writable(const std::string& path) {
+    // Not O_TRUNC: the old content stays until the real write at exit.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT) {
+        fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            ::close(fd);
+            ::unlink(path.c_str());  // a run that fails before the end leaves nothing behind
+            return std::nullopt;
+        }
+        if (errno == EEXIST) return std::nullopt;  // someone else made it meanwhile
+    }
+    if (fd < 0) return std::string(std::strerror(errno));
+    ::close(fd);
     return std::nullopt;
 }
 

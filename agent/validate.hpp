@@ -58,4 +58,8 @@ problem check_backoff_order(const spawn::restart_options& r, spelling s);
 problem validate(const capture_options& o, spelling s);
 problem validate(const run_options& o, spelling s);
 
+// Whether `path` can be written later (--stats at exit): opens it for writing without
+// truncating it, and removes it again if it did not exist. The problem is the OS's reason.
+problem check_writable(const std::string& path);
+
 }  // namespace telecap::agent

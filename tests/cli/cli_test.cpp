@@ -914,4 +914,42 @@ TEST_F(CliTest, ConfigSettingsApplyWhenNoFlagIsGiven) {
     EXPECT_TRUE(fs::exists(path("stats.json")));
 }
 
+// --- --stats checked at startup ---------------------------------------------------------
+
+TEST_F(CliTest, UnwritableStatsPathIsAUsageErrorAtStartup) {
+    const std::string bad = path("no/such/dir/stats.json");
+    const std::string msg = "telecap: cannot write stats to " + bad + ": No such file or directory\n";
+    for (const char* cmd : {"parse", "lint"}) {
+        const auto r = telecap({cmd, "--stats", bad, data("sample.log")});
+        EXPECT_EQ(r.code, 2) << cmd << ": " << r;
+        EXPECT_EQ(r.err, msg) << cmd;  // before any input was read: no pass-through
+        EXPECT_EQ(r.out, "") << cmd;
+    }
+    auto r = telecap({"run", "--stats", bad, "--", "true"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(r.err, msg);
+    EXPECT_EQ(r.out, "");  // no worker was spawned
+    write_file(path("c.yaml"), "stats: " + bad + "\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(r.err, msg);
+    // A directory is not writable as a file either.
+    r = telecap({"parse", "--stats", dir_, data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("cannot write stats to " + dir_ + ": "), std::string::npos) << r;
+}
+
+TEST_F(CliTest, StatsCheckLeavesNoFileAndKeepsOldContentUntilTheEnd) {
+    // A run that fails after the check (a bad output) leaves no stats file behind...
+    const std::string stats = path("stats.json");
+    auto r = telecap({"parse", "--stats", stats, "-o", "xml", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_FALSE(fs::exists(stats));
+    // ... and an existing one is not truncated by it.
+    write_file(stats, "old");
+    r = telecap({"parse", "--stats", stats, "-o", "xml", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(read_file(stats), "old");
+}
+
 }  // namespace
