@@ -1,3 +1,7 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 
@@ -13,6 +17,22 @@
 namespace telecap::agent {
 
 namespace {
+
+// A closed fd 0-2 would be handed out by the next open(): an output file opened as fd 2 would
+// then receive pass-through and log lines. Open /dev/null there first (inherited by workers,
+// so no CLOEXEC). False if that fails.
+bool open_missing_stdio() {
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        const int got = ::open("/dev/null", O_RDWR);  // the lowest free fd: this one
+        if (got < 0) return false;
+        if (got != fd) {
+            ::dup2(got, fd);
+            ::close(got);
+        }
+    }
+    return true;
+}
 
 // The CLI's values for settings the shared checks bound (agent/validate.hpp). Integers are
 // read as long long so that a negative number reaches the check as itself.
@@ -107,6 +127,8 @@ pool_spec pool_from_flags(const cli_values& v, const capture_options& o,
 }  // namespace
 
 int main_cli(int argc, char** argv) {
+    // Before anything opens a file.
+    if (!open_missing_stdio()) return 1;
     // A closed output pipe is an error to count, not a reason to die.
     std::signal(SIGPIPE, SIG_IGN);
     auto console = spdlog::stderr_color_mt("telecap");  // the loop, dispatch and socket threads all log

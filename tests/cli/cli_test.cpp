@@ -72,8 +72,10 @@ protected:
 
     // Runs telecap with `args`; stdin from `stdin_path` (default /dev/null). stdout and stderr
     // go to files (no pipe deadlocks whatever the sizes).
+    // `closed`: fds among 0-2 to leave closed instead.
     run_result telecap(const std::vector<std::string>& args,
-                       const std::string& stdin_path = "/dev/null") {
+                       const std::string& stdin_path = "/dev/null",
+                       const std::vector<int>& closed = {}) {
         const std::string out_path = path("stdout." + std::to_string(runs_));
         const std::string err_path = path("stderr." + std::to_string(runs_));
         ++runs_;
@@ -90,6 +92,7 @@ protected:
                                          0644);
         posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                          0644);
+        for (int fd : closed) posix_spawn_file_actions_addclose(&fa, fd);
         pid_t pid = -1;
         const int rc = ::posix_spawn(&pid, telecap_bin.c_str(), &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
@@ -656,6 +659,23 @@ TEST_F(CliTest, UsageErrorsExit2WithAHint) {
     }
 }
 
+
+// --- closed stdio -----------------------------------------------------------------------
+
+// With fd 2 (or 1 and 2) closed, an output file must not be opened as fd 2: pass-through and
+// log lines would land among the events.
+TEST_F(CliTest, ClosedStdioIsNotReusedForOutputs) {
+    for (const auto& closed : std::vector<std::vector<int>>{{2}, {1, 2}, {0, 1, 2}}) {
+        const std::string events = path("ev" + std::to_string(closed.size()) + ".jsonl");
+        // sample.log has pass-through lines for stderr.
+        const auto r =
+            telecap(args({"parse", "-o", "jsonl:" + events, data("sample.log")}), "/dev/null",
+                    closed);
+        EXPECT_EQ(r.code, 0) << testing::PrintToString(closed) << ": " << r;
+        EXPECT_EQ(read_file(events), read_file(data("sample.expected.jsonl")))
+            << testing::PrintToString(closed);
+    }
+}
 
 // --- the limits: the same bad value gives the same message from a flag and from YAML ------
 
