@@ -40,11 +40,20 @@ void append_escaped(std::string& out, std::string_view s, std::string_view also)
         }
         ++p;
         switch (c) {
-            case '\n': out += "\\n"; continue;
-            case '\t': out += "\\t"; continue;
-            case '\r': out += "\\r"; continue;
-            case '\\': out += "\\\\"; continue;
-            default: break;
+            case '\n':
+                out += "\\n";
+                continue;
+            case '\t':
+                out += "\\t";
+                continue;
+            case '\r':
+                out += "\\r";
+                continue;
+            case '\\':
+                out += "\\\\";
+                continue;
+            default:
+                break;
         }
         const bool escape_also = also.find(static_cast<char>(c)) != std::string_view::npos;
         if (c == '"' && escape_also)

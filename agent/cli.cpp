@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -40,7 +41,7 @@ struct cli_values {
     long long max_line = static_cast<long long>(capture_options{}.max_line);
     long long instances = pool_spec{}.instances;
     long long max_restarts = spawn::restart_options{}.max_restarts;
-    long long telemetry_fd = -1;
+    std::optional<long long> telemetry_fd;  // -1 is a bad value, not "none"
     long long queue = static_cast<long long>(run_options{}.queue);
     long long queue_bytes = static_cast<long long>(run_options{}.queue_bytes);
     double backoff_min = seconds(spawn::restart_options{}.backoff_min);
@@ -86,7 +87,8 @@ void need(const char* yaml_key, const problem& p) {
 
 void need_writable_stats(const std::string& path) {
     if (path.empty()) return;
-    if (auto p = check_writable(path)) throw usage_error("cannot write stats to " + path + ": " + *p);
+    if (auto p = check_writable(path))
+        throw usage_error("cannot write stats to " + path + ": " + *p);
 }
 
 // Flags that describe the one pool of `run -- CMD`; with --config the pools say it.
@@ -104,7 +106,7 @@ pool_spec pool_from_flags(const cli_values& v, const capture_options& o,
     need("restart", check_restart_mode(v.restart));
     need("instances", check_instances(v.instances));
     need("max_restarts", check_max_restarts(v.max_restarts));
-    if (v.telemetry_fd != -1) need("telemetry_fd", check_telemetry_fd(v.telemetry_fd));
+    if (v.telemetry_fd) need("telemetry_fd", check_telemetry_fd(*v.telemetry_fd));
     need("backoff_min", check_seconds(v.backoff_min));
     need("backoff_max", check_seconds(v.backoff_max));
     need("healthy_after", check_seconds(v.healthy_after));
@@ -114,7 +116,7 @@ pool_spec pool_from_flags(const cli_values& v, const capture_options& o,
     p.command = std::move(command);
     p.instances = static_cast<int>(v.instances);
     p.capture_stdout = capture_stdout;
-    p.telemetry_fd = static_cast<int>(v.telemetry_fd);
+    p.telemetry_fd = v.telemetry_fd ? static_cast<int>(*v.telemetry_fd) : -1;
     p.restart.mode = *spawn::parse_restart_mode(v.restart);
     p.restart.max_restarts = static_cast<int>(v.max_restarts);
     p.restart.backoff_min = to_millis(v.backoff_min);
@@ -176,7 +178,8 @@ int main_cli(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--backoff-max", v.backoff_max, "Longest restart delay, seconds")
         ->capture_default_str();
-    run->add_option("--healthy-after", v.healthy_after, "A run this long resets the backoff, seconds")
+    run->add_option("--healthy-after", v.healthy_after,
+                    "A run this long resets the backoff, seconds")
         ->capture_default_str();
     run->add_option("--max-restarts", v.max_restarts,
                     "Give up after this many restarts within --restart-window")

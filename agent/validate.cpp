@@ -60,8 +60,7 @@ problem check_queue(long long events) { return in_range(events, 1, max_queue, " 
 
 problem check_queue_bytes(long long bytes) {
     if (bytes >= min_queue_bytes && bytes <= max_queue_bytes) return std::nullopt;
-    return "must be between 65536 (64 KiB) and 17179869184 (16 GiB), not " +
-           std::to_string(bytes);
+    return "must be between 65536 (64 KiB) and 17179869184 (16 GiB), not " + std::to_string(bytes);
 }
 
 problem check_prefix(std::string_view prefix) {
@@ -89,8 +88,8 @@ problem check_cwd(const std::string& dir) {
     if (dir.empty()) return "must not be empty";
     struct stat st {};
     if (::stat(dir.c_str(), &st) != 0)
-        return "must be an existing directory, not " + quoted(dir) + " (" +
-               std::strerror(errno) + ")";
+        return "must be an existing directory, not " + quoted(dir) + " (" + std::strerror(errno) +
+               ")";
     if (!S_ISDIR(st.st_mode))
         return "must be an existing directory, not " + quoted(dir) + " (not a directory)";
     return std::nullopt;
@@ -98,8 +97,7 @@ problem check_cwd(const std::string& dir) {
 
 problem check_env_key(std::string_view key) {
     if (key.empty()) return "must not be empty";
-    if (key.find('=') != std::string_view::npos)
-        return "must not contain '=', not " + quoted(key);
+    if (key.find('=') != std::string_view::npos) return "must not contain '=', not " + quoted(key);
     if (key.find('\0') != std::string_view::npos) return "must not contain a NUL byte";
     return std::nullopt;
 }
@@ -137,8 +135,7 @@ overflow_policy parse_overflow(std::string_view text) {
 problem check_backoff_min(const spawn::restart_options& r, spelling s) {
     if (r.mode == spawn::restart_mode::never || r.backoff_min >= min_backoff) return std::nullopt;
     return setting_name("backoff_min", s) +
-           " must be at least 0.01 (10 ms) when workers restart, not " +
-           seconds_of(r.backoff_min);
+           " must be at least 0.01 (10 ms) when workers restart, not " + seconds_of(r.backoff_min);
 }
 
 problem check_backoff_order(const spawn::restart_options& r, spelling s) {

@@ -20,11 +20,11 @@ enum class spelling { yaml, cli };
 std::string setting_name(std::string_view yaml_key, spelling s);
 
 inline constexpr long long min_max_line = 64;
-inline constexpr long long max_max_line = 1LL << 30;      // 1 GiB
+inline constexpr long long max_max_line = 1LL << 30;  // 1 GiB
 inline constexpr long long max_queue = 1LL << 24;
-inline constexpr long long min_queue_bytes = 1LL << 16;   // 64 KiB
-inline constexpr long long max_queue_bytes = 1LL << 34;   // 16 GiB
-inline constexpr double max_seconds = 86400;              // 1 day
+inline constexpr long long min_queue_bytes = 1LL << 16;  // 64 KiB
+inline constexpr long long max_queue_bytes = 1LL << 34;  // 16 GiB
+inline constexpr double max_seconds = 86400;             // 1 day
 inline constexpr std::chrono::milliseconds min_backoff{10};
 
 problem check_max_line(long long bytes);

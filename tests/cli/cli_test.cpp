@@ -659,11 +659,10 @@ TEST_F(CliTest, UsageErrorsExit2WithAHint) {
     }
 }
 
-
 // --- closed stdio -----------------------------------------------------------------------
 
-// With fd 2 (or 1 and 2) closed, an output file must not be opened as fd 2: pass-through and
-// log lines would land among the events.
+// With fd 2 closed (alone, with 1, with 0 and 1), an output file must not be opened as fd 2:
+// pass-through and log lines would land among the events.
 TEST_F(CliTest, ClosedStdioIsNotReusedForOutputs) {
     for (const auto& closed : std::vector<std::vector<int>>{{2}, {1, 2}, {0, 1, 2}}) {
         const std::string events = path("ev" + std::to_string(closed.size()) + ".jsonl");
@@ -759,6 +758,8 @@ const std::vector<bad_setting> bad_settings{
      "{telemetry_fd} must be between 3 and 1023, not 2"},
     {{"--telemetry-fd", "1024"}, "telemetry_fd: 1024", true, 3,
      "{telemetry_fd} must be between 3 and 1023, not 1024"},
+    {{"--telemetry-fd=-1"}, "telemetry_fd: -1", true, 3,
+     "{telemetry_fd} must be between 3 and 1023, not -1"},
     {{"--max-restarts=-1"}, "max_restarts: -1", true, 3,
      "{max_restarts} must be between 0 and 2147483647, not -1"},
 };
@@ -938,7 +939,8 @@ TEST_F(CliTest, ConfigSettingsApplyWhenNoFlagIsGiven) {
 
 TEST_F(CliTest, UnwritableStatsPathIsAUsageErrorAtStartup) {
     const std::string bad = path("no/such/dir/stats.json");
-    const std::string msg = "telecap: cannot write stats to " + bad + ": No such file or directory\n";
+    const std::string msg =
+        "telecap: cannot write stats to " + bad + ": No such file or directory\n";
     for (const char* cmd : {"parse", "lint"}) {
         const auto r = telecap({cmd, "--stats", bad, data("sample.log")});
         EXPECT_EQ(r.code, 2) << cmd << ": " << r;

@@ -58,7 +58,9 @@ TEST(LogHandlerFormat, Utf8IsKeptC1AndInvalidBytesAreEscaped) {
     event ev = base();
     ev.measurements.clear();
     // é (valid), U+009B (C1 CSI), a lone continuation byte, a truncated sequence at the end.
-    ev.metadata = {{"k\xc3\xa9", "caf\xc3\xa9 \xc2\x9b" "2J \x80 \xe2\x82"s}};
+    ev.metadata = {{"k\xc3\xa9",
+                    "caf\xc3\xa9 \xc2\x9b"
+                    "2J \x80 \xe2\x82"s}};
     EXPECT_EQ(log_handler::format(ev),
               "snakepit.python.tool.execution.stop | k\xc3\xa9=\"caf\xc3\xa9 \\u009b2J \\x80 "
               "\\xe2\\x82\"");
