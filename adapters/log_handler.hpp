@@ -19,7 +19,10 @@ public:
     void handle(const event& ev) override;
     void flush() override;
 
-    // The text of one event, without a newline.
+    // The text of one event, without a newline. Text from the worker (names, keys, string
+    // values) cannot break the line or reach the terminal: control characters, DEL, C1
+    // controls, backslashes and bytes that are not UTF-8 are escaped (\n, \t, \r, \\, \xNN,
+    // \u00NN); so are '"' (as \") and, in names and keys, space, '=' and '|' (as \xNN).
     static std::string format(const event& ev);
 
 private:

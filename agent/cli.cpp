@@ -1,5 +1,10 @@
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -7,22 +12,59 @@
 
 #include "agent/commands.hpp"
 #include "agent/run.hpp"
+#include "agent/validate.hpp"
 #include "spawn/signals.hpp"
 
 namespace telecap::agent {
 
 namespace {
 
+// A closed fd 0-2 would be handed out by the next open(): an output file opened as fd 2 would
+// then receive pass-through and log lines. Open /dev/null there first (inherited by workers,
+// so no CLOEXEC). False if that fails.
+bool open_missing_stdio() {
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        const int got = ::open("/dev/null", O_RDWR);  // the lowest free fd: this one
+        if (got < 0) return false;
+        if (got != fd) {
+            ::dup2(got, fd);
+            ::close(got);
+        }
+    }
+    return true;
+}
+
+// The CLI's values for settings the shared checks bound (agent/validate.hpp). Integers are
+// read as long long so that a negative number reaches the check as itself.
+struct cli_values {
+    long long max_line = static_cast<long long>(capture_options{}.max_line);
+    long long instances = pool_spec{}.instances;
+    long long max_restarts = spawn::restart_options{}.max_restarts;
+    std::optional<long long> telemetry_fd;  // -1 is a bad value, not "none"
+    long long queue = static_cast<long long>(run_options{}.queue);
+    long long queue_bytes = static_cast<long long>(run_options{}.queue_bytes);
+    double backoff_min = seconds(spawn::restart_options{}.backoff_min);
+    double backoff_max = seconds(spawn::restart_options{}.backoff_max);
+    double healthy_after = seconds(spawn::restart_options{}.healthy_after);
+    double restart_window = seconds(spawn::restart_options{}.restart_window);
+    double grace = seconds(run_options{}.grace);
+    std::string restart = "never", stop_signal = "TERM", overflow = "drop-newest";
+
+    static double seconds(std::chrono::milliseconds ms) {
+        return static_cast<double>(ms.count()) / 1000.0;
+    }
+};
+
 // Options every capturing command takes.
-void add_capture_options(CLI::App& cmd, capture_options& o, bool with_outputs) {
+void add_capture_options(CLI::App& cmd, capture_options& o, cli_values& v, bool with_outputs) {
     cmd.add_option("--catalog", o.catalog_path, "Catalog JSON file (default: built-in Snakepit)")
         ->check(CLI::ExistingFile);
-    cmd.add_option("--prefix", o.prefix, "Prefix that marks a telemetry line")
-        ->capture_default_str()
-        ->check([](const std::string& s) { return s.empty() ? "the prefix must not be empty" : ""; });
-    cmd.add_option("--max-line", o.max_line, "Longest line in bytes; longer telemetry is rejected")
-        ->capture_default_str()
-        ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 30));
+    cmd.add_option("--prefix", o.prefix, "Prefix that marks a telemetry line (not empty)")
+        ->capture_default_str();
+    cmd.add_option("--max-line", v.max_line,
+                   "Longest line in bytes (64 .. 1 GiB); longer telemetry is rejected")
+        ->capture_default_str();
     cmd.add_option("--node", o.node, "Metadata node (default: the hostname)");
     cmd.add_option("--pool", o.pool, "Metadata pool_name")->capture_default_str();
     if (!with_outputs) return;
@@ -38,9 +80,57 @@ void add_capture_options(CLI::App& cmd, capture_options& o, bool with_outputs) {
     cmd.add_option("--stats", o.stats_path, "Write the counters as JSON to PATH at exit");
 }
 
+// A flag's value against the shared check: "--grace must be ...".
+void need(const char* yaml_key, const problem& p) {
+    if (p) throw usage_error(setting_name(yaml_key, spelling::cli) + " " + *p);
+}
+
+void need_writable_stats(const std::string& path) {
+    if (path.empty()) return;
+    if (auto p = check_writable(path))
+        throw usage_error("cannot write stats to " + path + ": " + *p);
+}
+
+// Flags that describe the one pool of `run -- CMD`; with --config the pools say it.
+constexpr std::pair<const char*, const char*> pool_flags[] = {
+    {"--instances", "instances"},         {"--restart", "restart"},
+    {"--backoff-min", "backoff_min"},     {"--backoff-max", "backoff_max"},
+    {"--healthy-after", "healthy_after"}, {"--max-restarts", "max_restarts"},
+    {"--restart-window", "restart_window"}, {"--telemetry-fd", "telemetry_fd"},
+    {"--capture-stdout", "capture_stdout"}, {"--pool", "name"},
+};
+
+// The pool of `run -- CMD`, from the flags.
+pool_spec pool_from_flags(const cli_values& v, const capture_options& o,
+                          std::vector<std::string> command, bool capture_stdout) {
+    need("restart", check_restart_mode(v.restart));
+    need("instances", check_instances(v.instances));
+    need("max_restarts", check_max_restarts(v.max_restarts));
+    if (v.telemetry_fd) need("telemetry_fd", check_telemetry_fd(*v.telemetry_fd));
+    need("backoff_min", check_seconds(v.backoff_min));
+    need("backoff_max", check_seconds(v.backoff_max));
+    need("healthy_after", check_seconds(v.healthy_after));
+    need("restart_window", check_seconds(v.restart_window));
+    pool_spec p;
+    p.name = o.pool;
+    p.command = std::move(command);
+    p.instances = static_cast<int>(v.instances);
+    p.capture_stdout = capture_stdout;
+    p.telemetry_fd = v.telemetry_fd ? static_cast<int>(*v.telemetry_fd) : -1;
+    p.restart.mode = *spawn::parse_restart_mode(v.restart);
+    p.restart.max_restarts = static_cast<int>(v.max_restarts);
+    p.restart.backoff_min = to_millis(v.backoff_min);
+    p.restart.backoff_max = to_millis(v.backoff_max);
+    p.restart.healthy_after = to_millis(v.healthy_after);
+    p.restart.restart_window = to_millis(v.restart_window);
+    return p;
+}
+
 }  // namespace
 
 int main_cli(int argc, char** argv) {
+    // Before anything opens a file.
+    if (!open_missing_stdio()) return 1;
     // A closed output pipe is an error to count, not a reason to die.
     std::signal(SIGPIPE, SIG_IGN);
     auto console = spdlog::stderr_color_mt("telecap");  // the loop, dispatch and socket threads all log
@@ -56,14 +146,15 @@ int main_cli(int argc, char** argv) {
         ->capture_default_str();
 
     capture_options o;
+    cli_values v;
     std::vector<std::string> inputs;
 
     auto* parse = app.add_subcommand("parse", "Run the pipeline over files or stdin");
-    add_capture_options(*parse, o, true);
+    add_capture_options(*parse, o, v, true);
     parse->add_option("inputs", inputs, "Input files (- or none: stdin)");
 
     auto* lint = app.add_subcommand("lint", "Report each rejected telemetry line; exit 1 if any");
-    add_capture_options(*lint, o, false);
+    add_capture_options(*lint, o, v, false);
     lint->add_option("--stats", o.stats_path, "Write the counters as JSON to PATH at exit");
     lint->add_option("inputs", inputs, "Input files (- or none: stdin)");
 
@@ -72,47 +163,47 @@ int main_cli(int argc, char** argv) {
         ->check(CLI::ExistingFile);
 
     auto* run = app.add_subcommand("run", "Spawn, supervise and capture workers: run [OPTIONS] -- CMD [ARGS...]");
-    add_capture_options(*run, o, true);
-    run_options ro;
-    pool_spec cli_pool;
-    cli_pool.restart.mode = spawn::restart_mode::never;
-    std::string config_path, restart = "never", stop_signal, overflow = "drop-newest";
-    double backoff_min = 0.1, backoff_max = 30, healthy_after = 10, restart_window = 60,
-           grace = 10;
-    run->add_option("--config", config_path, "YAML config with pools of workers")
+    add_capture_options(*run, o, v, true);
+    std::string config_path;
+    std::vector<std::string> command;
+    bool label = false, capture_stdout = false;
+    run->add_option("--config", config_path,
+                    "YAML config with pools of workers; flags given here override its settings")
         ->check(CLI::ExistingFile);
-    run->add_option("--instances", cli_pool.instances, "Number of workers to run")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 10000));
-    run->add_option("--restart", restart, "never|on-failure|always")->capture_default_str();
-    run->add_option("--backoff-min", backoff_min, "First restart delay, seconds")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
-    run->add_option("--backoff-max", backoff_max, "Longest restart delay, seconds")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
-    run->add_option("--healthy-after", healthy_after, "A run this long resets the backoff, seconds")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
-    run->add_option("--max-restarts", cli_pool.restart.max_restarts,
-                    "Give up after this many restarts within --restart-window")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
-    run->add_option("--restart-window", restart_window, "Window for --max-restarts, seconds")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
-    run->add_option("--stop-signal", stop_signal,
-                    "Signal sent to the workers when telecap is told to stop")
-        ->default_str("TERM");
-    run->add_option("--grace", grace, "Seconds between the stop signal and SIGKILL")
-        ->capture_default_str()->check(CLI::NonNegativeNumber);
-    run->add_option("--queue", ro.queue, "Events queued for the dispatcher at most")
-        ->capture_default_str()->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
-    run->add_option("--queue-bytes", ro.queue_bytes, "Event memory the queue may hold at most")
-        ->capture_default_str()->check(CLI::Range(std::size_t{1} << 16, std::size_t{1} << 34));
-    run->add_option("--overflow", overflow, "When the queue is full: drop-newest|block")
+    run->add_option("--instances", v.instances, "Number of workers to run (1 .. 10000)")
         ->capture_default_str();
-    run->add_flag("--label", ro.label, "Prefix pass-through lines with [worker-id]");
-    run->add_flag("--capture-stdout", cli_pool.capture_stdout, "Also scan the workers' stdout");
-    run->add_option("--telemetry-fd", cli_pool.telemetry_fd,
-                    "Read telemetry from a dedicated pipe on this fd; stderr is pass-through only")
-        ->check(CLI::Range(3, 1023));
-    run->add_option("command", cli_pool.command, "The worker command (after --)");
+    run->add_option("--restart", v.restart, "never|on-failure|always")->capture_default_str();
+    run->add_option("--backoff-min", v.backoff_min,
+                    "First restart delay, seconds (at least 0.01 when restarting)")
+        ->capture_default_str();
+    run->add_option("--backoff-max", v.backoff_max, "Longest restart delay, seconds")
+        ->capture_default_str();
+    run->add_option("--healthy-after", v.healthy_after,
+                    "A run this long resets the backoff, seconds")
+        ->capture_default_str();
+    run->add_option("--max-restarts", v.max_restarts,
+                    "Give up after this many restarts within --restart-window")
+        ->capture_default_str();
+    run->add_option("--restart-window", v.restart_window, "Window for --max-restarts, seconds")
+        ->capture_default_str();
+    run->add_option("--stop-signal", v.stop_signal,
+                    "Signal sent to the workers when telecap is told to stop")
+        ->capture_default_str();
+    run->add_option("--grace", v.grace, "Seconds between the stop signal and SIGKILL (0 .. 86400)")
+        ->capture_default_str();
+    run->add_option("--queue", v.queue, "Events queued for the dispatcher at most (1 .. 2^24)")
+        ->capture_default_str();
+    run->add_option("--queue-bytes", v.queue_bytes,
+                    "Event memory the queue may hold at most (64 KiB .. 16 GiB)")
+        ->capture_default_str();
+    run->add_option("--overflow", v.overflow, "When the queue is full: drop-newest|block")
+        ->capture_default_str();
+    run->add_flag("--label", label, "Prefix pass-through lines with [worker-id]");
+    run->add_flag("--capture-stdout", capture_stdout, "Also scan the workers' stdout");
+    run->add_option("--telemetry-fd", v.telemetry_fd,
+                    "Read telemetry from a dedicated pipe on this fd (3 .. 1023); stderr is "
+                    "pass-through only");
+    run->add_option("command", command, "The worker command (after --)");
 
     try {
         app.parse(argc, argv);
@@ -130,40 +221,60 @@ int main_cli(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(log_level));
 
     try {
+        if (*cat) return run_catalog(o);
+        need("max_line", check_max_line(v.max_line));
+        o.max_line = static_cast<std::size_t>(v.max_line);
+        need("prefix", check_prefix(o.prefix));
+        if (*parse || *lint) need_writable_stats(o.stats_path);
         if (*parse) return run_parse(o, inputs);
         if (*lint) return run_lint(o, inputs);
-        if (*cat) return run_catalog(o);
         if (*run) {
-            const auto secs = [](double s) {
-                return std::chrono::milliseconds(static_cast<long long>(s * 1000));
-            };
-            const auto mode = spawn::parse_restart_mode(restart);
-            if (!mode) throw usage_error("--restart must be never, on-failure or always");
-            cli_pool.restart.mode = *mode;
-            cli_pool.restart.backoff_min = secs(backoff_min);
-            cli_pool.restart.backoff_max = secs(backoff_max);
-            cli_pool.restart.healthy_after = secs(healthy_after);
-            cli_pool.restart.restart_window = secs(restart_window);
-            cli_pool.name = o.pool;
-            ro.grace = secs(grace);
-            if (overflow == "block") ro.overflow = overflow_policy::block;
-            else if (overflow != "drop-newest")
-                throw usage_error("--overflow must be drop-newest or block");
-            if (!stop_signal.empty()) {
-                ro.stop_signal = spawn::parse_signal(stop_signal);
-                if (ro.stop_signal <= 0)
-                    throw usage_error("--stop-signal: \"" + stop_signal + "\" is not a signal");
-            }
-            ro.capture = o;
-            if (!config_path.empty()) {
-                if (!cli_pool.command.empty())
+            const auto given = [&](const char* flag) { return run->count(flag) > 0; };
+            const bool with_config = !config_path.empty();
+            if (with_config) {
+                if (!command.empty())
                     throw usage_error("give either --config or a command after --, not both");
-                load_config(config_path, ro);
-            } else {
-                if (cli_pool.command.empty())
-                    throw usage_error("nothing to run: telecap run [OPTIONS] -- CMD [ARGS...]");
-                ro.pools.push_back(cli_pool);
+                // Silently ignored before: say where the setting goes instead.
+                for (const auto& [flag, key] : pool_flags)
+                    if (given(flag))
+                        throw usage_error(std::string(flag) +
+                                          " applies to a command after --; with --config set `" +
+                                          key + ":` in the pool");
+            } else if (command.empty()) {
+                throw usage_error("nothing to run: telecap run [OPTIONS] -- CMD [ARGS...]");
             }
+            need("grace", check_seconds(v.grace));
+            need("queue", check_queue(v.queue));
+            need("queue_bytes", check_queue_bytes(v.queue_bytes));
+            need("overflow", check_overflow(v.overflow));
+            need("stop_signal", check_stop_signal(v.stop_signal));
+
+            // The config over the defaults, then every flag given over both (outputs add up).
+            run_options ro;
+            if (with_config) load_config(config_path, ro);
+            auto& c = ro.capture;
+            if (given("--catalog")) c.catalog_path = o.catalog_path;
+            if (given("--prefix")) c.prefix = o.prefix;
+            if (given("--max-line")) c.max_line = o.max_line;
+            if (given("--node")) c.node = o.node;
+            if (given("--passthrough")) c.passthrough = o.passthrough;
+            if (given("--rejects")) c.rejects_path = o.rejects_path;
+            if (given("--stats")) c.stats_path = o.stats_path;
+            c.outputs.insert(c.outputs.begin(), o.outputs.begin(), o.outputs.end());
+            c.pool = o.pool;
+            c.worker_id = o.worker_id;
+            c.pid = o.pid;
+            if (given("--grace")) ro.grace = to_millis(v.grace);
+            if (given("--stop-signal")) ro.stop_signal = spawn::parse_signal(v.stop_signal);
+            if (given("--queue")) ro.queue = static_cast<std::size_t>(v.queue);
+            if (given("--queue-bytes")) ro.queue_bytes = static_cast<std::size_t>(v.queue_bytes);
+            if (given("--overflow")) ro.overflow = parse_overflow(v.overflow);
+            if (label) ro.label = true;
+            if (!with_config) ro.pools.push_back(pool_from_flags(v, o, command, capture_stdout));
+
+            if (auto p = validate(ro, with_config ? spelling::yaml : spelling::cli))
+                throw usage_error(*p);
+            need_writable_stats(c.stats_path);
             return run_workers(ro);
         }
     } catch (const usage_error& e) {

@@ -1,6 +1,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "agent/run.hpp"
+#include "agent/validate.hpp"
 #include "spawn/signals.hpp"
 
 namespace telecap::agent {
@@ -21,10 +22,22 @@ T scalar(const std::string& path, const YAML::Node& n, const char* what) {
     }
 }
 
-std::chrono::milliseconds millis(const std::string& path, const YAML::Node& n, const char* what) {
-    const double s = scalar<double>(path, n, what);
-    if (s < 0) bad(path, n, std::string(what) + " must not be negative");
-    return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+// The shared checks (agent/validate.hpp), reported at the value's line.
+void need(const std::string& path, const YAML::Node& n, const char* key, const problem& p) {
+    if (p) bad(path, n, std::string(key) + " " + *p);
+}
+
+long long integer(const std::string& path, const YAML::Node& n, const char* key,
+                  problem (*check)(long long)) {
+    const auto v = scalar<long long>(path, n, key);
+    need(path, n, key, check(v));
+    return v;
+}
+
+std::chrono::milliseconds millis(const std::string& path, const YAML::Node& n, const char* key) {
+    const double s = scalar<double>(path, n, key);
+    need(path, n, key, check_seconds(s));
+    return to_millis(s);
 }
 
 std::vector<std::string> string_list(const std::string& path, const YAML::Node& n,
@@ -38,7 +51,7 @@ std::vector<std::string> string_list(const std::string& path, const YAML::Node& 
 void check_keys(const std::string& path, const YAML::Node& map,
                 std::initializer_list<const char*> known) {
     for (const auto& kv : map) {
-        const auto key = kv.first.as<std::string>();
+        const auto key = scalar<std::string>(path, kv.first, "a key");
         bool ok = false;
         for (const char* k : known) ok = ok || key == k;
         if (!ok) bad(path, kv.first, "unknown key \"" + key + "\"");
@@ -47,15 +60,21 @@ void check_keys(const std::string& path, const YAML::Node& map,
 
 void read_restart(const std::string& path, const YAML::Node& n, spawn::restart_options& r) {
     if (auto v = n["restart"]) {
-        const auto mode = spawn::parse_restart_mode(scalar<std::string>(path, v, "restart"));
-        if (!mode) bad(path, v, "restart must be never, on-failure or always");
-        r.mode = *mode;
+        const auto text = scalar<std::string>(path, v, "restart");
+        need(path, v, "restart", check_restart_mode(text));
+        r.mode = *spawn::parse_restart_mode(text);
     }
     if (auto v = n["backoff_min"]) r.backoff_min = millis(path, v, "backoff_min");
     if (auto v = n["backoff_max"]) r.backoff_max = millis(path, v, "backoff_max");
     if (auto v = n["healthy_after"]) r.healthy_after = millis(path, v, "healthy_after");
     if (auto v = n["restart_window"]) r.restart_window = millis(path, v, "restart_window");
-    if (auto v = n["max_restarts"]) r.max_restarts = scalar<int>(path, v, "max_restarts");
+    if (auto v = n["max_restarts"])
+        r.max_restarts = static_cast<int>(integer(path, v, "max_restarts", check_max_restarts));
+    // Across keys: reported at the later key's line when it is there.
+    const YAML::Node at_min = n["backoff_min"] ? n["backoff_min"] : n;
+    if (auto p = check_backoff_min(r, spelling::yaml)) bad(path, at_min, *p);
+    const YAML::Node at_max = n["backoff_max"] ? n["backoff_max"] : at_min;
+    if (auto p = check_backoff_order(r, spelling::yaml)) bad(path, at_max, *p);
 }
 
 }  // namespace
@@ -83,21 +102,28 @@ void load_config(const std::string& path, run_options& o) {
     if (auto v = root["node"]) c.node = scalar<std::string>(path, v, "node");
     if (auto v = root["stats"]) c.stats_path = scalar<std::string>(path, v, "stats");
     if (auto v = root["rejects"]) c.rejects_path = scalar<std::string>(path, v, "rejects");
-    if (auto v = root["prefix"]) c.prefix = scalar<std::string>(path, v, "prefix");
-    if (auto v = root["max_line"]) c.max_line = scalar<std::size_t>(path, v, "max_line");
-    if (auto v = root["queue"]) o.queue = scalar<std::size_t>(path, v, "queue");
-    if (auto v = root["queue_bytes"]) o.queue_bytes = scalar<std::size_t>(path, v, "queue_bytes");
+    if (auto v = root["prefix"]) {
+        c.prefix = scalar<std::string>(path, v, "prefix");
+        need(path, v, "prefix", check_prefix(c.prefix));
+    }
+    if (auto v = root["max_line"])
+        c.max_line = static_cast<std::size_t>(integer(path, v, "max_line", check_max_line));
+    if (auto v = root["queue"])
+        o.queue = static_cast<std::size_t>(integer(path, v, "queue", check_queue));
+    if (auto v = root["queue_bytes"])
+        o.queue_bytes =
+            static_cast<std::size_t>(integer(path, v, "queue_bytes", check_queue_bytes));
     if (auto v = root["label"]) o.label = scalar<bool>(path, v, "label");
     if (auto v = root["grace"]) o.grace = millis(path, v, "grace");
     if (auto v = root["stop_signal"]) {
-        o.stop_signal = spawn::parse_signal(scalar<std::string>(path, v, "stop_signal"));
-        if (o.stop_signal <= 0) bad(path, v, "stop_signal is not a signal name");
+        const auto text = scalar<std::string>(path, v, "stop_signal");
+        need(path, v, "stop_signal", check_stop_signal(text));
+        o.stop_signal = spawn::parse_signal(text);
     }
     if (auto v = root["overflow"]) {
-        const auto s = scalar<std::string>(path, v, "overflow");
-        if (s == "drop-newest") o.overflow = overflow_policy::drop_newest;
-        else if (s == "block") o.overflow = overflow_policy::block;
-        else bad(path, v, "overflow must be drop-newest or block");
+        const auto text = scalar<std::string>(path, v, "overflow");
+        need(path, v, "overflow", check_overflow(text));
+        o.overflow = parse_overflow(text);
     }
 
     const auto pools = root["pools"];
@@ -119,26 +145,34 @@ void load_config(const std::string& path, run_options& o) {
         if (spec.command.empty()) bad(path, p["command"], "command must not be empty");
         if (auto v = p["env"]) {
             if (!v.IsMap()) bad(path, v, "env must be a mapping");
-            for (const auto& kv : v)
-                spec.env[kv.first.as<std::string>()] = scalar<std::string>(path, kv.second, "env");
+            for (const auto& kv : v) {
+                const auto key = scalar<std::string>(path, kv.first, "env key");
+                need(path, kv.first, "env key", check_env_key(key));
+                const auto value = scalar<std::string>(path, kv.second, "env");
+                if (auto e = check_env_value(value))
+                    bad(path, kv.second, "env value of \"" + key + "\" " + *e);
+                spec.env[key] = value;
+            }
         }
-        if (auto v = p["cwd"]) spec.cwd = scalar<std::string>(path, v, "cwd");
-        if (auto v = p["instances"]) {
-            spec.instances = scalar<int>(path, v, "instances");
-            if (spec.instances < 1 || spec.instances > 10000)
-                bad(path, v, "instances must be between 1 and 10000");
+        if (auto v = p["cwd"]) {
+            // Checked now, not at the first spawn, so the error has a line number.
+            spec.cwd = scalar<std::string>(path, v, "cwd");
+            need(path, v, "cwd", check_cwd(spec.cwd));
         }
+        if (auto v = p["instances"])
+            spec.instances = static_cast<int>(integer(path, v, "instances", check_instances));
         read_restart(path, p, spec.restart);
         if (auto v = p["outputs"]) spec.outputs = string_list(path, v, "outputs");
         if (auto v = p["catalog"]) spec.catalog_path = scalar<std::string>(path, v, "catalog");
         if (auto v = p["capture_stdout"])
             spec.capture_stdout = scalar<bool>(path, v, "capture_stdout");
-        if (auto v = p["telemetry_fd"]) {
-            spec.telemetry_fd = scalar<int>(path, v, "telemetry_fd");
-            if (spec.telemetry_fd < 3) bad(path, v, "telemetry_fd must be 3 or more");
-        }
+        if (auto v = p["telemetry_fd"])
+            spec.telemetry_fd =
+                static_cast<int>(integer(path, v, "telemetry_fd", check_telemetry_fd));
         o.pools.push_back(std::move(spec));
     }
+    // A net for rules without a line of their own; everything above has one.
+    if (auto e = validate(o, spelling::yaml)) throw usage_error(path + ": " + *e);
 }
 
 }  // namespace telecap::agent

@@ -72,8 +72,10 @@ protected:
 
     // Runs telecap with `args`; stdin from `stdin_path` (default /dev/null). stdout and stderr
     // go to files (no pipe deadlocks whatever the sizes).
+    // `closed`: fds among 0-2 to leave closed instead.
     run_result telecap(const std::vector<std::string>& args,
-                       const std::string& stdin_path = "/dev/null") {
+                       const std::string& stdin_path = "/dev/null",
+                       const std::vector<int>& closed = {}) {
         const std::string out_path = path("stdout." + std::to_string(runs_));
         const std::string err_path = path("stderr." + std::to_string(runs_));
         ++runs_;
@@ -90,6 +92,7 @@ protected:
                                          0644);
         posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
                                          0644);
+        for (int fd : closed) posix_spawn_file_actions_addclose(&fa, fd);
         pid_t pid = -1;
         const int rc = ::posix_spawn(&pid, telecap_bin.c_str(), &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
@@ -649,6 +652,321 @@ TEST_F(CliTest, UsageErrorsExit2WithAHint) {
         EXPECT_EQ(r.code, 2) << testing::PrintToString(a) << ": " << r;
         EXPECT_NE(r.err.find("--help"), std::string::npos) << r;
     }
+}
+
+// --- closed stdio -----------------------------------------------------------------------
+
+// With fd 2 closed (alone, with 1, with 0 and 1), an output file must not be opened as fd 2:
+// pass-through and log lines would land among the events.
+TEST_F(CliTest, ClosedStdioIsNotReusedForOutputs) {
+    for (const auto& closed : std::vector<std::vector<int>>{{2}, {1, 2}, {0, 1, 2}}) {
+        const std::string events = path("ev" + std::to_string(closed.size()) + ".jsonl");
+        // sample.log has pass-through lines for stderr.
+        const auto r =
+            telecap(args({"parse", "-o", "jsonl:" + events, data("sample.log")}), "/dev/null",
+                    closed);
+        EXPECT_EQ(r.code, 0) << testing::PrintToString(closed) << ": " << r;
+        EXPECT_EQ(read_file(events), read_file(data("sample.expected.jsonl")))
+            << testing::PrintToString(closed);
+    }
+}
+
+// --- the limits: the same bad value gives the same message from a flag and from YAML ------
+
+// "{max_line}" in a message stands for the setting's name: --max-line or max_line.
+std::string spelled(std::string msg, bool cli) {
+    for (std::size_t open = msg.find('{'); open != std::string::npos; open = msg.find('{')) {
+        const auto close = msg.find('}', open);
+        std::string name = msg.substr(open + 1, close - open - 1);
+        if (cli) {
+            for (auto& c : name)
+                if (c == '_') c = '-';
+            name = "--" + name;
+        }
+        msg.replace(open, close - open + 1, name);
+    }
+    return msg;
+}
+
+struct bad_setting {
+    std::vector<std::string> flags;  // for `run FLAGS -- true`
+    std::string yaml;                // lines at the top level, or in the pool when in_pool
+    bool in_pool;
+    int line;  // of the YAML error
+    std::string message;
+};
+
+const std::vector<bad_setting> bad_settings{
+    {{"--max-line", "0"}, "max_line: 0", false, 1,
+     "{max_line} must be between 64 and 1073741824 (1 GiB), not 0"},
+    {{"--max-line", "1099511627776"}, "max_line: 1099511627776", false, 1,
+     "{max_line} must be between 64 and 1073741824 (1 GiB), not 1099511627776"},
+    {{"--max-line=-1"}, "max_line: -1", false, 1,
+     "{max_line} must be between 64 and 1073741824 (1 GiB), not -1"},
+    {{"--queue", "0"}, "queue: 0", false, 1,
+     "{queue} must be between 1 and 16777216 (2^24), not 0"},
+    {{"--queue", "16777217"}, "queue: 16777217", false, 1,
+     "{queue} must be between 1 and 16777216 (2^24), not 16777217"},
+    {{"--queue-bytes", "0"}, "queue_bytes: 0", false, 1,
+     "{queue_bytes} must be between 65536 (64 KiB) and 17179869184 (16 GiB), not 0"},
+    {{"--queue-bytes", "65535"}, "queue_bytes: 65535", false, 1,
+     "{queue_bytes} must be between 65536 (64 KiB) and 17179869184 (16 GiB), not 65535"},
+    {{"--queue-bytes", "17179869185"}, "queue_bytes: 17179869185", false, 1,
+     "{queue_bytes} must be between 65536 (64 KiB) and 17179869184 (16 GiB), not 17179869185"},
+    {{"--prefix", ""}, "prefix: \"\"", false, 1, "{prefix} must not be empty"},
+    {{"--prefix", "A\nB:"}, "prefix: \"A\\nB:\"", false, 1, "{prefix} must not contain a newline"},
+    {{"--grace", "1e300"}, "grace: 1e300", false, 1,
+     "{grace} must be a number of seconds between 0 and 86400 (1 day), not 1e+300"},
+    {{"--grace", "nan"}, "grace: .nan", false, 1,
+     "{grace} must be a number of seconds between 0 and 86400 (1 day), not nan"},
+    {{"--grace", "inf"}, "grace: .inf", false, 1,
+     "{grace} must be a number of seconds between 0 and 86400 (1 day), not inf"},
+    {{"--grace=-1"}, "grace: -1", false, 1,
+     "{grace} must be a number of seconds between 0 and 86400 (1 day), not -1"},
+    {{"--grace", "86401"}, "grace: 86401", false, 1,
+     "{grace} must be a number of seconds between 0 and 86400 (1 day), not 86401"},
+    {{"--overflow", "drop-oldest"}, "overflow: drop-oldest", false, 1,
+     "{overflow} must be drop-newest or block, not \"drop-oldest\""},
+    {{"--stop-signal", "NOPE"}, "stop_signal: NOPE", false, 1,
+     "{stop_signal} must be a signal name or number (TERM, SIGTERM, 15), not \"NOPE\""},
+    {{"--restart", "sometimes"}, "restart: sometimes", true, 3,
+     "{restart} must be never, on-failure or always, not \"sometimes\""},
+    {{"--restart", "on-failure", "--backoff-min", "0"}, "backoff_min: 0", true, 3,
+     "{backoff_min} must be at least 0.01 (10 ms) when workers restart, not 0"},
+    {{"--restart", "always", "--backoff-min", "0.001"}, "restart: always\nbackoff_min: 0.001",
+     true, 4, "{backoff_min} must be at least 0.01 (10 ms) when workers restart, not 0.001"},
+    {{"--backoff-min", "2", "--backoff-max", "1"}, "backoff_min: 2\nbackoff_max: 1", true, 4,
+     "{backoff_max} must not be less than {backoff_min} (1 < 2)"},
+    {{"--backoff-max", "1e300"}, "backoff_max: 1e300", true, 3,
+     "{backoff_max} must be a number of seconds between 0 and 86400 (1 day), not 1e+300"},
+    {{"--backoff-min", "nan"}, "backoff_min: .nan", true, 3,
+     "{backoff_min} must be a number of seconds between 0 and 86400 (1 day), not nan"},
+    {{"--healthy-after=-1"}, "healthy_after: -1", true, 3,
+     "{healthy_after} must be a number of seconds between 0 and 86400 (1 day), not -1"},
+    {{"--restart-window", "1e9"}, "restart_window: 1e9", true, 3,
+     "{restart_window} must be a number of seconds between 0 and 86400 (1 day), not 1e+09"},
+    {{"--instances", "0"}, "instances: 0", true, 3,
+     "{instances} must be between 1 and 10000, not 0"},
+    {{"--instances", "10001"}, "instances: 10001", true, 3,
+     "{instances} must be between 1 and 10000, not 10001"},
+    {{"--telemetry-fd", "2"}, "telemetry_fd: 2", true, 3,
+     "{telemetry_fd} must be between 3 and 1023, not 2"},
+    {{"--telemetry-fd", "1024"}, "telemetry_fd: 1024", true, 3,
+     "{telemetry_fd} must be between 3 and 1023, not 1024"},
+    {{"--telemetry-fd=-1"}, "telemetry_fd: -1", true, 3,
+     "{telemetry_fd} must be between 3 and 1023, not -1"},
+    {{"--max-restarts=-1"}, "max_restarts: -1", true, 3,
+     "{max_restarts} must be between 0 and 2147483647, not -1"},
+};
+
+std::string config_with(const bad_setting& b) {
+    const std::string pools = "pools:\n  - command: [\"true\"]\n";
+    if (!b.in_pool) return b.yaml + "\n" + pools;
+    std::string out = pools;
+    for (const auto& line : lines_of(b.yaml)) out += "    " + line + "\n";
+    return out;
+}
+
+TEST_F(CliTest, BadSettingsGiveTheSameMessageFromFlagsAndYaml) {
+    for (const auto& b : bad_settings) {
+        std::vector<std::string> argv{"run"};
+        argv.insert(argv.end(), b.flags.begin(), b.flags.end());
+        argv.insert(argv.end(), {"--", "true"});
+        const auto r = telecap(argv);
+        EXPECT_EQ(r.code, 2) << b.yaml << ": " << r;
+        EXPECT_EQ(r.err, "telecap: " + spelled(b.message, true) + "\n") << b.yaml;
+        EXPECT_EQ(r.out, "") << b.yaml;  // nothing ran
+
+        const std::string cfg = path("bad.yaml");
+        write_file(cfg, config_with(b));
+        const auto y = telecap({"run", "--config", cfg});
+        EXPECT_EQ(y.code, 2) << b.yaml << ": " << y;
+        EXPECT_EQ(y.err, "telecap: " + cfg + ":" + std::to_string(b.line) + ": " +
+                             spelled(b.message, false) + "\n")
+            << config_with(b);
+        EXPECT_EQ(y.out, "") << b.yaml;
+    }
+}
+
+TEST_F(CliTest, ParseAndLintCheckMaxLineAndPrefixLikeRun) {
+    for (const char* cmd : {"parse", "lint"}) {
+        auto r = telecap({cmd, "--max-line", "1099511627776", data("clean.log")});
+        EXPECT_EQ(r.code, 2) << r;
+        EXPECT_EQ(r.err, "telecap: --max-line must be between 64 and 1073741824 (1 GiB), not "
+                         "1099511627776\n");
+        r = telecap({cmd, "--prefix", "", data("clean.log")});
+        EXPECT_EQ(r.code, 2) << r;
+        EXPECT_EQ(r.err, "telecap: --prefix must not be empty\n");
+        EXPECT_EQ(r.out, "");
+    }
+}
+
+TEST_F(CliTest, LimitsAreInclusive) {
+    // The edges are accepted (run -- true with every bound at its edge).
+    const auto r = telecap({"run", "--max-line", "64", "--queue", "16777216", "--queue-bytes",
+                            "65536", "--grace", "86400", "--instances", "1", "--restart",
+                            "on-failure", "--backoff-min", "0.01", "--backoff-max", "0.01",
+                            "--healthy-after", "0", "--restart-window", "86400",
+                            "--max-restarts", "0", "-o", "null", "--", "true"});
+    EXPECT_EQ(r.code, 0) << r;
+    write_file(path("edge.yaml"),
+               "max_line: 1073741824\nqueue: 1\nqueue_bytes: 17179869184\ngrace: 0\n"
+               "pools:\n  - command: [\"true\"]\n    instances: 1\n    backoff_min: 0.01\n"
+               "    backoff_max: 86400\n    telemetry_fd: 1023\n    max_restarts: 0\n");
+    const auto y = telecap({"run", "--config", path("edge.yaml"), "-o", "null"});
+    EXPECT_EQ(y.code, 0) << y;
+}
+
+TEST_F(CliTest, BackoffMinZeroIsFineWhenNothingRestarts) {
+    auto r = telecap({"run", "--backoff-min", "0", "-o", "null", "--", "true"});
+    EXPECT_EQ(r.code, 0) << r;
+    write_file(path("never.yaml"),
+               "pools:\n  - command: [\"true\"]\n    restart: never\n    backoff_min: 0\n");
+    r = telecap({"run", "--config", path("never.yaml"), "-o", "null"});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+TEST_F(CliTest, BadCwdAndEnvInYamlNameTheLine) {
+    write_file(path("file"), "x");
+    const std::string pool = "pools:\n  - command: [\"true\"]\n";
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"    cwd: " + path("missing") + "\n",
+         ":3: cwd must be an existing directory, not \"" + path("missing") +
+             "\" (No such file or directory)"},
+        {"    cwd: " + path("file") + "\n",
+         ":3: cwd must be an existing directory, not \"" + path("file") + "\" (not a directory)"},
+        {"    env:\n      OK: \"1\"\n      \"A=B\": x\n",
+         ":5: env key must not contain '=', not \"A=B\""},
+        {"    env: {\"\": x}\n", ":3: env key must not be empty"},
+        {"    env: {\"A\\0B\": x}\n", ":3: env key must not contain a NUL byte"},
+        {"    env:\n      A: \"x\\0y\"\n", ":4: env value of \"A\" must not contain a NUL byte"},
+    };
+    for (const auto& [yaml, message] : cases) {
+        write_file(path("c.yaml"), pool + yaml);
+        const auto r = telecap({"run", "--config", path("c.yaml")});
+        EXPECT_EQ(r.code, 2) << yaml << r;
+        EXPECT_EQ(r.err, "telecap: " + path("c.yaml") + message + "\n") << yaml;
+        EXPECT_EQ(r.out, "") << yaml;
+    }
+    // A good cwd is accepted.
+    write_file(path("c.yaml"), pool + "    cwd: " + dir_ + "\n");
+    const auto r = telecap({"run", "--config", path("c.yaml"), "-o", "null"});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+// --- run --config and the flags ---------------------------------------------------------
+
+TEST_F(CliTest, PoolFlagsWithConfigAreUsageErrorsNamingTheYamlKey) {
+    write_file(path("c.yaml"), "pools:\n  - command: [\"true\"]\n");
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"--instances", "2"}, "instances"},       {{"--restart", "always"}, "restart"},
+        {{"--backoff-min", "1"}, "backoff_min"},   {{"--backoff-max", "1"}, "backoff_max"},
+        {{"--healthy-after", "1"}, "healthy_after"}, {{"--max-restarts", "1"}, "max_restarts"},
+        {{"--restart-window", "1"}, "restart_window"}, {{"--telemetry-fd", "3"}, "telemetry_fd"},
+        {{"--capture-stdout"}, "capture_stdout"},  {{"--pool", "p"}, "name"},
+    };
+    for (const auto& [flag, key] : cases) {
+        std::vector<std::string> argv{"run", "--config", path("c.yaml")};
+        argv.insert(argv.end(), flag.begin(), flag.end());
+        const auto r = telecap(argv);
+        EXPECT_EQ(r.code, 2) << flag[0] << ": " << r;
+        EXPECT_EQ(r.err, "telecap: " + flag[0] + " applies to a command after --; with --config " +
+                             "set `" + key + ":` in the pool\n");
+        EXPECT_EQ(r.out, "") << flag[0];
+    }
+}
+
+TEST_F(CliTest, RunWideFlagsOverrideTheConfig) {
+    // Every run-wide setting in the file, each also on the command line: the flag wins (a bad
+    // value in the file is still an error, so the file's values are valid but different).
+    write_file(path("c.yaml"),
+               "outputs: [\"jsonl:" + path("file.jsonl") + "\"]\n"
+               "passthrough: none\n"
+               "prefix: \"NOPE:\"\n"
+               "max_line: 64\n"
+               "node: file-node\n"
+               "stats: " + path("file-stats.json") + "\n"
+               "rejects: " + path("file-rejects.jsonl") + "\n"
+               "label: false\n"
+               "pools:\n"
+               "  - name: p\n"
+               "    command: [\"sh\", \"-c\", \"echo plain >&2; echo 'TELEMETRY:{\\\"event\\\": "
+               "\\\"python.call.start\\\", \\\"timestamp_ns\\\": 1, \\\"metadata\\\": "
+               "{\\\"tool\\\": \\\"a-tool-name-long-enough-to-pass-64-bytes\\\"}}' >&2\"]\n");
+    const auto r = telecap({"run", "--config", path("c.yaml"), "-o", "jsonl:" + path("cli.jsonl"),
+                            "--passthrough", path("pass.log"), "--prefix", "TELEMETRY:",
+                            "--max-line", "1024", "--node", "cli-node", "--stats",
+                            path("cli-stats.json"), "--rejects", path("cli-rejects.jsonl"),
+                            "--label"});
+    ASSERT_EQ(r.code, 0) << r;
+    // Outputs add up: the flag's and the file's get the same events.
+    const std::string events = read_file(path("cli.jsonl"));
+    EXPECT_EQ(read_file(path("file.jsonl")), events);
+    EXPECT_NE(events.find("\"python\",\"call\",\"start\"]"), std::string::npos) << events;
+    EXPECT_NE(events.find("\"node\":\"cli-node\""), std::string::npos) << events;
+    EXPECT_EQ(read_file(path("pass.log")), "[p-0] plain\n");
+    EXPECT_TRUE(fs::exists(path("cli-stats.json")));
+    EXPECT_FALSE(fs::exists(path("file-stats.json")));
+    EXPECT_TRUE(fs::exists(path("cli-rejects.jsonl")));
+    EXPECT_FALSE(fs::exists(path("file-rejects.jsonl")));
+}
+
+TEST_F(CliTest, ConfigSettingsApplyWhenNoFlagIsGiven) {
+    write_file(path("c.yaml"),
+               "passthrough: " + path("pass.log") + "\n"
+               "prefix: \"@T:\"\n"
+               "node: file-node\n"
+               "stats: " + path("stats.json") + "\n"
+               "label: true\n"
+               "pools:\n"
+               "  - name: p\n"
+               "    command: [\"sh\", \"-c\", \"echo plain >&2; echo '@T:{\\\"event\\\": "
+               "\\\"python.call.start\\\", \\\"timestamp_ns\\\": 1}' >&2\"]\n");
+    const auto r = telecap({"run", "--config", path("c.yaml")});
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_NE(r.out.find("\"python\",\"call\",\"start\"]"), std::string::npos) << r;
+    EXPECT_NE(r.out.find("\"node\":\"file-node\""), std::string::npos) << r;
+    EXPECT_EQ(read_file(path("pass.log")), "[p-0] plain\n");
+    EXPECT_TRUE(fs::exists(path("stats.json")));
+}
+
+// --- --stats checked at startup ---------------------------------------------------------
+
+TEST_F(CliTest, UnwritableStatsPathIsAUsageErrorAtStartup) {
+    const std::string bad = path("no/such/dir/stats.json");
+    const std::string msg =
+        "telecap: cannot write stats to " + bad + ": No such file or directory\n";
+    for (const char* cmd : {"parse", "lint"}) {
+        const auto r = telecap({cmd, "--stats", bad, data("sample.log")});
+        EXPECT_EQ(r.code, 2) << cmd << ": " << r;
+        EXPECT_EQ(r.err, msg) << cmd;  // before any input was read: no pass-through
+        EXPECT_EQ(r.out, "") << cmd;
+    }
+    auto r = telecap({"run", "--stats", bad, "--", "true"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(r.err, msg);
+    EXPECT_EQ(r.out, "");  // no worker was spawned
+    write_file(path("c.yaml"), "stats: " + bad + "\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(r.err, msg);
+    // A directory is not writable as a file either.
+    r = telecap({"parse", "--stats", dir_, data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("cannot write stats to " + dir_ + ": "), std::string::npos) << r;
+}
+
+TEST_F(CliTest, StatsCheckLeavesNoFileAndKeepsOldContentUntilTheEnd) {
+    // A run that fails after the check (a bad output) leaves no stats file behind...
+    const std::string stats = path("stats.json");
+    auto r = telecap({"parse", "--stats", stats, "-o", "xml", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_FALSE(fs::exists(stats));
+    // ... and an existing one is not truncated by it.
+    write_file(stats, "old");
+    r = telecap({"parse", "--stats", stats, "-o", "xml", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(read_file(stats), "old");
 }
 
 }  // namespace
