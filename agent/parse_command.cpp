@@ -111,6 +111,7 @@ std::vector<std::string> inputs_or_stdin(const std::vector<std::string>& inputs)
 }  // namespace
 
 int run_parse(const capture_options& o, const std::vector<std::string>& inputs) {
+    stop_signals stop;  // first: the signals are blocked before any thread starts
     command_streams cs;
     stream_set& streams = cs.get();
     const auto all_inputs = inputs_or_stdin(inputs);
@@ -131,7 +132,6 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
 
     bus_sink sink(bus);
     capture_stats stats;
-    stop_signals stop;
     int rc = 0;
     for (const auto& input : all_inputs) {
         if (reject_source) reject_source->rename(input);

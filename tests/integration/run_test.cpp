@@ -1,6 +1,10 @@
 // telecap run with real worker processes (fixtures built by tests/spawn.cmake).
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
@@ -418,6 +422,238 @@ TEST(RunConfig, PoolsFromConfig) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count(r.out, "\"worker_id\":\"alpha-1\""), 2u + 2u) << r.out;  // spawned+terminated
     EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 2u * 2u + 3u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults of the run core: shared streams, stalled readers, live parse, files.
+
+namespace faults {
+
+// A child running argv with fds 0, 1, 2 as given (-1: /dev/null).
+pid_t start_with(std::vector<std::string> argv, int in, int out, int err) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        ::dup2(in >= 0 ? in : null, 0);
+        ::dup2(out >= 0 ? out : null, 1);
+        ::dup2(err >= 0 ? err : null, 2);
+        std::vector<char*> args;
+        for (auto& a : argv) args.push_back(a.data());
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
+// Everything readable from fd until EOF.
+std::string read_all(int fd) {
+    std::string out;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+}
+
+// Reads from fd until `needle` has been seen or the deadline passes.
+bool read_until(int fd, std::string& got, const std::string& needle,
+                std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (got.find(needle) == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) return got.find(needle) != std::string::npos;
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+int exit_of(pid_t pid, std::chrono::milliseconds timeout, bool* timed_out) {
+    int status = 0;
+    const bool done = eventually(
+        [&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+    *timed_out = !done;
+    if (!done) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace faults
+
+TEST(RunFaults, EventsAndPassThroughOnOneStreamNeverCutEachOther) {
+    // Events (dispatch thread) and pass-through (loop thread) both go to stdout: every line
+    // read back is whole, an event or a worker's line (12,761 of 1,000,000 were cut before).
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    const long n = 200000;
+    const pid_t pid = faults::start_with(
+        telecap_run({"--overflow", "block", "--passthrough", "stdout", "-o", "jsonl"},
+                    {FIXTURE_WRITE_LINES, std::to_string(n), "mixed"}),
+        -1, fds[1], -1);
+    ::close(fds[1]);
+    const std::string out = faults::read_all(fds[0]);
+    ::close(fds[0]);
+    bool timed_out = false;
+    EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(60), &timed_out), 0);
+    std::size_t events = 0, plain = 0, bad = 0;
+    std::size_t pos = 0;
+    const std::regex plain_re("line [0-9]+");
+    while (pos < out.size()) {
+        const auto nl = out.find('\n', pos);
+        const std::string line = out.substr(pos, nl == std::string::npos ? nl : nl - pos);
+        pos = nl == std::string::npos ? out.size() : nl + 1;
+        if (line.rfind("{\"event\":[", 0) == 0 && line.back() == '}' &&
+            count(line, "{\"event\":[") == 1)
+            ++events;
+        else if (std::regex_match(line, plain_re))
+            ++plain;
+        else if (++bad < 5)
+            ADD_FAILURE() << "cut line: " << line.substr(0, 200);
+    }
+    EXPECT_EQ(bad, 0u);
+    EXPECT_EQ(plain, static_cast<std::size_t>(n / 2));
+    EXPECT_EQ(events, static_cast<std::size_t>(n / 2 + 2));  // + spawned, terminated
+    EXPECT_FALSE(timed_out);
+}
+
+TEST(RunFaults, AStalledStderrReaderNeverFreezesTheSupervisor) {
+    // telecap's stderr is a pipe nobody reads, and the worker floods it with log lines, then
+    // hangs. SIGTERM must still stop the worker and telecap within the grace period (before,
+    // the loop sat in write(2) and ignored TERM, grace and SIGKILL).
+    for (const char* overflow : {"drop-newest", "block"}) {
+        int err[2];
+        ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+        const auto stats = temp_path(std::string("stalled-") + overflow + ".json");
+        const pid_t pid = faults::start_with(
+            telecap_run({"--overflow", overflow, "--grace", "1", "-o", "null", "--stats", stats},
+                        {FIXTURE_WRITE_LINES, "400000", "plain", "hang"}),
+            -1, -1, err[1]);
+        ::close(err[1]);
+        // The pipe fills (64 KiB), then telecap's own buffer: wait until it has read a lot.
+        ASSERT_GT(pid, 0);
+        ASSERT_TRUE(eventually(
+            [&] {
+                int queued = 0;
+                ::ioctl(err[0], FIONREAD, &queued);
+                return queued >= 32768;
+            },
+            std::chrono::seconds(20)))
+            << (::kill(pid, SIGKILL), "stderr never filled");
+        const auto t0 = std::chrono::steady_clock::now();
+        ::kill(pid, SIGTERM);
+        bool timed_out = false;
+        const int code = faults::exit_of(pid, std::chrono::seconds(20), &timed_out);
+        const auto took = std::chrono::steady_clock::now() - t0;
+        ::close(err[0]);
+        EXPECT_FALSE(timed_out) << overflow;
+        EXPECT_EQ(code, 128 + SIGTERM) << overflow;  // the worker's status: it got the TERM
+        // Grace (1 s) plus the bounded wait for the stalled stream (5 s) at most.
+        EXPECT_LT(took, std::chrono::seconds(9)) << overflow;
+        const std::string s = read_file(stats);
+        EXPECT_TRUE(std::regex_search(s, std::regex("\"stderr\":\\{[^}]*\"dropped_lines\":[1-9]")))
+            << overflow << ": " << s;
+    }
+}
+
+TEST(ParseLive, EventsAndPassThroughComeAsTheyAreRead) {
+    // `worker 2>&1 | telecap parse`: the first line's event appears while the input is still
+    // open (before, nothing came until 64 KiB or the end), and TERM flushes and writes --stats.
+    int in[2], out[2];
+    ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    const auto stats = temp_path("live.json");
+    const pid_t pid = faults::start_with(
+        {bin, "parse", "--passthrough", "stdout", "--stats", stats}, in[0], out[1], -1);
+    ::close(in[0]);
+    ::close(out[1]);
+    const std::string line =
+        R"(TELEMETRY:{"event": "tool.execution.start", "measurements": {"count": 1}, "metadata": {}, "timestamp_ns": 1, "correlation_id": ""})"
+        "\nstarting up\n";
+    ASSERT_EQ(::write(in[1], line.data(), line.size()), static_cast<ssize_t>(line.size()));
+    std::string got;
+    EXPECT_TRUE(faults::read_until(out[0], got, "starting up\n", std::chrono::seconds(10))) << got;
+    EXPECT_NE(got.find("\"count\":1"), std::string::npos) << got;
+    ::kill(pid, SIGTERM);
+    bool timed_out = false;
+    EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(10), &timed_out), 128 + SIGTERM);
+    ::close(in[1]);
+    ::close(out[0]);
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"events\":1,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"passthrough_lines\":1,"), std::string::npos) << s;
+}
+
+TEST(ParseLive, AClosedOutputPipeIsDataLostNotSuccess) {
+    // `telecap parse big.log | head -1`: the rest cannot be written; say so, exit 3.
+    const auto input = temp_path("big.log");
+    std::string text;
+    for (int i = 0; i < 20000; ++i)
+        text += R"(TELEMETRY:{"event": "tool.execution.start", "measurements": {"count": 1}, "metadata": {}, "timestamp_ns": 1, "correlation_id": ""})"
+                "\n";
+    write_file(input, text);
+    int out[2], err[2];
+    ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+    const pid_t pid = faults::start_with({bin, "parse", input}, -1, out[1], err[1]);
+    ::close(out[1]);
+    ::close(err[1]);
+    std::string first;
+    faults::read_until(out[0], first, "\n", std::chrono::seconds(10));
+    ::close(out[0]);  // as head -1 does
+    const std::string errors = faults::read_all(err[0]);
+    ::close(err[0]);
+    bool timed_out = false;
+    EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(20), &timed_out), 3) << errors;
+    EXPECT_NE(errors.find("stdout: write failed: Broken pipe"), std::string::npos) << errors;
+}
+
+TEST(RunFaults, FilesAreAppendedToNotTruncated) {
+    const auto events = temp_path("append.jsonl");
+    const auto pass = temp_path("append.pass");
+    write_file(events, "earlier run\n");
+    write_file(pass, "earlier pass\n");
+    for (int i = 0; i < 2; ++i) {
+        const auto r = run(telecap_run({"-o", "jsonl:" + events, "--passthrough", pass},
+                                       {FIXTURE_WRITE_LINES, "4", "mixed"}),
+                           "append");
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const auto e = read_file(events);
+    EXPECT_EQ(e.rfind("earlier run\n", 0), 0u);
+    EXPECT_EQ(count(e, "\"count\":"), 4u);  // 2 telemetry lines per run
+    EXPECT_EQ(read_file(pass), "earlier pass\nline 2\nline 4\nline 2\nline 4\n");
+}
+
+TEST(RunFaults, OneFileForTwoUsesIsAStartupError) {
+    const auto f = temp_path("twice.jsonl");
+    const auto r = run(telecap_run({"-o", "jsonl:" + f, "--rejects", f},
+                                   {FIXTURE_WRITE_LINES, "1"}),
+                       "twice");
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("are both"), std::string::npos) << r.err;
+    const auto input = temp_path("input.log");
+    write_file(input, "keep me\n");
+    const auto p = run({bin, "parse", "--passthrough", input, input}, "inout");
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_NE(p.err.find("overwritten while it is read"), std::string::npos) << p.err;
+    EXPECT_EQ(read_file(input), "keep me\n");
+}
+
+TEST(RunFaults, RejectsUnderRunNameTheWorker) {
+    const auto rejects = temp_path("rejects-run.jsonl");
+    const auto r = run({bin, "run", "--rejects", rejects, "--worker-id", "w-7", "-o", "null", "--",
+                        "/bin/sh", "-c", "echo 'TELEMETRY:{broken' >&2"},
+                       "rejects-run");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(read_file(rejects).find("\"source\":\"w-7\""), std::string::npos)
+        << read_file(rejects);
 }
 
 }  // namespace
