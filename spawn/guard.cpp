@@ -42,8 +42,8 @@ Result<std::string> find_impl() {
     if (n < 0) return errno_code(errno);
     std::string_view self(exe, static_cast<std::size_t>(n));
     const std::string dir(self.substr(0, self.rfind('/') + 1));  // keeps the final '/'
-    for (std::string path : {dir + guard_executable_name,
-                             dir + TELECAP_GUARD_RELDIR + "/" + guard_executable_name}) {
+    for (std::string path :
+         {dir + guard_executable_name, dir + TELECAP_GUARD_RELDIR + "/" + guard_executable_name}) {
         if (check_executable(path) == 0) return path;
     }
     return std::make_error_code(std::errc::no_such_file_or_directory);

@@ -50,9 +50,7 @@ void write_all(int fd, const void* data, std::size_t size) noexcept {
     }
 }
 
-void say(std::string_view text) noexcept {
-    write_all(STDERR_FILENO, text.data(), text.size());
-}
+void say(std::string_view text) noexcept { write_all(STDERR_FILENO, text.data(), text.size()); }
 
 bool parse_int(const char* text, long lo, long hi, long& out) noexcept {
     char* end = nullptr;

@@ -8,8 +8,8 @@
 namespace telecap::spawn::detail {
 
 struct spawn_report {
-    int step = 0;  // a spawn_step; none (0) with pid > 0: telecap-guard started the worker
-    int err = 0;   // errno of the failed step
+    int step = 0;   // a spawn_step; none (0) with pid > 0: telecap-guard started the worker
+    int err = 0;    // errno of the failed step
     pid_t pid = 0;  // the worker's pid (telecap-guard only)
 };
 static_assert(sizeof(spawn_report) == 12);
