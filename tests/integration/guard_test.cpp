@@ -263,7 +263,10 @@ TEST(guard, worker_is_a_child_of_the_guard_and_leads_its_own_group) {
 }
 
 TEST(guard, worker_starts_with_the_same_fds_signals_and_environment) {
-    const int leaked = ::dup2(::open("/dev/null", O_RDONLY), 900);  // deliberately not CLOEXEC
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    ASSERT_GE(null_fd, 0);
+    const int leaked = ::dup2(null_fd, 900);  // deliberately not CLOEXEC
+    ::close(null_fd);
     ASSERT_EQ(leaked, 900);
     ::setenv("TELECAP_TEST_INHERITED", "parent", 1);
     struct sigaction ignore {}, old_pipe{};
