@@ -372,6 +372,13 @@ TEST(guard, a_missing_guard_is_a_guard_error) {
     result = ts::spawn({.argv = {FIXTURE_EXIT_WITH, "0"}, .guard = "telecap-guard"}, &step);
     EXPECT_EQ(result.error(), std::errc::invalid_argument) << "a relative guard path";
     EXPECT_EQ(step, ts::spawn_step::prepare);
+
+    // A guard that dies before it reports (say, its libraries cannot be loaded).
+    temp_dir dir;
+    const fs::path mute = dir.write("mute-guard", "#!/bin/sh\nexit 127\n", fs::perms::owner_all);
+    result = ts::spawn({.argv = {FIXTURE_EXIT_WITH, "0"}, .guard = mute.string()}, &step);
+    EXPECT_EQ(result.error(), std::errc::protocol_error);
+    EXPECT_EQ(step, ts::spawn_step::guard);
     EXPECT_TRUE(has_no_children());
 }
 
