@@ -460,7 +460,9 @@ TEST(guard, kill_signal_kills_the_whole_tree) {
 
 TEST(guard, nothing_survives_a_sigkill_of_the_spawner) {
     // A helper process spawns the tree under a guard, passes everything's pid on, and is
-    // SIGKILLed: the guard learns of it from its parent-death signal.
+    // SIGKILLed: the guard learns of it from its parent-death signal. As a subreaper, this
+    // process then adopts the guard and can wait for it (the container's init may not reap).
+    ASSERT_FALSE(ts::become_subreaper());
     int pipe_fds[2];
     ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
     const pid_t helper = ::fork();
@@ -501,21 +503,14 @@ TEST(guard, nothing_survives_a_sigkill_of_the_spawner) {
     ASSERT_EQ(::kill(helper, SIGKILL), 0);
     EXPECT_EQ(ts::exit_code_from_status(wait_status(helper)), 128 + SIGKILL);
 
-    // The guard goes to init, or to us if this process is a subreaper (then we reap it).
-    const auto deadline = steady::now() + 10s;
-    const auto any_alive = [&] {
-        return alive(guard_id) ||
-               std::any_of(tree.begin(), tree.end(), [](const proc_id& p) { return alive(p); });
-    };
-    while (any_alive() && steady::now() < deadline) {
-        ::waitpid(guard, nullptr, WNOHANG);
-        std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_FALSE(alive(guard_id));
+    // The guard, now ours, kills the tree, reaps it and dies as if by SIGKILL.
+    const int status = wait_status(guard);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+    EXPECT_FALSE(present(guard_id));
     for (const proc_id& p : tree) {
         EXPECT_FALSE(present(p)) << p.kind << " " << p.pid << " survived telecap's SIGKILL";
     }
-    ::waitpid(guard, nullptr, WNOHANG);
+    EXPECT_TRUE(has_no_children());
 }
 
 TEST(guard, find_guard_executable_honours_the_override) {
