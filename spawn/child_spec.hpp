@@ -24,7 +24,14 @@ struct child_spec {
     // forwarded to it and all of its descendants.
     bool new_process_group = true;
     // PR_SET_PDEATHSIG SIGKILL: the child dies when the *thread* that spawned it exits.
+    // With a guard: the guard then SIGKILLs the worker and all its descendants.
     bool die_with_parent = true;
+    // Absolute path of telecap-guard (find_guard_executable(), guard.hpp), or empty. When set,
+    // spawn() starts the guard, which starts argv and makes sure that nothing the worker starts
+    // outlives it or telecap, even when telecap is SIGKILLed and even for descendants that left
+    // the worker's session or process group. child_process::pid() is then the guard's, and
+    // child_process::worker_pid() the worker's; see guard.hpp for the rest of the contract.
+    std::string guard{};
 };
 
 }  // namespace telecap::spawn

@@ -14,15 +14,13 @@
 #include <string_view>
 #include <vector>
 
+#include "spawn/exec_search.hpp"
+#include "spawn/spawn_report.hpp"
+
 namespace telecap::spawn {
 namespace {
 
-// What a child that failed before exec writes to the error pipe. 8 bytes: below PIPE_BUF, so
-// the write is atomic and the parent reads all of it or nothing.
-struct child_failure {
-    int step;
-    int err;
-};
+using detail::spawn_report;
 
 // Everything the child needs, built before fork. Between fork and exec the child may only make
 // async-signal-safe calls: another thread of the parent may have held the malloc lock at fork
@@ -30,6 +28,7 @@ struct child_failure {
 struct exec_plan {
     std::vector<std::string> env;
     std::vector<char*> envp;
+    std::vector<std::string> guard_args;  // telecap-guard's options, before "--" and spec.argv
     std::vector<char*> argv;
     std::vector<std::string> candidates;  // execve targets, in PATH order
     std::vector<const char*> candidate_ptrs;
@@ -47,6 +46,7 @@ struct child_args {
     int telemetry_fd;
     bool new_process_group;
     bool die_with_parent;
+    bool guarded;  // exec telecap-guard, which keeps error_w open to report the worker's start
 };
 
 bool has_key(std::string_view entry, std::string_view key) {
@@ -64,8 +64,8 @@ void set_env(std::vector<std::string>& env, std::string entry) {
     }
 }
 
-// Throws std::bad_alloc only.
-void make_plan(const child_spec& spec, exec_plan& plan) {
+// report_fd and parent_pid are the guard's --report-fd and --parent. Throws std::bad_alloc only.
+void make_plan(const child_spec& spec, int report_fd, pid_t parent_pid, exec_plan& plan) {
     for (char** e = environ; e != nullptr && *e != nullptr; ++e) plan.env.emplace_back(*e);
     for (const std::string& entry : spec.env_add) set_env(plan.env, entry);
     if (spec.telemetry_fd >= 0) {
@@ -74,32 +74,33 @@ void make_plan(const child_spec& spec, exec_plan& plan) {
     for (std::string& e : plan.env) plan.envp.push_back(e.data());
     plan.envp.push_back(nullptr);
 
-    for (const std::string& arg : spec.argv) plan.argv.push_back(const_cast<char*>(arg.c_str()));
-    plan.argv.push_back(nullptr);
-
-    // execvp's search, done here with the child's PATH. An empty name matches nothing (ENOENT).
-    const std::string& file = spec.argv.front();
-    if (file.find('/') != std::string::npos) {
-        plan.candidates.push_back(file);
-    } else if (!file.empty()) {
-        std::string_view path = "/bin:/usr/bin";  // glibc's default when PATH is unset
+    if (!spec.guard.empty()) {
+        // The guard searches the worker's PATH itself, in the environment built here.
+        plan.guard_args = {spec.guard, "--report-fd", std::to_string(report_fd)};
+        if (spec.die_with_parent) {
+            plan.guard_args.insert(plan.guard_args.end(), {"--parent", std::to_string(parent_pid)});
+        }
+        plan.guard_args.emplace_back("--");
+        for (std::string& arg : plan.guard_args) plan.argv.push_back(arg.data());
+        plan.candidates.push_back(spec.guard);
+    } else {
+        // execvp's search, done here with the child's PATH.
         auto entry = std::find_if(plan.env.begin(), plan.env.end(),
                                   [](const std::string& e) { return has_key(e, "PATH"); });
-        if (entry != plan.env.end()) path = std::string_view(*entry).substr(5);
-        while (true) {
-            const size_t colon = path.find(':');
-            const std::string_view dir = path.substr(0, colon);
-            plan.candidates.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" +
-                                      file);
-            if (colon == std::string_view::npos) break;
-            path.remove_prefix(colon + 1);
-        }
+        plan.candidates = exec_candidates(
+            spec.argv.front(), entry != plan.env.end() ? entry->c_str() + 5 : nullptr);
     }
+    for (const std::string& arg : spec.argv) plan.argv.push_back(const_cast<char*>(arg.c_str()));
+    plan.argv.push_back(nullptr);
     for (const std::string& c : plan.candidates) plan.candidate_ptrs.push_back(c.c_str());
 }
 
 std::error_code validate(const child_spec& spec) noexcept {
     if (spec.argv.empty()) return std::make_error_code(std::errc::invalid_argument);
+    // The guard is exec'd after chdir(cwd): a relative path would name another file.
+    if (!spec.guard.empty() && spec.guard.front() != '/') {
+        return std::make_error_code(std::errc::invalid_argument);
+    }
     // The upper bound is the kernel's own limit (fs.nr_open) and keeps telemetry_fd + 1 defined.
     if (spec.telemetry_fd >= 0 && (spec.telemetry_fd <= 2 || spec.telemetry_fd >= (1 << 20))) {
         return std::make_error_code(std::errc::invalid_argument);
@@ -139,7 +140,7 @@ std::error_code set_nonblocking(int fd) noexcept {
 // ---- Child side: async-signal-safe calls only, from fork to exec. ----
 
 [[noreturn]] void child_fail(int error_w, spawn_step step, int err) noexcept {
-    const child_failure failure{static_cast<int>(step), err};
+    const spawn_report failure{static_cast<int>(step), err, 0};
     ssize_t n;
     do {
         n = ::write(error_w, &failure, sizeof failure);
@@ -199,6 +200,10 @@ bool cloexec_range(unsigned lo, unsigned hi) noexcept {
                                   cloexec_range(static_cast<unsigned>(a.telemetry_fd) + 1, ~0U)
                             : cloexec_range(3, ~0U);
     if (!fds_ok) child_fail(a.error_w, spawn_step::close_fds, errno);
+    // The guard inherits the error pipe: it reports the worker's pid, or why it did not start.
+    if (a.guarded && ::fcntl(a.error_w, F_SETFD, 0) != 0) {
+        child_fail(a.error_w, spawn_step::close_fds, errno);
+    }
 
     if (a.cwd != nullptr && ::chdir(a.cwd) != 0) child_fail(a.error_w, spawn_step::chdir, errno);
 
@@ -208,20 +213,10 @@ bool cloexec_range(unsigned lo, unsigned hi) noexcept {
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
-    // execvp's error rules: keep searching past "not here" errors, prefer EACCES if seen.
-    bool saw_eacces = false;
-    int last_err = ENOENT;  // with no candidates at all (empty argv[0])
-    for (const char* path : a.plan->candidate_ptrs) {
-        ::execve(path, a.plan->argv.data(), a.plan->envp.data());
-        const int err = last_err = errno;
-        if (err == EACCES) {
-            saw_eacces = true;
-        } else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV &&
-                   err != ETIMEDOUT) {
-            child_fail(a.error_w, spawn_step::exec, err);
-        }
-    }
-    child_fail(a.error_w, spawn_step::exec, saw_eacces ? EACCES : last_err);
+    const int err = exec_candidates_errno(a.plan->candidate_ptrs.data(),
+                                          a.plan->candidate_ptrs.size(), a.plan->argv.data(),
+                                          a.plan->envp.data());
+    child_fail(a.error_w, a.guarded ? spawn_step::guard : spawn_step::exec, err);
 }
 
 }  // namespace
@@ -248,6 +243,8 @@ const char* to_string(spawn_step step) noexcept {
             return "chdir";
         case spawn_step::exec:
             return "exec";
+        case spawn_step::guard:
+            return "guard";
     }
     return "unknown";
 }
@@ -257,13 +254,6 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
     spawn_step& step = failed_step != nullptr ? *failed_step : ignored;
     step = spawn_step::prepare;
     if (std::error_code ec = validate(spec)) return ec;
-
-    exec_plan plan;
-    try {
-        make_plan(spec, plan);
-    } catch (const std::bad_alloc&) {
-        return std::make_error_code(std::errc::not_enough_memory);
-    }
 
     step = spawn_step::pipe;
     const int min_fd = std::max(3, spec.telemetry_fd + 1);
@@ -284,6 +274,15 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
         }
     }
 
+    step = spawn_step::prepare;
+    exec_plan plan;
+    try {
+        make_plan(spec, error_w.get(), ::getpid(), plan);
+    } catch (const std::bad_alloc&) {
+        return std::make_error_code(std::errc::not_enough_memory);
+    }
+
+    const bool guarded = !spec.guard.empty();
     const child_args args{&plan,
                           spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
                           ::getpid(),
@@ -293,7 +292,8 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
                           telemetry_w.get(),
                           spec.telemetry_fd,
                           spec.new_process_group,
-                          spec.die_with_parent};
+                          spec.die_with_parent,
+                          guarded};
     const pid_t parent_pgid = ::getpgrp();
 
     // Block every signal across fork, so that no parent handler runs in the child before
@@ -318,23 +318,33 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
     stdout_w.reset();
     telemetry_w.reset();
 
-    child_failure failure{};
+    // Without a guard: EOF when the write end closes at exec, or a failure. With one: the
+    // guard's report once the worker has exec'd, or a failure; EOF means the guard died first.
+    spawn_report report{};
     ssize_t n;
     do {
-        n = ::read(error_r.get(), &failure, sizeof failure);
+        n = ::read(error_r.get(), &report, sizeof report);
     } while (n < 0 && errno == EINTR);
-    if (n == 0) {  // EOF: the write end closed at exec
+    const bool started = guarded ? n == static_cast<ssize_t>(sizeof report) &&
+                                       report.step == static_cast<int>(spawn_step::none) &&
+                                       report.pid > 0
+                                 : n == 0;
+    if (started) {
         step = spawn_step::none;
         return child_process(pid, spec.new_process_group ? pid : parent_pgid, std::move(stderr_r),
-                             std::move(stdout_r), std::move(telemetry_r));
+                             std::move(stdout_r), std::move(telemetry_r),
+                             guarded ? report.pid : -1);
     }
 
     std::error_code ec;
-    if (n == static_cast<ssize_t>(sizeof failure)) {
-        step = static_cast<spawn_step>(failure.step);
-        ec = errno_code(failure.err);
-    } else {  // cannot happen with an 8-byte pipe write; do not leave the child half-started
-        ec = errno_code(n < 0 ? errno : EIO);
+    if (n == static_cast<ssize_t>(sizeof report) &&
+        report.step != static_cast<int>(spawn_step::none)) {
+        step = static_cast<spawn_step>(report.step);
+        ec = errno_code(report.err);
+    } else {  // a torn report, or a guard gone silent; do not leave the child half-started
+        if (guarded) step = spawn_step::guard;
+        ec = n == 0 ? std::make_error_code(std::errc::protocol_error)
+                    : errno_code(n < 0 ? errno : EIO);
         ::kill(pid, SIGKILL);
     }
     // The child has _exit()ed or is about to; reap it here so that no zombie is left behind.

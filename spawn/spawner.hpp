@@ -20,7 +20,8 @@ enum class spawn_step {
     redirect,
     close_fds,
     chdir,
-    exec
+    exec,
+    guard  // telecap-guard could not be exec'd, or failed before it could start the worker
 };
 const char* to_string(spawn_step step) noexcept;
 
@@ -38,6 +39,12 @@ const char* to_string(spawn_step step) noexcept;
 //   redirect, close_fds, chdir, exec). From exec: ENOENT when not found in PATH, EACCES when
 //   not executable, ENOEXEC for a script without "#!" (no /bin/sh fallback, unlike execvp).
 //   The failed child has already been reaped; exit_code_for_spawn_error() gives 127/126.
+// - With child_spec::guard, the same errors with the same steps for the worker (the guard
+//   reports setpgid, pdeathsig, fork and exec failures from its own fork of the worker),
+//   plus, with step guard: invalid_argument (prepare) for a relative guard path; the errno of
+//   exec'ing the guard itself (ENOENT: not installed where find_guard_executable() said);
+//   protocol_error if the guard died before reporting. spawn() returns once the worker has
+//   exec'd (or failed to), as without a guard.
 //
 // Threads: call it from one long-lived thread (the loop thread). die_with_parent fires when
 // the spawning *thread* exits, and a concurrent waitpid(-1) elsewhere could steal the reap of

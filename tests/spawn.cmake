@@ -7,13 +7,20 @@ if(NOT TARGET GTest::gtest_main)
     find_package(GTest REQUIRED)
 endif()
 
-set(TELECAP_SPAWN_FIXTURES exit_with signal_echo fd_report write_lines spawn_grandchild)
+set(TELECAP_SPAWN_FIXTURES exit_with signal_echo fd_report write_lines spawn_grandchild
+    spawn_tree)
 
 add_executable(spawn_tests
     ${CMAKE_CURRENT_LIST_DIR}/unit/spawn_restart_policy_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/unit/spawn_signals_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/integration/spawn_test.cpp)
 target_link_libraries(spawn_tests PRIVATE telecap::core GTest::gtest_main)
+# The guard tests run the built telecap-guard (absent when tests build against an install).
+if(TARGET telecap-guard)
+    target_sources(spawn_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/integration/guard_test.cpp)
+    target_compile_definitions(spawn_tests PRIVATE TELECAP_GUARD_BIN="$<TARGET_FILE:telecap-guard>")
+    add_dependencies(spawn_tests telecap-guard)
+endif()
 if(COMMAND telecap_warnings)
     telecap_warnings(spawn_tests)
 endif()
