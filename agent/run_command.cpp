@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "agent/run.hpp"
+#include "spawn/guard.hpp"
 #include "spawn/reaper.hpp"
 #include "spawn/signals.hpp"
 
@@ -98,6 +99,13 @@ int run_workers(const run_options& o) {
     so.grace = o.grace;
     so.overflow = o.overflow;
     so.label = o.label;
+    if (auto guard = spawn::find_guard_executable()) {
+        so.guard = *guard;
+    } else {
+        spdlog::warn("telecap-guard not found ({}): what a worker leaves running is killed only "
+                     "when telecap exits normally (docs/run.md \"No leftovers\")",
+                     guard.error().message());
+    }
 
     event_loop loop;
     supervisor sup(loop, so, io);

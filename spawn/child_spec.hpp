@@ -20,6 +20,9 @@ struct child_spec {
     // If >= 0, the child gets the write end of a dedicated pipe at this fd number and
     // TELECAP_TELEMETRY_FD=<n> in its environment. Must be in 3..2^20-1 (invalid_argument).
     int telemetry_fd = -1;
+    // Give the child /dev/null as stdin instead of the parent's fd 0. A worker in a process
+    // group of its own that reads a terminal would be stopped by SIGTTIN for good.
+    bool stdin_null = false;
     // Make the child the leader of a new process group (pgid == pid), so signals can be
     // forwarded to it and all of its descendants.
     bool new_process_group = true;

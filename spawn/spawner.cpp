@@ -47,6 +47,7 @@ struct child_args {
     bool new_process_group;
     bool die_with_parent;
     bool guarded;  // exec telecap-guard, which keeps error_w open to report the worker's start
+    bool stdin_null;
 };
 
 bool has_key(std::string_view entry, std::string_view key) {
@@ -194,6 +195,12 @@ bool cloexec_range(unsigned lo, unsigned hi) noexcept {
     if (a.telemetry_w >= 0 && ::dup2(a.telemetry_w, a.telemetry_fd) < 0) {
         child_fail(a.error_w, spawn_step::redirect, errno);
     }
+    if (a.stdin_null) {
+        // Every target is taken by now, so the new fd is none of them.
+        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) child_fail(a.error_w, spawn_step::redirect, errno);
+        ::close(null);
+    }
 
     const bool fds_ok = a.telemetry_fd >= 0
                             ? cloexec_range(3, static_cast<unsigned>(a.telemetry_fd) - 1) &&
@@ -293,7 +300,8 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
                           spec.telemetry_fd,
                           spec.new_process_group,
                           spec.die_with_parent,
-                          guarded};
+                          guarded,
+                          spec.stdin_null};
     const pid_t parent_pgid = ::getpgrp();
 
     // Block every signal across fork, so that no parent handler runs in the child before

@@ -10,6 +10,8 @@
 #include <cerrno>
 
 #include "capture/event_json.hpp"
+#include "spawn/descendants.hpp"
+#include "spawn/guard.hpp"
 #include "spawn/reaper.hpp"
 #include "spawn/signals.hpp"
 #include "spawn/spawner.hpp"
@@ -55,7 +57,7 @@ struct supervisor::worker {
     worker_fsm fsm;
     capture_stats stats;  // written by the loop thread, read anywhere
     relaxed_counter restarts;
-    relaxed_counter pid;  // for readers on other threads
+    pid_t worker_pid = 0;  // the worker's own pid (with a guard, fsm.pid() is the guard's)
     std::vector<std::unique_ptr<stream>> streams;
     event_loop::timer_id restart_timer = 0;
 
@@ -64,7 +66,7 @@ struct supervisor::worker {
         worker_context ctx;
         ctx.worker_id = id;
         ctx.pool_name = pool->name;
-        if (fsm.pid() > 0) ctx.pid = fsm.pid();
+        if (worker_pid > 0) ctx.pid = worker_pid;
         return ctx;
     }
 };
@@ -214,9 +216,17 @@ void supervisor::start(worker& w) {
     for (const auto& [k, v] : w.pool->env) spec.env_add.push_back(k + "=" + v);
     spec.env_add.push_back("TELECAP_WORKER_ID=" + w.id);
     spec.env_add.push_back("TELECAP_POOL=" + w.pool->name);
+    // The worker's parent is its guard, new on every run: TELECAP_PID names the supervisor
+    // that stays, and TELECAP_RUN counts this worker's runs (1 = first start).
+    spec.env_add.push_back("TELECAP_PID=" + std::to_string(::getpid()));
+    spec.env_add.push_back("TELECAP_RUN=" + std::to_string(w.fsm.runs() + 1));
     spec.cwd = w.pool->cwd;
     spec.capture_stdout = w.pool->capture_stdout;
     spec.telemetry_fd = w.pool->telemetry_fd;
+    spec.guard = o_.guard;
+    // A worker in a process group of its own cannot read the terminal (SIGTTIN would stop
+    // it for good): it gets /dev/null instead. Any other stdin is inherited.
+    spec.stdin_null = ::isatty(STDIN_FILENO) == 1;
     const bool restart = w.fsm.runs() > 0;
     spawn::spawn_step step = spawn::spawn_step::none;
     auto child = spawn::spawn(spec, &step);
@@ -226,7 +236,7 @@ void supervisor::start(worker& w) {
                       spec.argv.empty() ? "" : spec.argv[0], w.id, child.error().message(),
                       spawn::to_string(step));
         w.fsm.started(0, clock::now());
-        w.pid = 0;
+        w.worker_pid = 0;
         lifecycle("worker_spawn_failed", w, {{"count", std::int64_t{1}}},
                   {{"reason", child.error().message()},
                    {"failure_reason", std::string(spawn::to_string(step))},
@@ -235,13 +245,13 @@ void supervisor::start(worker& w) {
         return;
     }
     w.fsm.started(child->pid(), clock::now());
-    w.pid = static_cast<std::uint64_t>(child->pid());
+    w.worker_pid = child->worker_pid();
     if (workers_up_) workers_up_->add(1);
     if (restart) {
         ++w.restarts;
         lifecycle("worker_restarted", w,
                   {{"restart_count", std::int64_t{w.fsm.runs() - 1}}, {"system_time", wall_ns()}},
-                  {{"new_pid", std::to_string(w.fsm.pid())}});
+                  {{"new_pid", std::to_string(w.worker_pid)}});
     }
     lifecycle("worker_spawned", w, {{"system_time", wall_ns()}}, {});
 
@@ -387,7 +397,8 @@ void supervisor::on_grace_end() {
     for (auto& w : workers_)
         if (w->fsm.live() && w->fsm.pid() > 0) {
             spdlog::warn("worker {} still running after the grace period: SIGKILL", w->id);
-            spawn::forward_signal(w->fsm.pid(), SIGKILL, true);
+            if (o_.guard.empty()) spawn::forward_signal(w->fsm.pid(), SIGKILL, true);
+            else spawn::signal_child(w->fsm.pid(), spawn::guard_kill_signal());  // and its tree
         }
     // Back-pressure ends with the grace period: what cannot be queued now is dropped.
     if (o_.overflow == overflow_policy::block) {
@@ -417,11 +428,13 @@ void supervisor::after_turn() {
 }
 
 void supervisor::sweep() {
-    // Whatever is left in a worker's process group goes (the leader is reaped, so the group
-    // exists only while members remain: its id cannot have been reused).
-    for (auto& w : workers_)
-        if (w->fsm.pid() > 0) spawn::forward_signal(w->fsm.pid(), SIGKILL, true);
-    if (o_.reap_orphans) spawn::reap_all();
+    // Nothing telecap started outlives it: as the subreaper of everything below it, it kills
+    // its remaining children until none is left (spawn/descendants.hpp). Only its own
+    // children are signalled, never a process group whose id may have been reused. A host
+    // that reaps its own children (reap_orphans off) relies on the guards instead.
+    if (!o_.reap_orphans) return;
+    const auto r = spawn::kill_all_descendants();
+    if (r.left > 0) spdlog::error("{} processes left behind could not be killed", r.left);
 }
 
 int supervisor::run() {

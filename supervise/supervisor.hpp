@@ -55,6 +55,9 @@ struct supervisor_options {
     // Reap orphans adopted as a child subreaper (waitpid(-1)). Off for a host program that
     // reaps its own children: then only the workers' pids are waited for.
     bool reap_orphans = true;
+    // telecap-guard's absolute path (spawn/guard.hpp): each worker then runs under a guard
+    // that kills whatever the worker leaves behind. Empty: no guard.
+    std::string guard;
     // Workers started per loop turn: a stop request between turns is never kept waiting by a
     // large pool.
     int start_batch = 16;

@@ -9,10 +9,11 @@ tool.execution.start, so the span never ends. How it crashes, and when:
   CRASHY_PLAN="exit@3,kill@1,ok"         one entry per run of the same worker under the same
                                          telecap: run 1 exits 1 at iteration 3, run 2 kills
                                          itself at iteration 1, run 3 (and any later one)
-                                         completes. The run number is kept in a small file
-                                         in $TMPDIR named after telecap's pid (our parent)
-                                         and TELECAP_WORKER_ID; it is removed when the plan's
-                                         last entry runs.
+                                         completes. The run number is TELECAP_RUN, set by
+                                         telecap; without it, it is kept in a small file in
+                                         $TMPDIR named after our parent's pid and
+                                         TELECAP_WORKER_ID, removed when the plan's last
+                                         entry runs.
   (neither)                              each iteration crashes with probability
                                          CRASHY_PROBABILITY (default 0.1), exit or kill at
                                          random; CRASHY_SEED makes that repeatable.
@@ -45,6 +46,8 @@ def crash(mode, iteration):
 def plan_for_this_run(plan):
     """(mode, iteration) for this run from CRASHY_PLAN, or None to complete."""
     entries = [e.strip() for e in plan.split(",") if e.strip()]
+    if os.environ.get("TELECAP_RUN"):  # telecap counts the runs itself
+        return plan_entry(entries, int(os.environ["TELECAP_RUN"]) - 1)
     key = "crashy-%d-%s.run" % (os.getppid(), os.environ.get("TELECAP_WORKER_ID", "x"))
     path = os.path.join(tempfile.gettempdir(), key)
     try:
@@ -60,6 +63,10 @@ def plan_for_this_run(plan):
     else:
         with open(path, "w") as f:
             f.write(str(run + 1))
+    return plan_entry(entries, run)
+
+
+def plan_entry(entries, run):
     entry = entries[min(run, len(entries) - 1)] if entries else "ok"
     if entry == "ok":
         return None

@@ -134,6 +134,20 @@ TEST(RunSupervision, AlwaysRestartsASuccessToo) {
     EXPECT_EQ(r.exit_code, 0);
 }
 
+TEST(RunSupervision, WorkersKnowTelecapsPidAndTheirRunNumber) {
+    // The worker's parent is its guard, new on every run; these two stay meaningful.
+    const auto p = start(telecap_run({"--restart", "on-failure", "--backoff-min", "0.01",
+                                      "--passthrough", "stdout", "-o", "null"},
+                                     {"/bin/sh", "-c",
+                                      "echo \"pid=$TELECAP_PID run=$TELECAP_RUN\" >&2; "
+                                      "[ \"$TELECAP_RUN\" -ge 3 ]"}),
+                         "runs");
+    const auto r = wait(p);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string pid = std::to_string(p.pid);
+    EXPECT_EQ(r.out, "pid=" + pid + " run=1\npid=" + pid + " run=2\npid=" + pid + " run=3\n");
+}
+
 TEST(RunSupervision, LifecycleEventsCarryWorkerAndPid) {
     const auto r = run(telecap_run({"--pool", "p1"}, {FIXTURE_WRITE_LINES, "2"}), "meta");
     ASSERT_EQ(r.exit_code, 0) << r.err;
