@@ -13,7 +13,9 @@
 #include "agent/commands.hpp"
 #include "agent/run.hpp"
 #include "agent/validate.hpp"
+#include "core/log.hpp"
 #include "spawn/signals.hpp"
+#include "telecap/version.hpp"
 
 namespace telecap::agent {
 
@@ -136,10 +138,11 @@ int main_cli(int argc, char** argv) {
     auto console = spdlog::stderr_color_mt("telecap");  // the loop, dispatch and socket threads all log
     console->set_pattern("telecap: %^%l%$: %v");
     spdlog::set_default_logger(console);
+    telecap::set_logger(console);
 
     CLI::App app{"telecap: turns TELEMETRY: lines on a worker's stderr into normalized events",
                  "telecap"};
-    app.set_version_flag("--version", std::string("telecap ") + TELECAP_VERSION);
+    app.set_version_flag("--version", std::string("telecap ") + TELECAP_VERSION_STRING);
     app.require_subcommand(1);
     std::string log_level = "warn";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")

@@ -13,6 +13,7 @@
 #include "adapters/log_handler.hpp"
 #include "adapters/unix_socket_handler.hpp"
 #include "capture/event_json.hpp"
+#include "core/log.hpp"
 #include "io/log_sink.hpp"
 #include "spdlog/spdlog.h"
 
@@ -115,12 +116,14 @@ std::unique_ptr<rejects_writer> open_rejects(const std::string& path, stream_set
     }
 }
 
-command_streams::command_streams() : previous_(spdlog::default_logger()) {
+command_streams::command_streams()
+    : previous_(spdlog::default_logger()), previous_lib_(telecap::logger()) {
     auto logger = std::make_shared<spdlog::logger>(
         "telecap", std::make_shared<stream_log_sink>(streams_.standard(2)));
-    logger->set_pattern(previous_ ? "telecap: %l: %v" : "telecap: %l: %v");
+    logger->set_pattern("telecap: %l: %v");
     logger->set_level(previous_ ? previous_->level() : spdlog::level::warn);
     spdlog::set_default_logger(logger);
+    telecap::set_logger(logger);
 }
 
 command_streams::~command_streams() {
@@ -133,6 +136,7 @@ void command_streams::finish(std::chrono::steady_clock::time_point deadline) {
     streams_.close_all(deadline);
     if (auto events = spdlog::get("telecap.events")) spdlog::drop("telecap.events");
     if (previous_) spdlog::set_default_logger(previous_);
+    telecap::set_logger(previous_lib_);
 }
 
 std::string streams_json(const stream_set& streams) {

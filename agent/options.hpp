@@ -74,6 +74,7 @@ public:
 private:
     stream_set streams_;
     std::shared_ptr<spdlog::logger> previous_;
+    std::shared_ptr<spdlog::logger> previous_lib_;
     bool finished_ = false;
 };
 

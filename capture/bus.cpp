@@ -1,6 +1,7 @@
 #include "capture/bus.hpp"
 
 #include "capture/event_json.hpp"
+#include "core/log.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -79,7 +80,7 @@ void handler_bus::fail(std::size_t index, std::string_view reason, const std::st
     const auto now = std::chrono::steady_clock::now();
     if (now - last_log_ >= std::chrono::seconds(1)) {
         last_log_ = now;
-        spdlog::error("handler \"{}\" failed on {} and was detached: {}", e.info.id, event_name,
+        logger()->error("handler \"{}\" failed on {} and was detached: {}", e.info.id, event_name,
                       reason);
     }
     event f;

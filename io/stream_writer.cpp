@@ -1,4 +1,5 @@
 #include "io/stream_writer.hpp"
+#include "core/log.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -82,9 +83,9 @@ void stream_writer::say(bool error, const std::string& message) {
     if (hook) {
         hook(error, message);
     } else if (error) {
-        spdlog::error("{}", message);
+        logger()->error("{}", message);
     } else {
-        spdlog::warn("{}", message);
+        logger()->warn("{}", message);
     }
 }
 
@@ -280,6 +281,7 @@ void stream_writer::run() {
                 }
             }
         }
+        if (err == EAGAIN && deadline_passed_.load()) break;  // stalled reader at close: below
         if (err) {
             counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
             if (partial_ > 0 && !path_.empty()) {
@@ -321,9 +323,12 @@ void stream_writer::run() {
         if (room_fn) room_fn();
     }
     // What is left is lost: count it, and never leave half a line at the end of a file.
+    std::uint64_t lost_lines = 0, lost_bytes = 0;
     {
         std::lock_guard lock(mu_);
         const std::string_view left(buf.data() + partial_, buf.size() - partial_);
+        lost_lines = count_lines(left) + pending_lines_ + held_lines_;
+        lost_bytes = left.size() + pending_.size() + held_.size();
         drop(left, count_lines(left));
         drop(pending_, pending_lines_);
         drop(held_, held_lines_);
@@ -341,6 +346,10 @@ void stream_writer::run() {
         partial_ = 0;
     }
     room_.notify_all();
+    if (lost_bytes > 0 && !dead_.load())
+        say(true, fmt::format("{}: {} lines ({} bytes) could not be written before the end: "
+                              "dropped",
+                              name_, lost_lines, lost_bytes));
 }
 
 }  // namespace telecap

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace telecap {
@@ -97,8 +98,13 @@ bool stream_set::lost() const {
 }
 
 void stream_set::close_all(std::chrono::steady_clock::time_point deadline) {
-    for (const auto& w : all()) w->drain(deadline);
-    for (const auto& w : all()) w->close(deadline);
+    auto writers = all();
+    // telecap's own messages go to stderr: it closes last, so that what the others say as
+    // they close (a loss) still reaches it.
+    std::stable_partition(writers.begin(), writers.end(),
+                          [](const auto& w) { return w->name() != "stderr"; });
+    for (const auto& w : writers) w->drain(deadline);
+    for (const auto& w : writers) w->close(deadline);
 }
 
 }  // namespace telecap

@@ -16,6 +16,7 @@
 #include "spawn/signals.hpp"
 #include "spawn/spawner.hpp"
 #include "supervise/lifecycle.hpp"
+#include "core/log.hpp"
 
 namespace telecap {
 
@@ -232,7 +233,7 @@ void supervisor::start(worker& w) {
     auto child = spawn::spawn(spec, &step);
     if (!child) {
         const int code = spawn::exit_code_for_spawn_error(child.error());
-        spdlog::error("cannot run \"{}\" for worker {}: {} ({})",
+        logger()->error("cannot run \"{}\" for worker {}: {} ({})",
                       spec.argv.empty() ? "" : spec.argv[0], w.id, child.error().message(),
                       spawn::to_string(step));
         w.fsm.started(0, clock::now());
@@ -345,19 +346,31 @@ void supervisor::exited(worker& w, int status) {
         case worker_phase::backoff: {
             const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
                 w.fsm.restart_at() - clock::now());
-            spdlog::info("worker {} exited ({}), restarting in {} ms", w.id, code, delay.count());
+            logger()->info("worker {} exited ({}), restarting in {} ms", w.id, code, delay.count());
             w.restart_timer = loop_.at(w.fsm.restart_at(), [this, &w] { start(w); });
             break;
         }
         case worker_phase::done:
-            if (!w.fsm.gave_up().empty()) spdlog::error("worker {} gave up: {}", w.id, w.fsm.gave_up());
+            if (!w.fsm.gave_up().empty()) logger()->error("worker {} gave up: {}", w.id, w.fsm.gave_up());
             break;
         default: break;
     }
 }
 
 void supervisor::reap() {
-    // Each worker by pid first, so a host that reaps its own children keeps them.
+    if (o_.reap_orphans) {
+        // As the subreaper we wait for any child: a worker's guard is matched by its pid, the
+        // rest are orphans we inherited. One wait for both, so a worker that exits between
+        // two calls is never taken for an orphan (its exit would be lost for good).
+        for (const auto& r : spawn::reap_all())
+            for (auto& w : workers_)
+                if (w->fsm.live() && w->fsm.pid() == r.pid) {
+                    exited(*w, r.status);
+                    break;
+                }
+        return;
+    }
+    // A host that reaps its own children keeps them: each worker by its pid only.
     for (auto& w : workers_) {
         if (!w->fsm.live() || w->fsm.pid() <= 0) continue;
         int status = 0;
@@ -366,8 +379,6 @@ void supervisor::reap() {
         while (r < 0 && errno == EINTR);
         if (r == w->fsm.pid()) exited(*w, status);
     }
-    // Orphans that we, the subreaper, inherited: reaped, done.
-    if (o_.reap_orphans) spawn::reap_all();
 }
 
 // --- stopping ------------------------------------------------------------------------------
@@ -396,7 +407,7 @@ void supervisor::on_grace_end() {
     killed_ = true;
     for (auto& w : workers_)
         if (w->fsm.live() && w->fsm.pid() > 0) {
-            spdlog::warn("worker {} still running after the grace period: SIGKILL", w->id);
+            logger()->warn("worker {} still running after the grace period: SIGKILL", w->id);
             if (o_.guard.empty()) spawn::forward_signal(w->fsm.pid(), SIGKILL, true);
             else spawn::signal_child(w->fsm.pid(), spawn::guard_kill_signal());  // and its tree
         }
@@ -434,7 +445,7 @@ void supervisor::sweep() {
     // that reaps its own children (reap_orphans off) relies on the guards instead.
     if (!o_.reap_orphans) return;
     const auto r = spawn::kill_all_descendants();
-    if (r.left > 0) spdlog::error("{} processes left behind could not be killed", r.left);
+    if (r.left > 0) logger()->error("{} processes left behind could not be killed", r.left);
 }
 
 int supervisor::run() {

@@ -52,9 +52,10 @@ struct supervisor_options {
     std::chrono::milliseconds grace{10000};
     overflow_policy overflow = overflow_policy::drop_newest;
     bool label = false;  // prefix pass-through lines with "[worker-id] "
-    // Reap orphans adopted as a child subreaper (waitpid(-1)). Off for a host program that
-    // reaps its own children: then only the workers' pids are waited for.
-    bool reap_orphans = true;
+    // Reap orphans adopted as a child subreaper (waitpid(-1)) and kill what is left of them
+    // at the end. Off by default: a host program's own children are not ours to reap; then
+    // only the workers' pids are waited for and the guards clean up. `telecap run` sets it.
+    bool reap_orphans = false;
     // telecap-guard's absolute path (spawn/guard.hpp): each worker then runs under a guard
     // that kills whatever the worker leaves behind. Empty: no guard.
     std::string guard;

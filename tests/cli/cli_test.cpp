@@ -811,6 +811,7 @@ TEST_F(CliTest, LimitsAreInclusive) {
     EXPECT_EQ(r.code, 0) << r;
     write_file(path("edge.yaml"),
                "max_line: 1073741824\nqueue: 1\nqueue_bytes: 17179869184\ngrace: 0\n"
+               "overflow: block\n"  // a queue of one drops lifecycle events otherwise (exit 3)
                "pools:\n  - command: [\"true\"]\n    instances: 1\n    backoff_min: 0.01\n"
                "    backoff_max: 86400\n    telemetry_fd: 1023\n    max_restarts: 0\n");
     const auto y = telecap({"run", "--config", path("edge.yaml"), "-o", "null"});

@@ -18,7 +18,7 @@ prefix=$tmp/prefix
 
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || fail "cmake --install"
 for h in capture/bus.hpp capture/pipeline.hpp capture/catalog.hpp capture/event_json.hpp \
-         core/unique_fd.hpp core/fd_writer.hpp adapters/jsonl_handler.hpp \
+         core/unique_fd.hpp core/log.hpp adapters/jsonl_handler.hpp \
          adapters/unix_socket_handler.hpp spawn/spawner.hpp; do
     [ -f "$prefix/include/telecap/$h" ] || fail "not installed: include/telecap/$h"
 done

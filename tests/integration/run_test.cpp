@@ -1,5 +1,6 @@
 // telecap run with real worker processes (fixtures built by tests/spawn.cmake).
 #include <gtest/gtest.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -58,6 +60,62 @@ piped_run start_piped(std::vector<std::string> argv) {
     }
     ::close(fds[1]);
     return {pid, fds[0]};
+}
+
+// The children of `pid` as the kernel lists them (all its threads).
+std::vector<pid_t> children_of(pid_t pid) {
+    std::vector<pid_t> out;
+    const std::string task = "/proc/" + std::to_string(pid) + "/task";
+    if (DIR* d = ::opendir(task.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            std::ifstream f(task + "/" + e->d_name + "/children");
+            for (pid_t c; f >> c;) out.push_back(c);
+        }
+        ::closedir(d);
+    }
+    return out;
+}
+
+// Bytes written so far (write(2) and friends, /proc/PID/io wchar) by all descendants of `pid`.
+long bytes_written_below(pid_t pid) {
+    long total = 0;
+    for (const pid_t c : children_of(pid)) {
+        std::ifstream io("/proc/" + std::to_string(c) + "/io");
+        for (std::string key; io >> key;) {
+            long v = 0;
+            io >> v;
+            if (key == "wchar:") total += v;
+        }
+        total += bytes_written_below(c);
+    }
+    return total;
+}
+
+// Reads from fd until `needle` has been seen `n` times (false at EOF or after 20 s).
+bool read_until_count(int fd, std::string& got, const std::string& needle, std::size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    char buf[4096];
+    while (count(got, needle) < n) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        const ssize_t r = ::read(fd, buf, sizeof buf);
+        if (r <= 0) return false;
+        got.append(buf, static_cast<std::size_t>(r));
+    }
+    return true;
+}
+
+// Everything left to read from fd until EOF.
+std::string drain_fd(int fd) {
+    std::string out;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
 }
 
 TEST(RunExitStatus, EveryExitCodePassesThrough) {
@@ -146,6 +204,29 @@ TEST(RunSupervision, WorkersKnowTelecapsPidAndTheirRunNumber) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const std::string pid = std::to_string(p.pid);
     EXPECT_EQ(r.out, "pid=" + pid + " run=1\npid=" + pid + " run=2\npid=" + pid + " run=3\n");
+}
+
+TEST(RunSupervision, ManyWorkersEndingAtOnceAreAllReaped) {
+    // 64 workers die of the same TERM within a few ms: every exit is seen, none is taken for
+    // an orphan's (one was lost before when it came between two waits, and telecap waited
+    // for it for ever).
+    for (int round = 0; round < 3; ++round) {
+        const auto argv = telecap_run({"--instances", "64", "--grace", "60", "--passthrough",
+                                       "none", "-o", "jsonl"},
+                                      {FIXTURE_WRITE_LINES, "0", "hang"});
+        const auto [pid, out] = start_piped(argv);
+        std::string got;
+        const bool all_up = read_until_count(out, got, "\"spawned\"]", 64);
+        ::kill(pid, SIGTERM);
+        process p{pid, "/dev/null", "/dev/null"};
+        got += drain_fd(out);
+        const auto r = wait(p, std::chrono::seconds(30));
+        ::close(out);
+        ASSERT_TRUE(all_up) << got;
+        ASSERT_FALSE(r.timed_out) << "round " << round;
+        EXPECT_EQ(r.exit_code, 128 + SIGTERM);
+        EXPECT_EQ(count(got, "\"terminated\"]"), 64u) << "round " << round;
+    }
 }
 
 TEST(RunSupervision, LifecycleEventsCarryWorkerAndPid) {
@@ -309,6 +390,19 @@ void read_first_line(int fd) {
     }
 }
 
+// True once the pipe read by `fd` (and read by nobody) is full: every buffer slot is taken,
+// so the kernel says no room to a writer (POLLOUT off). Asked through a write end of our own,
+// opened by /proc and closed at once.
+bool pipe_full(int fd) {
+    const int w = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(),
+                         O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (w < 0) return false;
+    pollfd p{w, POLLOUT, 0};
+    const int n = ::poll(&p, 1, 0);
+    ::close(w);
+    return n == 0;
+}
+
 TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
     // stdout is a pipe nobody reads after the first event: the loop waits for room for good,
     // until SIGTERM; the stop's grace period (1 s) then ends the wait.
@@ -319,15 +413,29 @@ TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
         {FIXTURE_WRITE_LINES, "20000"});
     const auto [pid, out] = start_piped(argv);
     read_first_line(out);  // running, its signals handled: TERM cannot kill it outright
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    // Stuck for good: the pipe is full, so the handler, then the queue, then the loop wait.
+    ASSERT_TRUE(eventually([&] { return pipe_full(out); }, std::chrono::seconds(20)))
+        << (::kill(pid, SIGKILL), "stdout never filled");
     ::kill(pid, SIGTERM);
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(30));
     ::close(out);
     EXPECT_FALSE(r.timed_out);
     const std::string s = read_file(stats);
-    // The rest, dropped when the grace period ended the wait for room.
-    EXPECT_TRUE(std::regex_search(s, std::regex("\"shutdown\":[1-9]"))) << s;
+    // Every event is written or counted lost: dropped from the queue when the grace period
+    // ended the wait for room, or from stdout's buffer when its bounded close passed.
+    const auto num = [&](const std::string& re) {
+        std::smatch m;
+        return std::regex_search(s, m, std::regex(re)) ? std::stol(m[1]) : -1L;
+    };
+    const long events = num("^\\{\"bytes\":[0-9]+,\"lines\":[0-9]+,\"telemetry_lines\":[0-9]+,"
+                            "\"events\":([0-9]+)");
+    const long shutdown = num("\"shutdown\":([0-9]+)");
+    const long written = num("\"stdout\":\\{\"written_lines\":([0-9]+)");
+    const long dropped = num("\"stdout\":\\{[^}]*\"dropped_lines\":([0-9]+)");
+    ASSERT_TRUE(events > 0 && shutdown >= 0 && written >= 0 && dropped >= 0) << s;
+    EXPECT_GT(shutdown + dropped, 0) << s;
+    EXPECT_EQ(events + 2, written + dropped + shutdown) << s;  // + spawned, terminated
     EXPECT_EQ(r.exit_code, 128 + SIGTERM) << "the worker's status comes first";
 }
 
@@ -341,24 +449,26 @@ TEST(RunCapture, BlockModeStopWithASlowHandlerLosesNothing) {
         {FIXTURE_WRITE_LINES, "100000"});
     const auto [pid, out] = start_piped(argv);
     read_first_line(out);
-    // The handler stalls (nobody reads) while the SIGTERM arrives, then catches up.
-    std::atomic<bool> go{false};
+    // The handler stalls (nobody reads) while the SIGTERM arrives and the workers end, then
+    // catches up.
+    ASSERT_TRUE(eventually([&] { return pipe_full(out); }, std::chrono::seconds(20)))
+        << (::kill(pid, SIGKILL), "stdout never filled");
+    ::kill(pid, SIGTERM);
+    // Every worker has ended and been reaped while the handler still stalls.
+    const bool all_ended =
+        eventually([&] { return children_of(pid).empty(); }, std::chrono::seconds(20));
     std::size_t lines = 1;
     std::thread reader([&] {
-        while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(10));
         char buf[16384];
         ssize_t n;
         while ((n = ::read(out, buf, sizeof buf)) > 0)
             lines += static_cast<std::size_t>(std::count(buf, buf + n, '\n'));
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    ::kill(pid, SIGTERM);
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // several 100 ms wait slices
-    go = true;
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(60));
     reader.join();
     ::close(out);
+    EXPECT_TRUE(all_ended);
     EXPECT_FALSE(r.timed_out);
     const std::string s = read_file(stats);
     EXPECT_NE(s.find("\"queue_full\":0"), std::string::npos) << s;
@@ -460,15 +570,6 @@ pid_t start_with(std::vector<std::string> argv, int in, int out, int err) {
     return pid;
 }
 
-// Everything readable from fd until EOF.
-std::string read_all(int fd) {
-    std::string out;
-    char buf[65536];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-    return out;
-}
-
 // Reads from fd until `needle` has been seen or the deadline passes.
 bool read_until(int fd, std::string& got, const std::string& needle,
                 std::chrono::milliseconds timeout) {
@@ -512,7 +613,7 @@ TEST(RunFaults, EventsAndPassThroughOnOneStreamNeverCutEachOther) {
                     {FIXTURE_WRITE_LINES, std::to_string(n), "mixed"}),
         -1, fds[1], -1);
     ::close(fds[1]);
-    const std::string out = faults::read_all(fds[0]);
+    const std::string out = drain_fd(fds[0]);
     ::close(fds[0]);
     bool timed_out = false;
     EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(60), &timed_out), 0);
@@ -550,16 +651,13 @@ TEST(RunFaults, AStalledStderrReaderNeverFreezesTheSupervisor) {
                         {FIXTURE_WRITE_LINES, "400000", "plain", "hang"}),
             -1, -1, err[1]);
         ::close(err[1]);
-        // The pipe fills (64 KiB), then telecap's own buffer: wait until it has read a lot.
+        // The worker has written more than both pipes hold (its stderr, telecap's stderr):
+        // the rest is in telecap's buffer or dropped, and telecap's writes are stalled.
         ASSERT_GT(pid, 0);
-        ASSERT_TRUE(eventually(
-            [&] {
-                int queued = 0;
-                ::ioctl(err[0], FIONREAD, &queued);
-                return queued >= 32768;
-            },
-            std::chrono::seconds(20)))
-            << (::kill(pid, SIGKILL), "stderr never filled");
+        const long both_pipes = ::fcntl(err[0], F_GETPIPE_SZ) + (512L << 10);
+        ASSERT_TRUE(eventually([&] { return bytes_written_below(pid) > both_pipes; },
+                               std::chrono::seconds(20)))
+            << (::kill(pid, SIGKILL), "the worker never wrote enough");
         const auto t0 = std::chrono::steady_clock::now();
         ::kill(pid, SIGTERM);
         bool timed_out = false;
@@ -621,7 +719,7 @@ TEST(ParseLive, AClosedOutputPipeIsDataLostNotSuccess) {
     std::string first;
     faults::read_until(out[0], first, "\n", std::chrono::seconds(10));
     ::close(out[0]);  // as head -1 does
-    const std::string errors = faults::read_all(err[0]);
+    const std::string errors = drain_fd(err[0]);
     ::close(err[0]);
     bool timed_out = false;
     EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(20), &timed_out), 3) << errors;

@@ -1,11 +1,14 @@
 // handler_bus: attach/detach/list, prefix matching, order, failure isolation.
 #include "capture/bus.hpp"
+#include "core/log.hpp"
 
 #include <gtest/gtest.h>
 
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,8 +34,16 @@ std::string meta_string(const event& ev, std::string_view key) {
 
 class BusTest : public testing::Test {
 protected:
-    void SetUp() override { spdlog::set_level(spdlog::level::off); }  // failures log errors
-    void TearDown() override { spdlog::set_level(spdlog::level::info); }
+    // Failures log errors: into a logger that keeps them, not onto the test's stderr.
+    void SetUp() override {
+        captured = std::make_shared<spdlog::logger>(
+            "bus_test", std::make_shared<spdlog::sinks::ostream_sink_mt>(messages));
+        set_logger(captured);
+    }
+    void TearDown() override { set_logger(nullptr); }
+
+    std::ostringstream messages;
+    std::shared_ptr<spdlog::logger> captured;
 
     // Attaches a handler that records "<id>:<dotted name>" into log.
     std::error_code record(const std::string& id, parts prefix) {
@@ -144,6 +155,25 @@ TEST_F(BusTest, ThrowingHandlerIsDetachedCountedAndOthersStillRun) {
     EXPECT_EQ(log, (std::vector<std::string>{"first:app.y", "last:app.y"}));
     EXPECT_EQ(bus.failures(), 1u);
     EXPECT_EQ(failures.size(), 1u);
+}
+
+TEST_F(BusTest, MessagesGoToTheInjectedLoggerNotToSpdlogsDefault) {
+    std::ostringstream host_messages;
+    auto host = std::make_shared<spdlog::logger>(
+        "host", std::make_shared<spdlog::sinks::ostream_sink_mt>(host_messages));
+    const auto previous_default = spdlog::default_logger();
+    spdlog::set_default_logger(host);
+    bus.attach("thrower", {"app"}, [](const event&) { throw std::runtime_error("disk full"); });
+    bus.dispatch(make_event({"app", "x"}));
+    spdlog::set_default_logger(previous_default);
+    EXPECT_NE(messages.str().find("handler \"thrower\" failed on app.x"), std::string::npos)
+        << messages.str();
+    EXPECT_EQ(host_messages.str(), "");
+    EXPECT_EQ(logger(), captured);
+    set_logger(nullptr);
+    EXPECT_NE(logger(), nullptr);
+    EXPECT_NE(logger(), captured);
+    EXPECT_EQ(spdlog::get("telecap"), nullptr) << "the library registers no logger";
 }
 
 TEST_F(BusTest, FailureEventReachesEveryRemainingMatchingHandler) {
