@@ -14,8 +14,8 @@
 #include <memory>
 #include <string>
 
-#include "capture/bus.hpp"
-#include "io/stream_writer.hpp"
+#include "telecap/capture/handler.hpp"
+#include "telecap/io/stream_writer.hpp"
 
 namespace telecap {
 

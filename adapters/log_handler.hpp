@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "capture/bus.hpp"
+#include "telecap/capture/handler.hpp"
 
 namespace spdlog {
 class logger;

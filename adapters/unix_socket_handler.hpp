@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "capture/bus.hpp"
-#include "core/unique_fd.hpp"
+#include "telecap/capture/handler.hpp"
+#include "telecap/core/unique_fd.hpp"
 
 namespace telecap {
 

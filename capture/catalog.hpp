@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "capture/string_table.hpp"
+#include "telecap/capture/string_table.hpp"
 
 namespace telecap {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "capture/event.hpp"
+#include "telecap/capture/event.hpp"
 
 namespace telecap {
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "capture/catalog.hpp"
-#include "capture/event.hpp"
-#include "capture/parser.hpp"
+#include "telecap/capture/catalog.hpp"
+#include "telecap/capture/event.hpp"
+#include "telecap/capture/parser.hpp"
 
 namespace telecap {
 

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "capture/stats.hpp"
+#include "telecap/capture/stats.hpp"
 
 namespace telecap {
 

@@ -6,13 +6,13 @@
 #include <string>
 #include <string_view>
 
-#include "capture/catalog.hpp"
-#include "capture/event.hpp"
-#include "capture/line_framer.hpp"
-#include "capture/normalizer.hpp"
-#include "capture/parser.hpp"
-#include "capture/prefix.hpp"
-#include "capture/stats.hpp"
+#include "telecap/capture/catalog.hpp"
+#include "telecap/capture/event.hpp"
+#include "telecap/capture/line_framer.hpp"
+#include "telecap/capture/normalizer.hpp"
+#include "telecap/capture/parser.hpp"
+#include "telecap/capture/prefix.hpp"
+#include "telecap/capture/stats.hpp"
 
 namespace telecap {
 

@@ -13,9 +13,9 @@
 #include <thread>
 #include <vector>
 
-#include "capture/bus.hpp"
-#include "capture/event.hpp"
-#include "core/bounded_queue.hpp"
+#include "telecap/capture/bus.hpp"
+#include "telecap/capture/event.hpp"
+#include "telecap/core/bounded_queue.hpp"
 
 namespace telecap {
 

@@ -10,7 +10,7 @@
 #include <memory>
 #include <mutex>
 
-#include "io/stream_writer.hpp"
+#include "telecap/io/stream_writer.hpp"
 
 namespace telecap {
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "capture/pipeline.hpp"
-#include "io/stream_writer.hpp"
+#include "telecap/capture/pipeline.hpp"
+#include "telecap/io/stream_writer.hpp"
 
 namespace telecap {
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "capture/pipeline.hpp"
-#include "io/stream_writer.hpp"
+#include "telecap/capture/pipeline.hpp"
+#include "telecap/io/stream_writer.hpp"
 
 namespace telecap {
 

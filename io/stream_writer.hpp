@@ -35,8 +35,8 @@
 #include <system_error>
 #include <thread>
 
-#include "core/result.hpp"
-#include "core/unique_fd.hpp"
+#include "telecap/core/result.hpp"
+#include "telecap/core/unique_fd.hpp"
 
 namespace telecap {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "io/stream_writer.hpp"
+#include "telecap/io/stream_writer.hpp"
 
 namespace telecap {
 

@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-#include "core/unique_fd.hpp"
+#include "telecap/core/unique_fd.hpp"
 
 namespace telecap {
 

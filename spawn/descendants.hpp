@@ -19,7 +19,7 @@
 #include <system_error>
 #include <vector>
 
-#include "core/result.hpp"
+#include "telecap/core/result.hpp"
 
 namespace telecap::spawn {
 

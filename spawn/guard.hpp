@@ -28,7 +28,7 @@
 
 #include <string>
 
-#include "core/result.hpp"
+#include "telecap/core/result.hpp"
 
 namespace telecap::spawn {
 

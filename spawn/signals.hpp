@@ -9,8 +9,8 @@
 #include <string_view>
 #include <system_error>
 
-#include "core/result.hpp"
-#include "core/unique_fd.hpp"
+#include "telecap/core/result.hpp"
+#include "telecap/core/unique_fd.hpp"
 
 namespace telecap::spawn {
 

@@ -3,9 +3,9 @@
 
 #include <system_error>
 
-#include "core/result.hpp"
-#include "spawn/child_process.hpp"
-#include "spawn/child_spec.hpp"
+#include "telecap/core/result.hpp"
+#include "telecap/spawn/child_process.hpp"
+#include "telecap/spawn/child_spec.hpp"
 
 namespace telecap::spawn {
 

@@ -9,9 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "capture/catalog.hpp"
-#include "capture/event.hpp"
-#include "capture/normalizer.hpp"
+#include "telecap/capture/catalog.hpp"
+#include "telecap/capture/event.hpp"
+#include "telecap/capture/normalizer.hpp"
 
 namespace telecap {
 

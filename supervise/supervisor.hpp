@@ -15,16 +15,16 @@
 #include <string>
 #include <vector>
 
-#include "capture/catalog.hpp"
-#include "capture/pipeline.hpp"
-#include "capture/stats.hpp"
-#include "dispatch/dispatcher.hpp"
-#include "io/passthrough.hpp"
-#include "io/rejects_writer.hpp"
-#include "loop/event_loop.hpp"
-#include "metrics/registry.hpp"
-#include "spawn/restart_policy.hpp"
-#include "supervise/worker.hpp"
+#include "telecap/capture/catalog.hpp"
+#include "telecap/capture/pipeline.hpp"
+#include "telecap/capture/stats.hpp"
+#include "telecap/dispatch/dispatcher.hpp"
+#include "telecap/io/passthrough.hpp"
+#include "telecap/io/rejects_writer.hpp"
+#include "telecap/loop/event_loop.hpp"
+#include "telecap/metrics/registry.hpp"
+#include "telecap/spawn/restart_policy.hpp"
+#include "telecap/supervise/worker.hpp"
 
 namespace telecap {
 

@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "spawn/restart_policy.hpp"
+#include "telecap/spawn/restart_policy.hpp"
 
 namespace telecap {
 

@@ -17,10 +17,17 @@ fail() {
 prefix=$tmp/prefix
 
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || fail "cmake --install"
-for h in capture/bus.hpp capture/pipeline.hpp capture/catalog.hpp capture/event_json.hpp \
-         core/unique_fd.hpp core/log.hpp adapters/jsonl_handler.hpp \
-         adapters/unix_socket_handler.hpp spawn/spawner.hpp; do
+for h in telecap.hpp version.hpp capture/bus.hpp capture/handler.hpp capture/pipeline.hpp \
+         capture/catalog.hpp capture/event_json.hpp core/unique_fd.hpp core/log.hpp \
+         adapters/jsonl_handler.hpp adapters/unix_socket_handler.hpp spawn/spawner.hpp \
+         loop/event_loop.hpp dispatch/dispatcher.hpp supervise/supervisor.hpp \
+         metrics/registry.hpp; do
     [ -f "$prefix/include/telecap/$h" ] || fail "not installed: include/telecap/$h"
+done
+# Internals stay out of the installed API.
+for h in capture/utf8.hpp spawn/descendants.hpp spawn/exec_search.hpp spawn/spawn_report.hpp \
+         io/log_sink.hpp; do
+    [ ! -e "$prefix/include/telecap/$h" ] || fail "internal header installed: include/telecap/$h"
 done
 config=$(find "$prefix" -name telecap-config.cmake | head -n 1)
 [ -n "$config" ] || fail "no telecap-config.cmake installed"
@@ -29,21 +36,31 @@ if grep -rIlE '#[[:space:]]*include[[:space:]]*[<"]rapidjson' "$prefix/include/t
     >"$tmp/rapidjson.log"; then
     fail "public headers include RapidJSON (it is not installed with them)"
 fi
-# Every header that an installed header includes ("dir/x.hpp") is installed too.
+# Installed headers include each other as "telecap/dir/x.hpp", and every one they include is
+# installed too.
 find "$prefix/include/telecap" -type f | while read -r file; do
     { grep -oE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"]+"' "$file" || true; } |
         sed -E 's/.*"(.*)"/\1/' | while read -r inc; do
-            [ -f "$prefix/include/telecap/$inc" ] || [ -f "$(dirname "$file")/$inc" ] ||
-                echo "$file: $inc" >>"$tmp/missing.log"
+            case $inc in
+                telecap/*) [ -f "$prefix/include/$inc" ] || echo "$file: $inc" >>"$tmp/missing.log" ;;
+                *) echo "$file: $inc (not a telecap/ path)" >>"$tmp/missing.log" ;;
+            esac
         done
 done
 [ ! -s "$tmp/missing.log" ] || fail "installed headers include headers that are not installed"
+# The umbrella header alone compiles, warning-free, against the installed prefix.
+echo '#include <telecap/telecap.hpp>
+int main() { return telecap::version_string[0] == 0; }' >"$tmp/umbrella.cpp"
+${CXX:-c++} -std=c++20 -Wall -Wextra -Werror -fsyntax-only -I"$prefix/include" "$tmp/umbrella.cpp" \
+    >"$tmp/umbrella.log" 2>&1 || fail "<telecap/telecap.hpp> does not compile on its own"
 
 cmake -S "$src/examples/hosts/embed" -B "$tmp/embed" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS=-Werror >"$tmp/configure.log" 2>&1 ||
     fail "configuring the example with find_package(telecap)"
 cmake --build "$tmp/embed" -j2 >"$tmp/build.log" 2>&1 || fail "building the example"
 host=$tmp/embed/embed_host
+version=$(sed -nE 's/^project\(telecap VERSION ([0-9.]+).*/\1/p' "$src/CMakeLists.txt")
+[ "$("$host" --version)" = "embed_host (telecap $version)" ] || fail "version header: $("$host" --version)"
 
 # 1. A small input on stdin: 4 events, 1 rejected line, 2 plain lines.
 cat >"$tmp/input.txt" <<'EOF'

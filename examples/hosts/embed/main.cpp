@@ -4,6 +4,7 @@
 //
 //   embed_host < worker.log             the telemetry lines of a log (or any stream) on stdin
 //   embed_host -- CMD [ARGS...]          spawns CMD and captures its stderr
+//   embed_host --version                 the telecap version it was built against
 //
 // Lines that are not telemetry go to stderr untouched (the pass-through); the summary goes to
 // stdout. Build it against an installed telecap (see CMakeLists.txt next to this file).
@@ -24,14 +25,15 @@
 #include <variant>
 #include <vector>
 
-#include "capture/bus.hpp"
-#include "capture/catalog.hpp"
-#include "capture/event.hpp"
-#include "capture/pipeline.hpp"
-#include "capture/stats.hpp"
-#include "core/unique_fd.hpp"
-#include "spawn/reaper.hpp"
-#include "spawn/spawner.hpp"
+#include <telecap/version.hpp>
+#include <telecap/capture/bus.hpp>
+#include <telecap/capture/catalog.hpp>
+#include <telecap/capture/event.hpp>
+#include <telecap/capture/pipeline.hpp>
+#include <telecap/capture/stats.hpp>
+#include <telecap/core/unique_fd.hpp>
+#include <telecap/spawn/reaper.hpp>
+#include <telecap/spawn/spawner.hpp>
 
 namespace {
 
@@ -110,6 +112,10 @@ void pump(int fd, telecap::capture_pipeline& pipeline) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 2 && std::string_view(argv[1]) == "--version") {
+        std::printf("embed_host (telecap %s)\n", TELECAP_VERSION_STRING);
+        return 0;
+    }
     std::vector<std::string> command;
     for (int i = 1; i < argc; ++i) {
         if (i == 1 && std::string_view(argv[i]) == "--") continue;

@@ -1,0 +1,27 @@
+#pragma once
+// The handler interface: what receives normalized events. Apart from the bus so that an
+// adapter (an output) depends on events only, not on how they are dispatched.
+
+#include <cstdint>
+#include <string>
+
+#include "telecap/capture/event.hpp"
+
+namespace telecap {
+
+class handler {
+public:
+    virtual ~handler() = default;
+    // May throw: the bus then detaches this handler.
+    virtual void handle(const event& ev) = 0;
+    // Called when the dispatcher runs dry and at shutdown. May throw, like handle().
+    virtual void flush() {}
+    // The handler's own counters as a JSON object ("{\"sent\":3}"), or "" when it keeps none.
+    // Read once handling has stopped (--stats at exit), from the thread that drove the bus.
+    virtual std::string counters_json() const { return {}; }
+    // Events this handler could not deliver (its stream full or dead): counted under
+    // dropped.output. Any thread.
+    virtual std::uint64_t events_dropped() const { return 0; }
+};
+
+}  // namespace telecap
