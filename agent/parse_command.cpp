@@ -12,6 +12,7 @@
 
 #include "agent/commands.hpp"
 #include "io/passthrough.hpp"
+#include "metrics/collectors.hpp"
 #include "core/unique_fd.hpp"
 
 namespace telecap::agent {
@@ -130,6 +131,10 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     std::unique_ptr<rejects_writer::source> reject_source;
     if (rejects) reject_source = std::make_unique<rejects_writer::source>(*rejects, "");
 
+    metrics::registry registry;  // --stats "metrics": the streams' and the process's counters
+    metrics::add_stream_collector(registry, streams);
+    metrics::add_process_collector(registry);
+
     bus_sink sink(bus);
     capture_stats stats;
     int rc = 0;
@@ -155,7 +160,8 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     cs.finish(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
     if (!o.stats_path.empty() &&
         !write_stats_file(o.stats_path, stats, bus.counters_json(),
-                          ",\"streams\":" + streams_json(streams)))
+                          ",\"streams\":" + streams_json(streams) + ",\"metrics\":" +
+                              metrics::to_json(registry.snapshot())))
         rc = rc ? rc : 1;
     if (rc == 0 && data_lost(stats, bus, streams)) {
         spdlog::error("some output was lost (see --stats)");

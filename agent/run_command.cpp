@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "agent/run.hpp"
+#include "metrics/collectors.hpp"
 #include "spawn/guard.hpp"
 #include "spawn/reaper.hpp"
 #include "spawn/signals.hpp"
@@ -82,7 +83,11 @@ int run_workers(const run_options& o) {
     passthrough_mux stdout_pass(streams.standard(1));
     auto rejects = open_rejects(o.capture.rejects_path, streams);
 
+    // The live counters: the supervisor adds the workers' series, these the streams' and the
+    // process's. --stats writes a snapshot of them under "metrics".
     metrics::registry registry;
+    metrics::add_stream_collector(registry, streams);
+    metrics::add_process_collector(registry);
     dispatcher events(bus, {o.queue, o.queue_bytes});
     io.events = &events;
     io.stderr_pass = &pass;
@@ -121,7 +126,8 @@ int run_workers(const run_options& o) {
         if (!o.capture.stats_path.empty())
             write_stats_file(o.capture.stats_path, stats, {},
                              ",\"workers\":" + sup.workers_json() + ",\"streams\":" +
-                                 streams_json(streams));
+                                 streams_json(streams) + ",\"metrics\":" +
+                                 metrics::to_json(registry.snapshot()));
         cs.finish(std::chrono::steady_clock::now() + std::chrono::seconds(1));
         std::fflush(nullptr);
         ::_exit(rc ? rc : exit_data_lost);  // the stuck thread cannot be joined
@@ -132,7 +138,8 @@ int run_workers(const run_options& o) {
     if (!o.capture.stats_path.empty() &&
         !write_stats_file(o.capture.stats_path, stats, bus.counters_json(),
                           ",\"workers\":" + sup.workers_json() + ",\"streams\":" +
-                              streams_json(streams)) &&
+                              streams_json(streams) + ",\"metrics\":" +
+                              metrics::to_json(registry.snapshot())) &&
         rc == 0)
         rc = 1;
     if (rc == 0 && data_lost(stats, bus, streams)) rc = exit_data_lost;

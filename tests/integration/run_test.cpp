@@ -477,6 +477,23 @@ TEST(RunCapture, BlockModeStopWithASlowHandlerLosesNothing) {
     EXPECT_EQ(lines, std::stoul(m[1]) + 2u * 4u);  // every event, spawned + terminated each
 }
 
+TEST(RunCapture, StatsCarryASnapshotOfTheLiveRegistry) {
+    const std::string stats = temp_path("registry.json");
+    const auto r = run(telecap_run({"-o", "null", "--passthrough", "none", "--stats", stats},
+                                   {FIXTURE_WRITE_LINES, "6", "mixed"}),
+                       "registry");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string s = read_file(stats);
+    for (const char* series :
+         {R"("telecap_events_total{pool=\"default\",worker=\"default-0\"}":3,)",
+          R"("telecap_lines_total{pool=\"default\",worker=\"default-0\"}":6,)",
+          R"("telecap_passthrough_lines_total{pool=\"default\",worker=\"default-0\"}":3,)",
+          R"("telecap_workers_up":0)", R"("telecap_queue_depth":0,)",
+          R"("telecap_dropped_total{reason=\"queue_full\"}":0,)", R"("process_open_fds":)",
+          R"("telecap_stream_dropped_lines_total{stream=\"stdout\"}":0,)"})
+        EXPECT_NE(s.find(series), std::string::npos) << series << " in " << s;
+}
+
 TEST(RunCapture, StatsCarryAPoolSocketOutputsCounters) {
     const std::string sock = temp_path("pool.sock");
     const std::string stats = temp_path("poolsock.json");

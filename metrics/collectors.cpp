@@ -1,0 +1,109 @@
+#include "metrics/collectors.hpp"
+
+#include <dirent.h>
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "capture/event_json.hpp"
+
+namespace telecap::metrics {
+
+registry::collector_id add_stream_collector(registry& r, const stream_set& streams) {
+    return r.add_collector([&streams](std::vector<sample>& out) {
+        for (const auto& w : streams.all()) {
+            const label_set l{{"stream", w->name()}};
+            const auto& c = w->counters();
+            const auto add = [&](const char* name, std::uint64_t v) {
+                out.push_back({name, l, kind::counter, static_cast<double>(v)});
+            };
+            add("telecap_stream_written_lines_total", c.written_lines.load());
+            add("telecap_stream_written_bytes_total", c.written_bytes.load());
+            add("telecap_stream_dropped_lines_total", c.dropped_lines.load());
+            add("telecap_stream_dropped_bytes_total", c.dropped_bytes.load());
+            add("telecap_stream_write_errors_total", c.write_errors.load());
+            add("telecap_stream_reopens_total", c.reopens.load());
+            out.push_back({"telecap_stream_buffered_bytes", l, kind::gauge,
+                           static_cast<double>(w->buffered())});
+        }
+    });
+}
+
+namespace {
+
+double open_fds() {
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) return -1;
+    double n = 0;
+    while (const dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+    return n - 1;  // the directory's own fd
+}
+
+}  // namespace
+
+registry::collector_id add_process_collector(registry& r) {
+    return r.add_collector([](std::vector<sample>& out) {
+        rusage ru{};
+        if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+            const auto secs = [](const timeval& t) {
+                return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+            };
+            out.push_back({"process_cpu_seconds_total", {}, kind::counter,
+                           secs(ru.ru_utime) + secs(ru.ru_stime)});
+            out.push_back({"process_max_resident_memory_bytes", {}, kind::gauge,
+                           static_cast<double>(ru.ru_maxrss) * 1024.0});
+        }
+        out.push_back({"process_open_fds", {}, kind::gauge, open_fds()});
+    });
+}
+
+namespace {
+
+// A label value as Prometheus' text format writes it.
+std::string prometheus_escaped(const std::string& v) {
+    std::string out;
+    for (const char c : v) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string to_json(const std::vector<sample>& samples) {
+    std::string out = "{";
+    for (const auto& s : samples) {
+        if (out.size() > 1) out += ',';
+        std::string key = s.name;
+        if (!s.labels.empty()) {
+            key += '{';
+            for (std::size_t i = 0; i < s.labels.size(); ++i) {
+                if (i) key += ',';
+                key += s.labels[i].first + "=\"" + prometheus_escaped(s.labels[i].second) + '"';
+            }
+            key += '}';
+        }
+        telecap::append_json_string(out, key);
+        out += ':';
+        char buf[32];
+        if (!std::isfinite(s.value))
+            std::snprintf(buf, sizeof buf, "null");
+        else if (s.value == std::floor(s.value) && std::fabs(s.value) < 1e15)
+            std::snprintf(buf, sizeof buf, "%.0f", s.value);
+        else
+            std::snprintf(buf, sizeof buf, "%.17g", s.value);
+        out += buf;
+    }
+    out += '}';
+    return out;
+}
+
+}  // namespace telecap::metrics

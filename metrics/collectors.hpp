@@ -1,0 +1,28 @@
+#pragma once
+// Collectors that put counters kept elsewhere into a registry: the output streams' (written,
+// dropped, errors) and the process's own (CPU time, peak memory, open fds). And the registry
+// as one JSON object, the "metrics" section of --stats.
+
+#include <string>
+#include <vector>
+
+#include "telecap/io/streams.hpp"
+#include "telecap/metrics/registry.hpp"
+
+namespace telecap::metrics {
+
+// telecap_stream_{written,dropped}_{lines,bytes}_total, telecap_stream_write_errors_total,
+// telecap_stream_reopens_total and the telecap_stream_buffered_bytes gauge, labelled
+// {stream="stdout"|"stderr"|PATH}. The set must outlive the collector (remove it first).
+registry::collector_id add_stream_collector(registry& r, const stream_set& streams);
+
+// process_cpu_seconds_total (user + system, all threads; children not included),
+// process_max_resident_memory_bytes and process_open_fds, as Prometheus' client libraries
+// name them.
+registry::collector_id add_process_collector(registry& r);
+
+// {"name{label=\"value\",...}": value, ...} in snapshot order (sorted): the series keys are
+// Prometheus' text format, so a reader can grep one series by the name it knows.
+std::string to_json(const std::vector<sample>& samples);
+
+}  // namespace telecap::metrics
