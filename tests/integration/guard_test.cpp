@@ -418,11 +418,13 @@ TEST(guard, signals_sent_to_the_guard_reach_the_worker) {
 
 TEST(guard, nothing_survives_the_worker_exit) {
     ts::child_process child =
-        spawn_ok({.argv = tree_argv({"--exit", "3"}), .capture_stdout = true, .guard = guard_bin});
+        spawn_ok({.argv = tree_argv({"--exit-on-usr1", "3"}), .capture_stdout = true,
+                  .guard = guard_bin});
     ASSERT_TRUE(child.valid());
     std::string out;
     read_until(child.stdout_fd(), out, "ready\n");
-    const auto tree = parse_tree(out, child.worker_pid());
+    const auto tree = parse_tree(out, child.worker_pid());  // all alive: the worker waits
+    ASSERT_EQ(::kill(child.worker_pid(), SIGUSR1), 0);      // now it exits with 3
     // The guard reaps every descendant before it exits: once its status is in, all are gone.
     EXPECT_EQ(ts::exit_code_from_status(wait_status(child.pid())), 3);
     for (const proc_id& p : tree) EXPECT_FALSE(present(p)) << p.kind << " " << p.pid;
