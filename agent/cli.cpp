@@ -46,6 +46,7 @@ struct cli_values {
     std::optional<long long> telemetry_fd;  // -1 is a bad value, not "none"
     long long queue = static_cast<long long>(run_options{}.queue);
     long long queue_bytes = static_cast<long long>(run_options{}.queue_bytes);
+    long long line_budget = static_cast<long long>(run_options{}.line_budget);
     double backoff_min = seconds(spawn::restart_options{}.backoff_min);
     double backoff_max = seconds(spawn::restart_options{}.backoff_max);
     double healthy_after = seconds(spawn::restart_options{}.healthy_after);
@@ -199,6 +200,10 @@ int main_cli(int argc, char** argv) {
     run->add_option("--queue-bytes", v.queue_bytes,
                     "Event memory the queue may hold at most (64 KiB .. 16 GiB)")
         ->capture_default_str();
+    run->add_option("--line-budget", v.line_budget,
+                    "Memory for the partial lines of all workers together; a line that does "
+                    "not fit goes on as an over-long one (64 KiB .. 16 GiB)")
+        ->capture_default_str();
     run->add_option("--overflow", v.overflow, "When the queue is full: drop-newest|block")
         ->capture_default_str();
     run->add_flag("--label", label, "Prefix pass-through lines with [worker-id]");
@@ -249,6 +254,7 @@ int main_cli(int argc, char** argv) {
             need("grace", check_seconds(v.grace));
             need("queue", check_queue(v.queue));
             need("queue_bytes", check_queue_bytes(v.queue_bytes));
+            need("line_budget", check_line_budget(v.line_budget));
             need("overflow", check_overflow(v.overflow));
             need("stop_signal", check_stop_signal(v.stop_signal));
 
@@ -271,6 +277,7 @@ int main_cli(int argc, char** argv) {
             if (given("--stop-signal")) ro.stop_signal = spawn::parse_signal(v.stop_signal);
             if (given("--queue")) ro.queue = static_cast<std::size_t>(v.queue);
             if (given("--queue-bytes")) ro.queue_bytes = static_cast<std::size_t>(v.queue_bytes);
+            if (given("--line-budget")) ro.line_budget = static_cast<std::size_t>(v.line_budget);
             if (given("--overflow")) ro.overflow = parse_overflow(v.overflow);
             if (label) ro.label = true;
             if (!with_config) ro.pools.push_back(pool_from_flags(v, o, command, capture_stdout));

@@ -90,7 +90,7 @@ void load_config(const std::string& path, run_options& o) {
     }
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     check_keys(path, root,
-               {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes", "overflow",
+               {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes", "line_budget", "overflow",
                 "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
@@ -113,6 +113,9 @@ void load_config(const std::string& path, run_options& o) {
     if (auto v = root["queue_bytes"])
         o.queue_bytes =
             static_cast<std::size_t>(integer(path, v, "queue_bytes", check_queue_bytes));
+    if (auto v = root["line_budget"])
+        o.line_budget =
+            static_cast<std::size_t>(integer(path, v, "line_budget", check_line_budget));
     if (auto v = root["label"]) o.label = scalar<bool>(path, v, "label");
     if (auto v = root["grace"]) o.grace = millis(path, v, "grace");
     if (auto v = root["stop_signal"]) {

@@ -20,6 +20,7 @@ struct run_options {
     std::chrono::milliseconds grace{10000};
     std::size_t queue = 65536;
     std::size_t queue_bytes = std::size_t{16} << 20;  // event memory bound of the queue
+    std::size_t line_budget = std::size_t{8} << 20;   // partial lines of all workers together
     overflow_policy overflow = overflow_policy::drop_newest;
     bool label = false;
 };

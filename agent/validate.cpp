@@ -63,6 +63,8 @@ problem check_queue_bytes(long long bytes) {
     return "must be between 65536 (64 KiB) and 17179869184 (16 GiB), not " + std::to_string(bytes);
 }
 
+problem check_line_budget(long long bytes) { return check_queue_bytes(bytes); }
+
 problem check_prefix(std::string_view prefix) {
     if (prefix.empty()) return "must not be empty";
     if (prefix.find('\n') != std::string_view::npos) return "must not contain a newline";
@@ -166,6 +168,7 @@ problem validate(const run_options& o, spelling s) {
     if (auto p = validate(o.capture, s)) return p;
     if (auto p = named("queue", check_queue(as_ll(o.queue)))) return p;
     if (auto p = named("queue_bytes", check_queue_bytes(as_ll(o.queue_bytes)))) return p;
+    if (auto p = named("line_budget", check_line_budget(as_ll(o.line_budget)))) return p;
     if (auto p = named("grace", secs(o.grace))) return p;
     for (const auto& pool : o.pools) {
         const auto& r = pool.restart;

@@ -30,6 +30,7 @@ inline constexpr std::chrono::milliseconds min_backoff{10};
 problem check_max_line(long long bytes);
 problem check_queue(long long events);
 problem check_queue_bytes(long long bytes);
+problem check_line_budget(long long bytes);  // same bounds as queue_bytes
 problem check_prefix(std::string_view prefix);
 // grace, backoff_min, backoff_max, healthy_after, restart_window: 0 .. 1 day, finite.
 problem check_seconds(double seconds);

@@ -26,7 +26,7 @@ capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
                                    const pipeline_options& opts, event_sink* events,
                                    passthrough_sink* passthrough, reject_sink* rejects,
                                    capture_stats& stats)
-    : framer_(opts.max_line),
+    : framer_(opts.max_line, opts.budget),
       parser_(opts.max_depth),
       normalizer_(cat),
       ctx_(std::move(ctx)),
@@ -37,7 +37,8 @@ capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
       rejects_(rejects),
       stats_(stats),
       events_by_type_(cat),
-      recognize_(opts.recognize) {}
+      recognize_(opts.recognize),
+      budget_limit_(opts.budget ? opts.budget->limit() : 0) {}
 
 void capture_pipeline::feed(std::string_view bytes) {
     stats_.bytes += bytes.size();
@@ -88,9 +89,15 @@ void capture_pipeline::on_long_begin(std::string_view head) {
     if (recognize_ && strip_telemetry_prefix(head, prefix_).data() != nullptr) {
         ++stats_.telemetry_lines;
         err_.reason = reject_reason::oversize;
-        err_.offset = framer_.max_line();
-        err_.detail = "line longer than max_line (" + std::to_string(framer_.max_line()) +
-                      " bytes)";
+        if (framer_.cut_by_budget()) {
+            err_.offset = head.size();
+            err_.detail = "line held back longer than the memory budget for partial lines "
+                          "allows (" + std::to_string(budget_limit_) + " bytes for all streams)";
+        } else {
+            err_.offset = framer_.max_line();
+            err_.detail = "line longer than max_line (" + std::to_string(framer_.max_line()) +
+                          " bytes)";
+        }
         rejected(err_, head, true);
     } else if (recognize_ && head.starts_with(error_prefix_)) {
         ++stats_.emitter_errors;

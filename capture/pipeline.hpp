@@ -52,6 +52,9 @@ struct pipeline_options {
     std::size_t max_line = std::size_t{1} << 20;
     std::size_t max_depth = event_parser::default_max_depth;
     bool recognize = true;  // false: every line is pass-through (a stream that carries no telemetry)
+    // Shared by the pipelines of many streams (optional; must outlive them): bounds what
+    // their partial lines hold together (capture/line_budget.hpp).
+    line_budget* budget = nullptr;
 };
 
 class capture_pipeline final : private line_sink {
@@ -91,6 +94,7 @@ private:
     parse_error err_;
     std::uint64_t line_no_ = 0;
     bool recognize_;
+    std::size_t budget_limit_ = 0;
 };
 
 }  // namespace telecap

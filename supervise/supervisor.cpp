@@ -73,7 +73,8 @@ struct supervisor::worker {
 };
 
 supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
-    : loop_(loop), o_(std::move(o)), io_(std::move(io)), sink_(std::make_unique<sink>(*this)),
+    : loop_(loop), o_(std::move(o)), io_(std::move(io)), budget_(o_.line_budget),
+      sink_(std::make_unique<sink>(*this)),
       rng_(std::random_device{}()) {
     if (!io_.events) throw std::invalid_argument("supervisor: no dispatcher");
     if (io_.catalogs.size() != o_.pools.size())
@@ -118,6 +119,10 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                                metrics::kind::counter, static_cast<double>(own_.dropped[d])});
             out.push_back({"telecap_queue_depth", {}, metrics::kind::gauge,
                            static_cast<double>(io_.events->depth())});
+            out.push_back({"telecap_line_budget_used_bytes", {}, metrics::kind::gauge,
+                           static_cast<double>(budget_.used())});
+            out.push_back({"telecap_line_budget_cuts_total", {}, metrics::kind::counter,
+                           static_cast<double>(budget_.refusals())});
         });
     }
     for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
@@ -269,6 +274,7 @@ void supervisor::start(worker& w) {
         if (io_.rejects) s->rejects = std::make_unique<rejects_writer::source>(*io_.rejects, w.id);
         pipeline_options po = o_.pipeline;
         po.recognize = recognize;
+        po.budget = &budget_;
         s->pipeline = std::make_unique<capture_pipeline>(*w.cat, ctx, po, sink_.get(),
                                                          s->pass.get(), s->rejects.get(), w.stats);
         stream* raw = s.get();

@@ -59,6 +59,8 @@ struct supervisor_options {
     // telecap-guard's absolute path (spawn/guard.hpp): each worker then runs under a guard
     // that kills whatever the worker leaves behind. Empty: no guard.
     std::string guard;
+    // Memory for the partial lines of all workers' streams together (capture/line_budget.hpp).
+    std::size_t line_budget = std::size_t{8} << 20;
     // Workers started per loop turn: a stop request between turns is never kept waiting by a
     // large pool.
     int start_batch = 16;
@@ -128,6 +130,7 @@ private:
     event_loop& loop_;
     supervisor_options o_;
     supervisor_io io_;
+    line_budget budget_;  // before workers_: their pipelines give back to it when they go
     std::unique_ptr<sink> sink_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::size_t next_start_ = 0;

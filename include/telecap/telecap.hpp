@@ -21,6 +21,7 @@
 #include "telecap/capture/parser.hpp"
 #include "telecap/capture/normalizer.hpp"
 #include "telecap/capture/line_framer.hpp"
+#include "telecap/capture/line_budget.hpp"
 #include "telecap/adapters/jsonl_handler.hpp"
 #include "telecap/adapters/log_handler.hpp"
 #include "telecap/adapters/unix_socket_handler.hpp"

@@ -494,6 +494,23 @@ TEST(RunCapture, StatsCarryASnapshotOfTheLiveRegistry) {
         EXPECT_NE(s.find(series), std::string::npos) << series << " in " << s;
 }
 
+TEST(RunCapture, ALineBeyondTheLineBudgetPassesThroughWholeAndIsCounted) {
+    // A 200 KB line, read 64 KiB at a time, does not fit a 64 KiB budget for partial lines:
+    // it goes on as a long line (streamed, never held), every byte passes through.
+    const std::string stats = temp_path("budget.json");
+    const std::string pass = temp_path("budget.pass");
+    const auto r = run(telecap_run({"--line-budget", "65536", "-o", "null", "--passthrough", pass,
+                                    "--stats", stats},
+                                   {FIXTURE_WRITE_LINES, "1", "plain", "huge=200000"}),
+                       "budget");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_file(pass), "line 1\n" + std::string(200000, 'x') + "\n");
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"long_lines\":1,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"telecap_line_budget_cuts_total\":1,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"telecap_line_budget_used_bytes\":0,"), std::string::npos) << s;
+}
+
 TEST(RunCapture, StatsCarryAPoolSocketOutputsCounters) {
     const std::string sock = temp_path("pool.sock");
     const std::string stats = temp_path("poolsock.json");
@@ -707,8 +724,10 @@ TEST(ParseLive, EventsAndPassThroughComeAsTheyAreRead) {
         "\nstarting up\n";
     ASSERT_EQ(::write(in[1], line.data(), line.size()), static_cast<ssize_t>(line.size()));
     std::string got;
+    // Both come while the input is still open (events from the dispatch thread, the line
+    // from the reading one: in either order).
     EXPECT_TRUE(faults::read_until(out[0], got, "starting up\n", std::chrono::seconds(10))) << got;
-    EXPECT_NE(got.find("\"count\":1"), std::string::npos) << got;
+    EXPECT_TRUE(faults::read_until(out[0], got, "\"count\":1", std::chrono::seconds(10))) << got;
     ::kill(pid, SIGTERM);
     bool timed_out = false;
     EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(10), &timed_out), 128 + SIGTERM);

@@ -325,3 +325,102 @@ TEST(LineFramer, ChunksOfEverySizeGiveTheSameLines) {
 
 }  // namespace
 }  // namespace telecap
+
+namespace telecap {
+namespace {
+
+// --- the shared budget for partial lines ----------------------------------------------------
+
+TEST(LineBudget, TakesWithinTheLimitAndCountsRefusals) {
+    line_budget b(100);
+    EXPECT_TRUE(b.try_take(60));
+    EXPECT_FALSE(b.try_take(41));
+    EXPECT_TRUE(b.try_take(40));
+    EXPECT_EQ(b.used(), 100u);
+    EXPECT_FALSE(b.try_take(1));
+    b.take(5);  // forced: an allocator's rounding
+    EXPECT_EQ(b.used(), 105u);
+    EXPECT_FALSE(b.try_take(0 + 1));
+    b.give(105);
+    EXPECT_EQ(b.used(), 0u);
+    EXPECT_EQ(b.refusals(), 3u);
+}
+
+TEST(LineFramerBudget, PartialLinesWithinFreeHoldNeverAskTheBudget) {
+    line_budget b(0);  // nothing to give
+    line_framer f(1 << 20, &b);
+    recording_sink sink;
+    const std::string part(line_framer::free_hold - 1, 'a');
+    f.feed(part, sink);
+    f.feed("\n", sink);
+    f.finish(sink);
+    ASSERT_EQ(sink.lines.size(), 1u);
+    EXPECT_EQ(sink.lines[0], line(part, "\n"));
+    EXPECT_EQ(b.refusals(), 0u);
+}
+
+TEST(LineFramerBudget, ALineTheBudgetCannotHoldGoesOnAsALongLineWithEveryByte) {
+    line_budget b(64 * 1024);
+    line_framer holder(1 << 20, &b), cut(1 << 20, &b);
+    recording_sink hs, cs;
+    // The first stream holds most of the budget with a partial line...
+    const std::string big(60 * 1024, 'h');
+    holder.feed(big, hs);
+    EXPECT_FALSE(holder.cut_by_budget());
+    EXPECT_GE(b.used(), big.size() - line_framer::free_hold);
+    // ...so the second one's 20 KiB partial line cannot be held: it is streamed as a long
+    // line, byte for byte, and ends at its newline.
+    const std::string a(8 * 1024, 'x'), c(12 * 1024, 'y');
+    cut.feed(a, cs);
+    cut.feed(c, cs);
+    EXPECT_TRUE(cut.in_long_line());
+    EXPECT_TRUE(cut.cut_by_budget());
+    EXPECT_LE(cut.buffered(), line_framer::free_hold);
+    cut.feed("z\nnext\n", cs);
+    cut.finish(cs);
+    ASSERT_EQ(cs.lines.size(), 2u);
+    EXPECT_TRUE(cs.lines[0].long_);
+    EXPECT_GE(cs.lines[0].head_size, line_framer::free_hold);
+    EXPECT_EQ(cs.lines[0].bytes, a + c + "z");
+    EXPECT_EQ(cs.lines[0].eol, "\n");
+    EXPECT_EQ(cs.lines[1], line("next", "\n"));
+    EXPECT_EQ(cs.raw, a + c + "z\nnext\n");
+    EXPECT_EQ(cs.protocol_errors, "");
+    EXPECT_GE(b.refusals(), 1u);
+    // The holder's line completes whole, and gives its share back.
+    holder.feed("!\n", hs);
+    ASSERT_EQ(hs.lines.size(), 1u);
+    EXPECT_EQ(hs.lines[0], line(big + "!", "\n"));
+    EXPECT_EQ(b.used(), 0u);
+}
+
+TEST(LineFramerBudget, AFramerGivesItsShareBackWhenItGoes) {
+    line_budget b(1 << 20);
+    {
+        line_framer f(1 << 20, &b);
+        recording_sink s;
+        f.feed(std::string(100 * 1024, 'p'), s);
+        EXPECT_GT(b.used(), 0u);
+    }
+    EXPECT_EQ(b.used(), 0u);
+}
+
+TEST(LineFramerBudget, EverySplitPointGivesTheSameBytesUnderATightBudget) {
+    std::string input;
+    for (int i = 0; i < 6; ++i) input += std::string(3000 + 1000 * i, char('a' + i)) + "\r\n";
+    for (std::size_t at = 0; at < input.size(); at += 997) {
+        line_budget b(2048);
+        line_framer f(1 << 20, &b);
+        recording_sink s;
+        f.feed(std::string_view(input).substr(0, at), s);
+        f.feed(std::string_view(input).substr(at), s);
+        f.finish(s);
+        EXPECT_EQ(s.raw, input) << "split at " << at;
+        EXPECT_EQ(s.protocol_errors, "") << "split at " << at;
+        EXPECT_EQ(s.lines.size(), 6u) << "split at " << at;
+        EXPECT_EQ(b.used(), 0u);
+    }
+}
+
+}  // namespace
+}  // namespace telecap
