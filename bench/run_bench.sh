@@ -62,6 +62,26 @@ read -r _ _ hugetel_rss < <(measure sh -c "{ printf TELEMETRY:; head -c 10737418
 echo "| 1 GiB line, no newline (plain / telemetry) | | | $((huge_rss / 1024)) / $((hugetel_rss / 1024)) MiB |"
 echo
 
+# telecap run against cat: the same worker (bench_writer: one write(2) per line, as fast as it
+# can) with its stderr drained by cat, and under telecap run --overflow block with every event
+# written as JSON lines. Wall time, and CPU per event: telecap's own (process_cpu_seconds_total
+# from --stats, without the worker's) against parse's on the same lines.
+writer="$build/bench/bench_writer $work/workload.txt"
+read -r _ cat_wall _ < <(measure sh -c "$writer 2>&1 >/dev/null | cat >/dev/null")
+read -r _ runw_wall runw_rss < <(measure "$tc" run --overflow block --passthrough none \
+    -o jsonl:/dev/null --stats "$work/runw.json" -- $writer)
+events=$(grep -oE '"events":[0-9]+' "$work/runw.json" | head -n 1 | cut -d: -f2)
+run_cpu=$(grep -oE '"process_cpu_seconds_total":[0-9.e+-]+' "$work/runw.json" | cut -d: -f2)
+"$tc" parse --passthrough none -o jsonl:/dev/null --stats "$work/parse.json" "$work/workload.txt"
+parse_cpu=$(grep -oE '"process_cpu_seconds_total":[0-9.e+-]+' "$work/parse.json" | cut -d: -f2)
+echo "| run vs cat | wall s (best of 3) | ratio | peak RSS |"
+echo "|---|---|---|---|"
+echo "| bench_writer, stderr drained by cat | $cat_wall | 1.00x | |"
+echo "| same under telecap run --overflow block -o jsonl | $runw_wall | $(ratio "$runw_wall" "$cat_wall")x | $((runw_rss / 1024)) MiB |"
+echo "events delivered: $events of 800000; dropped: $(grep -oE '"dropped":\{[^}]*\}' "$work/runw.json")"
+echo "CPU per event: run $(echo "scale=0; $run_cpu * 1000000000 / $events" | bc) ns, parse $(echo "scale=0; $parse_cpu * 1000000000 / 800000" | bc) ns"
+echo
+
 worker="python3 $here/gen_workload.py --stderr"
 read -r _ alone_wall _ < <(measure sh -c "$worker 2>/dev/null")
 read -r _ run_wall run_rss < <(measure sh -c "$tc run -o null --passthrough none -- $worker")
@@ -87,3 +107,17 @@ expected=$(( 200 * $(grep -c '^TELEMETRY:' "$work/w10k.txt") ))
 echo "| 200 workers x 10,000 lines, --overflow block | $many_wall | events delivered $delivered of $expected | $((many_rss / 1024)) MiB |"
 echo
 echo "stats: $(cat "$work/many.json")"
+
+# 200 workers that each hold a 900 KB partial line (no newline yet): memory is bounded by the
+# line budget (default 8 MiB), not by workers x max_line.
+cat > "$work/partial.sh" <<'SH'
+#!/bin/sh
+head -c 900000 /dev/zero | tr '\0' x >&2
+sleep 4
+SH
+chmod +x "$work/partial.sh"
+for budget in 8388608 17179869184; do
+    /usr/bin/time -o "$work/t" -f "%M" "$tc" run --instances 200 --line-budget "$budget" -o null \
+        --passthrough none -- "$work/partial.sh" 2>/dev/null || true
+    echo "| 200 workers x 900 KB partial line, --line-budget $budget | peak RSS $(( $(cat "$work/t") / 1024 )) MiB |"
+done
