@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,6 +223,12 @@ bool stream_writer::reopen() {
 }
 
 void stream_writer::run() {
+    // A write to a closed pipe must fail with EPIPE, not kill the host process: SIGPIPE goes to
+    // the thread that wrote, so blocking it here is enough, whatever the host's disposition.
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
     std::string buf;  // taken from pending_; buf[0, partial_) is the written head of a line
     auto backoff = opts_.retry_min;
     bool tail_complete = true;
@@ -283,6 +290,10 @@ void stream_writer::run() {
         }
         if (err == EAGAIN && deadline_passed_.load()) break;  // stalled reader at close: below
         if (err) {
+            if (err == EPIPE) {  // take the blocked SIGPIPE back: it stays with this thread
+                const timespec now{0, 0};
+                ::sigtimedwait(&pipe_signal, nullptr, &now);
+            }
             counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
             if (partial_ > 0 && !path_.empty()) {
                 // A line half written to a file: take it back, it is written whole on retry.
