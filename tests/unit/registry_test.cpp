@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/unit_helpers.hpp"
+
 namespace telecap::metrics {
 namespace {
 
@@ -145,22 +147,24 @@ TEST(RegistryTest, ConcurrentWritersAndReadersLoseNothing) {
     std::atomic<bool> stop{false};
     std::atomic<int> snapshots{0};
     std::atomic<bool> went_down{false};
+    test::gate reading;  // the writers start once the reader is taking snapshots
     std::thread reader([&] {
         double last = 0;
-        while (!stop.load()) {
+        do {
             const auto s = r.snapshot();
             const double v = registry::find(s, "shared");
             if (v >= 0) {
                 if (v < last) went_down = true;  // counters never go back
                 last = v;
             }
-            ++snapshots;
-        }
+            if (++snapshots == 1) reading.open();
+        } while (!stop.load());
     });
     std::vector<std::thread> writers;
     for (int t = 0; t < threads; ++t)
         writers.emplace_back([&, t] {
             const std::string me = std::to_string(t);
+            reading.wait();
             for (int i = 0; i < each; ++i) {
                 // Lookup and creation race with the other writers and the snapshots.
                 r.get_counter("shared").inc();
