@@ -249,7 +249,12 @@ void stream_writer::run() {
                 held_lines_ = 0;
                 part_open_ = false;
             }
-            if (buf.size() < max_write && !pending_.empty()) {
+            // Bounded by what is still to write, not by buf's size: buf also keeps the written
+            // head of a streamed line (to write it whole again after a file error). Testing
+            // buf.size() here left a line longer than max_write stuck for good once its first
+            // max_write bytes were out: pending_ was never taken, and this loop spun at full CPU
+            // (close() then never returned).
+            if (buf.size() - partial_ < max_write && !pending_.empty()) {
                 tail_complete = !part_open_;  // the last append ended a unit
                 buf += pending_;
                 pending_.clear();

@@ -139,13 +139,16 @@ void event_loop::run_timers() {
     const auto now = clock::now();
     // Timers added by a callback for "now" run at the next turn, so a timer that re-arms
     // itself cannot starve the loop.
-    std::vector<std::function<void()>> due;
+    // Due timers stay in timer_index_ until they run: a callback may cancel() a later one of
+    // the same batch (a deadline made moot), and then it must not run. (They used to leave the
+    // index here, so such a cancel found nothing and the cancelled timer ran anyway.)
+    std::vector<std::pair<timer_id, std::function<void()>>> due;
     while (!timers_.empty() && timers_.begin()->first <= now) {
         auto node = timers_.extract(timers_.begin());
-        timer_index_.erase(node.mapped().first);
-        due.push_back(std::move(node.mapped().second));
+        due.push_back(std::move(node.mapped()));
     }
-    for (auto& fn : due) fn();
+    for (auto& [id, fn] : due)
+        if (timer_index_.erase(id) > 0) fn();  // 0: cancelled by an earlier one of the batch
 }
 
 void event_loop::run_posted() {

@@ -1,0 +1,339 @@
+// dispatcher: the bounded queue in items and bytes, submit/submit_wait, the caller's overflow
+// policies (drop-newest, block), when_room, post, throwing handlers, finish() with a deadline.
+#include "dispatch/dispatcher.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "support/unit_helpers.hpp"
+
+namespace telecap {
+namespace {
+
+using namespace std::chrono_literals;
+
+event make_event(int seq, std::size_t payload = 0) {
+    event ev;
+    ev.name = {"test", "event"};
+    ev.timestamp_ns = seq;
+    if (payload) ev.measurements.emplace_back("blob", std::string(payload, 'x'));
+    return ev;
+}
+
+std::vector<event> batch_of(int from, int n, std::size_t payload = 0) {
+    std::vector<event> out;
+    for (int i = 0; i < n; ++i) out.push_back(make_event(from + i, payload));
+    return out;
+}
+
+// Records what it receives (timestamps); optionally waits at a gate inside each call.
+struct recorder {
+    std::mutex mu;
+    std::vector<std::int64_t> seen;
+    std::thread::id thread;
+    test::gate* hold = nullptr;
+
+    void attach(handler_bus& bus, const std::string& id = "rec") {
+        bus.attach(id, {"test"}, [this](const event& ev) {
+            if (hold) hold->wait();
+            std::lock_guard lock(mu);
+            thread = std::this_thread::get_id();
+            seen.push_back(ev.timestamp_ns);
+        });
+    }
+    std::vector<std::int64_t> get() {
+        std::lock_guard lock(mu);
+        return seen;
+    }
+};
+
+std::vector<std::int64_t> iota(int from, int n) {
+    std::vector<std::int64_t> v;
+    for (int i = 0; i < n; ++i) v.push_back(from + i);
+    return v;
+}
+
+TEST(DispatcherTest, DispatchesEverythingInOrderOnItsThread) {
+    handler_bus bus;
+    recorder rec;
+    rec.attach(bus);
+    dispatcher d(bus, {});
+    auto b = batch_of(0, 100);
+    EXPECT_EQ(d.submit(b), 100u);
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get(), iota(0, 100));
+    EXPECT_EQ(d.dispatched(), 100u);
+    EXPECT_EQ(d.depth(), 0u);
+    EXPECT_NE(rec.thread, std::this_thread::get_id());
+}
+
+TEST(DispatcherTest, SubmitFromTakesTheRestOfABatch) {
+    handler_bus bus;
+    recorder rec;
+    rec.attach(bus);
+    dispatcher d(bus, {});
+    auto b = batch_of(0, 10);
+    EXPECT_EQ(d.submit(b, 4), 10u);
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get(), iota(4, 6));
+}
+
+TEST(DispatcherTest, SubmitNeverWaitsAndTakesWhatFitsDropNewest) {
+    handler_bus bus;
+    test::gate hold;
+    recorder rec;
+    rec.hold = &hold;
+    rec.attach(bus);
+    dispatcher d(bus, {.queue = 4});
+    auto first = batch_of(0, 1);
+    EXPECT_EQ(d.submit(first), 1u);
+    ASSERT_TRUE(hold.wait_arrived(1));  // the handler holds event 0: it still counts
+    auto more = batch_of(1, 10);
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::size_t taken = d.submit(more);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);  // never waits for room
+    EXPECT_EQ(taken, 3u);
+    EXPECT_EQ(d.depth(), 4u);
+    // drop-newest: the caller drops (and counts) more[taken..]; the oldest are kept.
+    const std::size_t dropped = more.size() - taken;
+    EXPECT_EQ(dropped, 7u);
+    hold.open();
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get(), iota(0, 4));
+    EXPECT_EQ(d.dispatched(), 4u);
+}
+
+TEST(DispatcherTest, QueueIsBoundedInBytes) {
+    handler_bus bus;
+    test::gate hold;
+    recorder rec;
+    rec.hold = &hold;
+    rec.attach(bus);
+    const std::size_t one = make_event(0, 1000).approximate_size();
+    dispatcher d(bus, {.queue = 1000, .queue_bytes = 2 * one + 1});
+    auto first = batch_of(0, 1, 1000);
+    EXPECT_EQ(d.submit(first), 1u);
+    ASSERT_TRUE(hold.wait_arrived(1));
+    auto more = batch_of(1, 10, 1000);
+    EXPECT_EQ(d.submit(more), 2u);  // 2 * one < limit: a third fits, then the bytes are full
+    hold.open();
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get().size(), 3u);
+}
+
+TEST(DispatcherTest, EmptyQueueTakesOneEventHoweverLarge) {
+    handler_bus bus;
+    recorder rec;
+    rec.attach(bus);
+    dispatcher d(bus, {.queue = 10, .queue_bytes = 16});
+    auto big = batch_of(0, 1, 100000);
+    EXPECT_EQ(d.submit_wait(big, 0, test::patience), 1u);
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get().size(), 1u);
+}
+
+TEST(DispatcherTest, SubmitWaitGivesUpAtTheDeadline) {
+    handler_bus bus;
+    test::gate hold;
+    recorder rec;
+    rec.hold = &hold;
+    rec.attach(bus);
+    dispatcher d(bus, {.queue = 2});
+    auto b = batch_of(0, 2);
+    EXPECT_EQ(d.submit(b), 2u);
+    ASSERT_TRUE(hold.wait_arrived(1));
+    auto more = batch_of(2, 3);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(d.submit_wait(more, 0, 50ms), 0u);  // full the whole time
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, 45ms);
+    EXPECT_LT(waited, test::patience);
+    hold.open();
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get(), iota(0, 2));
+}
+
+TEST(DispatcherTest, SubmitWaitBlocksUntilEverythingFits) {
+    handler_bus bus;
+    test::gate hold;
+    recorder rec;
+    rec.hold = &hold;
+    rec.attach(bus);
+    dispatcher d(bus, {.queue = 2});
+    auto b = batch_of(0, 2);
+    EXPECT_EQ(d.submit(b), 2u);
+    ASSERT_TRUE(hold.wait_arrived(1));
+    std::thread opener([&] { hold.open(); });
+    auto more = batch_of(2, 20);  // 10 times the queue: takes many rounds of room
+    EXPECT_EQ(d.submit_wait(more, 0, test::patience), 20u);
+    opener.join();
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get(), iota(0, 22));  // block policy: nothing lost, order kept
+}
+
+TEST(DispatcherTest, WhenRoomRunsOnceRoomIsBack) {
+    handler_bus bus;
+    test::gate hold;
+    recorder rec;
+    rec.hold = &hold;
+    rec.attach(bus);
+    dispatcher d(bus, {.queue = 2});
+    auto b = batch_of(0, 5);
+    EXPECT_EQ(d.submit(b), 2u);
+    ASSERT_TRUE(hold.wait_arrived(1));
+    std::atomic<int> calls{0};
+    std::promise<std::thread::id> room;
+    d.when_room([&] {
+        if (calls++ == 0) room.set_value(std::this_thread::get_id());
+    });
+    auto fut = room.get_future();
+    EXPECT_EQ(fut.wait_for(20ms), std::future_status::timeout);  // still full
+    hold.open();
+    ASSERT_EQ(fut.wait_for(test::patience), std::future_status::ready);
+    EXPECT_NE(fut.get(), std::this_thread::get_id());  // on the dispatch thread
+    // The producer resumes: the rest fits now.
+    EXPECT_EQ(d.submit_wait(b, 2, test::patience), 5u);
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(calls.load(), 1);  // once, not each time there is room
+    EXPECT_EQ(rec.get(), iota(0, 5));
+}
+
+TEST(DispatcherTest, WhenRoomWithRoomAlreadyRunsPromptly) {
+    handler_bus bus;
+    dispatcher d(bus, {});
+    std::promise<void> room;
+    d.when_room([&] { room.set_value(); });
+    EXPECT_EQ(room.get_future().wait_for(test::patience), std::future_status::ready);
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+}
+
+TEST(DispatcherTest, PostRunsOnTheDispatchThreadAfterEarlierEvents) {
+    handler_bus bus;
+    recorder rec;
+    rec.attach(bus);
+    dispatcher d(bus, {});
+    auto b = batch_of(0, 50);
+    EXPECT_EQ(d.submit(b), 50u);
+    std::promise<std::pair<std::thread::id, std::size_t>> ran;
+    d.post([&] { ran.set_value({std::this_thread::get_id(), rec.get().size()}); });
+    auto fut = ran.get_future();
+    ASSERT_EQ(fut.wait_for(test::patience), std::future_status::ready);
+    const auto [thread, seen] = fut.get();
+    EXPECT_NE(thread, std::this_thread::get_id());
+    EXPECT_EQ(seen, 50u);  // between batches: the events submitted before it went first
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+}
+
+TEST(DispatcherTest, PostsRunInOrderAndBeforeFinishReturns) {
+    handler_bus bus;
+    dispatcher d(bus, {});
+    std::vector<int> order;  // only the dispatch thread touches it until finish()
+    for (int i = 0; i < 10; ++i) d.post([&, i] { order.push_back(i); });
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+TEST(DispatcherTest, ThrowingHandlerIsCountedAndOthersKeepGettingEvents) {
+    test::log_capture log;
+    handler_bus bus;
+    std::atomic<int> thrown{0};
+    bus.attach("bad", {}, [&](const event&) {
+        ++thrown;
+        throw std::runtime_error("boom");
+    });
+    recorder rec;
+    rec.attach(bus, "good");
+    std::atomic<int> announced{0};
+    bus.attach("watcher", handler_bus::failure_event_name(), [&](const event&) { ++announced; });
+    dispatcher d(bus, {});
+    for (int i = 0; i < 5; ++i) {
+        auto b = batch_of(i * 10, 10);
+        EXPECT_EQ(d.submit_wait(b, 0, test::patience), 10u);
+    }
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(thrown.load(), 1);  // detached after its first failure
+    EXPECT_EQ(bus.failures(), 1u);
+    EXPECT_EQ(rec.get(), iota(0, 50));
+    EXPECT_EQ(announced.load(), 1);  // the failure event reached the handlers still attached
+    EXPECT_EQ(d.dispatched(), 50u);
+    EXPECT_TRUE(log.contains("boom")) << log.text();
+}
+
+TEST(DispatcherTest, FinishWaitsForASlowHandler) {
+    handler_bus bus;
+    test::gate hold;
+    recorder rec;
+    rec.hold = &hold;
+    rec.attach(bus);
+    dispatcher d(bus, {});
+    auto b = batch_of(0, 3);
+    EXPECT_EQ(d.submit(b), 3u);
+    ASSERT_TRUE(hold.wait_arrived(1));
+    std::thread opener([&] { hold.open(); });
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    opener.join();
+    EXPECT_EQ(rec.get(), iota(0, 3));
+    EXPECT_TRUE(d.finish(test::deadline_in()));  // idempotent
+}
+
+TEST(DispatcherTest, SubmitAfterFinishTakesNothing) {
+    handler_bus bus;
+    recorder rec;
+    rec.attach(bus);
+    dispatcher d(bus, {});
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    auto b = batch_of(0, 3);
+    EXPECT_EQ(d.submit(b), 0u);
+    EXPECT_EQ(d.submit_wait(b, 0, 10ms), 0u);
+    EXPECT_TRUE(rec.get().empty());
+}
+
+TEST(DispatcherTest, StuckHandlerCannotHangFinish) {
+    // The documented contract: finish() gives up at the deadline and leaves the dispatch thread
+    // behind, so nothing it uses may be destroyed. This test keeps them (reachable from
+    // statics, so a leak checker does not flag them) and lets the thread end afterwards.
+    struct flush_probe final : handler {
+        explicit flush_probe(test::gate& g, std::promise<void>& f) : hold(g), flushed(f) {}
+        void handle(const event&) override { hold.wait(); }
+        void flush() override {
+            if (!done.exchange(true)) flushed.set_value();
+        }
+        test::gate& hold;
+        std::promise<void>& flushed;
+        std::atomic<bool> done{false};
+    };
+    struct kept {
+        handler_bus bus;
+        test::gate hold;
+        std::promise<void> flushed;
+        std::unique_ptr<dispatcher> d;
+    };
+    static std::vector<kept*> left_behind;
+    auto* k = new kept;
+    left_behind.push_back(k);
+    k->bus.attach("stuck", {}, std::make_shared<flush_probe>(k->hold, k->flushed));
+    k->d = std::make_unique<dispatcher>(k->bus, dispatcher_options{});
+    dispatcher* d = k->d.get();
+    auto b = batch_of(0, 3);
+    EXPECT_EQ(d->submit(b), 3u);
+    ASSERT_TRUE(k->hold.wait_arrived(1));
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(d->finish(t0 + 50ms));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(took, 45ms);
+    EXPECT_LT(took, test::patience);
+    k->hold.open();  // the handler comes back: the thread left behind drains, flushes, ends
+    EXPECT_EQ(k->flushed.get_future().wait_for(test::patience), std::future_status::ready);
+    EXPECT_EQ(d->dispatched(), 3u);
+}
+
+}  // namespace
+}  // namespace telecap
