@@ -65,14 +65,14 @@ void dispatcher::run() {
 }
 
 bool dispatcher::finish(std::chrono::steady_clock::time_point deadline) {
-    if (finished_) return true;
+    if (finished_) return !abandoned_;  // a second call says what the first found
     queue_.close();
+    finished_ = true;
     if (done_future_.wait_until(deadline) != std::future_status::ready) {
-        finished_ = true;
+        abandoned_ = true;
         thread_.detach();  // stuck in a handler: it cannot be joined
         return false;
     }
-    finished_ = true;
     thread_.join();
     return true;
 }

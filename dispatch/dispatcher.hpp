@@ -65,6 +65,7 @@ private:
     std::future<void> done_future_;
     std::thread thread_;
     bool finished_ = false;
+    bool abandoned_ = false;  // finish() left a stuck dispatch thread behind
 };
 
 }  // namespace telecap

@@ -330,6 +330,7 @@ TEST(DispatcherTest, StuckHandlerCannotHangFinish) {
     const auto took = std::chrono::steady_clock::now() - t0;
     EXPECT_GE(took, 45ms);
     EXPECT_LT(took, test::patience);
+    EXPECT_FALSE(d->finish(t0 + 50ms)) << "a second call says the thread was left behind";
     k->hold.open();  // the handler comes back: the thread left behind drains, flushes, ends
     EXPECT_EQ(k->flushed.get_future().wait_for(test::patience), std::future_status::ready);
     EXPECT_EQ(d->dispatched(), 3u);
