@@ -316,9 +316,10 @@ TEST(DispatcherTest, StuckHandlerCannotHangFinish) {
         std::promise<void> flushed;
         std::unique_ptr<dispatcher> d;
     };
-    static std::vector<kept*> left_behind;
+    // Never destroyed (static destructors run before the leak check), so it stays reachable.
+    static auto* left_behind = new std::vector<kept*>;
     auto* k = new kept;
-    left_behind.push_back(k);
+    left_behind->push_back(k);
     k->bus.attach("stuck", {}, std::make_shared<flush_probe>(k->hold, k->flushed));
     k->d = std::make_unique<dispatcher>(k->bus, dispatcher_options{});
     dispatcher* d = k->d.get();
