@@ -12,6 +12,7 @@
 #include "adapters/jsonl_handler.hpp"
 #include "adapters/log_handler.hpp"
 #include "adapters/unix_socket_handler.hpp"
+#include "agent/validate.hpp"
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
 #include "io/log_sink.hpp"
@@ -76,9 +77,11 @@ std::shared_ptr<handler> make_output(const std::string& spec, stream_set& stream
     }
     if (kind == "null" && arg.empty()) return std::make_shared<null_handler>();
     if (kind == "unix") {
-        if (arg.empty()) throw usage_error("output \"unix\" needs a socket path: unix:PATH");
+        unix_output_spec u;
+        if (auto p = parse_unix_output(arg, u))
+            throw usage_error("output \"" + spec + "\": " + *p);
         try {
-            return std::make_shared<unix_socket_handler>(arg);
+            return std::make_shared<unix_socket_handler>(u.path, u.options);
         } catch (const std::runtime_error& e) {
             throw usage_error(e.what());
         }
