@@ -91,12 +91,15 @@ std::shared_ptr<handler> make_output(const std::string& spec, stream_set& stream
 }
 
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, stream_set& streams,
-                    bool wait) {
+                    bool wait, attached_outputs* attached) {
     const std::vector<std::string> defaults{"jsonl"};
     const auto& list = specs.empty() ? defaults : specs;
-    for (std::size_t i = 0; i < list.size(); ++i)
-        bus.attach("output." + std::to_string(i) + ":" + list[i], {},
-                   make_output(list[i], streams, "output " + list[i], wait));
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const std::string id = "output." + std::to_string(i) + ":" + list[i];
+        auto h = make_output(list[i], streams, "output " + list[i], wait);
+        if (attached) attached->emplace_back(id, h);
+        bus.attach(id, {}, std::move(h));
+    }
 }
 
 std::shared_ptr<stream_writer> open_passthrough(const std::string& spec, stream_set& streams) {

@@ -432,18 +432,21 @@ TEST_F(UnixSocketHandlerTest, StalledHostPastMaxBacklogIsDisconnectedOthersGetEv
 TEST_F(UnixSocketHandlerTest, PastMaxTotalBacklogTheSlowestGoesFirst) {
     captured_log log;
     unix_socket_options opts;
-    opts.max_backlog = 4 << 20;        // never reached here
-    opts.max_total_backlog = 1 << 20;  // 1 MiB for all hosts together
+    opts.max_backlog = 16 << 20;       // never reached here
+    opts.max_total_backlog = 3 << 20;  // 3 MiB for all hosts together
     unix_socket_handler h(path_, opts);
 
-    line_reader first(connect_to(path_));  // never reads, and is behind the second from the start
+    // The first never reads and is ~2 MB behind the second from the start: far more than its
+    // socket buffer can take (~200 KB), so it stays the slowest whatever the I/O thread sends.
+    line_reader first(connect_to(path_));
     ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 1; }));
-    emit(h, 0, 1000);  // ~300 KB
+    const int head = static_cast<int>((2 << 20) / line_of(0).size());
+    emit(h, 0, head);
     line_reader second(connect_to(path_));  // never reads either
     ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 2; }));
 
-    int next = 1000;
-    while (h.clients_dropped(unix_drop::total_backlog) == 0 && next < 20000) {
+    int next = head;
+    while (h.clients_dropped(unix_drop::total_backlog) == 0 && next < head + 50000) {
         emit(h, next, next + 100);
         next += 100;
     }
@@ -459,7 +462,7 @@ TEST_F(UnixSocketHandlerTest, PastMaxTotalBacklogTheSlowestGoesFirst) {
     EXPECT_TRUE(wait_until([&] {
         return log.text().find("host 1 disconnected") != std::string::npos;
     })) << log.text();
-    EXPECT_NE(log.text().find("max_total_backlog (1048576 bytes)"), std::string::npos)
+    EXPECT_NE(log.text().find("max_total_backlog (3145728 bytes)"), std::string::npos)
         << log.text();
 }
 
