@@ -75,7 +75,8 @@ void add_capture_options(CLI::App& cmd, capture_options& o, cli_values& v, bool 
     cmd.add_option("--pid", o.pid, "Metadata python_pid");
     cmd.add_option("-o,--output", o.outputs,
                    "Output, repeatable: jsonl (stdout), jsonl:PATH, unix:PATH, log, null "
-                   "(default: jsonl)")
+                   "(default: jsonl); unix:PATH?max_hosts=16&max_backlog=4194304&"
+                   "max_total_backlog=16777216&fd_reserve=64 sets the socket's budgets")
         ->allow_extra_args(false);
     cmd.add_option("--passthrough", o.passthrough, "Where non-telemetry goes: stderr|stdout|none|PATH")
         ->capture_default_str();

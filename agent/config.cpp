@@ -48,6 +48,14 @@ std::vector<std::string> string_list(const std::string& path, const YAML::Node& 
     return out;
 }
 
+// Output specs, each checked (agent/validate.hpp check_output) at its own line.
+std::vector<std::string> output_list(const std::string& path, const YAML::Node& n) {
+    auto out = string_list(path, n, "outputs");
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (auto p = check_output(out[i])) bad(path, n[i], *p);
+    return out;
+}
+
 void check_keys(const std::string& path, const YAML::Node& map,
                 std::initializer_list<const char*> known) {
     for (const auto& kv : map) {
@@ -94,7 +102,7 @@ void load_config(const std::string& path, run_options& o) {
                 "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
-        auto list = string_list(path, v, "outputs");
+        auto list = output_list(path, v);
         c.outputs.insert(c.outputs.end(), list.begin(), list.end());
     }
     if (auto v = root["passthrough"]) c.passthrough = scalar<std::string>(path, v, "passthrough");
@@ -165,7 +173,7 @@ void load_config(const std::string& path, run_options& o) {
         if (auto v = p["instances"])
             spec.instances = static_cast<int>(integer(path, v, "instances", check_instances));
         read_restart(path, p, spec.restart);
-        if (auto v = p["outputs"]) spec.outputs = string_list(path, v, "outputs");
+        if (auto v = p["outputs"]) spec.outputs = output_list(path, v);
         if (auto v = p["catalog"]) spec.catalog_path = scalar<std::string>(path, v, "catalog");
         if (auto v = p["capture_stdout"])
             spec.capture_stdout = scalar<bool>(path, v, "capture_stdout");

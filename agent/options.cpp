@@ -12,6 +12,7 @@
 #include "adapters/jsonl_handler.hpp"
 #include "adapters/log_handler.hpp"
 #include "adapters/unix_socket_handler.hpp"
+#include "agent/validate.hpp"
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
 #include "io/log_sink.hpp"
@@ -76,9 +77,11 @@ std::shared_ptr<handler> make_output(const std::string& spec, stream_set& stream
     }
     if (kind == "null" && arg.empty()) return std::make_shared<null_handler>();
     if (kind == "unix") {
-        if (arg.empty()) throw usage_error("output \"unix\" needs a socket path: unix:PATH");
+        unix_output_spec u;
+        if (auto p = parse_unix_output(arg, u))
+            throw usage_error("output \"" + spec + "\": " + *p);
         try {
-            return std::make_shared<unix_socket_handler>(arg);
+            return std::make_shared<unix_socket_handler>(u.path, u.options);
         } catch (const std::runtime_error& e) {
             throw usage_error(e.what());
         }
@@ -88,12 +91,15 @@ std::shared_ptr<handler> make_output(const std::string& spec, stream_set& stream
 }
 
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, stream_set& streams,
-                    bool wait) {
+                    bool wait, attached_outputs* attached) {
     const std::vector<std::string> defaults{"jsonl"};
     const auto& list = specs.empty() ? defaults : specs;
-    for (std::size_t i = 0; i < list.size(); ++i)
-        bus.attach("output." + std::to_string(i) + ":" + list[i], {},
-                   make_output(list[i], streams, "output " + list[i], wait));
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const std::string id = "output." + std::to_string(i) + ":" + list[i];
+        auto h = make_output(list[i], streams, "output " + list[i], wait);
+        if (attached) attached->emplace_back(id, h);
+        bus.attach(id, {}, std::move(h));
+    }
 }
 
 std::shared_ptr<stream_writer> open_passthrough(const std::string& spec, stream_set& streams) {

@@ -51,8 +51,10 @@ worker_context make_context(const capture_options& o);
 // cannot be opened (or is named twice, or is an input) or a socket that cannot be listened on.
 // Streams come from `streams`, so outputs that share one (stdout, a file) share its writer.
 // `wait`: a congested stream makes the output wait (back-pressure) rather than drop.
+// `attached`, when given, receives each output with its id.
+using attached_outputs = std::vector<std::pair<std::string, std::shared_ptr<handler>>>;
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, stream_set& streams,
-                    bool wait);
+                    bool wait, attached_outputs* attached = nullptr);
 std::shared_ptr<handler> make_output(const std::string& spec, stream_set& streams,
                                      const std::string& use, bool wait);  // throws usage_error
 

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <charconv>
 #include <cstring>
 
 #include "spawn/signals.hpp"
@@ -134,6 +135,75 @@ overflow_policy parse_overflow(std::string_view text) {
     return text == "block" ? overflow_policy::block : overflow_policy::drop_newest;
 }
 
+problem parse_unix_output(std::string_view arg, unix_output_spec& out) {
+    const auto q = arg.find('?');
+    out = {};
+    out.path = std::string(arg.substr(0, q));
+    if (out.path.empty()) return "needs a socket path: unix:PATH";
+    if (q == std::string_view::npos) return std::nullopt;
+    struct budget {
+        const char* name;
+        std::size_t* value;
+        long long lo, hi;
+        const char* hi_note;
+        bool seen;
+    };
+    auto& o = out.options;
+    budget budgets[] = {
+        {"max_hosts", &o.max_hosts, 1, 65536, "", false},
+        {"max_backlog", &o.max_backlog, 4096, 1LL << 30, " (1 GiB)", false},
+        {"max_total_backlog", &o.max_total_backlog, 4096, 1LL << 34, " (16 GiB)", false},
+        {"fd_reserve", &o.fd_reserve, 1, 65536, "", false},
+    };
+    std::string_view rest = arg.substr(q + 1);
+    while (true) {
+        const auto amp = rest.find('&');
+        const std::string_view item = rest.substr(0, amp);
+        const auto eq = item.find('=');
+        const std::string_view name = item.substr(0, eq);
+        budget* b = nullptr;
+        for (auto& x : budgets)
+            if (name == x.name) b = &x;
+        if (!b)
+            return "unknown option " + quoted(name) +
+                   ": use max_hosts, max_backlog, max_total_backlog or fd_reserve (NAME=N, "
+                   "joined by &)";
+        if (b->seen) return std::string(b->name) + " is given twice";
+        b->seen = true;
+        const std::string_view text =
+            eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        long long v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (text.empty() || end != text.data() + text.size() ||
+            (ec != std::errc{} && ec != std::errc::result_out_of_range))
+            return std::string(b->name) + " must be a whole number, not " + quoted(text);
+        if (ec == std::errc::result_out_of_range) v = LLONG_MAX;
+        if (auto p = in_range(v, b->lo, b->hi, b->hi_note)) {
+            if (ec == std::errc::result_out_of_range)  // say what was written, not LLONG_MAX
+                p = p->substr(0, p->rfind(", not ")) + ", not " + std::string(text);
+            return std::string(b->name) + " " + *p;
+        }
+        *b->value = static_cast<std::size_t>(v);
+        if (amp == std::string_view::npos) break;
+        rest = rest.substr(amp + 1);
+    }
+    if (o.max_total_backlog < o.max_backlog)
+        return "max_total_backlog must not be less than max_backlog (" +
+               std::to_string(o.max_total_backlog) + " < " + std::to_string(o.max_backlog) + ")";
+    return std::nullopt;
+}
+
+problem check_output(std::string_view spec) {
+    if (spec.substr(0, spec.find(':')) != "unix") return std::nullopt;
+    unix_output_spec u;
+    const auto colon = spec.find(':');
+    if (auto p = parse_unix_output(colon == std::string_view::npos ? std::string_view{}
+                                                                   : spec.substr(colon + 1),
+                                   u))
+        return "output " + quoted(spec) + ": " + *p;
+    return std::nullopt;
+}
+
 problem check_backoff_min(const spawn::restart_options& r, spelling s) {
     if (r.mode == spawn::restart_mode::never || r.backoff_min >= min_backoff) return std::nullopt;
     return setting_name("backoff_min", s) +
@@ -154,6 +224,8 @@ problem validate(const capture_options& o, spelling s) {
     };
     if (auto p = named("max_line", check_max_line(as_ll(o.max_line)))) return p;
     if (auto p = named("prefix", check_prefix(o.prefix))) return p;
+    for (const auto& spec : o.outputs)
+        if (auto p = check_output(spec)) return p;
     return std::nullopt;
 }
 
@@ -173,6 +245,8 @@ problem validate(const run_options& o, spelling s) {
     for (const auto& pool : o.pools) {
         const auto& r = pool.restart;
         if (auto p = named("instances", check_instances(pool.instances))) return p;
+        for (const auto& spec : pool.outputs)
+            if (auto p = check_output(spec)) return p;
         if (pool.telemetry_fd != -1)
             if (auto p = named("telemetry_fd", check_telemetry_fd(pool.telemetry_fd))) return p;
         if (auto p = named("max_restarts", check_max_restarts(r.max_restarts))) return p;

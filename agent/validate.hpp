@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "adapters/unix_socket_handler.hpp"
 #include "agent/run.hpp"
 
 namespace telecap::agent {
@@ -43,6 +44,20 @@ problem check_env_value(std::string_view value);
 problem check_restart_mode(std::string_view text);  // never|on-failure|always
 problem check_overflow(std::string_view text);      // drop-newest|block
 problem check_stop_signal(std::string_view text);
+
+// A unix output's argument, "PATH[?name=N&name=N...]" (PATH cannot hold a '?'): the socket
+// path and its budgets, max_hosts (1 .. 65536), max_backlog (4096 .. 1 GiB),
+// max_total_backlog (4096 .. 16 GiB, not less than max_backlog) and fd_reserve (1 .. 65536),
+// each a whole number of hosts, bytes or fds; the others keep their defaults. The problem
+// reads after the spec ("max_hosts must be between 1 and 65536, not 0").
+struct unix_output_spec {
+    std::string path;
+    unix_socket_options options;
+};
+problem parse_unix_output(std::string_view arg, unix_output_spec& out);
+// What is wrong with an output spec before it is opened (only unix: has options to check),
+// as a whole message naming the spec.
+problem check_output(std::string_view spec);
 
 // Seconds that passed check_seconds, rounded to milliseconds (no overflow: at most 1 day).
 std::chrono::milliseconds to_millis(double seconds);

@@ -792,6 +792,66 @@ TEST_F(CliTest, BadSettingsGiveTheSameMessageFromFlagsAndYaml) {
     }
 }
 
+// The unix output's budgets: the same words from -o (run and parse) and from YAML outputs
+// (top level and a pool's, at the item's line), and nothing runs.
+TEST_F(CliTest, BadUnixOutputOptionsGiveTheSameMessageEverywhere) {
+    const std::string sock = path("u.sock");
+    const std::pair<std::string, std::string> bad[] = {
+        {"?max_hosts=0", "max_hosts must be between 1 and 65536, not 0"},
+        {"?max_hosts=65537", "max_hosts must be between 1 and 65536, not 65537"},
+        {"?max_backlog=abc", "max_backlog must be a whole number, not \"abc\""},
+        {"?max_backlog=-1", "max_backlog must be between 4096 and 1073741824 (1 GiB), not -1"},
+        {"?max_backlog=", "max_backlog must be a whole number, not \"\""},
+        {"?max_backlog=1024",
+         "max_backlog must be between 4096 and 1073741824 (1 GiB), not 1024"},
+        {"?max_total_backlog=99999999999999999999",
+         "max_total_backlog must be between 4096 and 17179869184 (16 GiB), not "
+         "99999999999999999999"},
+        {"?max_backlog=33554432",
+         "max_total_backlog must not be less than max_backlog (16777216 < 33554432)"},
+        {"?fd_reserve=0", "fd_reserve must be between 1 and 65536, not 0"},
+        {"?max_hosts=2&max_hosts=3", "max_hosts is given twice"},
+        {"?max_host=2",
+         "unknown option \"max_host\": use max_hosts, max_backlog, max_total_backlog or "
+         "fd_reserve (NAME=N, joined by &)"},
+    };
+    for (const auto& [query, message] : bad) {
+        const std::string spec = "unix:" + sock + query;
+        const std::string said = "output \"" + spec + "\": " + message;
+        const auto r = telecap({"run", "-o", spec, "--", "true"});
+        EXPECT_EQ(r.code, 2) << r;
+        EXPECT_EQ(r.err, "telecap: " + said + "\n");
+        const auto p = telecap({"parse", "-o", spec, data("clean.log")});
+        EXPECT_EQ(p.code, 2) << p;
+        EXPECT_EQ(p.err, "telecap: " + said + "\n");
+        EXPECT_EQ(p.out, "");
+
+        const std::string cfg = path("bad.yaml");
+        write_file(cfg, "outputs: [\"null\", \"" + spec + "\"]\npools:\n  - command: [\"true\"]\n");
+        auto y = telecap({"run", "--config", cfg});
+        EXPECT_EQ(y.code, 2) << y;
+        EXPECT_EQ(y.err, "telecap: " + cfg + ":1: " + said + "\n");
+        write_file(cfg, "pools:\n  - command: [\"true\"]\n    outputs:\n      - null\n      - \"" +
+                            spec + "\"\n");
+        y = telecap({"run", "--config", cfg});
+        EXPECT_EQ(y.code, 2) << y;
+        EXPECT_EQ(y.err, "telecap: " + cfg + ":5: " + said + "\n");
+        struct stat st{};
+        EXPECT_NE(::lstat(sock.c_str(), &st), 0) << "the socket was created";
+    }
+    // Good options are taken, and the counters carry their reasons.
+    const auto r = telecap(args({"parse", "-o",
+                                 "unix:" + sock + "?max_hosts=1&max_backlog=65536&"
+                                 "max_total_backlog=65536&fd_reserve=8",
+                                 "--stats", path("stats.json"), data("sample.log")}));
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_NE(read_file(path("stats.json"))
+                  .find(R"("clients_refused":{"max_hosts":0,"fds":0},)"
+                        R"("clients_dropped":{"backlog":0,"total_backlog":0}})"),
+              std::string::npos)
+        << read_file(path("stats.json"));
+}
+
 TEST_F(CliTest, ParseAndLintCheckMaxLineAndPrefixLikeRun) {
     for (const char* cmd : {"parse", "lint"}) {
         auto r = telecap({cmd, "--max-line", "1099511627776", data("clean.log")});

@@ -4,13 +4,16 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -531,6 +534,72 @@ TEST(RunCapture, StatsCarryAPoolSocketOutputsCounters) {
                      "\":{\"clients_accepted\":0,"),
               std::string::npos)
         << s;
+}
+
+// Hosts that connect to -o unix:PATH and never read: past max_hosts they are refused, the
+// others are cut off at their budgets, and the capture is never held up (with --overflow block
+// a handler that blocked would stall the worker; the test would time out).
+TEST(RunCapture, StalledSocketHostsAreCutOffAndNeverHoldUpTheCapture) {
+    const std::string sock = temp_path("stalled.sock");
+    const std::string ready = temp_path("stalled.ready");
+    const std::string out = temp_path("stalled.jsonl");
+    const std::string stats = temp_path("stalled.json");
+    ::unlink(ready.c_str());
+    const auto p = start(telecap_run({"-o", "unix:" + sock +
+                                                "?max_hosts=3&max_backlog=65536&"
+                                                "max_total_backlog=131072",
+                                      "-o", "jsonl:" + out, "--overflow", "block", "--stats",
+                                      stats, "--passthrough", "none"},
+                                     {"/bin/sh", "-c",
+                                      "while [ ! -e '" + ready + "' ]; do sleep 0.01; done; exec " +
+                                          FIXTURE_WRITE_LINES + " 20000"}),
+                         "stalled");
+    ASSERT_GT(p.pid, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    ASSERT_LT(sock.size(), sizeof a.sun_path);
+    std::memcpy(a.sun_path, sock.data(), sock.size());
+    const auto connect_host = [&] {
+        int fd = -1;
+        const bool ok = eventually([&] {  // until telecap listens
+            fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) return true;
+            ::close(fd);
+            return false;
+        });
+        return ok ? fd : -1;
+    };
+    std::vector<int> hosts;
+    for (int i = 0; i < 5; ++i) {
+        hosts.push_back(connect_host());
+        ASSERT_GE(hosts.back(), 0);
+    }
+    // The last two are refused: EOF at once. (The first three are taken in order.)
+    for (int i = 3; i < 5; ++i) {
+        pollfd pf{hosts[static_cast<std::size_t>(i)], POLLIN, 0};
+        ASSERT_EQ(::poll(&pf, 1, 10000), 1) << "host " << i << " was not refused";
+        char c;
+        EXPECT_EQ(::read(hosts[static_cast<std::size_t>(i)], &c, 1), 0);
+    }
+    write_file(ready, "");
+    const auto r = wait(p, std::chrono::seconds(60));
+    for (int fd : hosts) ::close(fd);
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::ifstream in(out);
+    std::size_t lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    EXPECT_EQ(lines, 20000u + 2u);  // every event, and spawned + terminated
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"queue_full\":0"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"clients_accepted\":3,\"clients_connected\":0,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"clients_refused\":{\"max_hosts\":2,\"fds\":0}"), std::string::npos) << s;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        s, m, std::regex("\"clients_dropped\":\\{\"backlog\":([0-9]+),\"total_backlog\":([0-9]+)\\}")))
+        << s;
+    EXPECT_EQ(std::stoul(m[1]) + std::stoul(m[2]), 3u) << s;
+    EXPECT_NE(r.err.find("disconnected"), std::string::npos) << r.err;
 }
 
 TEST(RunCapture, DedicatedTelemetryFd) {

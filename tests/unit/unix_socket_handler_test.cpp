@@ -1,12 +1,17 @@
-// unix_socket_handler (-o unix:PATH): the socket file (mode, stale, live, not a socket,
-// unlinked), fan-out of whole lines to every host, late hosts, a host that never reads
-// (bounded backlog, misses counted, the others unaffected), hosts that leave.
+// unix_socket_handler (-o unix:PATH): the socket file (mode, umask untouched, stale, live, not a
+// socket, unlinked), fan-out of whole lines to every host, late hosts, the budgets (a host that
+// never reads is disconnected past max_backlog while the others get everything; the slowest
+// goes first past max_total_backlog; hosts past max_hosts or short of fds are refused, EMFILE
+// included), counters and warnings, hosts that leave.
 #include "adapters/unix_socket_handler.hpp"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <poll.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,6 +32,7 @@
 #include <vector>
 
 #include "capture/event_json.hpp"
+#include "core/log.hpp"
 #include "core/unique_fd.hpp"
 
 namespace telecap {
@@ -51,6 +57,44 @@ std::string line_of(int i) {
     append_event_json(s, make_event(i));
     return s;
 }
+
+// The process umask as /proc tells it (reading it with umask(2) would change it).
+std::string proc_umask() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("Umask:", 0) == 0) return line.substr(6);
+    return "?";
+}
+
+std::size_t open_fds() {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+        (void)e;
+        ++n;
+    }
+    return n - 1;  // the iterator's own
+}
+
+// The library's logger, captured: the last messages, readable from any thread.
+class captured_log {
+public:
+    captured_log() : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64)) {
+        auto l = std::make_shared<spdlog::logger>("test", sink_);
+        l->set_pattern("%l: %v");
+        l->set_level(spdlog::level::info);
+        set_logger(std::move(l));
+    }
+    ~captured_log() { set_logger(nullptr); }
+    std::string text() const {
+        std::string all;
+        for (const auto& m : sink_->last_formatted()) all += m;
+        return all;
+    }
+
+private:
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
+};
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
     const auto end = clock::now() + limit;
@@ -165,6 +209,30 @@ TEST_F(UnixSocketHandlerTest, SocketHasMode0600EvenUnderAPermissiveUmask) {
     EXPECT_EQ(h->path(), path_);
 }
 
+TEST_F(UnixSocketHandlerTest, ProcessUmaskIsNeverChanged) {
+    // Another thread watches the umask while handlers start: a library must not change
+    // process-wide state, even for a moment (other threads may create files meanwhile).
+    const mode_t old = ::umask(022);
+    const std::string expected = proc_umask();
+    ASSERT_NE(expected, "?");
+    std::atomic<bool> done{false};
+    std::atomic<int> changed{0};
+    std::thread watcher([&] {
+        while (!done.load())
+            if (proc_umask() != expected) changed.fetch_add(1);
+    });
+    for (int i = 0; i < 50; ++i) {
+        unix_socket_handler h(path_);
+        struct stat st{};
+        ASSERT_EQ(::lstat(path_.c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 07777, 0600u);
+    }
+    done.store(true);
+    watcher.join();
+    EXPECT_EQ(changed.load(), 0);
+    EXPECT_EQ(::umask(old), 022u);  // and as it was after
+}
+
 TEST_F(UnixSocketHandlerTest, StaleSocketIsReplaced) {
     {
         // A socket file left by a process that is gone: bound, never unlinked (mode 0777).
@@ -259,7 +327,6 @@ TEST_F(UnixSocketHandlerTest, TwoHostsReceiveEveryEventAsWholeLines) {
     EXPECT_EQ(info[1].id, 2u);
     for (const auto& c : info) {
         EXPECT_EQ(c.sent, static_cast<std::uint64_t>(n));
-        EXPECT_EQ(c.missed, 0u);
         EXPECT_EQ(c.backlog, 0u);
     }
 }
@@ -273,7 +340,9 @@ TEST_F(UnixSocketHandlerTest, CountersForTheStatsFile) {
     emit(h, 0, 3);
     ra.join();
     EXPECT_EQ(h.counters_json(),
-              R"({"clients_accepted":1,"clients_connected":1,"events_sent":3,"events_missed":0})");
+              R"({"clients_accepted":1,"clients_connected":1,"events_sent":3,"events_missed":0,)"
+              R"("clients_refused":{"max_hosts":0,"fds":0},)"
+              R"("clients_dropped":{"backlog":0,"total_backlog":0}})");
 }
 
 TEST_F(UnixSocketHandlerTest, EventsWithoutHostsAreNeitherSentNorMissed) {
@@ -299,19 +368,19 @@ TEST_F(UnixSocketHandlerTest, LateHostGetsEventsFromThenOn) {
     EXPECT_EQ(h.clients_accepted(), 2u);
 }
 
-TEST_F(UnixSocketHandlerTest, HostThatNeverReadsIsBoundedAndCountedOthersGetEverything) {
+TEST_F(UnixSocketHandlerTest, StalledHostPastMaxBacklogIsDisconnectedOthersGetEverything) {
+    captured_log log;
     unix_socket_options opts;
     opts.max_backlog = 256 * 1024;
-    opts.drain_timeout = 5000ms;
     auto h = std::make_unique<unix_socket_handler>(path_, opts);
 
-    line_reader stuck(connect_to(path_));  // id 1: reads nothing until the end
+    line_reader stuck(connect_to(path_));  // id 1: reads nothing until it is disconnected
     ASSERT_TRUE(wait_until([&] { return h->clients_connected() == 1; }));
     line_reader good(connect_to(path_));  // id 2: reads all the time
     ASSERT_TRUE(wait_until([&] { return h->clients_connected() == 2; }));
 
-    // ~2.5 MB of lines in bursts of ~30 KB, well under the good host's backlog limit: the
-    // stuck host's socket buffer and backlog (~200 KB + 256 KB) overflow, the good one's never.
+    // ~2.5 MB of lines in bursts of ~30 KB: the stuck host's socket buffer and backlog
+    // (~200 KB + 256 KB) overflow, the good one's never.
     constexpr int rounds = 80, per_round = 100;
     constexpr int n = rounds * per_round;
     std::vector<std::string> got_good;
@@ -319,53 +388,208 @@ TEST_F(UnixSocketHandlerTest, HostThatNeverReadsIsBoundedAndCountedOthersGetEver
 
     for (int r = 0; r < rounds; ++r) {
         emit(*h, r * per_round, (r + 1) * per_round);
-        // Pace the producer to the good host (which reads as fast as it can), never to the
-        // stuck one: handle() returned even though the stuck host's backlog is full.
+        // Pace the producer to the good host, never to the stuck one: handle() returns even
+        // when the stuck host is past its budget.
         ASSERT_TRUE(wait_until([&] {
-            const auto info = h->clients();
-            return info.size() == 2 && info[1].backlog == 0;
+            for (const auto& c : h->clients())
+                if (c.id == 2) return c.backlog == 0;
+            return false;
         })) << "round " << r;
-        const auto info = h->clients();
-        EXPECT_LE(info[0].backlog, opts.max_backlog);
+        for (const auto& c : h->clients()) EXPECT_LE(c.backlog, opts.max_backlog);
     }
 
+    ASSERT_EQ(h->clients_dropped(unix_drop::backlog), 1u);
+    EXPECT_EQ(h->clients_dropped(unix_drop::total_backlog), 0u);
     const auto info = h->clients();
-    ASSERT_EQ(info.size(), 2u);
-    EXPECT_EQ(info[0].id, 1u);
-    EXPECT_GT(info[0].missed, 0u);
-    EXPECT_LE(info[0].backlog, opts.max_backlog);
-    EXPECT_EQ(info[1].missed, 0u);
-    EXPECT_EQ(info[1].sent, static_cast<std::uint64_t>(n));
-    EXPECT_EQ(h->events_missed(), info[0].missed);
-    const std::uint64_t missed = info[0].missed;
+    ASSERT_EQ(info.size(), 1u);
+    EXPECT_EQ(info[0].id, 2u);
+    EXPECT_EQ(info[0].sent, static_cast<std::uint64_t>(n));
+    EXPECT_EQ(h->clients_connected(), 1u);
+    const std::uint64_t missed = h->events_missed();
+    EXPECT_GT(missed, 0u);
 
-    // Now the stuck host reads: it gets every line that was not dropped for it, whole and in
-    // order, then EOF when the handler goes (after handing over what was queued).
-    std::vector<std::string> got_stuck;
-    std::thread late_reader([&] { got_stuck = stuck.read_to_eof(60s); });
+    // The stuck host reads now: what reached its socket before it was cut off, whole lines
+    // from the first event on, then EOF (at most the last line cut).
+    const auto got_stuck = stuck.read_to_eof(20s);
+    EXPECT_TRUE(stuck.eof());
+    ASSERT_FALSE(got_stuck.empty());
+    expect_lines(got_stuck, 0, static_cast<int>(got_stuck.size()));
+    EXPECT_EQ(h->events_sent(), static_cast<std::uint64_t>(n) + got_stuck.size());
+    // It was cut off at an event it could not take: everything up to there was sent or missed.
+    EXPECT_LE(got_stuck.size() + missed, static_cast<std::size_t>(n));
+    EXPECT_TRUE(wait_until([&] {
+        return log.text().find("host 1 disconnected") != std::string::npos;
+    })) << log.text();
+    EXPECT_NE(log.text().find("max_backlog (262144 bytes)"), std::string::npos) << log.text();
+
     h.reset();
-    late_reader.join();
     reader.join();
-
     expect_lines(got_good, 0, n);
     EXPECT_TRUE(good.eof());
     EXPECT_TRUE(good.partial().empty());
-    EXPECT_TRUE(stuck.eof());
-    EXPECT_TRUE(stuck.partial().empty()) << "a partial line";
-    EXPECT_EQ(got_stuck.size() + missed, static_cast<std::size_t>(n));
-    // An in-order subsequence of the events, each line whole.
-    int next = 0;
-    for (const auto& line : got_stuck) {
-        while (next < n && line_of(next) != line) ++next;
-        ASSERT_LT(next, n) << "not an event line, or out of order: " << line;
-        ++next;
+}
+
+TEST_F(UnixSocketHandlerTest, PastMaxTotalBacklogTheSlowestGoesFirst) {
+    captured_log log;
+    unix_socket_options opts;
+    opts.max_backlog = 16 << 20;       // never reached here
+    opts.max_total_backlog = 3 << 20;  // 3 MiB for all hosts together
+    unix_socket_handler h(path_, opts);
+
+    // The first never reads and is ~2 MB behind the second from the start: far more than its
+    // socket buffer can take (~200 KB), so it stays the slowest whatever the I/O thread sends.
+    line_reader first(connect_to(path_));
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 1; }));
+    const int head = static_cast<int>((2 << 20) / line_of(0).size());
+    emit(h, 0, head);
+    line_reader second(connect_to(path_));  // never reads either
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 2; }));
+
+    int next = head;
+    while (h.clients_dropped(unix_drop::total_backlog) == 0 && next < head + 50000) {
+        emit(h, next, next + 100);
+        next += 100;
+    }
+    ASSERT_EQ(h.clients_dropped(unix_drop::total_backlog), 1u);
+    EXPECT_EQ(h.clients_dropped(unix_drop::backlog), 0u);
+    const auto info = h.clients();
+    ASSERT_EQ(info.size(), 1u);
+    EXPECT_EQ(info[0].id, 2u);  // the first, the slowest, went
+    EXPECT_LE(info[0].backlog, opts.max_total_backlog);
+    EXPECT_GT(h.events_missed(), 0u);
+    first.read_to_eof(20s);
+    EXPECT_TRUE(first.eof());
+    EXPECT_TRUE(wait_until([&] {
+        return log.text().find("host 1 disconnected") != std::string::npos;
+    })) << log.text();
+    EXPECT_NE(log.text().find("max_total_backlog (3145728 bytes)"), std::string::npos)
+        << log.text();
+}
+
+TEST_F(UnixSocketHandlerTest, HostsPastMaxHostsAreRefusedAndCounted) {
+    captured_log log;
+    unix_socket_options opts;
+    opts.max_hosts = 2;
+    unix_socket_handler h(path_, opts);
+    line_reader a(connect_to(path_));
+    line_reader b(connect_to(path_));
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 2; }));
+
+    line_reader c(connect_to(path_));  // accepted and closed at once: EOF, nothing else
+    EXPECT_TRUE(c.read_to_eof(10s).empty());
+    EXPECT_TRUE(c.eof());
+    line_reader d(connect_to(path_));
+    EXPECT_TRUE(d.read_to_eof(10s).empty());
+    EXPECT_EQ(h.clients_refused(unix_refusal::max_hosts), 2u);
+    EXPECT_EQ(h.clients_refused(unix_refusal::fds), 0u);
+    EXPECT_EQ(h.clients_accepted(), 2u);
+    EXPECT_EQ(h.clients_connected(), 2u);
+
+    // The hosts in are served as before; when one leaves there is room again.
+    emit(h, 0, 5);
+    expect_lines(a.read(5), 0, 5);
+    expect_lines(b.read(5), 0, 5);
+    a.close();
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 1; }));
+    line_reader e(connect_to(path_));
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 2; }));
+    emit(h, 5, 10);
+    expect_lines(e.read(5), 5, 10);
+    EXPECT_EQ(h.clients_accepted(), 3u);
+    EXPECT_TRUE(wait_until([&] {
+        return log.text().find(" past max_hosts (2);") != std::string::npos;
+    })) << log.text();
+    EXPECT_NE(h.counters_json().find(R"("clients_refused":{"max_hosts":2,"fds":0})"),
+              std::string::npos)
+        << h.counters_json();
+}
+
+// Puts RLIMIT_NOFILE's soft limit back at the end of a test.
+class nofile_limit {
+public:
+    nofile_limit() { ::getrlimit(RLIMIT_NOFILE, &saved_); }
+    ~nofile_limit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+    bool set_soft(rlim_t v) {
+        rlimit r = saved_;
+        r.rlim_cur = v;
+        return ::setrlimit(RLIMIT_NOFILE, &r) == 0;
+    }
+
+private:
+    rlimit saved_{};
+};
+
+TEST_F(UnixSocketHandlerTest, HostsAreRefusedWhenFewerThanFdReserveFdsWouldBeLeft) {
+    captured_log log;
+    unix_socket_options opts;
+    opts.fd_reserve = 64;
+    unix_socket_handler h(path_, opts);
+    nofile_limit limit;
+    // Room for the test's own client sockets, not for fd_reserve more.
+    ASSERT_TRUE(limit.set_soft(open_fds() + 32));
+    line_reader refused(connect_to(path_));
+    EXPECT_TRUE(refused.read_to_eof(10s).empty());
+    EXPECT_TRUE(refused.eof());
+    EXPECT_EQ(h.clients_refused(unix_refusal::fds), 1u);
+    EXPECT_EQ(h.clients_accepted(), 0u);
+
+    ASSERT_TRUE(limit.set_soft(open_fds() + 200));
+    line_reader in(connect_to(path_));
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 1; }));
+    emit(h, 0, 3);
+    expect_lines(in.read(3), 0, 3);
+    EXPECT_EQ(h.clients_refused(unix_refusal::fds), 1u);
+    EXPECT_TRUE(wait_until([&] {
+        return log.text().find("refused hosts: 1 short of fds (fd_reserve 64)") !=
+               std::string::npos;
+    })) << log.text();
+}
+
+TEST_F(UnixSocketHandlerTest, OutOfFdsTheSpareFdRefusesHostsAndAcceptGoesOn) {
+    captured_log log;
+    unix_socket_options opts;
+    opts.fd_reserve = 1;
+    unix_socket_handler h(path_, opts);
+    nofile_limit limit;
+    ASSERT_TRUE(limit.set_soft(open_fds() + 64));
+    // Take every fd but one, which the host's socket takes: telecap's accept gets EMFILE.
+    std::vector<unique_fd> fill;
+    while (true) {
+        unique_fd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        if (!fd) break;
+        fill.push_back(std::move(fd));
+    }
+    ASSERT_EQ(errno, EMFILE);
+    fill.pop_back();
+    line_reader refused(connect_to(path_));
+    // Closed at once through the spare fd: the connection does not stay queued (where poll
+    // would report it again and again).
+    EXPECT_TRUE(refused.read_to_eof(10s).empty());
+    EXPECT_TRUE(refused.eof());
+    EXPECT_TRUE(wait_until([&] { return h.clients_refused(unix_refusal::fds) == 1; }));
+    EXPECT_EQ(h.clients_accepted(), 0u);
+
+    // fds again: the spare is back and hosts are accepted as before.
+    fill.clear();
+    refused.close();
+    line_reader in(connect_to(path_));
+    ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 1; }));
+    emit(h, 0, 3);
+    expect_lines(in.read(3), 0, 3);
+    EXPECT_EQ(h.clients_refused(unix_refusal::fds), 1u);
+}
+
+TEST_F(UnixSocketHandlerTest, ZeroBudgetsAreInvalid) {
+    for (auto field : {&unix_socket_options::max_hosts, &unix_socket_options::max_backlog,
+                       &unix_socket_options::max_total_backlog, &unix_socket_options::fd_reserve}) {
+        unix_socket_options opts;
+        opts.*field = 0;
+        EXPECT_THROW(unix_socket_handler h(path_, opts), std::invalid_argument);
     }
 }
 
 TEST_F(UnixSocketHandlerTest, HostsThatLeaveAreRemoved) {
-    unix_socket_options opts;
-    opts.max_backlog = 64 * 1024;
-    unix_socket_handler h(path_, opts);
+    unix_socket_handler h(path_);
     line_reader leaves(connect_to(path_));
     line_reader full_then_leaves(connect_to(path_));
     line_reader half_closed(connect_to(path_));
@@ -376,7 +600,8 @@ TEST_F(UnixSocketHandlerTest, HostsThatLeaveAreRemoved) {
     leaves.close();
     ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 3; }));
 
-    // Fill one host's socket and backlog, then it leaves with all of that unread.
+    // Fill one host's socket and queue a backlog for it, then it leaves with all of that
+    // unread.
     std::vector<std::string> got_stays, got_half;
     std::thread r1([&] { got_stays = stays.read(3000, 30s); });
     std::thread r2([&] { got_half = half_closed.read(3000, 30s); });
@@ -387,10 +612,10 @@ TEST_F(UnixSocketHandlerTest, HostsThatLeaveAreRemoved) {
                 if (c.id != 2 && c.backlog != 0) return false;
             return true;
         }));
-        if (r == 20) {  // ~600 KB: past its socket buffer and backlog
+        if (r == 20) {  // ~600 KB: past its socket buffer
             const auto info = h.clients();
             ASSERT_EQ(info.size(), 3u);
-            EXPECT_GT(info[0].missed, 0u);
+            EXPECT_GT(info[0].backlog, 0u);
             full_then_leaves.close();
             ASSERT_TRUE(wait_until([&] { return h.clients_connected() == 2; }));
         }
@@ -404,6 +629,10 @@ TEST_F(UnixSocketHandlerTest, HostsThatLeaveAreRemoved) {
     ASSERT_EQ(info.size(), 2u);
     EXPECT_EQ(info[0].id, 3u);
     EXPECT_EQ(info[1].id, 4u);
+    // Leaving is not being disconnected: nothing counted as dropped or missed.
+    EXPECT_EQ(h.clients_dropped(unix_drop::backlog), 0u);
+    EXPECT_EQ(h.clients_dropped(unix_drop::total_backlog), 0u);
+    EXPECT_EQ(h.events_missed(), 0u);
 }
 
 TEST_F(UnixSocketHandlerTest, DestructionUnlinksTheFileAndEndsTheStreams) {
