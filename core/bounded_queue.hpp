@@ -29,8 +29,10 @@ public:
     std::size_t push(std::vector<T>& batch, std::size_t from,
                      std::chrono::duration<Rep, Period> timeout) {
         std::size_t moved = 0;
+        bool wake = false;
         {
             std::unique_lock lock(mu_);
+            const std::size_t before = items_.size();
             const auto deadline = std::chrono::steady_clock::now() + timeout;
             while (from < batch.size() && !closed_) {
                 if (!room()) {
@@ -49,8 +51,11 @@ public:
                 costs_.push_back(c);
                 ++moved;
             }
+            // The consumer waits for the first item, or lingers for a batch: wake it when the
+            // queue stops being empty or the batch is complete, not for every push.
+            wake = moved && (before == 0 || (before < linger_items_ && items_.size() >= linger_items_));
         }
-        if (moved) not_empty_.notify_one();
+        if (wake) not_empty_.notify_one();
         return from;
     }
 
@@ -60,12 +65,24 @@ public:
     bool pop_all(std::deque<T>& out) {
         std::unique_lock lock(mu_);
         not_empty_.wait(lock, [&] { return closed_ || !items_.empty() || woken_; });
+        if (linger_.count() > 0 && !closed_ && !woken_ && items_.size() < linger_items_)
+            not_empty_.wait_for(lock, linger_, [&] {
+                return closed_ || woken_ || items_.size() >= linger_items_ || !room();
+            });
         const bool woken = std::exchange(woken_, false);
         if (items_.empty()) return woken;
         out.swap(items_);
         taken_costs_.clear();
         taken_costs_.swap(costs_);
         return true;
+    }
+
+    // pop_all waits up to `linger` for a batch of `items` once the first item is there (fewer
+    // wake-ups of the consumer when items come one by one); 0: no wait. Set before use.
+    void set_linger(std::chrono::microseconds linger, std::size_t items) {
+        std::lock_guard lock(mu_);
+        linger_ = linger;
+        linger_items_ = items ? items : 1;
     }
 
     // The consumer is done with what pop_all gave it.
@@ -117,6 +134,8 @@ public:
 private:
     // Room for one more; an empty queue always takes one, however large.
     bool room() const { return count_ == 0 || (count_ < max_items_ && bytes_ < max_bytes_); }
+    std::chrono::microseconds linger_{0};
+    std::size_t linger_items_ = 1;
 
     const std::size_t max_items_;
     const std::size_t max_bytes_;

@@ -6,6 +6,7 @@ dispatcher::dispatcher(handler_bus& bus, dispatcher_options o)
     : bus_(bus),
       queue_(o.queue, o.queue_bytes, [](const event& ev) { return ev.approximate_size(); }),
       done_future_(done_.get_future()) {
+    queue_.set_linger(o.linger, o.linger_events);
     thread_ = std::thread([this] { run(); });
 }
 

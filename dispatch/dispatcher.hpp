@@ -22,6 +22,11 @@ namespace telecap {
 struct dispatcher_options {
     std::size_t queue = 65536;                        // events queued at most
     std::size_t queue_bytes = std::size_t{16} << 20;  // their memory at most
+    // Once an event is queued, the dispatch thread waits up to `linger` for `linger_events`
+    // more before it runs the handlers: one wake-up per batch, not per event, when events
+    // come one at a time. 0: at once.
+    std::chrono::microseconds linger{200};
+    std::size_t linger_events = 256;
 };
 
 class dispatcher {

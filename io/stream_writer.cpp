@@ -106,7 +106,9 @@ bool stream_writer::append(std::string_view text, std::uint64_t lines, bool forc
                 held_.append(text);
                 held_lines_ += lines;
             } else {
-                if (pending_.empty()) work_.notify_one();
+                if (pending_.empty() || (pending_.size() < opts_.linger_bytes &&
+                                         pending_.size() + text.size() >= opts_.linger_bytes))
+                    work_.notify_one();
                 pending_.append(text);
                 pending_lines_ += lines;
             }
@@ -124,7 +126,9 @@ bool stream_writer::append_part(std::string_view text, bool ends) {
         std::lock_guard lock(mu_);
         if (!closing_ && !dead_.load(std::memory_order_relaxed)) {
             // A part is always taken: its line has begun, dropping the rest would cut it.
-            if (pending_.empty()) work_.notify_one();
+            if (pending_.empty() || (pending_.size() < opts_.linger_bytes &&
+                                     pending_.size() + text.size() >= opts_.linger_bytes))
+                work_.notify_one();
             pending_.append(text);
             pending_lines_ += ends ? 1 : 0;
             part_open_ = !ends;
@@ -241,6 +245,11 @@ void stream_writer::run() {
                 work_.wait_for(lock, backoff, [&] { return deadline_passed_.load(); });
             } else {
                 work_.wait(lock, [&] { return closing_ || !pending_.empty() || buf.size() > partial_; });
+                if (!closing_ && buf.size() <= partial_ && pending_.size() < opts_.linger_bytes &&
+                    opts_.linger.count() > 0)
+                    work_.wait_for(lock, opts_.linger, [&] {
+                        return closing_ || pending_.size() >= opts_.linger_bytes;
+                    });
             }
             if (closing_ && pending_.empty() && !held_.empty()) {
                 // Closing with a streamed line still open: what waited for it goes out now.

@@ -48,6 +48,10 @@ struct stream_writer_options {
     // A failure that lasts this long makes waiting producers give up waiting (they drop and
     // count instead), and ends the drain at close.
     std::chrono::milliseconds give_up_after{5000};
+    // Small writes are gathered for at most `linger` (or until `linger_bytes` wait), so a
+    // stream of small lines costs one write(2) per batch, not one per line; 0: write at once.
+    std::chrono::microseconds linger{1000};
+    std::size_t linger_bytes = std::size_t{64} << 10;
 };
 
 // Counters of one stream, readable at any time from any thread.

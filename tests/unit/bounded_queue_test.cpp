@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <deque>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -92,6 +93,58 @@ TEST(BoundedQueue, BlockingPushOfABatchLargerThanTheQueueFeedsTheConsumer) {
     EXPECT_EQ(next, batch.size());
     ASSERT_EQ(received.size(), 100u);
     for (int i = 0; i < 100; ++i) EXPECT_EQ(received[static_cast<std::size_t>(i)], std::to_string(i));
+}
+
+// --- linger: the consumer gathers a batch ----------------------------------------------------
+
+std::future<std::deque<std::string>> pop_async(bounded_queue<std::string>& q) {
+    return std::async(std::launch::async, [&q] {
+        std::deque<std::string> out;
+        q.pop_all(out);
+        return out;
+    });
+}
+
+TEST(BoundedQueueLinger, TheConsumerWaitsForABatchOnceTheFirstItemIsThere) {
+    auto q = make_queue(100, 1000);
+    q.set_linger(std::chrono::seconds(30), 2);
+    std::vector<std::string> one{"a"}, two{"b"};
+    q.push(one, 0, 0ms);
+    auto got = pop_async(q);
+    // One item is not yet a batch: without the linger pop_all would return it at once.
+    EXPECT_EQ(got.wait_for(100ms), std::future_status::timeout);
+    q.push(two, 0, 0ms);  // the batch is complete: the consumer is woken
+    ASSERT_EQ(got.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(got.get(), (std::deque<std::string>{"a", "b"}));
+}
+
+TEST(BoundedQueueLinger, AFullQueueOrCloseEndsTheLingerAtOnce) {
+    auto full = make_queue(2, 1000);
+    full.set_linger(std::chrono::seconds(30), 100);
+    std::vector<std::string> batch{"a", "b"};
+    full.push(batch, 0, 0ms);  // no room left: a producer would wait for the consumer
+    auto got = pop_async(full);
+    ASSERT_EQ(got.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(got.get().size(), 2u);
+
+    auto closing = make_queue(100, 1000);
+    closing.set_linger(std::chrono::seconds(30), 100);
+    std::vector<std::string> one{"a"};
+    closing.push(one, 0, 0ms);
+    auto rest = pop_async(closing);
+    closing.close();
+    ASSERT_EQ(rest.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(rest.get().size(), 1u);
+}
+
+TEST(BoundedQueueLinger, TheLingerEndsAfterItsTimeWithWhatCame) {
+    auto q = make_queue(100, 1000);
+    q.set_linger(std::chrono::milliseconds(20), 100);
+    std::vector<std::string> one{"a"};
+    q.push(one, 0, 0ms);
+    auto got = pop_async(q);
+    ASSERT_EQ(got.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(got.get().size(), 1u);
 }
 
 }  // namespace
