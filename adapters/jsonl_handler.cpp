@@ -21,8 +21,10 @@ void jsonl_handler::hand_over() {
     if (wait_)
         while (out_->congested() && !out_->given_up())
             out_->wait_room(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
-    if (out_->append(buf_, batched_)) written_.fetch_add(batched_, std::memory_order_relaxed);
-    else dropped_.fetch_add(batched_, std::memory_order_relaxed);
+    if (out_->append_owned(buf_, batched_))
+        written_.fetch_add(batched_, std::memory_order_relaxed);
+    else
+        dropped_.fetch_add(batched_, std::memory_order_relaxed);
     buf_.clear();
     batched_ = 0;
 }

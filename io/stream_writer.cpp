@@ -20,7 +20,18 @@ namespace {
 constexpr std::size_t max_write = std::size_t{1} << 20;
 
 std::uint64_t count_lines(std::string_view s) {
-    return static_cast<std::uint64_t>(std::count(s.begin(), s.end(), '\n'));
+    // memchr's vector loop is several times faster than std::count's (which widens every
+    // byte to a 64-bit lane) on lines of a few hundred bytes.
+    std::uint64_t n = 0;
+    const char* p = s.data();
+    const char* const end = p + s.size();
+    while (p < end) {
+        p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+        if (!p) break;
+        ++n;
+        ++p;
+    }
+    return n;
 }
 
 // Errors after which nobody will ever read what we write.
@@ -119,6 +130,27 @@ bool stream_writer::append(std::string_view text, std::uint64_t lines, bool forc
     }
     drop(text, lines);
     return false;
+}
+
+bool stream_writer::append_owned(std::string& text, std::uint64_t lines) {
+    {
+        std::lock_guard lock(mu_);
+        if (!text.empty() && pending_.empty() && !part_open_ && !closing_ &&
+            !dead_.load(std::memory_order_relaxed) &&
+            buffered_.load(std::memory_order_relaxed) + text.size() <= opts_.hard_limit) {
+            work_.notify_one();
+            const auto size = text.size();
+            pending_.swap(text);
+            pending_lines_ += lines;
+            const auto b = buffered_.fetch_add(size, std::memory_order_relaxed) + size;
+            if (b > opts_.soft_limit) was_congested_ = true;
+            text.clear();
+            return true;
+        }
+    }
+    const bool ok = append(std::string_view(text), lines);
+    text.clear();
+    return ok;
 }
 
 bool stream_writer::append_part(std::string_view text, bool ends) {
@@ -265,7 +297,8 @@ void stream_writer::run() {
             // (close() then never returned).
             if (buf.size() - partial_ < max_write && !pending_.empty()) {
                 tail_complete = !part_open_;  // the last append ended a unit
-                buf += pending_;
+                if (buf.empty()) buf.swap(pending_);  // the common case: no copy
+                else buf += pending_;
                 pending_.clear();
                 pending_lines_ = 0;
             }

@@ -86,6 +86,9 @@ public:
     // blocks. False when it was dropped (stream dead, or above the hard limit), counted.
     // `force` ignores the hard limit (the rest of a line whose start was accepted).
     bool append(std::string_view text, std::uint64_t lines = 1, bool force = false);
+    // The same for a buffer the caller gives up: taken without a copy when nothing is
+    // pending. `text` is left empty (with some capacity) either way.
+    bool append_owned(std::string& text, std::uint64_t lines);
 
     // A piece of a line longer than a producer can hold (pass-through of an over-long line):
     // until the piece that ends it, whole lines from other producers are held back (bounded

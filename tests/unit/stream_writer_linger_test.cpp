@@ -56,5 +56,26 @@ TEST(StreamWriterLinger, CloseDoesNotWaitForTheLinger) {
     ::close(fds[1]);
 }
 
+TEST(StreamWriterAppendOwned, TakesTheBufferAndKeepsTheOrderWithOtherAppends) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    stream_writer_options o;
+    o.linger = std::chrono::seconds(30);  // everything stays pending until close
+    auto w = stream_writer::for_fd(fds[1], "pipe", o);
+    std::string first = "a\nb\n", second = "d\n";
+    ASSERT_TRUE(w->append_owned(first, 2));  // nothing pending: taken as it is
+    EXPECT_TRUE(first.empty());
+    ASSERT_TRUE(w->append("c\n"));
+    ASSERT_TRUE(w->append_owned(second, 1));  // something pending: copied after it
+    EXPECT_TRUE(second.empty());
+    w->close(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    char buf[64];
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    EXPECT_EQ(std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0), "a\nb\nc\nd\n");
+    EXPECT_EQ(w->counters().written_lines.load(), 4u);
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
 }  // namespace
 }  // namespace telecap
