@@ -48,6 +48,8 @@ public:
     bool in_long_line() const noexcept { return long_; }
     // The current (or last) long line was cut by the budget, not by max_line.
     bool cut_by_budget() const noexcept { return cut_; }
+    // The shared budget's limit, 0 without one.
+    std::size_t budget_limit() const noexcept { return budget_ ? budget_->limit() : 0; }
 
 private:
     void emit_line(std::string_view line_with_nl, line_sink& sink);

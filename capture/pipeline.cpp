@@ -37,8 +37,7 @@ capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
       rejects_(rejects),
       stats_(stats),
       events_by_type_(cat),
-      recognize_(opts.recognize),
-      budget_limit_(opts.budget ? opts.budget->limit() : 0) {}
+      recognize_(opts.recognize) {}
 
 void capture_pipeline::feed(std::string_view bytes) {
     stats_.bytes += bytes.size();
@@ -92,7 +91,7 @@ void capture_pipeline::on_long_begin(std::string_view head) {
         if (framer_.cut_by_budget()) {
             err_.offset = head.size();
             err_.detail = "line held back longer than the memory budget for partial lines "
-                          "allows (" + std::to_string(budget_limit_) + " bytes for all streams)";
+                          "allows (" + std::to_string(framer_.budget_limit()) + " bytes for all streams)";
         } else {
             err_.offset = framer_.max_line();
             err_.detail = "line longer than max_line (" + std::to_string(framer_.max_line()) +

@@ -94,7 +94,6 @@ private:
     parse_error err_;
     std::uint64_t line_no_ = 0;
     bool recognize_;
-    std::size_t budget_limit_ = 0;
 };
 
 }  // namespace telecap

@@ -9,7 +9,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -27,7 +26,6 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,6 +33,7 @@
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
 #include "core/unique_fd.hpp"
+#include "support/unit_helpers.hpp"
 
 namespace telecap {
 namespace {
@@ -78,31 +77,9 @@ std::size_t open_fds() {
 }
 
 // The library's logger, captured: the last messages, readable from any thread.
-// Formatted messages appended to one string (read under the sink's own lock). Not spdlog's
-// ringbuffer sink: it copies log_msg_buffer objects, which UBSan's vptr check flagged under
-// load against Debian's uninstrumented libspdlog.
-class string_sink final : public spdlog::sinks::base_sink<std::mutex> {
-public:
-    std::string text() {
-        std::lock_guard lock(mutex_);
-        return text_;
-    }
-
-protected:
-    void sink_it_(const spdlog::details::log_msg& msg) override {
-        spdlog::memory_buf_t buf;
-        formatter_->format(msg, buf);
-        text_.append(buf.data(), buf.size());
-    }
-    void flush_() override {}
-
-private:
-    std::string text_;
-};
-
 class captured_log {
 public:
-    captured_log() : sink_(std::make_shared<string_sink>()) {
+    captured_log() : sink_(std::make_shared<test::memory_sink>()) {
         auto l = std::make_shared<spdlog::logger>("test", sink_);
         l->set_pattern("%l: %v");
         l->set_level(spdlog::level::info);
@@ -112,7 +89,7 @@ public:
     std::string text() const { return sink_->text(); }
 
 private:
-    std::shared_ptr<string_sink> sink_;
+    std::shared_ptr<test::memory_sink> sink_;
 };
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
