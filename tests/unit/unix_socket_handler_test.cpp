@@ -315,7 +315,8 @@ TEST_F(UnixSocketHandlerTest, TwoHostsReceiveEveryEventAsWholeLines) {
     expect_lines(got_b, 0, n);
     EXPECT_TRUE(a.partial().empty());
     EXPECT_TRUE(b.partial().empty());
-    EXPECT_EQ(h.events_sent(), 2u * n);
+    // The handler counts a send after it returns, so a host can read the bytes first.
+    ASSERT_TRUE(wait_until([&] { return h.events_sent() == 2u * n; }));
     EXPECT_EQ(h.events_missed(), 0u);
     const auto info = h.clients();
     ASSERT_EQ(info.size(), 2u);
@@ -335,6 +336,8 @@ TEST_F(UnixSocketHandlerTest, CountersForTheStatsFile) {
     std::thread ra([&] { got = a.read(3); });
     emit(h, 0, 3);
     ra.join();
+    // The handler counts a send after it returns, so a host can read the bytes first.
+    ASSERT_TRUE(wait_until([&] { return h.events_sent() == 3u; }));
     EXPECT_EQ(h.counters_json(),
               R"({"clients_accepted":1,"clients_connected":1,"events_sent":3,"events_missed":0,)"
               R"("clients_refused":{"max_hosts":0,"fds":0},)"
