@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <chrono>
@@ -47,7 +48,14 @@ prometheus_handler::prometheus_handler(const prometheus_address& at,
     s.new_task_queue = [] { return new httplib::ThreadPool(2); };
     s.set_read_timeout(5, 0);
     s.set_write_timeout(10, 0);
-    s.set_keep_alive_timeout(30);
+    // Short: stopping waits for kept-alive connections (a scraper reconnects at no real cost).
+    s.set_keep_alive_timeout(1);
+    // httplib's default adds SO_REUSEPORT, with which a second telecap would bind the same
+    // port and take half of the scrapes: only SO_REUSEADDR (a restart rebinds at once).
+    s.set_socket_options([](int sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     s.set_payload_max_length(64 * 1024);
     s.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
         const auto format = metrics::negotiate(req.get_header_value("Accept"));

@@ -303,6 +303,7 @@ int main_cli(int argc, char** argv) {
             if (auto p = validate(ro, with_config ? spelling::yaml : spelling::cli))
                 throw usage_error(*p);
             need_writable_stats(c.stats_path);
+            if (!c.metrics_path.empty()) (void)load_metrics(c.metrics_path);
             return run_workers(ro);
         }
     } catch (const usage_error& e) {
