@@ -113,7 +113,8 @@ void handler_bus::dispatch(const event& ev) {
     ++depth_;
     const std::size_t n = entries_.size();  // handlers attached during the call wait
     for (std::size_t i = 0; i < n; ++i) {
-        if (!entries_[i].attached || !ev.matches(entries_[i].info.prefix)) continue;
+        const auto& prefix = entries_[i].info.prefix;
+        if (!entries_[i].attached || (!prefix.empty() && !ev.matches(prefix))) continue;
         // A raw pointer is enough: entries are not erased while a dispatch runs (depth_ > 0),
         // so the handler stays owned even if it detaches itself or others attach.
         handler* h = entries_[i].h.get();

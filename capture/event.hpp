@@ -25,6 +25,10 @@ struct event {
     std::vector<std::pair<std::string, metadata_value>> metadata;         // input order, then host
     std::int64_t timestamp_ns = 0;
     std::optional<std::string> correlation_id;  // "" on the wire becomes nullopt
+    // Who named the event, for caches keyed by name: the normalizer sets the catalog entry of
+    // its wire name (two events with the same non-null name_id have the same name); null for
+    // events made elsewhere. Not part of the event's value (never written out).
+    const void* name_id = nullptr;
 
     // Dotted form of name ("snakepit.python.call.stop").
     std::string dotted_name() const;

@@ -183,6 +183,7 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
                       parse_error& err) {
     // 1. Name: the parts joined with "." must be a wire name of the catalog.
     if (wire.empty()) return reject(err, reject_reason::bad_shape, "empty event name");
+    out.name_id = we;
     if (we) {
         // Part by part: consecutive events share most parts ("snakepit", "python").
         out.name.resize(we->parts.size());

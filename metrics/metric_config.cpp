@@ -123,6 +123,8 @@ public:
         }
         if (auto v = n["labels"]) {
             if (!v.IsSequence()) bad(v, "labels must be a list of metadata keys");
+            if (v.size() > max_labels)
+                bad(v, "at most " + std::to_string(max_labels) + " labels per metric");
             std::set<std::string> seen;
             for (const auto& l : v) {
                 label_def ld;

@@ -24,6 +24,7 @@ struct label_def {
 
 inline constexpr std::string_view event_name_key = "$event";
 inline constexpr std::size_t default_max_series = 2000;
+inline constexpr std::size_t max_labels = 16;  // per metric
 
 struct metric_def {
     metric_kind kind = metric_kind::counter;

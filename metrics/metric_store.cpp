@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "capture/utf8.hpp"
 #include "core/glob.hpp"
@@ -24,12 +25,98 @@ std::string_view to_string(skip_reason r) noexcept {
 namespace {
 
 constexpr std::string_view terminated_event = "snakepit.pool.worker.terminated";
-constexpr char key_separator = '\xff';  // never part of valid UTF-8: keys cannot collide
 constexpr std::size_t name_cache_limit = 4096;
 
-// Label values are UTF-8 on every wire: a malformed byte becomes U+FFFD here, before the
-// value identifies a series, so two values that render alike are one series.
-void append_utf8(std::string& out, std::string_view v) {
+// A fast hash for short strings (names, label values). Lookups verify by comparing the
+// strings, so it only has to spread well, not resist attack; a flood of colliding values is
+// still bounded by max_series.
+inline std::uint64_t mix(std::uint64_t h, std::uint64_t v) noexcept {
+    h ^= v;
+    h *= 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 32);
+}
+
+inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t h) noexcept {
+    h = mix(h, s.size());
+    const char* p = s.data();
+    std::size_t n = s.size();
+    for (; n >= 8; p += 8, n -= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, p, 8);
+        h = mix(h, w);
+    }
+    // The tail in at most two loads (overlapping), as wyhash does: a byte loop through the
+    // stack cost more than the rest of the hash.
+    if (n >= 4) {
+        std::uint32_t a, b;
+        std::memcpy(&a, p, 4);
+        std::memcpy(&b, p + n - 4, 4);
+        h = mix(h, (std::uint64_t{a} << 32) | b);
+    } else if (n) {
+        const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+        h = mix(h, (byte(0) << 16) | (byte(n >> 1) << 8) | byte(n - 1));
+    }
+    return h;
+}
+
+constexpr std::uint64_t seed = 0x51AFD7ED558CCD1Dull;
+
+// Equality of short strings without a call to memcmp (keys and label values are mostly
+// under 16 bytes, and called for several times per event).
+[[gnu::always_inline]] inline bool same(std::string_view a, std::string_view b) noexcept {
+    const std::size_t n = a.size();
+    if (n != b.size()) return false;
+    const char* p = a.data();
+    const char* q = b.data();
+    if (n > 16 && n <= 32) {  // dotted event names
+        std::uint64_t x[4], y[4];
+        std::memcpy(&x[0], p, 16);
+        std::memcpy(&y[0], q, 16);
+        std::memcpy(&x[2], p + n - 16, 16);
+        std::memcpy(&y[2], q + n - 16, 16);
+        return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+    }
+    if (n >= 8 && n <= 16) {
+        std::uint64_t x1, y1, x2, y2;
+        std::memcpy(&x1, p, 8);
+        std::memcpy(&y1, q, 8);
+        std::memcpy(&x2, p + n - 8, 8);
+        std::memcpy(&y2, q + n - 8, 8);
+        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        std::uint32_t x1, y1, x2, y2;
+        std::memcpy(&x1, p, 4);
+        std::memcpy(&y1, q, 4);
+        std::memcpy(&x2, p + n - 4, 4);
+        std::memcpy(&y2, q + n - 4, 4);
+        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
+    }
+    if (n < 4) {
+        for (std::size_t i = 0; i < n; ++i)
+            if (p[i] != q[i]) return false;
+        return true;
+    }
+    return std::memcmp(p, q, n) == 0;
+}
+
+// `hint`: where the key was last time (an emitter writes its keys in the same order).
+template <typename V>
+const V* find_key(const std::vector<std::pair<std::string, V>>& kv, std::string_view key,
+                  std::size_t& hint) noexcept {
+    if (hint < kv.size() && same(kv[hint].first, key)) return &kv[hint].second;
+    for (std::size_t i = 0; i < kv.size(); ++i)
+        if (same(kv[i].first, key)) {
+            hint = i;
+            return &kv[i].second;
+        }
+    return nullptr;
+}
+
+// Label values are UTF-8 on every wire: a malformed byte becomes U+FFFD before the value
+// identifies a series, so two values that render alike are one series.
+std::string valid_utf8(std::string_view v) {
+    std::string out;
     std::size_t bad = first_invalid_utf8(v);
     while (bad != std::string_view::npos) {
         out.append(v.substr(0, bad));
@@ -38,10 +125,12 @@ void append_utf8(std::string& out, std::string_view v) {
         bad = first_invalid_utf8(v);
     }
     out.append(v);
+    return out;
 }
 
 struct cell {
-    std::vector<std::string> values;  // one per label, in the config's order
+    std::vector<std::string> values;  // one per label, in the config's order; valid UTF-8
+    std::uint64_t hash = 0;
     double value = 0;
     std::vector<std::uint64_t> buckets;
     double sum = 0;
@@ -57,14 +146,27 @@ std::int64_t wall_ns() {
 
 }  // namespace
 
+struct metric_store::name_entry {
+    std::vector<std::string> parts;
+    std::string dotted;
+    std::uint64_t hash = 0;         // of the parts
+    std::uint64_t dotted_hash = 0;  // of `dotted`, as a label value
+    std::vector<std::uint32_t> ids; // the metrics whose event glob matches
+    bool terminated = false;
+};
+
 struct metric_store::state {
     explicit state(metric_def d) : def(std::move(d)), missing(def.labels.size()) {
         for (std::size_t i = 0; i < def.labels.size(); ++i)
             if (def.labels[i].key == "worker_id") worker_label = static_cast<int>(i);
+        slots.assign(16, 0);
     }
     metric_def def;
-    std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> index;
+    std::vector<std::uint32_t> keys;  // each label's key number in the store
+    std::size_t measurement_hint = 0;
     std::vector<cell> all;
+    // Open addressing over `all`: index + 1, 0 = empty. At most half full.
+    std::vector<std::uint32_t> slots;
     std::int64_t overflow = -1;  // index in `all` of the overflow series
     int worker_label = -1;
     std::array<std::atomic<std::uint64_t>, skip_reason_count> skipped{};
@@ -72,18 +174,67 @@ struct metric_store::state {
     std::atomic<std::uint64_t> overflowed{0};
     std::atomic<std::size_t> count{0};
 
-    void skip(skip_reason r) { skipped[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+    void skip(skip_reason r) {
+        skipped[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    }
 
-    cell& make(std::string key, std::vector<std::string> values, std::int64_t now) {
-        cell s;
-        s.values = std::move(values);
-        s.start_ns = now;
-        if (def.kind == metric_kind::histogram) s.buckets.assign(def.buckets.size() + 1, 0);
-        index.emplace(std::move(key), static_cast<std::uint32_t>(all.size()));
-        all.push_back(std::move(s));
+    // The series whose values equal `views` (hash `h`), or null.
+    cell* lookup(std::uint64_t h, const std::string_view* views) {
+        const std::size_t mask = slots.size() - 1;
+        for (std::size_t i = h & mask;; i = (i + 1) & mask) {
+            const auto s = slots[i];
+            if (s == 0) return nullptr;
+            cell& c = all[s - 1];
+            if (c.hash != h) continue;
+            bool equal = true;
+            for (std::size_t l = 0; equal && l < c.values.size(); ++l) equal = same(c.values[l], views[l]);
+            if (equal) return &c;
+        }
+    }
+
+    void insert_slot(std::uint64_t h, std::uint32_t index) {
+        const std::size_t mask = slots.size() - 1;
+        std::size_t i = h & mask;
+        while (slots[i] != 0) i = (i + 1) & mask;
+        slots[i] = index + 1;
+    }
+
+    void rebuild_slots() {
+        std::size_t cap = 16;
+        while (cap < all.size() * 2 + 2) cap *= 2;
+        slots.assign(cap, 0);
+        for (std::size_t i = 0; i < all.size(); ++i)
+            if (static_cast<std::int64_t>(i) != overflow)
+                insert_slot(all[i].hash, static_cast<std::uint32_t>(i));
+    }
+
+    cell& make(std::uint64_t h, std::vector<std::string> values, std::int64_t now) {
+        cell c;
+        c.values = std::move(values);
+        c.hash = h;
+        c.start_ns = now;
+        if (def.kind == metric_kind::histogram) c.buckets.assign(def.buckets.size() + 1, 0);
+        all.push_back(std::move(c));
         count.store(all.size(), std::memory_order_relaxed);
+        if (all.size() * 2 > slots.size()) rebuild_slots();
+        else insert_slot(h, static_cast<std::uint32_t>(all.size() - 1));
         return all.back();
     }
+
+    cell& overflow_cell(std::int64_t now) {
+        if (overflow < 0) {
+            overflow = static_cast<std::int64_t>(all.size());
+            cell o;
+            o.start_ns = now;
+            if (def.kind == metric_kind::histogram) o.buckets.assign(def.buckets.size() + 1, 0);
+            all.push_back(std::move(o));
+            count.store(all.size(), std::memory_order_relaxed);
+        }
+        overflowed.fetch_add(1, std::memory_order_relaxed);
+        return all[static_cast<std::size_t>(overflow)];
+    }
+
+    std::size_t labelled() const { return all.size() - (overflow >= 0 ? 1 : 0); }
 
     void update(cell& s, double v) {
         switch (def.kind) {
@@ -104,107 +255,183 @@ metric_store::metric_store(const metrics_config& cfg, std::function<std::int64_t
     : service_name_(cfg.service_name), now_ns_(now_ns ? std::move(now_ns) : wall_ns) {
     for (const auto& d : cfg.metrics)
         if (d.capture) metrics_.push_back(std::make_unique<state>(d));
+    names_.resize(64);
+    by_id_.resize(64);
+    for (auto& p : metrics_)
+        for (const auto& l : p->def.labels) {
+            auto it = std::find(keys_.begin(), keys_.end(), l.key);
+            if (it == keys_.end()) it = keys_.insert(keys_.end(), l.key);
+            p->keys.push_back(static_cast<std::uint32_t>(it - keys_.begin()));
+        }
+    // Sized once: a label_value holds an integer value's text itself, and views point into it.
+    values_.resize(keys_.size());
+    for (std::size_t k = 0; k < keys_.size(); ++k) values_[k].is_event_name = keys_[k] == event_name_key;
 }
 
 metric_store::~metric_store() = default;
 
-const std::vector<std::uint32_t>& metric_store::metrics_for(const event& ev) {
-    name_buf_.clear();
-    for (std::size_t i = 0; i < ev.name.size(); ++i) {
-        if (i) name_buf_ += '.';
-        name_buf_ += ev.name[i];
+const metric_store::name_entry& metric_store::entry_for(const event& ev) {
+    if (!ev.name_id) return entry_by_parts(ev);
+    const auto ph = mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id));
+    std::size_t mask = by_id_.size() - 1;
+    std::size_t i = ph & mask;
+    for (; by_id_[i].first; i = (i + 1) & mask) {
+        const auto* e = by_id_[i].second;
+        // The id is the catalog's entry; the size and last part guard against a catalog that
+        // was freed and another allocated where it was.
+        if (by_id_[i].first == ev.name_id && e->parts.size() == ev.name.size() &&
+            same(e->parts.back(), ev.name.back()))
+            return *e;
     }
-    if (auto it = by_name_.find(std::string_view(name_buf_)); it != by_name_.end())
-        return it->second;
-    std::vector<std::uint32_t> ids;
-    for (std::size_t i = 0; i < metrics_.size(); ++i)
-        if (glob_match(metrics_[i]->def.event, name_buf_)) ids.push_back(static_cast<std::uint32_t>(i));
-    // Names are bounded by the catalog; the limit only guards against a custom one.
-    if (by_name_.size() >= name_cache_limit) by_name_.clear();
-    return by_name_.emplace(name_buf_, std::move(ids)).first->second;
+    const name_entry& e = entry_by_parts(ev);
+    if (ids_used_ * 2 + 2 > by_id_.size()) {
+        if (by_id_.size() >= 2 * name_cache_limit) {  // bounded, as the names are
+            std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, const name_entry*>{});
+            ids_used_ = 0;
+        } else {
+            std::vector<std::pair<const void*, const name_entry*>> old(by_id_.size() * 2);
+            old.swap(by_id_);
+            mask = by_id_.size() - 1;
+            for (const auto& x : old)
+                if (x.first) {
+                    std::size_t j = mix(seed, reinterpret_cast<std::uintptr_t>(x.first)) & mask;
+                    while (by_id_[j].first) j = (j + 1) & mask;
+                    by_id_[j] = x;
+                }
+        }
+        mask = by_id_.size() - 1;
+        i = ph & mask;
+        while (by_id_[i].first) i = (i + 1) & mask;
+    }
+    by_id_[i] = {ev.name_id, &e};
+    ++ids_used_;
+    return e;
+}
+
+const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
+    std::uint64_t h = seed;
+    for (const auto& part : ev.name) h = hash_bytes(part, h);
+    const std::size_t mask = names_.size() - 1;
+    std::size_t i = h & mask;
+    for (; names_[i]; i = (i + 1) & mask)
+        if (names_[i]->hash == h && names_[i]->parts == ev.name) return *names_[i];
+    // A new name: match it against every metric once. Names are bounded by the catalog; the
+    // limit only guards against a custom one.
+    if (names_used_ >= name_cache_limit) {
+        for (auto& e : names_) e.reset();
+        names_used_ = 0;
+        std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, const name_entry*>{});
+        ids_used_ = 0;
+    }
+    auto e = std::make_unique<name_entry>();
+    e->parts = ev.name;
+    for (std::size_t k = 0; k < ev.name.size(); ++k) {
+        if (k) e->dotted += '.';
+        e->dotted += ev.name[k];
+    }
+    e->hash = h;
+    e->dotted_hash = hash_bytes(e->dotted, seed);
+    e->terminated = e->dotted == terminated_event;
+    for (std::size_t m = 0; m < metrics_.size(); ++m)
+        if (glob_match(metrics_[m]->def.event, e->dotted))
+            e->ids.push_back(static_cast<std::uint32_t>(m));
+    ++names_used_;
+    if (names_used_ * 2 > names_.size()) {  // grow, then place every entry again
+        std::vector<std::unique_ptr<name_entry>> old(names_.size() * 2);
+        old.swap(names_);
+        for (auto& x : old)
+            if (x) {
+                std::size_t j = x->hash & (names_.size() - 1);
+                while (names_[j]) j = (j + 1) & (names_.size() - 1);
+                names_[j] = std::move(x);
+            }
+        i = h & (names_.size() - 1);
+        while (names_[i]) i = (i + 1) & (names_.size() - 1);
+    }
+    names_[i] = std::move(e);
+    return *names_[i];
+}
+
+const metric_store::label_value& metric_store::value_of(const event& ev, const name_entry& e,
+                                                        std::uint32_t key) {
+    label_value& v = values_[key];
+    if (v.epoch == epoch_) return v;
+    v.epoch = epoch_;
+    v.missing = false;
+    if (v.is_event_name) {
+        v.view = e.dotted;
+        v.hash = e.dotted_hash;
+        return v;
+    }
+    const auto* mv = find_key(ev.metadata, keys_[key], v.hint);
+    if (const auto* str = mv ? std::get_if<std::string>(mv) : nullptr) {
+        v.view = *str;
+    } else if (const auto* n = mv ? std::get_if<std::int64_t>(mv) : nullptr) {
+        const auto r = std::to_chars(v.digits, v.digits + sizeof v.digits, *n);
+        v.view = std::string_view(v.digits, static_cast<std::size_t>(r.ptr - v.digits));
+    } else {
+        v.view = {};
+        v.missing = true;  // absent or null: ""
+    }
+    v.hash = hash_bytes(v.view, seed);
+    return v;
 }
 
 void metric_store::record(const event& ev) {
-    const auto& ids = metrics_for(ev);
-    if (name_buf_ == terminated_event) {
+    const name_entry& e = entry_for(ev);
+    if (e.terminated) {
         if (const auto* w = ev.meta("worker_id"); w && std::holds_alternative<std::string>(*w))
             forget_worker(std::get<std::string>(*w));
     }
-    if (ids.empty()) return;
+    if (e.ids.empty()) return;
+    ++epoch_;  // every label value is resolved anew, once
     std::lock_guard lk(mu_);
-    for (const auto id : ids) {
-        state& st = *metrics_[id];
-        const metric_def& d = st.def;
-        double v = 1;
-        if (!d.measurement.empty()) {
-            const auto* m = ev.measurement(d.measurement);
-            if (!m) {
-                st.skip(skip_reason::missing_measurement);
-                continue;
-            }
-            if (const auto* i = std::get_if<std::int64_t>(m)) v = static_cast<double>(*i);
-            else if (const auto* f = std::get_if<double>(m)) v = *f;
-            else {
-                st.skip(skip_reason::not_numeric);
-                continue;
-            }
-            v *= d.scale;
-            if (!std::isfinite(v)) {
-                st.skip(skip_reason::not_finite);
-                continue;
-            }
-            if (d.kind == metric_kind::counter && v < 0) {
-                st.skip(skip_reason::negative);
-                continue;
-            }
-        }
-        key_buf_.clear();
-        for (std::size_t l = 0; l < d.labels.size(); ++l) {
-            const auto& key = d.labels[l].key;
-            if (key == event_name_key) {
-                append_utf8(key_buf_, name_buf_);
-            } else if (const auto* mv = ev.meta(key)) {
-                if (const auto* s = std::get_if<std::string>(mv)) {
-                    append_utf8(key_buf_, *s);
-                } else if (const auto* n = std::get_if<std::int64_t>(mv)) {
-                    char buf[24];
-                    const auto r = std::to_chars(buf, buf + sizeof buf, *n);
-                    key_buf_.append(buf, r.ptr);
-                } else {
-                    st.missing[l].fetch_add(1, std::memory_order_relaxed);  // null
-                }
-            } else {
-                st.missing[l].fetch_add(1, std::memory_order_relaxed);
-            }
-            key_buf_ += key_separator;
-        }
-        cell* s;
-        if (auto it = st.index.find(std::string_view(key_buf_)); it != st.index.end()) {
-            s = &st.all[it->second];
-        } else if (st.all.size() - (st.overflow >= 0 ? 1 : 0) < d.max_series) {
-            std::vector<std::string> values;
-            values.reserve(d.labels.size());
-            std::size_t from = 0;
-            for (std::size_t l = 0; l < d.labels.size(); ++l) {
-                const auto to = key_buf_.find(key_separator, from);
-                values.emplace_back(key_buf_, from, to - from);
-                from = to + 1;
-            }
-            s = &st.make(key_buf_, std::move(values), now_ns_());
-        } else {
-            if (st.overflow < 0) {
-                st.overflow = static_cast<std::int64_t>(st.all.size());
-                cell o;
-                o.start_ns = now_ns_();
-                if (d.kind == metric_kind::histogram) o.buckets.assign(d.buckets.size() + 1, 0);
-                st.all.push_back(std::move(o));
-                st.count.store(st.all.size(), std::memory_order_relaxed);
-            }
-            st.overflowed.fetch_add(1, std::memory_order_relaxed);
-            s = &st.all[static_cast<std::size_t>(st.overflow)];
-        }
-        st.update(*s, v);
+    for (const auto id : e.ids) record_one(*metrics_[id], ev, e);
+}
+
+void metric_store::record_one(state& st, const event& ev, const name_entry& e) {
+    const metric_def& d = st.def;
+    double v = 1;
+    if (!d.measurement.empty()) {
+        const auto* m = find_key(ev.measurements, d.measurement, st.measurement_hint);
+        if (!m) return st.skip(skip_reason::missing_measurement);
+        if (const auto* i = std::get_if<std::int64_t>(m)) v = static_cast<double>(*i);
+        else if (const auto* f = std::get_if<double>(m)) v = *f;
+        else return st.skip(skip_reason::not_numeric);
+        v *= d.scale;
+        if (!std::isfinite(v)) return st.skip(skip_reason::not_finite);
+        if (d.kind == metric_kind::counter && v < 0) return st.skip(skip_reason::negative);
     }
+    std::string_view* views = views_;  // a member: a local array would be zeroed per call
+    const std::size_t n = d.labels.size();
+    std::uint64_t h = seed;
+    for (std::size_t l = 0; l < n; ++l) {
+        const label_value& lv = value_of(ev, e, st.keys[l]);
+        if (lv.missing) st.missing[l].fetch_add(1, std::memory_order_relaxed);
+        views[l] = lv.view;
+        h = mix(h, lv.hash);
+    }
+    cell* c = st.lookup(h, views);
+    if (!c) {
+        // Not seen as is: make the values valid UTF-8 (a malformed value may name a series
+        // that exists), then create the series, or count it into the overflow one.
+        std::vector<std::string> values;
+        values.reserve(n);
+        std::uint64_t vh = seed;
+        for (std::size_t l = 0; l < n; ++l) {
+            values.push_back(valid_utf8(views[l]));
+            vh = mix(vh, hash_bytes(values.back(), seed));
+        }
+        if (vh != h) {
+            std::string_view clean[max_labels];
+            for (std::size_t l = 0; l < n; ++l) clean[l] = values[l];
+            c = st.lookup(vh, clean);
+        }
+        if (!c)
+            c = st.labelled() < d.max_series ? &st.make(vh, std::move(values), now_ns_())
+                                             : &st.overflow_cell(now_ns_());
+    }
+    st.update(*c, v);
 }
 
 void metric_store::forget_worker(std::string_view worker_id) {
@@ -213,27 +440,21 @@ void metric_store::forget_worker(std::string_view worker_id) {
         state& st = *p;
         if (st.def.kind != metric_kind::gauge || st.worker_label < 0) continue;
         const auto l = static_cast<std::size_t>(st.worker_label);
-        const bool any = std::any_of(st.all.begin(), st.all.end(), [&](const cell& s) {
-            return !s.values.empty() && s.values[l] == worker_id;
-        });
-        if (!any) continue;
-        // Rare (a worker's exit): rebuild the index rather than patch it.
+        const auto gone = [&](const cell& c) { return !c.values.empty() && c.values[l] == worker_id; };
+        if (std::none_of(st.all.begin(), st.all.end(), gone)) continue;
+        // Rare (a worker's exit): rebuild the table rather than patch it.
         std::vector<cell> keep;
         keep.reserve(st.all.size());
-        for (auto& s : st.all)
-            if (s.values.empty() || s.values[l] != worker_id) keep.push_back(std::move(s));
-        st.all = std::move(keep);
-        st.index.clear();
-        st.overflow = -1;
+        std::int64_t overflow = -1;
         for (std::size_t i = 0; i < st.all.size(); ++i) {
-            if (st.all[i].values.empty()) {
-                st.overflow = static_cast<std::int64_t>(i);
-                continue;
-            }
-            std::string key;
-            for (const auto& v : st.all[i].values) (key += v) += key_separator;
-            st.index.emplace(std::move(key), static_cast<std::uint32_t>(i));
+            if (gone(st.all[i])) continue;
+            if (static_cast<std::int64_t>(i) == st.overflow)
+                overflow = static_cast<std::int64_t>(keep.size());
+            keep.push_back(std::move(st.all[i]));
         }
+        st.all = std::move(keep);
+        st.overflow = overflow;
+        st.rebuild_slots();
         st.count.store(st.all.size(), std::memory_order_relaxed);
     }
 }

@@ -22,7 +22,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "telecap/capture/event.hpp"
@@ -62,16 +61,23 @@ public:
 
 private:
     struct state;
-    struct string_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
-        }
+    struct name_entry;
+    // One label value of the event being recorded: resolved once per event, shared by every
+    // metric that uses the key (keys are numbered across the config).
+    struct label_value {
+        std::uint64_t epoch = 0;  // the event it was resolved for
+        std::size_t hint = 0;     // where the key was in the last event's metadata
+        bool is_event_name = false;
+        std::string_view view;
+        std::uint64_t hash = 0;
+        bool missing = false;
+        char digits[24];  // an integer value's text
     };
-    using name_cache =
-        std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>;
 
-    const std::vector<std::uint32_t>& metrics_for(const event& ev);
+    const name_entry& entry_for(const event& ev);
+    const name_entry& entry_by_parts(const event& ev);
+    const label_value& value_of(const event& ev, const name_entry& e, std::uint32_t key);
+    void record_one(state& st, const event& ev, const name_entry& e);
     void forget_worker(std::string_view worker_id);
     const state* find(std::string_view metric) const;
 
@@ -80,8 +86,15 @@ private:
     std::function<std::int64_t()> now_ns_;
     mutable std::mutex mu_;
     // Only the recording thread touches these.
-    name_cache by_name_;
-    std::string name_buf_, key_buf_;
+    std::vector<std::unique_ptr<name_entry>> names_;  // open addressing by the name's hash
+    std::size_t names_used_ = 0;
+    // name_id -> entry, open addressing (the normalizer's events skip hashing their name).
+    std::vector<std::pair<const void*, const name_entry*>> by_id_;
+    std::size_t ids_used_ = 0;
+    std::vector<std::string> keys_;    // every label key of the config, once
+    std::vector<label_value> values_;  // by key number: this event's resolved labels
+    std::uint64_t epoch_ = 0;
+    std::string_view views_[max_labels];  // the label values of the metric being recorded
 };
 
 // Puts the store's own counters into the registry (the collector keeps the store alive).
