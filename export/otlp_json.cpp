@@ -245,8 +245,11 @@ void append_log_record(std::string& out, const event& ev, std::int64_t observed_
     out += ",\"body\":{\"stringValue\":";
     append_json_string(out, name);
     out += '}';
-    // Attribute keys must be unique within a record: the first of a repeated key wins.
+    // Attribute keys must be unique within a record: the first of a repeated key wins, except
+    // that the event's correlation_id beats a metadata entry of that name (the host's
+    // enrichment may add one, null).
     std::vector<std::string_view> seen;
+    if (ev.correlation_id) seen.push_back("correlation_id");
     const auto fresh = [&](std::string_view k) {
         for (auto s : seen)
             if (s == k) return false;
@@ -276,7 +279,7 @@ void append_log_record(std::string& out, const event& ev, std::int64_t observed_
         metadata_value(out, v);
         out += '}';
     }
-    if (ev.correlation_id && fresh("correlation_id")) {
+    if (ev.correlation_id) {
         open();
         string_kv(out, "correlation_id", *ev.correlation_id);
     }

@@ -11,7 +11,8 @@
 // - Logs: ExportLogsServiceRequest; one logRecord per event: timeUnixNano (the event's, left
 //   out when 0), observedTimeUnixNano, severityNumber 9 / severityText "INFO", eventName and
 //   body = the dotted event name, attributes = measurements then metadata (a key already used
-//   is skipped), correlation_id as the attribute "correlation_id", and also as traceId when
+//   is skipped), correlation_id as the attribute "correlation_id" (it wins over a metadata
+//   entry of that name), and also as traceId when
 //   it is a W3C trace id (32 lower-case hex digits, not all zero). Null metadata values are an
 //   empty AnyValue ({}).
 

@@ -63,19 +63,32 @@ http_result http_client::post(const std::string& path, const std::string& body,
         return out;
     }
     const auto err = res.error();
-    out.error_text = httplib::to_string(err);
+    const std::string name = httplib::to_string(err);
+    out.error_text = "request failed (httplib: " + name + ")";
     switch (err) {
-        case httplib::Error::Connection: out.error = transport_error::connect; break;
-        case httplib::Error::ConnectionTimeout: out.error = transport_error::timeout; break;
+        case httplib::Error::Connection:
+            out.error = transport_error::connect;
+            out.error_text = "could not connect: refused or unreachable (httplib: " + name + ")";
+            break;
+        case httplib::Error::ConnectionTimeout:
+            out.error = transport_error::timeout;
+            out.error_text = "connect timed out (httplib: " + name + ")";
+            break;
         case httplib::Error::SSLConnection:
         case httplib::Error::SSLLoadingCerts:
-        case httplib::Error::SSLServerVerification: out.error = transport_error::tls; break;
+        case httplib::Error::SSLServerVerification:
+            out.error = transport_error::tls;
+            out.error_text = "TLS handshake or certificate verification failed (httplib: " + name + ")";
+            break;
         case httplib::Error::Read:
         case httplib::Error::Write:
             // httplib reports a read that timed out as a plain read error.
             out.error = std::chrono::steady_clock::now() - started >= timeout * 9 / 10
                             ? transport_error::timeout
                             : transport_error::other;
+            if (out.error == transport_error::timeout)
+                out.error_text = "no response within " + std::to_string(timeout.count()) +
+                                 " ms (httplib: " + name + ")";
             break;
         default: out.error = transport_error::other; break;
     }
