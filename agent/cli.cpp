@@ -74,14 +74,18 @@ void add_capture_options(CLI::App& cmd, capture_options& o, cli_values& v, bool 
     cmd.add_option("--worker-id", o.worker_id, "Metadata worker_id");
     cmd.add_option("--pid", o.pid, "Metadata python_pid");
     cmd.add_option("-o,--output", o.outputs,
-                   "Output, repeatable: jsonl (stdout), jsonl:PATH, unix:PATH, log, null "
-                   "(default: jsonl); unix:PATH?max_hosts=16&max_backlog=4194304&"
-                   "max_total_backlog=16777216&fd_reserve=64 sets the socket's budgets")
+                   "Output, repeatable: jsonl (stdout), jsonl:PATH, unix:PATH, log, null, "
+                   "prometheus[:HOST:PORT] (default: jsonl); unix:PATH?max_hosts=16&"
+                   "max_backlog=4194304&max_total_backlog=16777216&fd_reserve=64 sets the "
+                   "socket's budgets; prometheus serves /metrics on 127.0.0.1:9464 by default")
         ->allow_extra_args(false);
     cmd.add_option("--passthrough", o.passthrough, "Where non-telemetry goes: stderr|stdout|none|PATH")
         ->capture_default_str();
     cmd.add_option("--rejects", o.rejects_path, "Record each rejected line as JSON to PATH");
     cmd.add_option("--stats", o.stats_path, "Write the counters as JSON to PATH at exit");
+    cmd.add_option("--metrics", o.metrics_path,
+                   "YAML file of the metrics derived from events for the metrics outputs "
+                   "(default: the bundled one, see `telecap metrics --print-default`)");
 }
 
 // A flag's value against the shared check: "--grace must be ...".
@@ -167,6 +171,15 @@ int main_cli(int argc, char** argv) {
     cat->add_option("--catalog", o.catalog_path, "Catalog JSON file (default: built-in)")
         ->check(CLI::ExistingFile);
 
+    auto* met = app.add_subcommand("metrics", "Print or check a metrics file (--metrics)");
+    bool print_default = false;
+    std::string check_path;
+    auto* print_flag =
+        met->add_flag("--print-default", print_default, "Print the bundled default metrics file");
+    auto* check_opt = met->add_option("--check", check_path, "Check a metrics file; exit 2 if bad");
+    print_flag->excludes(check_opt);
+    check_opt->excludes(print_flag);
+
     auto* run = app.add_subcommand("run", "Spawn, supervise and capture workers: run [OPTIONS] -- CMD [ARGS...]");
     add_capture_options(*run, o, v, true);
     std::string config_path;
@@ -231,6 +244,9 @@ int main_cli(int argc, char** argv) {
 
     try {
         if (*cat) return run_catalog(o);
+        if (*met) return run_metrics(print_default, check_path);
+        // A bad metrics file is a startup error whether or not an exporter uses it.
+        if (!o.metrics_path.empty()) (void)load_metrics(o.metrics_path);
         need("max_line", check_max_line(v.max_line));
         o.max_line = static_cast<std::size_t>(v.max_line);
         need("prefix", check_prefix(o.prefix));
@@ -270,6 +286,7 @@ int main_cli(int argc, char** argv) {
             if (given("--passthrough")) c.passthrough = o.passthrough;
             if (given("--rejects")) c.rejects_path = o.rejects_path;
             if (given("--stats")) c.stats_path = o.stats_path;
+            if (given("--metrics")) c.metrics_path = o.metrics_path;
             c.outputs.insert(c.outputs.begin(), o.outputs.begin(), o.outputs.end());
             c.pool = o.pool;
             c.worker_id = o.worker_id;
@@ -286,6 +303,7 @@ int main_cli(int argc, char** argv) {
             if (auto p = validate(ro, with_config ? spelling::yaml : spelling::cli))
                 throw usage_error(*p);
             need_writable_stats(c.stats_path);
+            if (!c.metrics_path.empty()) (void)load_metrics(c.metrics_path);
             return run_workers(ro);
         }
     } catch (const usage_error& e) {

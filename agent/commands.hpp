@@ -20,6 +20,10 @@ int run_lint(const capture_options& o, const std::vector<std::string>& inputs);
 // telecap catalog: prints the active catalog as JSON.
 int run_catalog(const capture_options& o);
 
+// telecap metrics: --print-default writes the bundled metrics file; --check FILE validates one
+// (exit 2 with FILE:LINE: problem when it is bad).
+int run_metrics(bool print_default, const std::string& check_path);
+
 // The CLI: parses argv and runs the command.
 int main_cli(int argc, char** argv);
 

@@ -99,7 +99,7 @@ void load_config(const std::string& path, run_options& o) {
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     check_keys(path, root,
                {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes", "line_budget", "overflow",
-                "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line"});
+                "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line", "metrics"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
         auto list = output_list(path, v);
@@ -110,6 +110,7 @@ void load_config(const std::string& path, run_options& o) {
     if (auto v = root["node"]) c.node = scalar<std::string>(path, v, "node");
     if (auto v = root["stats"]) c.stats_path = scalar<std::string>(path, v, "stats");
     if (auto v = root["rejects"]) c.rejects_path = scalar<std::string>(path, v, "rejects");
+    if (auto v = root["metrics"]) c.metrics_path = scalar<std::string>(path, v, "metrics");
     if (auto v = root["prefix"]) {
         c.prefix = scalar<std::string>(path, v, "prefix");
         need(path, v, "prefix", check_prefix(c.prefix));

@@ -7,15 +7,19 @@
 #include <cerrno>
 #include <cstring>
 
+#include <algorithm>
 #include <climits>
 
 #include "adapters/jsonl_handler.hpp"
 #include "adapters/log_handler.hpp"
+#include "adapters/prometheus_handler.hpp"
 #include "adapters/unix_socket_handler.hpp"
 #include "agent/validate.hpp"
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
 #include "io/log_sink.hpp"
+#include "metrics/deriver.hpp"
+#include "metrics/family.hpp"
 #include "spdlog/spdlog.h"
 
 namespace telecap::agent {
@@ -50,16 +54,52 @@ worker_context make_context(const capture_options& o) {
     return ctx;
 }
 
-std::shared_ptr<handler> make_output(const std::string& spec, stream_set& streams,
-                                     const std::string& use, bool wait) {
+bool is_metrics_output(std::string_view spec) {
+    return spec.substr(0, spec.find(':')) == "prometheus";
+}
+
+metrics::metrics_config load_metrics(const std::string& path) {
+    try {
+        return path.empty() ? metrics::default_metrics_config() : metrics::load_metrics_config(path);
+    } catch (const metrics::metrics_config_error& e) {
+        throw usage_error(std::string("bad metrics file: ") + e.what());
+    }
+}
+
+namespace {
+
+// The exporters' view: the derived families and telecap's own, one sorted list.
+metrics::family_source families_of(output_env& env) {
+    if (!env.store) {
+        env.store = std::make_shared<metrics::metric_store>(load_metrics(env.metrics_path));
+        if (env.registry) metrics::add_store_collector(*env.registry, env.store);
+    }
+    return [store = env.store, registry = env.registry] {
+        auto out = store->collect();
+        if (registry) {
+            auto own = metrics::families_from_samples(registry->snapshot());
+            out.insert(out.end(), std::make_move_iterator(own.begin()),
+                       std::make_move_iterator(own.end()));
+            std::stable_sort(out.begin(), out.end(),
+                             [](const auto& a, const auto& b) { return a.name < b.name; });
+        }
+        return out;
+    };
+}
+
+}  // namespace
+
+std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
+                                     const std::string& use) {
     const auto colon = spec.find(':');
     const std::string kind = spec.substr(0, colon);
     const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
+    auto& streams = env.streams;
     try {
         if (kind == "jsonl") {
             if (arg.empty() || arg == "-")
-                return std::make_shared<jsonl_handler>(streams.standard(1), wait);
-            return std::make_shared<jsonl_handler>(streams.file(arg, use), wait);
+                return std::make_shared<jsonl_handler>(streams.standard(1), env.wait);
+            return std::make_shared<jsonl_handler>(streams.file(arg, use), env.wait);
         }
     } catch (const std::exception& e) {
         throw usage_error(e.what());
@@ -86,19 +126,34 @@ std::shared_ptr<handler> make_output(const std::string& spec, stream_set& stream
             throw usage_error(e.what());
         }
     }
+    if (kind == "prometheus") {
+        prometheus_address at;
+        if (auto p = parse_prometheus_address(arg, at))
+            throw usage_error("output \"" + spec + "\": " + *p);
+        auto source = families_of(env);
+        try {
+            return std::make_shared<prometheus_handler>(at, std::move(source));
+        } catch (const std::runtime_error& e) {
+            throw usage_error(e.what());
+        }
+    }
     throw usage_error("unknown output \"" + spec +
-                      "\": use jsonl, jsonl:PATH, unix:PATH, log or null");
+                      "\": use jsonl, jsonl:PATH, unix:PATH, log, null or prometheus[:HOST:PORT]");
 }
 
-void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, stream_set& streams,
-                    bool wait, attached_outputs* attached) {
+void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, output_env& env,
+                    attached_outputs* attached) {
     const std::vector<std::string> defaults{"jsonl"};
     const auto& list = specs.empty() ? defaults : specs;
     for (std::size_t i = 0; i < list.size(); ++i) {
         const std::string id = "output." + std::to_string(i) + ":" + list[i];
-        auto h = make_output(list[i], streams, "output " + list[i], wait);
+        auto h = make_output(list[i], env, "output " + list[i]);
         if (attached) attached->emplace_back(id, h);
         bus.attach(id, {}, std::move(h));
+    }
+    if (env.store && !env.deriver_attached) {
+        bus.attach("metrics", {}, std::make_shared<metrics::deriver>(env.store));
+        env.deriver_attached = true;
     }
 }
 

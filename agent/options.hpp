@@ -14,6 +14,9 @@
 #include "capture/pipeline.hpp"
 #include "io/rejects_writer.hpp"
 #include "io/streams.hpp"
+#include "metrics/metric_config.hpp"
+#include "metrics/metric_store.hpp"
+#include "metrics/registry.hpp"
 
 namespace spdlog {
 class logger;
@@ -39,6 +42,7 @@ struct capture_options {
     std::string passthrough = "stderr";
     std::string rejects_path;
     std::string stats_path;
+    std::string metrics_path;  // --metrics: derived metrics; empty: the bundled default
 };
 
 std::string hostname();
@@ -46,17 +50,35 @@ catalog load_catalog(const capture_options& o);  // throws usage_error
 pipeline_options make_pipeline_options(const capture_options& o);
 worker_context make_context(const capture_options& o);
 
-// Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null") and
-// attaches it to the bus as "output.N:SPEC"; throws usage_error for a bad spec, a file that
-// cannot be opened (or is named twice, or is an input) or a socket that cannot be listened on.
-// Streams come from `streams`, so outputs that share one (stdout, a file) share its writer.
-// `wait`: a congested stream makes the output wait (back-pressure) rather than drop.
-// `attached`, when given, receives each output with its id.
+// What outputs are made from. Streams come from `streams`, so outputs that share one
+// (stdout, a file) share its writer. `wait`: a congested stream makes the output wait
+// (back-pressure) rather than drop. The metrics exporters (prometheus) read the derived
+// metrics of one store, made on first need from `metrics_path` (or the bundled default) and
+// recorded into by one deriver on the bus, and telecap's own series from `registry`, which
+// must outlive the outputs.
+struct output_env {
+    stream_set& streams;
+    bool wait = false;
+    metrics::registry* registry = nullptr;
+    std::string metrics_path;
+    std::shared_ptr<metrics::metric_store> store;  // made by the first metrics exporter
+    bool deriver_attached = false;
+};
+
+// Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null",
+// "prometheus[:HOST:PORT]") and attaches it to the bus as "output.N:SPEC", then the metrics
+// deriver (as "metrics") when an exporter needs it; throws usage_error for a bad spec, a file
+// that cannot be opened (or is named twice, or is an input), a socket or port that cannot be
+// listened on, or a bad metrics file. `attached`, when given, receives each output with its id.
 using attached_outputs = std::vector<std::pair<std::string, std::shared_ptr<handler>>>;
-void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, stream_set& streams,
-                    bool wait, attached_outputs* attached = nullptr);
-std::shared_ptr<handler> make_output(const std::string& spec, stream_set& streams,
-                                     const std::string& use, bool wait);  // throws usage_error
+void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, output_env& env,
+                    attached_outputs* attached = nullptr);
+std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
+                                     const std::string& use);  // throws usage_error
+// True for the outputs that export metrics rather than events (one per telecap, not per pool).
+bool is_metrics_output(std::string_view spec);
+// The store's metrics config: the file, or the bundled default. Throws usage_error.
+metrics::metrics_config load_metrics(const std::string& path);
 
 // The pass-through stream named by --passthrough ("stderr", "stdout", "none": null, or a file).
 std::shared_ptr<stream_writer> open_passthrough(const std::string& spec, stream_set& streams);

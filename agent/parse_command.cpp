@@ -123,20 +123,23 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
         throw usage_error(e.what());
     }
     const catalog cat = load_catalog(o);
+    // The live counters (--stats "metrics", the metrics exporters): the capture's, the
+    // streams' and the process's. Declared before the outputs, which read it until they go.
+    capture_stats stats;
+    metrics::registry registry;
+    metrics::add_capture_collector(registry, stats);
+    metrics::add_stream_collector(registry, streams);
+    metrics::add_process_collector(registry);
     handler_bus bus;
-    attach_outputs(o.outputs, bus, streams, true);
+    output_env env{streams, true, &registry, o.metrics_path, nullptr, false};
+    attach_outputs(o.outputs, bus, env);
     passthrough_mux pass(open_passthrough(o.passthrough, streams));
     auto pass_source = pass.make_source("");
     auto rejects = open_rejects(o.rejects_path, streams);
     std::unique_ptr<rejects_writer::source> reject_source;
     if (rejects) reject_source = std::make_unique<rejects_writer::source>(*rejects, "");
 
-    metrics::registry registry;  // --stats "metrics": the streams' and the process's counters
-    metrics::add_stream_collector(registry, streams);
-    metrics::add_process_collector(registry);
-
     bus_sink sink(bus);
-    capture_stats stats;
     int rc = 0;
     for (const auto& input : all_inputs) {
         if (reject_source) reject_source->rename(input);
@@ -203,6 +206,22 @@ int run_lint(const capture_options& o, const std::vector<std::string>& inputs) {
     if (!o.stats_path.empty()) write_stats_file(o.stats_path, stats);
     if (unreadable) return 2;
     return printer.count_ > 0 ? 1 : 0;
+}
+
+int run_metrics(bool print_default, const std::string& check_path) {
+    if (!check_path.empty()) {
+        const auto cfg = load_metrics(check_path);  // throws usage_error: exit 2
+        std::size_t captured = 0;
+        for (const auto& m : cfg.metrics) captured += m.capture ? 1 : 0;
+        std::printf("%s: %zu metrics (%zu captured) for service %s\n", check_path.c_str(),
+                    cfg.metrics.size(), captured, cfg.service_name.c_str());
+        return 0;
+    }
+    if (!print_default)
+        throw usage_error("telecap metrics: give --print-default or --check FILE");
+    const auto text = metrics::default_metrics_yaml();
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
 }
 
 int run_catalog(const capture_options& o) {

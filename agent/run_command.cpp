@@ -102,14 +102,22 @@ int run_workers(const run_options& o) {
         io.catalogs.push_back(pool_catalogs.back().get());
     }
 
+    // The live counters: the supervisor adds the workers' series, these the streams' and the
+    // process's. --stats writes a snapshot of them under "metrics"; the metrics exporters serve
+    // them. Declared before the outputs, which read it until they go.
+    metrics::registry registry;
+    metrics::add_stream_collector(registry, streams);
+    metrics::add_process_collector(registry);
+
     handler_bus bus;
     attached_outputs outputs;
-    attach_outputs(o.capture.outputs, bus, streams, block, &outputs);
+    output_env env{streams, block, &registry, o.capture.metrics_path, nullptr, false};
+    attach_outputs(o.capture.outputs, bus, env, &outputs);
     for (const auto& pool : o.pools)
         for (std::size_t k = 0; k < pool.outputs.size(); ++k) {
             const std::string id =
                 "pool." + pool.name + ".output." + std::to_string(k) + ":" + pool.outputs[k];
-            auto h = make_output(pool.outputs[k], streams, id, block);
+            auto h = make_output(pool.outputs[k], env, id);
             outputs.emplace_back(id, h);
             bus.attach(id, {}, std::make_shared<pool_filter>(pool.name, std::move(h)));
         }
@@ -117,11 +125,6 @@ int run_workers(const run_options& o) {
     passthrough_mux stdout_pass(streams.standard(1));
     auto rejects = open_rejects(o.capture.rejects_path, streams);
 
-    // The live counters: the supervisor adds the workers' series, these the streams' and the
-    // process's. --stats writes a snapshot of them under "metrics".
-    metrics::registry registry;
-    metrics::add_stream_collector(registry, streams);
-    metrics::add_process_collector(registry);
     dispatcher events(bus, {o.queue, o.queue_bytes});
     io.events = &events;
     io.stderr_pass = &pass;

@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "adapters/prometheus_handler.hpp"
 #include "spawn/signals.hpp"
 
 namespace telecap::agent {
@@ -194,9 +195,16 @@ problem parse_unix_output(std::string_view arg, unix_output_spec& out) {
 }
 
 problem check_output(std::string_view spec) {
-    if (spec.substr(0, spec.find(':')) != "unix") return std::nullopt;
-    unix_output_spec u;
     const auto colon = spec.find(':');
+    if (spec.substr(0, colon) == "prometheus") {
+        prometheus_address at;
+        if (auto p = parse_prometheus_address(
+                colon == std::string_view::npos ? std::string_view{} : spec.substr(colon + 1), at))
+            return "output " + quoted(spec) + ": " + *p;
+        return std::nullopt;
+    }
+    if (spec.substr(0, colon) != "unix") return std::nullopt;
+    unix_output_spec u;
     if (auto p = parse_unix_output(colon == std::string_view::npos ? std::string_view{}
                                                                    : spec.substr(colon + 1),
                                    u))
@@ -245,8 +253,13 @@ problem validate(const run_options& o, spelling s) {
     for (const auto& pool : o.pools) {
         const auto& r = pool.restart;
         if (auto p = named("instances", check_instances(pool.instances))) return p;
-        for (const auto& spec : pool.outputs)
+        for (const auto& spec : pool.outputs) {
             if (auto p = check_output(spec)) return p;
+            if (spec.substr(0, spec.find(':')) == "prometheus")
+                return "output " + quoted(spec) + " of pool " + quoted(pool.name) +
+                       ": a metrics exporter serves every pool (its series have a pool_name "
+                       "label); list it in the top-level outputs";
+        }
         if (pool.telemetry_fd != -1)
             if (auto p = named("telemetry_fd", check_telemetry_fd(pool.telemetry_fd))) return p;
         if (auto p = named("max_restarts", check_max_restarts(r.max_restarts))) return p;

@@ -30,6 +30,25 @@ registry::collector_id add_stream_collector(registry& r, const stream_set& strea
     });
 }
 
+registry::collector_id add_capture_collector(registry& r, const capture_stats& stats) {
+    return r.add_collector([&stats](std::vector<sample>& out) {
+        const auto add = [&](const char* name, std::uint64_t v, label_set l = {}) {
+            out.push_back({name, std::move(l), kind::counter, static_cast<double>(v)});
+        };
+        add("telecap_bytes_read_total", stats.bytes);
+        add("telecap_lines_total", stats.lines);
+        add("telecap_events_total", stats.events);
+        add("telecap_passthrough_lines_total", stats.passthrough_lines);
+        add("telecap_emitter_errors_total", stats.emitter_errors);
+        for (std::size_t i = 0; i < stats.rejected.size(); ++i)
+            add("telecap_rejected_total", stats.rejected[i],
+                {{"reason", std::string(to_string(static_cast<reject_reason>(i)))}});
+        for (std::size_t i = 0; i < stats.dropped.size(); ++i)
+            add("telecap_dropped_total", stats.dropped[i],
+                {{"reason", std::string(to_string(static_cast<drop_reason>(i)))}});
+    });
+}
+
 namespace {
 
 double open_fds() {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "telecap/capture/stats.hpp"
 #include "telecap/io/streams.hpp"
 #include "telecap/metrics/registry.hpp"
 
@@ -15,6 +16,11 @@ namespace telecap::metrics {
 // telecap_stream_reopens_total and the telecap_stream_buffered_bytes gauge, labelled
 // {stream="stdout"|"stderr"|PATH}. The set must outlive the collector (remove it first).
 registry::collector_id add_stream_collector(registry& r, const stream_set& streams);
+
+// One capture's counters (parse's; run's workers have their own, labelled per worker):
+// telecap_{bytes_read,lines,events,passthrough_lines,emitter_errors}_total and
+// telecap_{rejected,dropped}_total{reason}. The stats must outlive the collector.
+registry::collector_id add_capture_collector(registry& r, const capture_stats& stats);
 
 // process_cpu_seconds_total (user + system, all threads; children not included),
 // process_max_resident_memory_bytes and process_open_fds, as Prometheus' client libraries

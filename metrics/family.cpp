@@ -1,0 +1,88 @@
+#include "metrics/family.hpp"
+
+#include <algorithm>
+#include <string_view>
+
+namespace telecap::metrics {
+
+namespace {
+
+struct help_entry {
+    std::string_view name;
+    std::string_view help;
+};
+
+// HELP texts of telecap's own series (names as the registry has them).
+constexpr help_entry help_table[] = {
+    {"process_cpu_seconds_total", "CPU time telecap used, user and system, all threads."},
+    {"process_max_resident_memory_bytes", "Peak resident memory of telecap."},
+    {"process_open_fds", "File descriptors telecap has open."},
+    {"telecap_bytes_read_total", "Bytes read from a worker's captured streams."},
+    {"telecap_dropped_total", "Events dropped, by reason."},
+    {"telecap_emitter_errors_total", "TELEMETRY_ERROR lines written by a worker."},
+    {"telecap_events_total", "Events captured and handed to the outputs."},
+    {"telecap_line_budget_cuts_total", "Partial lines cut short because the line budget ran out."},
+    {"telecap_line_budget_used_bytes", "Bytes of partial lines held for all workers together."},
+    {"telecap_lines_total", "Lines read from a worker's captured streams."},
+    {"telecap_metrics_missing_label_total",
+     "Events recorded for a derived metric without a label's metadata key (the label is empty)."},
+    {"telecap_metrics_overflow_total",
+     "Measurements recorded in a derived metric's overflow series (past its max_series)."},
+    {"telecap_metrics_series", "Series of a derived metric."},
+    {"telecap_metrics_skipped_total", "Events a derived metric could not record, by reason."},
+    {"telecap_passthrough_lines_total", "Lines passed through untouched."},
+    {"telecap_queue_depth", "Events queued for the outputs."},
+    {"telecap_rejected_total", "Telemetry lines rejected, by reason."},
+    {"telecap_stream_buffered_bytes", "Bytes waiting to be written to an output stream."},
+    {"telecap_stream_dropped_bytes_total", "Bytes an output stream could not write, dropped."},
+    {"telecap_stream_dropped_lines_total", "Lines an output stream could not write, dropped."},
+    {"telecap_stream_reopens_total", "Times an output file was reopened after a failure."},
+    {"telecap_stream_write_errors_total", "Write errors of an output stream."},
+    {"telecap_stream_written_bytes_total", "Bytes written to an output stream."},
+    {"telecap_stream_written_lines_total", "Lines written to an output stream."},
+    {"telecap_unix_clients_accepted_total", "Hosts accepted on a Unix socket output."},
+    {"telecap_unix_clients_connected", "Hosts connected to a Unix socket output."},
+    {"telecap_unix_clients_dropped_total", "Hosts cut off from a Unix socket output, by reason."},
+    {"telecap_unix_clients_refused_total", "Hosts refused by a Unix socket output, by reason."},
+    {"telecap_unix_events_missed_total", "Events a cut-off host of a Unix socket output missed."},
+    {"telecap_unix_events_sent_total", "Events sent to the hosts of a Unix socket output."},
+    {"telecap_worker_restarts_total", "Restarts of a worker."},
+    {"telecap_workers_up", "Workers running."},
+};
+
+std::string help_for(const std::string& name) {
+    for (const auto& e : help_table)
+        if (e.name == name) return std::string(e.help);
+    return "telecap's " + name + ".";
+}
+
+}  // namespace
+
+std::vector<family> families_from_samples(const std::vector<sample>& samples) {
+    std::vector<family> out;
+    for (const auto& s : samples) {
+        std::string name = s.name;
+        const bool counter = s.type == kind::counter;
+        if (counter && name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0)
+            name.resize(name.size() - 6);
+        if (out.empty() || out.back().name != name) {
+            family f;
+            f.name = name;
+            f.description = help_for(s.name);
+            f.type = counter ? family_type::counter : family_type::gauge;
+            if (name.size() > 6 && name.compare(name.size() - 6, 6, "_bytes") == 0) f.unit = "By";
+            if (name.size() > 8 && name.compare(name.size() - 8, 8, "_seconds") == 0) f.unit = "s";
+            out.push_back(std::move(f));
+        }
+        point p;
+        p.labels = s.labels;
+        p.value = s.value;
+        out.back().points.push_back(std::move(p));
+    }
+    // A snapshot is sorted by the registry's names; without "_total" the order can change.
+    std::stable_sort(out.begin(), out.end(),
+                     [](const family& a, const family& b) { return a.name < b.name; });
+    return out;
+}
+
+}  // namespace telecap::metrics

@@ -1,0 +1,90 @@
+#pragma once
+// Metrics derived from events: the series of the configured counters, histograms and gauges.
+// record() runs on the dispatch thread (never the capture thread); collect() copies a
+// consistent snapshot for an exporter from any thread. One mutex guards the series: a record
+// holds it for a few hash lookups, a collect for a copy (rendering happens outside it), so a
+// scrape never sees a half-updated histogram and never waits on capture.
+//
+// Rules (docs/metrics.md):
+// - an event lacking a label's metadata key gets the value "" for it (Prometheus reads an
+//   empty label as an absent one), counted in missing_label;
+// - an event lacking the measurement, or whose measurement is not a finite number (a string,
+//   NaN), or a negative value for a counter, is not recorded for that metric, counted by reason;
+// - past max_series distinct label sets, measurements go to one overflow series labelled
+//   otel_metric_overflow="true" (so totals stay right), counted;
+// - counters never expire; the gauges of a worker are removed when it terminates (the
+//   supervisor's snakepit.pool.worker.terminated event names its worker_id).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "telecap/capture/event.hpp"
+#include "telecap/metrics/family.hpp"
+#include "telecap/metrics/metric_config.hpp"
+#include "telecap/metrics/registry.hpp"
+
+namespace telecap::metrics {
+
+enum class skip_reason : std::uint8_t { missing_measurement, not_numeric, not_finite, negative };
+inline constexpr std::size_t skip_reason_count = 4;
+std::string_view to_string(skip_reason r) noexcept;
+
+class metric_store {
+public:
+    // Metrics with capture: false are left out. `now_ns` is the wall clock (tests inject it).
+    explicit metric_store(const metrics_config& cfg,
+                          std::function<std::int64_t()> now_ns = nullptr);
+    ~metric_store();
+    metric_store(const metric_store&) = delete;
+    metric_store& operator=(const metric_store&) = delete;
+
+    void record(const event& ev);
+    std::vector<family> collect() const;
+
+    // The store's own counters: telecap_metrics_skipped_total{metric,reason},
+    // telecap_metrics_missing_label_total{metric,label}, telecap_metrics_overflow_total{metric}
+    // and the telecap_metrics_series{metric} gauge. Any thread.
+    void own_samples(std::vector<sample>& out) const;
+
+    std::uint64_t skipped(std::string_view metric, skip_reason r) const;
+    std::uint64_t missing_label(std::string_view metric, std::string_view label) const;
+    std::uint64_t overflowed(std::string_view metric) const;
+    std::size_t series(std::string_view metric) const;
+
+    const std::string& service_name() const noexcept { return service_name_; }
+
+private:
+    struct state;
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    using name_cache =
+        std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>>;
+
+    const std::vector<std::uint32_t>& metrics_for(const event& ev);
+    void forget_worker(std::string_view worker_id);
+    const state* find(std::string_view metric) const;
+
+    std::string service_name_;
+    std::vector<std::unique_ptr<state>> metrics_;
+    std::function<std::int64_t()> now_ns_;
+    mutable std::mutex mu_;
+    // Only the recording thread touches these.
+    name_cache by_name_;
+    std::string name_buf_, key_buf_;
+};
+
+// Puts the store's own counters into the registry (the collector keeps the store alive).
+registry::collector_id add_store_collector(registry& r, std::shared_ptr<const metric_store> store);
+
+}  // namespace telecap::metrics

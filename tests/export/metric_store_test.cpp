@@ -1,0 +1,252 @@
+// metric_store: deriving counters, histograms and gauges from events, and the rules for what
+// an event lacks (labels, measurements), cardinality, worker exits and concurrent collects.
+#include "metrics/metric_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "metrics/metric_config.hpp"
+
+namespace telecap::metrics {
+namespace {
+
+event make(const std::string& dotted, std::vector<std::pair<std::string, measurement_value>> m,
+           std::vector<std::pair<std::string, metadata_value>> md = {}) {
+    event ev;
+    std::size_t from = 0;
+    while (true) {
+        const auto dot = dotted.find('.', from);
+        ev.name.push_back(dotted.substr(from, dot - from));
+        if (dot == std::string::npos) break;
+        from = dot + 1;
+    }
+    ev.measurements = std::move(m);
+    ev.metadata = std::move(md);
+    return ev;
+}
+
+metrics_config config(const std::string& yaml) { return parse_metrics_config(yaml, "t.yaml"); }
+
+family fam(const std::vector<family>& all, const std::string& name) {
+    for (const auto& f : all)
+        if (f.name == name) return f;
+    family none;
+    ADD_FAILURE() << "no family " << name;
+    return none;
+}
+
+TEST(MetricStoreTest, CountersCountMatchingEventsByLabel) {
+    metric_store s(config(R"(counters:
+  - name: events
+    event: "snakepit.python.*"
+    labels: [$event, pool_name]
+)"));
+    s.record(make("snakepit.python.call.start", {{"count", std::int64_t{1}}}, {{"pool_name", "a"}}));
+    s.record(make("snakepit.python.call.start", {}, {{"pool_name", "a"}}));
+    s.record(make("snakepit.python.call.stop", {}, {{"pool_name", "b"}}));
+    s.record(make("snakepit.pool.worker.spawned", {}, {{"pool_name", "a"}}));  // no match
+    const auto all = s.collect();
+    const family f = fam(all, "events");
+    EXPECT_EQ(f.type, family_type::counter);
+    ASSERT_EQ(f.points.size(), 2u);
+    EXPECT_EQ(f.points[0].labels,
+              (label_set{{"event", "snakepit.python.call.start"}, {"pool_name", "a"}}));
+    EXPECT_EQ(f.points[0].value, 2);
+    EXPECT_EQ(f.points[1].labels,
+              (label_set{{"event", "snakepit.python.call.stop"}, {"pool_name", "b"}}));
+    EXPECT_EQ(f.points[1].value, 1);
+}
+
+TEST(MetricStoreTest, CounterWithAMeasurementAddsItScaled) {
+    metric_store s(config("counters:\n  - name: bytes\n    event: x\n    measurement: n\n"
+                          "    scale: 2\n"));
+    s.record(make("x", {{"n", std::int64_t{5}}}));
+    s.record(make("x", {{"n", 1.5}}));
+    EXPECT_EQ(fam(s.collect(), "bytes").points.at(0).value, 13);
+}
+
+TEST(MetricStoreTest, HistogramBucketsAreUpperInclusive) {
+    metric_store s(config(R"(histograms:
+  - name: d
+    event: x
+    measurement: duration
+    scale: 1e-9
+    buckets: [0.001, 0.01, 0.1]
+)"));
+    for (std::int64_t ns : {500'000LL, 1'000'000LL, 5'000'000LL, 100'000'000LL, 2'000'000'000LL})
+        s.record(make("x", {{"duration", ns}}));
+    const point p = fam(s.collect(), "d").points.at(0);
+    // (..0.001]: 0.0005, 0.001; (0.001..0.01]: 0.005; (0.01..0.1]: 0.1; (0.1..+Inf): 2
+    EXPECT_EQ(p.bucket_counts, (std::vector<std::uint64_t>{2, 1, 1, 1}));
+    EXPECT_EQ(p.count, 5u);
+    EXPECT_NEAR(p.sum, 2.1065, 1e-12);
+}
+
+TEST(MetricStoreTest, GaugesKeepTheLastValue) {
+    metric_store s(config("gauges:\n  - name: rss\n    event: m\n    measurement: rss\n"));
+    s.record(make("m", {{"rss", std::int64_t{10}}}));
+    s.record(make("m", {{"rss", std::int64_t{7}}}));
+    EXPECT_EQ(fam(s.collect(), "rss").points.at(0).value, 7);
+}
+
+TEST(MetricStoreTest, AMissingLabelIsEmptyAndCounted) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [tool]\n"));
+    s.record(make("x", {}, {{"tool", "t"}}));
+    s.record(make("x", {}));
+    s.record(make("x", {}, {{"tool", nullptr}}));
+    const family f = fam(s.collect(), "c");
+    ASSERT_EQ(f.points.size(), 2u);
+    EXPECT_EQ(f.points[0].labels, (label_set{{"tool", ""}}));
+    EXPECT_EQ(f.points[0].value, 2);
+    EXPECT_EQ(s.missing_label("c", "tool"), 2u);
+}
+
+TEST(MetricStoreTest, MeasurementsThatCannotBeRecordedAreSkippedByReason) {
+    metric_store s(config(R"(counters:
+  - name: c
+    event: x
+    measurement: v
+histograms:
+  - name: h
+    event: x
+    measurement: v
+    buckets: [1]
+)"));
+    s.record(make("x", {}));                                   // missing
+    s.record(make("x", {{"v", std::string("12")}}));           // a string
+    s.record(make("x", {{"v", std::numeric_limits<double>::quiet_NaN()}}));
+    s.record(make("x", {{"v", std::numeric_limits<double>::infinity()}}));
+    s.record(make("x", {{"v", std::int64_t{-3}}}));            // counters never go down
+    s.record(make("x", {{"v", std::int64_t{2}}}));
+    EXPECT_EQ(s.skipped("c", skip_reason::missing_measurement), 1u);
+    EXPECT_EQ(s.skipped("c", skip_reason::not_numeric), 1u);
+    EXPECT_EQ(s.skipped("c", skip_reason::not_finite), 2u);
+    EXPECT_EQ(s.skipped("c", skip_reason::negative), 1u);
+    EXPECT_EQ(s.skipped("h", skip_reason::negative), 0u);  // a histogram takes -3
+    const auto all = s.collect();
+    EXPECT_EQ(fam(all, "c").points.at(0).value, 2);
+    EXPECT_EQ(fam(all, "h").points.at(0).count, 2u);
+}
+
+TEST(MetricStoreTest, PastMaxSeriesMeasurementsGoToOneOverflowSeries) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [id]\n"
+                          "    max_series: 3\n"));
+    for (int i = 0; i < 10; ++i) s.record(make("x", {}, {{"id", std::to_string(i)}}));
+    s.record(make("x", {}, {{"id", "0"}}));  // a known series still counts as itself
+    const family f = fam(s.collect(), "c");
+    ASSERT_EQ(f.points.size(), 4u);
+    double total = 0;
+    for (const auto& p : f.points) total += p.value;
+    EXPECT_EQ(total, 11);  // totals stay right
+    const auto& overflow = f.points.back();
+    EXPECT_EQ(overflow.labels, (label_set{{"otel_metric_overflow", "true"}}));
+    EXPECT_EQ(overflow.value, 7);
+    EXPECT_EQ(s.overflowed("c"), 7u);
+    EXPECT_EQ(s.series("c"), 4u);
+}
+
+TEST(MetricStoreTest, InvalidUtf8LabelValuesBecomeOneValidSeries) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [k]\n"));
+    s.record(make("x", {}, {{"k", std::string("a\xff")}}));
+    s.record(make("x", {}, {{"k", std::string("a\xfe")}}));  // renders the same: same series
+    const family f = fam(s.collect(), "c");
+    ASSERT_EQ(f.points.size(), 1u);
+    EXPECT_EQ(f.points[0].labels[0].second, "a\xEF\xBF\xBD");
+    EXPECT_EQ(f.points[0].value, 2);
+}
+
+TEST(MetricStoreTest, IntegerMetadataIsALabelToo) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [n]\n"));
+    s.record(make("x", {}, {{"n", std::int64_t{-42}}}));
+    EXPECT_EQ(fam(s.collect(), "c").points.at(0).labels, (label_set{{"n", "-42"}}));
+}
+
+TEST(MetricStoreTest, AWorkersGaugesGoWhenItTerminatesItsCountersStay) {
+    metric_store s(config(R"(counters:
+  - name: calls
+    event: x
+    labels: [worker_id]
+gauges:
+  - name: rss
+    event: x
+    measurement: rss
+    labels: [worker_id]
+  - name: pool_rss
+    event: x
+    measurement: rss
+    labels: [pool_name]
+)"));
+    s.record(make("x", {{"rss", std::int64_t{1}}}, {{"worker_id", "w1"}, {"pool_name", "p"}}));
+    s.record(make("x", {{"rss", std::int64_t{2}}}, {{"worker_id", "w2"}, {"pool_name", "p"}}));
+    s.record(make("snakepit.pool.worker.terminated", {}, {{"worker_id", "w1"}}));
+    const auto all = s.collect();
+    const family rss = fam(all, "rss");
+    ASSERT_EQ(rss.points.size(), 1u);
+    EXPECT_EQ(rss.points[0].labels, (label_set{{"worker_id", "w2"}}));
+    EXPECT_EQ(fam(all, "calls").points.size(), 2u);     // counters never expire
+    EXPECT_EQ(fam(all, "pool_rss").points.size(), 1u);  // not a worker's series
+    // The worker's next sample brings its gauge back.
+    s.record(make("x", {{"rss", std::int64_t{3}}}, {{"worker_id", "w1"}}));
+    EXPECT_EQ(fam(s.collect(), "rss").points.size(), 2u);
+}
+
+TEST(MetricStoreTest, CaptureFalseIsANoOp) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    capture: false\n"));
+    s.record(make("x", {}));
+    EXPECT_TRUE(s.collect().empty());
+}
+
+TEST(MetricStoreTest, SeriesStartTimeIsWhenTheSeriesBegan) {
+    std::int64_t now = 1000;
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [k]\n"),
+                   [&] { return now; });
+    s.record(make("x", {}, {{"k", "a"}}));
+    now = 2000;
+    s.record(make("x", {}, {{"k", "a"}}));
+    s.record(make("x", {}, {{"k", "b"}}));
+    const family f = fam(s.collect(), "c");
+    EXPECT_EQ(f.points.at(0).start_ns, 1000);
+    EXPECT_EQ(f.points.at(1).start_ns, 2000);
+}
+
+TEST(MetricStoreTest, OwnCountersAreSamples) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    measurement: v\n"));
+    s.record(make("x", {}));
+    std::vector<sample> out;
+    s.own_samples(out);
+    EXPECT_EQ(registry::find(out, "telecap_metrics_skipped_total",
+                             {{"metric", "c"}, {"reason", "missing_measurement"}}),
+              1);
+    EXPECT_EQ(registry::find(out, "telecap_metrics_series", {{"metric", "c"}}), 0);
+}
+
+// A histogram is never seen half-updated: in every snapshot, count = sum of the buckets.
+TEST(MetricStoreTest, CollectSeesWholeUpdatesWhileRecording) {
+    metric_store s(config("histograms:\n  - name: h\n    event: x\n    measurement: v\n"
+                          "    buckets: [1, 2, 3]\n    labels: [k]\n"));
+    std::atomic<bool> done{false};
+    std::thread writer([&] {
+        for (int i = 0; i < 20000; ++i)
+            s.record(make("x", {{"v", std::int64_t{i % 5}}}, {{"k", std::to_string(i % 50)}}));
+        done = true;
+    });
+    int checked = 0;
+    while (!done || checked == 0) {
+        for (const auto& f : s.collect())
+            for (const auto& p : f.points) {
+                std::uint64_t sum = 0;
+                for (auto b : p.bucket_counts) sum += b;
+                ASSERT_EQ(sum, p.count);
+            }
+        ++checked;
+    }
+    writer.join();
+    std::uint64_t total = 0;
+    for (const auto& p : fam(s.collect(), "h").points) total += p.count;
+    EXPECT_EQ(total, 20000u);
+}
+
+}  // namespace
+}  // namespace telecap::metrics
