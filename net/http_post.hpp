@@ -1,0 +1,59 @@
+#pragma once
+// A small HTTP(S) POST client over cpp-httplib for the exporters. Every outcome is a value:
+// a status with its body and Retry-After, or a transport error (refused, timeout, TLS) with a
+// message; it never throws. https verifies the server's certificate against the system CA
+// store (or a given CA file) and its host name; there is no switch to turn that off.
+// httplib stays out of this header: it needs compile definitions its users must not forget.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "telecap/net/url.hpp"
+
+namespace telecap::net {
+
+enum class transport_error : std::uint8_t { none, connect, timeout, tls, other };
+std::string_view to_string(transport_error e) noexcept;
+
+using http_headers = std::vector<std::pair<std::string, std::string>>;
+
+struct http_result {
+    int status = 0;  // 0 when the request failed in transport
+    transport_error error = transport_error::none;
+    std::string error_text;   // "connection refused ..." for transport errors
+    std::string retry_after;  // the Retry-After header, "" when absent
+    std::string body;
+
+    bool transport_failed() const noexcept { return error != transport_error::none; }
+};
+
+class http_client {
+public:
+    // `target`'s scheme, host and port are used; its path is not (post() takes one).
+    // `ca_file`: a PEM bundle to trust instead of the system store ("" = system store).
+    explicit http_client(const url& target, std::string ca_file = {});
+    ~http_client();
+    http_client(const http_client&) = delete;
+    http_client& operator=(const http_client&) = delete;
+
+    // One POST, waiting at most about `timeout` for each of connect, send and receive.
+    // Not reentrant: one call at a time (the exporters post from one thread).
+    http_result post(const std::string& path, const std::string& body,
+                     const std::string& content_type, const http_headers& headers,
+                     std::chrono::milliseconds timeout);
+
+    // Aborts a post() in progress on another thread (it returns a transport error). For
+    // shutdown deadlines. Thread-safe.
+    void cancel() noexcept;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace telecap::net

@@ -1,0 +1,124 @@
+// OTEL_* settings through a table of variables: endpoint precedence (command line, signal,
+// base, default), headers, timeouts, service name, protocol, disabled.
+#include "export/otlp_env.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <stdexcept>
+
+namespace telecap::exporting {
+namespace {
+
+using namespace std::chrono_literals;
+
+env_lookup table(std::map<std::string, std::string> vars) {
+    return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+    };
+}
+
+otlp_settings metrics(std::map<std::string, std::string> vars, std::string_view cli = {}) {
+    return read_otlp_settings(otlp_signal::metrics, cli, table(std::move(vars)));
+}
+otlp_settings logs(std::map<std::string, std::string> vars, std::string_view cli = {}) {
+    return read_otlp_settings(otlp_signal::logs, cli, table(std::move(vars)));
+}
+
+TEST(otlp_env, defaults) {
+    const auto s = metrics({});
+    EXPECT_FALSE(s.disabled);
+    EXPECT_EQ(s.endpoint.str(), "http://localhost:4318/v1/metrics");
+    EXPECT_EQ(logs({}).endpoint.str(), "http://localhost:4318/v1/logs");
+    EXPECT_EQ(s.timeout, 10000ms);
+    EXPECT_EQ(s.export_interval, 60000ms);
+    EXPECT_TRUE(s.headers.empty());
+    ASSERT_EQ(s.resource.size(), 1u);
+    EXPECT_EQ(s.resource[0], (std::pair<std::string, std::string>{"service.name", "telecap"}));
+    EXPECT_TRUE(s.warnings.empty());
+}
+
+TEST(otlp_env, endpoint_precedence) {
+    const std::map<std::string, std::string> base{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/"}};
+    EXPECT_EQ(metrics(base).endpoint.str(), "http://c:4318/v1/metrics");
+    EXPECT_EQ(logs(base).endpoint.str(), "http://c:4318/v1/logs");
+    EXPECT_EQ(metrics({{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://c/otlp"}}).endpoint.str(),
+              "https://c:443/otlp/v1/metrics");
+    auto both = base;
+    both["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] = "http://m:9/custom";
+    EXPECT_EQ(metrics(both).endpoint.str(), "http://m:9/custom") << "signal endpoint used as is";
+    EXPECT_EQ(logs(both).endpoint.str(), "http://c:4318/v1/logs");
+    EXPECT_EQ(metrics(both, "http://cli:1").endpoint.str(), "http://cli:1/v1/metrics")
+        << "the command line wins";
+    EXPECT_EQ(metrics(both, "http://cli:1/v1/metrics").endpoint.str(), "http://cli:1/v1/metrics");
+    EXPECT_EQ(logs({}, "http://[::1]:2/base/").endpoint.str(), "http://[::1]:2/base/v1/logs");
+}
+
+TEST(otlp_env, bad_urls_are_errors_naming_the_source) {
+    try {
+        metrics({{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"}});
+        FAIL();
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("OTEL_EXPORTER_OTLP_ENDPOINT"), std::string::npos);
+    }
+    EXPECT_THROW(metrics({}, "nope"), std::runtime_error);
+}
+
+TEST(otlp_env, headers_are_percent_decoded_and_the_signal_wins) {
+    const auto s = logs({{"OTEL_EXPORTER_OTLP_HEADERS",
+                          "api-key=a%20b%2Cc, x-tenant = t1 ,broken,=novalue,odd=%zz"},
+                         {"OTEL_EXPORTER_OTLP_LOGS_HEADERS", "X-Tenant=t2"}});
+    const net::http_headers want{{"api-key", "a b,c"}, {"x-tenant", "t2"}, {"odd", "%zz"}};
+    EXPECT_EQ(s.headers, want);
+    EXPECT_EQ(s.warnings.size(), 2u) << "broken and =novalue";
+}
+
+TEST(otlp_env, timeouts_and_interval) {
+    auto s = metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"}, {"OTEL_METRIC_EXPORT_INTERVAL", "1000"}});
+    EXPECT_EQ(s.timeout, 2500ms);
+    EXPECT_EQ(s.export_interval, 1000ms);
+    s = metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"}, {"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "700"}});
+    EXPECT_EQ(s.timeout, 700ms);
+    EXPECT_THROW(metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "10s"}}), std::runtime_error);
+    EXPECT_THROW(metrics({{"OTEL_METRIC_EXPORT_INTERVAL", "0"}}), std::runtime_error);
+    EXPECT_EQ(metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", ""}}).timeout, 10000ms) << "empty = unset";
+}
+
+TEST(otlp_env, service_name_wins_over_resource_attributes) {
+    auto s = metrics({{"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=from%20attrs"}});
+    const string_attributes want{{"service.name", "from attrs"}, {"deployment.environment", "prod"}};
+    EXPECT_EQ(s.resource, want);
+    s = metrics({{"OTEL_RESOURCE_ATTRIBUTES", "service.name=a,k=v"}, {"OTEL_SERVICE_NAME", "svc"}});
+    const string_attributes want2{{"service.name", "svc"}, {"k", "v"}};
+    EXPECT_EQ(s.resource, want2);
+}
+
+TEST(otlp_env, protocol) {
+    EXPECT_TRUE(metrics({{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}}).warnings.empty());
+    EXPECT_EQ(metrics({{"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"}}).warnings.size(), 1u);
+    try {
+        metrics({{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}});
+        FAIL();
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("grpc: not supported"), std::string::npos);
+    }
+    EXPECT_THROW(logs({{"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "carrier-pigeon"},
+                       {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}}),
+                 std::runtime_error)
+        << "the signal's protocol wins";
+    EXPECT_EQ(metrics({{"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"}}).warnings.size(), 1u);
+}
+
+TEST(otlp_env, sdk_disabled) {
+    EXPECT_TRUE(metrics({{"OTEL_SDK_DISABLED", "TRUE"}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}).disabled)
+        << "nothing else is read";
+    EXPECT_FALSE(metrics({{"OTEL_SDK_DISABLED", "false"}}).disabled);
+    const auto s = metrics({{"OTEL_SDK_DISABLED", "yes"}});
+    EXPECT_FALSE(s.disabled);
+    EXPECT_EQ(s.warnings.size(), 1u);
+}
+
+}  // namespace
+}  // namespace telecap::exporting
