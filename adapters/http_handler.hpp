@@ -38,7 +38,7 @@ public:
     std::string counters_json() const override;
     std::uint64_t events_dropped() const override;
 
-    void finish(std::chrono::steady_clock::time_point deadline);
+    void finish(std::chrono::steady_clock::time_point deadline) override;
     const exporting::export_counters& counters() const noexcept { return sender_.counters(); }
 
 private:

@@ -45,7 +45,7 @@ public:
     std::uint64_t events_dropped() const override;
 
     // Sends what is queued until `deadline`, then drops the rest (counted). Idempotent.
-    void finish(std::chrono::steady_clock::time_point deadline);
+    void finish(std::chrono::steady_clock::time_point deadline) override;
     const exporting::export_counters& counters() const noexcept { return sender_.counters(); }
     const exporting::otlp_settings& settings() const noexcept { return settings_; }
 
@@ -69,7 +69,7 @@ public:
     // Takes the families now and queues an export (tests, and a final export).
     void export_now();
     // Stops the interval thread, makes a last export and sends it until `deadline`. Idempotent.
-    void finish(std::chrono::steady_clock::time_point deadline);
+    void finish(std::chrono::steady_clock::time_point deadline) override;
     const exporting::export_counters& counters() const noexcept { return sender_.counters(); }
     const exporting::otlp_settings& settings() const noexcept { return settings_; }
 

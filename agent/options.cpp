@@ -11,7 +11,9 @@
 #include <climits>
 
 #include "adapters/jsonl_handler.hpp"
+#include "adapters/http_handler.hpp"
 #include "adapters/log_handler.hpp"
+#include "adapters/otlp_handler.hpp"
 #include "adapters/prometheus_handler.hpp"
 #include "adapters/unix_socket_handler.hpp"
 #include "agent/validate.hpp"
@@ -55,7 +57,8 @@ worker_context make_context(const capture_options& o) {
 }
 
 bool is_metrics_output(std::string_view spec) {
-    return spec.substr(0, spec.find(':')) == "prometheus";
+    const auto kind = spec.substr(0, spec.find(':'));
+    return kind == "prometheus" || kind == "otlp";
 }
 
 metrics::metrics_config load_metrics(const std::string& path) {
@@ -137,8 +140,22 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
             throw usage_error(e.what());
         }
     }
+    // The network outputs: a bad URL or OTEL_* setting is a startup error.
+    try {
+        if (kind == "otlp") return make_otlp_metrics_output(arg, families_of(env));
+        if (kind == "otlp-logs") return make_otlp_logs_output(arg);
+        if (kind == "http") {
+            if (arg.empty()) throw usage_error("output \"http\" needs a URL: http:URL");
+            return make_http_output(arg);
+        }
+    } catch (const usage_error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw usage_error("output \"" + spec + "\": " + e.what());
+    }
     throw usage_error("unknown output \"" + spec +
-                      "\": use jsonl, jsonl:PATH, unix:PATH, log, null or prometheus[:HOST:PORT]");
+                      "\": use jsonl, jsonl:PATH, unix:PATH, log, null, prometheus[:HOST:PORT], "
+                      "otlp[:URL], otlp-logs[:URL] or http:URL");
 }
 
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, output_env& env,

@@ -152,6 +152,8 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
         }
     }
     bus.flush();
+    // Network outputs send what they hold (a last metrics export) within a bounded time.
+    bus.finish(std::chrono::steady_clock::now() + std::chrono::seconds(5));
     stats.handler_failures = bus.failures();
     stats.dropped_for(drop_reason::output) += bus.events_dropped();
     // Everything is handed to the streams; wait for them to take it (a slow reader is waited

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -31,6 +32,7 @@ public:
             inner_->handle(ev);
     }
     void flush() override { inner_->flush(); }
+    void finish(std::chrono::steady_clock::time_point deadline) override { inner_->finish(deadline); }
     std::string counters_json() const override { return inner_->counters_json(); }
     std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
 
@@ -171,6 +173,11 @@ int run_workers(const run_options& o) {
         std::fflush(nullptr);
         ::_exit(rc ? rc : exit_data_lost);  // the stuck thread cannot be joined
     }
+    // Network outputs send what they still hold (a last metrics export) within the grace
+    // period (at least 1 s, at most 10 s: the workers are gone already).
+    bus.finish(std::chrono::steady_clock::now() +
+               std::clamp<std::chrono::milliseconds>(o.grace, std::chrono::seconds(1),
+                                                     std::chrono::seconds(10)));
     stats.handler_failures = bus.failures();
     stats.dropped_for(drop_reason::output) += bus.events_dropped();
     cs.finish(std::chrono::steady_clock::now() + limit);

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "adapters/prometheus_handler.hpp"
+#include "net/url.hpp"
 #include "spawn/signals.hpp"
 
 namespace telecap::agent {
@@ -203,7 +204,15 @@ problem check_output(std::string_view spec) {
             return "output " + quoted(spec) + ": " + *p;
         return std::nullopt;
     }
-    if (spec.substr(0, colon) != "unix") return std::nullopt;
+    const auto kind = spec.substr(0, colon);
+    const auto arg = colon == std::string_view::npos ? std::string_view{} : spec.substr(colon + 1);
+    if (kind == "http" || ((kind == "otlp" || kind == "otlp-logs") && !arg.empty())) {
+        if (kind == "http" && arg.empty()) return "output \"http\" needs a URL: http:URL";
+        std::string why;
+        if (!net::parse_url(arg, &why)) return "output " + quoted(spec) + ": " + why;
+        return std::nullopt;
+    }
+    if (kind != "unix") return std::nullopt;
     unix_output_spec u;
     if (auto p = parse_unix_output(colon == std::string_view::npos ? std::string_view{}
                                                                    : spec.substr(colon + 1),
@@ -255,7 +264,8 @@ problem validate(const run_options& o, spelling s) {
         if (auto p = named("instances", check_instances(pool.instances))) return p;
         for (const auto& spec : pool.outputs) {
             if (auto p = check_output(spec)) return p;
-            if (spec.substr(0, spec.find(':')) == "prometheus")
+            const auto kind = spec.substr(0, spec.find(':'));
+            if (kind == "prometheus" || kind == "otlp")
                 return "output " + quoted(spec) + " of pool " + quoted(pool.name) +
                        ": a metrics exporter serves every pool (its series have a pool_name "
                        "label); list it in the top-level outputs";

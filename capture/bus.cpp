@@ -151,16 +151,24 @@ std::string handler_bus::counters_json() const {
 }
 
 void handler_bus::flush() {
+    each_handler("flush", [](handler& h) { h.flush(); });
+}
+
+void handler_bus::finish(std::chrono::steady_clock::time_point deadline) {
+    each_handler("finish", [deadline](handler& h) { h.finish(deadline); });
+}
+
+template <typename F>
+void handler_bus::each_handler(const char* what, F&& call) {
     ++depth_;
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         if (!entries_[i].attached) continue;
-        handler* h = entries_[i].h.get();
         try {
-            h->flush();
+            call(*entries_[i].h);
         } catch (const std::exception& ex) {
-            fail(i, ex.what(), "flush");
+            fail(i, ex.what(), what);
         } catch (...) {
-            fail(i, "unknown exception", "flush");
+            fail(i, "unknown exception", what);
         }
     }
     --depth_;

@@ -40,6 +40,8 @@ public:
 
     void dispatch(const event& ev);
     void flush();
+    // Calls finish(deadline) on every attached handler (shutdown); failures as for flush().
+    void finish(std::chrono::steady_clock::time_point deadline);
     // {"<id>": <counters>, ...} over the attached handlers that keep counters; "{}" if none.
     std::string counters_json() const;
 
@@ -48,6 +50,9 @@ public:
     std::uint64_t events_dropped() const;
 
 private:
+    template <typename F>
+    void each_handler(const char* what, F&& call);
+
     struct entry {
         handler_info info;
         std::shared_ptr<handler> h;

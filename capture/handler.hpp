@@ -2,6 +2,7 @@
 // The handler interface: what receives normalized events. Apart from the bus so that an
 // adapter (an output) depends on events only, not on how they are dispatched.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -16,6 +17,10 @@ public:
     virtual void handle(const event& ev) = 0;
     // Called when the dispatcher runs dry and at shutdown. May throw, like handle().
     virtual void flush() {}
+    // Called once at shutdown, after the last handle() and flush(): deliver what is still
+    // pending (a network output's queued batches, a last metrics export) before `deadline`,
+    // then give up on the rest (counted). May throw, like handle().
+    virtual void finish(std::chrono::steady_clock::time_point /*deadline*/) {}
     // The handler's own counters as a JSON object ("{\"sent\":3}"), or "" when it keeps none.
     // Read once handling has stopped (--stats at exit), from the thread that drove the bus.
     virtual std::string counters_json() const { return {}; }

@@ -8,3 +8,15 @@ add_test(NAME otlp_schema
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/otlp/run_check.sh
                  $<TARGET_FILE:otlp_dump_bodies> ${CMAKE_CURRENT_BINARY_DIR}/otlp_bodies)
 set_tests_properties(otlp_schema PROPERTIES TIMEOUT 300 LABELS otlp)
+
+# The binary's -o otlp / otlp-logs / http against a local receiver; the bodies it sends are
+# checked with the same schema checker (installed by otlp_schema, hence the dependency).
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_FOUND AND TARGET telecap)
+    add_test(NAME otlp_cli
+             COMMAND ${Python3_EXECUTABLE} -m unittest -v tests/otlp/test_cli_exporters.py
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+    set_tests_properties(otlp_cli PROPERTIES DEPENDS otlp_schema RESOURCE_LOCK npm
+        ENVIRONMENT "TELECAP_BIN=$<TARGET_FILE:telecap>" TIMEOUT 120 LABELS otlp)
+    set_tests_properties(otlp_schema PROPERTIES RESOURCE_LOCK npm)
+endif()

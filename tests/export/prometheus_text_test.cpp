@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -108,7 +111,11 @@ TEST(PrometheusTextTest, EmptyFamiliesAreLeftOut) {
 // What promtool says of `text`: its exit status (0 clean, 1 parse error, 3 lint problems)
 // and output.
 std::pair<int, std::string> promtool(const std::string& text) {
-    const std::string path = ::testing::TempDir() + "exposition.txt";
+    // A file of its own: ctest runs the tests of this binary in parallel processes.
+    std::string path = ::testing::TempDir() + "exposition-XXXXXX";
+    const int fd = ::mkstemp(path.data());
+    if (fd < 0) return {-1, "cannot create " + path};
+    ::close(fd);
     std::ofstream(path) << text;
     const std::string cmd = "promtool check metrics < " + path + " 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -117,6 +124,7 @@ std::pair<int, std::string> promtool(const std::string& text) {
     char buf[4096];
     while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
     const int status = ::pclose(p);
+    ::unlink(path.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 

@@ -1,0 +1,147 @@
+"""telecap parse with -o otlp, -o otlp-logs and -o http against a local receiver: what
+arrives, its headers, and the strict OTLP schema check of the bodies telecap really sent.
+A receiver that is down costs events (counted, exit 3), never the capture of the others."""
+import http.server
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+TELECAP = os.environ.get("TELECAP_BIN", "build/telecap")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def line(event, measurements, metadata):
+    return "TELEMETRY:" + json.dumps({"event": event, "measurements": measurements,
+                                      "metadata": metadata, "timestamp_ns": 1700000000000000000,
+                                      "correlation_id": ""}) + "\n"
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with self.server.lock:
+            self.server.requests.append((self.path, dict(self.headers), body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+class CliExporters(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="telecap-otlp-cli-")
+        self.receiver = Receiver()
+        self.thread = threading.Thread(target=self.receiver.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = "http://127.0.0.1:%d" % self.receiver.server_address[1]
+
+    def tearDown(self):
+        self.receiver.shutdown()
+        self.receiver.server_close()
+
+    def telecap(self, args, text, env=None):
+        path = os.path.join(self.tmp, "in.txt")
+        with open(path, "w") as f:
+            f.write(text)
+        e = dict(os.environ)
+        e.update(env or {})
+        return subprocess.run([TELECAP, "parse", "--stats", os.path.join(self.tmp, "stats.json")]
+                              + args + [path], capture_output=True, text=True, env=e, timeout=60)
+
+    def test_every_output_delivers_and_the_bodies_pass_the_schema(self):
+        text = "".join(line("python.call.stop", {"duration": 2_000_000 * (i + 1), "count": 1},
+                            {"tool": 'q"uote\\', "note": "caf\u00e9\n"}) for i in range(5))
+        text += "plain line\n"
+        r = self.telecap(["-o", "otlp:" + self.base, "-o", "otlp-logs:" + self.base,
+                          "-o", "http:" + self.base + "/ingest", "--passthrough", "none"], text,
+                         {"TELECAP_HTTP_TOKEN": "s3cret", "OTEL_SERVICE_NAME": "svc-test",
+                          "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=t1"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        by_path = {}
+        for path, headers, body in self.receiver.requests:
+            by_path.setdefault(path, []).append((headers, body))
+        self.assertIn("/v1/metrics", by_path, self.receiver.requests)
+        self.assertIn("/v1/logs", by_path)
+        self.assertIn("/ingest", by_path)
+
+        headers, body = by_path["/ingest"][0]
+        self.assertEqual(headers["Content-Type"], "application/x-ndjson")
+        self.assertEqual(headers["Authorization"], "Bearer s3cret")
+        events = [json.loads(x) for b in by_path["/ingest"] for x in b[1].decode().splitlines()]
+        self.assertEqual(len(events), 5)
+        self.assertEqual(events[0]["metadata"]["tool"], 'q"uote\\')
+
+        headers, body = by_path["/v1/logs"][0]
+        self.assertEqual(headers["Content-Type"], "application/json")
+        self.assertEqual(headers["x-tenant"], "t1")
+        records = [rec for _, b in by_path["/v1/logs"]
+                   for rl in json.loads(b)["resourceLogs"]
+                   for sl in rl["scopeLogs"] for rec in sl["logRecords"]]
+        self.assertEqual(len(records), 5)
+        self.assertEqual(records[0]["eventName"], "snakepit.python.call.stop")
+
+        last = json.loads(by_path["/v1/metrics"][-1][1])  # the final export at shutdown
+        res = last["resourceMetrics"][0]
+        attrs = {a["key"]: a["value"] for a in res["resource"]["attributes"]}
+        self.assertEqual(attrs["service.name"], {"stringValue": "svc-test"})
+        metrics = {m["name"]: m for sm in res["scopeMetrics"] for m in sm["metrics"]}
+        hist = metrics["snakepit_python_call_duration_seconds"]["histogram"]
+        self.assertEqual(hist["aggregationTemporality"], 2)
+        point = hist["dataPoints"][0]
+        self.assertEqual(point["count"], "5")
+        self.assertAlmostEqual(point["sum"], 0.03, places=9)
+        self.assertEqual(sum(int(c) for c in point["bucketCounts"]), 5)
+        events_total = metrics["snakepit_events"]["sum"]
+        self.assertTrue(events_total["isMonotonic"])
+        self.assertIn("telecap_events", metrics)
+
+        files = []
+        for path in ("/v1/metrics", "/v1/logs"):
+            for i, (_, b) in enumerate(by_path[path]):
+                f = os.path.join(self.tmp, "%s-%d.json" % (path.strip("/").replace("/", "_"), i))
+                with open(f, "wb") as out:
+                    out.write(b)
+                files.append(f)
+        check = subprocess.run(["node", os.path.join(HERE, "check_otlp.js")] + files,
+                               capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+    def test_a_receiver_that_is_down_costs_only_its_own_events(self):
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]
+        text = "".join(line("python.call.stop", {"duration": 1, "count": 1}, {})
+                       for _ in range(20000))
+        t0 = time.monotonic()
+        r = self.telecap(["-o", "http:http://127.0.0.1:%d/x" % dead,
+                          "-o", "jsonl:" + os.path.join(self.tmp, "events.jsonl"),
+                          "--passthrough", "none"], text)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.returncode, 3, r.stderr)  # data was lost, and said so
+        with open(os.path.join(self.tmp, "events.jsonl")) as f:
+            self.assertEqual(sum(1 for _ in f), 20000)  # the other output has everything
+        stats = json.load(open(os.path.join(self.tmp, "stats.json")))
+        http_out = [v for k, v in stats["outputs"].items() if k.startswith("output.0:http")][0]
+        dropped = sum(http_out["events_dropped"].values())
+        self.assertEqual(dropped, 20000, http_out)
+        # Bounded by the shutdown deadline (5 s), not by retries of every batch.
+        self.assertLess(elapsed, 20, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
