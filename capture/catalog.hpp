@@ -65,6 +65,8 @@ public:
     std::size_t event_index(const wire_event& e) const noexcept {
         return static_cast<std::size_t>(&e - wire_events_.data());
     }
+    // The wire name of entry i (0..event_count()-1), as the worker emits it.
+    std::string_view wire_name(std::size_t i) const noexcept { return wire_order_[i]; }
 
 private:
     std::vector<wire_event> wire_events_;  // in file order

@@ -7,9 +7,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 
 #include "capture/event_json.hpp"
+#include "control/gates.hpp"
 #include "spawn/descendants.hpp"
 #include "spawn/guard.hpp"
 #include "spawn/reaper.hpp"
@@ -32,14 +34,17 @@ std::int64_t wall_ns() {
 
 }  // namespace
 
-// The pipelines' events go to the supervisor's batch.
+// A worker's pipelines' events go through its gates to the supervisor's batch.
 class supervisor::sink final : public event_sink {
 public:
-    explicit sink(supervisor& s) : s_(s) {}
-    void on_event(event& ev) override { s_.push(ev); }
+    sink(supervisor& s, worker& w) : s_(s), w_(w) {}
+    void on_event(event& ev) override {
+        if (s_.admit(w_, ev)) s_.push(ev);
+    }
 
 private:
     supervisor& s_;
+    worker& w_;
 };
 
 // One pipe from a worker, with its own capture pipeline.
@@ -61,6 +66,10 @@ struct supervisor::worker {
     pid_t worker_pid = 0;  // the worker's own pid (with a guard, fsm.pid() is the guard's)
     std::vector<std::unique_ptr<stream>> streams;
     event_loop::timer_id restart_timer = 0;
+    std::unique_ptr<sink> out;  // what its pipelines emit to
+    control::gate gate;
+    // Events the gates removed, by verdict (pass stays 0): asked for, so not data lost.
+    std::array<relaxed_counter, static_cast<std::size_t>(control::verdict::count_)> gated{};
 
     explicit worker(const spawn::restart_options& r) : fsm(r) {}
     worker_context context() const {
@@ -74,7 +83,6 @@ struct supervisor::worker {
 
 supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
     : loop_(loop), o_(std::move(o)), io_(std::move(io)), budget_(o_.line_budget),
-      sink_(std::make_unique<sink>(*this)),
       rng_(std::random_device{}()) {
     if (!io_.events) throw std::invalid_argument("supervisor: no dispatcher");
     if (io_.catalogs.size() != o_.pools.size())
@@ -88,9 +96,12 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
             w->id = (o_.pools.size() == 1 && pool.instances == 1 && o_.worker_id)
                         ? *o_.worker_id
                         : pool.name + "-" + std::to_string(i);
+            w->out = std::make_unique<sink>(*this, *w);
+            w->gate = control::gate(rng_());
             workers_.push_back(std::move(w));
         }
     }
+    for (auto& w : workers_) configure_gate(*w);
     if (io_.registry) {
         workers_up_ = &io_.registry->get_gauge("telecap_workers_up");
         // Per-worker series, read from the workers' own counters when a snapshot is taken.
@@ -112,6 +123,9 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                 for (std::size_t r = 0; r < w->stats.rejected.size(); ++r)
                     c("telecap_rejected_total", w->stats.rejected[r],
                       {{"reason", std::string(to_string(static_cast<reject_reason>(r)))}});
+                for (std::size_t v = 1; v < w->gated.size(); ++v)
+                    c("telecap_dropped_total", w->gated[v],
+                      {{"reason", std::string(control::to_string(static_cast<control::verdict>(v)))}});
             }
             for (std::size_t d = 0; d < own_.dropped.size(); ++d)
                 out.push_back({"telecap_dropped_total",
@@ -137,6 +151,76 @@ supervisor::~supervisor() {
                     io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
                     io_.rejects ? io_.rejects->writer() : nullptr})
         if (w) w->on_room({});
+}
+
+// --- controls ------------------------------------------------------------------------------
+
+void supervisor::configure_gate(worker& w) {
+    w.gate.configure(o_.controls.resolve(w.pool->name, w.id), w.cat->event_count());
+}
+
+bool supervisor::admit(worker& w, const event& ev) {
+    auto& g = w.gate;
+    if (g.open()) return true;
+    std::size_t known = std::string_view::npos;
+    std::string_view wire;
+    if (g.needs_name()) {
+        if (ev.name_id) {
+            known = w.cat->event_index(*static_cast<const catalog::wire_event*>(ev.name_id));
+            wire = w.cat->wire_name(known);
+        } else {
+            // Kept unknown event: the catalog's prefix, then the wire name's parts.
+            const std::size_t skip = w.cat->policies().unknown_event_prefix.size();
+            wire_scratch_.clear();
+            for (std::size_t i = skip; i < ev.name.size(); ++i) {
+                if (i > skip) wire_scratch_ += '.';
+                wire_scratch_ += ev.name[i];
+            }
+            wire = wire_scratch_;
+        }
+    }
+    const auto now = g.controls().limit.events_per_second > 0 ? clock::now() : clock::time_point{};
+    const auto v = g.decide(known, wire, now);
+    if (v == control::verdict::pass) return true;
+    ++w.gated[static_cast<std::size_t>(v)];
+    return false;
+}
+
+std::optional<std::string> supervisor::check_scope(const scope& where) const {
+    switch (where.kind) {
+        case scope_kind::global: return std::nullopt;
+        case scope_kind::pool:
+            for (const auto& p : o_.pools)
+                if (p.name == where.name) return std::nullopt;
+            return "no pool \"" + where.name + "\"";
+        case scope_kind::worker:
+            for (const auto& w : workers_)
+                if (w->id == where.name) return std::nullopt;
+            return "no worker \"" + where.name + "\"";
+    }
+    return "bad scope";
+}
+
+std::optional<std::string> supervisor::set_controls(const scope& where, control::controls update) {
+    if (auto p = check_scope(where)) return p;
+    if (auto p = control::check(update)) return p;
+    auto& t = o_.controls;
+    control::controls& target = where.kind == scope_kind::global ? t.global
+                                : where.kind == scope_kind::pool ? t.pools[where.name]
+                                                                 : t.workers[where.name];
+    control::merge(target, update);
+    // Only the workers whose effective controls changed lose their caches and buckets.
+    for (auto& w : workers_) {
+        const auto e = t.resolve(w->pool->name, w->id);
+        if (!(e == w->gate.controls())) w->gate.configure(e, w->cat->event_count());
+    }
+    return std::nullopt;
+}
+
+std::optional<control::effective_controls> supervisor::worker_controls(std::string_view id) const {
+    for (const auto& w : workers_)
+        if (w->id == id) return w->gate.controls();
+    return std::nullopt;
 }
 
 // --- events --------------------------------------------------------------------------------
@@ -275,7 +359,7 @@ void supervisor::start(worker& w) {
         pipeline_options po = o_.pipeline;
         po.recognize = recognize;
         po.budget = &budget_;
-        s->pipeline = std::make_unique<capture_pipeline>(*w.cat, ctx, po, sink_.get(),
+        s->pipeline = std::make_unique<capture_pipeline>(*w.cat, ctx, po, w.out.get(),
                                                          s->pass.get(), s->rejects.get(), w.stats);
         stream* raw = s.get();
         loop_.watch(raw->fd.get(), [this, raw] { read_stream(*raw); });
@@ -508,6 +592,14 @@ std::string supervisor::workers_json() const {
         out += ",\"events\":" + std::to_string(w->stats.events);
         out += ",\"passthrough_lines\":" + std::to_string(w->stats.passthrough_lines);
         out += ",\"rejected\":" + std::to_string(w->stats.rejected_total());
+        out += ",\"dropped\":{";
+        for (std::size_t v = 1; v < w->gated.size(); ++v) {
+            if (v > 1) out += ',';
+            out += '"';
+            out += control::to_string(static_cast<control::verdict>(v));
+            out += "\":" + std::to_string(w->gated[v]);
+        }
+        out += '}';
         out += '}';
     }
     out += '}';

@@ -18,6 +18,7 @@
 #include "telecap/capture/catalog.hpp"
 #include "telecap/capture/pipeline.hpp"
 #include "telecap/capture/stats.hpp"
+#include "telecap/control/controls.hpp"
 #include "telecap/dispatch/dispatcher.hpp"
 #include "telecap/io/passthrough.hpp"
 #include "telecap/io/rejects_writer.hpp"
@@ -64,6 +65,9 @@ struct supervisor_options {
     // Workers started per loop turn: a stop request between turns is never kept waiting by a
     // large pool.
     int start_batch = 16;
+    // The gates on the events that leave each worker (control/controls.hpp): the defaults
+    // from the config and the CLI; set_controls() changes them while running.
+    control::control_table controls;
 };
 
 // What the supervisor writes to; owned by the caller and outliving the supervisor.
@@ -97,6 +101,19 @@ public:
     // {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}
     // Loop thread, or once run() has returned.
     std::string workers_json() const;
+    // Where a control applies: every worker (empty name), a pool, or one worker.
+    enum class scope_kind { global, pool, worker };
+    struct scope {
+        scope_kind kind = scope_kind::global;
+        std::string name;
+    };
+    // Merges `update` into the scope's overrides and applies the result to the workers it
+    // reaches. Refused (nothing changes) with the problem when the update is invalid or the
+    // pool or worker does not exist. Loop thread.
+    std::optional<std::string> set_controls(const scope& where, control::controls update);
+    // The controls a worker has now (for status and tests). Loop thread.
+    std::optional<control::effective_controls> worker_controls(std::string_view id) const;
+
     // Events the loop held back or dropped because the dispatcher was full.
     std::uint64_t backpressure_pauses() const noexcept { return pauses_; }
 
@@ -126,17 +143,20 @@ private:
     void sweep();
 
     class sink;
+    void configure_gate(worker& w);
+    bool admit(worker& w, const event& ev);
+    std::optional<std::string> check_scope(const scope& where) const;
 
     event_loop& loop_;
     supervisor_options o_;
     supervisor_io io_;
     line_budget budget_;  // before workers_: their pipelines give back to it when they go
-    std::unique_ptr<sink> sink_;
     std::vector<std::unique_ptr<worker>> workers_;
     std::size_t next_start_ = 0;
     capture_stats own_;  // drops of the supervisor itself (queue_full, shutdown)
     std::mt19937_64 rng_;
     std::vector<event> pending_;
+    std::string wire_scratch_;  // the wire name of an event without a catalog entry
     bool stopping_ = false;
     bool killed_ = false;
     bool escape_ = false;      // block mode given up (grace over): drop instead of waiting

@@ -42,3 +42,6 @@
 #include "telecap/supervise/supervisor.hpp"
 #include "telecap/supervise/worker.hpp"
 #include "telecap/supervise/lifecycle.hpp"
+#include "telecap/control/controls.hpp"
+#include "telecap/control/gates.hpp"
+#include "telecap/control/token_bucket.hpp"
