@@ -53,6 +53,10 @@ struct cli_values {
     double restart_window = seconds(spawn::restart_options{}.restart_window);
     double grace = seconds(run_options{}.grace);
     std::string restart = "never", stop_signal = "TERM", overflow = "drop-newest";
+    // The gates' defaults for every worker (docs/control.md).
+    double sample = 1.0;
+    std::vector<std::string> sample_patterns, allow, deny;
+    std::string rate_limit;
 
     static double seconds(std::chrono::milliseconds ms) {
         return static_cast<double>(ms.count()) / 1000.0;
@@ -132,6 +136,23 @@ pool_spec pool_from_flags(const cli_values& v, const capture_options& o,
     p.restart.healthy_after = to_millis(v.healthy_after);
     p.restart.restart_window = to_millis(v.restart_window);
     return p;
+}
+
+// --sample/--sample-pattern, --allow/--deny and --rate-limit over the config's top-level
+// `control:`; each kind given replaces that kind whole (a filter is both lists, as in
+// Snakepit). The values are checked by validate() with the rest.
+template <typename Given>
+void apply_control_flags(const cli_values& v, run_options& ro, Given given) {
+    auto& g = ro.controls.global;
+    if (given("--sample") || given("--sample-pattern"))
+        g.sample = control::sampling{v.sample, v.sample_patterns};
+    if (given("--allow") || given("--deny")) g.filt = control::filter{v.allow, v.deny};
+    if (given("--rate-limit")) {
+        control::rate_limit r;
+        if (auto p = control::parse_rate_limit(v.rate_limit, r))
+            throw usage_error("--rate-limit " + *p);
+        g.limit = r;
+    }
 }
 
 }  // namespace
@@ -225,6 +246,22 @@ int main_cli(int argc, char** argv) {
     run->add_option("--telemetry-fd", v.telemetry_fd,
                     "Read telemetry from a dedicated pipe on this fd (3 .. 1023); stderr is "
                     "pass-through only");
+    run->add_option("--sample", v.sample,
+                    "Keep each event with this probability (0 .. 1, clamped; default 1)");
+    run->add_option("--sample-pattern", v.sample_patterns,
+                    "Repeatable glob on wire names: only matching events are sampled")
+        ->allow_extra_args(false);
+    run->add_option("--allow", v.allow,
+                    "Repeatable glob on wire names: only matching events pass (default: all)")
+        ->allow_extra_args(false);
+    run->add_option("--deny", v.deny, "Repeatable glob on wire names: matching events never pass")
+        ->allow_extra_args(false);
+    run->add_option("--rate-limit", v.rate_limit,
+                    "N[/BURST]: at most N events per second per worker and event name, BURST "
+                    "at once (default N)");
+    std::string control_socket;
+    run->add_option("--control", control_socket,
+                    "Listen for control commands on this Unix socket (docs/control.md)");
     run->add_option("command", command, "The worker command (after --)");
 
     try {
@@ -298,6 +335,8 @@ int main_cli(int argc, char** argv) {
             if (given("--line-budget")) ro.line_budget = static_cast<std::size_t>(v.line_budget);
             if (given("--overflow")) ro.overflow = parse_overflow(v.overflow);
             if (label) ro.label = true;
+            apply_control_flags(v, ro, given);
+            if (given("--control")) ro.control_socket = control_socket;
             if (!with_config) ro.pools.push_back(pool_from_flags(v, o, command, capture_stdout));
 
             if (auto p = validate(ro, with_config ? spelling::yaml : spelling::cli))

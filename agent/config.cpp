@@ -2,6 +2,7 @@
 
 #include "agent/run.hpp"
 #include "agent/validate.hpp"
+#include "core/glob.hpp"
 #include "spawn/signals.hpp"
 
 namespace telecap::agent {
@@ -85,6 +86,48 @@ void read_restart(const std::string& path, const YAML::Node& n, spawn::restart_o
     if (auto p = check_backoff_order(r, spelling::yaml)) bad(path, at_max, *p);
 }
 
+// A `control:` mapping (top level or a pool's): the gates' defaults, each value checked at
+// its own line with the same checks as the control socket's commands.
+control::controls read_controls(const std::string& path, const YAML::Node& n) {
+    if (!n.IsMap()) bad(path, n, "control must be a mapping");
+    check_keys(path, n,
+               {"enabled", "sampling_rate", "sampling_patterns", "allow", "deny", "rate_limit"});
+    control::controls c;
+    const auto globs = [&](const YAML::Node& v, const char* key) {
+        auto list = string_list(path, v, key);
+        for (std::size_t i = 0; i < list.size(); ++i)
+            if (auto e = glob_error(list[i])) bad(path, v[i], std::string(key) + ": " + *e);
+        return list;
+    };
+    if (auto v = n["enabled"]) c.enabled = scalar<bool>(path, v, "enabled");
+    if (n["sampling_rate"] || n["sampling_patterns"]) {
+        control::sampling s;
+        if (auto v = n["sampling_rate"]) {
+            s.rate = scalar<double>(path, v, "sampling_rate");
+            if (auto e = control::check(s)) bad(path, v, *e);
+        }
+        if (auto v = n["sampling_patterns"]) s.patterns = globs(v, "sampling_patterns");
+        c.sample = std::move(s);
+    }
+    if (n["allow"] || n["deny"]) {
+        control::filter f;
+        if (auto v = n["allow"]) f.allow = globs(v, "allow");
+        if (auto v = n["deny"]) f.deny = globs(v, "deny");
+        c.filt = std::move(f);
+    }
+    if (auto v = n["rate_limit"]) {
+        if (!v.IsMap()) bad(path, v, "rate_limit must be a mapping {events_per_second, burst}");
+        check_keys(path, v, {"events_per_second", "burst"});
+        control::rate_limit r;
+        if (!v["events_per_second"]) bad(path, v, "rate_limit needs events_per_second");
+        r.events_per_second = scalar<double>(path, v["events_per_second"], "events_per_second");
+        if (auto b = v["burst"]) r.burst = scalar<double>(path, b, "burst");
+        if (auto e = control::check(r)) bad(path, v, *e);
+        c.limit = r;
+    }
+    return c;
+}
+
 }  // namespace
 
 void load_config(const std::string& path, run_options& o) {
@@ -99,7 +142,7 @@ void load_config(const std::string& path, run_options& o) {
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     check_keys(path, root,
                {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes", "line_budget", "overflow",
-                "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line", "metrics"});
+                "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line", "metrics", "control"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
         auto list = output_list(path, v);
@@ -138,6 +181,8 @@ void load_config(const std::string& path, run_options& o) {
         o.overflow = parse_overflow(text);
     }
 
+    if (auto v = root["control"]) control::merge(o.controls.global, read_controls(path, v));
+
     const auto pools = root["pools"];
     if (!pools || !pools.IsSequence() || pools.size() == 0)
         bad(path, pools ? pools : root, "\"pools\" must be a non-empty list");
@@ -146,7 +191,7 @@ void load_config(const std::string& path, run_options& o) {
         check_keys(path, p,
                    {"name", "command", "env", "cwd", "instances", "restart", "backoff_min",
                     "backoff_max", "healthy_after", "restart_window", "max_restarts", "outputs",
-                    "catalog", "capture_stdout", "telemetry_fd"});
+                    "catalog", "capture_stdout", "telemetry_fd", "control"});
         pool_spec spec;
         spec.restart.mode = spawn::restart_mode::on_failure;  // the default in a config
         if (auto v = p["name"]) spec.name = scalar<std::string>(path, v, "name");
@@ -181,6 +226,7 @@ void load_config(const std::string& path, run_options& o) {
         if (auto v = p["telemetry_fd"])
             spec.telemetry_fd =
                 static_cast<int>(integer(path, v, "telemetry_fd", check_telemetry_fd));
+        if (auto v = p["control"]) o.controls.pools[spec.name] = read_controls(path, v);
         o.pools.push_back(std::move(spec));
     }
     // A net for rules without a line of their own; everything above has one.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/options.hpp"
+#include "control/controls.hpp"
 #include "spawn/restart_policy.hpp"
 #include "supervise/supervisor.hpp"
 
@@ -23,6 +24,10 @@ struct run_options {
     std::size_t line_budget = std::size_t{8} << 20;   // partial lines of all workers together
     overflow_policy overflow = overflow_policy::drop_newest;
     bool label = false;
+    // The gates' defaults: the config's top-level and per-pool `control:`, the CLI's
+    // --sample/--allow/--deny/--rate-limit over the top level (docs/control.md).
+    control::control_table controls;
+    std::string control_socket;  // --control PATH: the control socket; empty: none
 };
 
 // Reads a YAML config into `o` (pools, and run-wide settings it names). Throws usage_error

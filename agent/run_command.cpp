@@ -145,6 +145,7 @@ int run_workers(const run_options& o) {
     so.overflow = o.overflow;
     so.label = o.label;
     so.line_budget = o.line_budget;
+    so.controls = o.controls;
     so.reap_orphans = true;  // telecap is the subreaper of everything below it
     if (auto guard = spawn::find_guard_executable()) {
         so.guard = *guard;

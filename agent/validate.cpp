@@ -246,6 +246,11 @@ problem validate(const capture_options& o, spelling s) {
     return std::nullopt;
 }
 
+problem check_controls(const control::controls& c) {
+    control::controls copy = c;  // check() normalizes; the options keep what was written
+    return control::check(copy);
+}
+
 problem validate(const run_options& o, spelling s) {
     const auto named = [&](const char* key, problem p) -> problem {
         if (p) return setting_name(key, s) + " " + *p;
@@ -259,6 +264,9 @@ problem validate(const run_options& o, spelling s) {
     if (auto p = named("queue_bytes", check_queue_bytes(as_ll(o.queue_bytes)))) return p;
     if (auto p = named("line_budget", check_line_budget(as_ll(o.line_budget)))) return p;
     if (auto p = named("grace", secs(o.grace))) return p;
+    if (auto p = check_controls(o.controls.global)) return "control: " + *p;
+    for (const auto& [name, c] : o.controls.pools)
+        if (auto p = check_controls(c)) return "pool " + quoted(name) + " control: " + *p;
     for (const auto& pool : o.pools) {
         const auto& r = pool.restart;
         if (auto p = named("instances", check_instances(pool.instances))) return p;

@@ -69,6 +69,10 @@ problem check_backoff_min(const spawn::restart_options& r, spelling s);
 // backoff_max must not be less than backoff_min.
 problem check_backoff_order(const spawn::restart_options& r, spelling s);
 
+// One scope's controls (control/controls.hpp): a NaN sampling rate, a bad glob, a bad rate
+// limit. The problem reads after "control" or "pool \"p\" control".
+problem check_controls(const control::controls& c);
+
 // Every rule over assembled options (each field, then the cross-field ones); the first
 // problem as a whole message, names included.
 problem validate(const capture_options& o, spelling s);
