@@ -20,6 +20,7 @@
 
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
+#include "core/unix_listen.hpp"
 
 namespace telecap {
 
@@ -120,54 +121,11 @@ unix_socket_handler::~unix_socket_handler() {
 }
 
 void unix_socket_handler::listen_at() {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path_.empty() || path_.size() >= sizeof addr.sun_path)
-        fail(path_, "the path must be 1 to " + std::to_string(sizeof addr.sun_path - 1) +
-                        " bytes long");
-    std::memcpy(addr.sun_path, path_.data(), path_.size());
-    const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
-    const socklen_t len = sizeof addr;
-
-    struct stat st{};
-    if (::lstat(path_.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            fail(path_, "the file exists and is not a socket; remove it or choose another path");
-        unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-        if (!probe) fail(path_, "socket: " + errno_text(errno));
-        if (::connect(probe.get(), sa, len) == 0 || errno == EAGAIN || errno == EINPROGRESS)
-            fail(path_, "another process is listening there (another telecap?); stop it or "
-                        "choose another path");
-        if (errno != ECONNREFUSED)
-            fail(path_, "cannot check the socket that is there: " + errno_text(errno));
-        // Stale: left by a process that is gone.
-        if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
-            fail(path_, "cannot remove the stale socket: " + errno_text(errno));
-    } else if (errno != ENOENT) {
-        fail(path_, errno_text(errno));
-    }
-
-    listen_fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!listen_fd_) fail(path_, "socket: " + errno_text(errno));
-    // 0600 from the start, without touching the process-wide umask (other threads may create
-    // files meanwhile): Linux gives the file of an AF_UNIX bind the mode of the socket's own
-    // inode less the umask, so nobody else may connect, not even between bind and chmod. The
-    // chmod after bind is for a default ACL that would override it.
-    if (::fchmod(listen_fd_.get(), 0600) != 0) fail(path_, "fchmod: " + errno_text(errno));
-    if (::bind(listen_fd_.get(), sa, len) != 0) {
-        fail(path_, errno == EADDRINUSE ? "another process created it meanwhile"
-                                        : errno_text(errno));
-    }
-    const auto undo = [this](const std::string& what) {
-        const std::string msg = what + ": " + errno_text(errno);
-        ::unlink(path_.c_str());
-        fail(path_, msg);
-    };
-    if (::chmod(path_.c_str(), 0600) != 0) undo("chmod");
-    if (::lstat(path_.c_str(), &st) != 0) undo("stat");
-    dev_ = st.st_dev;
-    ino_ = st.st_ino;
-    if (::listen(listen_fd_.get(), opts_.listen_backlog) != 0) undo("listen");
+    unix_listening l;
+    if (auto e = listen_unix(path_, opts_.listen_backlog, l)) fail(path_, *e);
+    listen_fd_ = std::move(l.fd);
+    dev_ = l.dev;
+    ino_ = l.ino;
 }
 
 void unix_socket_handler::wake() noexcept {

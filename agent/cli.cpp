@@ -264,6 +264,25 @@ int main_cli(int argc, char** argv) {
                     "Listen for control commands on this Unix socket (docs/control.md)");
     run->add_option("command", command, "The worker command (after --)");
 
+    auto* ctl = app.add_subcommand(
+        "ctl", "Send a command to a running telecap's control socket (telecap run --control)");
+    ctl_options co;
+    double ctl_timeout = 10;
+    ctl->add_option("--socket", co.socket, "The control socket (run --control PATH)")->required();
+    ctl->add_option("--pool", co.pool, "Apply to this pool's workers only");
+    ctl->add_option("--worker", co.worker, "Apply to this worker only");
+    ctl->add_flag("--json", co.json, "Print the reply as the server's JSON line");
+    ctl->add_option("--allow", co.allow, "filter: a glob that may pass (repeatable)")
+        ->allow_extra_args(false);
+    ctl->add_option("--deny", co.deny, "filter: a glob that never passes (repeatable)")
+        ->allow_extra_args(false);
+    ctl->add_option("--timeout", ctl_timeout, "Seconds to wait for the reply")->capture_default_str();
+    ctl->add_option("command", co.command,
+                    "status | stats | toggle on|off | sample RATE [PATTERN...] | filter | "
+                    "rate-limit N[/BURST] | start | stop | restart")
+        ->required();
+    ctl->add_option("args", co.args, "The command's arguments");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -282,6 +301,11 @@ int main_cli(int argc, char** argv) {
     try {
         if (*cat) return run_catalog(o);
         if (*met) return run_metrics(print_default, check_path);
+        if (*ctl) {
+            need("timeout", check_seconds(ctl_timeout));
+            co.timeout = to_millis(ctl_timeout);
+            return run_ctl(co);
+        }
         // A bad metrics file is a startup error whether or not an exporter uses it.
         if (!o.metrics_path.empty()) (void)load_metrics(o.metrics_path);
         need("max_line", check_max_line(v.max_line));

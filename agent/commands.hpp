@@ -2,6 +2,7 @@
 // The commands of the CLI. Each returns the process exit code; startup problems throw
 // usage_error (exit 2).
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,20 @@ int run_catalog(const capture_options& o);
 // telecap metrics: --print-default writes the bundled metrics file; --check FILE validates one
 // (exit 2 with FILE:LINE: problem when it is bad).
 int run_metrics(bool print_default, const std::string& check_path);
+
+// telecap ctl: one command to a running telecap's control socket (docs/control.md). Prints the
+// reply (readable, or the JSON line with `json`); exit 0, or 1 when the command is refused or
+// no server answers. A malformed command line throws usage_error.
+struct ctl_options {
+    std::string socket;
+    std::string command;            // status, stats, toggle, sample, filter, rate-limit, ...
+    std::vector<std::string> args;  // its arguments
+    std::vector<std::string> allow, deny;  // filter's lists
+    std::string pool, worker;       // the scope; neither: every worker
+    bool json = false;
+    std::chrono::milliseconds timeout{10000};
+};
+int run_ctl(const ctl_options& o);
 
 // The CLI: parses argv and runs the command.
 int main_cli(int argc, char** argv);

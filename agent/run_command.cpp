@@ -11,6 +11,7 @@
 
 #include "adapters/unix_socket_handler.hpp"
 #include "agent/run.hpp"
+#include "control/server.hpp"
 #include "metrics/collectors.hpp"
 #include "metrics/registry.hpp"
 #include "spawn/guard.hpp"
@@ -157,7 +158,20 @@ int run_workers(const run_options& o) {
 
     event_loop loop;
     supervisor sup(loop, so, io);
+    // The control socket, served by the loop while the supervisor runs it (before any worker
+    // starts, so a socket that cannot be listened on is a startup error).
+    std::unique_ptr<control::server> control_socket;
+    if (!o.control_socket.empty()) {
+        try {
+            control_socket = std::make_unique<control::server>(
+                loop, o.control_socket,
+                [&sup](std::string_view line) { return sup.handle_control(line); });
+        } catch (const std::runtime_error& e) {
+            throw usage_error(e.what());
+        }
+    }
     int rc = sup.run();
+    control_socket.reset();  // no client waits on a loop that no longer turns
 
     // A handler stuck for good must not keep telecap (and its caller) waiting forever.
     const auto limit = stuck_handler_limit(o);

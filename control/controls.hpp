@@ -76,6 +76,13 @@ public:
     effective_controls resolve(std::string_view pool, std::string_view worker) const;
 };
 
+// Where a control or a lifecycle command applies: every worker, a pool, or one worker.
+enum class scope_kind { global, pool, worker };
+struct scope {
+    scope_kind kind = scope_kind::global;
+    std::string name;  // the pool or the worker id
+};
+
 // The parts of "N[/BURST]" (--rate-limit 100/20), or the problem.
 std::optional<std::string> parse_rate_limit(std::string_view text, rate_limit& out);
 

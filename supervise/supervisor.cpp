@@ -11,6 +11,7 @@
 #include <cerrno>
 
 #include "capture/event_json.hpp"
+#include "metrics/collectors.hpp"
 #include "control/gates.hpp"
 #include "spawn/descendants.hpp"
 #include "spawn/guard.hpp"
@@ -70,6 +71,12 @@ struct supervisor::worker {
     control::gate gate;
     // Events the gates removed, by verdict (pass stays 0): asked for, so not data lost.
     std::array<relaxed_counter, static_cast<std::size_t>(control::verdict::count_)> gated{};
+
+    // The control socket's lifecycle commands: `held` stopped on request (not restarted, its
+    // exit status ignored, telecap keeps running); `again` to be started once it has exited.
+    bool held = false;
+    bool again = false;
+    event_loop::timer_id kill_timer = 0;  // SIGKILL after the grace period of a requested stop
 
     explicit worker(const spawn::restart_options& r) : fsm(r) {}
     worker_context context() const {
@@ -223,6 +230,193 @@ std::optional<control::effective_controls> supervisor::worker_controls(std::stri
     return std::nullopt;
 }
 
+// --- lifecycle on request --------------------------------------------------------------------
+
+template <typename F>
+void supervisor::for_each_in(const scope& where, F fn) {
+    for (auto& w : workers_)
+        if (where.kind == scope_kind::global ||
+            (where.kind == scope_kind::pool && w->pool->name == where.name) ||
+            (where.kind == scope_kind::worker && w->id == where.name))
+            fn(*w);
+}
+
+void supervisor::ask_to_stop(worker& w) {
+    if (w.restart_timer) loop_.cancel(w.restart_timer);
+    w.restart_timer = 0;
+    if (!w.fsm.stop()) return;
+    spawn::forward_signal(w.fsm.pid(), o_.stop_signal, true);
+    w.kill_timer = loop_.after(o_.grace, [this, &w] {
+        w.kill_timer = 0;
+        kill_now(w);
+    });
+}
+
+void supervisor::kill_now(worker& w) {
+    if (!w.fsm.live() || w.fsm.pid() <= 0) return;
+    logger()->warn("worker {} still running after the grace period: SIGKILL", w.id);
+    if (o_.guard.empty()) spawn::forward_signal(w.fsm.pid(), SIGKILL, true);
+    else spawn::signal_child(w.fsm.pid(), spawn::guard_kill_signal());  // and its tree
+}
+
+std::optional<std::string> supervisor::stop_workers(const scope& where, int* count) {
+    if (auto p = check_scope(where)) return p;
+    if (stopping_) return "telecap is stopping";
+    int n = 0;
+    for_each_in(where, [&](worker& w) {
+        w.again = false;
+        if (w.held) return;
+        w.held = true;
+        ask_to_stop(w);
+        ++n;
+    });
+    if (count) *count = n;
+    return std::nullopt;
+}
+
+std::optional<std::string> supervisor::start_workers(const scope& where, int* count) {
+    if (auto p = check_scope(where)) return p;
+    if (stopping_) return "telecap is stopping";
+    int n = 0;
+    for_each_in(where, [&](worker& w) {
+        const bool was_held = w.held;
+        w.held = false;
+        switch (w.fsm.phase()) {
+            case worker_phase::done:
+                w.again = false;
+                w.fsm.revive();
+                start(w);
+                ++n;
+                break;
+            case worker_phase::stopping:  // a requested stop under way: start it once it ends
+                if (was_held) {
+                    w.again = true;
+                    ++n;
+                }
+                break;
+            case worker_phase::backoff:  // waiting to restart: now
+                loop_.cancel(w.restart_timer);
+                start(w);
+                ++n;
+                break;
+            default: break;  // running, or not started yet (it will be)
+        }
+    });
+    if (count) *count = n;
+    return std::nullopt;
+}
+
+std::optional<std::string> supervisor::restart_workers(const scope& where, int* count) {
+    if (auto p = check_scope(where)) return p;
+    if (stopping_) return "telecap is stopping";
+    int n = 0;
+    for_each_in(where, [&](worker& w) {
+        w.held = false;
+        switch (w.fsm.phase()) {
+            case worker_phase::running:
+                w.again = true;
+                ask_to_stop(w);
+                ++n;
+                break;
+            case worker_phase::stopping:
+                w.again = true;
+                ++n;
+                break;
+            case worker_phase::done:
+                w.again = false;
+                w.fsm.revive();
+                start(w);
+                ++n;
+                break;
+            case worker_phase::backoff:
+                loop_.cancel(w.restart_timer);
+                start(w);
+                ++n;
+                break;
+            default: break;
+        }
+    });
+    if (count) *count = n;
+    return std::nullopt;
+}
+
+std::string supervisor::status_json() const {
+    const auto now = clock::now();
+    const auto secs = [](clock::duration d) {
+        return std::chrono::duration<double>(d).count();
+    };
+    std::string out = "{\"uptime_seconds\":";
+    append_json_double(out, secs(now - born_));
+    out += ",\"stopping\":";
+    out += stopping_ ? "true" : "false";
+    out += ",\"pools\":[";
+    for (std::size_t p = 0; p < o_.pools.size(); ++p) {
+        if (p) out += ',';
+        out += "{\"name\":";
+        append_json_string(out, o_.pools[p].name);
+        out += ",\"instances\":" + std::to_string(o_.pools[p].instances) + "}";
+    }
+    out += "],\"workers\":{";
+    bool first = true;
+    for (const auto& w : workers_) {
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, w->id);
+        out += ":{\"pool\":";
+        append_json_string(out, w->pool->name);
+        out += ",\"pid\":" + std::to_string(w->fsm.live() ? w->worker_pid : 0);
+        out += ",\"state\":\"";
+        out += to_string(w->fsm.phase());
+        out += "\",\"stopped_on_request\":";
+        out += w->held ? "true" : "false";
+        out += ",\"restarts\":" + std::to_string(w->fsm.restarts());
+        out += ",\"uptime_seconds\":";
+        append_json_double(out, w->fsm.live() ? secs(now - w->fsm.started_at()) : 0.0);
+        if (w->fsm.exit_code()) out += ",\"exit_code\":" + std::to_string(*w->fsm.exit_code());
+        out += ",\"events\":" + std::to_string(w->stats.events);
+        out += ",\"dropped\":{";
+        for (std::size_t v = 1; v < w->gated.size(); ++v) {
+            if (v > 1) out += ',';
+            out += '"';
+            out += control::to_string(static_cast<control::verdict>(v));
+            out += "\":" + std::to_string(w->gated[v]);
+        }
+        out += "},\"controls\":";
+        control::append_controls_json(out, w->gate.controls());
+        out += '}';
+    }
+    out += "}}";
+    return out;
+}
+
+std::string supervisor::handle_control(std::string_view line) {
+    control::request r;
+    if (auto e = control::parse_request(line, r)) return control::error_reply(*e);
+    int n = 0;
+    std::optional<std::string> problem;
+    switch (r.cmd) {
+        case control::command::status: {
+            const std::string s = status_json();  // an object with members: spliced in
+            return "{\"ok\":true," + s.substr(1);
+        }
+        case control::command::stats:
+            if (!io_.registry) return control::error_reply("no registry to read");
+            return control::ok_reply(",\"metrics\":" + metrics::to_json(io_.registry->snapshot()));
+        case control::command::toggle:
+        case control::command::sample:
+        case control::command::filter:
+        case control::command::rate_limit:
+            problem = set_controls(r.where, r.update);
+            if (!problem) for_each_in(r.where, [&](worker&) { ++n; });
+            break;
+        case control::command::start: problem = start_workers(r.where, &n); break;
+        case control::command::stop: problem = stop_workers(r.where, &n); break;
+        case control::command::restart: problem = restart_workers(r.where, &n); break;
+    }
+    if (problem) return control::error_reply(*problem);
+    return control::ok_reply(",\"workers\":" + std::to_string(n));
+}
+
 // --- events --------------------------------------------------------------------------------
 
 void supervisor::push(event& ev) {
@@ -293,7 +487,7 @@ void supervisor::start_next() {
     int n = 0;
     while (next_start_ < workers_.size() && n < o_.start_batch) {
         auto& w = *workers_[next_start_++];
-        if (!stopping_) start(w);
+        if (!stopping_ && !w.held) start(w);
         ++n;
     }
     if (next_start_ < workers_.size()) loop_.post([this] { start_next(); });
@@ -430,8 +624,17 @@ void supervisor::exited(worker& w, int status) {
         lifecycle("worker_terminated", w, {{"lifetime", std::int64_t{lifetime.count()}}},
                   std::move(extra));
     }
+    if (w.kill_timer) loop_.cancel(w.kill_timer);
+    w.kill_timer = 0;
     const double r = std::uniform_real_distribution<double>(0, 1)(rng_);
     w.fsm.exited(code, clock::now(), r);
+    if (w.fsm.phase() == worker_phase::done && w.again && !stopping_) {
+        // A restart on request: at once, not after a backoff.
+        w.again = false;
+        w.fsm.revive();
+        start(w);
+        return;
+    }
     switch (w.fsm.phase()) {
         case worker_phase::backoff: {
             const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -517,9 +720,11 @@ void supervisor::on_signal(int sig) {
 }
 
 bool supervisor::finished() const {
+    // A worker stopped on request may be started again: telecap waits for it (or a stop).
     return next_start_ >= workers_.size() &&
-           std::all_of(workers_.begin(), workers_.end(),
-                       [](const auto& w) { return w->fsm.phase() == worker_phase::done; });
+           std::all_of(workers_.begin(), workers_.end(), [this](const auto& w) {
+               return w->fsm.phase() == worker_phase::done && (stopping_ || !w->held);
+           });
 }
 
 void supervisor::after_turn() {
@@ -566,7 +771,8 @@ int supervisor::run() {
         pending_.clear();
     }
     for (auto& w : workers_)
-        if (w->fsm.exit_code() && *w->fsm.exit_code() != 0) return *w->fsm.exit_code();
+        if (!w->held && w->fsm.exit_code() && *w->fsm.exit_code() != 0)
+            return *w->fsm.exit_code();  // a stop on request is not a failure
     return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "telecap/capture/pipeline.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/control/controls.hpp"
+#include "telecap/control/request.hpp"
 #include "telecap/dispatch/dispatcher.hpp"
 #include "telecap/io/passthrough.hpp"
 #include "telecap/io/rejects_writer.hpp"
@@ -101,18 +102,27 @@ public:
     // {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}
     // Loop thread, or once run() has returned.
     std::string workers_json() const;
-    // Where a control applies: every worker (empty name), a pool, or one worker.
-    enum class scope_kind { global, pool, worker };
-    struct scope {
-        scope_kind kind = scope_kind::global;
-        std::string name;
-    };
+    using scope = control::scope;
+    using scope_kind = control::scope_kind;
     // Merges `update` into the scope's overrides and applies the result to the workers it
     // reaches. Refused (nothing changes) with the problem when the update is invalid or the
     // pool or worker does not exist. Loop thread.
     std::optional<std::string> set_controls(const scope& where, control::controls update);
     // The controls a worker has now (for status and tests). Loop thread.
     std::optional<control::effective_controls> worker_controls(std::string_view id) const;
+
+    // Stops workers on request: they stay stopped (and keep telecap running) until started
+    // again; their exit status does not count. Start starts stopped or finished workers;
+    // restart stops running ones and starts them again at once. Refused when the scope does not
+    // exist or telecap is stopping. Returns how many workers it acted on. Loop thread.
+    std::optional<std::string> stop_workers(const scope& where, int* count = nullptr);
+    std::optional<std::string> start_workers(const scope& where, int* count = nullptr);
+    std::optional<std::string> restart_workers(const scope& where, int* count = nullptr);
+
+    // {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..}} (docs/control.md).
+    std::string status_json() const;
+    // One control request line in, its reply out (docs/control.md). Loop thread.
+    std::string handle_control(std::string_view line);
 
     // Events the loop held back or dropped because the dispatcher was full.
     std::uint64_t backpressure_pauses() const noexcept { return pauses_; }
@@ -145,6 +155,10 @@ private:
     class sink;
     void configure_gate(worker& w);
     bool admit(worker& w, const event& ev);
+    template <typename F>
+    void for_each_in(const scope& where, F fn);
+    void ask_to_stop(worker& w);
+    void kill_now(worker& w);
     std::optional<std::string> check_scope(const scope& where) const;
 
     event_loop& loop_;
@@ -164,6 +178,7 @@ private:
     bool want_room_ = false;   // asked the dispatcher to say when it has room
     event_loop::timer_id kill_timer_ = 0;
     std::uint64_t pauses_ = 0;
+    std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
     metrics::registry::collector_id collector_ = 0;
     metrics::gauge* workers_up_ = nullptr;
     char buf_[64 * 1024];

@@ -49,4 +49,11 @@ bool worker_fsm::stop() {
     }
 }
 
+bool worker_fsm::revive() {
+    if (phase_ != worker_phase::done) return false;
+    phase_ = worker_phase::idle;
+    gave_up_.clear();
+    return true;
+}
+
 }  // namespace telecap

@@ -47,6 +47,9 @@ public:
     // telecap is stopping: running -> stopping (the caller signals it); idle/backoff -> done.
     // True when the caller must signal the process.
     bool stop();
+    // Started again on request (the control socket's start or restart): done -> idle, so
+    // started() may follow. The count of runs goes on. False unless it was done.
+    bool revive();
 
 private:
     spawn::restart_tracker tracker_;
