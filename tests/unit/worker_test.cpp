@@ -40,6 +40,24 @@ TEST(WorkerFsmTest, StartsIdle) {
     EXPECT_TRUE(w.gave_up().empty());
 }
 
+// The control socket's start and restart: a done worker may run again; nothing else revives.
+TEST(WorkerFsmTest, ReviveOnlyFromDone) {
+    worker_fsm w(policy(restart_mode::always));
+    EXPECT_FALSE(w.revive());  // idle
+    w.started(10, t0);
+    EXPECT_FALSE(w.revive());  // running
+    EXPECT_TRUE(w.stop());
+    EXPECT_FALSE(w.revive());  // stopping
+    w.exited(143, t0 + 1s, 0.5);
+    EXPECT_EQ(w.phase(), worker_phase::done);
+    EXPECT_TRUE(w.revive());
+    EXPECT_EQ(w.phase(), worker_phase::idle);
+    w.started(11, t0 + 2s);
+    EXPECT_EQ(w.runs(), 2);  // the count goes on
+    EXPECT_EQ(w.restarts(), 1);
+    EXPECT_EQ(w.pid(), 11);
+}
+
 TEST(WorkerFsmTest, StartedRuns) {
     worker_fsm w(policy(restart_mode::never));
     w.started(42, t0);
