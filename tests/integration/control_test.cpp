@@ -166,5 +166,251 @@ TEST(ControlGates, BadConfigControlsNameTheLine) {
     EXPECT_NE(r.err.find("unknown key \"sample\""), std::string::npos) << r.err;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The control socket and telecap ctl.
+
+// A worker that emits a python.call.start and a tool.execution.start every 10 ms, for ever.
+std::vector<std::string> steady_emitter() {
+    return {"/bin/sh", "-c",
+            "while :; do "
+            "echo 'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}' >&2; "
+            "echo 'TELEMETRY:{\"event\":\"tool.execution.start\",\"measurements\":{}}' >&2; "
+            "sleep 0.01; done"};
+}
+
+bool socket_ready(const std::string& path) {
+    struct stat st{};
+    return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+result ctl(const std::string& sock, std::vector<std::string> args) {
+    std::vector<std::string> argv{bin, "ctl", "--socket", sock};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, "ctl");
+}
+
+// The "dropped" counts of one worker in a status reply: {"disabled":N,...}.
+long worker_dropped(const std::string& status, const std::string& worker,
+                    const std::string& reason) {
+    std::smatch m;
+    const std::regex re("\"" + worker + "\":\\{\"pool\"[^{]*\"dropped\":\\{[^}]*\"" + reason +
+                        "\":([0-9]+)");
+    return std::regex_search(status, m, re) ? std::stol(m[1]) : -1;
+}
+
+std::string worker_field(const std::string& status, const std::string& worker,
+                         const std::string& field) {
+    std::smatch m;
+    const std::regex re("\"" + worker + "\":\\{\"pool\"[^{]*\"" + field + "\":(\"[a-z]+\"|[0-9]+)");
+    return std::regex_search(status, m, re) ? std::string(m[1]) : "";
+}
+
+struct running_telecap {
+    process p;
+    std::string sock, out, stats;
+};
+
+running_telecap start_with_control(const std::string& tag, int instances,
+                                   std::vector<std::string> cmd) {
+    running_telecap t;
+    t.sock = temp_path(tag + ".sock");
+    t.out = temp_path(tag + ".jsonl");
+    t.stats = temp_path(tag + ".stats.json");
+    t.p = start(run_argv({"--control", t.sock, "--pool", "p", "--instances",
+                          std::to_string(instances), "-o", "jsonl:" + t.out, "--stats", t.stats,
+                          "--grace", "2"},
+                         std::move(cmd)),
+                tag);
+    EXPECT_TRUE(eventually([&] { return socket_ready(t.sock); })) << "no control socket";
+    return t;
+}
+
+TEST(ControlSocket, EveryCommandThroughCtl) {
+    auto t = start_with_control("every", 2, steady_emitter());
+    // status: readable and JSON.
+    auto r = ctl(t.sock, {"status"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("p-0"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("running"), std::string::npos) << r.out;
+    r = ctl(t.sock, {"--json", "status"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("{\"ok\":true,\"uptime_seconds\":", 0), 0u) << r.out;
+    const std::string pid0 = worker_field(r.out, "p-0", "pid");
+    EXPECT_NE(pid0, "0");
+
+    // toggle one worker off: only its events are removed, as disabled.
+    r = ctl(t.sock, {"--worker", "p-1", "toggle", "off"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("applied to 1 worker"), std::string::npos) << r.out;
+    std::string st;
+    EXPECT_TRUE(eventually([&] {
+        st = ctl(t.sock, {"--json", "status"}).out;
+        return worker_dropped(st, "p-1", "disabled") > 0;
+    })) << st;
+    EXPECT_EQ(worker_dropped(st, "p-0", "disabled"), 0) << st;
+
+    // filter for the pool, sampling for every worker: the worker's own toggle still wins.
+    ASSERT_EQ(ctl(t.sock, {"--pool", "p", "filter", "--deny", "python.*"}).exit_code, 0);
+    ASSERT_EQ(ctl(t.sock, {"sample", "0", "tool.*"}).exit_code, 0);
+    EXPECT_TRUE(eventually([&] {
+        st = ctl(t.sock, {"--json", "status"}).out;
+        return worker_dropped(st, "p-0", "filtered") > 0 && worker_dropped(st, "p-0", "sampled") > 0;
+    })) << st;
+    EXPECT_NE(st.find("\"deny\":[\"python.*\"]"), std::string::npos) << st;
+    r = ctl(t.sock, {"--worker", "p-1", "toggle", "on"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+
+    // rate-limit, then no limit again.
+    ASSERT_EQ(ctl(t.sock, {"rate-limit", "5/2"}).exit_code, 0);
+    st = ctl(t.sock, {"--json", "status"}).out;
+    EXPECT_NE(st.find("\"rate_limit\":{\"events_per_second\":5.0,\"burst\":2.0}"), std::string::npos)
+        << st;
+    ASSERT_EQ(ctl(t.sock, {"rate-limit", "0"}).exit_code, 0);
+
+    // stats: the live registry, with the removals per worker and reason.
+    r = ctl(t.sock, {"stats"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("telecap_dropped_total{pool=\"p\",reason=\"disabled\",worker=\"p-1\"}"),
+              std::string::npos)
+        << r.out;
+    r = ctl(t.sock, {"--json", "stats"});
+    EXPECT_EQ(r.out.rfind("{\"ok\":true,\"metrics\":{", 0), 0u) << r.out;
+
+    // Refused commands: exit 1 with the reason; nothing changes.
+    r = ctl(t.sock, {"sample", "nan"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("NaN"), std::string::npos) << r.err;
+    r = ctl(t.sock, {"--pool", "nope", "toggle", "off"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("no pool \"nope\""), std::string::npos) << r.err;
+    r = ctl(t.sock, {"filter", "--allow", "a.[x"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("unclosed"), std::string::npos) << r.err;
+    st = ctl(t.sock, {"--json", "status"}).out;
+    EXPECT_NE(st.find("\"deny\":[\"python.*\"]"), std::string::npos) << st;
+
+    // restart one worker: a new pid, one restart.
+    ASSERT_EQ(ctl(t.sock, {"--worker", "p-0", "restart"}).exit_code, 0);
+    EXPECT_TRUE(eventually([&] {
+        st = ctl(t.sock, {"--json", "status"}).out;
+        return worker_field(st, "p-0", "restarts") == "1" &&
+               worker_field(st, "p-0", "state") == "\"running\"";
+    })) << st;
+    EXPECT_NE(worker_field(st, "p-0", "pid"), pid0);
+
+    // stop the pool: the workers stay stopped and telecap keeps running; start brings them back.
+    ASSERT_EQ(ctl(t.sock, {"--pool", "p", "stop"}).exit_code, 0);
+    EXPECT_TRUE(eventually([&] {
+        st = ctl(t.sock, {"--json", "status"}).out;
+        return worker_field(st, "p-0", "state") == "\"done\"" &&
+               worker_field(st, "p-1", "state") == "\"done\"";
+    })) << st;
+    EXPECT_NE(st.find("\"stopped_on_request\":true"), std::string::npos);
+    EXPECT_FALSE(process_gone(t.p.pid));
+    ASSERT_EQ(ctl(t.sock, {"start"}).exit_code, 0);
+    EXPECT_TRUE(eventually([&] {
+        st = ctl(t.sock, {"--json", "status"}).out;
+        return worker_field(st, "p-0", "state") == "\"running\"" &&
+               worker_field(st, "p-1", "state") == "\"running\"";
+    })) << st;
+
+    ::kill(t.p.pid, SIGTERM);
+    const auto end = wait(t.p);
+    EXPECT_FALSE(end.timed_out);
+    EXPECT_FALSE(socket_ready(t.sock));  // removed at the end
+    const std::string stats = read_file(t.stats);
+    EXPECT_GT(dropped(stats, "disabled", "p", "p-1"), 0) << stats;
+}
+
+TEST(ControlSocket, AWorkerStoppedOnRequestIsNoFailure) {
+    auto t = start_with_control("held", 1, {"sleep", "60"});
+    ASSERT_EQ(ctl(t.sock, {"stop"}).exit_code, 0);
+    std::string st;
+    EXPECT_TRUE(eventually([&] {
+        st = ctl(t.sock, {"--json", "status"}).out;
+        return worker_field(st, "p-0", "state") == "\"done\"";
+    })) << st;
+    EXPECT_EQ(worker_field(st, "p-0", "exit_code"), "143");  // SIGTERM
+    ::kill(t.p.pid, SIGTERM);
+    const auto r = wait(t.p);
+    EXPECT_EQ(r.exit_code, 0) << r.err;  // asked for: not the run's failure
+}
+
+int raw_connect(const std::string& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+std::string read_line(int fd) {
+    std::string got;
+    char c;
+    while (::read(fd, &c, 1) == 1 && c != '\n') got += c;
+    return got;
+}
+
+TEST(ControlSocket, BadRequestsAndAClientThatNeverReadsLeaveTheLoopAlone) {
+    auto t = start_with_control("lazy", 1, steady_emitter());
+    // A malformed request: an error, and the connection still answers.
+    const int bad = raw_connect(t.sock);
+    ASSERT_GE(bad, 0);
+    const std::string junk = "{\"cmd\":\n{\"cmd\":\"reload\"}\n{\"cmd\":\"status\"}\n";
+    ASSERT_EQ(::write(bad, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
+    EXPECT_NE(read_line(bad).find("\"ok\":false,\"error\":\"not JSON"), std::string::npos);
+    EXPECT_NE(read_line(bad).find("unknown cmd \\\"reload\\\""), std::string::npos);
+    EXPECT_EQ(read_line(bad).rfind("{\"ok\":true,", 0), 0u);
+    ::close(bad);
+
+    // A client that asks for stats again and again and never reads a reply.
+    const int lazy = raw_connect(t.sock);
+    ASSERT_GE(lazy, 0);
+    std::string flood;
+    for (int i = 0; i < 5000; ++i) flood += "{\"cmd\":\"stats\"}\n";
+    (void)::send(lazy, flood.data(), flood.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    // Others are served at once and the capture goes on.
+    const auto before = count(read_file(t.out), "\"execution\",\"start\"]");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = ctl(t.sock, {"status"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+    EXPECT_TRUE(eventually([&] {
+        return count(read_file(t.out), "\"execution\",\"start\"]") > before + 10;
+    }));
+    // A huge request: an error, then the server hangs up.
+    const int huge = raw_connect(t.sock);
+    ASSERT_GE(huge, 0);
+    const std::string big(100 * 1024, 'x');
+    (void)::send(huge, big.data(), big.size(), MSG_NOSIGNAL);
+    EXPECT_NE(read_line(huge).find("request longer than 65536 bytes"), std::string::npos);
+    ::close(huge);
+    ::close(lazy);
+    EXPECT_EQ(ctl(t.sock, {"status"}).exit_code, 0);
+    ::kill(t.p.pid, SIGTERM);
+    EXPECT_FALSE(wait(t.p).timed_out);
+}
+
+TEST(ControlSocket, ALiveSocketIsRefusedAndNoServerIsAnError) {
+    auto t = start_with_control("live", 1, {"sleep", "60"});
+    struct stat st{};
+    ASSERT_EQ(::lstat(t.sock.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    auto r = run(run_argv({"--control", t.sock}, {"true"}), "second");
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("another process is listening"), std::string::npos) << r.err;
+    ::kill(t.p.pid, SIGTERM);
+    EXPECT_FALSE(wait(t.p).timed_out);
+    r = ctl(t.sock, {"status"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("cannot connect"), std::string::npos) << r.err;
+    r = ctl(t.sock, {"toggle", "maybe"});
+    EXPECT_EQ(r.exit_code, 2);  // a usage error, before any connection
+}
+
 }  // namespace
 }  // namespace telecap::test
