@@ -157,18 +157,17 @@ bool server::flush(client& c) {
         }
         return true;
     }
-    if (c.out.size() - c.out_off > o_.max_pending) {
-        drop(fd, true);
-        return false;
-    }
     // Replies are waiting: read no more requests from it until it takes them, and try again
-    // soon (the loop watches readability only).
+    // soon (the loop watches readability only): at once while it reads (a large reply goes
+    // out a socket buffer at a time), more slowly while it does not.
     if (!c.paused) {
         c.paused = true;
         loop_.set_reading(fd, false);
     }
+    const bool reading = clock::now() - c.last_progress < std::chrono::milliseconds(1);
     if (!c.retry)
-        c.retry = loop_.after(std::chrono::milliseconds(10), [this, fd] { check_stalled(fd); });
+        c.retry = loop_.after(reading ? std::chrono::microseconds(200) : std::chrono::milliseconds(10),
+                              [this, fd] { check_stalled(fd); });
     return true;
 }
 

@@ -2,9 +2,9 @@
 // The control socket: a Unix stream socket (mode 0600) served by the event loop, one JSON
 // request per line in, one JSON reply per line out (docs/control.md). Never blocks the loop:
 // every fd is non-blocking; a request longer than max_request gets an error and the client is
-// disconnected; a client that leaves its replies unread is not read from until it does, and
-// is disconnected when it reads nothing for stall_limit or leaves more than max_pending; past
-// max_clients a new client gets an error and is disconnected.
+// disconnected; a client that leaves its replies unread is not read from (nor answered) until
+// it does, so what it leaves unread stays near one reply, and it is disconnected when it reads
+// nothing for stall_limit; past max_clients a new client gets an error and is disconnected.
 
 #include <chrono>
 #include <cstdint>
@@ -22,7 +22,6 @@ namespace telecap::control {
 struct server_options {
     std::size_t max_clients = 16;
     std::size_t max_request = 64 * 1024;  // bytes of one request line
-    std::size_t max_pending = 1 << 20;    // reply bytes a client may leave unread
     std::chrono::milliseconds stall_limit{5000};
     int backlog = 16;
 };

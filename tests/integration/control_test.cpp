@@ -94,6 +94,20 @@ TEST(ControlGates, RateLimitPerEventName) {
               static_cast<long>(600 - calls - tools));
 }
 
+// An event outside the catalog, kept by its policy under a prefix: the patterns still see the
+// name the worker emitted, not the prefixed one.
+TEST(ControlGates, UnknownKeptEventsAreMatchedByTheirWireName) {
+    const std::string stats = temp_path("unknown.json");
+    const auto r = run(run_argv({"--catalog", TELECAP_TESTDATA "/keep_catalog.json", "--deny",
+                                 "my.*", "--allow", "my.*", "--allow", "your.*", "--stats", stats},
+                                emitter(30, "my.custom.thing", "your.custom.thing")),
+                       "unknown");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.out, "\"acme\",\"other\",\"my\""), 0u) << r.out;
+    EXPECT_EQ(count(r.out, "\"acme\",\"other\",\"your\",\"custom\",\"thing\"]"), 30u) << r.out;
+    EXPECT_EQ(dropped(read_file(stats), "filtered"), 30);
+}
+
 TEST(ControlGates, BadControlFlagsAreRefused) {
     auto r = run(run_argv({"--sample", "nan"}, {"true"}), "nan");
     EXPECT_EQ(r.exit_code, 2);

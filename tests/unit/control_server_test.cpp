@@ -108,9 +108,10 @@ protected:
         const auto end = test::deadline_in();
         while (std::chrono::steady_clock::now() < end) {
             loop.run_once(5ms);
-            char buf[4096];
-            const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-            if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+            char buf[64 * 1024];
+            ssize_t n;
+            while ((n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+                got.append(buf, static_cast<std::size_t>(n));
             if (n == 0 || (n < 0 && errno != EAGAIN)) {
                 if (eof) *eof = true;
                 return got;
@@ -193,6 +194,18 @@ TEST_F(ControlServerTest, AClientThatNeverReadsIsPausedThenCutOffAndOthersAreSer
     EXPECT_EQ(s.clients(), 1u);
     send_all(other.get(), "again\n");
     EXPECT_EQ(reply(loop, other.get()), R"({"ok":true})");
+}
+
+// A reply larger than the socket buffers (stats of a large pool) reaches a client that reads.
+TEST_F(ControlServerTest, AHugeReplyIsDeliveredWhole) {
+    event_loop loop;
+    const std::string big(3 << 20, 'z');
+    server s(loop, path_, [&](std::string_view) { return ok_reply(",\"x\":\"" + big + "\""); });
+    auto c = connect_client();
+    send_all(c.get(), "x\n");
+    const std::string r = reply(loop, c.get());
+    EXPECT_EQ(r.size(), big.size() + 18);
+    EXPECT_EQ(s.disconnected(), 0u);
 }
 
 TEST_F(ControlServerTest, TooManyClientsAreRefusedWithAnError) {
