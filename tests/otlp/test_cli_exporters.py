@@ -160,6 +160,13 @@ class CliExporters(unittest.TestCase):
         http_out = [v for k, v in stats["outputs"].items() if k.startswith("output.0:http")][0]
         dropped = sum(http_out["events_dropped"].values())
         self.assertEqual(dropped, 20000, http_out)
+        # ... and the same as live series (what the metrics exporters serve).
+        series = {k: v for k, v in stats["metrics"].items()
+                  if k.startswith("telecap_export_dropped_total{")}
+        self.assertEqual(sum(series.values()), 20000, series)
+        self.assertEqual(stats["metrics"][
+            'telecap_output_events_dropped_total{output="output.0:http:http://127.0.0.1:%d/x"}'
+            % dead], 20000)
         # Bounded by the shutdown deadline (5 s), not by retries of every batch.
         self.assertLess(elapsed, 20, r.stderr)
 

@@ -127,6 +127,9 @@ class PrometheusScrape(unittest.TestCase):
         own = self.query(base, "telecap_events_total")
         self.assertEqual(sum(int(r["value"][1]) for r in own), N + 6)
         self.assertEqual(self.query(base, "telecap_workers_up")[0]["value"][1], "1")
+        scrapes = self.query(base, "telecap_prometheus_scrapes_total")
+        self.assertGreaterEqual(int(scrapes[0]["value"][1]), 1)
+        self.assertTrue(scrapes[0]["metric"]["output"].startswith("output.0:prometheus"))
 
         telecap.send_signal(signal.SIGTERM)
         telecap.wait(20)
