@@ -63,6 +63,7 @@ public:
     ~otlp_metrics_handler() override;
 
     void handle(const event&) override {}
+    bool takes_events() const override { return false; }
     // {"endpoint":"...","requests":N,...,"points_sent":N,"points_dropped":{...}}
     std::string counters_json() const override;
 

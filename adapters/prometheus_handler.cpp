@@ -59,9 +59,9 @@ prometheus_handler::prometheus_handler(const prometheus_address& at,
     s.set_payload_max_length(64 * 1024);
     s.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
         const auto format = metrics::negotiate(req.get_header_value("Accept"));
+        scrapes_.fetch_add(1, std::memory_order_relaxed);  // first: a scrape counts itself
         std::string body;
         metrics::render(body, families_(), format);
-        scrapes_.fetch_add(1, std::memory_order_relaxed);
         scrape_bytes_.fetch_add(body.size(), std::memory_order_relaxed);
         res.set_content(std::move(body), format == metrics::exposition::openmetrics_100
                                              ? std::string(metrics::openmetrics_content_type)

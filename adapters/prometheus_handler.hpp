@@ -39,6 +39,7 @@ public:
     ~prometheus_handler() override;
 
     void handle(const event&) override {}
+    bool takes_events() const override { return false; }
     std::string counters_json() const override;
 
     int port() const noexcept { return port_; }

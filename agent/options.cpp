@@ -90,6 +90,20 @@ metrics::family_source families_of(output_env& env) {
     };
 }
 
+// The OTEL_* variables, with the metrics file's service_name as the default service.name
+// (the standard variables win: OTEL_SERVICE_NAME, then service.name in the resource ones).
+exporting::env_lookup with_service_name(const output_env& env) {
+    std::string name = env.store ? env.store->service_name()
+                                 : load_metrics(env.metrics_path).service_name;
+    return [real = exporting::process_env(), name](const std::string& key) {
+        auto v = real(key);
+        if (v || key != "OTEL_SERVICE_NAME") return v;
+        const auto attrs = real("OTEL_RESOURCE_ATTRIBUTES");
+        if (attrs && attrs->find("service.name=") != std::string::npos) return v;
+        return std::optional<std::string>(name);
+    };
+}
+
 }  // namespace
 
 std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
@@ -142,8 +156,11 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
     }
     // The network outputs: a bad URL or OTEL_* setting is a startup error.
     try {
-        if (kind == "otlp") return make_otlp_metrics_output(arg, families_of(env));
-        if (kind == "otlp-logs") return make_otlp_logs_output(arg);
+        if (kind == "otlp") {
+            auto source = families_of(env);
+            return make_otlp_metrics_output(arg, std::move(source), with_service_name(env));
+        }
+        if (kind == "otlp-logs") return make_otlp_logs_output(arg, with_service_name(env));
         if (kind == "http") {
             if (arg.empty()) throw usage_error("output \"http\" needs a URL: http:URL");
             return make_http_output(arg);

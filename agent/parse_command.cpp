@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/commands.hpp"
+#include "agent/output_series.hpp"
 #include "io/passthrough.hpp"
 #include "metrics/collectors.hpp"
 #include "core/unique_fd.hpp"
@@ -132,7 +133,9 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     metrics::add_process_collector(registry);
     handler_bus bus;
     output_env env{streams, true, &registry, o.metrics_path, nullptr, false};
-    attach_outputs(o.outputs, bus, env);
+    attached_outputs outputs;
+    attach_outputs(o.outputs, bus, env, &outputs);
+    add_output_series(registry, outputs);
     passthrough_mux pass(open_passthrough(o.passthrough, streams));
     auto pass_source = pass.make_source("");
     auto rejects = open_rejects(o.rejects_path, streams);

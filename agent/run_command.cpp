@@ -9,7 +9,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "adapters/unix_socket_handler.hpp"
+#include "agent/output_series.hpp"
 #include "agent/run.hpp"
 #include "control/server.hpp"
 #include "metrics/collectors.hpp"
@@ -41,37 +41,6 @@ private:
     std::string pool_;
     std::shared_ptr<handler> inner_;
 };
-
-// The unix outputs' counters as live series, labelled with the output's id (the key of its
-// counters under "outputs" in --stats). The handlers' counters are atomics: safe to read from
-// the snapshot's thread. The collector shares the handlers, so it never reads a dead one.
-void add_socket_series(metrics::registry& registry, const attached_outputs& outputs) {
-    std::vector<std::pair<std::string, std::shared_ptr<unix_socket_handler>>> sockets;
-    for (const auto& [id, h] : outputs)
-        if (auto u = std::dynamic_pointer_cast<unix_socket_handler>(h)) sockets.emplace_back(id, u);
-    if (sockets.empty()) return;
-    registry.add_collector([sockets](std::vector<metrics::sample>& out) {
-        for (const auto& [id, h] : sockets) {
-            const auto add = [&](const char* name, std::uint64_t v, metrics::label_set extra = {},
-                                 metrics::kind k = metrics::kind::counter) {
-                metrics::label_set l{{"output", id}};
-                l.insert(l.end(), extra.begin(), extra.end());
-                out.push_back({name, std::move(l), k, static_cast<double>(v)});
-            };
-            add("telecap_unix_clients_accepted_total", h->clients_accepted());
-            add("telecap_unix_clients_connected", h->clients_connected(), {},
-                metrics::kind::gauge);
-            add("telecap_unix_events_sent_total", h->events_sent());
-            add("telecap_unix_events_missed_total", h->events_missed());
-            for (auto r : {unix_refusal::max_hosts, unix_refusal::fds})
-                add("telecap_unix_clients_refused_total", h->clients_refused(r),
-                    {{"reason", std::string(to_string(r))}});
-            for (auto d : {unix_drop::backlog, unix_drop::total_backlog})
-                add("telecap_unix_clients_dropped_total", h->clients_dropped(d),
-                    {{"reason", std::string(to_string(d))}});
-        }
-    });
-}
 
 // How long telecap waits for a handler that makes no progress once the workers are gone.
 std::chrono::milliseconds stuck_handler_limit(const run_options& o) {
@@ -134,7 +103,7 @@ int run_workers(const run_options& o) {
     io.stdout_pass = &stdout_pass;
     io.rejects = rejects.get();
     io.registry = &registry;
-    add_socket_series(registry, outputs);
+    add_output_series(registry, outputs);
 
     supervisor_options so;
     so.pools = o.pools;

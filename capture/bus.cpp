@@ -1,4 +1,5 @@
 #include "capture/bus.hpp"
+#include "core/clock.hpp"
 
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
@@ -31,7 +32,8 @@ std::error_code handler_bus::attach(std::string id, std::vector<std::string> pre
                                     std::shared_ptr<handler> h) {
     for (const auto& e : entries_)
         if (e.attached && e.info.id == id) return std::make_error_code(std::errc::file_exists);
-    entries_.push_back({{std::move(id), std::move(prefix)}, std::move(h), true});
+    const bool takes = h->takes_events();
+    entries_.push_back({{std::move(id), std::move(prefix)}, std::move(h), true, takes});
     return {};
 }
 
@@ -85,9 +87,7 @@ void handler_bus::fail(std::size_t index, std::string_view reason, const std::st
     }
     event f;
     f.name = failure_event_name();
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+    const auto ns = wall_clock_ns();
     f.measurements.emplace_back("system_time", measurement_value(std::int64_t{ns}));
     f.metadata.emplace_back("handler_id", metadata_value(e.info.id));
     f.metadata.emplace_back("event_name", metadata_value(event_name));
@@ -114,7 +114,9 @@ void handler_bus::dispatch(const event& ev) {
     const std::size_t n = entries_.size();  // handlers attached during the call wait
     for (std::size_t i = 0; i < n; ++i) {
         const auto& prefix = entries_[i].info.prefix;
-        if (!entries_[i].attached || (!prefix.empty() && !ev.matches(prefix))) continue;
+        if (!entries_[i].attached || !entries_[i].takes_events ||
+            (!prefix.empty() && !ev.matches(prefix)))
+            continue;
         // A raw pointer is enough: entries are not erased while a dispatch runs (depth_ > 0),
         // so the handler stays owned even if it detaches itself or others attach.
         handler* h = entries_[i].h.get();

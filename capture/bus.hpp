@@ -57,6 +57,7 @@ private:
         handler_info info;
         std::shared_ptr<handler> h;
         bool attached = true;
+        bool takes_events = true;  // handler::takes_events(), asked at attach time
     };
     void fail(std::size_t index, std::string_view reason, const std::string& event_name);
     void compact();

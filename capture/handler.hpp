@@ -15,6 +15,10 @@ public:
     virtual ~handler() = default;
     // May throw: the bus then detaches this handler.
     virtual void handle(const event& ev) = 0;
+    // False for a handler that reads nothing from the events themselves (a metrics exporter
+    // serving a store that another handler records into): the bus then never calls handle().
+    // Asked once, when the handler is attached.
+    virtual bool takes_events() const { return true; }
     // Called when the dispatcher runs dry and at shutdown. May throw, like handle().
     virtual void flush() {}
     // Called once at shutdown, after the last handle() and flush(): deliver what is still

@@ -121,6 +121,27 @@ class CliExporters(unittest.TestCase):
                                capture_output=True, text=True)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
+    def test_service_name_comes_from_the_metrics_file_unless_otel_says(self):
+        metrics = os.path.join(self.tmp, "m.yaml")
+        with open(metrics, "w") as f:
+            f.write("service_name: from-file\ncounters:\n  - name: calls\n    event: '*'\n")
+        text = line("python.call.stop", {"duration": 1, "count": 1}, {})
+        for env, want in (({}, "from-file"), ({"OTEL_SERVICE_NAME": "from-env"}, "from-env"),
+                          ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs"}, "from-attrs")):
+            self.receiver.requests.clear()
+            for k in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+                os.environ.pop(k, None)
+            r = self.telecap(["-o", "otlp:" + self.base, "--metrics", metrics,
+                              "--passthrough", "none"], text, env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            body = json.loads(self.receiver.requests[-1][2])
+            attrs = {a["key"]: a["value"] for a in body["resourceMetrics"][0]["resource"]["attributes"]}
+            self.assertEqual(attrs["service.name"], {"stringValue": want}, env)
+            names = [m["name"] for sm in body["resourceMetrics"][0]["scopeMetrics"]
+                     for m in sm["metrics"]]
+            self.assertIn("calls", names)
+            self.assertNotIn("snakepit_events", names)  # the file replaces the default
+
     def test_a_receiver_that_is_down_costs_only_its_own_events(self):
         with socket.socket() as s:  # a port nobody listens on
             s.bind(("127.0.0.1", 0))
@@ -139,6 +160,13 @@ class CliExporters(unittest.TestCase):
         http_out = [v for k, v in stats["outputs"].items() if k.startswith("output.0:http")][0]
         dropped = sum(http_out["events_dropped"].values())
         self.assertEqual(dropped, 20000, http_out)
+        # ... and the same as live series (what the metrics exporters serve).
+        series = {k: v for k, v in stats["metrics"].items()
+                  if k.startswith("telecap_export_dropped_total{")}
+        self.assertEqual(sum(series.values()), 20000, series)
+        self.assertEqual(stats["metrics"][
+            'telecap_output_events_dropped_total{output="output.0:http:http://127.0.0.1:%d/x"}'
+            % dead], 20000)
         # Bounded by the shutdown deadline (5 s), not by retries of every batch.
         self.assertLess(elapsed, 20, r.stderr)
 

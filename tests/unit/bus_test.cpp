@@ -371,3 +371,34 @@ TEST_F(BusTest, CountersOfHandlersThatKeepThem) {
 
 }  // namespace
 }  // namespace telecap
+
+namespace telecap {
+namespace {
+
+// A handler that says it takes no events: handle() is never called, flush() and finish() are.
+class no_events final : public handler {
+public:
+    void handle(const event&) override { ++handled; }
+    bool takes_events() const override { return false; }
+    void flush() override { ++flushed; }
+    void finish(std::chrono::steady_clock::time_point) override { ++finished; }
+    int handled = 0, flushed = 0, finished = 0;
+};
+
+TEST(BusTakesEvents, AHandlerThatTakesNoEventsIsFlushedAndFinishedButNeverHandles) {
+    handler_bus bus;
+    auto h = std::make_shared<no_events>();
+    int others = 0;
+    ASSERT_FALSE(bus.attach("exporter", {}, h));
+    ASSERT_FALSE(bus.attach("other", {}, [&](const event&) { ++others; }));
+    bus.dispatch(make_event({"a", "b"}));
+    bus.flush();
+    bus.finish(std::chrono::steady_clock::now());
+    EXPECT_EQ(h->handled, 0);
+    EXPECT_EQ(h->flushed, 1);
+    EXPECT_EQ(h->finished, 1);
+    EXPECT_EQ(others, 1);
+}
+
+}  // namespace
+}  // namespace telecap

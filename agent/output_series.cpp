@@ -1,0 +1,67 @@
+#include "agent/output_series.hpp"
+
+#include "adapters/http_handler.hpp"
+#include "adapters/otlp_handler.hpp"
+#include "adapters/prometheus_handler.hpp"
+#include "adapters/unix_socket_handler.hpp"
+
+namespace telecap::agent {
+
+namespace {
+
+const exporting::export_counters* export_counters_of(const handler& h) {
+    if (const auto* o = dynamic_cast<const otlp_logs_handler*>(&h)) return &o->counters();
+    if (const auto* o = dynamic_cast<const otlp_metrics_handler*>(&h)) return &o->counters();
+    if (const auto* o = dynamic_cast<const http_handler*>(&h)) return &o->counters();
+    return nullptr;
+}
+
+}  // namespace
+
+void add_output_series(metrics::registry& registry, const attached_outputs& outputs) {
+    if (outputs.empty()) return;
+    // The handlers' counters are atomics: safe to read from the snapshot's thread.
+    registry.add_collector([outputs](std::vector<metrics::sample>& out) {
+        for (const auto& [id, h] : outputs) {
+            const auto add = [&](const char* name, std::uint64_t v, metrics::label_set extra = {},
+                                 metrics::kind k = metrics::kind::counter) {
+                metrics::label_set l{{"output", id}};
+                l.insert(l.end(), extra.begin(), extra.end());
+                out.push_back({name, std::move(l), k, static_cast<double>(v)});
+            };
+            add("telecap_output_events_dropped_total", h->events_dropped());
+            if (const auto* u = dynamic_cast<const unix_socket_handler*>(h.get())) {
+                add("telecap_unix_clients_accepted_total", u->clients_accepted());
+                add("telecap_unix_clients_connected", u->clients_connected(), {},
+                    metrics::kind::gauge);
+                add("telecap_unix_events_sent_total", u->events_sent());
+                add("telecap_unix_events_missed_total", u->events_missed());
+                for (auto r : {unix_refusal::max_hosts, unix_refusal::fds})
+                    add("telecap_unix_clients_refused_total", u->clients_refused(r),
+                        {{"reason", std::string(to_string(r))}});
+                for (auto d : {unix_drop::backlog, unix_drop::total_backlog})
+                    add("telecap_unix_clients_dropped_total", u->clients_dropped(d),
+                        {{"reason", std::string(to_string(d))}});
+            } else if (const auto* p = dynamic_cast<const prometheus_handler*>(h.get())) {
+                add("telecap_prometheus_scrapes_total", p->scrapes());
+            } else if (const auto* c = export_counters_of(*h)) {
+                add("telecap_export_requests_total", c->requests.load());
+                add("telecap_export_ok_total", c->ok.load());
+                add("telecap_export_retried_total", c->retried.load());
+                for (std::size_t r = 0; r < exporting::failure_reason_count; ++r) {
+                    const auto reason = static_cast<exporting::failure_reason>(r);
+                    add("telecap_export_failed_total", c->failed_count(reason),
+                        {{"reason", std::string(exporting::to_string(reason))}});
+                }
+                add("telecap_export_sent_total", c->items_sent.load());
+                for (std::size_t r = 0; r < exporting::drop_reason_count; ++r) {
+                    const auto reason = static_cast<exporting::drop_reason>(r);
+                    add("telecap_export_dropped_total", c->dropped_count(reason),
+                        {{"reason", std::string(exporting::to_string(reason))}});
+                }
+            }
+        }
+    });
+}
+
+}  // namespace telecap::agent
