@@ -45,3 +45,4 @@
 #include "telecap/control/controls.hpp"
 #include "telecap/control/gates.hpp"
 #include "telecap/control/token_bucket.hpp"
+#include "telecap/control/request.hpp"
