@@ -1,4 +1,5 @@
 #include "adapters/otlp_handler.hpp"
+#include "core/clock.hpp"
 
 #include <stdexcept>
 
@@ -9,12 +10,6 @@
 namespace telecap {
 
 namespace {
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 exporting::batch_sender_options sender_options(exporting::batch_sender_options o,
                                                const exporting::otlp_settings& s,
@@ -67,7 +62,7 @@ otlp_logs_handler::~otlp_logs_handler() = default;  // the sender's destructor f
 
 void otlp_logs_handler::handle(const event& ev) {
     record_.clear();
-    exporting::append_log_record(record_, ev, now_ns());
+    exporting::append_log_record(record_, ev, wall_clock_ns());
     sender_.push(std::string(record_));
 }
 
@@ -88,7 +83,7 @@ otlp_metrics_handler::otlp_metrics_handler(exporting::otlp_settings settings,
                                            exporting::batch_sender_options tuning)
     : settings_(std::move(settings)),
       source_(std::move(source)),
-      start_ns_(now_ns()),
+      start_ns_(wall_clock_ns()),
       sender_([&] {
           if (!source_) throw std::invalid_argument("otlp metrics output: no family source");
           auto o = sender_options(std::move(tuning), settings_, "otlp metrics");
@@ -129,7 +124,7 @@ void otlp_metrics_handler::export_now() {
     }
     std::size_t points = 0;
     std::string body =
-        exporting::encode_metrics_request(families, settings_.resource, now_ns(), start_ns_, &points);
+        exporting::encode_metrics_request(families, settings_.resource, wall_clock_ns(), start_ns_, &points);
     sender_.push(std::move(body), points);
 }
 

@@ -1,4 +1,5 @@
 #include "capture/bus.hpp"
+#include "core/clock.hpp"
 
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
@@ -86,9 +87,7 @@ void handler_bus::fail(std::size_t index, std::string_view reason, const std::st
     }
     event f;
     f.name = failure_event_name();
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+    const auto ns = wall_clock_ns();
     f.measurements.emplace_back("system_time", measurement_value(std::int64_t{ns}));
     f.metadata.emplace_back("handler_id", metadata_value(e.info.id));
     f.metadata.emplace_back("event_name", metadata_value(event_name));

@@ -1,16 +1,11 @@
 #include "capture/pipeline.hpp"
+#include "core/clock.hpp"
 
 #include <chrono>
 
 namespace telecap {
 
 namespace {
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 // "TELEMETRY:" -> "TELEMETRY_ERROR:", the line a worker writes when its emit fails.
 std::string error_prefix_for(std::string_view prefix) {
@@ -65,7 +60,7 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
     if (payload.data() != nullptr) {
         ++stats_.telemetry_lines;
         if (parser_.parse(payload, raw_, err_)) {
-            if (event* ev = normalizer_.normalize(raw_, ctx_, raw_.has_timestamp ? 0 : now_ns(),
+            if (event* ev = normalizer_.normalize(raw_, ctx_, raw_.has_timestamp ? 0 : wall_clock_ns(),
                                                   events_by_type_, err_)) {
                 ++stats_.events;
                 if (events_) events_->on_event(*ev);

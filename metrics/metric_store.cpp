@@ -1,4 +1,5 @@
 #include "metrics/metric_store.hpp"
+#include "core/clock.hpp"
 
 #include <algorithm>
 #include <array>
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "capture/string_table.hpp"
 #include "capture/utf8.hpp"
 #include "core/glob.hpp"
 
@@ -61,52 +63,13 @@ inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t h) noexcept {
 
 constexpr std::uint64_t seed = 0x51AFD7ED558CCD1Dull;
 
-// Equality of short strings without a call to memcmp (keys and label values are mostly
-// under 16 bytes, and called for several times per event).
-[[gnu::always_inline]] inline bool same(std::string_view a, std::string_view b) noexcept {
-    const std::size_t n = a.size();
-    if (n != b.size()) return false;
-    const char* p = a.data();
-    const char* q = b.data();
-    if (n > 16 && n <= 32) {  // dotted event names
-        std::uint64_t x[4], y[4];
-        std::memcpy(&x[0], p, 16);
-        std::memcpy(&y[0], q, 16);
-        std::memcpy(&x[2], p + n - 16, 16);
-        std::memcpy(&y[2], q + n - 16, 16);
-        return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
-    }
-    if (n >= 8 && n <= 16) {
-        std::uint64_t x1, y1, x2, y2;
-        std::memcpy(&x1, p, 8);
-        std::memcpy(&y1, q, 8);
-        std::memcpy(&x2, p + n - 8, 8);
-        std::memcpy(&y2, q + n - 8, 8);
-        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
-    }
-    if (n >= 4 && n < 8) {
-        std::uint32_t x1, y1, x2, y2;
-        std::memcpy(&x1, p, 4);
-        std::memcpy(&y1, q, 4);
-        std::memcpy(&x2, p + n - 4, 4);
-        std::memcpy(&y2, q + n - 4, 4);
-        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
-    }
-    if (n < 4) {
-        for (std::size_t i = 0; i < n; ++i)
-            if (p[i] != q[i]) return false;
-        return true;
-    }
-    return std::memcmp(p, q, n) == 0;
-}
-
 // `hint`: where the key was last time (an emitter writes its keys in the same order).
 template <typename V>
 const V* find_key(const std::vector<std::pair<std::string, V>>& kv, std::string_view key,
                   std::size_t& hint) noexcept {
-    if (hint < kv.size() && same(kv[hint].first, key)) return &kv[hint].second;
+    if (hint < kv.size() && same_string(kv[hint].first, key)) return &kv[hint].second;
     for (std::size_t i = 0; i < kv.size(); ++i)
-        if (same(kv[i].first, key)) {
+        if (same_string(kv[i].first, key)) {
             hint = i;
             return &kv[i].second;
         }
@@ -137,12 +100,6 @@ struct cell {
     std::uint64_t count = 0;
     std::int64_t start_ns = 0;
 };
-
-std::int64_t wall_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 }  // namespace
 
@@ -187,7 +144,7 @@ struct metric_store::state {
             cell& c = all[s - 1];
             if (c.hash != h) continue;
             bool equal = true;
-            for (std::size_t l = 0; equal && l < c.values.size(); ++l) equal = same(c.values[l], views[l]);
+            for (std::size_t l = 0; equal && l < c.values.size(); ++l) equal = same_string(c.values[l], views[l]);
             if (equal) return &c;
         }
     }
@@ -252,7 +209,7 @@ struct metric_store::state {
 };
 
 metric_store::metric_store(const metrics_config& cfg, std::function<std::int64_t()> now_ns)
-    : service_name_(cfg.service_name), now_ns_(now_ns ? std::move(now_ns) : wall_ns) {
+    : service_name_(cfg.service_name), now_ns_(now_ns ? std::move(now_ns) : wall_clock_ns) {
     for (const auto& d : cfg.metrics)
         if (d.capture) metrics_.push_back(std::make_unique<state>(d));
     names_.resize(64);
@@ -280,7 +237,7 @@ const metric_store::name_entry& metric_store::entry_for(const event& ev) {
         // The id is the catalog's entry; the size and last part guard against a catalog that
         // was freed and another allocated where it was.
         if (by_id_[i].first == ev.name_id && e->parts.size() == ev.name.size() &&
-            same(e->parts.back(), ev.name.back()))
+            same_string(e->parts.back(), ev.name.back()))
             return *e;
     }
     const name_entry& e = entry_by_parts(ev);

@@ -131,6 +131,17 @@ class PrometheusScrape(unittest.TestCase):
         self.assertGreaterEqual(int(scrapes[0]["value"][1]), 1)
         self.assertTrue(scrapes[0]["metric"]["output"].startswith("output.0:prometheus"))
 
+        # promtool passes the exposition as served (parse errors exit 1, lint problems 3).
+        body = get("http://127.0.0.1:%d/metrics" % port)
+        check = subprocess.run(["promtool", "check", "metrics"], input=body,
+                               capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        om = urllib.request.Request("http://127.0.0.1:%d/metrics" % port, headers={
+            "Accept": "application/openmetrics-text; version=1.0.0"})
+        with urllib.request.urlopen(om, timeout=5) as r:
+            self.assertTrue(r.headers["Content-Type"].startswith("application/openmetrics-text"))
+            self.assertTrue(r.read().decode().endswith("# EOF\n"))
+
         telecap.send_signal(signal.SIGTERM)
         telecap.wait(20)
 
