@@ -337,8 +337,16 @@ const metric_store::label_value& metric_store::value_of(const event& ev, const n
 void metric_store::record(const event& ev) {
     const name_entry& e = entry_for(ev);
     if (e.terminated) {
-        if (const auto* w = ev.meta("worker_id"); w && std::holds_alternative<std::string>(*w))
-            forget_worker(std::get<std::string>(*w));
+        // The id as its series have it: a string made valid UTF-8, or an integer's text.
+        if (const auto* w = ev.meta("worker_id")) {
+            if (const auto* s = std::get_if<std::string>(w)) {
+                forget_worker(valid_utf8(*s));
+            } else if (const auto* n = std::get_if<std::int64_t>(w)) {
+                char digits[24];
+                const auto r = std::to_chars(digits, digits + sizeof digits, *n);
+                forget_worker(std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+            }
+        }
     }
     if (e.ids.empty()) return;
     ++epoch_;  // every label value is resolved anew, once

@@ -192,6 +192,24 @@ gauges:
     EXPECT_EQ(fam(s.collect(), "rss").points.size(), 2u);
 }
 
+// Integer metadata names a series by its decimal text, so a worker whose id is an integer
+// has gauges labelled "7": its terminated event (worker_id 7, an integer) must remove them.
+TEST(MetricStoreTest, AWorkerWithAnIntegerIdLosesItsGaugesToo) {
+    metric_store s(config(R"(gauges:
+  - name: rss
+    event: x
+    measurement: rss
+    labels: [worker_id]
+)"));
+    s.record(make("x", {{"rss", std::int64_t{1}}}, {{"worker_id", std::int64_t{7}}}));
+    s.record(make("x", {{"rss", std::int64_t{2}}}, {{"worker_id", std::int64_t{8}}}));
+    s.record(make("snakepit.pool.worker.terminated", {}, {{"worker_id", std::int64_t{7}}}));
+    const family rss = fam(s.collect(), "rss");
+    ASSERT_EQ(rss.points.size(), 1u);
+    EXPECT_EQ(rss.points[0].labels, (label_set{{"worker_id", "8"}}));
+    EXPECT_EQ(s.series("rss"), 1u);
+}
+
 TEST(MetricStoreTest, CaptureFalseIsANoOp) {
     metric_store s(config("counters:\n  - name: c\n    event: x\n    capture: false\n"));
     s.record(make("x", {}));
