@@ -57,6 +57,9 @@ std::shared_ptr<handler> make_http_output(std::string_view url, const exporting:
     if (target->path.empty()) target->path = "/";
     std::string token;
     if (auto t = env("TELECAP_HTTP_TOKEN")) token = *t;
+    // A newline (a secret file read with its last line's end) would inject into the request.
+    if (auto why = net::header_problem("Authorization", "Bearer " + token); !why.empty())
+        throw std::runtime_error("TELECAP_HTTP_TOKEN: holds a control character (CR, LF, NUL, ...)");
     return std::make_shared<http_handler>(std::move(*target), std::move(token));
 }
 

@@ -18,6 +18,7 @@
 #include "adapters/unix_socket_handler.hpp"
 #include "agent/validate.hpp"
 #include "capture/event_json.hpp"
+#include "export/otlp_env.hpp"
 #include "core/log.hpp"
 #include "io/log_sink.hpp"
 #include "metrics/deriver.hpp"
@@ -98,8 +99,14 @@ exporting::env_lookup with_service_name(const output_env& env) {
     return [real = exporting::process_env(), name](const std::string& key) {
         auto v = real(key);
         if (v || key != "OTEL_SERVICE_NAME") return v;
-        const auto attrs = real("OTEL_RESOURCE_ATTRIBUTES");
-        if (attrs && attrs->find("service.name=") != std::string::npos) return v;
+        // Read as read_otlp_settings reads it (spaces around '=', percent-encoded keys): a
+        // substring search missed "service.name = x" and matched "my.service.name=x".
+        if (const auto attrs = real("OTEL_RESOURCE_ATTRIBUTES")) {
+            std::vector<std::string> ignored;
+            for (const auto& [k, unused] :
+                 exporting::parse_key_values(*attrs, "OTEL_RESOURCE_ATTRIBUTES", ignored))
+                if (k == "service.name") return v;
+        }
         return std::optional<std::string>(name);
     };
 }

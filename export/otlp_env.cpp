@@ -165,10 +165,18 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
                                      "expected http/json (or http/protobuf, grpc)");
     }
 
+    // A header the request cannot carry is a startup error: httplib would write it as is.
+    const auto headers_of = [&](const std::string& var, const std::string& text) {
+        auto kv = parse_key_values(text, var, s.warnings);
+        for (const auto& [k, v] : kv)
+            if (auto why = net::header_problem(k, v); !why.empty())
+                throw std::runtime_error(var + ": " + why);
+        return kv;
+    };
     if (auto h = get(env, "OTEL_EXPORTER_OTLP_HEADERS"))
-        s.headers = parse_key_values(*h, "OTEL_EXPORTER_OTLP_HEADERS", s.warnings);
+        s.headers = headers_of("OTEL_EXPORTER_OTLP_HEADERS", *h);
     if (auto h = get(env, specific + "HEADERS")) {
-        for (auto& [k, v] : parse_key_values(*h, specific + "HEADERS", s.warnings)) {
+        for (auto& [k, v] : headers_of(specific + "HEADERS", *h)) {
             // Header names are case-insensitive: the signal's one replaces the general one.
             auto it = std::find_if(s.headers.begin(), s.headers.end(),
                                    [&](const auto& kv) { return lower(kv.first) == lower(k); });

@@ -80,8 +80,10 @@ decision decide(const retry_policy& p, const net::http_result& r, unsigned retri
     if (c.ok) return {verdict::ok, failure_reason::transport, {}};
     if (!c.retryable) return {verdict::drop, c.reason, {}};
     std::chrono::milliseconds delay = backoff_delay(p, retries_done + 1, unit_random);
+    // Retry-After lengthens the wait, never shortens it: "0" or a date in the past would
+    // otherwise retry at once, as fast as the receiver answers, until max_elapsed.
     if (!r.transport_failed())
-        if (auto ra = parse_retry_after(r.retry_after, now)) delay = *ra;
+        if (auto ra = parse_retry_after(r.retry_after, now)) delay = std::max(delay, *ra);
     if (elapsed + delay > p.max_elapsed) return {verdict::drop, c.reason, {}};
     return {verdict::retry, c.reason, delay};
 }

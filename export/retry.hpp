@@ -3,9 +3,10 @@
 // caller passes both, so tests pin them).
 // - 2xx: delivered.
 // - 429, 502, 503, 504 and transport errors (refused, timeout, TLS, reset): retried, after
-//   the server's Retry-After when it sent one (delta-seconds or an HTTP-date), else after an
-//   exponential backoff with jitter: initial * multiplier^(n-1), capped at max_backoff, then
-//   scaled by a random factor in [1 - jitter, 1 + jitter].
+//   an exponential backoff with jitter: initial * multiplier^(n-1), capped at max_backoff,
+//   then scaled by a random factor in [1 - jitter, 1 + jitter]; or after the server's
+//   Retry-After (delta-seconds or an HTTP-date) when that is longer (0 or a date in the past
+//   never makes the retries come faster than the backoff).
 // - Any other status (400, 401, 404, 413, 500, 501, ...): dropped, never retried.
 // - A retry whose wait would end past max_elapsed since the first attempt is not made: the
 //   data is dropped with the reason of the last failure.

@@ -26,6 +26,8 @@ constexpr help_entry help_table[] = {
     {"telecap_lines_total", "Lines read from a worker's captured streams."},
     {"telecap_metrics_missing_label_total",
      "Events recorded for a derived metric without a label's metadata key (the label is empty)."},
+    {"telecap_metrics_cut_label_total",
+     "Label values of a derived metric cut at 1024 bytes (the rest of the value is not kept)."},
     {"telecap_metrics_overflow_total",
      "Measurements recorded in a derived metric's overflow series (past its max_series)."},
     {"telecap_metrics_series", "Series of a derived metric."},

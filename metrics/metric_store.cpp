@@ -113,7 +113,8 @@ struct metric_store::name_entry {
 };
 
 struct metric_store::state {
-    explicit state(metric_def d) : def(std::move(d)), missing(def.labels.size()) {
+    explicit state(metric_def d)
+        : def(std::move(d)), missing(def.labels.size()), cut(def.labels.size()) {
         for (std::size_t i = 0; i < def.labels.size(); ++i)
             if (def.labels[i].key == "worker_id") worker_label = static_cast<int>(i);
         slots.assign(16, 0);
@@ -128,6 +129,7 @@ struct metric_store::state {
     int worker_label = -1;
     std::array<std::atomic<std::uint64_t>, skip_reason_count> skipped{};
     std::vector<std::atomic<std::uint64_t>> missing;
+    std::vector<std::atomic<std::uint64_t>> cut;  // values cut at max_label_bytes
     std::atomic<std::uint64_t> overflowed{0};
     std::atomic<std::size_t> count{0};
 
@@ -330,6 +332,12 @@ const metric_store::label_value& metric_store::value_of(const event& ev, const n
         v.view = {};
         v.missing = true;  // absent or null: ""
     }
+    v.cut = v.view.size() > max_label_bytes;
+    if (v.cut) {  // back off to the start of a UTF-8 sequence
+        std::size_t end = max_label_bytes;
+        while (end > 0 && (static_cast<unsigned char>(v.view[end]) & 0xC0) == 0x80) --end;
+        v.view = v.view.substr(0, end);
+    }
     v.hash = hash_bytes(v.view, seed);
     return v;
 }
@@ -337,8 +345,16 @@ const metric_store::label_value& metric_store::value_of(const event& ev, const n
 void metric_store::record(const event& ev) {
     const name_entry& e = entry_for(ev);
     if (e.terminated) {
-        if (const auto* w = ev.meta("worker_id"); w && std::holds_alternative<std::string>(*w))
-            forget_worker(std::get<std::string>(*w));
+        // The id as its series have it: a string made valid UTF-8, or an integer's text.
+        if (const auto* w = ev.meta("worker_id")) {
+            if (const auto* s = std::get_if<std::string>(w)) {
+                forget_worker(valid_utf8(*s));
+            } else if (const auto* n = std::get_if<std::int64_t>(w)) {
+                char digits[24];
+                const auto r = std::to_chars(digits, digits + sizeof digits, *n);
+                forget_worker(std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+            }
+        }
     }
     if (e.ids.empty()) return;
     ++epoch_;  // every label value is resolved anew, once
@@ -365,6 +381,7 @@ void metric_store::record_one(state& st, const event& ev, const name_entry& e) {
     for (std::size_t l = 0; l < n; ++l) {
         const label_value& lv = value_of(ev, e, st.keys[l]);
         if (lv.missing) st.missing[l].fetch_add(1, std::memory_order_relaxed);
+        if (lv.cut) st.cut[l].fetch_add(1, std::memory_order_relaxed);
         views[l] = lv.view;
         h = mix(h, lv.hash);
     }
@@ -483,6 +500,15 @@ std::uint64_t metric_store::missing_label(std::string_view metric, std::string_v
     return 0;
 }
 
+std::uint64_t metric_store::cut_label(std::string_view metric, std::string_view label) const {
+    const auto* st = find(metric);
+    if (!st) return 0;
+    for (std::size_t l = 0; l < st->def.labels.size(); ++l)
+        if (st->def.labels[l].key == label || st->def.labels[l].name == label)
+            return st->cut[l].load();
+    return 0;
+}
+
 std::uint64_t metric_store::overflowed(std::string_view metric) const {
     const auto* st = find(metric);
     return st ? st->overflowed.load() : 0;
@@ -506,10 +532,14 @@ void metric_store::own_samples(std::vector<sample>& out) const {
                 out.push_back({"telecap_metrics_skipped_total",
                                {{"metric", m}, {"reason", std::string(to_string(static_cast<skip_reason>(k)))}},
                                kind::counter, static_cast<double>(st.skipped[k].load())});
-            for (std::size_t l = 0; l < st.def.labels.size(); ++l)
+            for (std::size_t l = 0; l < st.def.labels.size(); ++l) {
                 out.push_back({"telecap_metrics_missing_label_total",
                                {{"label", st.def.labels[l].name}, {"metric", m}},
                                kind::counter, static_cast<double>(st.missing[l].load())});
+                out.push_back({"telecap_metrics_cut_label_total",
+                               {{"label", st.def.labels[l].name}, {"metric", m}},
+                               kind::counter, static_cast<double>(st.cut[l].load())});
+            }
             out.push_back({"telecap_metrics_overflow_total", {{"metric", m}}, kind::counter,
                            static_cast<double>(st.overflowed.load())});
             out.push_back({"telecap_metrics_series", {{"metric", m}}, kind::gauge,

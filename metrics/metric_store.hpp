@@ -10,6 +10,8 @@
 //   empty label as an absent one), counted in missing_label;
 // - an event lacking the measurement, or whose measurement is not a finite number (a string,
 //   NaN), or a negative value for a counter, is not recorded for that metric, counted by reason;
+// - a label value longer than max_label_bytes is cut there (on a UTF-8 boundary), counted:
+//   a series costs what its values hold, so the caps bound memory only with this;
 // - past max_series distinct label sets, measurements go to one overflow series labelled
 //   otel_metric_overflow="true" (so totals stay right), counted;
 // - counters never expire; the gauges of a worker are removed when it terminates (the
@@ -30,6 +32,8 @@
 #include "telecap/metrics/registry.hpp"
 
 namespace telecap::metrics {
+
+inline constexpr std::size_t max_label_bytes = 1024;
 
 enum class skip_reason : std::uint8_t { missing_measurement, not_numeric, not_finite, negative };
 inline constexpr std::size_t skip_reason_count = 4;
@@ -54,6 +58,7 @@ public:
 
     std::uint64_t skipped(std::string_view metric, skip_reason r) const;
     std::uint64_t missing_label(std::string_view metric, std::string_view label) const;
+    std::uint64_t cut_label(std::string_view metric, std::string_view label) const;
     std::uint64_t overflowed(std::string_view metric) const;
     std::size_t series(std::string_view metric) const;
 
@@ -71,7 +76,8 @@ private:
         std::string_view view;
         std::uint64_t hash = 0;
         bool missing = false;
-        char digits[24];  // an integer value's text
+        bool cut = false;  // longer than max_label_bytes: cut
+        char digits[24];   // an integer value's text
     };
 
     const name_entry& entry_for(const event& ev);

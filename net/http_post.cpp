@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+
 namespace telecap::net {
 
 std::string_view to_string(transport_error e) noexcept {
@@ -13,6 +15,24 @@ std::string_view to_string(transport_error e) noexcept {
         case transport_error::other: return "other";
     }
     return "other";
+}
+
+std::string header_problem(std::string_view name, std::string_view value) {
+    if (name.empty()) return "empty header name";
+    for (const char c : name) {
+        const auto u = static_cast<unsigned char>(c);
+        const bool tchar = (u >= '0' && u <= '9') || (u >= 'a' && u <= 'z') ||
+                           (u >= 'A' && u <= 'Z') ||
+                           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+        if (!tchar) return "header name \"" + std::string(name) + "\" is not an HTTP token";
+    }
+    for (const char c : value) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u == 0x7f)
+            return "the value of header \"" + std::string(name) +
+                   "\" holds a control character (CR, LF, NUL, ...)";
+    }
+    return {};
 }
 
 struct http_client::impl {
@@ -53,16 +73,32 @@ http_result http_client::post(const std::string& path, const std::string& body,
     // httplib writes "Host: ::1:port" for IPv6 literals; the brackets are due.
     if (impl_->target.host.find(':') != std::string::npos && !h.count("Host"))
         h.emplace("Host", "[" + impl_->target.host + "]:" + std::to_string(impl_->target.port));
+    h.emplace("Content-Type", content_type);
     const auto started = std::chrono::steady_clock::now();
     http_result out;
-    auto res = c.Post(path.empty() ? "/" : path, h, body, content_type);
-    if (res) {
-        out.status = res->status;
-        out.retry_after = res->get_header_value("Retry-After");
-        out.body = std::move(res->body);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = path.empty() ? "/" : path;
+    req.headers = std::move(h);
+    req.body = body;
+    // httplib would keep the whole body, however large, and read an endless one forever:
+    // keep its start and stop reading there (the receiver said what it had to in the status).
+    bool cut = false;
+    req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+        const std::size_t room = max_response_body - out.body.size();
+        out.body.append(data, std::min(n, room));
+        if (n > room) cut = true;
+        return !cut;
+    };
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    const bool sent = c.send(req, res, err);
+    if (sent || (cut && res.status > 0)) {
+        out.status = res.status;
+        out.retry_after = res.get_header_value("Retry-After");
         return out;
     }
-    const auto err = res.error();
+    out.body.clear();
     const std::string name = httplib::to_string(err);
     out.error_text = "request failed (httplib: " + name + ")";
     switch (err) {

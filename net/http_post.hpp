@@ -22,15 +22,25 @@ std::string_view to_string(transport_error e) noexcept;
 
 using http_headers = std::vector<std::pair<std::string, std::string>>;
 
+// The most of a response body post() keeps (the exporters read at most a partialSuccess from
+// it). A longer body is cut off there and the connection closed: the status still counts.
+inline constexpr std::size_t max_response_body = 64 * 1024;
+
 struct http_result {
     int status = 0;  // 0 when the request failed in transport
     transport_error error = transport_error::none;
     std::string error_text;   // "connection refused ..." for transport errors
     std::string retry_after;  // the Retry-After header, "" when absent
-    std::string body;
+    std::string body;         // at most max_response_body bytes of it
 
     bool transport_failed() const noexcept { return error != transport_error::none; }
 };
+
+// Why `name: value` cannot be sent as a request header, or "" when it can: a name must be an
+// HTTP token (RFC 9110: letters, digits, !#$%&'*+-.^_`|~), a value must not hold CR, LF, NUL
+// or other control characters but tab (they would end the header early and inject the rest
+// into the request, which httplib does not check).
+std::string header_problem(std::string_view name, std::string_view value);
 
 class http_client {
 public:

@@ -210,6 +210,35 @@ TEST(http_output, factory_refuses_bad_urls) {
     EXPECT_THROW(make_http_output("http://h:99999/"), std::runtime_error);
 }
 
+// A receiver that answers with a huge body (a misrouted download, a hostile endpoint) must
+// not make telecap hold all of it: the status counts, the body is read up to a bound.
+TEST(http_output, a_huge_response_body_is_not_held_in_memory) {
+    const std::string huge(8u << 20, 'x');
+    test::test_receiver rx([&](std::size_t) { return test::reply{200, "", huge}; });
+    net::http_client client(parse(rx.url()));
+    const auto r = client.post("/v1/logs", "{}", "application/json", {}, 5s);
+    EXPECT_FALSE(r.transport_failed()) << r.error_text;
+    EXPECT_EQ(r.status, 200);
+    EXPECT_LE(r.body.size(), net::max_response_body);
+    EXPECT_EQ(r.body, huge.substr(0, r.body.size())) << "what is kept is the body's start";
+    // The client is usable for the next request.
+    const auto again = client.post("/v1/logs", "{}", "application/json", {}, 5s);
+    EXPECT_EQ(again.status, 200);
+}
+
+TEST(http_output, a_token_with_a_newline_is_refused_at_startup) {
+    const auto env = [](const std::string& k) -> std::optional<std::string> {
+        if (k == "TELECAP_HTTP_TOKEN") return std::string("secret\nX-Injected: yes");
+        return std::nullopt;
+    };
+    try {
+        make_http_output("http://127.0.0.1:9/x", env);
+        ADD_FAILURE() << "a token with a newline was accepted";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("TELECAP_HTTP_TOKEN"), std::string::npos) << e.what();
+    }
+}
+
 TEST(http_output, https_to_a_plain_server_fails_in_tls_and_is_counted) {
     test::test_receiver rx;
     net::http_client client(parse("https://127.0.0.1:" + std::to_string(rx.port())));

@@ -157,6 +157,21 @@ TEST(MetricStoreTest, InvalidUtf8LabelValuesBecomeOneValidSeries) {
     EXPECT_EQ(f.points[0].value, 2);
 }
 
+TEST(MetricStoreTest, LongLabelValuesAreCutOnAUtf8BoundaryAndCounted) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [k]\n"));
+    // 1023 ASCII bytes then a 3-byte character across the 1024-byte mark, then more.
+    const std::string prefix(1023, 'a');
+    s.record(make("x", {}, {{"k", prefix + "\xE2\x82\xAC" + std::string(500000, 'b')}}));
+    s.record(make("x", {}, {{"k", prefix + "\xE2\x82\xAC" + std::string(400000, 'c')}}));
+    const family f = fam(s.collect(), "c");
+    ASSERT_EQ(f.points.size(), 1u);  // both cut to the same value: one series
+    EXPECT_EQ(f.points[0].labels[0].second, prefix);
+    EXPECT_EQ(f.points[0].value, 2);
+    EXPECT_EQ(s.cut_label("c", "k"), 2u);
+    s.record(make("x", {}, {{"k", std::string(1024, 'd')}}));  // exactly the limit: kept whole
+    EXPECT_EQ(s.cut_label("c", "k"), 2u);
+}
+
 TEST(MetricStoreTest, IntegerMetadataIsALabelToo) {
     metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [n]\n"));
     s.record(make("x", {}, {{"n", std::int64_t{-42}}}));
@@ -190,6 +205,24 @@ gauges:
     // The worker's next sample brings its gauge back.
     s.record(make("x", {{"rss", std::int64_t{3}}}, {{"worker_id", "w1"}}));
     EXPECT_EQ(fam(s.collect(), "rss").points.size(), 2u);
+}
+
+// Integer metadata names a series by its decimal text, so a worker whose id is an integer
+// has gauges labelled "7": its terminated event (worker_id 7, an integer) must remove them.
+TEST(MetricStoreTest, AWorkerWithAnIntegerIdLosesItsGaugesToo) {
+    metric_store s(config(R"(gauges:
+  - name: rss
+    event: x
+    measurement: rss
+    labels: [worker_id]
+)"));
+    s.record(make("x", {{"rss", std::int64_t{1}}}, {{"worker_id", std::int64_t{7}}}));
+    s.record(make("x", {{"rss", std::int64_t{2}}}, {{"worker_id", std::int64_t{8}}}));
+    s.record(make("snakepit.pool.worker.terminated", {}, {{"worker_id", std::int64_t{7}}}));
+    const family rss = fam(s.collect(), "rss");
+    ASSERT_EQ(rss.points.size(), 1u);
+    EXPECT_EQ(rss.points[0].labels, (label_set{{"worker_id", "8"}}));
+    EXPECT_EQ(s.series("rss"), 1u);
 }
 
 TEST(MetricStoreTest, CaptureFalseIsANoOp) {

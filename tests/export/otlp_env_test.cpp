@@ -75,6 +75,31 @@ TEST(otlp_env, headers_are_percent_decoded_and_the_signal_wins) {
     EXPECT_EQ(s.warnings.size(), 2u) << "broken and =novalue";
 }
 
+// A header the request cannot carry is a startup error naming the variable: a CR or LF
+// (percent-decoded, or a secret with a trailing newline) would end the header early and
+// inject the rest into the request; a name that is not an HTTP token is no header at all.
+TEST(otlp_env, headers_that_would_break_the_request_are_errors) {
+    for (const auto& [var, value] :
+         std::vector<std::pair<std::string, std::string>>{
+             {"OTEL_EXPORTER_OTLP_HEADERS", "x-a=b%0D%0AX-Injected: yes"},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer t%0A"},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "x-a=b\ncontinued"},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "x-a=b%00c"},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "bad name=v"},
+             {"OTEL_EXPORTER_OTLP_HEADERS", "x:y=v"},
+             {"OTEL_EXPORTER_OTLP_LOGS_HEADERS", "x-a=%0Dv"},
+         }) {
+        try {
+            logs({{var, value}});
+            ADD_FAILURE() << var << "=" << value << " was accepted";
+        } catch (const std::runtime_error& e) {
+            EXPECT_NE(std::string(e.what()).find(var), std::string::npos) << e.what();
+        }
+    }
+    // Spaces and tabs inside a value are fine (obs-text and UTF-8 too).
+    EXPECT_NO_THROW(logs({{"OTEL_EXPORTER_OTLP_HEADERS", "x-a=b c\td,x-u=caf\xC3\xA9"}}));
+}
+
 TEST(otlp_env, timeouts_and_interval) {
     auto s = metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"}, {"OTEL_METRIC_EXPORT_INTERVAL", "1000"}});
     EXPECT_EQ(s.timeout, 2500ms);

@@ -81,6 +81,18 @@ TEST(retry, decide_honours_retry_after_over_the_backoff) {
     EXPECT_EQ(decide(p, status(503, "nonsense"), 0, 0ms, 0.5, epoch).delay, 1000ms);
 }
 
+// A Retry-After of 0 or in the past must not turn the retries into a loop without pauses
+// (a receiver answering 503 at once would get thousands of requests a second): the backoff
+// is the least wait.
+TEST(retry, decide_waits_at_least_the_backoff_when_retry_after_is_zero_or_past) {
+    retry_policy p;
+    EXPECT_EQ(decide(p, status(503, "0"), 0, 0ms, 0.5, epoch).delay, 1000ms);
+    EXPECT_EQ(decide(p, status(429, "Sun, 06 Nov 1994 08:49:30 GMT"), 1, 0ms, 0.5, epoch).delay,
+              2000ms);
+    EXPECT_EQ(decide(p, status(503, "1"), 2, 0ms, 0.5, epoch).delay, 4000ms)
+        << "a Retry-After shorter than the backoff does not shorten it";
+}
+
 TEST(retry, decide_drops_what_is_not_retryable_at_once) {
     retry_policy p;
     for (int s : {400, 401, 403, 404, 413, 500, 501, 505}) {

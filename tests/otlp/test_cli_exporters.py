@@ -127,7 +127,12 @@ class CliExporters(unittest.TestCase):
             f.write("service_name: from-file\ncounters:\n  - name: calls\n    event: '*'\n")
         text = line("python.call.stop", {"duration": 1, "count": 1}, {})
         for env, want in (({}, "from-file"), ({"OTEL_SERVICE_NAME": "from-env"}, "from-env"),
-                          ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs"}, "from-attrs")):
+                          ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs"}, "from-attrs"),
+                          # spaces around "=" and a percent-encoded key are service.name too
+                          ({"OTEL_RESOURCE_ATTRIBUTES": "team=a, service.name = spaced"}, "spaced"),
+                          ({"OTEL_RESOURCE_ATTRIBUTES": "service%2Ename=encoded"}, "encoded"),
+                          # another key that merely ends in service.name is not
+                          ({"OTEL_RESOURCE_ATTRIBUTES": "my.service.name=x"}, "from-file")):
             self.receiver.requests.clear()
             for k in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
                 os.environ.pop(k, None)
