@@ -279,7 +279,7 @@ int main_cli(int argc, char** argv) {
     ctl->add_option("--timeout", ctl_timeout, "Seconds to wait for the reply")->capture_default_str();
     ctl->add_option("command", co.command,
                     "status | stats | toggle on|off | sample RATE [PATTERN...] | filter | "
-                    "rate-limit N[/BURST] | start | stop | restart")
+                    "rate-limit N[/BURST] | reset | start | stop | restart")
         ->required();
     ctl->add_option("args", co.args, "The command's arguments");
 

@@ -71,12 +71,12 @@ std::string build_request(const ctl_options& o) {
                                                        "the rate limit");
         if (slash != std::string::npos)
             r += ",\"burst\":" + number_token(std::string_view(a[0]).substr(slash + 1), "the burst");
-    } else if (c == "start" || c == "stop" || c == "restart") {
+    } else if (c == "start" || c == "stop" || c == "restart" || c == "reset") {
         need_args(0, 0, (c + " [--pool NAME|--worker ID]").c_str());
     } else {
         throw usage_error("unknown control command \"" + c +
-                          "\": status, stats, toggle, sample, filter, rate-limit, start, stop, "
-                          "restart");
+                          "\": status, stats, toggle, sample, filter, rate-limit, reset, start, "
+                          "stop, restart");
     }
     if (!o.pool.empty()) {
         r += ",\"pool\":";

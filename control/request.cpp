@@ -11,8 +11,9 @@ namespace telecap::control {
 
 namespace {
 
-constexpr std::array<std::string_view, 9> command_names{
-    "status", "stats", "toggle", "sample", "filter", "rate-limit", "start", "stop", "restart"};
+constexpr std::array<std::string_view, 10> command_names{
+    "status", "stats", "toggle", "sample", "filter", "rate-limit", "reset", "start", "stop",
+    "restart"};
 
 using value = rapidjson::Value;
 

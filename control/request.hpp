@@ -13,7 +13,9 @@
 
 namespace telecap::control {
 
-enum class command { status, stats, toggle, sample, filter, rate_limit, start, stop, restart };
+enum class command {
+    status, stats, toggle, sample, filter, rate_limit, reset, start, stop, restart
+};
 std::string_view to_string(command c) noexcept;
 
 struct request {

@@ -108,6 +108,7 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
             workers_.push_back(std::move(w));
         }
     }
+    initial_controls_ = o_.controls;
     for (auto& w : workers_) configure_gate(*w);
     if (io_.registry) {
         workers_up_ = &io_.registry->get_gauge("telecap_workers_up");
@@ -216,12 +217,35 @@ std::optional<std::string> supervisor::set_controls(const scope& where, control:
                                 : where.kind == scope_kind::pool ? t.pools[where.name]
                                                                  : t.workers[where.name];
     control::merge(target, update);
+    reconfigure_changed();
+    return std::nullopt;
+}
+
+std::optional<std::string> supervisor::reset_controls(const scope& where) {
+    if (auto p = check_scope(where)) return p;
+    auto& t = o_.controls;
+    const auto restore = [&](auto& now, const auto& initial) {
+        if (const auto it = initial.find(where.name); it != initial.end())
+            now[where.name] = it->second;
+        else
+            now.erase(where.name);
+    };
+    switch (where.kind) {
+        case scope_kind::global: t.global = initial_controls_.global; break;
+        case scope_kind::pool: restore(t.pools, initial_controls_.pools); break;
+        case scope_kind::worker: restore(t.workers, initial_controls_.workers); break;
+    }
+    reconfigure_changed();
+    return std::nullopt;
+}
+
+void supervisor::reconfigure_changed() {
     // Only the workers whose effective controls changed lose their caches and buckets.
+    const auto& t = o_.controls;
     for (auto& w : workers_) {
         const auto e = t.resolve(w->pool->name, w->id);
         if (!(e == w->gate.controls())) w->gate.configure(e, w->cat->event_count());
     }
-    return std::nullopt;
 }
 
 std::optional<control::effective_controls> supervisor::worker_controls(std::string_view id) const {
@@ -407,6 +431,10 @@ std::string supervisor::handle_control(std::string_view line) {
         case control::command::filter:
         case control::command::rate_limit:
             problem = set_controls(r.where, r.update);
+            if (!problem) for_each_in(r.where, [&](worker&) { ++n; });
+            break;
+        case control::command::reset:
+            problem = reset_controls(r.where);
             if (!problem) for_each_in(r.where, [&](worker&) { ++n; });
             break;
         case control::command::start: problem = start_workers(r.where, &n); break;

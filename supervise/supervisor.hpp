@@ -108,6 +108,9 @@ public:
     // reaches. Refused (nothing changes) with the problem when the update is invalid or the
     // pool or worker does not exist. Loop thread.
     std::optional<std::string> set_controls(const scope& where, control::controls update);
+    // Puts the scope's overrides back to what they were at startup (the config's and the
+    // CLI's; a worker had none). Refused when the scope does not exist. Loop thread.
+    std::optional<std::string> reset_controls(const scope& where);
     // The controls a worker has now (for status and tests). Loop thread.
     std::optional<control::effective_controls> worker_controls(std::string_view id) const;
 
@@ -160,6 +163,7 @@ private:
     void ask_to_stop(worker& w);
     void kill_now(worker& w);
     std::optional<std::string> check_scope(const scope& where) const;
+    void reconfigure_changed();
 
     event_loop& loop_;
     supervisor_options o_;
@@ -169,6 +173,7 @@ private:
     std::size_t next_start_ = 0;
     capture_stats own_;  // drops of the supervisor itself (queue_full, shutdown)
     std::mt19937_64 rng_;
+    control::control_table initial_controls_;  // for reset_controls
     std::vector<event> pending_;
     std::string wire_scratch_;  // the wire name of an event without a catalog entry
     bool stopping_ = false;

@@ -303,6 +303,18 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
     st = ctl(t.sock, {"--json", "status"}).out;
     EXPECT_NE(st.find("\"deny\":[\"python.*\"]"), std::string::npos) << st;
 
+    // reset: the pool's filter is gone (none at startup), the global sampling stays.
+    r = ctl(t.sock, {"--pool", "p", "reset"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    st = ctl(t.sock, {"--json", "status"}).out;
+    EXPECT_EQ(st.find("\"deny\":[\"python.*\"]"), std::string::npos) << st;
+    EXPECT_NE(st.find("\"sampling_rate\":0.0,\"sampling_patterns\":[\"tool.*\"]"),
+              std::string::npos)
+        << st;
+    ASSERT_EQ(ctl(t.sock, {"reset"}).exit_code, 0);
+    st = ctl(t.sock, {"--json", "status"}).out;
+    EXPECT_EQ(count(st, "\"sampling_rate\":1.0,\"sampling_patterns\":[]"), 2u) << st;
+
     // restart one worker: a new pid, one restart.
     ASSERT_EQ(ctl(t.sock, {"--worker", "p-0", "restart"}).exit_code, 0);
     EXPECT_TRUE(eventually([&] {
@@ -334,6 +346,36 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
     EXPECT_FALSE(socket_ready(t.sock));  // removed at the end
     const std::string stats = read_file(t.stats);
     EXPECT_GT(dropped(stats, "disabled", "p", "p-1"), 0) << stats;
+}
+
+TEST(ControlSocket, ResetPutsBackTheConfigsDefaults) {
+    const std::string cfg = temp_path("reset.yaml");
+    const std::string sock = temp_path("reset.sock");
+    write_file(cfg, "control:\n  sampling_rate: 0.5\n"
+                    "pools:\n  - name: p\n    command: [\"sleep\", \"60\"]\n"
+                    "    control:\n      deny: [\"a.*\"]\n");
+    const auto p = start({bin, "run", "--config", cfg, "--control", sock}, "reset");
+    ASSERT_TRUE(eventually([&] { return socket_ready(sock); }));
+    ASSERT_EQ(ctl(sock, {"--pool", "p", "filter", "--allow", "b.*"}).exit_code, 0);
+    ASSERT_EQ(ctl(sock, {"sample", "1"}).exit_code, 0);
+    ASSERT_EQ(ctl(sock, {"--worker", "p-0", "toggle", "off"}).exit_code, 0);
+    std::string st = ctl(sock, {"--json", "status"}).out;
+    EXPECT_NE(st.find("\"enabled\":false,\"sampling_rate\":1.0,\"sampling_patterns\":[],"
+                      "\"allow\":[\"b.*\"],\"deny\":[]"),
+              std::string::npos)
+        << st;
+    for (auto scope : {std::vector<std::string>{"--pool", "p"}, {"--worker", "p-0"}, {}}) {
+        scope.push_back("reset");
+        ASSERT_EQ(ctl(sock, scope).exit_code, 0);
+    }
+    st = ctl(sock, {"--json", "status"}).out;
+    EXPECT_NE(st.find("\"enabled\":true,\"sampling_rate\":0.5,\"sampling_patterns\":[],"
+                      "\"allow\":[],\"deny\":[\"a.*\"]"),
+              std::string::npos)
+        << st;
+    EXPECT_EQ(ctl(sock, {"--worker", "nope", "reset"}).exit_code, 1);
+    ::kill(p.pid, SIGTERM);
+    EXPECT_FALSE(wait(p).timed_out);
 }
 
 TEST(ControlSocket, AWorkerStoppedOnRequestIsNoFailure) {

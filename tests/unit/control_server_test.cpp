@@ -42,6 +42,9 @@ TEST(ControlRequest, ParsesEachCommandWithItsScope) {
     EXPECT_EQ(r.where.kind, scope_kind::global);
     ASSERT_FALSE(parse_request(R"({"cmd":"rate-limit","events_per_second":50})", r));
     EXPECT_EQ(r.update.limit->burst, 50);
+    ASSERT_FALSE(parse_request(R"({"cmd":"reset","pool":"p"})", r));
+    EXPECT_EQ(r.cmd, command::reset);
+    EXPECT_TRUE(parse_request(R"({"cmd":"reset","rate":1})", r));
     ASSERT_FALSE(parse_request(R"({"cmd":"restart","worker":"w"})", r));
     EXPECT_EQ(r.cmd, command::restart);
     EXPECT_FALSE(r.update.enabled || r.update.sample || r.update.filt || r.update.limit);
