@@ -3,7 +3,9 @@
 // through a capture pipeline per pipe, forwards signals, restarts by policy, stops with a
 // grace period and SIGKILL, and hands events to the dispatcher in batches. It never blocks
 // the loop: when the dispatcher's queue or a pass-through stream is full it stops reading the
-// workers (overflow block: back-pressure) or drops and counts (drop-newest).
+// workers (overflow block: back-pressure) or drops and counts (drop-newest). Each worker's
+// events pass its gates (control/gates.hpp) on their way out; the control socket's commands
+// (handle_control) change the gates and start, stop or restart workers, on the loop thread.
 
 #include <csignal>
 #include <chrono>
