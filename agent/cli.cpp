@@ -276,7 +276,8 @@ int main_cli(int argc, char** argv) {
         ->allow_extra_args(false);
     ctl->add_option("--deny", co.deny, "filter: a glob that never passes (repeatable)")
         ->allow_extra_args(false);
-    ctl->add_option("--timeout", ctl_timeout, "Seconds to wait for the reply")->capture_default_str();
+    ctl->add_option("--timeout", ctl_timeout, "Seconds to wait for the reply")
+        ->capture_default_str();
     ctl->add_option("command", co.command,
                     "status | stats | toggle on|off | sample RATE [PATTERN...] | filter | "
                     "rate-limit N[/BURST] | reset | start | stop | restart")

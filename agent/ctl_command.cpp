@@ -42,7 +42,8 @@ void append_list(std::string& out, const char* key, const std::vector<std::strin
 std::string build_request(const ctl_options& o) {
     const auto& a = o.args;
     const auto need_args = [&](std::size_t lo, std::size_t hi, const char* usage) {
-        if (a.size() < lo || a.size() > hi) throw usage_error("usage: telecap ctl " + std::string(usage));
+        if (a.size() < lo || a.size() > hi)
+            throw usage_error("usage: telecap ctl " + std::string(usage));
     };
     std::string r = "{\"cmd\":";
     append_json_string(r, o.command);
@@ -53,7 +54,8 @@ std::string build_request(const ctl_options& o) {
             throw usage_error(c + " takes no --pool or --worker");
     } else if (c == "toggle") {
         need_args(1, 1, "toggle on|off");
-        if (a[0] != "on" && a[0] != "off") throw usage_error("toggle takes on or off, not \"" + a[0] + "\"");
+        if (a[0] != "on" && a[0] != "off")
+            throw usage_error("toggle takes on or off, not \"" + a[0] + "\"");
         r += ",\"enabled\":";
         r += a[0] == "on" ? "true" : "false";
     } else if (c == "sample") {
@@ -67,10 +69,11 @@ std::string build_request(const ctl_options& o) {
     } else if (c == "rate-limit") {
         need_args(1, 1, "rate-limit N[/BURST] (0: no limit)");
         const auto slash = a[0].find('/');
-        r += ",\"events_per_second\":" + number_token(std::string_view(a[0]).substr(0, slash),
-                                                       "the rate limit");
+        r += ",\"events_per_second\":" +
+             number_token(std::string_view(a[0]).substr(0, slash), "the rate limit");
         if (slash != std::string::npos)
-            r += ",\"burst\":" + number_token(std::string_view(a[0]).substr(slash + 1), "the burst");
+            r +=
+                ",\"burst\":" + number_token(std::string_view(a[0]).substr(slash + 1), "the burst");
     } else if (c == "start" || c == "stop" || c == "restart" || c == "reset") {
         need_args(0, 0, (c + " [--pool NAME|--worker ID]").c_str());
     } else {
@@ -123,7 +126,8 @@ void print_status(const rapidjson::Document& d) {
 }  // namespace
 
 int run_ctl(const ctl_options& o) {
-    if (!o.pool.empty() && !o.worker.empty()) throw usage_error("give --pool or --worker, not both");
+    if (!o.pool.empty() && !o.worker.empty())
+        throw usage_error("give --pool or --worker, not both");
     const std::string request = build_request(o);
     std::string reply;
     if (auto e = control::exchange(o.socket, request, o.timeout, reply)) {

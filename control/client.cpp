@@ -50,7 +50,8 @@ std::optional<std::string> exchange(const std::string& path, std::string_view re
     while (off < out.size()) {
         if (!wait_for(fd.get(), POLLOUT, deadline)) return "timed out sending the request";
         const ssize_t n = ::send(fd.get(), out.data() + off, out.size() - off, MSG_NOSIGNAL);
-        if (n > 0) off += static_cast<std::size_t>(n);
+        if (n > 0)
+            off += static_cast<std::size_t>(n);
         else if (n < 0 && errno != EINTR && errno != EAGAIN)
             return "cannot send to " + path + ": " + std::strerror(errno);
     }

@@ -10,8 +10,7 @@ namespace telecap::control {
 
 namespace {
 
-std::optional<std::string> check_patterns(const std::vector<std::string>& list,
-                                          const char* what) {
+std::optional<std::string> check_patterns(const std::vector<std::string>& list, const char* what) {
     for (const auto& p : list)
         if (auto e = glob_error(p)) return std::string(what) + " pattern: " + *e;
     return std::nullopt;
@@ -47,7 +46,8 @@ std::optional<std::string> check(const filter& f) {
 std::optional<std::string> check(rate_limit& r) {
     if (!std::isfinite(r.events_per_second) || r.events_per_second < 0)
         return "rate limit must be a finite number of events per second >= 0 (0: no limit), "
-               "not " + number(r.events_per_second);
+               "not " +
+               number(r.events_per_second);
     if (!std::isfinite(r.burst) || r.burst < 0)
         return "rate limit burst must be a finite number >= 1, not " + number(r.burst);
     if (r.events_per_second > 0 && r.burst > 0 && r.burst < 1)
@@ -99,8 +99,7 @@ std::optional<std::string> parse_rate_limit(std::string_view text, rate_limit& o
     rate_limit r;
     if (!num(text.substr(0, slash), r.events_per_second) ||
         (slash != std::string_view::npos && !num(text.substr(slash + 1), r.burst)))
-        return "must be N or N/BURST (events per second, burst), not \"" + std::string(text) +
-               "\"";
+        return "must be N or N/BURST (events per second, burst), not \"" + std::string(text) + "\"";
     if (auto e = check(r)) return e;
     out = r;
     return std::nullopt;

@@ -25,8 +25,8 @@ bool any_match(const std::vector<std::string>& patterns, std::string_view name) 
 void gate::configure(const effective_controls& c, std::size_t known_names) {
     c_ = c;
     open_ = c_.open();
-    needs_name_ = !c_.sample.patterns.empty() || !c_.filt.allow.empty() ||
-                  !c_.filt.deny.empty() || c_.limit.events_per_second > 0;
+    needs_name_ = !c_.sample.patterns.empty() || !c_.filt.allow.empty() || !c_.filt.deny.empty() ||
+                  c_.limit.events_per_second > 0;
     known_.assign(known_names, name_state{});
     others_.clear();
     overflow_ = name_state{};
@@ -35,8 +35,8 @@ void gate::configure(const effective_controls& c, std::size_t known_names) {
 void gate::evaluate(name_state& s, std::string_view wire) const {
     s.sampled = c_.sample.patterns.empty() || any_match(c_.sample.patterns, wire);
     // Deny is checked first and wins; an empty allow list allows everything.
-    s.allowed = !any_match(c_.filt.deny, wire) &&
-                (c_.filt.allow.empty() || any_match(c_.filt.allow, wire));
+    s.allowed =
+        !any_match(c_.filt.deny, wire) && (c_.filt.allow.empty() || any_match(c_.filt.allow, wire));
 }
 
 gate::name_state& gate::state(std::size_t known, std::string_view wire, clock::time_point now) {

@@ -11,9 +11,9 @@ namespace telecap::control {
 
 namespace {
 
-constexpr std::array<std::string_view, 10> command_names{
-    "status", "stats", "toggle", "sample", "filter", "rate-limit", "reset", "start", "stop",
-    "restart"};
+constexpr std::array<std::string_view, 10> command_names{"status", "stats",      "toggle", "sample",
+                                                         "filter", "rate-limit", "reset",  "start",
+                                                         "stop",   "restart"};
 
 using value = rapidjson::Value;
 
@@ -78,19 +78,27 @@ std::optional<std::string> parse_request(std::string_view line, request& out) {
         sample{"rate", "patterns"}, filt{"allow", "deny"}, limit{"events_per_second", "burst"};
     const std::array<std::string_view, 2>* fields = &none;
     switch (r.cmd) {
-        case command::toggle: fields = &toggle; break;
-        case command::sample: fields = &sample; break;
-        case command::filter: fields = &filt; break;
-        case command::rate_limit: fields = &limit; break;
-        default: break;
+        case command::toggle:
+            fields = &toggle;
+            break;
+        case command::sample:
+            fields = &sample;
+            break;
+        case command::filter:
+            fields = &filt;
+            break;
+        case command::rate_limit:
+            fields = &limit;
+            break;
+        default:
+            break;
     }
     const bool scoped = r.cmd != command::status && r.cmd != command::stats;
     for (const auto& m : doc.GetObject()) {
         const std::string_view key(m.name.GetString(), m.name.GetStringLength());
         bool ok = key == "cmd" || (scoped && (key == "pool" || key == "worker"));
         for (const auto f : *fields) ok = ok || (!f.empty() && key == f);
-        if (!ok)
-            return "unknown field \"" + std::string(key) + "\" for " + std::string(name);
+        if (!ok) return "unknown field \"" + std::string(key) + "\" for " + std::string(name);
     }
     const auto pool = doc.FindMember("pool");
     const auto worker = doc.FindMember("worker");
@@ -144,7 +152,8 @@ std::optional<std::string> parse_request(std::string_view line, request& out) {
             r.update.limit = l;
             break;
         }
-        default: break;
+        default:
+            break;
     }
     if (auto e = check(r.update)) return e;
     out = std::move(r);

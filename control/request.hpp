@@ -14,14 +14,23 @@
 namespace telecap::control {
 
 enum class command {
-    status, stats, toggle, sample, filter, rate_limit, reset, start, stop, restart
+    status,
+    stats,
+    toggle,
+    sample,
+    filter,
+    rate_limit,
+    reset,
+    start,
+    stop,
+    restart
 };
 std::string_view to_string(command c) noexcept;
 
 struct request {
     command cmd = command::status;
-    scope where;       // "pool" or "worker"; neither: every worker
-    controls update;   // toggle, sample, filter, rate-limit: the one kind they set
+    scope where;      // "pool" or "worker"; neither: every worker
+    controls update;  // toggle, sample, filter, rate-limit: the one kind they set
 };
 
 // The request on one line (without its newline), or the problem.

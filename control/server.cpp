@@ -15,9 +15,9 @@ using clock = std::chrono::steady_clock;
 
 struct server::client {
     unique_fd fd;
-    std::string in;            // bytes of the request line not yet complete
-    std::string out;           // replies not yet written
-    std::size_t out_off = 0;   // written part of out
+    std::string in;                   // bytes of the request line not yet complete
+    std::string out;                  // replies not yet written
+    std::size_t out_off = 0;          // written part of out
     clock::time_point last_progress;  // the last write that took something
     event_loop::timer_id retry = 0;
     bool paused = false;  // not read from while replies are pending
@@ -44,7 +44,8 @@ server::~server() {
 
 void server::on_accept() {
     while (true) {
-        unique_fd fd(::accept4(listening_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        unique_fd fd(
+            ::accept4(listening_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -61,7 +62,8 @@ void server::on_accept() {
         if (clients_.size() >= o_.max_clients) {
             ++refused_;
             const std::string msg = error_reply("too many control clients (at most " +
-                                                std::to_string(o_.max_clients) + ")") + "\n";
+                                                std::to_string(o_.max_clients) + ")") +
+                                    "\n";
             (void)::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             continue;  // closed
         }
@@ -166,8 +168,9 @@ bool server::flush(client& c) {
     }
     const bool reading = clock::now() - c.last_progress < std::chrono::milliseconds(1);
     if (!c.retry)
-        c.retry = loop_.after(reading ? std::chrono::microseconds(200) : std::chrono::milliseconds(10),
-                              [this, fd] { check_stalled(fd); });
+        c.retry =
+            loop_.after(reading ? std::chrono::microseconds(200) : std::chrono::milliseconds(10),
+                        [this, fd] { check_stalled(fd); });
     return true;
 }
 
@@ -191,8 +194,9 @@ void server::drop(int fd, bool by_limit) {
     loop_.unwatch(fd);
     if (by_limit) {
         ++disconnected_;
-        logger()->warn("control client disconnected: it exceeded a limit (request size, "
-                       "unread replies)");
+        logger()->warn(
+            "control client disconnected: it exceeded a limit (request size, "
+            "unread replies)");
     }
     clients_.erase(it);
 }

@@ -20,13 +20,12 @@ std::optional<std::string> listen_unix(const std::string& path, int backlog, uni
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.empty() || path.size() >= sizeof addr.sun_path)
-        return "the path must be 1 to " + std::to_string(sizeof addr.sun_path - 1) +
-               " bytes long";
+        return "the path must be 1 to " + std::to_string(sizeof addr.sun_path - 1) + " bytes long";
     std::memcpy(addr.sun_path, path.data(), path.size());
     const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
     const socklen_t len = sizeof addr;
 
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             return "the file exists and is not a socket; remove it or choose another path";
@@ -69,7 +68,7 @@ std::optional<std::string> listen_unix(const std::string& path, int backlog, uni
 
 void unlink_if_ours(const std::string& path, const unix_listening& l) noexcept {
     // Only our own socket: not a file someone put there since.
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0 && st.st_dev == l.dev && st.st_ino == l.ino)
         ::unlink(path.c_str());
 }

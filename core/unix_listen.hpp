@@ -13,7 +13,7 @@
 namespace telecap {
 
 struct unix_listening {
-    unique_fd fd;  // non-blocking, CLOEXEC, listening
+    unique_fd fd;   // non-blocking, CLOEXEC, listening
     dev_t dev = 0;  // the socket file's identity, for unlink_if_ours
     ino_t ino = 0;
 };

@@ -131,9 +131,10 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                 for (std::size_t r = 0; r < w->stats.rejected.size(); ++r)
                     c("telecap_rejected_total", w->stats.rejected[r],
                       {{"reason", std::string(to_string(static_cast<reject_reason>(r)))}});
-                for (std::size_t v = 1; v < w->gated.size(); ++v)
-                    c("telecap_dropped_total", w->gated[v],
-                      {{"reason", std::string(control::to_string(static_cast<control::verdict>(v)))}});
+                for (std::size_t v = 1; v < w->gated.size(); ++v) {
+                    const auto why = control::to_string(static_cast<control::verdict>(v));
+                    c("telecap_dropped_total", w->gated[v], {{"reason", std::string(why)}});
+                }
             }
             for (std::size_t d = 0; d < own_.dropped.size(); ++d)
                 out.push_back({"telecap_dropped_total",

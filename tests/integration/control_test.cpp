@@ -58,16 +58,17 @@ TEST(ControlGates, DenyMatchesTheWireNameAndCountsFilteredNotLost) {
     const std::string s = read_file(stats);
     EXPECT_EQ(dropped(s, "filtered"), 50) << s;
     EXPECT_EQ(dropped(s, "sampled"), 0) << s;
-    EXPECT_NE(s.find("\"dropped\":{\"disabled\":0,\"sampled\":0,\"filtered\":50,"), std::string::npos)
+    EXPECT_NE(s.find("\"dropped\":{\"disabled\":0,\"sampled\":0,\"filtered\":50,"),
+              std::string::npos)
         << s;
     EXPECT_EQ(r.err.find("TELEMETRY"), std::string::npos) << r.err;  // not passed through
 }
 
 TEST(ControlGates, AllowListAndSamplingPatterns) {
     const std::string stats = temp_path("sample.json");
-    const auto r = run(run_argv({"--sample", "0", "--sample-pattern", "tool.*", "--stats", stats},
-                                emitter(40)),
-                       "sample");
+    const auto r = run(
+        run_argv({"--sample", "0", "--sample-pattern", "tool.*", "--stats", stats}, emitter(40)),
+        "sample");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count(r.out, "\"call\",\"start\"]"), 40u);  // not matched: not sampled
     EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 0u);
@@ -90,8 +91,7 @@ TEST(ControlGates, RateLimitPerEventName) {
     EXPECT_LE(calls, 10u);  // one more token a second at most, on a slow machine
     EXPECT_GE(tools, 5u);   // its own bucket: the other name's flood costs it nothing
     EXPECT_LE(tools, 10u);
-    EXPECT_EQ(dropped(read_file(stats), "rate_limited"),
-              static_cast<long>(600 - calls - tools));
+    EXPECT_EQ(dropped(read_file(stats), "rate_limited"), static_cast<long>(600 - calls - tools));
 }
 
 // An event outside the catalog, kept by its policy under a prefix: the patterns still see the
@@ -136,24 +136,30 @@ std::string emitter_yaml(int n) {
 TEST(ControlGates, ConfigDefaultsPerPoolOverTheTopLevel) {
     const std::string path = temp_path("control.yaml");
     const std::string stats = temp_path("control-stats.json");
-    write_file(path, "control:\n"
-                     "  deny: [\"python.*\"]\n"
-                     "pools:\n"
-                     "  - name: off\n"
-                     "    command: " + emitter_yaml(20) + "\n"
-                     "    control:\n"
-                     "      enabled: false\n"
-                     "  - name: open\n"
-                     "    command: " + emitter_yaml(20) + "\n"
-                     "    control:\n"
-                     "      allow: [\"*\"]\n"
-                     "  - name: plain\n"
-                     "    command: " + emitter_yaml(20) + "\n");
+    write_file(path,
+               "control:\n"
+               "  deny: [\"python.*\"]\n"
+               "pools:\n"
+               "  - name: off\n"
+               "    command: " +
+                   emitter_yaml(20) +
+                   "\n"
+                   "    control:\n"
+                   "      enabled: false\n"
+                   "  - name: open\n"
+                   "    command: " +
+                   emitter_yaml(20) +
+                   "\n"
+                   "    control:\n"
+                   "      allow: [\"*\"]\n"
+                   "  - name: plain\n"
+                   "    command: " +
+                   emitter_yaml(20) + "\n");
     const auto r = run({bin, "run", "--config", path, "--stats", stats}, "cfg");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const std::string s = read_file(stats);
     EXPECT_EQ(dropped(s, "disabled", "off", "off-0"), 40) << s;
-    EXPECT_EQ(dropped(s, "filtered", "open", "open-0"), 0) << s;  // its own filter replaces
+    EXPECT_EQ(dropped(s, "filtered", "open", "open-0"), 0) << s;     // its own filter replaces
     EXPECT_EQ(dropped(s, "filtered", "plain", "plain-0"), 20) << s;  // the top level's
     EXPECT_EQ(count(r.out, "\"call\",\"start\"]"), 20u);
     EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 40u);
@@ -166,11 +172,14 @@ TEST(ControlGates, BadConfigControlsNameTheLine) {
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find(path + ":4:"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("NaN"), std::string::npos) << r.err;
-    write_file(path, "control:\n  allow:\n    - ok.*\n    - \"bad.[x\"\npools:\n  - command: [\"true\"]\n");
+    write_file(
+        path,
+        "control:\n  allow:\n    - ok.*\n    - \"bad.[x\"\npools:\n  - command: [\"true\"]\n");
     r = run({bin, "run", "--config", path}, "badglob");
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find(path + ":4:"), std::string::npos) << r.err;
-    write_file(path, "control:\n  rate_limit: {events_per_second: -3}\npools:\n  - command: [\"true\"]\n");
+    write_file(
+        path, "control:\n  rate_limit: {events_per_second: -3}\npools:\n  - command: [\"true\"]\n");
     r = run({bin, "run", "--config", path}, "badlimit");
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find(path + ":2:"), std::string::npos) << r.err;
@@ -193,7 +202,7 @@ std::vector<std::string> steady_emitter() {
 }
 
 bool socket_ready(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
@@ -230,11 +239,11 @@ running_telecap start_with_control(const std::string& tag, int instances,
     t.sock = temp_path(tag + ".sock");
     t.out = temp_path(tag + ".jsonl");
     t.stats = temp_path(tag + ".stats.json");
-    t.p = start(run_argv({"--control", t.sock, "--pool", "p", "--instances",
-                          std::to_string(instances), "-o", "jsonl:" + t.out, "--stats", t.stats,
-                          "--grace", "2"},
-                         std::move(cmd)),
-                tag);
+    t.p = start(
+        run_argv({"--control", t.sock, "--pool", "p", "--instances", std::to_string(instances),
+                  "-o", "jsonl:" + t.out, "--stats", t.stats, "--grace", "2"},
+                 std::move(cmd)),
+        tag);
     EXPECT_TRUE(eventually([&] { return socket_ready(t.sock); })) << "no control socket";
     return t;
 }
@@ -268,7 +277,8 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
     ASSERT_EQ(ctl(t.sock, {"sample", "0", "tool.*"}).exit_code, 0);
     EXPECT_TRUE(eventually([&] {
         st = ctl(t.sock, {"--json", "status"}).out;
-        return worker_dropped(st, "p-0", "filtered") > 0 && worker_dropped(st, "p-0", "sampled") > 0;
+        return worker_dropped(st, "p-0", "filtered") > 0 &&
+               worker_dropped(st, "p-0", "sampled") > 0;
     })) << st;
     EXPECT_NE(st.find("\"deny\":[\"python.*\"]"), std::string::npos) << st;
     r = ctl(t.sock, {"--worker", "p-1", "toggle", "on"});
@@ -277,7 +287,8 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
     // rate-limit, then no limit again.
     ASSERT_EQ(ctl(t.sock, {"rate-limit", "5/2"}).exit_code, 0);
     st = ctl(t.sock, {"--json", "status"}).out;
-    EXPECT_NE(st.find("\"rate_limit\":{\"events_per_second\":5.0,\"burst\":2.0}"), std::string::npos)
+    EXPECT_NE(st.find("\"rate_limit\":{\"events_per_second\":5.0,\"burst\":2.0}"),
+              std::string::npos)
         << st;
     ASSERT_EQ(ctl(t.sock, {"rate-limit", "0"}).exit_code, 0);
 
@@ -351,9 +362,10 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
 TEST(ControlSocket, ResetPutsBackTheConfigsDefaults) {
     const std::string cfg = temp_path("reset.yaml");
     const std::string sock = temp_path("reset.sock");
-    write_file(cfg, "control:\n  sampling_rate: 0.5\n"
-                    "pools:\n  - name: p\n    command: [\"sleep\", \"60\"]\n"
-                    "    control:\n      deny: [\"a.*\"]\n");
+    write_file(cfg,
+               "control:\n  sampling_rate: 0.5\n"
+               "pools:\n  - name: p\n    command: [\"sleep\", \"60\"]\n"
+               "    control:\n      deny: [\"a.*\"]\n");
     const auto p = start({bin, "run", "--config", cfg, "--control", sock}, "reset");
     ASSERT_TRUE(eventually([&] { return socket_ready(sock); }));
     ASSERT_EQ(ctl(sock, {"--pool", "p", "filter", "--allow", "b.*"}).exit_code, 0);
@@ -435,9 +447,8 @@ TEST(ControlSocket, BadRequestsAndAClientThatNeverReadsLeaveTheLoopAlone) {
     auto r = ctl(t.sock, {"status"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
-    EXPECT_TRUE(eventually([&] {
-        return count(read_file(t.out), "\"execution\",\"start\"]") > before + 10;
-    }));
+    EXPECT_TRUE(eventually(
+        [&] { return count(read_file(t.out), "\"execution\",\"start\"]") > before + 10; }));
     // A huge request: an error, then the server hangs up.
     const int huge = raw_connect(t.sock);
     ASSERT_GE(huge, 0);
@@ -453,7 +464,7 @@ TEST(ControlSocket, BadRequestsAndAClientThatNeverReadsLeaveTheLoopAlone) {
 
 TEST(ControlSocket, ALiveSocketIsRefusedAndNoServerIsAnError) {
     auto t = start_with_control("live", 1, {"sleep", "60"});
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::lstat(t.sock.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     auto r = run(run_argv({"--control", t.sock}, {"true"}), "second");

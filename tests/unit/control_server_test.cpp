@@ -1,9 +1,6 @@
 // control/request and control/server: the protocol's parsing (strict, checked like the
 // config), and the socket on a real event loop without processes: round trips, a malformed
 // request, a huge one, a client that never reads, too many clients, the socket file's life.
-#include "control/request.hpp"
-#include "control/server.hpp"
-
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +12,8 @@
 #include <string>
 
 #include "control/client.hpp"
+#include "control/request.hpp"
+#include "control/server.hpp"
 #include "core/unique_fd.hpp"
 #include "support/unit_helpers.hpp"
 
@@ -85,7 +84,7 @@ TEST(ControlRequest, RepliesAreOneJsonObject) {
 }
 
 class ControlServerTest : public ::testing::Test {
-protected:
+  protected:
     test::temp_dir dir_;
     std::string path_ = dir_ / "ctl.sock";
 
@@ -133,7 +132,7 @@ TEST_F(ControlServerTest, AnswersEachLineAndKeepsGoingAfterAMalformedOne) {
         if (auto e = parse_request(line, r)) return error_reply(*e);
         return ok_reply(",\"cmd\":\"" + std::string(to_string(r.cmd)) + "\"");
     });
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::lstat(path_.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
     auto c = connect_client();
@@ -153,7 +152,8 @@ TEST_F(ControlServerTest, AHugeRequestGetsAnErrorAndIsCutOff) {
     event_loop loop;
     server_options o;
     o.max_request = 1024;
-    server s(loop, path_, [](std::string_view) { return ok_reply(); }, o);
+    server s(
+        loop, path_, [](std::string_view) { return ok_reply(); }, o);
     auto c = connect_client();
     send_all(c.get(), std::string(5000, 'x'));  // no newline: never buffered past the limit
     bool eof = false;
@@ -174,10 +174,13 @@ TEST_F(ControlServerTest, AClientThatNeverReadsIsPausedThenCutOffAndOthersAreSer
     o.stall_limit = 300ms;
     int answered = 0;
     const std::string big(100 * 1024, 'y');
-    server s(loop, path_, [&](std::string_view line) {
-        ++answered;
-        return line == "big" ? ok_reply(",\"x\":\"" + big + "\"") : ok_reply();
-    }, o);
+    server s(
+        loop, path_,
+        [&](std::string_view line) {
+            ++answered;
+            return line == "big" ? ok_reply(",\"x\":\"" + big + "\"") : ok_reply();
+        },
+        o);
     auto lazy = connect_client();
     std::string many;
     for (int i = 0; i < 2000; ++i) many += "big\n";
@@ -215,7 +218,8 @@ TEST_F(ControlServerTest, TooManyClientsAreRefusedWithAnError) {
     event_loop loop;
     server_options o;
     o.max_clients = 2;
-    server s(loop, path_, [](std::string_view) { return ok_reply(); }, o);
+    server s(
+        loop, path_, [](std::string_view) { return ok_reply(); }, o);
     auto a = connect_client();
     auto b = connect_client();
     send_all(a.get(), "x\n");
@@ -251,12 +255,11 @@ TEST_F(ControlServerTest, StaleSocketReplacedLiveOneRefusedFileRemovedAtTheEnd) 
             server t(loop, path_, [](std::string_view) { return ok_reply(); });
             ADD_FAILURE() << "a live socket was taken over";
         } catch (const std::runtime_error& e) {
-            EXPECT_NE(std::string(e.what()).find("another process is listening"),
-                      std::string::npos)
+            EXPECT_NE(std::string(e.what()).find("another process is listening"), std::string::npos)
                 << e.what();
         }
     }
-    struct stat st{};
+    struct stat st {};
     EXPECT_NE(::lstat(path_.c_str(), &st), 0);  // removed with the server
 }
 

@@ -1,16 +1,16 @@
 // control/: the controls' checks and scopes, the gates in Snakepit's order on wire names
 // (glob tables with Snakepit's examples), sampling statistics with a seeded draw, and the
 // token bucket on an injected clock.
-#include "control/controls.hpp"
-#include "control/gates.hpp"
-#include "control/token_bucket.hpp"
-
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include "control/controls.hpp"
+#include "control/gates.hpp"
+#include "control/token_bucket.hpp"
 
 namespace telecap::control {
 namespace {
@@ -35,7 +35,7 @@ TEST(TokenBucket, StartsFullAndRefillsAtTheRate) {
     EXPECT_TRUE(b.take(t0));
     EXPECT_TRUE(b.take(t0));
     EXPECT_TRUE(b.take(t0));
-    EXPECT_FALSE(b.take(t0));                    // burst used up
+    EXPECT_FALSE(b.take(t0));                     // burst used up
     EXPECT_FALSE(b.take(t0 + milliseconds(50)));  // half a token
     EXPECT_TRUE(b.take(t0 + milliseconds(100)));  // one token after 100 ms
     EXPECT_FALSE(b.take(t0 + milliseconds(100)));
@@ -169,7 +169,7 @@ TEST(Gates, FilterTable) {
         {{"python.c??.*"}, {}, "python.call.start", false},  // ? is one character
         {{"tool.[a-f]*"}, {}, "tool.execution.start", true},
         {{"tool.[!e]*"}, {}, "tool.execution.start", false},
-        {{"Python.*"}, {}, "python.call.start", false},  // case-sensitive
+        {{"Python.*"}, {}, "python.call.start", false},           // case-sensitive
         {{"snakepit.python.*"}, {}, "python.call.start", false},  // the wire name, not the host's
         {{"*exception"}, {}, "tool.execution.exception", true},
     };
