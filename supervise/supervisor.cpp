@@ -604,10 +604,6 @@ void supervisor::read_stream(stream& s) {
         const ssize_t n = ::read(s.fd.get(), buf_, sizeof buf_);
         if (n > 0) {
             s.pipeline->feed({buf_, static_cast<std::size_t>(n)});
-            // A short read drained the pipe: the next read would only say EAGAIN (a syscall
-            // per line for a worker that writes line by line). epoll is level-triggered, so
-            // what comes meanwhile wakes the loop again.
-            if (static_cast<std::size_t>(n) < sizeof buf_) return;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
