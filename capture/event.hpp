@@ -29,6 +29,9 @@ struct event {
     // its wire name (two events with the same non-null name_id have the same name); null for
     // events made elsewhere. Not part of the event's value (never written out).
     const void* name_id = nullptr;
+    // The controls the worker's emitter applied before sending it (the "control_seq" of the
+    // line, docs/control.md); 0: none. Not part of the event's value (never written out).
+    std::uint64_t control_seq = 0;
 
     // Dotted form of name ("snakepit.python.call.stop").
     std::string dotted_name() const;

@@ -264,6 +264,14 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
                            : out.correlation_id.emplace(raw.correlation_id);
     else
         out.correlation_id.reset();
+    out.control_seq = 0;
+    for (const char c : raw.control_seq) {  // digits only; anything else leaves it 0
+        if (c < '0' || c > '9' || out.control_seq > (~std::uint64_t{0} - 9) / 10) {
+            out.control_seq = 0;
+            break;
+        }
+        out.control_seq = out.control_seq * 10 + static_cast<std::uint64_t>(c - '0');
+    }
 
     // 4. Metadata: str() of every value; unknown keys kept or dropped by policy.
     const bool drop_unknown =

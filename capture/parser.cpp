@@ -146,7 +146,7 @@ namespace telecap {
 
 void raw_event::clear() noexcept {
     has_event = event_is_array = has_timestamp = has_correlation_id = false;
-    event = timestamp = correlation_id = {};
+    event = timestamp = correlation_id = control_seq = {};
     parts.clear();
     measurements.clear();
     metadata.clear();
@@ -154,12 +154,21 @@ void raw_event::clear() noexcept {
 
 namespace {
 
-enum class field : std::uint8_t { none, event, measurements, metadata, timestamp, correlation };
+enum class field : std::uint8_t {
+    none,
+    event,
+    measurements,
+    metadata,
+    timestamp,
+    correlation,
+    control_seq
+};
 
 field top_level_field(std::string_view key) noexcept {
     switch (key.size()) {  // one comparison per key on the per-line path
         case 5: return key == "event" ? field::event : field::none;
         case 8: return key == "metadata" ? field::metadata : field::none;
+        case 11: return key == "control_seq" ? field::control_seq : field::none;
         case 12:
             return key == "measurements" ? field::measurements
                    : key == "timestamp_ns" ? field::timestamp
@@ -310,6 +319,10 @@ private:
                 ev_.has_correlation_id = true;
                 ev_.correlation_id = v.text;
                 return true;
+            case field::control_seq:
+                // The emitter's tag (docs/control.md); anything but a number is ignored.
+                ev_.control_seq = v.kind == raw_kind::number ? v.text : std::string_view{};
+                return true;
             case field::none: return true;
         }
         return true;
@@ -342,6 +355,7 @@ private:
                     return fail(reject_reason::bad_shape, "timestamp_ns must be an integer");
                 case field::correlation:
                     return fail(reject_reason::bad_shape, "correlation_id must be a string");
+                case field::control_seq: return begin_sub(sub_mode::skip, object);
             }
         }
         // depth 3: a container as a member value, or inside the event array.

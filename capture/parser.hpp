@@ -48,6 +48,7 @@ struct raw_event {
     std::string_view timestamp;             // number text
     bool has_correlation_id = false;
     std::string_view correlation_id;
+    std::string_view control_seq;           // number text, or empty (docs/control.md)
 
     void clear() noexcept;
 };

@@ -74,13 +74,14 @@ double gate::draw() noexcept {
     return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
-verdict gate::decide(std::size_t known, std::string_view wire, clock::time_point now) {
+verdict gate::decide(std::size_t known, std::string_view wire, clock::time_point now,
+                     bool presampled) {
     if (open_) return verdict::pass;
     if (!c_.enabled) return verdict::disabled;
     name_state* s = needs_name_ ? &state(known, wire, now) : nullptr;
     const double rate = c_.sample.rate;
     // An independent draw per event, only for the names the sampling applies to.
-    if (rate < 1.0 && (!s || s->sampled) && (rate <= 0.0 || draw() >= rate))
+    if (rate < 1.0 && !presampled && (!s || s->sampled) && (rate <= 0.0 || draw() >= rate))
         return verdict::sampled;
     if (s && !s->allowed) return verdict::filtered;
     if (s && !s->bucket.take(now)) return verdict::rate_limited;

@@ -39,8 +39,11 @@ class gate {
     // decide() reads `wire` (patterns, a filter or a limit are set).
     bool needs_name() const noexcept { return needs_name_; }
 
-    // `known`: the catalog index of the wire name (< known_names), or npos.
-    verdict decide(std::size_t known, std::string_view wire, clock::time_point now);
+    // `known`: the catalog index of the wire name (< known_names), or npos. `presampled`: the
+    // worker's emitter applied these same sampling settings already (docs/control.md), so a
+    // second draw would square the rate: sampling is skipped, the other gates still apply.
+    verdict decide(std::size_t known, std::string_view wire, clock::time_point now,
+                   bool presampled = false);
 
   private:
     struct name_state {

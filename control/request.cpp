@@ -192,4 +192,21 @@ void append_controls_json(std::string& out, const effective_controls& c) {
     out += "}}";
 }
 
+void append_emitter_controls_json(std::string& out, const effective_controls& c,
+                                  std::uint64_t seq) {
+    out += "{\"seq\":";
+    out += std::to_string(seq);
+    out += ",\"enabled\":";
+    out += c.enabled ? "true" : "false";
+    out += ",\"sampling_rate\":";
+    append_json_double(out, c.sample.rate);
+    out += ",\"sampling_patterns\":";
+    append_list(out, c.sample.patterns);
+    out += ",\"allow\":";
+    append_list(out, c.filt.allow);
+    out += ",\"deny\":";
+    append_list(out, c.filt.deny);
+    out += '}';
+}
+
 }  // namespace telecap::control

@@ -36,12 +36,19 @@ event_loop::event_loop() {
 
 event_loop::~event_loop() = default;
 
-void event_loop::watch(int fd, std::function<void()> fn) {
+void event_loop::watch(int fd, std::function<void()> fn) { add_watch(fd, EPOLLIN, std::move(fn)); }
+
+void event_loop::watch_writable(int fd, std::function<void()> fn) {
+    add_watch(fd, EPOLLOUT, std::move(fn));
+}
+
+void event_loop::add_watch(int fd, std::uint32_t events, std::function<void()> fn) {
     auto e = std::make_shared<watch_entry>();
     e->fd = fd;
     e->fn = std::move(fn);
+    e->events = events;
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = events;
     ev.data.fd = fd;
     const bool known = watches_.count(fd) > 0 && watches_[fd]->reading;
     if (watches_.count(fd)) watches_[fd]->alive = false;
@@ -65,7 +72,7 @@ void event_loop::set_reading(int fd, bool on) {
     it->second->reading = on;
     // Out of the set while paused: a hang-up would otherwise wake the loop again and again.
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = it->second->events;
     ev.data.fd = fd;
     ::epoll_ctl(epoll_.get(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, on ? &ev : nullptr);
 }

@@ -32,6 +32,9 @@ public:
     // Calls fn when fd is readable (or hung up, or in error: fn reads and finds out).
     // Level-triggered. The fd stays the caller's. Replaces an earlier watch of the same fd.
     void watch(int fd, std::function<void()> fn);
+    // Calls fn when fd is writable (or in error), level-triggered, until unwatch(fd): for a
+    // non-blocking writer with bytes pending. Same rules as watch() otherwise.
+    void watch_writable(int fd, std::function<void()> fn);
     void unwatch(int fd);
     // Stops (false) or resumes (true) calling fn for fd, keeping the watch: back-pressure.
     void set_reading(int fd, bool on);
@@ -65,8 +68,10 @@ private:
         int fd;
         bool reading = true;
         bool alive = true;
+        std::uint32_t events = 0;  // EPOLLIN or EPOLLOUT
         std::function<void()> fn;
     };
+    void add_watch(int fd, std::uint32_t events, std::function<void()> fn);
     void arm_timer();
     void run_timers();
     void run_posted();

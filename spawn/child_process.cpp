@@ -19,7 +19,9 @@ child_process::child_process(child_process&& other) noexcept
       worker_pid_(std::exchange(other.worker_pid_, -1)),
       stderr_(std::move(other.stderr_)),
       stdout_(std::move(other.stdout_)),
-      telemetry_(std::move(other.telemetry_)) {}
+      telemetry_(std::move(other.telemetry_)),
+      control_(std::move(other.control_)),
+      control_written_(std::exchange(other.control_written_, 0)) {}
 
 child_process& child_process::operator=(child_process&& other) noexcept {
     if (this != &other) {
@@ -29,6 +31,8 @@ child_process& child_process::operator=(child_process&& other) noexcept {
         stderr_ = std::move(other.stderr_);
         stdout_ = std::move(other.stdout_);
         telemetry_ = std::move(other.telemetry_);
+        control_ = std::move(other.control_);
+        control_written_ = std::exchange(other.control_written_, 0);
     }
     return *this;
 }

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <utility>
 
 #include "telecap/core/unique_fd.hpp"
@@ -46,11 +47,20 @@ public:
     int stderr_fd() const noexcept { return stderr_.get(); }
     int stdout_fd() const noexcept { return stdout_.get(); }
     int telemetry_fd() const noexcept { return telemetry_.get(); }
+    // The write end of the control pipe (O_NONBLOCK | O_CLOEXEC), -1 without one.
+    int control_fd() const noexcept { return control_.get(); }
+    // Bytes of child_spec::control_initial already in the pipe.
+    std::size_t control_written() const noexcept { return control_written_; }
+    void set_control(unique_fd fd, std::size_t written) noexcept {
+        control_ = std::move(fd);
+        control_written_ = written;
+    }
 
     // Hand an fd's ownership to the caller (e.g. to register it with the event loop).
     unique_fd release_stderr() noexcept { return std::move(stderr_); }
     unique_fd release_stdout() noexcept { return std::move(stdout_); }
     unique_fd release_telemetry() noexcept { return std::move(telemetry_); }
+    unique_fd release_control() noexcept { return std::move(control_); }
 
     // Forget the child and return its pid (the guard's, with a guard); the caller must reap it.
     pid_t release() noexcept;
@@ -62,6 +72,8 @@ private:
     unique_fd stderr_;
     unique_fd stdout_;
     unique_fd telemetry_;
+    unique_fd control_;
+    std::size_t control_written_ = 0;
 };
 
 }  // namespace telecap::spawn

@@ -20,6 +20,15 @@ struct child_spec {
     // If >= 0, the child gets the write end of a dedicated pipe at this fd number and
     // TELECAP_TELEMETRY_FD=<n> in its environment. Must be in 3..2^20-1 (invalid_argument).
     int telemetry_fd = -1;
+    // If >= 0, the child gets the read end of a control pipe at this fd number and
+    // TELECAP_CONTROL_FD=<n> in its environment; the parent keeps the write end
+    // (child_process::control_fd(), O_NONBLOCK | O_CLOEXEC). Must be in 3..2^20-1, not
+    // telemetry_fd (invalid_argument).
+    int control_fd = -1;
+    // Written into the control pipe before the child starts, so the child finds it at its first
+    // read; what does not fit (the pipe holds 64 KiB) is left to the caller:
+    // child_process::control_written() says how much went in.
+    std::string control_initial{};
     // Give the child /dev/null as stdin instead of the parent's fd 0. A worker in a process
     // group of its own that reads a terminal would be stopped by SIGTTIN for good.
     bool stdin_null = false;

@@ -12,6 +12,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "spawn/exec_search.hpp"
@@ -44,6 +45,8 @@ struct child_args {
     int stdout_w;     // -1: inherit fd 1
     int telemetry_w;  // -1: none
     int telemetry_fd;
+    int control_r;   // -1: none
+    int control_fd;
     bool new_process_group;
     bool die_with_parent;
     bool guarded;  // exec telecap-guard, which keeps error_w open to report the worker's start
@@ -71,6 +74,9 @@ void make_plan(const child_spec& spec, int report_fd, pid_t parent_pid, exec_pla
     for (const std::string& entry : spec.env_add) set_env(plan.env, entry);
     if (spec.telemetry_fd >= 0) {
         set_env(plan.env, "TELECAP_TELEMETRY_FD=" + std::to_string(spec.telemetry_fd));
+    }
+    if (spec.control_fd >= 0) {
+        set_env(plan.env, "TELECAP_CONTROL_FD=" + std::to_string(spec.control_fd));
     }
     for (std::string& e : plan.env) plan.envp.push_back(e.data());
     plan.envp.push_back(nullptr);
@@ -104,6 +110,10 @@ std::error_code validate(const child_spec& spec) noexcept {
     }
     // The upper bound is the kernel's own limit (fs.nr_open) and keeps telemetry_fd + 1 defined.
     if (spec.telemetry_fd >= 0 && (spec.telemetry_fd <= 2 || spec.telemetry_fd >= (1 << 20))) {
+        return std::make_error_code(std::errc::invalid_argument);
+    }
+    if (spec.control_fd >= 0 && (spec.control_fd <= 2 || spec.control_fd >= (1 << 20) ||
+                                 spec.control_fd == spec.telemetry_fd)) {
         return std::make_error_code(std::errc::invalid_argument);
     }
     for (const std::string& e : spec.env_add) {
@@ -195,6 +205,9 @@ bool cloexec_range(unsigned lo, unsigned hi) noexcept {
     if (a.telemetry_w >= 0 && ::dup2(a.telemetry_w, a.telemetry_fd) < 0) {
         child_fail(a.error_w, spawn_step::redirect, errno);
     }
+    if (a.control_r >= 0 && ::dup2(a.control_r, a.control_fd) < 0) {
+        child_fail(a.error_w, spawn_step::redirect, errno);
+    }
     if (a.stdin_null) {
         // Every target is taken by now, so the new fd is none of them.
         const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -202,10 +215,17 @@ bool cloexec_range(unsigned lo, unsigned hi) noexcept {
         ::close(null);
     }
 
-    const bool fds_ok = a.telemetry_fd >= 0
-                            ? cloexec_range(3, static_cast<unsigned>(a.telemetry_fd) - 1) &&
-                                  cloexec_range(static_cast<unsigned>(a.telemetry_fd) + 1, ~0U)
-                            : cloexec_range(3, ~0U);
+    // Everything from 3 up is marked CLOEXEC but the telemetry and control fds.
+    int keep[2] = {a.telemetry_fd, a.control_fd};
+    if (keep[0] > keep[1]) std::swap(keep[0], keep[1]);
+    unsigned lo = 3;
+    bool fds_ok = true;
+    for (const int k : keep) {
+        if (k < 0) continue;
+        fds_ok = fds_ok && cloexec_range(lo, static_cast<unsigned>(k) - 1);
+        lo = static_cast<unsigned>(k) + 1;
+    }
+    fds_ok = fds_ok && cloexec_range(lo, ~0U);
     if (!fds_ok) child_fail(a.error_w, spawn_step::close_fds, errno);
     // The guard inherits the error pipe: it reports the worker's pid, or why it did not start.
     if (a.guarded && ::fcntl(a.error_w, F_SETFD, 0) != 0) {
@@ -263,8 +283,9 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
     if (std::error_code ec = validate(spec)) return ec;
 
     step = spawn_step::pipe;
-    const int min_fd = std::max(3, spec.telemetry_fd + 1);
+    const int min_fd = std::max({3, spec.telemetry_fd + 1, spec.control_fd + 1});
     unique_fd error_r, error_w, stderr_r, stderr_w, stdout_r, stdout_w, telemetry_r, telemetry_w;
+    unique_fd control_r, control_w;
     if (std::error_code ec = make_pipe(error_r, error_w, min_fd)) return ec;
     if (std::error_code ec = make_pipe(stderr_r, stderr_w, min_fd)) return ec;
     if (spec.capture_stdout) {
@@ -272,6 +293,29 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
     }
     if (spec.telemetry_fd >= 0) {
         if (std::error_code ec = make_pipe(telemetry_r, telemetry_w, min_fd)) return ec;
+    }
+    std::size_t control_written = 0;
+    if (spec.control_fd >= 0) {
+        // Reversed: the child reads, we write. make_pipe moves the second fd above min_fd.
+        if (std::error_code ec = make_pipe(control_w, control_r, min_fd)) return ec;
+        int fds[2] = {control_w.release(), control_r.release()};
+        // make_pipe gave (read, write) in (control_w, control_r): swap the names back.
+        control_r.reset(fds[0]);
+        control_w.reset(fds[1]);
+        if (control_r.get() < min_fd) {
+            const int moved = ::fcntl(control_r.get(), F_DUPFD_CLOEXEC, min_fd);
+            if (moved < 0) return errno_code(errno);
+            control_r.reset(moved);
+        }
+        if (std::error_code ec = set_nonblocking(control_w.get())) return ec;
+        // The first state, there before the child's first instruction.
+        while (control_written < spec.control_initial.size()) {
+            const ssize_t n = ::write(control_w.get(), spec.control_initial.data() + control_written,
+                                      spec.control_initial.size() - control_written);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;  // full: the caller writes the rest
+            control_written += static_cast<std::size_t>(n);
+        }
     }
     // Only the parent's read ends are non-blocking (for epoll); the child's write ends stay
     // blocking, as most programs do not expect EAGAIN on stderr.
@@ -298,6 +342,8 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
                           stdout_w.get(),
                           telemetry_w.get(),
                           spec.telemetry_fd,
+                          control_r.get(),
+                          spec.control_fd,
                           spec.new_process_group,
                           spec.die_with_parent,
                           guarded,
@@ -325,6 +371,7 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
     stderr_w.reset();
     stdout_w.reset();
     telemetry_w.reset();
+    control_r.reset();
 
     // Without a guard: EOF when the write end closes at exec, or a failure. With one: the
     // guard's report once the worker has exec'd, or a failure; EOF means the guard died first.
@@ -339,9 +386,11 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
                                  : n == 0;
     if (started) {
         step = spawn_step::none;
-        return child_process(pid, spec.new_process_group ? pid : parent_pgid, std::move(stderr_r),
-                             std::move(stdout_r), std::move(telemetry_r),
-                             guarded ? report.pid : -1);
+        child_process child(pid, spec.new_process_group ? pid : parent_pgid, std::move(stderr_r),
+                            std::move(stdout_r), std::move(telemetry_r),
+                            guarded ? report.pid : -1);
+        child.set_control(std::move(control_w), control_written);
+        return child;
     }
 
     std::error_code ec;

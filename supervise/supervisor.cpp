@@ -78,6 +78,18 @@ struct supervisor::worker {
     bool again = false;
     event_loop::timer_id kill_timer = 0;  // SIGKILL after the grace period of a requested stop
 
+    // The control pipe to the worker's emitter (docs/control.md, "The control pipe"): the
+    // write end (non-blocking), the line being written (from ctl_off), and the latest state
+    // waiting behind it. A worker that never reads costs the pipe and these two lines.
+    unique_fd ctl;
+    std::string ctl_out;
+    std::size_t ctl_off = 0;
+    std::string ctl_next;
+    bool ctl_watched = false;
+    std::uint64_t ctl_seq = 0;           // the number of the state in ctl_state (0: none yet)
+    std::uint64_t ctl_sample_since = 0;  // the first seq with the current sampling settings
+    control::effective_controls ctl_state;
+
     explicit worker(const spawn::restart_options& r) : fsm(r) {}
     worker_context context() const {
         worker_context ctx;
@@ -189,7 +201,11 @@ bool supervisor::admit(worker& w, const event& ev) {
         }
     }
     const auto now = g.controls().limit.events_per_second > 0 ? clock::now() : clock::time_point{};
-    const auto v = g.decide(known, wire, now);
+    // The emitter drew for the current sampling settings already: a second draw would square
+    // the rate. Events it tagged with an older state (or none) are sampled here as usual.
+    const bool presampled = ev.control_seq != 0 && ev.control_seq >= w.ctl_sample_since &&
+                            ev.control_seq <= w.ctl_seq;
+    const auto v = g.decide(known, wire, now, presampled);
     if (v == control::verdict::pass) return true;
     ++w.gated[static_cast<std::size_t>(v)];
     return false;
@@ -246,7 +262,79 @@ void supervisor::reconfigure_changed() {
     for (auto& w : workers_) {
         const auto e = t.resolve(w->pool->name, w->id);
         if (!(e == w->gate.controls())) w->gate.configure(e, w->cat->event_count());
+        update_emitter(*w);
     }
+}
+
+// --- the control pipe ----------------------------------------------------------------------
+
+std::string supervisor::control_line(const worker& w) const {
+    std::string line;
+    control::append_emitter_controls_json(line, w.ctl_state, w.ctl_seq);
+    line += '\n';
+    return line;
+}
+
+void supervisor::update_emitter(worker& w) {
+    const auto& e = w.gate.controls();
+    const auto& was = w.ctl_state;
+    const bool sample_changed = !(e.sample == was.sample);
+    if (w.ctl_seq != 0 && e.enabled == was.enabled && !sample_changed && e.filt == was.filt)
+        return;  // a rate limit stays here: nothing for the emitter
+    ++w.ctl_seq;
+    if (sample_changed || w.ctl_sample_since == 0) w.ctl_sample_since = w.ctl_seq;
+    w.ctl_state = e;
+    if (w.ctl) queue_control(w, control_line(w));
+}
+
+void supervisor::queue_control(worker& w, std::string line) {
+    // Only the latest state matters: a line not begun yet is replaced, and one half written
+    // (longer than PIPE_BUF) is finished first, then followed by the latest.
+    if (w.ctl_off == 0) {
+        w.ctl_out = std::move(line);
+        w.ctl_next.clear();
+    } else {
+        w.ctl_next = std::move(line);
+    }
+    flush_control(w);
+}
+
+void supervisor::flush_control(worker& w) {
+    while (w.ctl) {
+        if (w.ctl_off == w.ctl_out.size()) {
+            w.ctl_out.clear();
+            w.ctl_off = 0;
+            if (w.ctl_next.empty()) break;
+            w.ctl_out.swap(w.ctl_next);
+        }
+        const ssize_t n =
+            ::write(w.ctl.get(), w.ctl_out.data() + w.ctl_off, w.ctl_out.size() - w.ctl_off);
+        if (n > 0) {
+            w.ctl_off += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;  // full: written when the worker reads
+        close_control(w);  // EPIPE: the worker closed it, which is its right
+        return;
+    }
+    const bool pending = w.ctl && !w.ctl_out.empty();
+    if (pending && !w.ctl_watched) {
+        w.ctl_watched = true;
+        loop_.watch_writable(w.ctl.get(), [this, &w] { flush_control(w); });
+    } else if (!pending && w.ctl_watched) {
+        w.ctl_watched = false;
+        loop_.unwatch(w.ctl.get());
+    }
+}
+
+void supervisor::close_control(worker& w) {
+    if (w.ctl_watched) loop_.unwatch(w.ctl.get());
+    w.ctl_watched = false;
+    w.ctl.reset();
+    w.ctl_out.clear();
+    w.ctl_next.clear();
+    w.ctl_off = 0;
 }
 
 std::optional<control::effective_controls> supervisor::worker_controls(std::string_view id) const {
@@ -536,6 +624,12 @@ void supervisor::start(worker& w) {
     spec.cwd = w.pool->cwd;
     spec.capture_stdout = w.pool->capture_stdout;
     spec.telemetry_fd = w.pool->telemetry_fd;
+    if (w.pool->telemetry_fd >= 0) {
+        // The control pipe sits right above the telemetry fd (docs/control.md).
+        spec.control_fd = w.pool->telemetry_fd + 1;
+        if (w.ctl_seq == 0) update_emitter(w);
+        spec.control_initial = control_line(w);
+    }
     spec.guard = o_.guard;
     // A worker in a process group of its own cannot read the terminal (SIGTTIN would stop
     // it for good): it gets /dev/null instead. Any other stdin is inherited.
@@ -559,6 +653,14 @@ void supervisor::start(worker& w) {
     }
     w.fsm.started(child->pid(), clock::now());
     w.worker_pid = child->worker_pid();
+    close_control(w);  // a previous run's, if any
+    if (spec.control_fd >= 0) {
+        const std::size_t written = child->control_written();
+        w.ctl = child->release_control();
+        w.ctl_out = spec.control_initial;
+        w.ctl_off = written;
+        flush_control(w);
+    }
     if (workers_up_) workers_up_->add(1);
     if (restart) {
         ++w.restarts;
@@ -641,6 +743,7 @@ void supervisor::drain(worker& w) {
 
 void supervisor::exited(worker& w, int status) {
     const int code = spawn::exit_code_from_status(status);
+    close_control(w);
     if (w.fsm.pid() > 0) {
         if (workers_up_) workers_up_->add(-1);
         drain(w);

@@ -166,6 +166,11 @@ private:
     void kill_now(worker& w);
     std::optional<std::string> check_scope(const scope& where) const;
     void reconfigure_changed();
+    std::string control_line(const worker& w) const;
+    void update_emitter(worker& w);
+    void queue_control(worker& w, std::string line);
+    void flush_control(worker& w);
+    void close_control(worker& w);
 
     event_loop& loop_;
     supervisor_options o_;
