@@ -37,6 +37,19 @@ Guarantees:
   goes to stderr if that is a different fd; failing that, the error is dropped. A closed pipe
   (EPIPE: the reader went away) is dropped silently.
 
+Controls from telecap (``telecap run --telemetry-fd N`` gives the worker a control pipe at the
+fd in ``TELECAP_CONTROL_FD``; docs/control.md, "The control pipe"): the emitter reads it without
+blocking, at the first ``emit`` and then at most every 100 ms (``time.monotonic``, which is no
+system call on Linux: the vDSO), and applies the latest state before formatting anything:
+toggle, then sampling (an independent ``random.random()`` draw per event, only for names
+matching ``sampling_patterns`` when there are any), then the filter (``fnmatch.fnmatchcase`` on
+the name passed to ``emit``; deny wins; an empty allow list allows all). An event these remove
+costs a clock read and a branch: it is neither formatted nor written. While controls apply,
+each line carries ``"control_seq": N`` (the state it was decided under), so telecap does not
+sample it a second time. The fd is made close-on-exec at the first read, so programs the worker
+runs do not inherit it; a child made by ``fork`` without ``exec`` keeps the last state and does
+not read the pipe (the parent does).
+
 Span semantics follow Snakepit's ``telemetry.span``: ``<op>.start`` with measurement
 ``system_time`` (``time.time_ns()``), then ``<op>.stop`` with ``duration`` (ns, from the
 monotonic ``time.perf_counter_ns``), or, when the body raises, ``<op>.exception`` with
@@ -49,12 +62,14 @@ here any ``BaseException`` (``KeyboardInterrupt``, ``SystemExit``) also ends the
 import errno
 import json
 import os
+import random
 import select
 import threading
 import time
+from fnmatch import fnmatchcase
 from typing import Any, Dict, Optional
 
-__all__ = ["emit", "span", "enabled", "telemetry_fd"]
+__all__ = ["emit", "span", "enabled", "telemetry_fd", "controls"]
 __version__ = "0.1.0"
 
 PREFIX = "TELEMETRY:"
@@ -73,6 +88,144 @@ def _reset_lock_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
+# ---- controls from telecap (the control pipe) ----------------------------------------------
+
+_CONTROL_INTERVAL = 0.1  # seconds between two looks at the control pipe
+_CONTROL_CACHE = 4096    # names whose pattern results are kept
+
+_monotonic = time.monotonic
+_random = random.random
+_ctl_lock = threading.Lock()
+_ctl_fd = -2             # -2: not looked up yet; -1: none (or given up)
+_ctl_next = 0.0          # when to look at the pipe next (monotonic seconds)
+_ctl_buf = b""           # a partial line
+_ctl_on = True           # the toggle
+_ctl_gated = False       # sampling or a filter to apply
+_ctl_seq = 0             # the state applied (0: none yet)
+_ctl_rate = 1.0
+_ctl_patterns = ()
+_ctl_allow = ()
+_ctl_deny = ()
+_ctl_cache = {}          # name -> (sampling applies, filter allows)
+_ctl_counts = {"disabled": 0, "sampled": 0, "filtered": 0}
+
+
+def _ctl_after_fork() -> None:
+    # The pipe is shared with the parent, which reads it: keep the last state, stop reading.
+    global _ctl_lock, _ctl_fd, _ctl_next
+    _ctl_lock = threading.Lock()
+    _ctl_fd = -1
+    _ctl_next = float("inf")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ctl_after_fork)
+
+
+def _ctl_apply(line: bytes) -> None:
+    global _ctl_on, _ctl_gated, _ctl_seq, _ctl_rate, _ctl_patterns, _ctl_allow, _ctl_deny
+    global _ctl_cache
+    try:
+        d = json.loads(line)
+        seq = int(d["seq"])
+        on = bool(d.get("enabled", True))
+        rate = min(1.0, max(0.0, float(d.get("sampling_rate", 1.0))))
+        patterns = tuple(str(p) for p in d.get("sampling_patterns") or ())
+        allow = tuple(str(p) for p in d.get("allow") or ())
+        deny = tuple(str(p) for p in d.get("deny") or ())
+    except Exception:
+        return  # not a state this emitter understands: telecap still applies it
+    _ctl_cache = {}
+    _ctl_rate, _ctl_patterns, _ctl_allow, _ctl_deny = rate, patterns, allow, deny
+    _ctl_gated = rate < 1.0 or bool(allow) or bool(deny)
+    _ctl_on = on
+    _ctl_seq = seq
+
+
+def _ctl_poll(now: float) -> None:
+    """Reads what telecap wrote to the control pipe, without blocking; applies the last line."""
+    global _ctl_fd, _ctl_next, _ctl_buf
+    if not _ctl_lock.acquire(False):
+        return  # another thread is at it
+    try:
+        _ctl_next = now + _CONTROL_INTERVAL
+        if _ctl_fd == -2:
+            _ctl_fd = -1
+            value = os.environ.get("TELECAP_CONTROL_FD", "").strip()
+            if not (value.isdigit() and len(value) < 10):
+                _ctl_next = float("inf")
+                return
+            fd = int(value)
+            try:
+                os.set_blocking(fd, False)
+                os.set_inheritable(fd, False)
+            except OSError:
+                _ctl_next = float("inf")
+                return
+            _ctl_fd = fd
+        if _ctl_fd < 0:
+            _ctl_next = float("inf")
+            return
+        data = b""
+        while True:
+            try:
+                chunk = os.read(_ctl_fd, 65536)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:  # telecap closed it (or it broke): keep the last state
+                _ctl_fd = -1
+                _ctl_next = float("inf")
+                break
+            data += chunk
+        if not data:
+            return
+        data = _ctl_buf + data
+        end = data.rfind(b"\n")
+        if end < 0:
+            _ctl_buf = data[-(1 << 20):]
+            return
+        _ctl_buf = data[end + 1:]
+        start = data.rfind(b"\n", 0, end) + 1
+        _ctl_apply(data[start:end])
+    finally:
+        _ctl_lock.release()
+
+
+def _ctl_pass(event: Any) -> bool:
+    """Sampling, then the filter, for one event name (the toggle is checked before)."""
+    if not isinstance(event, str):
+        return True  # emit reports it; telecap rejects it
+    v = _ctl_cache.get(event)
+    if v is None:
+        sampled = _ctl_rate < 1.0 and (
+            not _ctl_patterns or any(fnmatchcase(event, p) for p in _ctl_patterns))
+        allowed = not any(fnmatchcase(event, p) for p in _ctl_deny) and (
+            not _ctl_allow or any(fnmatchcase(event, p) for p in _ctl_allow))
+        v = (sampled, allowed)
+        if len(_ctl_cache) < _CONTROL_CACHE:
+            _ctl_cache[event] = v
+    if v[0] and (_ctl_rate <= 0.0 or _random() >= _ctl_rate):
+        _ctl_counts["sampled"] += 1
+        return False
+    if not v[1]:
+        _ctl_counts["filtered"] += 1
+        return False
+    return True
+
+
+def controls() -> Dict[str, Any]:
+    """The controls applied now, and how many events they removed here (for tests and logs)."""
+    if _monotonic() >= _ctl_next:
+        _ctl_poll(_monotonic())
+    return {"seq": _ctl_seq, "enabled": _ctl_on, "sampling_rate": _ctl_rate,
+            "sampling_patterns": list(_ctl_patterns), "allow": list(_ctl_allow),
+            "deny": list(_ctl_deny), "removed": dict(_ctl_counts)}
 
 
 def enabled() -> bool:
@@ -143,6 +296,14 @@ def emit(
 ) -> None:
     """Writes one telemetry line. Never raises (see the module documentation)."""
     try:
+        # telecap's controls first: an event they remove is not even formatted.
+        if _monotonic() >= _ctl_next:
+            _ctl_poll(_monotonic())
+        if not _ctl_on:
+            _ctl_counts["disabled"] += 1
+            return
+        if _ctl_gated and not _ctl_pass(event):
+            return
         if os.environ.get("TELECAP_TELEMETRY") == "off":
             return
         payload = {
@@ -152,6 +313,8 @@ def emit(
             "timestamp_ns": time.time_ns(),
             "correlation_id": correlation_id or "",
         }
+        if _ctl_seq:
+            payload["control_seq"] = _ctl_seq
         try:
             text = json.dumps(payload, default=str)
         except Exception as e:
