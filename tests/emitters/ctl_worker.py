@@ -16,10 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, sys.argv[1])
-import telecap_emit  # noqa: E402
-
+telecap_emit = None  # imported at the first command that needs it: rawread must come first
 formatted = 0
-_dumps = telecap_emit.json.dumps
 
 
 class _CountingJson:
@@ -33,10 +31,19 @@ class _CountingJson:
         return _dumps(*a, **k)
 
 
-telecap_emit.json = _CountingJson()
+def load():
+    global telecap_emit, _dumps
+    if telecap_emit is None:
+        import telecap_emit as module  # reads the pipe and starts its reader thread
+        telecap_emit = module
+        _dumps = json.dumps
+        telecap_emit.json = _CountingJson()
 
 
 def status(**extra):
+    if telecap_emit is None:
+        print(json.dumps(extra), flush=True)
+        return
     c = telecap_emit.controls()
     c["formatted"] = formatted
     c.update(extra)
@@ -47,6 +54,8 @@ for line in sys.stdin:
     cmd = line.split()
     if not cmd:
         continue
+    if cmd[0] != "rawread":
+        load()
     if cmd[0] == "emit":
         for i in range(int(cmd[1])):
             telecap_emit.emit(cmd[2], {"duration": i})

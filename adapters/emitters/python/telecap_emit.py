@@ -39,12 +39,13 @@ Guarantees:
 
 Controls from telecap (``telecap run --telemetry-fd N`` gives the worker a control pipe at the
 fd in ``TELECAP_CONTROL_FD``; docs/control.md, "The control pipe"): the emitter reads it without
-blocking, at the first ``emit`` and then at most every 100 ms (``time.monotonic``, which is no
-system call on Linux: the vDSO), and applies the latest state before formatting anything:
+blocking: the first state at import (telecap writes it before the worker starts), the changes
+in a daemon thread blocked in ``poll`` on the pipe (``telecap-controls``), so ``emit`` makes no
+system call for them; the latest state applies before anything is formatted:
 toggle, then sampling (an independent ``random.random()`` draw per event, only for names
 matching ``sampling_patterns`` when there are any), then the filter (``fnmatch.fnmatchcase`` on
 the name passed to ``emit``; deny wins; an empty allow list allows all). An event these remove
-costs a clock read and a branch: it is neither formatted nor written. While controls apply,
+costs a function call and a branch: it is neither formatted nor written. While controls apply,
 each line carries ``"control_seq": N`` (the state it was decided under), so telecap does not
 sample it a second time. The fd is made close-on-exec at the first read, so programs the worker
 runs do not inherit it; a child made by ``fork`` without ``exec`` keeps the last state and does
@@ -95,11 +96,9 @@ if hasattr(os, "register_at_fork"):
 _CONTROL_INTERVAL = 0.1  # seconds between two looks at the control pipe
 _CONTROL_CACHE = 4096    # names whose pattern results are kept
 
-_monotonic = time.monotonic
 _random = random.random
 _ctl_lock = threading.Lock()
-_ctl_fd = -2             # -2: not looked up yet; -1: none (or given up)
-_ctl_next = 0.0          # when to look at the pipe next (monotonic seconds)
+_ctl_fd = -1             # the control pipe read by the reader thread; -1: none
 _ctl_buf = b""           # a partial line
 _ctl_on = True           # the toggle
 _ctl_gated = False       # sampling or a filter to apply
@@ -109,15 +108,14 @@ _ctl_patterns = ()
 _ctl_allow = ()
 _ctl_deny = ()
 _ctl_cache = {}          # name -> (sampling applies, filter allows)
-_ctl_counts = {"disabled": 0, "sampled": 0, "filtered": 0}
+_ctl_counts = {"sampled": 0, "filtered": 0}
 
 
 def _ctl_after_fork() -> None:
     # The pipe is shared with the parent, which reads it: keep the last state, stop reading.
-    global _ctl_lock, _ctl_fd, _ctl_next
+    global _ctl_lock, _ctl_fd
     _ctl_lock = threading.Lock()
-    _ctl_fd = -1
-    _ctl_next = float("inf")
+    _ctl_fd = -1  # (the reader thread is the parent's: it did not come along)
 
 
 if hasattr(os, "register_at_fork"):
@@ -144,57 +142,73 @@ def _ctl_apply(line: bytes) -> None:
     _ctl_seq = seq
 
 
-def _ctl_poll(now: float) -> None:
-    """Reads what telecap wrote to the control pipe, without blocking; applies the last line."""
-    global _ctl_fd, _ctl_next, _ctl_buf
-    if not _ctl_lock.acquire(False):
-        return  # another thread is at it
-    try:
-        _ctl_next = now + _CONTROL_INTERVAL
-        if _ctl_fd == -2:
-            _ctl_fd = -1
-            value = os.environ.get("TELECAP_CONTROL_FD", "").strip()
-            if not (value.isdigit() and len(value) < 10):
-                _ctl_next = float("inf")
-                return
-            fd = int(value)
-            try:
-                os.set_blocking(fd, False)
-                os.set_inheritable(fd, False)
-            except OSError:
-                _ctl_next = float("inf")
-                return
-            _ctl_fd = fd
-        if _ctl_fd < 0:
-            _ctl_next = float("inf")
-            return
-        data = b""
-        while True:
-            try:
-                chunk = os.read(_ctl_fd, 65536)
-            except BlockingIOError:
-                break
-            except InterruptedError:
-                continue
-            except OSError:
-                chunk = b""
-            if not chunk:  # telecap closed it (or it broke): keep the last state
-                _ctl_fd = -1
-                _ctl_next = float("inf")
-                break
-            data += chunk
-        if not data:
-            return
+def _ctl_read(fd: int) -> bool:
+    """Reads what is in the control pipe now and applies its last complete line. False at EOF
+    (telecap closed it) or on an error: the last state stays."""
+    global _ctl_buf
+    data = b""
+    alive = True
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        except InterruptedError:
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            alive = False
+            break
+        data += chunk
+    if data:
         data = _ctl_buf + data
         end = data.rfind(b"\n")
         if end < 0:
             _ctl_buf = data[-(1 << 20):]
+        else:
+            _ctl_buf = data[end + 1:]
+            _ctl_apply(data[data.rfind(b"\n", 0, end) + 1:end])
+    return alive
+
+
+def _ctl_reader(fd: int) -> None:
+    # Blocked in poll() (the GIL released) until telecap writes: emit() itself never makes a
+    # system call for the controls.
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    while _ctl_fd == fd:
+        try:
+            p.poll()
+        except InterruptedError:
+            continue
+        except Exception:
             return
-        _ctl_buf = data[end + 1:]
-        start = data.rfind(b"\n", 0, end) + 1
-        _ctl_apply(data[start:end])
-    finally:
-        _ctl_lock.release()
+        with _ctl_lock:
+            if _ctl_fd != fd or not _ctl_read(fd):
+                return
+
+
+def _ctl_start() -> None:
+    """At import: the first state (telecap wrote it before the worker started), then a reader
+    thread for the changes."""
+    global _ctl_fd
+    value = os.environ.get("TELECAP_CONTROL_FD", "").strip()
+    if not (value.isdigit() and len(value) < 10):
+        return
+    fd = int(value)
+    try:
+        os.set_blocking(fd, False)
+        os.set_inheritable(fd, False)
+    except OSError:
+        return
+    _ctl_fd = fd
+    with _ctl_lock:
+        if not _ctl_read(fd):
+            _ctl_fd = -1
+            return
+    threading.Thread(target=_ctl_reader, args=(fd,), name="telecap-controls",
+                     daemon=True).start()
 
 
 def _ctl_pass(event: Any) -> bool:
@@ -221,8 +235,6 @@ def _ctl_pass(event: Any) -> bool:
 
 def controls() -> Dict[str, Any]:
     """The controls applied now, and how many events they removed here (for tests and logs)."""
-    if _monotonic() >= _ctl_next:
-        _ctl_poll(_monotonic())
     return {"seq": _ctl_seq, "enabled": _ctl_on, "sampling_rate": _ctl_rate,
             "sampling_patterns": list(_ctl_patterns), "allow": list(_ctl_allow),
             "deny": list(_ctl_deny), "removed": dict(_ctl_counts)}
@@ -297,10 +309,7 @@ def emit(
     """Writes one telemetry line. Never raises (see the module documentation)."""
     try:
         # telecap's controls first: an event they remove is not even formatted.
-        if _monotonic() >= _ctl_next:
-            _ctl_poll(_monotonic())
         if not _ctl_on:
-            _ctl_counts["disabled"] += 1
             return
         if _ctl_gated and not _ctl_pass(event):
             return
@@ -373,3 +382,6 @@ class span:
         emit("%s.exception" % (self.operation,), {"duration": duration}, md,
              self.correlation_id)
         return False  # re-raise
+
+
+_ctl_start()
