@@ -1,6 +1,8 @@
 #include "adapters/otlp_handler.hpp"
 #include "core/clock.hpp"
 
+#include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 #include "capture/event_json.hpp"
@@ -87,10 +89,11 @@ otlp_metrics_handler::otlp_metrics_handler(exporting::otlp_settings settings,
       sender_([&] {
           if (!source_) throw std::invalid_argument("otlp metrics output: no family source");
           auto o = sender_options(std::move(tuning), settings_, "otlp metrics");
-          // One record is one whole export; two may wait (one retrying, the next one). An
-          // export that finds both slots taken is dropped: the later ones carry its totals.
+          // One record is one request of an export (at most otlp_points_per_request points).
+          // A few exports' worth may wait (one retrying, the next ones); what finds the
+          // buffer full is dropped: later exports carry its totals (cumulative).
           o.max_batch_records = 1;
-          o.max_buffer_records = 2;
+          o.max_buffer_records = 64;
           o.build_body = [](const std::vector<std::string>& records) { return records.front(); };
           o.count_rejected = [](const std::string& body, std::string& message) {
               return exporting::read_partial_success(body, "rejectedDataPoints", message);
@@ -122,10 +125,41 @@ void otlp_metrics_handler::export_now() {
         logger()->warn("otlp metrics: reading the metrics failed: {}", e.what());
         return;
     }
-    std::size_t points = 0;
-    std::string body =
-        exporting::encode_metrics_request(families, settings_.resource, wall_clock_ns(), start_ns_, &points);
-    sender_.push(std::move(body), points);
+    // An export goes out in requests of at most otlp_points_per_request points: one body of
+    // every series could pass the sender's byte bound and be dropped whole at every interval.
+    const auto now = wall_clock_ns();
+    std::vector<metrics::family> chunk;
+    std::size_t in_chunk = 0;
+    bool sent_any = false;
+    const auto send = [&] {
+        std::size_t points = 0;
+        std::string body =
+            exporting::encode_metrics_request(chunk, settings_.resource, now, start_ns_, &points);
+        sender_.push(std::move(body), points);
+        chunk.clear();
+        in_chunk = 0;
+        sent_any = true;
+    };
+    for (auto& f : families) {
+        std::size_t from = 0;
+        do {  // a family without points still goes once, as its metric
+            const std::size_t take =
+                std::min(f.points.size() - from, otlp_points_per_request - in_chunk);
+            metrics::family part;
+            part.name = f.name;
+            part.description = f.description;
+            part.unit = f.unit;
+            part.type = f.type;
+            part.bounds = f.bounds;
+            part.points.assign(std::make_move_iterator(f.points.begin() + static_cast<std::ptrdiff_t>(from)),
+                               std::make_move_iterator(f.points.begin() + static_cast<std::ptrdiff_t>(from + take)));
+            chunk.push_back(std::move(part));
+            in_chunk += take;
+            from += take;
+            if (in_chunk >= otlp_points_per_request) send();
+        } while (from < f.points.size());
+    }
+    if (!chunk.empty() || !sent_any) send();  // nothing to say is said too: the receiver sees us
 }
 
 void otlp_metrics_handler::finish(std::chrono::steady_clock::time_point deadline) {

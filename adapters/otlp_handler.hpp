@@ -55,6 +55,9 @@ private:
     std::string record_;  // handle()'s scratch
 };
 
+// Points per OTLP metrics request: an export of more series goes out in several requests.
+inline constexpr std::size_t otlp_points_per_request = 2000;
+
 class otlp_metrics_handler final : public handler {
 public:
     // Throws std::invalid_argument when `source` is empty.

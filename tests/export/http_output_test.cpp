@@ -314,6 +314,51 @@ TEST(otlp_output, metrics_export_now_and_a_final_export_at_finish) {
     EXPECT_NE(h.counters_json().find("\"points_sent\":2"), std::string::npos) << h.counters_json();
 }
 
+TEST(otlp_output, a_large_export_goes_out_in_requests_of_bounded_size) {
+    test::test_receiver rx;
+    const std::size_t n = 2 * otlp_points_per_request + 500;
+    metrics::family_source source = [&] {
+        metrics::family f{"requests", "Requests", "1", metrics::family_type::counter, {}, {}};
+        for (std::size_t i = 0; i < n; ++i) {
+            metrics::point p;
+            p.labels = {{"id", std::to_string(i)}};
+            p.value = static_cast<double>(i);
+            f.points.push_back(p);
+        }
+        metrics::family g{"up", "Up", "1", metrics::family_type::gauge, {}, {}};
+        g.points.emplace_back();
+        return std::vector<metrics::family>{f, g};
+    };
+    otlp_metrics_handler h(settings_for(rx, exporting::otlp_signal::metrics), source, fast());
+    h.export_now();
+    ASSERT_TRUE(rx.wait_for([](const auto& r) {
+        return r.size() == 3 && r[0].answered && r[1].answered && r[2].answered;
+    }));
+    std::set<std::string> ids;
+    std::size_t gauges = 0;
+    for (const auto& req : rx.requests()) {
+        rapidjson::Document d;
+        d.Parse(req.body.c_str());
+        ASSERT_FALSE(d.HasParseError());
+        std::size_t in_request = 0;
+        for (const auto& m : d["resourceMetrics"][0]["scopeMetrics"][0]["metrics"].GetArray()) {
+            if (m.HasMember("gauge")) {
+                gauges += m["gauge"]["dataPoints"].Size();
+                in_request += m["gauge"]["dataPoints"].Size();
+                continue;
+            }
+            for (const auto& p : m["sum"]["dataPoints"].GetArray()) {
+                ids.insert(p["attributes"][0]["value"]["stringValue"].GetString());
+                ++in_request;
+            }
+        }
+        EXPECT_LE(in_request, otlp_points_per_request);
+    }
+    EXPECT_EQ(ids.size(), n);  // every series once
+    EXPECT_EQ(gauges, 1u);
+    EXPECT_EQ(h.counters().items_sent.load(), n + 1);
+}
+
 TEST(otlp_output, metrics_interval_from_the_environment) {
     test::test_receiver rx;
     auto s = settings_for(rx, exporting::otlp_signal::metrics);
