@@ -174,8 +174,11 @@ std::string ok_reply(std::string_view members) {
     return out;
 }
 
-void append_controls_json(std::string& out, const effective_controls& c) {
-    out += "{\"enabled\":";
+namespace {
+
+// enabled, sampling and filter: what both the socket and the emitters' pipe say.
+void append_gate_members(std::string& out, const effective_controls& c) {
+    out += "\"enabled\":";
     out += c.enabled ? "true" : "false";
     out += ",\"sampling_rate\":";
     append_json_double(out, c.sample.rate);
@@ -185,6 +188,13 @@ void append_controls_json(std::string& out, const effective_controls& c) {
     append_list(out, c.filt.allow);
     out += ",\"deny\":";
     append_list(out, c.filt.deny);
+}
+
+}  // namespace
+
+void append_controls_json(std::string& out, const effective_controls& c) {
+    out += '{';
+    append_gate_members(out, c);
     out += ",\"rate_limit\":{\"events_per_second\":";
     append_json_double(out, c.limit.events_per_second);
     out += ",\"burst\":";
@@ -196,16 +206,8 @@ void append_emitter_controls_json(std::string& out, const effective_controls& c,
                                   std::uint64_t seq) {
     out += "{\"seq\":";
     out += std::to_string(seq);
-    out += ",\"enabled\":";
-    out += c.enabled ? "true" : "false";
-    out += ",\"sampling_rate\":";
-    append_json_double(out, c.sample.rate);
-    out += ",\"sampling_patterns\":";
-    append_list(out, c.sample.patterns);
-    out += ",\"allow\":";
-    append_list(out, c.filt.allow);
-    out += ",\"deny\":";
-    append_list(out, c.filt.deny);
+    out += ',';
+    append_gate_members(out, c);
     out += '}';
 }
 

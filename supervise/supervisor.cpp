@@ -372,85 +372,67 @@ void supervisor::kill_now(worker& w) {
     else spawn::signal_child(w.fsm.pid(), spawn::guard_kill_signal());  // and its tree
 }
 
-std::optional<std::string> supervisor::stop_workers(const scope& where, int* count) {
+template <typename F>
+std::optional<std::string> supervisor::act_on_workers(const scope& where, int* count, F act) {
     if (auto p = check_scope(where)) return p;
     if (stopping_) return "telecap is stopping";
     int n = 0;
-    for_each_in(where, [&](worker& w) {
-        w.again = false;
-        if (w.held) return;
-        w.held = true;
-        ask_to_stop(w);
-        ++n;
-    });
+    for_each_in(where, [&](worker& w) { n += act(w) ? 1 : 0; });
     if (count) *count = n;
     return std::nullopt;
+}
+
+// Starts a worker that is done (again), or at once one that waits to restart.
+bool supervisor::start_now(worker& w) {
+    switch (w.fsm.phase()) {
+        case worker_phase::done:
+            w.again = false;
+            w.fsm.revive();
+            start(w);
+            return true;
+        case worker_phase::backoff:
+            loop_.cancel(w.restart_timer);
+            start(w);
+            return true;
+        default: return false;
+    }
+}
+
+std::optional<std::string> supervisor::stop_workers(const scope& where, int* count) {
+    return act_on_workers(where, count, [&](worker& w) {
+        w.again = false;
+        if (w.held) return false;
+        w.held = true;
+        ask_to_stop(w);
+        return true;
+    });
 }
 
 std::optional<std::string> supervisor::start_workers(const scope& where, int* count) {
-    if (auto p = check_scope(where)) return p;
-    if (stopping_) return "telecap is stopping";
-    int n = 0;
-    for_each_in(where, [&](worker& w) {
+    return act_on_workers(where, count, [&](worker& w) {
         const bool was_held = w.held;
         w.held = false;
-        switch (w.fsm.phase()) {
-            case worker_phase::done:
-                w.again = false;
-                w.fsm.revive();
-                start(w);
-                ++n;
-                break;
-            case worker_phase::stopping:  // a requested stop under way: start it once it ends
-                if (was_held) {
-                    w.again = true;
-                    ++n;
-                }
-                break;
-            case worker_phase::backoff:  // waiting to restart: now
-                loop_.cancel(w.restart_timer);
-                start(w);
-                ++n;
-                break;
-            default: break;  // running, or not started yet (it will be)
-        }
+        // A requested stop under way: start it once it ends.
+        if (w.fsm.phase() != worker_phase::stopping) return start_now(w);
+        if (was_held) w.again = true;
+        return was_held;  // running, or not started yet (it will be): nothing to do
     });
-    if (count) *count = n;
-    return std::nullopt;
 }
 
 std::optional<std::string> supervisor::restart_workers(const scope& where, int* count) {
-    if (auto p = check_scope(where)) return p;
-    if (stopping_) return "telecap is stopping";
-    int n = 0;
-    for_each_in(where, [&](worker& w) {
+    return act_on_workers(where, count, [&](worker& w) {
         w.held = false;
         switch (w.fsm.phase()) {
             case worker_phase::running:
                 w.again = true;
                 ask_to_stop(w);
-                ++n;
-                break;
+                return true;
             case worker_phase::stopping:
                 w.again = true;
-                ++n;
-                break;
-            case worker_phase::done:
-                w.again = false;
-                w.fsm.revive();
-                start(w);
-                ++n;
-                break;
-            case worker_phase::backoff:
-                loop_.cancel(w.restart_timer);
-                start(w);
-                ++n;
-                break;
-            default: break;
+                return true;
+            default: return start_now(w);
         }
     });
-    if (count) *count = n;
-    return std::nullopt;
 }
 
 std::string supervisor::status_json() const {

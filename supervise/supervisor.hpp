@@ -162,6 +162,10 @@ private:
     bool admit(worker& w, const event& ev);
     template <typename F>
     void for_each_in(const scope& where, F fn);
+    // check_scope, then act(w) on each worker in scope; *count: those it acted on.
+    template <typename F>
+    std::optional<std::string> act_on_workers(const scope& where, int* count, F act);
+    bool start_now(worker& w);
     void ask_to_stop(worker& w);
     void kill_now(worker& w);
     std::optional<std::string> check_scope(const scope& where) const;
