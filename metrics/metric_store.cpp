@@ -167,7 +167,8 @@ struct metric_store::state {
                 insert_slot(all[i].hash, static_cast<std::uint32_t>(i));
     }
 
-    cell& make(std::uint64_t h, std::vector<std::string> values, std::int64_t now) {
+    // A new series at the end of `all`, labelled by `values` (none: the overflow series).
+    cell& append(std::vector<std::string> values, std::uint64_t h, std::int64_t now) {
         cell c;
         c.values = std::move(values);
         c.hash = h;
@@ -175,6 +176,11 @@ struct metric_store::state {
         if (def.kind == metric_kind::histogram) c.buckets.assign(def.buckets.size() + 1, 0);
         all.push_back(std::move(c));
         count.store(all.size(), std::memory_order_relaxed);
+        return all.back();
+    }
+
+    cell& make(std::uint64_t h, std::vector<std::string> values, std::int64_t now) {
+        append(std::move(values), h, now);
         if (all.size() * 2 > slots.size()) rebuild_slots();
         else insert_slot(h, static_cast<std::uint32_t>(all.size() - 1));
         return all.back();
@@ -183,11 +189,7 @@ struct metric_store::state {
     cell& overflow_cell(std::int64_t now) {
         if (overflow < 0) {
             overflow = static_cast<std::int64_t>(all.size());
-            cell o;
-            o.start_ns = now;
-            if (def.kind == metric_kind::histogram) o.buckets.assign(def.buckets.size() + 1, 0);
-            all.push_back(std::move(o));
-            count.store(all.size(), std::memory_order_relaxed);
+            append({}, 0, now);
         }
         overflowed.fetch_add(1, std::memory_order_relaxed);
         return all[static_cast<std::size_t>(overflow)];
