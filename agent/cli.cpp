@@ -338,34 +338,43 @@ int main_cli(int argc, char** argv) {
             need("stop_signal", check_stop_signal(v.stop_signal));
 
             // The config over the defaults, then every flag given over both (outputs add up).
-            run_options ro;
-            if (with_config) load_config(config_path, ro);
+            // A reload (SIGHUP, ctl reload) does the same again.
+            const auto build = [&]() {
+                run_options ro;
+                if (with_config) load_config(config_path, ro);
+                auto& c = ro.capture;
+                if (given("--catalog")) c.catalog_path = o.catalog_path;
+                if (given("--prefix")) c.prefix = o.prefix;
+                if (given("--max-line")) c.max_line = o.max_line;
+                if (given("--node")) c.node = o.node;
+                if (given("--passthrough")) c.passthrough = o.passthrough;
+                if (given("--rejects")) c.rejects_path = o.rejects_path;
+                if (given("--stats")) c.stats_path = o.stats_path;
+                if (given("--metrics")) c.metrics_path = o.metrics_path;
+                c.outputs.insert(c.outputs.begin(), o.outputs.begin(), o.outputs.end());
+                c.pool = o.pool;
+                c.worker_id = o.worker_id;
+                c.pid = o.pid;
+                if (given("--grace")) ro.grace = to_millis(v.grace);
+                if (given("--stop-signal")) ro.stop_signal = spawn::parse_signal(v.stop_signal);
+                if (given("--queue")) ro.queue = static_cast<std::size_t>(v.queue);
+                if (given("--queue-bytes"))
+                    ro.queue_bytes = static_cast<std::size_t>(v.queue_bytes);
+                if (given("--line-budget"))
+                    ro.line_budget = static_cast<std::size_t>(v.line_budget);
+                if (given("--overflow")) ro.overflow = parse_overflow(v.overflow);
+                if (label) ro.label = true;
+                apply_control_flags(v, ro, given);
+                if (given("--control")) ro.control_socket = control_socket;
+                if (!with_config)
+                    ro.pools.push_back(pool_from_flags(v, o, command, capture_stdout));
+                if (auto p = validate(ro, with_config ? spelling::yaml : spelling::cli))
+                    throw usage_error(*p);
+                return ro;
+            };
+            run_options ro = build();
+            if (with_config) ro.reread = build;
             auto& c = ro.capture;
-            if (given("--catalog")) c.catalog_path = o.catalog_path;
-            if (given("--prefix")) c.prefix = o.prefix;
-            if (given("--max-line")) c.max_line = o.max_line;
-            if (given("--node")) c.node = o.node;
-            if (given("--passthrough")) c.passthrough = o.passthrough;
-            if (given("--rejects")) c.rejects_path = o.rejects_path;
-            if (given("--stats")) c.stats_path = o.stats_path;
-            if (given("--metrics")) c.metrics_path = o.metrics_path;
-            c.outputs.insert(c.outputs.begin(), o.outputs.begin(), o.outputs.end());
-            c.pool = o.pool;
-            c.worker_id = o.worker_id;
-            c.pid = o.pid;
-            if (given("--grace")) ro.grace = to_millis(v.grace);
-            if (given("--stop-signal")) ro.stop_signal = spawn::parse_signal(v.stop_signal);
-            if (given("--queue")) ro.queue = static_cast<std::size_t>(v.queue);
-            if (given("--queue-bytes")) ro.queue_bytes = static_cast<std::size_t>(v.queue_bytes);
-            if (given("--line-budget")) ro.line_budget = static_cast<std::size_t>(v.line_budget);
-            if (given("--overflow")) ro.overflow = parse_overflow(v.overflow);
-            if (label) ro.label = true;
-            apply_control_flags(v, ro, given);
-            if (given("--control")) ro.control_socket = control_socket;
-            if (!with_config) ro.pools.push_back(pool_from_flags(v, o, command, capture_stdout));
-
-            if (auto p = validate(ro, with_config ? spelling::yaml : spelling::cli))
-                throw usage_error(*p);
             need_writable_stats(c.stats_path);
             if (!c.metrics_path.empty()) (void)load_metrics(c.metrics_path);
             return run_workers(ro);

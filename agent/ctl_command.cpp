@@ -48,7 +48,7 @@ std::string build_request(const ctl_options& o) {
     std::string r = "{\"cmd\":";
     append_json_string(r, o.command);
     const std::string& c = o.command;
-    if (c == "status" || c == "stats") {
+    if (c == "status" || c == "stats" || c == "reload") {
         need_args(0, 0, c.c_str());
         if (!o.pool.empty() || !o.worker.empty())
             throw usage_error(c + " takes no --pool or --worker");
@@ -79,7 +79,7 @@ std::string build_request(const ctl_options& o) {
     } else {
         throw usage_error("unknown control command \"" + c +
                           "\": status, stats, toggle, sample, filter, rate-limit, reset, start, "
-                          "stop, restart");
+                          "stop, restart, reload");
     }
     if (!o.pool.empty()) {
         r += ",\"pool\":";
@@ -123,6 +123,30 @@ void print_status(const rapidjson::Document& d) {
     }
 }
 
+// "reload: pools added a, b; removed c; ..." from the reply's lists (docs/control.md).
+void print_reload(const rapidjson::Document& d) {
+    std::printf("ok: reloaded\n");
+    const auto lists = [&](const char* group, std::initializer_list<const char*> keys) {
+        const auto g = d.FindMember(group);
+        if (g == d.MemberEnd() || !g->value.IsObject()) return;
+        for (const char* key : keys) {
+            const auto it = g->value.FindMember(key);
+            if (it == g->value.MemberEnd() || !it->value.IsArray() || it->value.Empty()) continue;
+            std::string line;
+            for (const auto& n : it->value.GetArray())
+                if (n.IsString()) line += (line.empty() ? "" : ", ") + std::string(n.GetString());
+            std::printf("  %s %s: %s\n", group, key, line.c_str());
+        }
+    };
+    lists("pools", {"added", "removed", "changed", "resized", "unchanged"});
+    lists("outputs", {"added", "removed"});
+    const auto na = d.FindMember("not_applied");
+    if (na != d.MemberEnd() && na->value.IsArray())
+        for (const auto& n : na->value.GetArray())
+            if (n.IsString())
+                std::printf("  not applied until telecap restarts: %s\n", n.GetString());
+}
+
 }  // namespace
 
 int run_ctl(const ctl_options& o) {
@@ -158,6 +182,8 @@ int run_ctl(const ctl_options& o) {
             for (const auto& m : d["metrics"].GetObject())
                 std::printf("%s %.17g\n", m.name.GetString(),
                             m.value.IsNumber() ? m.value.GetDouble() : 0.0);
+    } else if (o.command == "reload") {
+        print_reload(d);
     } else {
         const double n = num(d, "workers");
         std::printf("ok: %s applied to %.0f worker%s\n", o.command.c_str(), n, n == 1 ? "" : "s");

@@ -18,10 +18,11 @@ const exporting::export_counters* export_counters_of(const handler& h) {
 
 }  // namespace
 
-void add_output_series(metrics::registry& registry, const attached_outputs& outputs) {
-    if (outputs.empty()) return;
+metrics::registry::collector_id add_output_series(metrics::registry& registry,
+                                                  const attached_outputs& outputs) {
+    if (outputs.empty()) return 0;
     // The handlers' counters are atomics: safe to read from the snapshot's thread.
-    registry.add_collector([outputs](std::vector<metrics::sample>& out) {
+    return registry.add_collector([outputs](std::vector<metrics::sample>& out) {
         for (const auto& [id, h] : outputs) {
             const auto add = [&](const char* name, std::uint64_t v, metrics::label_set extra = {},
                                  metrics::kind k = metrics::kind::counter) {

@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ struct run_options {
     // --sample/--allow/--deny/--rate-limit over the top level (docs/control.md).
     control::control_table controls;
     std::string control_socket;  // --control PATH: the control socket; empty: none
+    // With --config: reads it again with the command line over it, as at startup (throws
+    // usage_error). SIGHUP and `ctl reload` call it. Empty: nothing to reload.
+    std::function<run_options()> reread;
 };
 
 // Reads a YAML config into `o` (pools, and run-wide settings it names). Throws usage_error

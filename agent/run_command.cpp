@@ -9,8 +9,9 @@
 #include <memory>
 #include <stdexcept>
 
-#include "agent/output_series.hpp"
+#include "agent/reload.hpp"
 #include "agent/run.hpp"
+#include "agent/run_outputs.hpp"
 #include "control/server.hpp"
 #include "metrics/collectors.hpp"
 #include "metrics/registry.hpp"
@@ -21,26 +22,6 @@
 namespace telecap::agent {
 
 namespace {
-
-// Passes only the events of one pool to the handler it wraps (a pool's own outputs).
-class pool_filter final : public handler {
-public:
-    pool_filter(std::string pool, std::shared_ptr<handler> inner)
-        : pool_(std::move(pool)), inner_(std::move(inner)) {}
-    void handle(const event& ev) override {
-        const auto* p = ev.meta("pool_name");
-        if (p && std::holds_alternative<std::string>(*p) && std::get<std::string>(*p) == pool_)
-            inner_->handle(ev);
-    }
-    void flush() override { inner_->flush(); }
-    void finish(std::chrono::steady_clock::time_point deadline) override { inner_->finish(deadline); }
-    std::string counters_json() const override { return inner_->counters_json(); }
-    std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
-
-private:
-    std::string pool_;
-    std::shared_ptr<handler> inner_;
-};
 
 // How long telecap waits for a handler that makes no progress once the workers are gone.
 std::chrono::milliseconds stuck_handler_limit(const run_options& o) {
@@ -60,18 +41,19 @@ int run_workers(const run_options& o) {
     stream_set& streams = cs.get();
     const bool block = o.overflow == overflow_policy::block;
 
-    const catalog main_catalog = load_catalog(o.capture);
-    std::vector<std::unique_ptr<catalog>> pool_catalogs;
+    // Each pool's catalog file made explicit, so a reload can tell whether it changed.
+    run_options running = o;
+    resolve_catalog_paths(running);
+    std::map<std::string, std::unique_ptr<catalog>> catalogs;
     supervisor_io io;
-    for (const auto& pool : o.pools) {
-        if (pool.catalog_path.empty()) {
-            io.catalogs.push_back(&main_catalog);
-            continue;
+    for (const auto& pool : running.pools) {
+        auto& cat = catalogs[pool.catalog_path];
+        if (!cat) {
+            capture_options co = o.capture;
+            co.catalog_path = pool.catalog_path;
+            cat = std::make_unique<catalog>(load_catalog(co));
         }
-        capture_options co = o.capture;
-        co.catalog_path = pool.catalog_path;
-        pool_catalogs.push_back(std::make_unique<catalog>(load_catalog(co)));
-        io.catalogs.push_back(pool_catalogs.back().get());
+        io.catalogs.push_back(cat.get());
     }
 
     // The live counters: the supervisor adds the workers' series, these the streams' and the
@@ -82,17 +64,9 @@ int run_workers(const run_options& o) {
     metrics::add_process_collector(registry);
 
     handler_bus bus;
-    attached_outputs outputs;
     output_env env{streams, block, &registry, o.capture.metrics_path, nullptr, false};
-    attach_outputs(o.capture.outputs, bus, env, &outputs);
-    for (const auto& pool : o.pools)
-        for (std::size_t k = 0; k < pool.outputs.size(); ++k) {
-            const std::string id =
-                "pool." + pool.name + ".output." + std::to_string(k) + ":" + pool.outputs[k];
-            auto h = make_output(pool.outputs[k], env, id);
-            outputs.emplace_back(id, h);
-            bus.attach(id, {}, std::make_shared<pool_filter>(pool.name, std::move(h)));
-        }
+    run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
+    outputs.attach(o);
     passthrough_mux pass(open_passthrough(o.capture.passthrough, streams));
     passthrough_mux stdout_pass(streams.standard(1));
     auto rejects = open_rejects(o.capture.rejects_path, streams);
@@ -103,10 +77,9 @@ int run_workers(const run_options& o) {
     io.stdout_pass = &stdout_pass;
     io.rejects = rejects.get();
     io.registry = &registry;
-    add_output_series(registry, outputs);
 
     supervisor_options so;
-    so.pools = o.pools;
+    so.pools = running.pools;
     so.pipeline = make_pipeline_options(o.capture);
     so.node = o.capture.node.empty() ? hostname() : o.capture.node;
     so.worker_id = o.capture.worker_id;
@@ -126,7 +99,14 @@ int run_workers(const run_options& o) {
     }
 
     event_loop loop;
+    supervisor* sup_ptr = nullptr;
+    std::unique_ptr<reloader> reload;
+    if (o.reread) {
+        reload = std::make_unique<reloader>(o.reread, running, outputs, events, registry);
+        so.reload = [&reload, &sup_ptr] { return (*reload)(*sup_ptr); };
+    }
     supervisor sup(loop, so, io);
+    sup_ptr = &sup;
     // The control socket, served by the loop while the supervisor runs it (before any worker
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
@@ -163,7 +143,7 @@ int run_workers(const run_options& o) {
                std::clamp<std::chrono::milliseconds>(o.grace, std::chrono::seconds(1),
                                                      std::chrono::seconds(10)));
     stats.handler_failures = bus.failures();
-    stats.dropped_for(drop_reason::output) += bus.events_dropped();
+    stats.dropped_for(drop_reason::output) += bus.events_dropped() + outputs.removed_drops();
     cs.finish(std::chrono::steady_clock::now() + limit);
     if (!o.capture.stats_path.empty() &&
         !write_stats_file(o.capture.stats_path, stats, bus.counters_json(),

@@ -11,9 +11,9 @@ namespace telecap::control {
 
 namespace {
 
-constexpr std::array<std::string_view, 10> command_names{"status", "stats",      "toggle", "sample",
-                                                         "filter", "rate-limit", "reset",  "start",
-                                                         "stop",   "restart"};
+constexpr std::array<std::string_view, 11> command_names{
+    "status", "stats", "toggle", "sample", "filter", "rate-limit",
+    "reset",  "start", "stop",   "restart", "reload"};
 
 using value = rapidjson::Value;
 
@@ -93,7 +93,8 @@ std::optional<std::string> parse_request(std::string_view line, request& out) {
         default:
             break;
     }
-    const bool scoped = r.cmd != command::status && r.cmd != command::stats;
+    const bool scoped =
+        r.cmd != command::status && r.cmd != command::stats && r.cmd != command::reload;
     for (const auto& m : doc.GetObject()) {
         const std::string_view key(m.name.GetString(), m.name.GetStringLength());
         bool ok = key == "cmd" || (scoped && (key == "pool" || key == "worker"));

@@ -23,7 +23,8 @@ enum class command {
     reset,
     start,
     stop,
-    restart
+    restart,
+    reload
 };
 std::string_view to_string(command c) noexcept;
 

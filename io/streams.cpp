@@ -45,6 +45,12 @@ std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const s
                 throw std::invalid_argument(use + " " + path + " is the input " + input +
                                             ": it would be overwritten while it is read");
         if (auto* e = find(st.st_dev, st.st_ino)) {
+            if (e->is_file && e->writer.use_count() == 1) {
+                // Its output went (a reload removed it): the file is free to take again,
+                // with the writer and the counters it had.
+                e->use = use;
+                return e->writer;
+            }
             if (e->is_file)
                 throw std::invalid_argument(use + " and " + e->use + " are both " + path +
                                             ": give each its own file");

@@ -26,8 +26,9 @@ public:
     // fd 1 / fd 2 (names "stdout", "stderr"), shared with any other target on the same stream.
     std::shared_ptr<stream_writer> standard(int fd);
     // A file opened for appending. A file named a second time (or one that is an input, see
-    // claim_input) is an error: std::invalid_argument with a message naming both uses; a file
-    // that cannot be opened: std::system_error. `use` says what it is for ("output 2").
+    // claim_input) is an error: std::invalid_argument with a message naming both uses, unless
+    // nothing holds its writer any more (its output was removed by a reload); a file that
+    // cannot be opened: std::system_error. `use` says what it is for ("output 2").
     std::shared_ptr<stream_writer> file(const std::string& path, const std::string& use);
     // Notes an input file, so that no output may be it (that would empty or loop it).
     // std::invalid_argument when an output is that file already.

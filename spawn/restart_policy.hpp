@@ -31,6 +31,8 @@ struct restart_options {
     // Each delay is scaled by a factor in [1 - jitter, 1 + jitter], then clamped to
     // [backoff_min, backoff_max]. Spreads out workers that fail together.
     double jitter = 0.2;
+
+    bool operator==(const restart_options&) const = default;
 };
 
 // The restart state of one worker. The caller handles stops it asked for itself (no restart

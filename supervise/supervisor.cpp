@@ -48,9 +48,18 @@ private:
     worker& w_;
 };
 
+// A pool as configured now, with its catalog. Workers share it; a reload makes a new one
+// and the old one goes with the last worker or stream that uses it.
+struct supervisor::pool_rt {
+    pool_spec spec;
+    const catalog* cat = nullptr;
+    std::shared_ptr<const catalog> hold;  // set when the supervisor owns the catalog (reload)
+};
+
 // One pipe from a worker, with its own capture pipeline.
 struct supervisor::stream {
     worker* owner = nullptr;
+    std::shared_ptr<pool_rt> keep;  // the pipeline reads its catalog
     unique_fd fd;
     std::unique_ptr<passthrough_mux::source> pass;
     std::unique_ptr<rejects_writer::source> rejects;
@@ -58,8 +67,13 @@ struct supervisor::stream {
 };
 
 struct supervisor::worker {
-    const pool_spec* pool = nullptr;
+    const pool_spec* pool = nullptr;  // rt's, cached
     const catalog* cat = nullptr;
+    std::shared_ptr<pool_rt> rt;
+    std::shared_ptr<pool_rt> next;  // a reload's new spec, taken at the next start
+    int slot = 0;                   // its instance number in the pool
+    bool retired = false;           // its pool was removed or shrunk: it goes once done
+    bool roll_queued = false;       // in roll_
     std::string id;
     worker_fsm fsm;
     capture_stats stats;  // written by the loop thread, read anywhere
@@ -106,26 +120,19 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
     if (!io_.events) throw std::invalid_argument("supervisor: no dispatcher");
     if (io_.catalogs.size() != o_.pools.size())
         throw std::invalid_argument("supervisor: one catalog per pool");
-    for (std::size_t p = 0; p < o_.pools.size(); ++p) {
-        const auto& pool = o_.pools[p];
-        for (int i = 0; i < pool.instances; ++i) {
-            auto w = std::make_unique<worker>(pool.restart);
-            w->pool = &pool;
-            w->cat = io_.catalogs[p];
-            w->id = (o_.pools.size() == 1 && pool.instances == 1 && o_.worker_id)
-                        ? *o_.worker_id
-                        : pool.name + "-" + std::to_string(i);
-            w->out = std::make_unique<sink>(*this, *w);
-            w->gate = control::gate(rng_());
-            workers_.push_back(std::move(w));
-        }
-    }
     initial_controls_ = o_.controls;
-    for (auto& w : workers_) configure_gate(*w);
+    for (std::size_t p = 0; p < o_.pools.size(); ++p) {
+        auto rt = std::make_shared<pool_rt>();
+        rt->spec = o_.pools[p];
+        rt->cat = io_.catalogs[p];
+        pools_.push_back(rt);
+        for (int i = 0; i < rt->spec.instances; ++i) workers_.push_back(make_worker(rt, i));
+    }
     if (io_.registry) {
         workers_up_ = &io_.registry->get_gauge("telecap_workers_up");
         // Per-worker series, read from the workers' own counters when a snapshot is taken.
         collector_ = io_.registry->add_collector([this](std::vector<metrics::sample>& out) {
+            const std::lock_guard lock(workers_mu_);
             for (const auto& w : workers_) {
                 const metrics::label_set l{{"worker", w->id}, {"pool", w->pool->name}};
                 const auto c = [&](const char* name, std::uint64_t v, metrics::label_set extra = {}) {
@@ -174,6 +181,28 @@ supervisor::~supervisor() {
         if (w) w->on_room({});
 }
 
+bool same_process(const pool_spec& a, const pool_spec& b) {
+    return a.command == b.command && a.env == b.env && a.cwd == b.cwd && a.restart == b.restart &&
+           a.catalog_path == b.catalog_path && a.capture_stdout == b.capture_stdout &&
+           a.telemetry_fd == b.telemetry_fd;
+}
+
+std::unique_ptr<supervisor::worker> supervisor::make_worker(const std::shared_ptr<pool_rt>& rt,
+                                                            int slot) {
+    auto w = std::make_unique<worker>(rt->spec.restart);
+    w->rt = rt;
+    w->pool = &rt->spec;
+    w->cat = rt->cat;
+    w->slot = slot;
+    w->id = (o_.pools.size() == 1 && rt->spec.instances == 1 && o_.worker_id)
+                ? *o_.worker_id
+                : rt->spec.name + "-" + std::to_string(slot);
+    w->out = std::make_unique<sink>(*this, *w);
+    w->gate = control::gate(rng_());
+    configure_gate(*w);
+    return w;
+}
+
 // --- controls ------------------------------------------------------------------------------
 
 void supervisor::configure_gate(worker& w) {
@@ -215,8 +244,8 @@ std::optional<std::string> supervisor::check_scope(const scope& where) const {
     switch (where.kind) {
         case scope_kind::global: return std::nullopt;
         case scope_kind::pool:
-            for (const auto& p : o_.pools)
-                if (p.name == where.name) return std::nullopt;
+            for (const auto& p : pools_)
+                if (p->spec.name == where.name) return std::nullopt;
             return "no pool \"" + where.name + "\"";
         case scope_kind::worker:
             for (const auto& w : workers_)
@@ -343,6 +372,177 @@ std::optional<control::effective_controls> supervisor::worker_controls(std::stri
     return std::nullopt;
 }
 
+// --- reload --------------------------------------------------------------------------------
+
+std::optional<std::string> supervisor::reload(supervisor_reload r, reload_result* out) {
+    if (stopping_) return "telecap is stopping";
+    if (r.catalogs.size() != r.pools.size()) return "one catalog per pool";
+    reload_result res;
+    o_.grace = r.grace;
+    o_.stop_signal = r.stop_signal;
+    o_.label = r.label;
+    o_.controls = r.controls;
+    initial_controls_ = std::move(r.controls);
+    o_.pools = r.pools;
+
+    std::vector<std::shared_ptr<pool_rt>> now;
+    std::vector<std::unique_ptr<worker>> born;
+    for (std::size_t p = 0; p < r.pools.size(); ++p) {
+        auto& spec = r.pools[p];
+        std::shared_ptr<pool_rt> old;
+        for (const auto& rt : pools_)
+            if (rt->spec.name == spec.name) old = rt;
+        auto rt = std::make_shared<pool_rt>();
+        const bool same = old && same_process(old->spec, spec);
+        if (same) {
+            rt->cat = old->cat;  // the catalog file is the same: the workers keep theirs
+            rt->hold = old->hold;
+        } else {
+            rt->hold = r.catalogs[p];
+            rt->cat = rt->hold.get();
+        }
+        rt->spec = std::move(spec);
+        now.push_back(rt);
+        if (!old) {
+            for (int i = 0; i < rt->spec.instances; ++i) born.push_back(make_worker(rt, i));
+            res.added.push_back(rt->spec.name);
+            continue;
+        }
+        int have = 0;
+        for (auto& w : workers_) {
+            if (w->retired || w->rt->spec.name != rt->spec.name) continue;
+            if (w->slot >= rt->spec.instances) {
+                retire(*w);
+                continue;
+            }
+            ++have;
+            if (same) {
+                const std::lock_guard lock(workers_mu_);
+                w->rt = rt;
+                w->pool = &rt->spec;
+                w->next.reset();  // an earlier reload's change, undone by this one
+                continue;
+            }
+            w->next = rt;  // taken at its next start
+            if (w->fsm.live() && !w->held && !w->roll_queued) {
+                w->roll_queued = true;
+                roll_.push_back(w.get());
+            }
+        }
+        for (int i = have; i < rt->spec.instances; ++i) {
+            // The lowest free slots: those of the workers retired above stay taken until
+            // they are gone.
+            int slot = 0;
+            const auto taken = [&](int k) {
+                for (const auto& w : workers_)
+                    if (!w->retired && w->rt->spec.name == rt->spec.name && w->slot == k)
+                        return true;
+                for (const auto& w : born)
+                    if (w->rt->spec.name == rt->spec.name && w->slot == k) return true;
+                return false;
+            };
+            while (taken(slot)) ++slot;
+            born.push_back(make_worker(rt, slot));
+        }
+        (same ? (old->spec.instances == rt->spec.instances ? res.unchanged : res.resized)
+              : res.changed)
+            .push_back(rt->spec.name);
+    }
+    for (const auto& rt : pools_) {
+        bool kept = false;
+        for (const auto& n : now) kept = kept || n->spec.name == rt->spec.name;
+        if (kept) continue;
+        res.removed.push_back(rt->spec.name);
+        for (auto& w : workers_)
+            if (!w->retired && w->rt == rt) retire(*w);
+    }
+    pools_ = std::move(now);
+    reconfigure_changed();
+    const bool idle = next_start_ >= workers_.size();
+    {
+        const std::lock_guard lock(workers_mu_);
+        for (auto& w : born) workers_.push_back(std::move(w));
+    }
+    if (idle) start_next();  // else the start under way reaches them
+    roll_next();
+    logger()->info("reloaded: {} pools added, {} removed, {} changed, {} resized, {} unchanged",
+                   res.added.size(), res.removed.size(), res.changed.size(), res.resized.size(),
+                   res.unchanged.size());
+    if (out) *out = std::move(res);
+    return std::nullopt;
+}
+
+void supervisor::retire(worker& w) {
+    w.retired = true;
+    w.held = true;  // its exit is on request: no restart, no failure
+    w.again = false;
+    w.next.reset();
+    if (w.roll_queued) {
+        std::erase(roll_, &w);
+        w.roll_queued = false;
+    }
+    ask_to_stop(w);
+    rolled(w);
+}
+
+void supervisor::collect_retired() {
+    for (std::size_t i = 0; i < workers_.size();) {
+        auto& w = *workers_[i];
+        if (!w.retired || w.fsm.phase() != worker_phase::done || !w.streams.empty() ||
+            w.kill_timer || w.restart_timer || w.ctl) {
+            ++i;
+            continue;
+        }
+        const std::lock_guard lock(workers_mu_);
+        retired_ += w.stats;
+        workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (i < next_start_) --next_start_;
+    }
+}
+
+// At a worker's start, the new spec a reload gave its pool.
+void supervisor::switch_spec(worker& w) {
+    // What a previous run's descendants still hold open was read with the old catalog: read
+    // what is there and end it, so no event of the old catalog meets the new one's gate.
+    drain(w);
+    for (auto& s : w.streams) close_stream(*s);
+    w.streams.clear();
+    {
+        const std::lock_guard lock(workers_mu_);
+        w.rt = std::move(w.next);
+        w.pool = &w.rt->spec;
+        w.cat = w.rt->cat;
+    }
+    w.fsm.set_restart(w.pool->restart);
+    configure_gate(w);
+}
+
+void supervisor::roll_next() {
+    while (!rolling_ && !roll_.empty() && !stopping_) {
+        worker& w = *roll_.front();
+        roll_.pop_front();
+        w.roll_queued = false;
+        if (!w.next || w.held) continue;  // restarted meanwhile, or stopped on request
+        switch (w.fsm.phase()) {
+            case worker_phase::running:
+                w.again = true;
+                ask_to_stop(w);
+                rolling_ = &w;
+                break;
+            case worker_phase::stopping:
+                rolling_ = &w;  // a restart is under way already
+                break;
+            default: break;  // not running: it takes the new spec when it starts
+        }
+    }
+}
+
+void supervisor::rolled(worker& w) {
+    if (rolling_ != &w) return;
+    rolling_ = nullptr;
+    loop_.post([this] { roll_next(); });
+}
+
 // --- lifecycle on request --------------------------------------------------------------------
 
 template <typename F>
@@ -445,11 +645,11 @@ std::string supervisor::status_json() const {
     out += ",\"stopping\":";
     out += stopping_ ? "true" : "false";
     out += ",\"pools\":[";
-    for (std::size_t p = 0; p < o_.pools.size(); ++p) {
+    for (std::size_t p = 0; p < pools_.size(); ++p) {
         if (p) out += ',';
         out += "{\"name\":";
-        append_json_string(out, o_.pools[p].name);
-        out += ",\"instances\":" + std::to_string(o_.pools[p].instances) + "}";
+        append_json_string(out, pools_[p]->spec.name);
+        out += ",\"instances\":" + std::to_string(pools_[p]->spec.instances) + "}";
     }
     out += "],\"workers\":{";
     bool first = true;
@@ -511,6 +711,10 @@ std::string supervisor::handle_control(std::string_view line) {
         case control::command::start: problem = start_workers(r.where, &n); break;
         case control::command::stop: problem = stop_workers(r.where, &n); break;
         case control::command::restart: problem = restart_workers(r.where, &n); break;
+        case control::command::reload:
+            if (!o_.reload) return control::error_reply("telecap was started without --config: "
+                                                        "there is nothing to reload");
+            return o_.reload();
     }
     if (problem) return control::error_reply(*problem);
     return control::ok_reply(",\"workers\":" + std::to_string(n));
@@ -594,6 +798,7 @@ void supervisor::start_next() {
 
 void supervisor::start(worker& w) {
     w.restart_timer = 0;
+    if (w.next) switch_spec(w);
     spawn::child_spec spec;
     spec.argv = w.pool->command;
     for (const auto& [k, v] : w.pool->env) spec.env_add.push_back(k + "=" + v);
@@ -631,6 +836,7 @@ void supervisor::start(worker& w) {
                    {"failure_reason", std::string(spawn::to_string(step))},
                    {"exit_code", std::to_string(code)}});
         exited(w, code << 8);  // as if it had exited with that code
+        rolled(w);
         return;
     }
     w.fsm.started(child->pid(), clock::now());
@@ -659,6 +865,7 @@ void supervisor::start(worker& w) {
         if (!fd) return;
         auto s = std::make_unique<stream>();
         s->owner = &w;
+        s->keep = w.rt;
         s->fd = std::move(fd);
         ::fcntl(s->fd.get(), F_SETFL, ::fcntl(s->fd.get(), F_GETFL) | O_NONBLOCK);
         if (mux) s->pass = mux->make_source(label);
@@ -680,6 +887,7 @@ void supervisor::start(worker& w) {
     add(child->release_stdout(), io_.stdout_pass, !dedicated);
     add(child->release_telemetry(), io_.stderr_pass, true);
     child->release();  // the loop reaps it
+    rolled(w);
 }
 
 void supervisor::read_stream(stream& s) {
@@ -749,6 +957,7 @@ void supervisor::exited(worker& w, int status) {
         start(w);
         return;
     }
+    rolled(w);  // not started again now: the roll goes on without it
     switch (w.fsm.phase()) {
         case worker_phase::backoff: {
             const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -829,6 +1038,12 @@ void supervisor::on_grace_end() {
 void supervisor::on_signal(int sig) {
     if (sig == SIGCHLD) return reap();
     if (sig == SIGTERM || sig == SIGINT) return begin_stop();  // the workers get --stop-signal
+    if (sig == SIGHUP && o_.reload) {
+        // With a config, SIGHUP reloads it (as for nginx or Prometheus), and is not forwarded.
+        const std::string reply = o_.reload();
+        if (reply.rfind("{\"ok\":true", 0) == 0) logger()->info("reloaded on SIGHUP: {}", reply);
+        return;
+    }
     for (auto& w : workers_)
         if (w->fsm.live() && w->fsm.pid() > 0) spawn::forward_signal(w->fsm.pid(), sig, true);
 }
@@ -843,6 +1058,7 @@ bool supervisor::finished() const {
 
 void supervisor::after_turn() {
     for (auto& w : workers_) std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
+    collect_retired();
     flush_pending();
     update_backpressure();
 }
@@ -860,8 +1076,9 @@ void supervisor::sweep() {
 int supervisor::run() {
     loop_.on_signals(spawn::loop_signal_set(), [this](int sig) { on_signal(sig); });
     start_next();
-    while (!finished()) {
-        after_turn();
+    for (;;) {
+        after_turn();  // first: a worker a reload retired goes, and may be the last one
+        if (finished()) break;
         loop_.run_once();
     }
     sweep();
@@ -892,6 +1109,8 @@ int supervisor::run() {
 
 capture_stats supervisor::totals() const {
     capture_stats t = own_;
+    const std::lock_guard lock(workers_mu_);
+    t += retired_;
     for (const auto& w : workers_) t += w->stats;
     return t;
 }

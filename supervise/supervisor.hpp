@@ -10,8 +10,12 @@
 #include <csignal>
 #include <chrono>
 #include <cstdint>
+#include <array>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -47,6 +51,10 @@ struct pool_spec {
     int telemetry_fd = -1;
 };
 
+// True when a worker of `a` would have to be restarted to run as `b` says: everything but the
+// name, the number of instances and the outputs (which are the bus's) is compared.
+bool same_process(const pool_spec& a, const pool_spec& b);
+
 struct supervisor_options {
     std::vector<pool_spec> pools;
     pipeline_options pipeline;
@@ -71,6 +79,27 @@ struct supervisor_options {
     // The gates on the events that leave each worker (control/controls.hpp): the defaults
     // from the config and the CLI; set_controls() changes them while running.
     control::control_table controls;
+    // Asked to reload (SIGHUP, the control socket's reload): re-reads the config, rebuilds what
+    // changed and calls reload() (agent/reload.hpp). Returns the reply line for the control
+    // socket. Empty: nothing to reload; SIGHUP is then forwarded to the workers as any other
+    // signal, and the reload command is refused.
+    std::function<std::string()> reload;
+};
+
+// A config read again (supervisor::reload): the pools as they should be now, each with its
+// catalog, and the settings that a reload changes in place.
+struct supervisor_reload {
+    std::vector<pool_spec> pools;
+    std::vector<std::shared_ptr<const catalog>> catalogs;  // one per pool
+    control::control_table controls;
+    std::chrono::milliseconds grace{10000};
+    int stop_signal = SIGTERM;
+    bool label = false;
+};
+
+// What a reload did to the pools, by name.
+struct reload_result {
+    std::vector<std::string> added, removed, changed, resized, unchanged;
 };
 
 // What the supervisor writes to; owned by the caller and outliving the supervisor.
@@ -98,6 +127,7 @@ public:
 
     // Begins the stop (as SIGTERM does). Loop thread only.
     void request_stop();
+    bool stopping() const noexcept { return stopping_; }
 
     // Counters over all workers, plus the supervisor's own drops. Any thread.
     capture_stats totals() const;
@@ -129,12 +159,21 @@ public:
     // One control request line in, its reply out (docs/control.md). Loop thread.
     std::string handle_control(std::string_view line);
 
+    // Applies a config read again: pools added start, pools removed stop (grace, then SIGKILL)
+    // and go, pools whose process spec changed (same_process) restart worker by worker (the
+    // next once the previous one has started again), pools whose instances changed only gain
+    // or lose workers; the others keep running untouched (same pids). The controls become the
+    // config's (changes made through the control socket since are dropped). Refused (nothing
+    // changes) while telecap is stopping. Loop thread.
+    std::optional<std::string> reload(supervisor_reload r, reload_result* out = nullptr);
+
     // Events the loop held back or dropped because the dispatcher was full.
     std::uint64_t backpressure_pauses() const noexcept { return pauses_; }
 
 private:
     struct worker;
     struct stream;
+    struct pool_rt;
 
     void start_next();
     void start(worker& w);
@@ -156,6 +195,13 @@ private:
                    std::vector<std::pair<std::string, measurement_value>> measurements,
                    std::vector<std::pair<std::string, metadata_value>> extra);
     void sweep();
+    std::unique_ptr<worker> make_worker(const std::shared_ptr<pool_rt>& rt, int slot);
+    void add_worker(std::unique_ptr<worker> w);
+    void retire(worker& w);
+    void collect_retired();
+    void switch_spec(worker& w);
+    void roll_next();
+    void rolled(worker& w);
 
     class sink;
     void configure_gate(worker& w);
@@ -180,7 +226,14 @@ private:
     supervisor_options o_;
     supervisor_io io_;
     line_budget budget_;  // before workers_: their pipelines give back to it when they go
+    std::vector<std::shared_ptr<pool_rt>> pools_;  // as configured now (a reload replaces it)
     std::vector<std::unique_ptr<worker>> workers_;
+    // Held by the loop thread while it adds, removes or re-points workers, and by the readers
+    // on other threads (the registry's collector, totals()).
+    mutable std::mutex workers_mu_;
+    capture_stats retired_;  // the counters of workers a reload removed (for totals())
+    std::deque<worker*> roll_;  // workers to restart with their pool's new spec, in turn
+    worker* rolling_ = nullptr;  // the one restarting now
     std::size_t next_start_ = 0;
     capture_stats own_;  // drops of the supervisor itself (queue_full, shutdown)
     std::mt19937_64 rng_;

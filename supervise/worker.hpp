@@ -50,6 +50,8 @@ public:
     // Started again on request (the control socket's start or restart): done -> idle, so
     // started() may follow. The count of runs goes on. False unless it was done.
     bool revive();
+    // A new restart policy (a reload changed the pool): the restart history starts over.
+    void set_restart(spawn::restart_options r) { tracker_ = spawn::restart_tracker(r); }
 
 private:
     spawn::restart_tracker tracker_;

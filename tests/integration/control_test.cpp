@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/control_client.hpp"
 #include "support/subprocess.hpp"
 
 namespace telecap::test {
@@ -201,16 +202,6 @@ std::vector<std::string> steady_emitter() {
             "sleep 0.01; done"};
 }
 
-bool socket_ready(const std::string& path) {
-    struct stat st {};
-    return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-result ctl(const std::string& sock, std::vector<std::string> args) {
-    std::vector<std::string> argv{bin, "ctl", "--socket", sock};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, "ctl");
-}
 
 // The "dropped" counts of one worker in a status reply: {"disabled":N,...}.
 long worker_dropped(const std::string& status, const std::string& worker,
@@ -221,12 +212,6 @@ long worker_dropped(const std::string& status, const std::string& worker,
     return std::regex_search(status, m, re) ? std::stol(m[1]) : -1;
 }
 
-std::string worker_field(const std::string& status, const std::string& worker,
-                         const std::string& field) {
-    std::smatch m;
-    const std::regex re("\"" + worker + "\":\\{\"pool\"[^{]*\"" + field + "\":(\"[a-z]+\"|[0-9]+)");
-    return std::regex_search(status, m, re) ? std::string(m[1]) : "";
-}
 
 struct running_telecap {
     process p;
@@ -428,10 +413,10 @@ TEST(ControlSocket, BadRequestsAndAClientThatNeverReadsLeaveTheLoopAlone) {
     // A malformed request: an error, and the connection still answers.
     const int bad = raw_connect(t.sock);
     ASSERT_GE(bad, 0);
-    const std::string junk = "{\"cmd\":\n{\"cmd\":\"reload\"}\n{\"cmd\":\"status\"}\n";
+    const std::string junk = "{\"cmd\":\n{\"cmd\":\"reboot\"}\n{\"cmd\":\"status\"}\n";
     ASSERT_EQ(::write(bad, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
     EXPECT_NE(read_line(bad).find("\"ok\":false,\"error\":\"not JSON"), std::string::npos);
-    EXPECT_NE(read_line(bad).find("unknown cmd \\\"reload\\\""), std::string::npos);
+    EXPECT_NE(read_line(bad).find("unknown cmd \\\"reboot\\\""), std::string::npos);
     EXPECT_EQ(read_line(bad).rfind("{\"ok\":true,", 0), 0u);
     ::close(bad);
 

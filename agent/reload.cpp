@@ -1,0 +1,134 @@
+#include "agent/reload.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "capture/event_json.hpp"
+#include "control/request.hpp"
+
+namespace telecap::agent {
+
+namespace {
+
+void append_names(std::string& out, const char* key, const std::vector<std::string>& names,
+                  bool first = false) {
+    if (!first) out += ',';
+    out += '"';
+    out += key;
+    out += "\":[";
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (i) out += ',';
+        append_json_string(out, names[i]);
+    }
+    out += ']';
+}
+
+}  // namespace
+
+void resolve_catalog_paths(run_options& o) {
+    for (auto& pool : o.pools)
+        if (pool.catalog_path.empty()) pool.catalog_path = o.capture.catalog_path;
+}
+
+std::vector<std::string> settings_not_reloaded(const run_options& a, const run_options& b) {
+    std::vector<std::string> out;
+    const auto differ = [&](bool d, const char* key) {
+        if (d) out.emplace_back(key);
+    };
+    differ(a.capture.prefix != b.capture.prefix, "prefix");
+    differ(a.capture.max_line != b.capture.max_line, "max_line");
+    differ(a.capture.node != b.capture.node, "node");
+    differ(a.capture.passthrough != b.capture.passthrough, "passthrough");
+    differ(a.capture.rejects_path != b.capture.rejects_path, "rejects");
+    differ(a.capture.stats_path != b.capture.stats_path, "stats");
+    differ(a.capture.metrics_path != b.capture.metrics_path, "metrics");
+    differ(a.queue != b.queue, "queue");
+    differ(a.queue_bytes != b.queue_bytes, "queue_bytes");
+    differ(a.line_budget != b.line_budget, "line_budget");
+    differ(a.overflow != b.overflow, "overflow");
+    return out;
+}
+
+reloader::reloader(std::function<run_options()> reread, run_options running,
+                   run_outputs& outputs, dispatcher& events, metrics::registry& registry)
+    : reread_(std::move(reread)), running_(std::move(running)), outputs_(outputs),
+      events_(events),
+      ok_(registry.get_counter("telecap_reloads_total", {{"result", "ok"}})),
+      failed_(registry.get_counter("telecap_reloads_total", {{"result", "failed"}})) {}
+
+std::string reloader::operator()(supervisor& sup) {
+    const auto fail = [&](const std::string& why) {
+        failed_.inc();
+        spdlog::error("reload refused, nothing changed: {}", why);
+        return control::error_reply("reload refused, nothing changed: " + why);
+    };
+    if (sup.stopping()) return fail("telecap is stopping");
+    // Everything that can fail comes first: the config, the catalogs, the new outputs.
+    run_options next;
+    supervisor_reload r;
+    run_outputs::change outs;
+    try {
+        next = reread_();
+        resolve_catalog_paths(next);
+        std::map<std::string, std::shared_ptr<const catalog>> loaded;
+        for (const auto& pool : next.pools) {
+            auto& cat = loaded[pool.catalog_path];
+            if (!cat) {
+                capture_options co = next.capture;
+                co.catalog_path = pool.catalog_path;
+                cat = std::make_shared<const catalog>(load_catalog(co));
+            }
+            r.catalogs.push_back(cat);
+        }
+        outs = outputs_.prepare(next);
+    } catch (const std::exception& e) {
+        return fail(e.what());
+    }
+    r.pools = next.pools;
+    r.controls = next.controls;
+    r.grace = next.grace;
+    r.stop_signal = next.stop_signal;
+    r.label = next.label;
+    reload_result pools;
+    if (auto p = sup.reload(std::move(r), &pools)) return fail(*p);
+    const auto added = outs.added_specs;
+    const auto removed = outs.removed_specs;
+    outputs_.commit(std::move(outs), events_);
+
+    const auto kept = settings_not_reloaded(running_, next);
+    for (const auto& key : kept)
+        spdlog::warn("reload: \"{}\" changed: it takes effect when telecap is started again", key);
+    // What runs now: the new config, but the settings a reload cannot change as they were.
+    {
+        run_options now = next;
+        now.capture.prefix = running_.capture.prefix;
+        now.capture.max_line = running_.capture.max_line;
+        now.capture.node = running_.capture.node;
+        now.capture.passthrough = running_.capture.passthrough;
+        now.capture.rejects_path = running_.capture.rejects_path;
+        now.capture.stats_path = running_.capture.stats_path;
+        now.capture.metrics_path = running_.capture.metrics_path;
+        now.queue = running_.queue;
+        now.queue_bytes = running_.queue_bytes;
+        now.line_budget = running_.line_budget;
+        now.overflow = running_.overflow;
+        running_ = std::move(now);
+    }
+    ok_.inc();
+
+    std::string m = ",\"pools\":{";
+    append_names(m, "added", pools.added, true);
+    append_names(m, "removed", pools.removed);
+    append_names(m, "changed", pools.changed);
+    append_names(m, "resized", pools.resized);
+    append_names(m, "unchanged", pools.unchanged);
+    m += "},\"outputs\":{";
+    append_names(m, "added", added, true);
+    append_names(m, "removed", removed);
+    m += '}';
+    append_names(m, "not_applied", kept);
+    return control::ok_reply(m);
+}
+
+}  // namespace telecap::agent

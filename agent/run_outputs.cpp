@@ -1,0 +1,164 @@
+#include "agent/run_outputs.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "agent/output_series.hpp"
+#include "metrics/deriver.hpp"
+
+namespace telecap::agent {
+
+namespace {
+
+// Passes only the events of one pool to the handler it wraps (a pool's own outputs).
+class pool_filter final : public handler {
+public:
+    pool_filter(std::string pool, std::shared_ptr<handler> inner)
+        : pool_(std::move(pool)), inner_(std::move(inner)) {}
+    void handle(const event& ev) override {
+        const auto* p = ev.meta("pool_name");
+        if (p && std::holds_alternative<std::string>(*p) && std::get<std::string>(*p) == pool_)
+            inner_->handle(ev);
+    }
+    void flush() override { inner_->flush(); }
+    void finish(std::chrono::steady_clock::time_point deadline) override { inner_->finish(deadline); }
+    std::string counters_json() const override { return inner_->counters_json(); }
+    std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
+
+private:
+    std::string pool_;
+    std::shared_ptr<handler> inner_;
+};
+
+// How long a removed output may take to send what it holds, on the dispatch thread.
+constexpr std::chrono::seconds removed_output_grace{2};
+
+}  // namespace
+
+run_outputs::run_outputs(handler_bus& bus, output_env& env, metrics::registry& registry)
+    : bus_(bus), env_(env), registry_(registry) {}
+
+run_outputs::~run_outputs() {
+    if (series_) registry_.remove_collector(series_);
+}
+
+std::vector<run_outputs::wanted> run_outputs::wanted_outputs(const run_options& o) {
+    std::vector<wanted> out;
+    std::map<std::string, int> seen;
+    const auto add = [&](const std::string& pool, const std::string& spec) {
+        const std::string base = pool + "|" + spec;
+        out.push_back({base + "#" + std::to_string(seen[base]++), spec, pool});
+    };
+    const std::vector<std::string> defaults{"jsonl"};
+    for (const auto& spec : o.capture.outputs.empty() ? defaults : o.capture.outputs) add("", spec);
+    for (const auto& pool : o.pools)
+        for (const auto& spec : pool.outputs) add(pool.name, spec);
+    return out;
+}
+
+std::string run_outputs::new_id(const wanted& w) {
+    std::set<std::string> used;
+    for (const auto& [key, id] : ids_) used.insert(id);
+    for (;;) {
+        const std::string n = std::to_string(next_index_++);
+        std::string id = w.pool.empty() ? "output." + n + ":" + w.spec
+                                        : "pool." + w.pool + ".output." + n + ":" + w.spec;
+        if (!used.count(id)) return id;
+    }
+}
+
+std::pair<std::shared_ptr<handler>, std::shared_ptr<handler>> run_outputs::make(
+    const wanted& w, const std::string& id) {
+    auto h = make_output(w.spec, env_, w.pool.empty() ? "output " + w.spec : id);
+    if (w.pool.empty()) return {h, h};
+    return {h, std::make_shared<pool_filter>(w.pool, h)};
+}
+
+void run_outputs::attach(const run_options& o) {
+    // The ids of the first set are the ones --stats has always used: the index in its list.
+    int top = 0;
+    std::map<std::string, int> per_pool;
+    for (const auto& w : wanted_outputs(o)) {
+        const std::string id =
+            w.pool.empty() ? "output." + std::to_string(top++) + ":" + w.spec
+                           : "pool." + w.pool + ".output." + std::to_string(per_pool[w.pool]++) +
+                                 ":" + w.spec;
+        auto [inner, attached] = make(w, id);
+        ids_[w.key] = id;
+        outputs_.emplace_back(id, inner);
+        bus_.attach(id, {}, std::move(attached));
+    }
+    next_index_ = top;
+    if (env_.store && !env_.deriver_attached) {
+        bus_.attach("metrics", {}, std::make_shared<metrics::deriver>(env_.store));
+        env_.deriver_attached = true;
+    }
+    publish_series();
+}
+
+run_outputs::change run_outputs::prepare(const run_options& o) {
+    change c;
+    const auto want = wanted_outputs(o);
+    for (const auto& w : want) {
+        if (const auto it = ids_.find(w.key); it != ids_.end()) {
+            c.next_ids[w.key] = it->second;
+            for (const auto& [id, h] : outputs_)
+                if (id == it->second) c.next.emplace_back(id, h);
+            continue;
+        }
+        const std::string id = new_id(w);
+        auto [inner, attached] = make(w, id);  // throws: c and what it holds go
+        c.next_ids[w.key] = id;
+        c.add.emplace_back(id, attached);
+        c.next.emplace_back(id, inner);
+        c.added_specs.push_back(w.pool.empty() ? w.spec : w.pool + ": " + w.spec);
+    }
+    for (const auto& [oid, h] : outputs_)  // in the order they were attached
+        for (const auto& [key, id] : ids_) {
+            if (id != oid || c.next_ids.count(key)) continue;
+            c.remove.push_back(id);
+            const auto bar = key.find('|');
+            const std::string pool = key.substr(0, bar);
+            const std::string spec = key.substr(bar + 1, key.rfind('#') - bar - 1);
+            c.removed_specs.push_back(pool.empty() ? spec : pool + ": " + spec);
+        }
+    return c;
+}
+
+void run_outputs::commit(change c, dispatcher& d) {
+    std::vector<std::shared_ptr<handler>> gone;
+    for (const auto& id : c.remove)
+        for (const auto& [oid, h] : outputs_)
+            if (oid == id) gone.push_back(h);
+    const bool deriver = env_.store && !env_.deriver_attached;
+    env_.deriver_attached = env_.deriver_attached || deriver;
+    d.post([this, add = c.add, remove = c.remove, gone, deriver, store = env_.store,
+            drops = removed_drops_] {
+        for (const auto& id : remove) bus_.detach(id);
+        for (const auto& [id, h] : add)
+            if (auto ec = bus_.attach(id, {}, h))
+                spdlog::error("reload: cannot attach output {}: {}", id, ec.message());
+        if (deriver) bus_.attach("metrics", {}, std::make_shared<metrics::deriver>(store));
+        // What a removed output still holds goes out now, within a bound.
+        for (const auto& h : gone) {
+            try {
+                h->finish(std::chrono::steady_clock::now() + removed_output_grace);
+            } catch (const std::exception& e) {
+                spdlog::warn("reload: a removed output failed at its end: {}", e.what());
+            }
+            drops->fetch_add(h->events_dropped());
+        }
+    });
+    outputs_ = std::move(c.next);
+    ids_ = std::move(c.next_ids);
+    publish_series();
+}
+
+void run_outputs::publish_series() {
+    if (series_) registry_.remove_collector(series_);
+    series_ = add_output_series(registry_, outputs_);
+}
+
+}  // namespace telecap::agent

@@ -1,0 +1,73 @@
+#pragma once
+// The outputs of `telecap run`: the top-level ones and each pool's own, attached to the bus,
+// and rebuilt by a reload. An output is known by what it is (its spec, and its pool for a
+// pool's), so a reload keeps the outputs that are still asked for (same handler, same
+// connections, same queued data), makes the new ones and lets the others go.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/options.hpp"
+#include "agent/run.hpp"
+#include "dispatch/dispatcher.hpp"
+
+namespace telecap::agent {
+
+class run_outputs {
+public:
+    // `env` (streams, registry, metrics) and `bus` outlive this object.
+    run_outputs(handler_bus& bus, output_env& env, metrics::registry& registry);
+    ~run_outputs();
+    run_outputs(const run_outputs&) = delete;
+    run_outputs& operator=(const run_outputs&) = delete;
+
+    // At startup, before the dispatcher runs: makes and attaches every output of `o` (the
+    // default jsonl when none is named). Throws usage_error.
+    void attach(const run_options& o);
+
+    // A reload in two steps, so that a bad output changes nothing. prepare() makes the outputs
+    // `o` adds (binding ports and sockets, opening files: throws usage_error, and what it made
+    // is let go); commit() hands the change to the dispatch thread, where it happens between
+    // two batches: the events queued before it reach the old set, those after it the new.
+    struct change {
+        std::vector<std::pair<std::string, std::shared_ptr<handler>>> add;  // bus id, attached
+        std::vector<std::string> remove;                                    // bus ids
+        std::vector<std::string> added_specs, removed_specs;  // for the reply
+        std::vector<std::pair<std::string, std::shared_ptr<handler>>> next;  // the whole set (inner)
+        std::map<std::string, std::string> next_ids;                         // key -> bus id
+    };
+    change prepare(const run_options& o);
+    void commit(change c, dispatcher& d);
+
+    // The events the outputs removed by reloads had dropped (they leave the bus).
+    std::uint64_t removed_drops() const noexcept { return removed_drops_->load(); }
+
+private:
+    struct wanted {
+        std::string key;   // "|SPEC#n" or "POOL|SPEC#n": what identifies it across reloads
+        std::string spec;
+        std::string pool;  // empty: a top-level output
+    };
+    static std::vector<wanted> wanted_outputs(const run_options& o);
+    std::string new_id(const wanted& w);
+    // The output, and what the bus gets: the same, or for a pool's output a filter around it.
+    std::pair<std::shared_ptr<handler>, std::shared_ptr<handler>> make(const wanted& w,
+                                                                       const std::string& id);
+    void publish_series();
+
+    handler_bus& bus_;
+    output_env& env_;
+    metrics::registry& registry_;
+    std::vector<std::pair<std::string, std::shared_ptr<handler>>> outputs_;  // id, handler
+    std::map<std::string, std::string> ids_;  // key -> bus id
+    int next_index_ = 0;
+    metrics::registry::collector_id series_ = 0;
+    std::shared_ptr<std::atomic<std::uint64_t>> removed_drops_ =
+        std::make_shared<std::atomic<std::uint64_t>>(0);
+};
+
+}  // namespace telecap::agent

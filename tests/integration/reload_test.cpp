@@ -1,0 +1,341 @@
+// telecap run's reload with real workers: `telecap ctl reload` and SIGHUP read the config again;
+// pools added start, removed ones stop, changed ones restart one worker at a time, the others
+// keep their pids; outputs are rebuilt without losing events; a bad file changes nothing.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "support/control_client.hpp"
+#include "support/subprocess.hpp"
+
+namespace telecap::test {
+namespace {
+
+const std::string bin = TELECAP_BIN;
+
+// A pool entry of the config (YAML), with a command given as a shell script.
+std::string pool(const std::string& name, const std::string& script, int instances = 1,
+                 const std::string& more = "") {
+    std::string quoted;
+    for (char c : script) {
+        if (c == '"' || c == '\\') quoted += '\\';
+        quoted += c;
+    }
+    return "  - name: " + name + "\n    command: [\"/bin/sh\", \"-c\", \"" + quoted +
+           "\"]\n    instances: " + std::to_string(instances) + "\n" + more;
+}
+
+// Dies of the SIGTERM it gets at the end (exit status 143).
+const std::string idle = "while :; do sleep 1; done";
+// Exits 0 on SIGTERM.
+const std::string calm = "trap 'exit 0' TERM; while :; do sleep 0.05; done";
+// A python.call.start every 20 ms, numbered 1, 2, ... in its system_time; exits 0 on SIGTERM.
+const std::string ticker =
+    "trap 'exit 0' TERM; i=0; while :; do i=$((i+1)); "
+    "echo \"TELEMETRY:{\\\"event\\\":\\\"python.call.start\\\","
+    "\\\"measurements\\\":{\\\"system_time\\\":$i}}\" >&2; sleep 0.02; done";
+const std::string tick = "\"call\",\"start\"]";  // in each of the ticker's events
+
+struct running_telecap {
+    process p;
+    std::string cfg, sock, out, stats;
+};
+
+running_telecap start_config(const std::string& tag, const std::string& config,
+                             std::vector<std::string> extra = {}) {
+    running_telecap t;
+    t.cfg = temp_path(tag + ".yaml");
+    t.sock = temp_path(tag + ".sock");
+    t.out = temp_path(tag + ".jsonl");
+    t.stats = temp_path(tag + ".stats.json");
+    ::unlink(t.out.c_str());  // outputs append: a test run again starts afresh
+    write_file(t.cfg, config);
+    std::vector<std::string> argv{bin,     "run", "--config", t.cfg,  "--control", t.sock,
+                                  "--stats", t.stats, "-o",    "jsonl:" + t.out, "--grace", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    t.p = start(argv, tag);
+    EXPECT_TRUE(eventually([&] { return socket_ready(t.sock); })) << "no control socket";
+    return t;
+}
+
+std::string status(const running_telecap& t) { return ctl(t.sock, {"--json", "status"}).out; }
+
+bool all_running(const running_telecap& t, const std::vector<std::string>& workers,
+                 std::string* st = nullptr) {
+    const std::string s = status(t);
+    if (st) *st = s;
+    for (const auto& w : workers)
+        if (worker_field(s, w, "state") != "\"running\"") return false;
+    return true;
+}
+
+result stop(running_telecap& t) {
+    ::kill(t.p.pid, SIGTERM);
+    return wait(t.p);
+}
+
+TEST(Reload, AddsRemovesRestartsAndResizesPoolsAndKeepsTheRest) {
+    auto t = start_config("pools", "pools:\n" + pool("keep", calm) + pool("change", idle, 2) +
+                                       pool("gone", idle) + pool("grow", idle));
+    std::string st;
+    ASSERT_TRUE(eventually([&] {
+        return all_running(t, {"keep-0", "change-0", "change-1", "gone-0", "grow-0"}, &st);
+    })) << st;
+    const std::string keep = worker_field(st, "keep-0", "pid");
+    const std::string grow = worker_field(st, "grow-0", "pid");
+    const std::string change0 = worker_field(st, "change-0", "pid");
+    const std::string change1 = worker_field(st, "change-1", "pid");
+
+    write_file(t.cfg, "pools:\n" + pool("keep", calm) + pool("change", "sleep 1; " + idle, 2) +
+                          pool("grow", idle, 3) + pool("new", idle));
+    auto r = ctl(t.sock, {"--json", "reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"pools\":{\"added\":[\"new\"],\"removed\":[\"gone\"],\"changed\":"
+                         "[\"change\"],\"resized\":[\"grow\"],\"unchanged\":[\"keep\"]}"),
+              std::string::npos)
+        << r.out;
+    ASSERT_TRUE(eventually([&] {
+        return all_running(t, {"keep-0", "grow-0", "grow-1", "grow-2", "new-0"}, &st) &&
+               worker_field(st, "change-0", "restarts") == "1" &&
+               worker_field(st, "change-1", "restarts") == "1" &&
+               worker_field(st, "gone-0", "state").empty();
+    })) << st;
+    EXPECT_EQ(worker_field(st, "keep-0", "pid"), keep);  // untouched
+    EXPECT_EQ(worker_field(st, "grow-0", "pid"), grow);  // only more of them
+    EXPECT_EQ(worker_field(st, "keep-0", "restarts"), "0");
+    EXPECT_NE(worker_field(st, "change-0", "pid"), change0);
+    EXPECT_NE(worker_field(st, "change-1", "pid"), change1);
+    EXPECT_NE(st.find("{\"name\":\"grow\",\"instances\":3}"), std::string::npos) << st;
+    EXPECT_EQ(st.find("\"gone\""), std::string::npos) << st;
+
+    // The human-readable reply names what happened.
+    write_file(t.cfg, "pools:\n" + pool("keep", calm));
+    r = ctl(t.sock, {"reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("pools removed: change, grow, new"), std::string::npos) << r.out;
+    ASSERT_TRUE(eventually([&] {
+        st = status(t);
+        return worker_field(st, "new-0", "state").empty() &&
+               worker_field(st, "grow-2", "state").empty();
+    })) << st;
+
+    const auto end = stop(t);
+    EXPECT_FALSE(end.timed_out);
+    EXPECT_EQ(end.exit_code, 0) << end.err;  // workers removed by a reload are no failure
+    const std::string stats = read_file(t.stats);
+    EXPECT_NE(stats.find("\"telecap_reloads_total{result=\\\"ok\\\"}\":2"), std::string::npos)
+        << stats;
+}
+
+// A changed pool restarts worker by worker: the next stops only once the previous one runs
+// again. Read from the lifecycle events, in the order telecap made them.
+TEST(Reload, AChangedPoolRestartsOneWorkerAtATime) {
+    auto t = start_config("roll", "pools:\n" + pool("p", idle, 3));
+    std::string st;
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0", "p-1", "p-2"}, &st); })) << st;
+    write_file(t.cfg, "pools:\n" + pool("p", "true; " + idle, 3));
+    ASSERT_EQ(ctl(t.sock, {"reload"}).exit_code, 0);
+    ASSERT_TRUE(eventually([&] {
+        st = status(t);
+        for (const char* w : {"p-0", "p-1", "p-2"})
+            if (worker_field(st, w, "restarts") != "1" ||
+                worker_field(st, w, "state") != "\"running\"")
+                return false;
+        return true;
+    })) << st;
+    const auto end = stop(t);
+    EXPECT_FALSE(end.timed_out);
+    // Each worker's "terminated" (of its first run) and "restarted", in event order.
+    const std::string out = read_file(t.out);
+    std::vector<std::string> seq;
+    std::size_t at = 0;
+    while ((at = out.find('\n', at)) != std::string::npos) {
+        const auto begin = out.rfind('\n', at - 1);
+        const std::string line = out.substr(begin == std::string::npos ? 0 : begin + 1,
+                                            at - (begin == std::string::npos ? 0 : begin + 1));
+        ++at;
+        for (const char* w : {"p-0", "p-1", "p-2"}) {
+            if (line.find(std::string("\"worker_id\":\"") + w + "\"") == std::string::npos)
+                continue;
+            if (line.find("\"restarted\"]") != std::string::npos) seq.push_back(std::string("R") + w);
+            if (line.find("\"terminated\"]") != std::string::npos && seq.size() < 6)
+                seq.push_back(std::string("T") + w);
+        }
+    }
+    ASSERT_GE(seq.size(), 6u) << out;
+    EXPECT_EQ(std::vector<std::string>(seq.begin(), seq.begin() + 6),
+              (std::vector<std::string>{"Tp-0", "Rp-0", "Tp-1", "Rp-1", "Tp-2", "Rp-2"}));
+}
+
+TEST(Reload, ABadFileChangesNothingAndSaysWhere) {
+    auto t = start_config("bad", "pools:\n" + pool("p", calm));
+    std::string st;
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0"}, &st); })) << st;
+    const std::string pid = worker_field(st, "p-0", "pid");
+
+    // Not YAML, an unknown key at line 4, a pool without a command, a bad output.
+    const std::vector<std::pair<std::string, std::string>> bad{
+        {"pools: [\n", ":2:"},
+        {"pools:\n" + pool("p", calm) + "    colour: red\n", ":5: unknown key \"colour\""},
+        {"pools:\n  - name: q\n", ":2: pool \"q\" has no command"},
+        {"outputs: [\"bogus:1\"]\npools:\n" + pool("p", calm), "unknown output \"bogus:1\""},
+    };
+    for (const auto& [text, where] : bad) {
+        write_file(t.cfg, text);
+        const auto r = ctl(t.sock, {"reload"});
+        EXPECT_EQ(r.exit_code, 1) << text;
+        EXPECT_NE(r.err.find("reload refused, nothing changed"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(where), std::string::npos) << r.err;
+    }
+    st = status(t);
+    EXPECT_EQ(worker_field(st, "p-0", "pid"), pid);
+    EXPECT_EQ(worker_field(st, "p-0", "restarts"), "0");
+    EXPECT_EQ(worker_field(st, "q-0", "state"), "");
+
+    const auto end = stop(t);
+    EXPECT_EQ(end.exit_code, 0) << end.err;
+    EXPECT_NE(end.err.find("reload refused, nothing changed"), std::string::npos) << end.err;
+    const std::string stats = read_file(t.stats);
+    EXPECT_NE(stats.find("\"telecap_reloads_total{result=\\\"failed\\\"}\":4"), std::string::npos)
+        << stats;
+}
+
+// The controls become the config's; changes made with ctl since are dropped; settings a reload
+// cannot change are named in the reply.
+TEST(Reload, ControlsComeFromTheFileAndFixedSettingsAreNamed) {
+    auto t = start_config("controls", "control:\n  deny: [\"a.*\"]\npools:\n" + pool("p", idle));
+    std::string st;
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0"}, &st); })) << st;
+    ASSERT_EQ(ctl(t.sock, {"--worker", "p-0", "toggle", "off"}).exit_code, 0);
+    write_file(t.cfg, "queue: 100\ncontrol:\n  deny: [\"b.*\"]\npools:\n" + pool("p", idle) +
+                          "    control:\n      sampling_rate: 0.5\n");
+    const auto r = ctl(t.sock, {"--json", "reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"not_applied\":[\"queue\"]"), std::string::npos) << r.out;
+    st = status(t);
+    EXPECT_NE(st.find("\"enabled\":true,\"sampling_rate\":0.5,\"sampling_patterns\":[],"
+                      "\"allow\":[],\"deny\":[\"b.*\"]"),
+              std::string::npos)
+        << st;
+    const auto end = stop(t);
+    EXPECT_NE(end.err.find("\"queue\" changed"), std::string::npos) << end.err;
+}
+
+// Outputs that stay keep every event across reloads; an output added gets the events from then
+// on, one removed stops getting them; a pool's own output follows its pool.
+TEST(Reload, OutputsAreRebuiltWithoutLosingEvents) {
+    const std::string added = temp_path("outputs-added.jsonl");
+    const std::string pool_out = temp_path("outputs-pool.jsonl");
+    ::unlink(added.c_str());
+    ::unlink(pool_out.c_str());
+    auto t = start_config("outputs", "pools:\n" + pool("p", ticker), {"--overflow", "block"});
+    std::string st;
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0"}, &st); })) << st;
+    ASSERT_TRUE(eventually([&] { return count(read_file(t.out), tick) >= 5; }));
+
+    write_file(t.cfg, "outputs: [\"jsonl:" + added + "\"]\npools:\n" + pool("p", ticker) +
+                          "    outputs: [\"jsonl:" + pool_out + "\"]\n");
+    auto r = ctl(t.sock, {"--json", "reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"outputs\":{\"added\":[\"jsonl:" + added + "\",\"p: jsonl:" +
+                         pool_out + "\"],\"removed\":[]}"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("\"unchanged\":[\"p\"]"), std::string::npos) << r.out;
+    ASSERT_TRUE(eventually([&] {
+        return count(read_file(added), tick) >= 5 && count(read_file(pool_out), tick) >= 5;
+    }));
+
+    write_file(t.cfg, "pools:\n" + pool("p", ticker));
+    r = ctl(t.sock, {"--json", "reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"removed\":[\"jsonl:" + added + "\",\"p: jsonl:" + pool_out + "\"]"),
+              std::string::npos)
+        << r.out;
+    // The removed ones are finished on the dispatch thread: once the kept output has more
+    // events than were there at the reload, the removed ones got their last.
+    const std::size_t at_reload = count(read_file(t.out), tick);
+    ASSERT_TRUE(eventually([&] { return count(read_file(t.out), tick) > at_reload + 5; }));
+    const std::size_t frozen = count(read_file(added), tick);
+    ASSERT_TRUE(eventually([&] { return count(read_file(t.out), tick) > at_reload + 15; }));
+    EXPECT_EQ(count(read_file(added), tick), frozen);
+
+    const auto end = stop(t);
+    EXPECT_EQ(end.exit_code, 0) << end.err;
+    // The output that stayed has every event of the one run, 1..N without a gap.
+    const std::string out = read_file(t.out);
+    const std::size_t n = count(out, tick);
+    ASSERT_GT(n, 20u);
+    for (std::size_t i = 1; i <= n; ++i)
+        ASSERT_NE(out.find("\"system_time\":" + std::to_string(i) + "}"), std::string::npos) << i;
+}
+
+// SIGHUP reloads with --config and is not forwarded; without --config it is forwarded as
+// before, and ctl reload is refused.
+TEST(Reload, SighupReloadsWithAConfigAndIsForwardedWithout) {
+    const std::string traps =
+        "trap 'echo got-HUP >&2' HUP; trap 'echo got-USR1 >&2' USR1; "
+        "while :; do sleep 0.05; done";
+    auto t = start_config("hup", "pools:\n" + pool("p", traps));
+    std::string st;
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0"}, &st); })) << st;
+    write_file(t.cfg, "pools:\n" + pool("p", traps) + pool("q", idle));
+    ::kill(t.p.pid, SIGHUP);
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0", "q-0"}, &st); })) << st;
+    // USR1 is forwarded: once the worker says so, a forwarded HUP (sent earlier) would have
+    // been said too.
+    ::kill(t.p.pid, SIGUSR1);
+    ASSERT_TRUE(eventually([&] { return read_file(t.p.err_path).find("got-USR1") != std::string::npos; }));
+    auto end = stop(t);
+    EXPECT_EQ(end.err.find("got-HUP"), std::string::npos) << end.err;
+
+    const std::string sock = temp_path("hup-plain.sock");
+    const auto plain = start({bin, "run", "--control", sock, "--", "/bin/sh", "-c", traps}, "plain");
+    ASSERT_TRUE(eventually([&] { return socket_ready(sock); }));
+    const auto r = ctl(sock, {"reload"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("without --config"), std::string::npos) << r.err;
+    ASSERT_TRUE(eventually([&] {
+        ::kill(plain.pid, SIGHUP);
+        return read_file(plain.err_path).find("got-HUP") != std::string::npos;
+    }, std::chrono::seconds(10)));
+    ::kill(plain.pid, SIGTERM);
+    EXPECT_FALSE(wait(plain).timed_out);
+}
+
+// Reloads while a pool crashes and restarts as fast as its backoff lets it: every reload is
+// answered, the pool takes the new spec, and telecap stops cleanly afterwards.
+TEST(Reload, DuringARestartStorm) {
+    const std::string storm_opts =
+        "    restart: always\n    backoff_min: 0.01\n    backoff_max: 0.02\n"
+        "    max_restarts: 100000\n";
+    auto t = start_config("storm", "pools:\n" + pool("crash", "exit 1", 4, storm_opts) +
+                                       pool("steady", idle));
+    std::string st;
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"steady-0"}, &st); })) << st;
+    const std::string steady = worker_field(st, "steady-0", "pid");
+    for (int i = 0; i < 10; ++i) {
+        write_file(t.cfg, "pools:\n" + pool("crash", "exit " + std::to_string(i % 2 + 1),
+                                            1 + i % 4, storm_opts) +
+                              pool("steady", idle));
+        const auto r = ctl(t.sock, {"--json", "reload"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    // The last config: 2 crashing workers.
+    ASSERT_TRUE(eventually([&] {
+        st = status(t);
+        return worker_field(st, "crash-1", "state") != "" &&
+               worker_field(st, "crash-2", "state") == "" &&
+               worker_field(st, "crash-3", "state") == "";
+    })) << st;
+    EXPECT_EQ(worker_field(st, "steady-0", "pid"), steady);
+    const auto end = stop(t);
+    EXPECT_FALSE(end.timed_out);
+    EXPECT_EQ(end.err.find("left behind"), std::string::npos) << end.err;
+}
+
+}  // namespace
+}  // namespace telecap::test
