@@ -76,10 +76,12 @@ namespace {
 metrics::family_source families_of(output_env& env) {
     if (!env.store) {
         env.store = std::make_shared<metrics::metric_store>(load_metrics(env.metrics_path));
-        if (env.registry) metrics::add_store_collector(*env.registry, env.store);
+        env.slot = std::make_shared<store_slot>(env.store);
+        if (env.registry)
+            env.store_collector = metrics::add_store_collector(*env.registry, env.store);
     }
-    return [store = env.store, registry = env.registry] {
-        auto out = store->collect();
+    return [slot = env.slot, registry = env.registry] {
+        auto out = slot->get()->collect();
         if (registry) {
             auto own = metrics::families_from_samples(registry->snapshot());
             out.insert(out.end(), std::make_move_iterator(own.begin()),

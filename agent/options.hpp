@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -56,13 +57,33 @@ worker_context make_context(const capture_options& o);
 // metrics of one store, made on first need from `metrics_path` (or the bundled default) and
 // recorded into by one deriver on the bus, and telecap's own series from `registry`, which
 // must outlive the outputs.
+// The store the metrics exporters read: a reload of the metrics file puts a new one in.
+class store_slot {
+public:
+    explicit store_slot(std::shared_ptr<metrics::metric_store> s) : store_(std::move(s)) {}
+    std::shared_ptr<metrics::metric_store> get() const {
+        std::lock_guard lock(mu_);
+        return store_;
+    }
+    void set(std::shared_ptr<metrics::metric_store> s) {
+        std::lock_guard lock(mu_);
+        store_ = std::move(s);
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<metrics::metric_store> store_;
+};
+
 struct output_env {
     stream_set& streams;
     bool wait = false;
     metrics::registry* registry = nullptr;
     std::string metrics_path;
-    std::shared_ptr<metrics::metric_store> store;  // made by the first metrics exporter
+    std::shared_ptr<metrics::metric_store> store{};  // made by the first metrics exporter
     bool deriver_attached = false;
+    std::shared_ptr<store_slot> slot{};                 // with the store: what exporters read
+    metrics::registry::collector_id store_collector = 0;  // the store's own series
 };
 
 // Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null",

@@ -42,7 +42,6 @@ std::vector<std::string> settings_not_reloaded(const run_options& a, const run_o
     differ(a.capture.passthrough != b.capture.passthrough, "passthrough");
     differ(a.capture.rejects_path != b.capture.rejects_path, "rejects");
     differ(a.capture.stats_path != b.capture.stats_path, "stats");
-    differ(a.capture.metrics_path != b.capture.metrics_path, "metrics");
     differ(a.queue != b.queue, "queue");
     differ(a.queue_bytes != b.queue_bytes, "queue_bytes");
     differ(a.line_budget != b.line_budget, "line_budget");
@@ -94,6 +93,7 @@ std::string reloader::operator()(supervisor& sup) {
     if (auto p = sup.reload(std::move(r), &pools)) return fail(*p);
     const auto added = outs.added_specs;
     const auto removed = outs.removed_specs;
+    const bool metrics = outs.metrics_changed;
     outputs_.commit(std::move(outs), events_);
 
     const auto kept = settings_not_reloaded(running_, next);
@@ -108,7 +108,6 @@ std::string reloader::operator()(supervisor& sup) {
         now.capture.passthrough = running_.capture.passthrough;
         now.capture.rejects_path = running_.capture.rejects_path;
         now.capture.stats_path = running_.capture.stats_path;
-        now.capture.metrics_path = running_.capture.metrics_path;
         now.queue = running_.queue;
         now.queue_bytes = running_.queue_bytes;
         now.line_budget = running_.line_budget;
@@ -126,7 +125,8 @@ std::string reloader::operator()(supervisor& sup) {
     m += "},\"outputs\":{";
     append_names(m, "added", added, true);
     append_names(m, "removed", removed);
-    m += '}';
+    m += "},\"metrics\":";
+    m += metrics ? "\"reloaded\"" : "\"unchanged\"";
     append_names(m, "not_applied", kept);
     return control::ok_reply(m);
 }

@@ -64,7 +64,8 @@ int run_workers(const run_options& o) {
     metrics::add_process_collector(registry);
 
     handler_bus bus;
-    output_env env{streams, block, &registry, o.capture.metrics_path, nullptr, false};
+    output_env env{.streams = streams, .wait = block, .registry = &registry,
+                   .metrics_path = o.capture.metrics_path};
     run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
     outputs.attach(o);
     passthrough_mux pass(open_passthrough(o.capture.passthrough, streams));

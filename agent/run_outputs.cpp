@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "agent/output_series.hpp"
 #include "metrics/deriver.hpp"
@@ -34,6 +36,16 @@ private:
 
 // How long a removed output may take to send what it holds, on the dispatch thread.
 constexpr std::chrono::seconds removed_output_grace{2};
+
+// The metrics file's text ("" for the bundled default, or a file that cannot be read: then
+// load_metrics says why).
+std::string metrics_text(const std::string& path) {
+    if (path.empty()) return {};
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
 
 }  // namespace
 
@@ -77,6 +89,8 @@ std::pair<std::shared_ptr<handler>, std::shared_ptr<handler>> run_outputs::make(
 }
 
 void run_outputs::attach(const run_options& o) {
+    metrics_path_ = o.capture.metrics_path;
+    metrics_text_ = metrics_text(metrics_path_);
     // The ids of the first set are the ones --stats has always used: the index in its list.
     int top = 0;
     std::map<std::string, int> per_pool;
@@ -100,6 +114,32 @@ void run_outputs::attach(const run_options& o) {
 
 run_outputs::change run_outputs::prepare(const run_options& o) {
     change c;
+    c.metrics_path = o.capture.metrics_path;
+    c.metrics_text = metrics_text(c.metrics_path);
+    c.metrics_changed = c.metrics_path != metrics_path_ || c.metrics_text != metrics_text_;
+    const bool had_store = env_.store != nullptr;
+    if (c.metrics_changed) {
+        auto config = load_metrics(c.metrics_path);  // a bad file: refused, as at startup
+        if (had_store) c.store = std::make_shared<metrics::metric_store>(std::move(config));
+    }
+    // A first metrics exporter makes its store from the new file.
+    if (!had_store) env_.metrics_path = c.metrics_path;
+    try {
+        add_outputs(o, c);
+    } catch (...) {
+        if (!had_store && env_.store) {  // made for an output that is let go
+            if (env_.store_collector) registry_.remove_collector(env_.store_collector);
+            env_.store_collector = 0;
+            env_.store.reset();
+            env_.slot.reset();
+        }
+        if (!had_store) env_.metrics_path = metrics_path_;
+        throw;
+    }
+    return c;
+}
+
+void run_outputs::add_outputs(const run_options& o, change& c) {
     const auto want = wanted_outputs(o);
     for (const auto& w : want) {
         if (const auto it = ids_.find(w.key); it != ids_.end()) {
@@ -124,7 +164,6 @@ run_outputs::change run_outputs::prepare(const run_options& o) {
             const std::string spec = key.substr(bar + 1, key.rfind('#') - bar - 1);
             c.removed_specs.push_back(pool.empty() ? spec : pool + ": " + spec);
         }
-    return c;
 }
 
 void run_outputs::commit(change c, dispatcher& d) {
@@ -132,15 +171,30 @@ void run_outputs::commit(change c, dispatcher& d) {
     for (const auto& id : c.remove)
         for (const auto& [oid, h] : outputs_)
             if (oid == id) gone.push_back(h);
-    const bool deriver = env_.store && !env_.deriver_attached;
+    if (c.store) {
+        if (env_.store_collector) registry_.remove_collector(env_.store_collector);
+        env_.store = c.store;
+        env_.store_collector = metrics::add_store_collector(registry_, env_.store);
+    }
+    if (c.metrics_changed) {
+        metrics_path_ = c.metrics_path;
+        metrics_text_ = std::move(c.metrics_text);
+    }
+    // The deriver is new with a new store, or with the first exporter.
+    const bool deriver = env_.store && (!env_.deriver_attached || c.store);
+    const bool replace = env_.deriver_attached && deriver;
     env_.deriver_attached = env_.deriver_attached || deriver;
-    d.post([this, add = c.add, remove = c.remove, gone, deriver, store = env_.store,
-            drops = removed_drops_] {
+    d.post([this, add = c.add, remove = c.remove, gone, deriver, replace, store = env_.store,
+            slot = env_.slot, drops = removed_drops_] {
         for (const auto& id : remove) bus_.detach(id);
         for (const auto& [id, h] : add)
             if (auto ec = bus_.attach(id, {}, h))
                 spdlog::error("reload: cannot attach output {}: {}", id, ec.message());
-        if (deriver) bus_.attach("metrics", {}, std::make_shared<metrics::deriver>(store));
+        if (replace) bus_.detach("metrics");
+        if (deriver) {
+            bus_.attach("metrics", {}, std::make_shared<metrics::deriver>(store));
+            slot->set(store);  // the exporters read the new store from the same batch on
+        }
         // What a removed output still holds goes out now, within a bound.
         for (const auto& h : gone) {
             try {

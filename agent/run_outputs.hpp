@@ -31,14 +31,20 @@ public:
 
     // A reload in two steps, so that a bad output changes nothing. prepare() makes the outputs
     // `o` adds (binding ports and sockets, opening files: throws usage_error, and what it made
-    // is let go); commit() hands the change to the dispatch thread, where it happens between
-    // two batches: the events queued before it reach the old set, those after it the new.
+    // is let go), and a new metric store when the metrics file changed; commit() hands the
+    // change to the dispatch thread, where it happens between two batches: the events queued
+    // before it reach the old set, those after it the new. A new metric store starts empty
+    // (its counters start again from 0, which Prometheus and OTLP cumulative readers take
+    // as a reset).
     struct change {
         std::vector<std::pair<std::string, std::shared_ptr<handler>>> add;  // bus id, attached
         std::vector<std::string> remove;                                    // bus ids
         std::vector<std::string> added_specs, removed_specs;  // for the reply
         std::vector<std::pair<std::string, std::shared_ptr<handler>>> next;  // the whole set (inner)
         std::map<std::string, std::string> next_ids;                         // key -> bus id
+        bool metrics_changed = false;  // the metrics file (its path or its text)
+        std::string metrics_path, metrics_text;
+        std::shared_ptr<metrics::metric_store> store;  // the new store, when exporters need one
     };
     change prepare(const run_options& o);
     void commit(change c, dispatcher& d);
@@ -54,6 +60,7 @@ private:
     };
     static std::vector<wanted> wanted_outputs(const run_options& o);
     std::string new_id(const wanted& w);
+    void add_outputs(const run_options& o, change& c);
     // The output, and what the bus gets: the same, or for a pool's output a filter around it.
     std::pair<std::shared_ptr<handler>, std::shared_ptr<handler>> make(const wanted& w,
                                                                        const std::string& id);
@@ -65,6 +72,7 @@ private:
     std::vector<std::pair<std::string, std::shared_ptr<handler>>> outputs_;  // id, handler
     std::map<std::string, std::string> ids_;  // key -> bus id
     int next_index_ = 0;
+    std::string metrics_path_, metrics_text_;  // the metrics file the store was made from
     metrics::registry::collector_id series_ = 0;
     std::shared_ptr<std::atomic<std::uint64_t>> removed_drops_ =
         std::make_shared<std::atomic<std::uint64_t>>(0);

@@ -1,8 +1,11 @@
 // telecap run's reload with real workers: `telecap ctl reload` and SIGHUP read the config again;
 // pools added start, removed ones stop, changed ones restart one worker at a time, the others
 // keep their pids; outputs are rebuilt without losing events; a bad file changes nothing.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -42,6 +45,19 @@ const std::string tick = "\"call\",\"start\"]";  // in each of the ticker's even
 struct running_telecap {
     process p;
     std::string cfg, sock, out, stats;
+    bool waited = false;
+    running_telecap() = default;
+    running_telecap(const running_telecap&) = delete;
+    running_telecap& operator=(const running_telecap&) = delete;
+    running_telecap(running_telecap&& o) noexcept
+        : p(o.p), cfg(o.cfg), sock(o.sock), out(o.out), stats(o.stats), waited(o.waited) {
+        o.waited = true;
+    }
+    ~running_telecap() {  // a failed assertion leaves nothing running
+        if (waited || p.pid <= 0) return;
+        ::kill(p.pid, SIGKILL);
+        (void)wait(p);
+    }
 };
 
 running_telecap start_config(const std::string& tag, const std::string& config,
@@ -74,6 +90,7 @@ bool all_running(const running_telecap& t, const std::vector<std::string>& worke
 
 result stop(running_telecap& t) {
     ::kill(t.p.pid, SIGTERM);
+    t.waited = true;
     return wait(t.p);
 }
 
@@ -271,6 +288,60 @@ TEST(Reload, OutputsAreRebuiltWithoutLosingEvents) {
     ASSERT_GT(n, 20u);
     for (std::size_t i = 1; i <= n; ++i)
         ASSERT_NE(out.find("\"system_time\":" + std::to_string(i) + "}"), std::string::npos) << i;
+}
+
+// A port nothing listens on now (the kernel's pick for port 0).
+std::string free_port() {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(s);
+    return std::to_string(ntohs(a.sin_port));
+}
+
+std::string metrics_file(const std::string& counter) {
+    return "service_name: t\ncounters:\n  - name: " + counter +
+           "\n    description: calls\n    event: snakepit.python.call.start\n";
+}
+
+// The metrics file read again: the exporters serve the new derived series, from the events
+// after the reload; a bad metrics file is refused like a bad config.
+TEST(Reload, TheMetricsFileIsReadAgain) {
+    const std::string mfile = temp_path("reload-metrics.yaml");
+    write_file(mfile, metrics_file("first_calls"));
+    const std::string port = free_port();
+    auto t = start_config("metrics", "metrics: " + mfile + "\npools:\n" + pool("p", ticker),
+                          {"-o", "prometheus:127.0.0.1:" + port});
+    const auto scrape = [&] {
+        return run({"/usr/bin/curl", "-s", "http://127.0.0.1:" + port + "/metrics"}, "curl").out;
+    };
+    std::string m;
+    ASSERT_TRUE(eventually([&] {
+        m = scrape();
+        return m.find("\nfirst_calls_total ") != std::string::npos;
+    })) << m;
+
+    write_file(mfile, "counters: [{name: broken, nonsense: 1}]\n");
+    auto r = ctl(t.sock, {"reload"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("bad metrics file"), std::string::npos) << r.err;
+    EXPECT_NE(scrape().find("\nfirst_calls_total "), std::string::npos);
+
+    write_file(mfile, metrics_file("second_calls"));
+    r = ctl(t.sock, {"--json", "reload"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"metrics\":\"reloaded\""), std::string::npos) << r.out;
+    ASSERT_TRUE(eventually([&] {
+        m = scrape();
+        return m.find("\nsecond_calls_total ") != std::string::npos;
+    })) << m;
+    EXPECT_EQ(m.find("first_calls"), std::string::npos) << m;
+    EXPECT_NE(m.find("telecap_reloads_total{result=\"ok\"} 1"), std::string::npos) << m;
+    stop(t);
 }
 
 // SIGHUP reloads with --config and is not forwarded; without --config it is forwarded as

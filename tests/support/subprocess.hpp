@@ -78,6 +78,12 @@ inline process start(const std::vector<std::string>& argv, const std::string& ta
 
 inline result wait(const process& p, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     result r;
+    // Never started (posix_spawn failed: no such program): a pid of -1 must not reach
+    // waitpid or kill, where it means every child, every process.
+    if (p.pid <= 0) {
+        r.err = "could not start the process";
+        return r;
+    }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
         const pid_t got = ::waitpid(p.pid, &r.status, WNOHANG);
