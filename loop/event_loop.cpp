@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
+#include <thread>
 
 namespace telecap {
 
@@ -179,6 +180,13 @@ void event_loop::read_signals() {
 bool event_loop::run_once(std::chrono::milliseconds timeout) {
     if (stopped_) return false;
     ++turns_;
+    if (linger_.count() > 0) {
+        auto until = clock::now() + linger_;
+        if (!timers_.empty()) until = std::min(until, timers_.begin()->first);
+        linger_ = std::chrono::microseconds(0);
+        lingers_.fetch_add(1, std::memory_order_relaxed);
+        std::this_thread::sleep_until(until);
+    }
     arm_timer();
     int wait_ms = static_cast<int>(std::min<std::int64_t>(timeout.count(), 1 << 30));
     if (!timers_.empty() && timers_.begin()->first <= clock::now()) wait_ms = 0;

@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -63,6 +64,14 @@ public:
     // Turns of the loop so far (for tests and metrics).
     std::uint64_t turns() const noexcept { return turns_; }
 
+    // Asks the next turn to wait `d` (at most until the next timer is due) before it looks at
+    // the fds, so that what trickles in meanwhile is read in one go: read coalescing, for a
+    // caller that sees its reads come back small and often (supervise/read_linger.hpp).
+    // Signals and posted work are then up to `d` late. Loop thread.
+    void linger(std::chrono::microseconds d) noexcept { linger_ = d; }
+    // Turns that lingered so far. Any thread.
+    std::uint64_t lingers() const noexcept { return lingers_.load(std::memory_order_relaxed); }
+
 private:
     struct watch_entry {
         int fd;
@@ -88,6 +97,8 @@ private:
     std::vector<std::function<void()>> posted_;
     bool stopped_ = false;
     std::uint64_t turns_ = 0;
+    std::chrono::microseconds linger_{0};
+    std::atomic<std::uint64_t> lingers_{0};
 };
 
 }  // namespace telecap

@@ -116,7 +116,7 @@ struct supervisor::worker {
 
 supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
     : loop_(loop), o_(std::move(o)), io_(std::move(io)), budget_(o_.line_budget),
-      rng_(std::random_device{}()) {
+      rng_(std::random_device{}()), linger_(o_.read_linger) {
     if (!io_.events) throw std::invalid_argument("supervisor: no dispatcher");
     if (io_.catalogs.size() != o_.pools.size())
         throw std::invalid_argument("supervisor: one catalog per pool");
@@ -165,6 +165,8 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                            static_cast<double>(budget_.used())});
             out.push_back({"telecap_line_budget_cuts_total", {}, metrics::kind::counter,
                            static_cast<double>(budget_.refusals())});
+            out.push_back({"telecap_read_lingers_total", {}, metrics::kind::counter,
+                           static_cast<double>(loop_.lingers())});
         });
     }
     for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
@@ -896,6 +898,10 @@ void supervisor::read_stream(stream& s) {
         const ssize_t n = ::read(s.fd.get(), buf_, sizeof buf_);
         if (n > 0) {
             s.pipeline->feed({buf_, static_cast<std::size_t>(n)});
+            turn_bytes_ += static_cast<std::size_t>(n);
+            // A short read emptied the pipe: with a linger, the next turn waits for more
+            // anyway, so the read that would only say EAGAIN is saved.
+            if (linger_.enabled() && static_cast<std::size_t>(n) < sizeof buf_ / 4) return;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -1057,6 +1063,9 @@ bool supervisor::finished() const {
 }
 
 void supervisor::after_turn() {
+    if (const auto d = linger_.after_turn(turn_bytes_, clock::now()); d.count() > 0)
+        loop_.linger(d);
+    turn_bytes_ = 0;
     for (auto& w : workers_) std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
     collect_retired();
     flush_pending();

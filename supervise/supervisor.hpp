@@ -32,6 +32,7 @@
 #include "telecap/loop/event_loop.hpp"
 #include "telecap/metrics/registry.hpp"
 #include "telecap/spawn/restart_policy.hpp"
+#include "telecap/supervise/read_linger.hpp"
 #include "telecap/supervise/worker.hpp"
 
 namespace telecap {
@@ -76,6 +77,10 @@ struct supervisor_options {
     // Workers started per loop turn: a stop request between turns is never kept waiting by a
     // large pool.
     int start_batch = 16;
+    // While the workers' pipes are read in small pieces, turn after turn, the loop waits this
+    // long before reading again, so that each read takes many lines (supervise/read_linger.hpp).
+    // 0: read at once, always.
+    std::chrono::microseconds read_linger{100};
     // The gates on the events that leave each worker (control/controls.hpp): the defaults
     // from the config and the CLI; set_controls() changes them while running.
     control::control_table controls;
@@ -250,6 +255,8 @@ private:
     std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
     metrics::registry::collector_id collector_ = 0;
     metrics::gauge* workers_up_ = nullptr;
+    read_linger linger_;
+    std::size_t turn_bytes_ = 0;  // read from the workers in this loop turn
     char buf_[64 * 1024];
 };
 

@@ -519,6 +519,38 @@ TEST(RunCapture, ALineBeyondTheLineBudgetPassesThroughWholeAndIsCounted) {
     EXPECT_NE(s.find("\"telecap_line_budget_used_bytes\":0,"), std::string::npos) << s;
 }
 
+// Read coalescing: a worker writing a line every 100 us gets read in piles (the loop lingers),
+// every event still delivered; one writing every 30 ms is read at once, line by line.
+long lingers(const std::string& stats) {
+    const std::string key = "\"telecap_read_lingers_total\":";
+    const auto at = stats.find(key);
+    return at == std::string::npos ? -1 : std::stol(stats.substr(at + key.size()));
+}
+
+std::vector<std::string> paced_emitter(int n, double gap_s) {
+    return {"python3", "-c",
+            "import os, time\n"
+            "for i in range(" + std::to_string(n) + "):\n"
+            "    os.write(2, b'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}\\n')\n"
+            "    time.sleep(" + std::to_string(gap_s) + ")\n"};
+}
+
+TEST(RunCapture, SmallFrequentReadsAreCoalescedAndNothingIsLost) {
+    const std::string stats = temp_path("linger.json");
+    auto r = run(telecap_run({"--overflow", "block", "--stats", stats}, paced_emitter(3000, 0.0001)),
+                 "linger");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.out, "\"call\",\"start\"]"), 3000u);
+    std::string s = read_file(stats);
+    EXPECT_GT(lingers(s), 0) << s;
+
+    r = run(telecap_run({"--stats", stats}, paced_emitter(5, 0.03)), "no-linger");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(count(r.out, "\"call\",\"start\"]"), 5u);
+    s = read_file(stats);
+    EXPECT_EQ(lingers(s), 0) << s;
+}
+
 TEST(RunCapture, StatsCarryAPoolSocketOutputsCounters) {
     const std::string sock = temp_path("pool.sock");
     const std::string stats = temp_path("poolsock.json");

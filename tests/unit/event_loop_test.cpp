@@ -414,5 +414,34 @@ TEST(EventLoopTest, SignalAndPostWakeABlockedLoop) {
     EXPECT_EQ(sig_seen, SIGUSR1);
 }
 
+// A linger makes the next turn wait before it reads (what arrives meanwhile is read in that
+// turn); it is used once; a timer due earlier cuts it short.
+TEST(EventLoopTest, LingerWaitsOnceBeforeTheNextTurnReads) {
+    event_loop loop;
+    auto p = make_pipe();
+    std::string got;
+    loop.watch(p.read.get(), [&] { got += test::read_available(p.read.get()); });
+    put(p.write.get(), "a");
+    loop.linger(20ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    put(p.write.get(), "b");
+    ASSERT_TRUE(loop.run_once(0ms));
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
+    EXPECT_EQ(got, "ab");  // both in one turn
+    EXPECT_EQ(loop.lingers(), 1u);
+    put(p.write.get(), "c");
+    const auto t1 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(loop.run_once(0ms));  // no linger asked: at once
+    EXPECT_LT(std::chrono::steady_clock::now() - t1, 20ms);
+    EXPECT_EQ(loop.lingers(), 1u);
+
+    bool fired = false;
+    loop.after(1ms, [&] { fired = true; });
+    loop.linger(std::chrono::seconds(30));
+    const auto t2 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(run_until(loop, [&] { return fired; }));
+    EXPECT_LT(std::chrono::steady_clock::now() - t2, std::chrono::seconds(5));
+}
+
 }  // namespace
 }  // namespace telecap
