@@ -31,12 +31,8 @@ std::string number_token(std::string_view text, const char* what) {
 void append_list(std::string& out, const char* key, const std::vector<std::string>& list) {
     out += ",\"";
     out += key;
-    out += "\":[";
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        if (i) out += ',';
-        append_json_string(out, list[i]);
-    }
-    out += ']';
+    out += "\":";
+    append_json_string_array(out, list);
 }
 
 std::string build_request(const ctl_options& o) {

@@ -13,15 +13,10 @@ namespace {
 
 void append_names(std::string& out, const char* key, const std::vector<std::string>& names,
                   bool first = false) {
-    if (!first) out += ',';
-    out += '"';
+    out += first ? "\"" : ",\"";
     out += key;
-    out += "\":[";
-    for (std::size_t i = 0; i < names.size(); ++i) {
-        if (i) out += ',';
-        append_json_string(out, names[i]);
-    }
-    out += ']';
+    out += "\":";
+    append_json_string_array(out, names);
 }
 
 }  // namespace

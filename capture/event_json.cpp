@@ -170,6 +170,15 @@ void append_json_string(std::string& out, std::string_view s) {
     append_with(out, room(s), [&](raw_writer& w) { w.str(s); });
 }
 
+void append_json_string_array(std::string& out, const std::vector<std::string>& list) {
+    out += '[';
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        if (i) out += ',';
+        append_json_string(out, list[i]);
+    }
+    out += ']';
+}
+
 void append_json_double(std::string& out, double d) {
     append_with(out, number_room, [&](raw_writer& w) { w.dbl(d); });
 }

@@ -33,14 +33,6 @@ std::optional<std::string> number(const value& v, const char* key, double& out) 
     return std::nullopt;
 }
 
-void append_list(std::string& out, const std::vector<std::string>& list) {
-    out += '[';
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        if (i) out += ',';
-        append_json_string(out, list[i]);
-    }
-    out += ']';
-}
 
 }  // namespace
 
@@ -184,11 +176,11 @@ void append_gate_members(std::string& out, const effective_controls& c) {
     out += ",\"sampling_rate\":";
     append_json_double(out, c.sample.rate);
     out += ",\"sampling_patterns\":";
-    append_list(out, c.sample.patterns);
+    append_json_string_array(out, c.sample.patterns);
     out += ",\"allow\":";
-    append_list(out, c.filt.allow);
+    append_json_string_array(out, c.filt.allow);
     out += ",\"deny\":";
-    append_list(out, c.filt.deny);
+    append_json_string_array(out, c.filt.deny);
 }
 
 }  // namespace
