@@ -1,0 +1,360 @@
+// The supervisor's controls: each worker's gates, the control pipe to its emitter, and the
+// control socket's commands (start, stop, restart, status).
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "capture/event_json.hpp"
+#include "core/log.hpp"
+#include "metrics/collectors.hpp"
+#include "spawn/descendants.hpp"
+#include "spawn/guard.hpp"
+#include "spawn/signals.hpp"
+#include "supervise/supervisor.hpp"
+#include "supervise/supervisor_parts.hpp"
+
+namespace telecap {
+
+using supervisor_detail::clock;
+
+// --- controls ------------------------------------------------------------------------------
+
+void supervisor::configure_gate(worker& w) {
+    w.gate.configure(o_.controls.resolve(w.pool->name, w.id), w.cat->event_count());
+}
+
+bool supervisor::admit(worker& w, const event& ev) {
+    auto& g = w.gate;
+    if (g.open()) return true;
+    std::size_t known = std::string_view::npos;
+    std::string_view wire;
+    if (g.needs_name()) {
+        if (ev.name_id) {
+            known = w.cat->event_index(*static_cast<const catalog::wire_event*>(ev.name_id));
+            wire = w.cat->wire_name(known);
+        } else {
+            // Kept unknown event: the catalog's prefix, then the wire name's parts.
+            const std::size_t skip = w.cat->policies().unknown_event_prefix.size();
+            wire_scratch_.clear();
+            for (std::size_t i = skip; i < ev.name.size(); ++i) {
+                if (i > skip) wire_scratch_ += '.';
+                wire_scratch_ += ev.name[i];
+            }
+            wire = wire_scratch_;
+        }
+    }
+    const auto now = g.controls().limit.events_per_second > 0 ? clock::now() : clock::time_point{};
+    // The emitter drew for the current sampling settings already: a second draw would square
+    // the rate. Events it tagged with an older state (or none) are sampled here as usual.
+    const bool presampled = ev.control_seq != 0 && ev.control_seq >= w.ctl_sample_since &&
+                            ev.control_seq <= w.ctl_seq;
+    const auto v = g.decide(known, wire, now, presampled);
+    if (v == control::verdict::pass) return true;
+    ++w.gated[static_cast<std::size_t>(v)];
+    return false;
+}
+
+std::optional<std::string> supervisor::check_scope(const scope& where) const {
+    switch (where.kind) {
+        case scope_kind::global: return std::nullopt;
+        case scope_kind::pool:
+            for (const auto& p : pools_)
+                if (p->spec.name == where.name) return std::nullopt;
+            return "no pool \"" + where.name + "\"";
+        case scope_kind::worker:
+            for (const auto& w : workers_)
+                if (w->id == where.name) return std::nullopt;
+            return "no worker \"" + where.name + "\"";
+    }
+    return "bad scope";
+}
+
+std::optional<std::string> supervisor::set_controls(const scope& where, control::controls update) {
+    if (auto p = check_scope(where)) return p;
+    if (auto p = control::check(update)) return p;
+    auto& t = o_.controls;
+    control::controls& target = where.kind == scope_kind::global ? t.global
+                                : where.kind == scope_kind::pool ? t.pools[where.name]
+                                                                 : t.workers[where.name];
+    control::merge(target, update);
+    reconfigure_changed();
+    return std::nullopt;
+}
+
+std::optional<std::string> supervisor::reset_controls(const scope& where) {
+    if (auto p = check_scope(where)) return p;
+    auto& t = o_.controls;
+    const auto restore = [&](auto& now, const auto& initial) {
+        if (const auto it = initial.find(where.name); it != initial.end())
+            now[where.name] = it->second;
+        else
+            now.erase(where.name);
+    };
+    switch (where.kind) {
+        case scope_kind::global: t.global = initial_controls_.global; break;
+        case scope_kind::pool: restore(t.pools, initial_controls_.pools); break;
+        case scope_kind::worker: restore(t.workers, initial_controls_.workers); break;
+    }
+    reconfigure_changed();
+    return std::nullopt;
+}
+
+void supervisor::reconfigure_changed() {
+    // Only the workers whose effective controls changed lose their caches and buckets.
+    const auto& t = o_.controls;
+    for (auto& w : workers_) {
+        const auto e = t.resolve(w->pool->name, w->id);
+        if (!(e == w->gate.controls())) w->gate.configure(e, w->cat->event_count());
+        update_emitter(*w);
+    }
+}
+
+// --- the control pipe ----------------------------------------------------------------------
+
+std::string supervisor::control_line(const worker& w) const {
+    std::string line;
+    control::append_emitter_controls_json(line, w.ctl_state, w.ctl_seq);
+    line += '\n';
+    return line;
+}
+
+void supervisor::update_emitter(worker& w) {
+    const auto& e = w.gate.controls();
+    const auto& was = w.ctl_state;
+    const bool sample_changed = !(e.sample == was.sample);
+    if (w.ctl_seq != 0 && e.enabled == was.enabled && !sample_changed && e.filt == was.filt)
+        return;  // a rate limit stays here: nothing for the emitter
+    ++w.ctl_seq;
+    if (sample_changed || w.ctl_sample_since == 0) w.ctl_sample_since = w.ctl_seq;
+    w.ctl_state = e;
+    if (w.ctl) queue_control(w, control_line(w));
+}
+
+void supervisor::queue_control(worker& w, std::string line) {
+    // Only the latest state matters: a line not begun yet is replaced, and one half written
+    // (longer than PIPE_BUF) is finished first, then followed by the latest.
+    if (w.ctl_off == 0) {
+        w.ctl_out = std::move(line);
+        w.ctl_next.clear();
+    } else {
+        w.ctl_next = std::move(line);
+    }
+    flush_control(w);
+}
+
+void supervisor::flush_control(worker& w) {
+    while (w.ctl) {
+        if (w.ctl_off == w.ctl_out.size()) {
+            w.ctl_out.clear();
+            w.ctl_off = 0;
+            if (w.ctl_next.empty()) break;
+            w.ctl_out.swap(w.ctl_next);
+        }
+        const ssize_t n =
+            ::write(w.ctl.get(), w.ctl_out.data() + w.ctl_off, w.ctl_out.size() - w.ctl_off);
+        if (n > 0) {
+            w.ctl_off += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;  // full: written when the worker reads
+        close_control(w);  // EPIPE: the worker closed it, which is its right
+        return;
+    }
+    const bool pending = w.ctl && !w.ctl_out.empty();
+    if (pending && !w.ctl_watched) {
+        w.ctl_watched = true;
+        loop_.watch_writable(w.ctl.get(), [this, &w] { flush_control(w); });
+    } else if (!pending && w.ctl_watched) {
+        w.ctl_watched = false;
+        loop_.unwatch(w.ctl.get());
+    }
+}
+
+void supervisor::close_control(worker& w) {
+    if (w.ctl_watched) loop_.unwatch(w.ctl.get());
+    w.ctl_watched = false;
+    w.ctl.reset();
+    w.ctl_out.clear();
+    w.ctl_next.clear();
+    w.ctl_off = 0;
+}
+
+std::optional<control::effective_controls> supervisor::worker_controls(std::string_view id) const {
+    for (const auto& w : workers_)
+        if (w->id == id) return w->gate.controls();
+    return std::nullopt;
+}
+
+// --- lifecycle on request --------------------------------------------------------------------
+
+template <typename F>
+void supervisor::for_each_in(const scope& where, F fn) {
+    for (auto& w : workers_)
+        if (where.kind == scope_kind::global ||
+            (where.kind == scope_kind::pool && w->pool->name == where.name) ||
+            (where.kind == scope_kind::worker && w->id == where.name))
+            fn(*w);
+}
+
+void supervisor::ask_to_stop(worker& w) {
+    if (w.restart_timer) loop_.cancel(w.restart_timer);
+    w.restart_timer = 0;
+    if (!w.fsm.stop()) return;
+    spawn::forward_signal(w.fsm.pid(), o_.stop_signal, true);
+    w.kill_timer = loop_.after(o_.grace, [this, &w] {
+        w.kill_timer = 0;
+        kill_now(w);
+    });
+}
+
+void supervisor::kill_now(worker& w) {
+    if (!w.fsm.live() || w.fsm.pid() <= 0) return;
+    logger()->warn("worker {} still running after the grace period: SIGKILL", w.id);
+    if (o_.guard.empty()) spawn::forward_signal(w.fsm.pid(), SIGKILL, true);
+    else spawn::signal_child(w.fsm.pid(), spawn::guard_kill_signal());  // and its tree
+}
+
+template <typename F>
+std::optional<std::string> supervisor::act_on_workers(const scope& where, int* count, F act) {
+    if (auto p = check_scope(where)) return p;
+    if (stopping_) return "telecap is stopping";
+    int n = 0;
+    for_each_in(where, [&](worker& w) { n += act(w) ? 1 : 0; });
+    if (count) *count = n;
+    return std::nullopt;
+}
+
+// Starts a worker that is done (again), or at once one that waits to restart.
+bool supervisor::start_now(worker& w) {
+    switch (w.fsm.phase()) {
+        case worker_phase::done:
+            w.again = false;
+            w.fsm.revive();
+            start(w);
+            return true;
+        case worker_phase::backoff:
+            loop_.cancel(w.restart_timer);
+            start(w);
+            return true;
+        default: return false;
+    }
+}
+
+std::optional<std::string> supervisor::stop_workers(const scope& where, int* count) {
+    return act_on_workers(where, count, [&](worker& w) {
+        w.again = false;
+        if (w.held) return false;
+        w.held = true;
+        ask_to_stop(w);
+        return true;
+    });
+}
+
+std::optional<std::string> supervisor::start_workers(const scope& where, int* count) {
+    return act_on_workers(where, count, [&](worker& w) {
+        const bool was_held = w.held;
+        w.held = false;
+        // A requested stop under way: start it once it ends.
+        if (w.fsm.phase() != worker_phase::stopping) return start_now(w);
+        if (was_held) w.again = true;
+        return was_held;  // running, or not started yet (it will be): nothing to do
+    });
+}
+
+std::optional<std::string> supervisor::restart_workers(const scope& where, int* count) {
+    return act_on_workers(where, count, [&](worker& w) {
+        w.held = false;
+        switch (w.fsm.phase()) {
+            case worker_phase::running:
+                w.again = true;
+                ask_to_stop(w);
+                return true;
+            case worker_phase::stopping:
+                w.again = true;
+                return true;
+            default: return start_now(w);
+        }
+    });
+}
+
+std::string supervisor::status_json() const {
+    const auto now = clock::now();
+    const auto secs = [](clock::duration d) {
+        return std::chrono::duration<double>(d).count();
+    };
+    std::string out = "{\"uptime_seconds\":";
+    append_json_double(out, secs(now - born_));
+    out += ",\"stopping\":";
+    out += stopping_ ? "true" : "false";
+    out += ",\"pools\":[";
+    for (std::size_t p = 0; p < pools_.size(); ++p) {
+        if (p) out += ',';
+        out += "{\"name\":";
+        append_json_string(out, pools_[p]->spec.name);
+        out += ",\"instances\":" + std::to_string(pools_[p]->spec.instances) + "}";
+    }
+    out += "],\"workers\":{";
+    bool first = true;
+    for (const auto& w : workers_) {
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, w->id);
+        out += ":{\"pool\":";
+        append_json_string(out, w->pool->name);
+        out += ",\"pid\":" + std::to_string(w->fsm.live() ? w->worker_pid : 0);
+        out += ",\"state\":\"";
+        out += to_string(w->fsm.phase());
+        out += "\",\"stopped_on_request\":";
+        out += w->held ? "true" : "false";
+        out += ",\"restarts\":" + std::to_string(w->fsm.restarts());
+        out += ",\"uptime_seconds\":";
+        append_json_double(out, w->fsm.live() ? secs(now - w->fsm.started_at()) : 0.0);
+        if (w->fsm.exit_code()) out += ",\"exit_code\":" + std::to_string(*w->fsm.exit_code());
+        out += ",\"events\":" + std::to_string(w->stats.events);
+        w->append_gated_json(out);
+        out += ",\"controls\":";
+        control::append_controls_json(out, w->gate.controls());
+        out += '}';
+    }
+    out += "}}";
+    return out;
+}
+
+std::string supervisor::handle_control(std::string_view line) {
+    control::request r;
+    if (auto e = control::parse_request(line, r)) return control::error_reply(*e);
+    int n = 0;
+    std::optional<std::string> problem;
+    switch (r.cmd) {
+        case control::command::status: {
+            const std::string s = status_json();  // an object with members: spliced in
+            return "{\"ok\":true," + s.substr(1);
+        }
+        case control::command::stats:
+            if (!io_.registry) return control::error_reply("no registry to read");
+            return control::ok_reply(",\"metrics\":" + metrics::to_json(io_.registry->snapshot()));
+        case control::command::toggle:
+        case control::command::sample:
+        case control::command::filter:
+        case control::command::rate_limit:
+            problem = set_controls(r.where, r.update);
+            if (!problem) for_each_in(r.where, [&](worker&) { ++n; });
+            break;
+        case control::command::reset:
+            problem = reset_controls(r.where);
+            if (!problem) for_each_in(r.where, [&](worker&) { ++n; });
+            break;
+        case control::command::start: problem = start_workers(r.where, &n); break;
+        case control::command::stop: problem = stop_workers(r.where, &n); break;
+        case control::command::restart: problem = restart_workers(r.where, &n); break;
+        case control::command::reload:
+            if (!o_.reload) return control::error_reply("telecap was started without --config: "
+                                                        "there is nothing to reload");
+            return o_.reload();
+    }
+    if (problem) return control::error_reply(*problem);
+    return control::ok_reply(",\"workers\":" + std::to_string(n));
+}
+
+}  // namespace telecap
