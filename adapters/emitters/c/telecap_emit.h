@@ -932,7 +932,7 @@ static inline int telecap__ctl_open(telecap__ctl* c) {
     const char* v = getenv("TELECAP_CONTROL_FD");
     long fd = 0;
     int digits = 0, fl;
-    c->reading = 2;
+    __atomic_store_n(&c->reading, 2, __ATOMIC_RELAXED);
     if (!v) return 0;
     for (; *v >= '0' && *v <= '9'; ++v, ++digits) {
         if (digits >= 9) return 0;
@@ -962,7 +962,9 @@ static inline void telecap__ctl_poll(int64_t now) {
     __atomic_store_n(&c->next_poll_ns, now + TELECAP_CONTROL_POLL_NS, __ATOMIC_RELAXED);
     if (!telecap__telemetry_on()) {
         /* TELECAP_TELEMETRY=off: nothing is read (nor opened) */
-    } else if (c->reading == 0 ? telecap__ctl_open(c) : c->reading == 1) {
+    } else if (__atomic_load_n(&c->reading, __ATOMIC_RELAXED) == 0
+                   ? telecap__ctl_open(c)
+                   : __atomic_load_n(&c->reading, __ATOMIC_RELAXED) == 1) {
         if ((int)getpid() != c->pid) {
             /* A child made by fork(): the parent reads the pipe; the child keeps the last
              * state (two readers would each miss the states the other read). */
