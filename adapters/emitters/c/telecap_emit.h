@@ -1149,7 +1149,12 @@ static inline int telecap__emit(const char* event, const char* suffix, const tel
     const int saved_errno = errno;
     /* telecap's controls first: an event they remove is not even formatted. */
     uint64_t w = telecap__ctl_word();
-    if ((w & TELECAP__CTL_OFF) || !telecap__telemetry_on()) {
+    int kept = (w & TELECAP__CTL_OFF) ? 0 : 1;
+    if (kept && event && (w & TELECAP__CTL_GATED)) {
+        kept = telecap__ctl_gate(event, suffix, &w);
+        if (kept == 2) w = 0; /* not decided here: no tag */
+    }
+    if (!kept || !telecap__telemetry_on()) {
         errno = saved_errno;
         return 1;
     }
@@ -1158,14 +1163,6 @@ static inline int telecap__emit(const char* event, const char* suffix, const tel
         telecap__report(fd, "NULL event name", NULL, NULL);
         errno = saved_errno;
         return -1;
-    }
-    if (w & TELECAP__CTL_GATED) {
-        const int kept = telecap__ctl_gate(event, suffix, &w);
-        if (kept == 0) {
-            errno = saved_errno;
-            return 1;
-        }
-        if (kept == 2) w = 0; /* not decided here: no tag */
     }
     b.p = mem;
     b.n = 0;
