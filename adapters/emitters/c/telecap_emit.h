@@ -65,6 +65,7 @@
 #include <float.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -480,6 +481,7 @@ typedef struct telecap__ctl {
     int64_t next_poll_ns; /* TELECAP__CTL_CLOCK */
     int reading;          /* 0: not opened yet, 1: reading, 2: not (no pipe, EOF, fork child) */
     int lock;             /* 1 while a thread reads the pipe (the others do not wait) */
+    int looked;           /* 1 once the first look is over */
     int fd;
     int pid;              /* the process that reads the pipe */
     int readers[2];       /* threads matching against slot[i] now */
@@ -958,7 +960,16 @@ static inline int telecap__telemetry_on(void) {
 static inline void telecap__ctl_poll(int64_t now) {
     telecap__ctl* c = &telecap__ctl_v1;
     char chunk[4096];
-    if (__atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE)) return;
+    if (__atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE)) {
+        /* Another thread looks. Only before the first look is over does this one wait for it
+         * (bounded: the looker may be this very thread, interrupted by a signal handler), so
+         * that no thread emits before the first state applies. */
+        int spins;
+        for (spins = 0; spins < 100000 && !__atomic_load_n(&c->looked, __ATOMIC_ACQUIRE);
+             ++spins)
+            (void)sched_yield();
+        return;
+    }
     __atomic_store_n(&c->next_poll_ns, now + TELECAP_CONTROL_POLL_NS, __ATOMIC_RELAXED);
     if (!telecap__telemetry_on()) {
         /* TELECAP_TELEMETRY=off: nothing is read (nor opened) */
@@ -987,6 +998,7 @@ static inline void telecap__ctl_poll(int64_t now) {
             if (c->pending) telecap__ctl_apply(c);
         }
     }
+    __atomic_store_n(&c->looked, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&c->lock, 0, __ATOMIC_RELEASE);
 }
 
