@@ -66,7 +66,7 @@ def state(seq, enabled=True, rate=1.0, patterns=(), allow=(), deny=()):
 class Worker:
     """A worker with a control pipe the test writes to, its lines going to a file."""
 
-    def __init__(self, test, argv, pipe=True, env=None):
+    def __init__(self, test, argv, pipe=True, env=None, initial=""):
         self.dir = tempfile.mkdtemp(prefix="telecap-ctlw-")
         self.lines_path = os.path.join(self.dir, "lines")
         out = os.open(self.lines_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -77,6 +77,8 @@ class Worker:
         self.w = None
         if pipe:
             r, self.w = os.pipe()
+            if initial:
+                os.write(self.w, initial.encode())
             e["TELECAP_CONTROL_FD"] = str(r)
             fds.append(r)
         e.update(env or {})
@@ -415,6 +417,205 @@ class CEmitterUnderTelecap(unittest.TestCase):
         self.assertEqual((s["seq"], s["filtered"]), (1, 1))
         wait_for(lambda: t.delivered("tool.execution.start") == 1, "the span's start")
         self.assertEqual(t.worker("dropped")["filtered"], 0)  # the stop never reached telecap
+
+
+# ==== the shell emitter ========================================================================
+
+SH_DRIVER = os.path.join(HERE, "sh_controls.sh")
+
+
+def control_shells():
+    return [(n, argv) for n, argv in (("dash", ["dash"]), ("bash", ["bash", "--posix"]))
+            if shutil.which(argv[0])]
+
+
+# Bytes in dash, characters in bash under a UTF-8 locale: the table keeps to ASCII.
+SH_NAMES = [n for n in GLOB_NAMES if n.isascii()]
+SH_PATTERNS = [p for p in GLOB_PATTERNS if p.isascii()]
+
+
+class ShellEmitterControlsUnit(unittest.TestCase):
+
+    def worker(self, argv, **kw):
+        env = {"EMITTER": SHELL_EMITTER, "TELECAP_CONTROL_POLL_US": "0"}
+        env.update(kw.pop("env", {}))
+        return Worker(self, [*argv, SH_DRIVER], env=env, **kw)
+
+    def each_shell(self):
+        shells = control_shells()
+        if not shells:
+            self.skipTest("no dash nor bash")
+        return shells
+
+    def test_first_state_at_source_time_and_toggle(self):
+        for name, argv in self.each_shell():
+            with self.subTest(shell=name):
+                # The first state is there before the script runs, as telecap writes it.
+                w = self.worker(argv, initial=state(1, deny=["x.*"]))
+                s = w.ask("try x.y z.y")
+                self.assertEqual((s["seq"], s["n_deny"], s["filtered"]), (1, 1, 1))
+                self.assertEqual(["z.y"], [e["event"] for e in w.lines()])
+                w.write(state(2, enabled=False))
+                # bash looks by itself (here at every call); other shells at a refresh
+                s = w.ask("emit 50 z.y" if name == "bash" else "refresh")
+                self.assertEqual((s["seq"], s["enabled"]), (2, False))
+                s = w.ask("emit 50 z.y")
+                self.assertEqual(1, len(w.lines()))
+                w.write(state(3))
+                w.ask("wait 3")
+                w.ask("emit 2 z.y")
+                lines = w.lines()
+                self.assertEqual(3, len(lines))
+                if name == "bash":  # bash applies sampling, so its lines are tagged
+                    self.assertEqual([1, 3, 3], [e["control_seq"] for e in lines])
+                else:
+                    self.assertTrue(all("control_seq" not in e for e in lines))
+
+    def test_filter_matches_pythons_fnmatch(self):
+        for name, argv in self.each_shell():
+            with self.subTest(shell=name):
+                w = self.worker(argv)
+                seq = 0
+                # deny only (allow uses the same matcher: test_deny_wins_and_lists); a dash
+                # emit forks a date, so this table is the slow part
+                for pat in SH_PATTERNS:
+                    seq += 1
+                    w.write(state(seq, deny=[pat]))
+                    self.assertEqual(w.ask("wait %d" % seq)["seq"], seq)
+                    before = len(w.lines())
+                    w.ask("try " + " ".join(SH_NAMES))
+                    got = [e["event"] for e in w.lines()[before:]]
+                    want = [n for n in SH_NAMES if not fnmatchcase(n, pat)]
+                    self.assertEqual(want, got, "%s %r" % (name, pat))
+
+    def test_deny_wins_and_lists(self):
+        for name, argv in self.each_shell():
+            with self.subTest(shell=name):
+                w = self.worker(argv)
+                names = ["tool.execution.start", "tool.execution.stop", "python.call.start"]
+                for seq, allow, deny, want in ((1, ["tool*"], ["*.stop"], [0]),
+                                               (2, [], ["*.stop"], [0, 2]),
+                                               (3, ["tool.*", "python.*"], [], [0, 1, 2]),
+                                               (4, ["*"], ["*"], []),
+                                               (5, ["[z-a]"], [], []),  # never matches: none
+                                               (6, [], [], [0, 1, 2])):
+                    w.write(state(seq, allow=allow, deny=deny))
+                    w.ask("wait %d" % seq)
+                    before = len(w.lines())
+                    w.ask("try " + " ".join(names))
+                    self.assertEqual([names[i] for i in want],
+                                     [e["event"] for e in w.lines()[before:]], (name, allow, deny))
+
+    def test_sampling(self):
+        for name, argv in self.each_shell():
+            with self.subTest(shell=name):
+                w = self.worker(argv)
+                w.write(state(4, rate=0.1, patterns=["tool.*"]))
+                w.ask("wait 4")
+                n = 20000 if name == "bash" else 200
+                s = w.ask("emit %d tool.execution.start" % n)
+                lines = w.lines()
+                if name != "bash":  # not sampled here, not tagged: telecap samples
+                    self.assertEqual((n, False), (len(lines), s["sampling"]))
+                    self.assertTrue(all("control_seq" not in e for e in lines))
+                    continue
+                sigma = math.sqrt(n * 0.1 * 0.9)
+                self.assertLess(abs(len(lines) - n * 0.1), 4 * sigma, len(lines))
+                self.assertEqual(s["sampled"], n - len(lines))
+                self.assertTrue(all(e["control_seq"] == 4 for e in lines))
+                s = w.ask("emit 100 python.call.start")  # not matched: not sampled
+                self.assertEqual(len(w.lines()), len(lines) + 100)
+
+    def test_malformed_partial_and_eof(self):
+        for name, argv in self.each_shell():
+            with self.subTest(shell=name):
+                w = self.worker(argv)
+                w.write(state(2, deny=["a.*"]))
+                w.ask("wait 2")
+                for bad in ["garbage\n", '{"enabled": false}\n', '{"seq": 3, "enabled": 5}\n',
+                            '{"seq": 3, "enabled": false} x\n', '{"seq": 3, "deny": ["x", 1]}\n',
+                            '{"seq": 3, "allow": ["\\u00"]}\n', '{"seq": -3}\n']:
+                    w.write(bad)
+                    s = w.ask("refresh")
+                    self.assertEqual((s["seq"], s["enabled"], s["n_deny"]), (2, True, 1), bad)
+                # A pattern with a newline cannot be held: nothing applied here (telecap does it).
+                w.write(state(3, enabled=False, deny=["a\nb"]))
+                s = w.ask("refresh")
+                self.assertEqual((s["seq"], s["enabled"]), (0, True))
+                # A line across two writes.
+                line = state(4, deny=["b.*"])
+                w.write(line[:20])
+                self.assertEqual(w.ask("refresh")["seq"], 0)
+                w.write(line[20:])
+                s = w.ask("refresh")
+                self.assertEqual((s["seq"], s["n_deny"]), (4, 1))
+                # Unknown keys skipped, escapes decoded; the last complete line wins.
+                w.write(state(5, enabled=False) + '{"seq": 6, "x": {"y": [1, "]"]}, '
+                        '"deny": ["\\u0063\\/*"]}\n')
+                s = w.ask("refresh")
+                self.assertEqual((s["seq"], s["enabled"]), (6, True))
+                before = len(w.lines())
+                w.ask("try c/d c.d")
+                self.assertEqual(["c.d"], [e["event"] for e in w.lines()[before:]])
+                # EOF: the state stays.
+                w.write('{"seq": 7, "ena')
+                w.close_pipe()
+                s = w.ask("refresh")
+                self.assertEqual((s["seq"], s["reading"]), (6, False))
+                before = len(w.lines())
+                w.ask("try c/d c.d")
+                self.assertEqual(["c.d"], [e["event"] for e in w.lines()[before:]])
+
+    def test_children_do_not_take_the_pipe(self):
+        for name, argv in self.each_shell():
+            with self.subTest(shell=name):
+                w = self.worker(argv)
+                w.write(state(1))
+                w.ask("wait 1")
+                self.assertEqual(w.ask("child")["fd"], "none")
+                if name == "bash":  # a subshell keeps the state and leaves the pipe alone
+                    w.write(state(2, deny=["x.*"]))
+                    self.assertEqual(w.ask("sub")["seq"], 1)
+                    self.assertEqual(w.ask("refresh")["seq"], 2)
+
+    def test_telemetry_off_reads_nothing(self):
+        for name, argv in self.each_shell():
+            with self.subTest(shell=name):
+                w = self.worker(argv, env={"TELECAP_TELEMETRY": "off"})
+                w.write(state(1, deny=["x.*"]))
+                s = w.ask("emit 3 y.y")
+                self.assertEqual((s["seq"], s["reading"]), (0, False))
+                self.assertEqual([], w.lines())
+
+
+class ShellEmitterUnderTelecap(unittest.TestCase):
+
+    def test_toggle_and_sampling(self):
+        for name, argv in control_shells():
+            with self.subTest(shell=name):
+                t = Telecap(self, [*argv, SH_DRIVER, SHELL_EMITTER])
+                s = t.ask("emit 20 python.call.start")
+                self.assertEqual(s["seq"], 1)
+                t.ctl("toggle", "off")
+                self.assertEqual(t.ask("wait 2")["enabled"], False)
+                t.ask("emit 100 python.call.start")
+                t.ctl("toggle", "on")
+                t.ask("wait 3")
+                t.ctl("sample", "0.1", "tool.*")
+                s = t.ask("wait 4")
+                s = t.ask("emit 1000 tool.execution.start")
+                here = s["sampled"]  # removed by the emitter (bash)
+                # "events" counts the lines that reached telecap, before its gates
+                wait_for(lambda: t.worker("events") + here == 1020, "the events at telecap")
+                self.assertEqual(t.worker("dropped")["disabled"], 0)  # none reached telecap
+                there = t.worker("dropped")["sampled"]
+                kept = 1000 - here - there
+                self.assertTrue(20 <= kept <= 200, kept)
+                # bash sampled (and tagged): telecap did not draw again; dash left it to telecap
+                if name == "bash":
+                    self.assertEqual((there, here > 0), (0, True))
+                else:
+                    self.assertEqual((here, there > 0), (0, True))
 
 
 if __name__ == "__main__":

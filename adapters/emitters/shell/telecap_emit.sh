@@ -382,14 +382,20 @@ telecap_controls_refresh() {
         done
         [ -n "$_telecap_got" ] && _telecap_ctl_take "$_telecap_got"
     elif [ -n "$_telecap_cdd" ]; then
-        _telecap_got=$(dd bs=65536 count=1 iflag=nonblock <&"$_telecap_cfd" 2>/dev/null; echo ".$?")
-        _telecap_rc=${_telecap_got##*.}
-        _telecap_got=${_telecap_got%.*}
-        if [ -z "$_telecap_got" ]; then
-            [ "$_telecap_rc" = 0 ] && _telecap_cfd=  # EOF (EAGAIN fails the dd)
-        else
+        # Until a dd reads nothing (then EAGAIN fails it; EOF does not), at most 4 forks.
+        _telecap_i=0
+        while [ "$_telecap_i" -lt 4 ] && [ -n "$_telecap_cfd" ]; do
+            _telecap_got=$(dd bs=65536 count=1 iflag=nonblock <&"$_telecap_cfd" 2>/dev/null
+                           echo ".$?")
+            _telecap_rc=${_telecap_got##*.}
+            _telecap_got=${_telecap_got%.*}
+            if [ -z "$_telecap_got" ]; then
+                [ "$_telecap_rc" = 0 ] && _telecap_cfd=  # EOF: the last state stays
+                break
+            fi
             _telecap_ctl_take "$_telecap_got"
-        fi
+            _telecap_i=$((_telecap_i + 1))
+        done
     fi
     return 0
 }
