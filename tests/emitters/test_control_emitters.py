@@ -587,6 +587,33 @@ class ShellEmitterControlsUnit(unittest.TestCase):
                 self.assertEqual((s["seq"], s["reading"]), (0, False))
                 self.assertEqual([], w.lines())
 
+    def test_bash_no_system_call_per_emit(self):
+        strace, bash = shutil.which("strace"), shutil.which("bash")
+        if not (strace and bash):
+            self.skipTest("no strace or bash")
+        d = tempfile.mkdtemp(prefix="telecap-strace-")
+        out = os.path.join(d, "strace")
+        r, wfd = os.pipe()
+        os.write(wfd, state(1, enabled=False).encode())
+        script = ('. "$EMITTER"; i=0; while [ $i -lt 5000 ]; do '
+                  'telecap_emit x.y \'{"duration": 1}\'; i=$((i + 1)); done; telecap_controls')
+        env = dict(os.environ, TELECAP_CONTROL_FD=str(r), TELECAP_TELEMETRY_FD="2",
+                   EMITTER=SHELL_EMITTER)
+        env.pop("TELECAP_TELEMETRY", None)
+        p = subprocess.run([strace, "-qq", "-f", "-c", "-o", out, bash, "-c", script],
+                           pass_fds=(r,), env=env, capture_output=True, text=True, timeout=120)
+        os.close(r)
+        os.close(wfd)
+        if p.returncode != 0 and "ptrace" in p.stderr:
+            self.skipTest("ptrace not permitted: " + p.stderr)
+        self.assertEqual(0, p.returncode, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["enabled"], False)
+        self.assertEqual("", p.stderr)  # nothing written
+        with open(out) as f:
+            total = [line for line in f if line.rstrip().endswith("total")]
+        calls = int(total[0].split()[3])
+        self.assertLess(calls, 1500, total)  # 5,000 calls: a look at most every 100 ms
+
 
 class ShellEmitterUnderTelecap(unittest.TestCase):
 

@@ -402,18 +402,23 @@ telecap_controls_refresh() {
 
 # A look when one is due: bash, at most every TELECAP_CONTROL_POLL_US microseconds (100000,
 # by $EPOCHREALTIME; bash < 5: once a second, by $SECONDS). Other shells: never by themselves.
-_telecap_ctl_due() {
-    [ -n "${BASH_VERSION:-}" ] || return 0
-    if [ -n "${EPOCHREALTIME:-}" ]; then
-        _telecap_t=${EPOCHREALTIME%[.,]*}${EPOCHREALTIME#*[.,]}
-        [ "$_telecap_t" -lt "$_telecap_cnext" ] 2>/dev/null && return 0
-        _telecap_cnext=$((_telecap_t + ${TELECAP_CONTROL_POLL_US:-100000}))
-    else
-        [ "${SECONDS:-0}" = "$_telecap_cnext" ] && return 0
-        _telecap_cnext=${SECONDS:-0}
-    fi
-    telecap_controls_refresh
-}
+# The bash version is defined from a constant string, so other shells never parse its syntax;
+# it has no redirection (in bash each is an open() and a dup2()) and no pattern expansion
+# (slow): it costs a few microseconds, and no system call but once per interval.
+_telecap_ctl_due() { return 0; }
+if [ -n "${BASH_VERSION:-}" ]; then
+    eval '_telecap_ctl_due() {
+        _telecap_t=${EPOCHREALTIME/[.,]/}
+        if [[ -n $_telecap_t ]]; then
+            (( _telecap_t < _telecap_cnext )) && return 0
+            _telecap_cnext=$(( _telecap_t + ${TELECAP_CONTROL_POLL_US:-100000} ))
+        else
+            (( SECONDS == _telecap_cnext )) && return 0
+            _telecap_cnext=$SECONDS
+        fi
+        telecap_controls_refresh
+    }'
+fi
 
 # 0 when the pattern list $2 (newline-terminated case patterns) has one matching $1.
 _telecap_any() {
