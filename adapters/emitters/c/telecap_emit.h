@@ -47,7 +47,41 @@
  *   dropped quietly, and the SIGPIPE it raises is blocked and consumed for the duration of
  *   the write (define TELECAP_EMIT_NO_SIGPIPE_GUARD to skip that, e.g. when SIGPIPE is
  *   ignored anyway). errno is preserved.
- * - Return value: 0 written, 1 disabled (TELECAP_TELEMETRY=off), -1 dropped.
+ * - Return value: 0 written, 1 not written on purpose (TELECAP_TELEMETRY=off, or telecap's
+ *   controls removed it), -1 dropped.
+ *
+ * Controls from telecap (telecap run --telemetry-fd N gives the worker a control pipe at the fd
+ * in TELECAP_CONTROL_FD; docs/control.md, "The control pipe"). No thread: telecap_emit itself
+ * looks at the pipe, at its first call and then at most every TELECAP_CONTROL_POLL_NS (default
+ * 100 ms; #define it before the #include), deciding with CLOCK_MONOTONIC_COARSE (the vDSO: no
+ * system call). So a call makes no system call for the controls unless a look is due; then one
+ * read(2) per 4 KiB waiting, plus a getpid(2). The latest state applies before anything is
+ * formatted: the toggle, then sampling (an independent draw per event, a per-thread
+ * xorshift64* seeded from the clocks, the pid and an address, never rand(); only names
+ * matching sampling_patterns when there are any), then the filter (Python's
+ * fnmatch.fnmatchcase on the wire name, "<op>.start" and so on for spans: '*' crosses dots,
+ * '?', "[seq]", "[!seq]", on code points, case-sensitive; deny wins; an empty allow list
+ * allows all). An event they remove costs about 10 ns (telemetry off) to 30 ns (a pattern
+ * matched), and returns 1; spans (C and C++) are gated event by event, as in Python. Each line
+ * written under a state carries "control_seq": N (the state it was decided under), so telecap
+ * does not sample it again. telecap_enabled() also says 0 while the toggle is off;
+ * telecap_controls() tells the state in force and how many events it removed here.
+ * - The pipe is made non-blocking and close-on-exec at the first look. Only complete lines
+ *   count, and of those read at one look only the last; a partial line waits for its end.
+ *   A line that is not a state this emitter understands changes nothing (the previous state
+ *   stays). A state it cannot hold (a line over 8 KiB, or over 64 patterns in a list) means no
+ *   controls here and no tag: telecap applies it all. At EOF (telecap went away) or EBADF (the
+ *   worker closed the fd) the last state stays and the pipe is not read again.
+ *   TELECAP_TELEMETRY=off: the pipe is not read at all.
+ * - Threads: one thread looks at a time (a try-lock; the others go on with the state in force,
+ *   except before the first look is over, which they wait for). States live in two slots
+ *   swapped by one atomic word; a thread matching names holds a count on its slot, and a new
+ *   state goes into the other slot only when no thread holds it (else at the next call). The
+ *   state is one per program even when several translation units include this header (a weak
+ *   symbol; GCC and Clang builtins for the atomics).
+ * - fork() without exec: the child keeps the last state and stops reading at its next look
+ *   (the parent reads the pipe: two readers would each miss what the other read); it draws
+ *   its own random numbers from then on.
  *
  * Build: with -std=c99 (strict ISO mode) define _POSIX_C_SOURCE 200809L before any #include;
  * the default gnu modes need nothing. C++: any C++11 compiler. No -lm needed.

@@ -26,6 +26,34 @@
 #   pipe is gone, the write raises SIGPIPE, which kills the shell unless the script has run
 #   `trap '' PIPE`.
 #
+# Controls from telecap (telecap run --telemetry-fd N gives the worker a control pipe at the
+# fd in TELECAP_CONTROL_FD; docs/control.md, "The control pipe"). The emitter reads the first
+# state when it is sourced (telecap wrote it before the worker started) and applies the latest
+# state before it formats anything: the toggle, then (bash only) sampling, then the filter
+# (case patterns made from telecap's fnmatch patterns: '*' crosses dots, '?', "[seq]",
+# "[!seq]", case-sensitive, deny wins, an empty allow list allows all). What each shell gets:
+# - bash: looks at the pipe by itself from telecap_emit at most every 100 ms
+#   (TELECAP_CONTROL_POLL_US; by $EPOCHREALTIME, or once a second by $SECONDS before bash 5),
+#   with builtins only (read -t 0 -u, then read -r a line at a time: nothing past a line is
+#   consumed); no system call otherwise. Samples with $RANDOM (two draws, 30 bits; this moves
+#   the script's own $RANDOM sequence) and tags each line with "control_seq": N, so telecap
+#   does not sample it again. A subshell keeps the state and does not read the pipe.
+# - dash and other shells: read the pipe at source time and whenever the script calls
+#   telecap_controls_refresh (e.g. once per request in its main loop), with one GNU dd
+#   iflag=nonblock (a fork; without GNU dd, nothing is read). They apply the toggle and the
+#   filter but do not sample, so their lines carry no tag and telecap samples them. Call
+#   telecap_controls_refresh from the main shell, not a subshell (what a subshell reads is
+#   lost to the main shell).
+# - A line that is not a state changes nothing; a state with a pattern holding a newline is
+#   not applied here (telecap applies it); at EOF the last state stays. Names are matched as
+#   the shell matches: characters in bash under a UTF-8 locale, bytes in dash; a script that
+#   sets bash's nocasematch makes the match case-insensitive.
+# - The state line is parsed by one awk per new state (no eval of telecap's text).
+# - TELECAP_CONTROL_FD is taken out of the environment of the commands the script runs (they
+#   still inherit the fd: a shell cannot make it close-on-exec).
+# - telecap_enabled: true (0) unless TELECAP_TELEMETRY=off or telecap's toggle is off.
+#   telecap_controls: the state in force as one JSON line.
+#
 # Every helper variable starts with _telecap_, so the function does not touch the script's own.
 
 # JSON-escapes $1 into _telecap_out (without the quotes). Pure shell for the usual
