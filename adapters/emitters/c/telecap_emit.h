@@ -47,7 +47,41 @@
  *   dropped quietly, and the SIGPIPE it raises is blocked and consumed for the duration of
  *   the write (define TELECAP_EMIT_NO_SIGPIPE_GUARD to skip that, e.g. when SIGPIPE is
  *   ignored anyway). errno is preserved.
- * - Return value: 0 written, 1 disabled (TELECAP_TELEMETRY=off), -1 dropped.
+ * - Return value: 0 written, 1 not written on purpose (TELECAP_TELEMETRY=off, or telecap's
+ *   controls removed it), -1 dropped.
+ *
+ * Controls from telecap (telecap run --telemetry-fd N gives the worker a control pipe at the fd
+ * in TELECAP_CONTROL_FD; docs/control.md, "The control pipe"). No thread: telecap_emit itself
+ * looks at the pipe, at its first call and then at most every TELECAP_CONTROL_POLL_NS (default
+ * 100 ms; #define it before the #include), deciding with CLOCK_MONOTONIC_COARSE (the vDSO: no
+ * system call). So a call makes no system call for the controls unless a look is due; then one
+ * read(2) per 4 KiB waiting, plus a getpid(2). The latest state applies before anything is
+ * formatted: the toggle, then sampling (an independent draw per event, a per-thread
+ * xorshift64* seeded from the clocks, the pid and an address, never rand(); only names
+ * matching sampling_patterns when there are any), then the filter (Python's
+ * fnmatch.fnmatchcase on the wire name, "<op>.start" and so on for spans: '*' crosses dots,
+ * '?', "[seq]", "[!seq]", on code points, case-sensitive; deny wins; an empty allow list
+ * allows all). An event they remove costs about 10 ns (telemetry off) to 30 ns (a pattern
+ * matched), and returns 1; spans (C and C++) are gated event by event, as in Python. Each line
+ * written under a state carries "control_seq": N (the state it was decided under), so telecap
+ * does not sample it again. telecap_enabled() also says 0 while the toggle is off;
+ * telecap_controls() tells the state in force and how many events it removed here.
+ * - The pipe is made non-blocking and close-on-exec at the first look. Only complete lines
+ *   count, and of those read at one look only the last; a partial line waits for its end.
+ *   A line that is not a state this emitter understands changes nothing (the previous state
+ *   stays). A state it cannot hold (a line over 8 KiB, or over 64 patterns in a list) means no
+ *   controls here and no tag: telecap applies it all. At EOF (telecap went away) or EBADF (the
+ *   worker closed the fd) the last state stays and the pipe is not read again.
+ *   TELECAP_TELEMETRY=off: the pipe is not read at all.
+ * - Threads: one thread looks at a time (a try-lock; the others go on with the state in force,
+ *   except before the first look is over, which they wait for). States live in two slots
+ *   swapped by one atomic word; a thread matching names holds a count on its slot, and a new
+ *   state goes into the other slot only when no thread holds it (else at the next call). The
+ *   state is one per program even when several translation units include this header (a weak
+ *   symbol; GCC and Clang builtins for the atomics).
+ * - fork() without exec: the child keeps the last state and stops reading at its next look
+ *   (the parent reads the pipe: two readers would each miss what the other read); it draws
+ *   its own random numbers from then on.
  *
  * Build: with -std=c99 (strict ISO mode) define _POSIX_C_SOURCE 200809L before any #include;
  * the default gnu modes need nothing. C++: any C++11 compiler. No -lm needed.
@@ -61,9 +95,11 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -144,12 +180,6 @@ static inline int64_t telecap_monotonic_ns(void) {
 }
 
 /* ---- configuration ------------------------------------------------------------------------ */
-
-/* 0 when TELECAP_TELEMETRY=off. */
-static inline int telecap_enabled(void) {
-    const char* v = getenv("TELECAP_TELEMETRY");
-    return !(v && strcmp(v, "off") == 0);
-}
 
 /* TELECAP_TELEMETRY_FD when it is a valid integer (surrounding blanks allowed), else 2. */
 static inline int telecap_telemetry_fd(void) {
@@ -449,6 +479,711 @@ static inline void telecap__report(int fd, const char* what, const char* event,
         (void)telecap__write_guarded(2, mem, b.n);
 }
 
+/* ---- controls from telecap (the control pipe) --------------------------------------------- */
+
+/* How often telecap_emit looks at the control pipe, at most (ns). A test may define it as 0:
+ * then every call looks. */
+#ifndef TELECAP_CONTROL_POLL_NS
+#define TELECAP_CONTROL_POLL_NS 100000000
+#endif
+
+#define TELECAP__CTL_LINE 8192   /* the longest state line held (the patterns' text) */
+#define TELECAP__CTL_PATTERNS 64 /* patterns per list held */
+#define TELECAP__CTL_NAME 1024   /* a span's "<op>.<suffix>" longer than this is not gated */
+
+/* The state in force, one word: seq << 3 | SLOT | GATED | OFF. 0: no state (no pipe, none read
+ * yet, or one this emitter cannot hold): nothing applied here, nothing tagged. */
+#define TELECAP__CTL_OFF 1u
+#define TELECAP__CTL_GATED 2u /* sampling or a filter: the patterns of slot[SLOT] apply */
+#define TELECAP__CTL_SLOT 4u
+
+#if defined(CLOCK_MONOTONIC_COARSE)
+#define TELECAP__CTL_CLOCK CLOCK_MONOTONIC_COARSE /* vDSO, a few ns; 1-4 ms resolution */
+#else
+#define TELECAP__CTL_CLOCK CLOCK_MONOTONIC
+#endif
+
+typedef struct telecap__ctl_state {
+    double rate;
+    uint32_t n[3];                         /* sampling_patterns, allow, deny */
+    uint32_t at[3][TELECAP__CTL_PATTERNS]; /* offsets of NUL-terminated patterns in text */
+    char text[TELECAP__CTL_LINE + 8];
+} telecap__ctl_state;
+
+typedef struct telecap__ctl {
+    uint64_t word;        /* see TELECAP__CTL_OFF */
+    int64_t next_poll_ns; /* TELECAP__CTL_CLOCK */
+    int reading;          /* 0: not opened yet, 1: reading, 2: not (no pipe, EOF, fork child) */
+    int lock;             /* 1 while a thread reads the pipe (the others do not wait) */
+    int looked;           /* 1 once the first look is over */
+    int fd;
+    int pid;              /* the process that reads the pipe */
+    int readers[2];       /* threads matching against slot[i] now */
+    int pending;          /* last holds a line not applied yet */
+    int discarding;       /* inside a line longer than TELECAP__CTL_LINE */
+    size_t len;           /* of the partial line in line */
+    size_t last_len;      /* of the last complete line; (size_t)-1: it was too long */
+    uint64_t sampled, filtered;
+    char line[TELECAP__CTL_LINE];
+    char last[TELECAP__CTL_LINE];
+    telecap__ctl_state slot[2];
+} telecap__ctl;
+
+/* One instance per program, however many translation units include this header: the
+ * definitions are weak and the linker keeps one (two readers of one pipe would each miss the
+ * states the other read). The name carries the layout's version. */
+__attribute__((weak)) telecap__ctl telecap__ctl_v1;
+
+/* The code point at *p, which it advances; an invalid UTF-8 byte is a unit of its own. */
+static inline uint32_t telecap__ctl_cp(const unsigned char** p) {
+    const unsigned char* s = *p;
+    size_t skip, n;
+    uint32_t c = s[0];
+    if (c < 0x80) {
+        *p = s + 1;
+        return c;
+    }
+    n = telecap__utf8_len(s, &skip);
+    if (!n) {
+        *p = s + 1;
+        return 0xDC00u | c; /* as Python's surrogateescape */
+    }
+    *p = s + n;
+    if (n == 2) return (c & 0x1Fu) << 6 | (s[1] & 0x3Fu);
+    if (n == 3) return (c & 0x0Fu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu);
+    return (c & 0x07u) << 18 | (s[1] & 0x3Fu) << 12 | (s[2] & 0x3Fu) << 6 | (s[3] & 0x3Fu);
+}
+
+/* fnmatch's "[...]" at p (just past the '['), for the code point c. 0 when there is no closing
+ * ']' (then the '[' is a literal); else 1, *end past the ']' and *hit whether c is in the set.
+ * As Python's fnmatch.translate: "!" negates, a ']' first is a member, "a-z" is a range (an
+ * empty one, "z-a", matches nothing), a '-' first or last is a member, '\' is a literal. */
+static inline int telecap__ctl_class(const unsigned char* p, uint32_t c, const unsigned char** end,
+                                     int* hit) {
+    const int neg = *p == '!';
+    const unsigned char* m = p + neg;
+    const unsigned char* q = m;
+    int in = 0;
+    if (*q == ']') ++q;
+    while (*q && *q != ']') ++q;
+    if (!*q) return 0;
+    while (m < q) {
+        uint32_t lo = telecap__ctl_cp(&m), hi = lo;
+        if (m + 1 < q && *m == '-') {
+            ++m;
+            hi = telecap__ctl_cp(&m);
+        }
+        if (lo <= c && c <= hi) in = 1;
+    }
+    *end = q + 1;
+    *hit = in != neg;
+    return 1;
+}
+
+/* Python's fnmatch.fnmatchcase(s, pat) on code points: '*' any run (dots and all), '?' one,
+ * "[...]" a set, anything else itself. Linear backtracking on the last '*': O(len * len). */
+static inline int telecap__ctl_match(const unsigned char* pat, const unsigned char* s) {
+    const unsigned char* star_p = NULL;
+    const unsigned char* star_s = NULL;
+    while (*s) {
+        const unsigned char* s2 = s;
+        const unsigned char* p2 = pat;
+        uint32_t c;
+        int ok = 0;
+        if (*pat == '*') {
+            while (*pat == '*') ++pat;
+            star_p = pat;
+            star_s = s;
+            continue;
+        }
+        c = telecap__ctl_cp(&s2);
+        if (*pat == '?') {
+            ok = 1;
+            p2 = pat + 1;
+        } else if (*pat == '[' && telecap__ctl_class(pat + 1, c, &p2, &ok)) {
+        } else if (*pat) {
+            ok = telecap__ctl_cp(&p2) == c;
+        }
+        if (ok) {
+            pat = p2;
+            s = s2;
+            continue;
+        }
+        if (!star_p) return 0;
+        pat = star_p;
+        (void)telecap__ctl_cp(&star_s);
+        s = star_s;
+    }
+    while (*pat == '*') ++pat;
+    return !*pat;
+}
+
+/* ---- the state line: a small JSON parser (telecap writes it with RapidJSON) ---- */
+
+static inline void telecap__ctl_ws(const char** p, const char* e) {
+    while (*p < e && (**p == ' ' || **p == '\t' || **p == '\r' || **p == '\n')) ++*p;
+}
+
+static inline int telecap__ctl_hex4(const char* p, const char* e, uint32_t* v) {
+    int i;
+    *v = 0;
+    if (e - p < 4) return 0;
+    for (i = 0; i < 4; ++i) {
+        const char h = p[i];
+        *v <<= 4;
+        if (h >= '0' && h <= '9') *v |= (uint32_t)(h - '0');
+        else if (h >= 'a' && h <= 'f') *v |= (uint32_t)(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F') *v |= (uint32_t)(h - 'A' + 10);
+        else return 0;
+    }
+    return 1;
+}
+
+/* A JSON string at *p (at its '"'), decoded into out (NUL-terminated, at most cap - 1 bytes;
+ * out may be NULL to skip it). 0 when malformed, too long, or holding a NUL. */
+static inline int telecap__ctl_string(const char** p, const char* e, char* out, size_t cap,
+                                      size_t* len) {
+    const char* s = *p;
+    size_t n = 0;
+    if (s >= e || *s != '"') return 0;
+    ++s;
+    for (;;) {
+        char u8[4];
+        size_t k = 1;
+        uint32_t c;
+        if (s >= e || (unsigned char)*s < 0x20) return 0;
+        if (*s == '"') break;
+        if (*s != '\\') {
+            u8[0] = *s++;
+        } else {
+            if (++s >= e) return 0;
+            switch (*s++) {
+                case '"': u8[0] = '"'; break;
+                case '\\': u8[0] = '\\'; break;
+                case '/': u8[0] = '/'; break;
+                case 'b': u8[0] = '\b'; break;
+                case 'f': u8[0] = '\f'; break;
+                case 'n': u8[0] = '\n'; break;
+                case 'r': u8[0] = '\r'; break;
+                case 't': u8[0] = '\t'; break;
+                case 'u':
+                    if (!telecap__ctl_hex4(s, e, &c) || c == 0) return 0;
+                    s += 4;
+                    if (c >= 0xD800 && c <= 0xDBFF && e - s >= 6 && s[0] == '\\' && s[1] == 'u') {
+                        uint32_t lo;
+                        if (telecap__ctl_hex4(s + 2, e, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+                            c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+                            s += 6;
+                        }
+                    }
+                    if (c < 0x80) {
+                        u8[0] = (char)c;
+                    } else if (c < 0x800) {
+                        u8[0] = (char)(0xC0 | (c >> 6));
+                        u8[1] = (char)(0x80 | (c & 0x3F));
+                        k = 2;
+                    } else if (c < 0x10000) {
+                        u8[0] = (char)(0xE0 | (c >> 12));
+                        u8[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+                        u8[2] = (char)(0x80 | (c & 0x3F));
+                        k = 3;
+                    } else {
+                        u8[0] = (char)(0xF0 | (c >> 18));
+                        u8[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+                        u8[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+                        u8[3] = (char)(0x80 | (c & 0x3F));
+                        k = 4;
+                    }
+                    break;
+                default: return 0;
+            }
+        }
+        if (out) {
+            if (n + k >= cap) return 0;
+            memcpy(out + n, u8, k);
+        }
+        n += k;
+    }
+    if (out) out[n] = '\0';
+    if (len) *len = n;
+    *p = s + 1;
+    return 1;
+}
+
+/* A JSON number at *p, as a double (without strtod: the locale's decimal point does not
+ * matter). *integer says whether it was a plain non-negative integer, then *u holds it. */
+static inline int telecap__ctl_number(const char** p, const char* e, double* d, int* integer,
+                                      uint64_t* u) {
+    const char* s = *p;
+    uint64_t m = 0;
+    int neg = 0, digits = 0, exp10 = 0, frac = 0, eneg = 0, ev = 0, big = 0;
+    if (s < e && *s == '-') {
+        neg = 1;
+        ++s;
+    }
+    for (; s < e && *s >= '0' && *s <= '9'; ++s, ++digits) {
+        if (m < 100000000000000000u) m = m * 10 + (uint64_t)(*s - '0');
+        else ++exp10, big = 1;
+    }
+    if (!digits) return 0;
+    if (s < e && *s == '.') {
+        ++s;
+        for (; s < e && *s >= '0' && *s <= '9'; ++s, ++frac)
+            if (m < 100000000000000000u) m = m * 10 + (uint64_t)(*s - '0'), --exp10;
+        if (!frac) return 0;
+    }
+    if (s < e && (*s == 'e' || *s == 'E')) {
+        int ed = 0;
+        ++s;
+        if (s < e && (*s == '+' || *s == '-')) eneg = *s++ == '-';
+        for (; s < e && *s >= '0' && *s <= '9'; ++s, ++ed)
+            if (ev < 10000) ev = ev * 10 + (*s - '0');
+        if (!ed) return 0;
+        frac = 1;
+    }
+    exp10 += eneg ? -ev : ev;
+    *d = (double)m;
+    for (; exp10 > 0 && *d < 1e300; --exp10) *d *= 10;
+    for (; exp10 < 0 && *d > 0; ++exp10) *d /= 10;
+    if (neg) *d = -*d;
+    *integer = !neg && !frac && !big && m < ((uint64_t)1 << 53);
+    *u = m;
+    *p = s;
+    return 1;
+}
+
+/* Skips any JSON value (for keys this emitter does not know). */
+static inline int telecap__ctl_skip(const char** p, const char* e, int depth) {
+    double d;
+    int integer;
+    uint64_t u;
+    telecap__ctl_ws(p, e);
+    if (*p >= e || depth > 32) return 0;
+    if (**p == '"') return telecap__ctl_string(p, e, NULL, 0, NULL);
+    if (**p == '{' || **p == '[') {
+        const char close = **p == '{' ? '}' : ']';
+        ++*p;
+        telecap__ctl_ws(p, e);
+        if (*p < e && **p == close) {
+            ++*p;
+            return 1;
+        }
+        for (;;) {
+            if (close == '}') {
+                telecap__ctl_ws(p, e);
+                if (!telecap__ctl_string(p, e, NULL, 0, NULL)) return 0;
+                telecap__ctl_ws(p, e);
+                if (*p >= e || **p != ':') return 0;
+                ++*p;
+            }
+            if (!telecap__ctl_skip(p, e, depth + 1)) return 0;
+            telecap__ctl_ws(p, e);
+            if (*p < e && **p == ',') {
+                ++*p;
+                continue;
+            }
+            if (*p < e && **p == close) {
+                ++*p;
+                return 1;
+            }
+            return 0;
+        }
+    }
+    if (e - *p >= 4 && (memcmp(*p, "true", 4) == 0 || memcmp(*p, "null", 4) == 0)) {
+        *p += 4;
+        return 1;
+    }
+    if (e - *p >= 5 && memcmp(*p, "false", 5) == 0) {
+        *p += 5;
+        return 1;
+    }
+    return telecap__ctl_number(p, e, &d, &integer, &u);
+}
+
+/* A list of patterns (an array of strings, or null) into st's list l; *used is the text used.
+ * 0: malformed; -1: more than the emitter holds. */
+static inline int telecap__ctl_patterns(const char** p, const char* e, telecap__ctl_state* st,
+                                        int l, size_t* used) {
+    int too_many = 0;
+    st->n[l] = 0;
+    telecap__ctl_ws(p, e);
+    if (e - *p >= 4 && memcmp(*p, "null", 4) == 0) {
+        *p += 4;
+        return 1;
+    }
+    if (*p >= e || **p != '[') return 0;
+    ++*p;
+    telecap__ctl_ws(p, e);
+    if (*p < e && **p == ']') {
+        ++*p;
+        return 1;
+    }
+    for (;;) {
+        size_t n;
+        telecap__ctl_ws(p, e);
+        if (!telecap__ctl_string(p, e, st->text + *used, sizeof st->text - *used, &n)) return 0;
+        if (st->n[l] < TELECAP__CTL_PATTERNS) {
+            st->at[l][st->n[l]++] = (uint32_t)*used;
+            *used += n + 1;
+        } else {
+            too_many = 1;
+        }
+        telecap__ctl_ws(p, e);
+        if (*p < e && **p == ',') {
+            ++*p;
+            continue;
+        }
+        if (*p < e && **p == ']') {
+            ++*p;
+            return too_many ? -1 : 1;
+        }
+        return 0;
+    }
+}
+
+/* Parses a state line into st. Returns the word to publish (without SLOT), or 0 when the line
+ * is not a state (keep the previous one, as the Python emitter does), or 1 when it is one
+ * this emitter cannot hold (too many patterns): then nothing is applied here. */
+static inline uint64_t telecap__ctl_parse(const char* p, const char* e, telecap__ctl_state* st) {
+    uint64_t seq = 0, u;
+    int have_seq = 0, on = 1, too_big = 0, integer, r;
+    size_t used = 0;
+    double rate = 1.0;
+    st->n[0] = st->n[1] = st->n[2] = 0;
+    telecap__ctl_ws(&p, e);
+    if (p >= e || *p != '{') return 0;
+    ++p;
+    telecap__ctl_ws(&p, e);
+    if (p < e && *p == '}') {
+        ++p;
+    } else {
+        for (;;) {
+            char key[24];
+            telecap__ctl_ws(&p, e);
+            if (!telecap__ctl_string(&p, e, key, sizeof key, NULL)) {
+                /* a key longer than ours: not one we know */
+                if (!telecap__ctl_string(&p, e, NULL, 0, NULL)) return 0;
+                key[0] = '\0';
+            }
+            telecap__ctl_ws(&p, e);
+            if (p >= e || *p != ':') return 0;
+            ++p;
+            telecap__ctl_ws(&p, e);
+            if (strcmp(key, "seq") == 0) {
+                double d;
+                if (!telecap__ctl_number(&p, e, &d, &integer, &u) || !integer) return 0;
+                seq = u;
+                have_seq = 1;
+            } else if (strcmp(key, "enabled") == 0) {
+                if (e - p >= 4 && memcmp(p, "true", 4) == 0) on = 1, p += 4;
+                else if (e - p >= 5 && memcmp(p, "false", 5) == 0) on = 0, p += 5;
+                else return 0;
+            } else if (strcmp(key, "sampling_rate") == 0) {
+                if (!telecap__ctl_number(&p, e, &rate, &integer, &u)) return 0;
+            } else if (strcmp(key, "sampling_patterns") == 0 || strcmp(key, "allow") == 0 ||
+                       strcmp(key, "deny") == 0) {
+                const int l = key[0] == 's' ? 0 : key[0] == 'a' ? 1 : 2;
+                r = telecap__ctl_patterns(&p, e, st, l, &used);
+                if (r == 0) return 0;
+                if (r < 0) too_big = 1;
+            } else if (!telecap__ctl_skip(&p, e, 0)) {
+                return 0;
+            }
+            telecap__ctl_ws(&p, e);
+            if (p < e && *p == ',') {
+                ++p;
+                continue;
+            }
+            if (p < e && *p == '}') {
+                ++p;
+                break;
+            }
+            return 0;
+        }
+    }
+    telecap__ctl_ws(&p, e);
+    if (p != e || !have_seq) return 0;
+    if (too_big) return 1;
+    st->rate = rate < 0.0 ? 0.0 : rate > 1.0 ? 1.0 : rate;
+    return seq << 3 | (on ? 0u : TELECAP__CTL_OFF) |
+           (st->rate < 1.0 || st->n[1] || st->n[2] ? TELECAP__CTL_GATED : 0u);
+}
+
+/* ---- reading the pipe ---- */
+
+/* Takes the bytes read: complete lines go to last (only the last one read counts). */
+static inline void telecap__ctl_feed(telecap__ctl* c, const char* p, size_t n) {
+    while (n > 0) {
+        const char* nl = (const char*)memchr(p, '\n', n);
+        const size_t k = nl ? (size_t)(nl - p) : n;
+        if (!c->discarding) {
+            if (k <= sizeof c->line - c->len) {
+                memcpy(c->line + c->len, p, k);
+                c->len += k;
+            } else {
+                c->discarding = 1; /* dropped up to its newline */
+            }
+        }
+        if (!nl) return;
+        if (c->discarding) {
+            c->last_len = (size_t)-1;
+        } else {
+            memcpy(c->last, c->line, c->len);
+            c->last_len = c->len;
+        }
+        c->pending = 1;
+        c->discarding = 0;
+        c->len = 0;
+        p = nl + 1;
+        n -= k + 1;
+    }
+}
+
+/* Parses the last line into the slot not in use and publishes it. */
+static inline void telecap__ctl_apply(telecap__ctl* c) {
+    const uint64_t w = __atomic_load_n(&c->word, __ATOMIC_SEQ_CST);
+    const int j = (w & TELECAP__CTL_SLOT) ? 0 : 1;
+    uint64_t nw = 0;
+    if (c->last_len != (size_t)-1) {
+        /* A thread still matching against the other slot (it read the word before the last
+         * change): try again at the next call rather than wait for it. */
+        if (__atomic_load_n(&c->readers[j], __ATOMIC_SEQ_CST) != 0) {
+            __atomic_store_n(&c->next_poll_ns, 0, __ATOMIC_RELAXED);
+            return;
+        }
+        nw = telecap__ctl_parse(c->last, c->last + c->last_len, &c->slot[j]);
+        if (nw == 0) { /* not a state: the previous one stays */
+            c->pending = 0;
+            return;
+        }
+        nw = nw == 1 ? 0 : nw | (j ? TELECAP__CTL_SLOT : 0u);
+    }
+    /* (A state too long or too big to hold: nothing is applied here, telecap does it all.) */
+    c->pending = 0;
+    __atomic_store_n(&c->word, nw, __ATOMIC_SEQ_CST);
+}
+
+/* Opens the pipe at the first look: TELECAP_CONTROL_FD, made non-blocking and close-on-exec. */
+static inline int telecap__ctl_open(telecap__ctl* c) {
+    const char* v = getenv("TELECAP_CONTROL_FD");
+    long fd = 0;
+    int digits = 0, fl;
+    __atomic_store_n(&c->reading, 2, __ATOMIC_RELAXED);
+    if (!v) return 0;
+    for (; *v >= '0' && *v <= '9'; ++v, ++digits) {
+        if (digits >= 9) return 0;
+        fd = fd * 10 + (*v - '0');
+    }
+    if (digits == 0 || *v != '\0') return 0;
+    fl = fcntl((int)fd, F_GETFL);
+    if (fl < 0 || fcntl((int)fd, F_SETFL, fl | O_NONBLOCK) < 0) return 0;
+    fl = fcntl((int)fd, F_GETFD);
+    if (fl >= 0) (void)fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC);
+    c->fd = (int)fd;
+    c->pid = (int)getpid();
+    __atomic_store_n(&c->reading, 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+static inline int telecap__telemetry_on(void) {
+    const char* v = getenv("TELECAP_TELEMETRY");
+    return !(v && strcmp(v, "off") == 0);
+}
+
+/* One look at the pipe, by one thread at a time (the others go on with the state in force). */
+static inline void telecap__ctl_poll(int64_t now) {
+    telecap__ctl* c = &telecap__ctl_v1;
+    char chunk[4096];
+    if (__atomic_exchange_n(&c->lock, 1, __ATOMIC_ACQUIRE)) {
+        /* Another thread looks. Only before the first look is over does this one wait for it
+         * (bounded: the looker may be this very thread, interrupted by a signal handler), so
+         * that no thread emits before the first state applies. */
+        int spins;
+        for (spins = 0; spins < 100000 && !__atomic_load_n(&c->looked, __ATOMIC_ACQUIRE);
+             ++spins)
+            (void)sched_yield();
+        return;
+    }
+    __atomic_store_n(&c->next_poll_ns, now + TELECAP_CONTROL_POLL_NS, __ATOMIC_RELAXED);
+    if (!telecap__telemetry_on()) {
+        /* TELECAP_TELEMETRY=off: nothing is read (nor opened) */
+    } else if (__atomic_load_n(&c->reading, __ATOMIC_RELAXED) == 0
+                   ? telecap__ctl_open(c)
+                   : __atomic_load_n(&c->reading, __ATOMIC_RELAXED) == 1) {
+        if ((int)getpid() != c->pid) {
+            /* A child made by fork(): the parent reads the pipe; the child keeps the last
+             * state (two readers would each miss the states the other read). */
+            c->pid = (int)getpid();
+            __atomic_store_n(&c->reading, 2, __ATOMIC_RELAXED);
+        } else {
+            for (;;) {
+                const ssize_t n = read(c->fd, chunk, sizeof chunk);
+                if (n > 0) {
+                    telecap__ctl_feed(c, chunk, (size_t)n);
+                    continue;
+                }
+                if (n < 0 && errno == EINTR) continue;
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+                /* EOF (telecap closed it) or an error (EBADF: the worker closed it): the last
+                 * state stays, the pipe is not read again. */
+                __atomic_store_n(&c->reading, 2, __ATOMIC_RELAXED);
+                break;
+            }
+            if (c->pending) telecap__ctl_apply(c);
+        }
+    }
+    __atomic_store_n(&c->looked, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* The state in force, after a look at the pipe when one is due. No system call unless one is:
+ * the clock is the vDSO's. */
+static inline uint64_t telecap__ctl_word(void) {
+    telecap__ctl* c = &telecap__ctl_v1;
+    if (__atomic_load_n(&c->reading, __ATOMIC_RELAXED) != 2) {
+        struct timespec ts;
+        int64_t now = 0;
+        if (clock_gettime(TELECAP__CTL_CLOCK, &ts) == 0)
+            now = (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+        if (now >= __atomic_load_n(&c->next_poll_ns, __ATOMIC_RELAXED)) telecap__ctl_poll(now);
+    }
+    return __atomic_load_n(&c->word, __ATOMIC_ACQUIRE);
+}
+
+/* Takes the slot of a GATED word for reading; returns the word it holds (which may have
+ * changed: then it may not be GATED any more, and no slot is held). */
+static inline uint64_t telecap__ctl_hold(uint64_t w) {
+    telecap__ctl* c = &telecap__ctl_v1;
+    for (;;) {
+        uint64_t now;
+        int i;
+        if (!(w & TELECAP__CTL_GATED)) return w;
+        i = (w & TELECAP__CTL_SLOT) ? 1 : 0;
+        __atomic_add_fetch(&c->readers[i], 1, __ATOMIC_SEQ_CST);
+        now = __atomic_load_n(&c->word, __ATOMIC_SEQ_CST);
+        if (now == w) return w;
+        __atomic_sub_fetch(&c->readers[i], 1, __ATOMIC_SEQ_CST);
+        w = now;
+    }
+}
+
+static inline void telecap__ctl_release(uint64_t w) {
+    if (w & TELECAP__CTL_GATED)
+        __atomic_sub_fetch(&telecap__ctl_v1.readers[(w & TELECAP__CTL_SLOT) ? 1 : 0], 1,
+                           __ATOMIC_RELEASE);
+}
+
+/* A uniform draw in [0, 1): xorshift64* per thread, seeded from the clocks, the pid and an
+ * address (never rand(): that is the program's). A fork child reseeds at its first look. */
+static inline double telecap__ctl_random(void) {
+#ifdef __cplusplus
+    static thread_local uint64_t x = 0;
+    static thread_local int seeded_pid = 0;
+#else
+    static __thread uint64_t x = 0;
+    static __thread int seeded_pid = 0;
+#endif
+    const int pid = __atomic_load_n(&telecap__ctl_v1.pid, __ATOMIC_RELAXED);
+    if (x == 0 || seeded_pid != pid) {
+        uint64_t z = (uint64_t)telecap_now_ns() ^ ((uint64_t)telecap_monotonic_ns() << 17) ^
+                     ((uint64_t)(unsigned)pid << 32) ^ (uint64_t)(uintptr_t)&x;
+        z += 0x9E3779B97F4A7C15u; /* splitmix64 */
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+        x = (z ^ (z >> 31)) | 1;
+        seeded_pid = pid;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return (double)((x * 0x2545F4914F6CDD1Du) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static inline int telecap__ctl_any(const telecap__ctl_state* st, int l, const char* name) {
+    uint32_t k;
+    for (k = 0; k < st->n[l]; ++k)
+        if (telecap__ctl_match((const unsigned char*)st->text + st->at[l][k],
+                               (const unsigned char*)name))
+            return 1;
+    return 0;
+}
+
+/* Sampling, then the filter, for the wire name event + suffix under the GATED word *w (the
+ * toggle was checked before). 1: keep it; 0: removed; 2: keep it but untagged (a name too
+ * long to gate here: telecap decides). *w becomes the word it was decided under. */
+static inline int telecap__ctl_gate(const char* event, const char* suffix, uint64_t* w) {
+    char name[TELECAP__CTL_NAME];
+    const telecap__ctl_state* st;
+    int r = 1;
+    if (suffix) {
+        const size_t a = strlen(event), b = strlen(suffix);
+        if (a + b >= sizeof name) return 2;
+        memcpy(name, event, a);
+        memcpy(name + a, suffix, b + 1);
+        event = name;
+    }
+    *w = telecap__ctl_hold(*w);
+    if (*w & TELECAP__CTL_OFF) r = 0;
+    if (r == 0 || !(*w & TELECAP__CTL_GATED)) {
+        telecap__ctl_release(*w);
+        return r;
+    }
+    st = &telecap__ctl_v1.slot[(*w & TELECAP__CTL_SLOT) ? 1 : 0];
+    if (st->rate < 1.0 && (st->n[0] == 0 || telecap__ctl_any(st, 0, event)) &&
+        (st->rate <= 0.0 || telecap__ctl_random() >= st->rate)) {
+        __atomic_add_fetch(&telecap__ctl_v1.sampled, 1, __ATOMIC_RELAXED);
+        r = 0;
+    } else if (telecap__ctl_any(st, 2, event) ||
+               (st->n[1] && !telecap__ctl_any(st, 1, event))) {
+        __atomic_add_fetch(&telecap__ctl_v1.filtered, 1, __ATOMIC_RELAXED);
+        r = 0;
+    }
+    telecap__ctl_release(*w);
+    return r;
+}
+
+/* The controls in force here (a look at the pipe first when one is due). */
+typedef struct telecap_control_info {
+    uint64_t seq;         /* the state applied; 0: none (no pipe, or not held: see above) */
+    int enabled;          /* telecap's toggle */
+    int reading;          /* 1 while the pipe is read (0 before the first look) */
+    double sampling_rate;
+    unsigned n_sampling_patterns, n_allow, n_deny;
+    uint64_t sampled, filtered; /* events they removed in this process, before formatting */
+} telecap_control_info;
+
+static inline telecap_control_info telecap_controls(void) {
+    telecap_control_info info;
+    const int saved_errno = errno;
+    uint64_t w = telecap__ctl_hold(telecap__ctl_word());
+    memset(&info, 0, sizeof info);
+    info.seq = w >> 3;
+    info.enabled = !(w & TELECAP__CTL_OFF);
+    info.reading = __atomic_load_n(&telecap__ctl_v1.reading, __ATOMIC_RELAXED) == 1;
+    info.sampling_rate = 1.0;
+    if (w & TELECAP__CTL_GATED) {
+        const telecap__ctl_state* st = &telecap__ctl_v1.slot[(w & TELECAP__CTL_SLOT) ? 1 : 0];
+        info.sampling_rate = st->rate;
+        info.n_sampling_patterns = st->n[0];
+        info.n_allow = st->n[1];
+        info.n_deny = st->n[2];
+    }
+    telecap__ctl_release(w);
+    info.sampled = __atomic_load_n(&telecap__ctl_v1.sampled, __ATOMIC_RELAXED);
+    info.filtered = __atomic_load_n(&telecap__ctl_v1.filtered, __ATOMIC_RELAXED);
+    errno = saved_errno;
+    return info;
+}
+
+/* 0 when TELECAP_TELEMETRY=off or telecap's toggle is off (after a look at the control pipe when
+ * one is due): a worker may skip collecting what it would emit. errno is preserved. */
+static inline int telecap_enabled(void) {
+    const int saved_errno = errno;
+    const int on = !(telecap__ctl_word() & TELECAP__CTL_OFF) && telecap__telemetry_on();
+    errno = saved_errno;
+    return on;
+}
+
 /* The one emitter behind every public call: event name + suffix, measurements, two metadata
  * arrays (the second appended: a span's error_type, error_message), correlation id. */
 static inline int telecap__emit(const char* event, const char* suffix, const telecap_kv* m,
@@ -458,7 +1193,17 @@ static inline int telecap__emit(const char* event, const char* suffix, const tel
     telecap__buf b;
     int first, fd, err, rc = 0;
     const int saved_errno = errno;
-    if (!telecap_enabled()) return 1;
+    /* telecap's controls first: an event they remove is not even formatted. */
+    uint64_t w = telecap__ctl_word();
+    int kept = (w & TELECAP__CTL_OFF) ? 0 : 1;
+    if (kept && event && (w & TELECAP__CTL_GATED)) {
+        kept = telecap__ctl_gate(event, suffix, &w);
+        if (kept == 2) w = 0; /* not decided here: no tag */
+    }
+    if (!kept || !telecap__telemetry_on()) {
+        errno = saved_errno;
+        return 1;
+    }
     fd = telecap_telemetry_fd();
     if (!event) {
         telecap__report(fd, "NULL event name", NULL, NULL);
@@ -487,6 +1232,10 @@ static inline int telecap__emit(const char* event, const char* suffix, const tel
     telecap__json_int(&b, telecap_now_ns());
     telecap__puts(&b, ", \"correlation_id\": ");
     telecap__json_str(&b, correlation_id);
+    if (w >> 3) { /* the state it was decided under: telecap does not sample it again */
+        telecap__puts(&b, ", \"control_seq\": ");
+        telecap__json_int(&b, (int64_t)(w >> 3));
+    }
     telecap__puts(&b, "}\n");
     if (b.overflow == 1) {
         char what[96];
