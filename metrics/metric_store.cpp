@@ -62,6 +62,13 @@ inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t h) noexcept {
 }
 
 constexpr std::uint64_t seed = 0x51AFD7ED558CCD1Dull;
+constexpr std::uint32_t no_cell = ~std::uint32_t{0};
+
+// The store's own counters are written by the recording thread alone: a plain load and store
+// rather than a locked read-modify-write (readers on other threads still see whole values).
+inline void bump(std::atomic<std::uint64_t>& a) noexcept {
+    a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 // `hint`: where the key was last time (an emitter writes its keys in the same order).
 template <typename V>
@@ -103,14 +110,39 @@ struct cell {
 
 }  // namespace
 
+// A metric an event name feeds, and the series the last event of that name went to: events
+// of one name mostly repeat their label values (a pool, a tool), so comparing them with that
+// series' values skips hashing them and probing the table.
+struct metric_store::target {
+    std::uint32_t metric = 0;         // index in metrics_
+    std::uint32_t cell = no_cell;     // index in the metric's `all`; never the overflow series
+    std::uint64_t generation = 0;     // the metric's generation when `cell` was kept
+    std::size_t measurement_hint = 0; // where the measurement was in the last event
+};
+
 struct metric_store::name_entry {
     std::vector<std::string> parts;
     std::string dotted;
-    std::uint64_t hash = 0;         // of the parts
-    std::uint64_t dotted_hash = 0;  // of `dotted`, as a label value
-    std::vector<std::uint32_t> ids; // the metrics whose event glob matches
+    std::uint64_t hash = 0;           // of the parts
+    std::uint64_t dotted_hash = 0;    // of `dotted`, as a label value
+    std::vector<target> targets;      // the metrics whose event glob matches
+    std::vector<std::uint32_t> keys;  // the label keys of those metrics, each once
+    std::vector<std::size_t> hints;   // by `keys`: where the key was in the last event
     bool terminated = false;
 };
+
+void record_mutex::lock_slow(int c) noexcept {
+    // A record holds the lock for one event: spin a little before sleeping.
+    for (int i = 0; i < 100 && c == 1; ++i) {
+        c = 0;
+        if (state_.compare_exchange_weak(c, 1, std::memory_order_acquire)) return;
+    }
+    if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
+    while (c != 0) {
+        state_.wait(2, std::memory_order_relaxed);
+        c = state_.exchange(2, std::memory_order_acquire);
+    }
+}
 
 struct metric_store::state {
     explicit state(metric_def d)
@@ -121,8 +153,9 @@ struct metric_store::state {
     }
     metric_def def;
     std::vector<std::uint32_t> keys;  // each label's key number in the store
-    std::size_t measurement_hint = 0;
     std::vector<cell> all;
+    // Bumped whenever series leave `all` (their indices change): kept indices are then stale.
+    std::uint64_t generation = 0;
     // Open addressing over `all`: index + 1, 0 = empty. At most half full.
     std::vector<std::uint32_t> slots;
     std::int64_t overflow = -1;  // index in `all` of the overflow series
@@ -133,9 +166,7 @@ struct metric_store::state {
     std::atomic<std::uint64_t> overflowed{0};
     std::atomic<std::size_t> count{0};
 
-    void skip(skip_reason r) {
-        skipped[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
-    }
+    void skip(skip_reason r) { bump(skipped[static_cast<std::size_t>(r)]); }
 
     // The series whose values equal `views` (hash `h`), or null.
     cell* lookup(std::uint64_t h, const std::string_view* views) {
@@ -191,7 +222,7 @@ struct metric_store::state {
             overflow = static_cast<std::int64_t>(all.size());
             append({}, 0, now);
         }
-        overflowed.fetch_add(1, std::memory_order_relaxed);
+        bump(overflowed);
         return all[static_cast<std::size_t>(overflow)];
     }
 
@@ -231,26 +262,26 @@ metric_store::metric_store(const metrics_config& cfg, std::function<std::int64_t
 
 metric_store::~metric_store() = default;
 
-const metric_store::name_entry& metric_store::entry_for(const event& ev) {
+metric_store::name_entry& metric_store::entry_for(const event& ev) {
     if (!ev.name_id) return entry_by_parts(ev);
     const auto ph = mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id));
     std::size_t mask = by_id_.size() - 1;
     std::size_t i = ph & mask;
     for (; by_id_[i].first; i = (i + 1) & mask) {
-        const auto* e = by_id_[i].second;
+        auto* e = by_id_[i].second;
         // The id is the catalog's entry; the size and last part guard against a catalog that
         // was freed and another allocated where it was.
         if (by_id_[i].first == ev.name_id && e->parts.size() == ev.name.size() &&
             same_string(e->parts.back(), ev.name.back()))
             return *e;
     }
-    const name_entry& e = entry_by_parts(ev);
+    name_entry& e = entry_by_parts(ev);
     if (ids_used_ * 2 + 2 > by_id_.size()) {
         if (by_id_.size() >= 2 * name_cache_limit) {  // bounded, as the names are
-            std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, const name_entry*>{});
+            std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, name_entry*>{});
             ids_used_ = 0;
         } else {
-            std::vector<std::pair<const void*, const name_entry*>> old(by_id_.size() * 2);
+            std::vector<std::pair<const void*, name_entry*>> old(by_id_.size() * 2);
             old.swap(by_id_);
             mask = by_id_.size() - 1;
             for (const auto& x : old)
@@ -269,7 +300,7 @@ const metric_store::name_entry& metric_store::entry_for(const event& ev) {
     return e;
 }
 
-const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
+metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     std::uint64_t h = seed;
     for (const auto& part : ev.name) h = hash_bytes(part, h);
     const std::size_t mask = names_.size() - 1;
@@ -281,7 +312,7 @@ const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     if (names_used_ >= name_cache_limit) {
         for (auto& e : names_) e.reset();
         names_used_ = 0;
-        std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, const name_entry*>{});
+        std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, name_entry*>{});
         ids_used_ = 0;
     }
     auto e = std::make_unique<name_entry>();
@@ -293,9 +324,15 @@ const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     e->hash = h;
     e->dotted_hash = hash_bytes(e->dotted, seed);
     e->terminated = e->dotted == terminated_event;
-    for (std::size_t m = 0; m < metrics_.size(); ++m)
-        if (glob_match(metrics_[m]->def.event, e->dotted))
-            e->ids.push_back(static_cast<std::uint32_t>(m));
+    for (std::size_t m = 0; m < metrics_.size(); ++m) {
+        if (!glob_match(metrics_[m]->def.event, e->dotted)) continue;
+        target t;
+        t.metric = static_cast<std::uint32_t>(m);
+        e->targets.push_back(t);
+        for (const auto k : metrics_[m]->keys)
+            if (std::find(e->keys.begin(), e->keys.end(), k) == e->keys.end()) e->keys.push_back(k);
+    }
+    e->hints.assign(e->keys.size(), 0);
     ++names_used_;
     if (names_used_ * 2 > names_.size()) {  // grow, then place every entry again
         std::vector<std::unique_ptr<name_entry>> old(names_.size() * 2);
@@ -313,18 +350,15 @@ const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     return *names_[i];
 }
 
-const metric_store::label_value& metric_store::value_of(const event& ev, const name_entry& e,
-                                                        std::uint32_t key) {
+void metric_store::resolve(const event& ev, const name_entry& e, std::uint32_t key,
+                           std::size_t& hint) {
     label_value& v = values_[key];
-    if (v.epoch == epoch_) return v;
-    v.epoch = epoch_;
     v.missing = false;
     if (v.is_event_name) {
         v.view = e.dotted;
-        v.hash = e.dotted_hash;
-        return v;
+        return;
     }
-    const auto* mv = find_key(ev.metadata, keys_[key], v.hint);
+    const auto* mv = find_key(ev.metadata, keys_[key], hint);
     if (const auto* str = mv ? std::get_if<std::string>(mv) : nullptr) {
         v.view = *str;
     } else if (const auto* n = mv ? std::get_if<std::int64_t>(mv) : nullptr) {
@@ -340,12 +374,10 @@ const metric_store::label_value& metric_store::value_of(const event& ev, const n
         while (end > 0 && (static_cast<unsigned char>(v.view[end]) & 0xC0) == 0x80) --end;
         v.view = v.view.substr(0, end);
     }
-    v.hash = hash_bytes(v.view, seed);
-    return v;
 }
 
 void metric_store::record(const event& ev) {
-    const name_entry& e = entry_for(ev);
+    name_entry& e = entry_for(ev);
     if (e.terminated) {
         // The id as its series have it: a string made valid UTF-8, or an integer's text.
         if (const auto* w = ev.meta("worker_id")) {
@@ -358,17 +390,18 @@ void metric_store::record(const event& ev) {
             }
         }
     }
-    if (e.ids.empty()) return;
-    ++epoch_;  // every label value is resolved anew, once
+    if (e.targets.empty()) return;
+    // Every label value is resolved once, ahead of the lock.
+    for (std::size_t k = 0; k < e.keys.size(); ++k) resolve(ev, e, e.keys[k], e.hints[k]);
     std::lock_guard lk(mu_);
-    for (const auto id : e.ids) record_one(*metrics_[id], ev, e);
+    for (auto& t : e.targets) record_one(*metrics_[t.metric], t, ev, e);
 }
 
-void metric_store::record_one(state& st, const event& ev, const name_entry& e) {
+void metric_store::record_one(state& st, target& t, const event& ev, const name_entry& e) {
     const metric_def& d = st.def;
     double v = 1;
     if (!d.measurement.empty()) {
-        const auto* m = find_key(ev.measurements, d.measurement, st.measurement_hint);
+        const auto* m = find_key(ev.measurements, d.measurement, t.measurement_hint);
         if (!m) return st.skip(skip_reason::missing_measurement);
         if (const auto* i = std::get_if<std::int64_t>(m)) v = static_cast<double>(*i);
         else if (const auto* f = std::get_if<double>(m)) v = *f;
@@ -379,34 +412,50 @@ void metric_store::record_one(state& st, const event& ev, const name_entry& e) {
     }
     std::string_view* views = views_;  // a member: a local array would be zeroed per call
     const std::size_t n = d.labels.size();
-    std::uint64_t h = seed;
     for (std::size_t l = 0; l < n; ++l) {
-        const label_value& lv = value_of(ev, e, st.keys[l]);
-        if (lv.missing) st.missing[l].fetch_add(1, std::memory_order_relaxed);
-        if (lv.cut) st.cut[l].fetch_add(1, std::memory_order_relaxed);
+        const label_value& lv = values_[st.keys[l]];
+        if (lv.missing) bump(st.missing[l]);
+        if (lv.cut) bump(st.cut[l]);
         views[l] = lv.view;
-        h = mix(h, lv.hash);
     }
+    // The series the last event of this name went to, if its values are these.
+    if (t.cell != no_cell && t.generation == st.generation) {
+        cell& c = st.all[t.cell];
+        bool same = true;
+        for (std::size_t l = 0; same && l < n; ++l) same = same_string(c.values[l], views[l]);
+        if (same) return st.update(c, v);
+    }
+    std::uint64_t h = seed;
+    for (std::size_t l = 0; l < n; ++l)
+        h = mix(h, values_[st.keys[l]].is_event_name ? e.dotted_hash : hash_bytes(views[l], seed));
     cell* c = st.lookup(h, views);
     if (!c) {
         // Not seen as is: make the values valid UTF-8 (a malformed value may name a series
         // that exists), then create the series, or count it into the overflow one.
+        bool valid = true;
+        for (std::size_t l = 0; valid && l < n; ++l)
+            valid = first_invalid_utf8(views[l]) == std::string_view::npos;
         std::vector<std::string> values;
-        values.reserve(n);
-        std::uint64_t vh = seed;
-        for (std::size_t l = 0; l < n; ++l) {
-            values.push_back(valid_utf8(views[l]));
-            vh = mix(vh, hash_bytes(values.back(), seed));
-        }
-        if (vh != h) {
+        std::uint64_t vh = h;
+        if (!valid) {
+            values.reserve(n);
+            vh = seed;
             std::string_view clean[max_labels];
-            for (std::size_t l = 0; l < n; ++l) clean[l] = values[l];
+            for (std::size_t l = 0; l < n; ++l) {
+                values.push_back(valid_utf8(views[l]));
+                clean[l] = values.back();
+                vh = mix(vh, hash_bytes(clean[l], seed));
+            }
             c = st.lookup(vh, clean);
         }
-        if (!c)
-            c = st.labelled() < d.max_series ? &st.make(vh, std::move(values), now_ns_())
-                                             : &st.overflow_cell(now_ns_());
+        if (!c && st.labelled() < d.max_series) {
+            if (valid) values.assign(views, views + n);
+            c = &st.make(vh, std::move(values), now_ns_());
+        }
+        if (!c) return st.update(st.overflow_cell(now_ns_()), v);  // not kept: no values
     }
+    t.cell = static_cast<std::uint32_t>(c - st.all.data());
+    t.generation = st.generation;
     st.update(*c, v);
 }
 
@@ -430,6 +479,7 @@ void metric_store::forget_worker(std::string_view worker_id) {
         }
         st.all = std::move(keep);
         st.overflow = overflow;
+        ++st.generation;  // indices kept by the name entries no longer hold
         st.rebuild_slots();
         st.count.store(st.all.size(), std::memory_order_relaxed);
     }
