@@ -111,25 +111,45 @@ struct cell {
 }  // namespace
 
 // A metric an event name feeds, and the series the last event of that name went to: events
-// of one name mostly repeat their label values (a pool, a tool), so comparing them with that
-// series' values skips hashing them and probing the table.
+// of one name mostly repeat their label values (a pool, a tool), so when none of the metric's
+// label values changed since that event, that series is the one, unhashed and unprobed.
 struct metric_store::target {
-    std::uint32_t metric = 0;         // index in metrics_
-    std::uint32_t cell = no_cell;     // index in the metric's `all`; never the overflow series
-    std::uint64_t generation = 0;     // the metric's generation when `cell` was kept
-    std::size_t measurement_hint = 0; // where the measurement was in the last event
+    std::uint32_t metric = 0;          // index in metrics_
+    std::uint32_t cell = no_cell;      // index in the metric's `all`; never the overflow series
+    std::uint64_t generation = 0;      // the metric's generation when `cell` was kept
+    std::uint64_t mask = 0;            // the bits of the name's keys that the labels use
+    std::size_t measurement_hint = 0;  // where the measurement was in the last event
+};
+
+// A metadata key that labels one of a name's metrics, and its value in the last event of that
+// name (what the targets' kept series were found with).
+struct metric_store::entry_key {
+    std::uint32_t key = 0;  // its number in keys_
+    std::string_view name;  // keys_[key]
+    std::size_t hint = 0;   // where it was in the last event's metadata
+    std::string last;       // the value as resolved (cut), "" when missing
 };
 
 struct metric_store::name_entry {
     std::vector<std::string> parts;
     std::string dotted;
-    std::uint64_t hash = 0;           // of the parts
-    std::uint64_t dotted_hash = 0;    // of `dotted`, as a label value
-    std::vector<target> targets;      // the metrics whose event glob matches
-    std::vector<std::uint32_t> keys;  // the label keys of those metrics, each once
-    std::vector<std::size_t> hints;   // by `keys`: where the key was in the last event
+    std::uint64_t hash = 0;         // of the parts
+    std::uint64_t dotted_hash = 0;  // of `dotted`, as a label value
+    std::vector<target> targets;    // the metrics whose event glob matches
+    std::vector<entry_key> keys;    // their labels' metadata keys, each once ("$event" aside)
+    bool event_label = false;       // one of them is labelled by "$event"
     bool terminated = false;
 };
+
+namespace {
+
+// The bit of a name's key `i` in the masks; keys past 63 share the last bit (a change of one
+// then looks like a change of all: slower, never wrong).
+inline std::uint64_t key_bit(std::size_t i) noexcept {
+    return std::uint64_t{1} << (i < 63 ? i : 63);
+}
+
+}  // namespace
 
 void record_mutex::lock_slow(int c) noexcept {
     // A record holds the lock for one event: spin a little before sleeping.
@@ -228,7 +248,7 @@ struct metric_store::state {
 
     std::size_t labelled() const { return all.size() - (overflow >= 0 ? 1 : 0); }
 
-    void update(cell& s, double v) {
+    [[gnu::always_inline]] void update(cell& s, double v) {
         switch (def.kind) {
             case metric_kind::counter: s.value += v; break;
             case metric_kind::gauge: s.value = v; break;
@@ -257,24 +277,37 @@ metric_store::metric_store(const metrics_config& cfg, std::function<std::int64_t
         }
     // Sized once: a label_value holds an integer value's text itself, and views point into it.
     values_.resize(keys_.size());
-    for (std::size_t k = 0; k < keys_.size(); ++k) values_[k].is_event_name = keys_[k] == event_name_key;
+    event_key_ = static_cast<std::uint32_t>(
+        std::find(keys_.begin(), keys_.end(), event_name_key) - keys_.begin());
 }
 
 metric_store::~metric_store() = default;
 
-metric_store::name_entry& metric_store::entry_for(const event& ev) {
+// The id is the catalog's entry; the size and last part guard against a catalog that was
+// freed and another allocated where it was.
+[[gnu::always_inline]] inline bool same_name(const std::vector<std::string>& parts,
+                                             const event& ev) noexcept {
+    return parts.size() == ev.name.size() && !parts.empty() &&
+           same_string(parts.back(), ev.name.back());
+}
+
+[[gnu::always_inline]] inline metric_store::name_entry& metric_store::entry_for(const event& ev) {
+    if (ev.name_id) {  // the first slot mostly holds it
+        const auto& [id, e] =
+            by_id_[mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id)) & (by_id_.size() - 1)];
+        if (id == ev.name_id && same_name(e->parts, ev)) return *e;
+    }
+    return entry_slow(ev);
+}
+
+metric_store::name_entry& metric_store::entry_slow(const event& ev) {
     if (!ev.name_id) return entry_by_parts(ev);
     const auto ph = mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id));
     std::size_t mask = by_id_.size() - 1;
     std::size_t i = ph & mask;
-    for (; by_id_[i].first; i = (i + 1) & mask) {
-        auto* e = by_id_[i].second;
-        // The id is the catalog's entry; the size and last part guard against a catalog that
-        // was freed and another allocated where it was.
-        if (by_id_[i].first == ev.name_id && e->parts.size() == ev.name.size() &&
-            same_string(e->parts.back(), ev.name.back()))
-            return *e;
-    }
+    for (; by_id_[i].first; i = (i + 1) & mask)
+        if (by_id_[i].first == ev.name_id && same_name(by_id_[i].second->parts, ev))
+            return *by_id_[i].second;
     name_entry& e = entry_by_parts(ev);
     if (ids_used_ * 2 + 2 > by_id_.size()) {
         if (by_id_.size() >= 2 * name_cache_limit) {  // bounded, as the names are
@@ -328,11 +361,23 @@ metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
         if (!glob_match(metrics_[m]->def.event, e->dotted)) continue;
         target t;
         t.metric = static_cast<std::uint32_t>(m);
+        for (const auto k : metrics_[m]->keys) {
+            if (k == event_key_) {  // the same for every event of the name
+                e->event_label = true;
+                continue;
+            }
+            std::size_t i = 0;
+            while (i < e->keys.size() && e->keys[i].key != k) ++i;
+            if (i == e->keys.size()) {
+                entry_key ek;
+                ek.key = k;
+                ek.name = keys_[k];
+                e->keys.push_back(std::move(ek));
+            }
+            t.mask |= key_bit(i);
+        }
         e->targets.push_back(t);
-        for (const auto k : metrics_[m]->keys)
-            if (std::find(e->keys.begin(), e->keys.end(), k) == e->keys.end()) e->keys.push_back(k);
     }
-    e->hints.assign(e->keys.size(), 0);
     ++names_used_;
     if (names_used_ * 2 > names_.size()) {  // grow, then place every entry again
         std::vector<std::unique_ptr<name_entry>> old(names_.size() * 2);
@@ -350,15 +395,14 @@ metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     return *names_[i];
 }
 
-void metric_store::resolve(const event& ev, const name_entry& e, std::uint32_t key,
-                           std::size_t& hint) {
-    label_value& v = values_[key];
+namespace {
+
+// Where the label value of `key` is in `ev`, as `v`: a string's bytes, an integer's text, or
+// "" when absent or null; cut at max_label_bytes.
+template <typename Label>
+inline void resolve(const event& ev, std::string_view key, std::size_t& hint, Label& v) {
+    const auto* mv = find_key(ev.metadata, key, hint);
     v.missing = false;
-    if (v.is_event_name) {
-        v.view = e.dotted;
-        return;
-    }
-    const auto* mv = find_key(ev.metadata, keys_[key], hint);
     if (const auto* str = mv ? std::get_if<std::string>(mv) : nullptr) {
         v.view = *str;
     } else if (const auto* n = mv ? std::get_if<std::int64_t>(mv) : nullptr) {
@@ -366,68 +410,107 @@ void metric_store::resolve(const event& ev, const name_entry& e, std::uint32_t k
         v.view = std::string_view(v.digits, static_cast<std::size_t>(r.ptr - v.digits));
     } else {
         v.view = {};
-        v.missing = true;  // absent or null: ""
+        v.missing = true;
     }
     v.cut = v.view.size() > max_label_bytes;
-    if (v.cut) {  // back off to the start of a UTF-8 sequence
+    if (v.cut) [[unlikely]] {  // back off to the start of a UTF-8 sequence
         std::size_t end = max_label_bytes;
         while (end > 0 && (static_cast<unsigned char>(v.view[end]) & 0xC0) == 0x80) --end;
         v.view = v.view.substr(0, end);
     }
 }
 
-void metric_store::record(const event& ev) {
-    name_entry& e = entry_for(ev);
-    if (e.terminated) {
-        // The id as its series have it: a string made valid UTF-8, or an integer's text.
-        if (const auto* w = ev.meta("worker_id")) {
-            if (const auto* s = std::get_if<std::string>(w)) {
-                forget_worker(valid_utf8(*s));
-            } else if (const auto* n = std::get_if<std::int64_t>(w)) {
-                char digits[24];
-                const auto r = std::to_chars(digits, digits + sizeof digits, *n);
-                forget_worker(std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
-            }
+}  // namespace
+
+void metric_store::forget_terminated(const event& ev) {
+    // The id as its series have it: a string made valid UTF-8, or an integer's text.
+    if (const auto* w = ev.meta("worker_id")) {
+        if (const auto* s = std::get_if<std::string>(w)) {
+            forget_worker(valid_utf8(*s));
+        } else if (const auto* n = std::get_if<std::int64_t>(w)) {
+            char digits[24];
+            const auto r = std::to_chars(digits, digits + sizeof digits, *n);
+            forget_worker(std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
         }
     }
-    if (e.targets.empty()) return;
-    // Every label value is resolved once, ahead of the lock.
-    for (std::size_t k = 0; k < e.keys.size(); ++k) resolve(ev, e, e.keys[k], e.hints[k]);
-    std::lock_guard lk(mu_);
-    for (auto& t : e.targets) record_one(*metrics_[t.metric], t, ev, e);
 }
 
-void metric_store::record_one(state& st, target& t, const event& ev, const name_entry& e) {
+void metric_store::record(const event& ev) {
+    name_entry& e = entry_for(ev);
+    if (e.terminated) [[unlikely]] forget_terminated(ev);
+    if (e.targets.empty()) return;
+    try {
+        // Every label value is resolved once, ahead of the lock, and compared with the last
+        // event's of this name: `changed` has the bits of the keys whose value differs,
+        // `flagged` those missing or cut (counted per metric).
+        if (e.event_label) {
+            label_value& v = values_[event_key_];
+            v.view = e.dotted;
+            v.missing = v.cut = false;
+        }
+        std::uint64_t changed = 0;
+        std::uint64_t flagged = 0;
+        for (std::size_t i = 0; i < e.keys.size(); ++i) {
+            entry_key& k = e.keys[i];
+            label_value& v = values_[k.key];
+            resolve(ev, k.name, k.hint, v);
+            if (!same_string(k.last, v.view)) {
+                changed |= key_bit(i);
+                k.last.assign(v.view);
+            }
+            if (v.missing || v.cut) flagged |= key_bit(i);
+        }
+        std::lock_guard lk(mu_);
+        for (auto& t : e.targets) record_one(*metrics_[t.metric], t, ev, e, changed, flagged);
+    } catch (...) {
+        // The keys' last values may now be ahead of the series kept: keep none.
+        for (auto& t : e.targets) t.cell = no_cell;
+        throw;
+    }
+}
+
+[[gnu::always_inline]] inline void metric_store::record_one(state& st, target& t, const event& ev,
+                                                            const name_entry& e,
+                                                            std::uint64_t changed, std::uint64_t flagged) {
     const metric_def& d = st.def;
     double v = 1;
     if (!d.measurement.empty()) {
+        // Not recorded: the kept series no longer goes with the keys' last values.
+        const auto skip = [&](skip_reason r) {
+            t.cell = no_cell;
+            st.skip(r);
+        };
         const auto* m = find_key(ev.measurements, d.measurement, t.measurement_hint);
-        if (!m) return st.skip(skip_reason::missing_measurement);
+        if (!m) return skip(skip_reason::missing_measurement);
         if (const auto* i = std::get_if<std::int64_t>(m)) v = static_cast<double>(*i);
         else if (const auto* f = std::get_if<double>(m)) v = *f;
-        else return st.skip(skip_reason::not_numeric);
+        else return skip(skip_reason::not_numeric);
         v *= d.scale;
-        if (!std::isfinite(v)) return st.skip(skip_reason::not_finite);
-        if (d.kind == metric_kind::counter && v < 0) return st.skip(skip_reason::negative);
+        if (!std::isfinite(v)) return skip(skip_reason::not_finite);
+        if (d.kind == metric_kind::counter && v < 0) return skip(skip_reason::negative);
     }
+    if (flagged & t.mask) [[unlikely]] {
+        for (std::size_t l = 0; l < d.labels.size(); ++l) {
+            const label_value& lv = values_[st.keys[l]];
+            if (lv.missing) bump(st.missing[l]);
+            if (lv.cut) bump(st.cut[l]);
+        }
+    }
+    if ((changed & t.mask) == 0 && t.cell != no_cell && t.generation == st.generation)
+        return st.update(st.all[t.cell], v);
+    record_slow(st, t, e, v);
+}
+
+void metric_store::record_slow(state& st, target& t, const name_entry& e, double v) {
+    const metric_def& d = st.def;
     std::string_view* views = views_;  // a member: a local array would be zeroed per call
     const std::size_t n = d.labels.size();
-    for (std::size_t l = 0; l < n; ++l) {
-        const label_value& lv = values_[st.keys[l]];
-        if (lv.missing) bump(st.missing[l]);
-        if (lv.cut) bump(st.cut[l]);
-        views[l] = lv.view;
-    }
-    // The series the last event of this name went to, if its values are these.
-    if (t.cell != no_cell && t.generation == st.generation) {
-        cell& c = st.all[t.cell];
-        bool same = true;
-        for (std::size_t l = 0; same && l < n; ++l) same = same_string(c.values[l], views[l]);
-        if (same) return st.update(c, v);
-    }
     std::uint64_t h = seed;
-    for (std::size_t l = 0; l < n; ++l)
-        h = mix(h, values_[st.keys[l]].is_event_name ? e.dotted_hash : hash_bytes(views[l], seed));
+    for (std::size_t l = 0; l < n; ++l) {
+        views[l] = values_[st.keys[l]].view;
+        h = mix(h, st.keys[l] == event_key_ ? e.dotted_hash : hash_bytes(views[l], seed));
+    }
+    t.cell = no_cell;
     cell* c = st.lookup(h, views);
     if (!c) {
         // Not seen as is: make the values valid UTF-8 (a malformed value may name a series

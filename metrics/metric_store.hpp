@@ -45,11 +45,11 @@ std::string_view to_string(skip_reason r) noexcept;
 // sleeps (futex, through std::atomic::wait) like std::mutex.
 class record_mutex {
 public:
-    void lock() noexcept {
+    [[gnu::always_inline]] void lock() noexcept {
         int c = 0;
         if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) lock_slow(c);
     }
-    void unlock() noexcept {
+    [[gnu::always_inline]] void unlock() noexcept {
         if (state_.exchange(0, std::memory_order_release) == 2) state_.notify_one();
     }
 
@@ -87,10 +87,10 @@ private:
     struct state;
     struct name_entry;
     struct target;
+    struct entry_key;
     // One label value of the event being recorded: resolved once per event, shared by every
     // metric that uses the key (keys are numbered across the config).
     struct label_value {
-        bool is_event_name = false;
         std::string_view view;
         bool missing = false;
         bool cut = false;  // longer than max_label_bytes: cut
@@ -98,9 +98,12 @@ private:
     };
 
     name_entry& entry_for(const event& ev);
+    name_entry& entry_slow(const event& ev);
     name_entry& entry_by_parts(const event& ev);
-    void resolve(const event& ev, const name_entry& e, std::uint32_t key, std::size_t& hint);
-    void record_one(state& st, target& t, const event& ev, const name_entry& e);
+    void record_one(state& st, target& t, const event& ev, const name_entry& e,
+                    std::uint64_t changed, std::uint64_t flagged);
+    void record_slow(state& st, target& t, const name_entry& e, double v);
+    void forget_terminated(const event& ev);
     void forget_worker(std::string_view worker_id);
     const state* find(std::string_view metric) const;
 
@@ -116,6 +119,7 @@ private:
     std::size_t ids_used_ = 0;
     std::vector<std::string> keys_;    // every label key of the config, once
     std::vector<label_value> values_;  // by key number: this event's resolved labels
+    std::uint32_t event_key_;          // the number of "$event" among them (or none)
     std::string_view views_[max_labels];  // the label values of the metric being recorded
 };
 
