@@ -63,6 +63,7 @@ inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t h) noexcept {
 
 constexpr std::uint64_t seed = 0x51AFD7ED558CCD1Dull;
 constexpr std::uint32_t no_cell = ~std::uint32_t{0};
+constexpr std::size_t kept_cells = 4;  // per metric and event name
 
 // The store's own counters are written by the recording thread alone: a plain load and store
 // rather than a locked read-modify-write (readers on other threads still see whole values).
@@ -74,7 +75,9 @@ inline void bump(std::atomic<std::uint64_t>& a) noexcept {
 template <typename V>
 const V* find_key(const std::vector<std::pair<std::string, V>>& kv, std::string_view key,
                   std::size_t& hint) noexcept {
-    if (hint < kv.size() && same_string(kv[hint].first, key)) return &kv[hint].second;
+    // Compared as pointers: a size() would divide by the element's size.
+    if (kv.data() + hint < kv.data() + kv.size() && same_string(kv[hint].first, key))
+        return &kv[hint].second;
     for (std::size_t i = 0; i < kv.size(); ++i)
         if (same_string(kv[i].first, key)) {
             hint = i;
@@ -110,13 +113,17 @@ struct cell {
 
 }  // namespace
 
-// A metric an event name feeds, and the series the last event of that name went to: events
+// A metric an event name feeds, and the series the last events of that name went to: events
 // of one name mostly repeat their label values (a pool, a tool), so when none of the metric's
-// label values changed since that event, that series is the one, unhashed and unprobed.
+// label values changed since the last event, its series is the one, unhashed and unprobed;
+// when some did, the other kept series are compared before hashing.
 struct metric_store::target {
-    std::uint32_t metric = 0;          // index in metrics_
-    std::uint32_t cell = no_cell;      // index in the metric's `all`; never the overflow series
-    std::uint64_t generation = 0;      // the metric's generation when `cell` was kept
+    std::uint32_t metric = 0;  // index in metrics_
+    // Indices in the metric's `all`, most recent first, never the overflow series; cells[0]
+    // is the last event's series when `current`.
+    std::array<std::uint32_t, kept_cells> cells{no_cell, no_cell, no_cell, no_cell};
+    bool current = false;
+    std::uint64_t generation = 0;      // the metric's generation when the cells were kept
     std::uint64_t mask = 0;            // the bits of the name's keys that the labels use
     std::size_t measurement_hint = 0;  // where the measurement was in the last event
 };
@@ -439,6 +446,7 @@ void metric_store::record(const event& ev) {
     name_entry& e = entry_for(ev);
     if (e.terminated) [[unlikely]] forget_terminated(ev);
     if (e.targets.empty()) return;
+    bool locked = false;
     try {
         // Every label value is resolved once, ahead of the lock, and compared with the last
         // event's of this name: `changed` has the bits of the keys whose value differs,
@@ -460,11 +468,14 @@ void metric_store::record(const event& ev) {
             }
             if (v.missing || v.cut) flagged |= key_bit(i);
         }
-        std::lock_guard lk(mu_);
+        mu_.lock();
+        locked = true;
         for (auto& t : e.targets) record_one(*metrics_[t.metric], t, ev, e, changed, flagged);
+        mu_.unlock();
     } catch (...) {
-        // The keys' last values may now be ahead of the series kept: keep none.
-        for (auto& t : e.targets) t.cell = no_cell;
+        if (locked) mu_.unlock();
+        // The keys' last values may now be ahead of the series kept.
+        for (auto& t : e.targets) t.current = false;
         throw;
     }
 }
@@ -477,7 +488,7 @@ void metric_store::record(const event& ev) {
     if (!d.measurement.empty()) {
         // Not recorded: the kept series no longer goes with the keys' last values.
         const auto skip = [&](skip_reason r) {
-            t.cell = no_cell;
+            t.current = false;
             st.skip(r);
         };
         const auto* m = find_key(ev.measurements, d.measurement, t.measurement_hint);
@@ -496,8 +507,8 @@ void metric_store::record(const event& ev) {
             if (lv.cut) bump(st.cut[l]);
         }
     }
-    if ((changed & t.mask) == 0 && t.cell != no_cell && t.generation == st.generation)
-        return st.update(st.all[t.cell], v);
+    if ((changed & t.mask) == 0 && t.current && t.generation == st.generation)
+        return st.update(st.all[t.cells[0]], v);
     record_slow(st, t, e, v);
 }
 
@@ -505,12 +516,28 @@ void metric_store::record_slow(state& st, target& t, const name_entry& e, double
     const metric_def& d = st.def;
     std::string_view* views = views_;  // a member: a local array would be zeroed per call
     const std::size_t n = d.labels.size();
-    std::uint64_t h = seed;
-    for (std::size_t l = 0; l < n; ++l) {
-        views[l] = values_[st.keys[l]].view;
-        h = mix(h, st.keys[l] == event_key_ ? e.dotted_hash : hash_bytes(views[l], seed));
+    for (std::size_t l = 0; l < n; ++l) views[l] = values_[st.keys[l]].view;
+    if (t.generation != st.generation) {  // series left: the kept indices no longer hold
+        t.cells.fill(no_cell);
+        t.generation = st.generation;
     }
-    t.cell = no_cell;
+    // A series kept from a recent event whose values are these (so they are valid UTF-8, and
+    // it is the series the table would give). A current cells[0] differs: a value changed.
+    for (std::size_t i = t.current ? 1 : 0; i < kept_cells && t.cells[i] != no_cell; ++i) {
+        const std::uint32_t found = t.cells[i];
+        cell& c = st.all[found];
+        bool same = true;
+        for (std::size_t l = 0; same && l < n; ++l) same = same_string(c.values[l], views[l]);
+        if (!same) continue;
+        for (; i > 0; --i) t.cells[i] = t.cells[i - 1];  // to the front
+        t.cells[0] = found;
+        t.current = true;
+        return st.update(c, v);
+    }
+    t.current = false;
+    std::uint64_t h = seed;
+    for (std::size_t l = 0; l < n; ++l)
+        h = mix(h, st.keys[l] == event_key_ ? e.dotted_hash : hash_bytes(views[l], seed));
     cell* c = st.lookup(h, views);
     if (!c) {
         // Not seen as is: make the values valid UTF-8 (a malformed value may name a series
@@ -537,8 +564,11 @@ void metric_store::record_slow(state& st, target& t, const name_entry& e, double
         }
         if (!c) return st.update(st.overflow_cell(now_ns_()), v);  // not kept: no values
     }
-    t.cell = static_cast<std::uint32_t>(c - st.all.data());
-    t.generation = st.generation;
+    // Kept first; the least recent one goes. The series is not among the kept ones (their
+    // values differ from these), so they stay distinct.
+    for (std::size_t i = kept_cells - 1; i > 0; --i) t.cells[i] = t.cells[i - 1];
+    t.cells[0] = static_cast<std::uint32_t>(c - st.all.data());
+    t.current = true;
     st.update(*c, v);
 }
 
