@@ -71,14 +71,13 @@ inline void bump(std::atomic<std::uint64_t>& a) noexcept {
     a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-// `hint`: where the key was last time (an emitter writes its keys in the same order).
+// The value of `key` among the n pairs at kv. `hint`: where the key was last time (an emitter
+// writes its keys in the same order).
 template <typename V>
-const V* find_key(const std::vector<std::pair<std::string, V>>& kv, std::string_view key,
+[[gnu::always_inline]] inline const V* find_key(const std::pair<std::string, V>* kv, std::size_t n, std::string_view key,
                   std::size_t& hint) noexcept {
-    // Compared as pointers: a size() would divide by the element's size.
-    if (kv.data() + hint < kv.data() + kv.size() && same_string(kv[hint].first, key))
-        return &kv[hint].second;
-    for (std::size_t i = 0; i < kv.size(); ++i)
+    if (hint < n && same_string(kv[hint].first, key)) return &kv[hint].second;
+    for (std::size_t i = 0; i < n; ++i)
         if (same_string(kv[i].first, key)) {
             hint = i;
             return &kv[i].second;
@@ -407,8 +406,9 @@ namespace {
 // Where the label value of `key` is in `ev`, as `v`: a string's bytes, an integer's text, or
 // "" when absent or null; cut at max_label_bytes.
 template <typename Label>
-inline void resolve(const event& ev, std::string_view key, std::size_t& hint, Label& v) {
-    const auto* mv = find_key(ev.metadata, key, hint);
+[[gnu::always_inline]] inline void resolve(const std::pair<std::string, metadata_value>* md, std::size_t n,
+                    std::string_view key, std::size_t& hint, Label& v) {
+    const auto* mv = find_key(md, n, key, hint);
     v.missing = false;
     if (const auto* str = mv ? std::get_if<std::string>(mv) : nullptr) {
         v.view = *str;
@@ -451,17 +451,15 @@ void metric_store::record(const event& ev) {
         // Every label value is resolved once, ahead of the lock, and compared with the last
         // event's of this name: `changed` has the bits of the keys whose value differs,
         // `flagged` those missing or cut (counted per metric).
-        if (e.event_label) {
-            label_value& v = values_[event_key_];
-            v.view = e.dotted;
-            v.missing = v.cut = false;
-        }
         std::uint64_t changed = 0;
         std::uint64_t flagged = 0;
-        for (std::size_t i = 0; i < e.keys.size(); ++i) {
+        const auto* md = ev.metadata.data();
+        const std::size_t md_n = ev.metadata.size();
+        const std::size_t keys = e.keys.size();
+        for (std::size_t i = 0; i < keys; ++i) {
             entry_key& k = e.keys[i];
             label_value& v = values_[k.key];
-            resolve(ev, k.name, k.hint, v);
+            resolve(md, md_n, k.name, k.hint, v);
             if (!same_string(k.last, v.view)) {
                 changed |= key_bit(i);
                 k.last.assign(v.view);
@@ -491,7 +489,8 @@ void metric_store::record(const event& ev) {
             t.current = false;
             st.skip(r);
         };
-        const auto* m = find_key(ev.measurements, d.measurement, t.measurement_hint);
+        const auto* m = find_key(ev.measurements.data(), ev.measurements.size(), d.measurement,
+                                 t.measurement_hint);
         if (!m) return skip(skip_reason::missing_measurement);
         if (const auto* i = std::get_if<std::int64_t>(m)) v = static_cast<double>(*i);
         else if (const auto* f = std::get_if<double>(m)) v = *f;
@@ -516,6 +515,7 @@ void metric_store::record_slow(state& st, target& t, const name_entry& e, double
     const metric_def& d = st.def;
     std::string_view* views = views_;  // a member: a local array would be zeroed per call
     const std::size_t n = d.labels.size();
+    if (e.event_label) values_[event_key_].view = e.dotted;  // never missing or cut
     for (std::size_t l = 0; l < n; ++l) views[l] = values_[st.keys[l]].view;
     if (t.generation != st.generation) {  // series left: the kept indices no longer hold
         t.cells.fill(no_cell);
