@@ -564,10 +564,13 @@ void metric_store::record_slow(state& st, target& t, const name_entry& e, double
         }
         if (!c) return st.update(st.overflow_cell(now_ns_()), v);  // not kept: no values
     }
-    // Kept first; the least recent one goes. The series is not among the kept ones (their
-    // values differ from these), so they stay distinct.
-    for (std::size_t i = kept_cells - 1; i > 0; --i) t.cells[i] = t.cells[i - 1];
-    t.cells[0] = static_cast<std::uint32_t>(c - st.all.data());
+    // Kept first; the least recent one goes. It may be kept already (cells[0], skipped above,
+    // found for malformed values that render as these): then it moves, no slot holds it twice.
+    const auto found = static_cast<std::uint32_t>(c - st.all.data());
+    std::size_t i = 0;
+    while (i < kept_cells - 1 && t.cells[i] != found) ++i;
+    for (; i > 0; --i) t.cells[i] = t.cells[i - 1];
+    t.cells[0] = found;
     t.current = true;
     st.update(*c, v);
 }
