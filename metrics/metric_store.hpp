@@ -4,7 +4,8 @@
 // consistent snapshot for an exporter from any thread. One lock guards the series: a record
 // holds it for one event's updates, a collect for a copy (rendering happens outside it), so a
 // scrape never sees a half-updated histogram and never waits on capture for longer than one
-// event takes to record.
+// event takes to record. record() is for one thread at a time: it keeps, per event name, the
+// label values of the last event and the series they went to (reused while they stay the same).
 //
 // Rules (docs/metrics.md):
 // - an event lacking a label's metadata key gets the value "" for it (Prometheus reads an
