@@ -36,6 +36,34 @@ void bm_record_default(benchmark::State& state) {
 }
 BENCHMARK(bm_record_default);
 
+// As the normalizer's events arrive: with a name_id (the catalog entry), and a tool that
+// changes from event to event (tool.execution.stop: the tool histogram's label).
+void bm_record_default_named(benchmark::State& state) {
+    metrics::metric_store store(metrics::default_metrics_config());
+    static const int catalog_entry = 0;
+    event ev = call_stop(1);
+    ev.name_id = &catalog_entry;
+    for (auto _ : state) store.record(ev);
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(bm_record_default_named);
+
+void bm_record_tool_stop_changing_tool(benchmark::State& state) {
+    metrics::metric_store store(metrics::default_metrics_config());
+    static const int catalog_entry = 0;
+    event ev = call_stop(1);
+    ev.name = {"snakepit", "python", "tool", "execution", "stop"};
+    ev.name_id = &catalog_entry;
+    const char* tools[] = {"search", "embed", "rank", "parse", "embed"};
+    std::size_t i = 0;
+    for (auto _ : state) {
+        ev.metadata[0].second = std::string(tools[i++ % 5]);
+        store.record(ev);
+    }
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+BENCHMARK(bm_record_tool_stop_changing_tool);
+
 // A counter with `n` series (one label, n values), as a cardinality-capped metric at its cap.
 std::unique_ptr<metrics::metric_store> store_with(int n) {
     auto cfg = metrics::parse_metrics_config(

@@ -62,13 +62,22 @@ inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t h) noexcept {
 }
 
 constexpr std::uint64_t seed = 0x51AFD7ED558CCD1Dull;
+constexpr std::uint32_t no_cell = ~std::uint32_t{0};
+constexpr std::size_t kept_cells = 4;  // per metric and event name
 
-// `hint`: where the key was last time (an emitter writes its keys in the same order).
+// The store's own counters are written by the recording thread alone: a plain load and store
+// rather than a locked read-modify-write (readers on other threads still see whole values).
+inline void bump(std::atomic<std::uint64_t>& a) noexcept {
+    a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+// The value of `key` among the n pairs at kv. `hint`: where the key was last time (an emitter
+// writes its keys in the same order).
 template <typename V>
-const V* find_key(const std::vector<std::pair<std::string, V>>& kv, std::string_view key,
-                  std::size_t& hint) noexcept {
-    if (hint < kv.size() && same_string(kv[hint].first, key)) return &kv[hint].second;
-    for (std::size_t i = 0; i < kv.size(); ++i)
+[[gnu::always_inline]] inline const V* find_key(const std::pair<std::string, V>* kv, std::size_t n,
+                                                std::string_view key, std::size_t& hint) noexcept {
+    if (hint < n && same_string(kv[hint].first, key)) return &kv[hint].second;
+    for (std::size_t i = 0; i < n; ++i)
         if (same_string(kv[i].first, key)) {
             hint = i;
             return &kv[i].second;
@@ -103,14 +112,63 @@ struct cell {
 
 }  // namespace
 
+// A metric an event name feeds, and the series the last events of that name went to: events
+// of one name mostly repeat their label values (a pool, a tool), so when none of the metric's
+// label values changed since the last event, its series is the one, unhashed and unprobed;
+// when some did, the other kept series are compared before hashing.
+struct metric_store::target {
+    std::uint32_t metric = 0;  // index in metrics_
+    // Indices in the metric's `all`, most recent first, never the overflow series; cells[0]
+    // is the last event's series when `current`.
+    std::array<std::uint32_t, kept_cells> cells{no_cell, no_cell, no_cell, no_cell};
+    bool current = false;
+    std::uint64_t generation = 0;      // the metric's generation when the cells were kept
+    std::uint64_t mask = 0;            // the bits of the name's keys that the labels use
+    std::size_t measurement_hint = 0;  // where the measurement was in the last event
+};
+
+// A metadata key that labels one of a name's metrics, and its value in the last event of that
+// name (what the targets' kept series were found with).
+struct metric_store::entry_key {
+    std::uint32_t key = 0;  // its number in keys_
+    std::string_view name;  // keys_[key]
+    std::size_t hint = 0;   // where it was in the last event's metadata
+    std::string last;       // the value as resolved (cut), "" when missing
+};
+
 struct metric_store::name_entry {
     std::vector<std::string> parts;
     std::string dotted;
     std::uint64_t hash = 0;         // of the parts
     std::uint64_t dotted_hash = 0;  // of `dotted`, as a label value
-    std::vector<std::uint32_t> ids; // the metrics whose event glob matches
+    std::vector<target> targets;    // the metrics whose event glob matches
+    std::vector<entry_key> keys;    // their labels' metadata keys, each once ("$event" aside)
+    bool event_label = false;       // one of them is labelled by "$event"
     bool terminated = false;
 };
+
+namespace {
+
+// The bit of a name's key `i` in the masks; keys past 63 share the last bit (a change of one
+// then looks like a change of all: slower, never wrong).
+inline std::uint64_t key_bit(std::size_t i) noexcept {
+    return std::uint64_t{1} << (i < 63 ? i : 63);
+}
+
+}  // namespace
+
+void record_mutex::lock_slow(int c) noexcept {
+    // A record holds the lock for one event: spin a little before sleeping.
+    for (int i = 0; i < 100 && c == 1; ++i) {
+        c = 0;
+        if (state_.compare_exchange_weak(c, 1, std::memory_order_acquire)) return;
+    }
+    if (c != 2) c = state_.exchange(2, std::memory_order_acquire);
+    while (c != 0) {
+        state_.wait(2, std::memory_order_relaxed);
+        c = state_.exchange(2, std::memory_order_acquire);
+    }
+}
 
 struct metric_store::state {
     explicit state(metric_def d)
@@ -121,8 +179,9 @@ struct metric_store::state {
     }
     metric_def def;
     std::vector<std::uint32_t> keys;  // each label's key number in the store
-    std::size_t measurement_hint = 0;
     std::vector<cell> all;
+    // Bumped whenever series leave `all` (their indices change): kept indices are then stale.
+    std::uint64_t generation = 0;
     // Open addressing over `all`: index + 1, 0 = empty. At most half full.
     std::vector<std::uint32_t> slots;
     std::int64_t overflow = -1;  // index in `all` of the overflow series
@@ -133,9 +192,7 @@ struct metric_store::state {
     std::atomic<std::uint64_t> overflowed{0};
     std::atomic<std::size_t> count{0};
 
-    void skip(skip_reason r) {
-        skipped[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
-    }
+    void skip(skip_reason r) { bump(skipped[static_cast<std::size_t>(r)]); }
 
     // The series whose values equal `views` (hash `h`), or null.
     cell* lookup(std::uint64_t h, const std::string_view* views) {
@@ -191,13 +248,13 @@ struct metric_store::state {
             overflow = static_cast<std::int64_t>(all.size());
             append({}, 0, now);
         }
-        overflowed.fetch_add(1, std::memory_order_relaxed);
+        bump(overflowed);
         return all[static_cast<std::size_t>(overflow)];
     }
 
     std::size_t labelled() const { return all.size() - (overflow >= 0 ? 1 : 0); }
 
-    void update(cell& s, double v) {
+    [[gnu::always_inline]] void update(cell& s, double v) {
         switch (def.kind) {
             case metric_kind::counter: s.value += v; break;
             case metric_kind::gauge: s.value = v; break;
@@ -226,31 +283,44 @@ metric_store::metric_store(const metrics_config& cfg, std::function<std::int64_t
         }
     // Sized once: a label_value holds an integer value's text itself, and views point into it.
     values_.resize(keys_.size());
-    for (std::size_t k = 0; k < keys_.size(); ++k) values_[k].is_event_name = keys_[k] == event_name_key;
+    event_key_ = static_cast<std::uint32_t>(
+        std::find(keys_.begin(), keys_.end(), event_name_key) - keys_.begin());
 }
 
 metric_store::~metric_store() = default;
 
-const metric_store::name_entry& metric_store::entry_for(const event& ev) {
+// The id is the catalog's entry; the size and last part guard against a catalog that was
+// freed and another allocated where it was.
+[[gnu::always_inline]] inline bool same_name(const std::vector<std::string>& parts,
+                                             const event& ev) noexcept {
+    return parts.size() == ev.name.size() && !parts.empty() &&
+           same_string(parts.back(), ev.name.back());
+}
+
+[[gnu::always_inline]] inline metric_store::name_entry& metric_store::entry_for(const event& ev) {
+    if (ev.name_id) {  // the first slot mostly holds it
+        const auto& [id, e] =
+            by_id_[mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id)) & (by_id_.size() - 1)];
+        if (id == ev.name_id && same_name(e->parts, ev)) return *e;
+    }
+    return entry_slow(ev);
+}
+
+metric_store::name_entry& metric_store::entry_slow(const event& ev) {
     if (!ev.name_id) return entry_by_parts(ev);
     const auto ph = mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id));
     std::size_t mask = by_id_.size() - 1;
     std::size_t i = ph & mask;
-    for (; by_id_[i].first; i = (i + 1) & mask) {
-        const auto* e = by_id_[i].second;
-        // The id is the catalog's entry; the size and last part guard against a catalog that
-        // was freed and another allocated where it was.
-        if (by_id_[i].first == ev.name_id && e->parts.size() == ev.name.size() &&
-            same_string(e->parts.back(), ev.name.back()))
-            return *e;
-    }
-    const name_entry& e = entry_by_parts(ev);
+    for (; by_id_[i].first; i = (i + 1) & mask)
+        if (by_id_[i].first == ev.name_id && same_name(by_id_[i].second->parts, ev))
+            return *by_id_[i].second;
+    name_entry& e = entry_by_parts(ev);
     if (ids_used_ * 2 + 2 > by_id_.size()) {
         if (by_id_.size() >= 2 * name_cache_limit) {  // bounded, as the names are
-            std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, const name_entry*>{});
+            std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, name_entry*>{});
             ids_used_ = 0;
         } else {
-            std::vector<std::pair<const void*, const name_entry*>> old(by_id_.size() * 2);
+            std::vector<std::pair<const void*, name_entry*>> old(by_id_.size() * 2);
             old.swap(by_id_);
             mask = by_id_.size() - 1;
             for (const auto& x : old)
@@ -269,7 +339,7 @@ const metric_store::name_entry& metric_store::entry_for(const event& ev) {
     return e;
 }
 
-const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
+metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     std::uint64_t h = seed;
     for (const auto& part : ev.name) h = hash_bytes(part, h);
     const std::size_t mask = names_.size() - 1;
@@ -281,7 +351,7 @@ const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     if (names_used_ >= name_cache_limit) {
         for (auto& e : names_) e.reset();
         names_used_ = 0;
-        std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, const name_entry*>{});
+        std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, name_entry*>{});
         ids_used_ = 0;
     }
     auto e = std::make_unique<name_entry>();
@@ -293,9 +363,27 @@ const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     e->hash = h;
     e->dotted_hash = hash_bytes(e->dotted, seed);
     e->terminated = e->dotted == terminated_event;
-    for (std::size_t m = 0; m < metrics_.size(); ++m)
-        if (glob_match(metrics_[m]->def.event, e->dotted))
-            e->ids.push_back(static_cast<std::uint32_t>(m));
+    for (std::size_t m = 0; m < metrics_.size(); ++m) {
+        if (!glob_match(metrics_[m]->def.event, e->dotted)) continue;
+        target t;
+        t.metric = static_cast<std::uint32_t>(m);
+        for (const auto k : metrics_[m]->keys) {
+            if (k == event_key_) {  // the same for every event of the name
+                e->event_label = true;
+                continue;
+            }
+            std::size_t i = 0;
+            while (i < e->keys.size() && e->keys[i].key != k) ++i;
+            if (i == e->keys.size()) {
+                entry_key ek;
+                ek.key = k;
+                ek.name = keys_[k];
+                e->keys.push_back(std::move(ek));
+            }
+            t.mask |= key_bit(i);
+        }
+        e->targets.push_back(t);
+    }
     ++names_used_;
     if (names_used_ * 2 > names_.size()) {  // grow, then place every entry again
         std::vector<std::unique_ptr<name_entry>> old(names_.size() * 2);
@@ -313,18 +401,16 @@ const metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     return *names_[i];
 }
 
-const metric_store::label_value& metric_store::value_of(const event& ev, const name_entry& e,
-                                                        std::uint32_t key) {
-    label_value& v = values_[key];
-    if (v.epoch == epoch_) return v;
-    v.epoch = epoch_;
+namespace {
+
+// Where the label value of `key` is in `ev`, as `v`: a string's bytes, an integer's text, or
+// "" when absent or null; cut at max_label_bytes.
+template <typename Label>
+[[gnu::always_inline]] inline void resolve(const std::pair<std::string, metadata_value>* md,
+                                           std::size_t n, std::string_view key, std::size_t& hint,
+                                           Label& v) {
+    const auto* mv = find_key(md, n, key, hint);
     v.missing = false;
-    if (v.is_event_name) {
-        v.view = e.dotted;
-        v.hash = e.dotted_hash;
-        return v;
-    }
-    const auto* mv = find_key(ev.metadata, keys_[key], v.hint);
     if (const auto* str = mv ? std::get_if<std::string>(mv) : nullptr) {
         v.view = *str;
     } else if (const auto* n = mv ? std::get_if<std::int64_t>(mv) : nullptr) {
@@ -332,81 +418,164 @@ const metric_store::label_value& metric_store::value_of(const event& ev, const n
         v.view = std::string_view(v.digits, static_cast<std::size_t>(r.ptr - v.digits));
     } else {
         v.view = {};
-        v.missing = true;  // absent or null: ""
+        v.missing = true;
     }
     v.cut = v.view.size() > max_label_bytes;
-    if (v.cut) {  // back off to the start of a UTF-8 sequence
+    if (v.cut) [[unlikely]] {  // back off to the start of a UTF-8 sequence
         std::size_t end = max_label_bytes;
         while (end > 0 && (static_cast<unsigned char>(v.view[end]) & 0xC0) == 0x80) --end;
         v.view = v.view.substr(0, end);
     }
-    v.hash = hash_bytes(v.view, seed);
-    return v;
+}
+
+}  // namespace
+
+void metric_store::forget_terminated(const event& ev) {
+    // The id as its series have it: a string made valid UTF-8, or an integer's text.
+    if (const auto* w = ev.meta("worker_id")) {
+        if (const auto* s = std::get_if<std::string>(w)) {
+            forget_worker(valid_utf8(*s));
+        } else if (const auto* n = std::get_if<std::int64_t>(w)) {
+            char digits[24];
+            const auto r = std::to_chars(digits, digits + sizeof digits, *n);
+            forget_worker(std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+        }
+    }
 }
 
 void metric_store::record(const event& ev) {
-    const name_entry& e = entry_for(ev);
-    if (e.terminated) {
-        // The id as its series have it: a string made valid UTF-8, or an integer's text.
-        if (const auto* w = ev.meta("worker_id")) {
-            if (const auto* s = std::get_if<std::string>(w)) {
-                forget_worker(valid_utf8(*s));
-            } else if (const auto* n = std::get_if<std::int64_t>(w)) {
-                char digits[24];
-                const auto r = std::to_chars(digits, digits + sizeof digits, *n);
-                forget_worker(std::string_view(digits, static_cast<std::size_t>(r.ptr - digits)));
+    name_entry& e = entry_for(ev);
+    if (e.terminated) [[unlikely]] forget_terminated(ev);
+    if (e.targets.empty()) return;
+    bool locked = false;
+    try {
+        // Every label value is resolved once, ahead of the lock, and compared with the last
+        // event's of this name: `changed` has the bits of the keys whose value differs,
+        // `flagged` those missing or cut (counted per metric).
+        std::uint64_t changed = 0;
+        std::uint64_t flagged = 0;
+        const auto* md = ev.metadata.data();
+        const std::size_t md_n = ev.metadata.size();
+        const std::size_t keys = e.keys.size();
+        for (std::size_t i = 0; i < keys; ++i) {
+            entry_key& k = e.keys[i];
+            label_value& v = values_[k.key];
+            resolve(md, md_n, k.name, k.hint, v);
+            if (!same_string(k.last, v.view)) {
+                changed |= key_bit(i);
+                k.last.assign(v.view);
             }
+            if (v.missing || v.cut) flagged |= key_bit(i);
         }
+        mu_.lock();
+        locked = true;
+        for (auto& t : e.targets) record_one(*metrics_[t.metric], t, ev, e, changed, flagged);
+        mu_.unlock();
+    } catch (...) {
+        if (locked) mu_.unlock();
+        // The keys' last values may now be ahead of the series kept.
+        for (auto& t : e.targets) t.current = false;
+        throw;
     }
-    if (e.ids.empty()) return;
-    ++epoch_;  // every label value is resolved anew, once
-    std::lock_guard lk(mu_);
-    for (const auto id : e.ids) record_one(*metrics_[id], ev, e);
 }
 
-void metric_store::record_one(state& st, const event& ev, const name_entry& e) {
+// Forced inline, as entry_for, find_key and resolve: GCC's -O2 left them out of line, and the
+// calls cost about a tenth of a record.
+[[gnu::always_inline]] inline void metric_store::record_one(state& st, target& t, const event& ev,
+                                                            const name_entry& e,
+                                                            std::uint64_t changed,
+                                                            std::uint64_t flagged) {
     const metric_def& d = st.def;
     double v = 1;
     if (!d.measurement.empty()) {
-        const auto* m = find_key(ev.measurements, d.measurement, st.measurement_hint);
-        if (!m) return st.skip(skip_reason::missing_measurement);
+        // Not recorded: the kept series no longer goes with the keys' last values.
+        const auto skip = [&](skip_reason r) {
+            t.current = false;
+            st.skip(r);
+        };
+        const auto* m = find_key(ev.measurements.data(), ev.measurements.size(), d.measurement,
+                                 t.measurement_hint);
+        if (!m) return skip(skip_reason::missing_measurement);
         if (const auto* i = std::get_if<std::int64_t>(m)) v = static_cast<double>(*i);
         else if (const auto* f = std::get_if<double>(m)) v = *f;
-        else return st.skip(skip_reason::not_numeric);
+        else return skip(skip_reason::not_numeric);
         v *= d.scale;
-        if (!std::isfinite(v)) return st.skip(skip_reason::not_finite);
-        if (d.kind == metric_kind::counter && v < 0) return st.skip(skip_reason::negative);
+        if (!std::isfinite(v)) return skip(skip_reason::not_finite);
+        if (d.kind == metric_kind::counter && v < 0) return skip(skip_reason::negative);
     }
+    if (flagged & t.mask) [[unlikely]] {
+        for (std::size_t l = 0; l < d.labels.size(); ++l) {
+            const label_value& lv = values_[st.keys[l]];
+            if (lv.missing) bump(st.missing[l]);
+            if (lv.cut) bump(st.cut[l]);
+        }
+    }
+    if ((changed & t.mask) == 0 && t.current && t.generation == st.generation)
+        return st.update(st.all[t.cells[0]], v);
+    record_slow(st, t, e, v);
+}
+
+void metric_store::record_slow(state& st, target& t, const name_entry& e, double v) {
+    const metric_def& d = st.def;
     std::string_view* views = views_;  // a member: a local array would be zeroed per call
     const std::size_t n = d.labels.size();
-    std::uint64_t h = seed;
-    for (std::size_t l = 0; l < n; ++l) {
-        const label_value& lv = value_of(ev, e, st.keys[l]);
-        if (lv.missing) st.missing[l].fetch_add(1, std::memory_order_relaxed);
-        if (lv.cut) st.cut[l].fetch_add(1, std::memory_order_relaxed);
-        views[l] = lv.view;
-        h = mix(h, lv.hash);
+    if (e.event_label) values_[event_key_].view = e.dotted;  // never missing or cut
+    for (std::size_t l = 0; l < n; ++l) views[l] = values_[st.keys[l]].view;
+    if (t.generation != st.generation) {  // series left: the kept indices no longer hold
+        t.cells.fill(no_cell);
+        t.generation = st.generation;
     }
+    // A series kept from a recent event whose values are these (so they are valid UTF-8, and
+    // it is the series the table would give). A current cells[0] differs: a value changed.
+    for (std::size_t i = t.current ? 1 : 0; i < kept_cells && t.cells[i] != no_cell; ++i) {
+        const std::uint32_t found = t.cells[i];
+        cell& c = st.all[found];
+        bool same = true;
+        for (std::size_t l = 0; same && l < n; ++l) same = same_string(c.values[l], views[l]);
+        if (!same) continue;
+        for (; i > 0; --i) t.cells[i] = t.cells[i - 1];  // to the front
+        t.cells[0] = found;
+        t.current = true;
+        return st.update(c, v);
+    }
+    t.current = false;
+    std::uint64_t h = seed;
+    for (std::size_t l = 0; l < n; ++l)
+        h = mix(h, st.keys[l] == event_key_ ? e.dotted_hash : hash_bytes(views[l], seed));
     cell* c = st.lookup(h, views);
     if (!c) {
         // Not seen as is: make the values valid UTF-8 (a malformed value may name a series
         // that exists), then create the series, or count it into the overflow one.
+        bool valid = true;
+        for (std::size_t l = 0; valid && l < n; ++l)
+            valid = first_invalid_utf8(views[l]) == std::string_view::npos;
         std::vector<std::string> values;
-        values.reserve(n);
-        std::uint64_t vh = seed;
-        for (std::size_t l = 0; l < n; ++l) {
-            values.push_back(valid_utf8(views[l]));
-            vh = mix(vh, hash_bytes(values.back(), seed));
-        }
-        if (vh != h) {
+        std::uint64_t vh = h;
+        if (!valid) {
+            values.reserve(n);
+            vh = seed;
             std::string_view clean[max_labels];
-            for (std::size_t l = 0; l < n; ++l) clean[l] = values[l];
+            for (std::size_t l = 0; l < n; ++l) {
+                values.push_back(valid_utf8(views[l]));
+                clean[l] = values.back();
+                vh = mix(vh, hash_bytes(clean[l], seed));
+            }
             c = st.lookup(vh, clean);
         }
-        if (!c)
-            c = st.labelled() < d.max_series ? &st.make(vh, std::move(values), now_ns_())
-                                             : &st.overflow_cell(now_ns_());
+        if (!c && st.labelled() < d.max_series) {
+            if (valid) values.assign(views, views + n);
+            c = &st.make(vh, std::move(values), now_ns_());
+        }
+        if (!c) return st.update(st.overflow_cell(now_ns_()), v);  // not kept: no values
     }
+    // Kept first; the least recent one goes. It may be kept already (cells[0], skipped above,
+    // found for malformed values that render as these): then it moves, no slot holds it twice.
+    const auto found = static_cast<std::uint32_t>(c - st.all.data());
+    std::size_t i = 0;
+    while (i < kept_cells - 1 && t.cells[i] != found) ++i;
+    for (; i > 0; --i) t.cells[i] = t.cells[i - 1];
+    t.cells[0] = found;
+    t.current = true;
     st.update(*c, v);
 }
 
@@ -430,6 +599,7 @@ void metric_store::forget_worker(std::string_view worker_id) {
         }
         st.all = std::move(keep);
         st.overflow = overflow;
+        ++st.generation;  // indices kept by the name entries no longer hold
         st.rebuild_slots();
         st.count.store(st.all.size(), std::memory_order_relaxed);
     }

@@ -1,9 +1,11 @@
 #pragma once
 // Metrics derived from events: the series of the configured counters, histograms and gauges.
 // record() runs on the dispatch thread (never the capture thread); collect() copies a
-// consistent snapshot for an exporter from any thread. One mutex guards the series: a record
-// holds it for a few hash lookups, a collect for a copy (rendering happens outside it), so a
-// scrape never sees a half-updated histogram and never waits on capture.
+// consistent snapshot for an exporter from any thread. One lock guards the series: a record
+// holds it for one event's updates, a collect for a copy (rendering happens outside it), so a
+// scrape never sees a half-updated histogram and never waits on capture for longer than one
+// event takes to record. record() is for one thread at a time: it keeps, per event name, the
+// label values of the last event and the series they went to (reused while they stay the same).
 //
 // Rules (docs/metrics.md):
 // - an event lacking a label's metadata key gets the value "" for it (Prometheus reads an
@@ -39,6 +41,24 @@ enum class skip_reason : std::uint8_t { missing_measurement, not_numeric, not_fi
 inline constexpr std::size_t skip_reason_count = 4;
 std::string_view to_string(skip_reason r) noexcept;
 
+// A mutex whose uncontended lock and unlock are one atomic instruction each, inline: the
+// recording thread takes it once per event, and a scrape rarely competes. Contended, it
+// sleeps (futex, through std::atomic::wait) like std::mutex.
+class record_mutex {
+public:
+    [[gnu::always_inline]] void lock() noexcept {
+        int c = 0;
+        if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire)) lock_slow(c);
+    }
+    [[gnu::always_inline]] void unlock() noexcept {
+        if (state_.exchange(0, std::memory_order_release) == 2) state_.notify_one();
+    }
+
+private:
+    void lock_slow(int c) noexcept;
+    std::atomic<int> state_{0};  // 0 free, 1 held, 2 held and maybe waited for
+};
+
 class metric_store {
 public:
     // Metrics with capture: false are left out. `now_ns` is the wall clock (tests inject it).
@@ -67,39 +87,40 @@ public:
 private:
     struct state;
     struct name_entry;
+    struct target;
+    struct entry_key;
     // One label value of the event being recorded: resolved once per event, shared by every
     // metric that uses the key (keys are numbered across the config).
     struct label_value {
-        std::uint64_t epoch = 0;  // the event it was resolved for
-        std::size_t hint = 0;     // where the key was in the last event's metadata
-        bool is_event_name = false;
         std::string_view view;
-        std::uint64_t hash = 0;
         bool missing = false;
         bool cut = false;  // longer than max_label_bytes: cut
         char digits[24];   // an integer value's text
     };
 
-    const name_entry& entry_for(const event& ev);
-    const name_entry& entry_by_parts(const event& ev);
-    const label_value& value_of(const event& ev, const name_entry& e, std::uint32_t key);
-    void record_one(state& st, const event& ev, const name_entry& e);
+    name_entry& entry_for(const event& ev);
+    name_entry& entry_slow(const event& ev);
+    name_entry& entry_by_parts(const event& ev);
+    void record_one(state& st, target& t, const event& ev, const name_entry& e,
+                    std::uint64_t changed, std::uint64_t flagged);
+    void record_slow(state& st, target& t, const name_entry& e, double v);
+    void forget_terminated(const event& ev);
     void forget_worker(std::string_view worker_id);
     const state* find(std::string_view metric) const;
 
     std::string service_name_;
     std::vector<std::unique_ptr<state>> metrics_;
     std::function<std::int64_t()> now_ns_;
-    mutable std::mutex mu_;
+    mutable record_mutex mu_;
     // Only the recording thread touches these.
     std::vector<std::unique_ptr<name_entry>> names_;  // open addressing by the name's hash
     std::size_t names_used_ = 0;
     // name_id -> entry, open addressing (the normalizer's events skip hashing their name).
-    std::vector<std::pair<const void*, const name_entry*>> by_id_;
+    std::vector<std::pair<const void*, name_entry*>> by_id_;
     std::size_t ids_used_ = 0;
     std::vector<std::string> keys_;    // every label key of the config, once
     std::vector<label_value> values_;  // by key number: this event's resolved labels
-    std::uint64_t epoch_ = 0;
+    std::uint32_t event_key_;          // the number of "$event" among them (or none)
     std::string_view views_[max_labels];  // the label values of the metric being recorded
 };
 

@@ -255,6 +255,195 @@ TEST(MetricStoreTest, OwnCountersAreSamples) {
     EXPECT_EQ(registry::find(out, "telecap_metrics_series", {{"metric", "c"}}), 0);
 }
 
+// The series cache: each metric keeps, per event name, the series the last events of that
+// name went to, and reuses them while the label values stay the same. These tests give events
+// a name_id, as the normalizer does, and check that no kept series outlives its values.
+
+// A value as the catalog's entry would be: events with the same id share their name.
+const int name_x = 0;
+const int name_y = 0;
+
+event named(const void* id, const std::string& dotted,
+            std::vector<std::pair<std::string, measurement_value>> m,
+            std::vector<std::pair<std::string, metadata_value>> md = {}) {
+    event ev = make(dotted, std::move(m), std::move(md));
+    ev.name_id = id;
+    return ev;
+}
+
+double value_of(const family& f, const label_set& labels) {
+    for (const auto& p : f.points)
+        if (p.labels == labels) return p.value;
+    ADD_FAILURE() << "no series";
+    return -1;
+}
+
+TEST(MetricStoreCacheTest, AChangedLabelValueNeverReusesTheLastSeries) {
+    metric_store s(config(R"(counters:
+  - name: c
+    event: x
+    labels: [$event, pool_name, tool]
+  - name: p
+    event: x
+    labels: [pool_name]
+)"));
+    // One event object, refilled as the normalizer refills its slots.
+    event ev = named(&name_x, "x", {}, {{"tool", "a"}, {"pool_name", "p"}});
+    const char* tools[] = {"a", "a", "b", "a", "c", "d", "e", "a", "e", "b", "b"};
+    for (const char* t : tools) {
+        ev.metadata[0].second = std::string(t);
+        s.record(ev);
+    }
+    const auto all = s.collect();
+    const family c = fam(all, "c");
+    ASSERT_EQ(c.points.size(), 5u);
+    const auto at = [&](const char* t) {
+        return value_of(c, {{"event", "x"}, {"pool_name", "p"}, {"tool", t}});
+    };
+    EXPECT_EQ(at("a"), 4);
+    EXPECT_EQ(at("b"), 3);
+    EXPECT_EQ(at("c"), 1);
+    EXPECT_EQ(at("d"), 1);
+    EXPECT_EQ(at("e"), 2);
+    EXPECT_EQ(value_of(fam(all, "p"), {{"pool_name", "p"}}), 11);  // its value never changed
+}
+
+TEST(MetricStoreCacheTest, IntegerValuesAreComparedByTheirText) {
+    metric_store s(config("gauges:\n  - name: g\n    event: x\n    measurement: v\n"
+                          "    labels: [worker_id]\n"));
+    for (std::int64_t w : {7, 7, 8, 7, 70})
+        s.record(named(&name_x, "x", {{"v", w * 10}}, {{"worker_id", w}}));
+    const family g = fam(s.collect(), "g");
+    ASSERT_EQ(g.points.size(), 3u);
+    EXPECT_EQ(value_of(g, {{"worker_id", "7"}}), 70);
+    EXPECT_EQ(value_of(g, {{"worker_id", "8"}}), 80);
+    EXPECT_EQ(value_of(g, {{"worker_id", "70"}}), 700);
+}
+
+// A metric that skipped an event (no measurement) saw its label values change without
+// recording them: the next event must not go to the series before the skip.
+TEST(MetricStoreCacheTest, ASkippedEventDoesNotLeaveAStaleSeries) {
+    metric_store s(config(R"(counters:
+  - name: events
+    event: x
+    labels: [pool_name]
+histograms:
+  - name: h
+    event: x
+    measurement: v
+    buckets: [1]
+    labels: [pool_name]
+)"));
+    s.record(named(&name_x, "x", {{"v", std::int64_t{1}}}, {{"pool_name", "a"}}));
+    s.record(named(&name_x, "x", {}, {{"pool_name", "b"}}));  // h: missing_measurement
+    s.record(named(&name_x, "x", {{"v", std::int64_t{1}}}, {{"pool_name", "b"}}));
+    const auto all = s.collect();
+    const family h = fam(all, "h");
+    ASSERT_EQ(h.points.size(), 2u);
+    EXPECT_EQ(h.points[0].labels, (label_set{{"pool_name", "a"}}));
+    EXPECT_EQ(h.points[0].count, 1u);
+    EXPECT_EQ(h.points[1].labels, (label_set{{"pool_name", "b"}}));
+    EXPECT_EQ(h.points[1].count, 1u);
+    EXPECT_EQ(s.skipped("h", skip_reason::missing_measurement), 1u);
+    EXPECT_EQ(value_of(fam(all, "events"), {{"pool_name", "b"}}), 2);
+}
+
+// Past max_series, new values go to the overflow series, which is never kept: the next event
+// with a known value goes to its own series, and one with the same unknown value overflows again.
+TEST(MetricStoreCacheTest, TheOverflowSeriesIsNeverReusedForKnownValues) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [id]\n"
+                          "    max_series: 2\n"));
+    for (const char* id : {"a", "b", "c", "c", "a", "c", "b", "b", "d", "a"})
+        s.record(named(&name_x, "x", {}, {{"id", id}}));
+    const family c = fam(s.collect(), "c");
+    ASSERT_EQ(c.points.size(), 3u);
+    EXPECT_EQ(value_of(c, {{"id", "a"}}), 3);
+    EXPECT_EQ(value_of(c, {{"id", "b"}}), 3);
+    EXPECT_EQ(value_of(c, {{"otel_metric_overflow", "true"}}), 4);  // c, c, c, d
+    EXPECT_EQ(s.overflowed("c"), 4u);
+}
+
+// A worker's exit removes its gauges, which moves the others: kept series must not point at
+// the wrong one, or past the end.
+TEST(MetricStoreCacheTest, KeptSeriesSurviveAWorkersGaugesGoing) {
+    metric_store s(config("gauges:\n  - name: rss\n    event: x\n    measurement: rss\n"
+                          "    labels: [worker_id]\n"));
+    s.record(named(&name_x, "x", {{"rss", std::int64_t{1}}}, {{"worker_id", "w1"}}));
+    s.record(named(&name_x, "x", {{"rss", std::int64_t{2}}}, {{"worker_id", "w2"}}));
+    s.record(named(&name_y, "snakepit.pool.worker.terminated", {}, {{"worker_id", "w1"}}));
+    s.record(named(&name_x, "x", {{"rss", std::int64_t{5}}}, {{"worker_id", "w2"}}));
+    s.record(named(&name_x, "x", {{"rss", std::int64_t{3}}}, {{"worker_id", "w1"}}));
+    s.record(named(&name_x, "x", {{"rss", std::int64_t{6}}}, {{"worker_id", "w2"}}));
+    const family rss = fam(s.collect(), "rss");
+    ASSERT_EQ(rss.points.size(), 2u);
+    EXPECT_EQ(value_of(rss, {{"worker_id", "w1"}}), 3);
+    EXPECT_EQ(value_of(rss, {{"worker_id", "w2"}}), 6);
+}
+
+TEST(MetricStoreCacheTest, MissingAndCutLabelsAreCountedOnEveryEvent) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [tool, k]\n"));
+    const std::string long_value(2000, 'v');
+    for (int i = 0; i < 3; ++i) s.record(named(&name_x, "x", {}, {{"k", long_value}}));
+    EXPECT_EQ(s.missing_label("c", "tool"), 3u);
+    EXPECT_EQ(s.cut_label("c", "k"), 3u);
+    EXPECT_EQ(fam(s.collect(), "c").points.at(0).value, 3);
+}
+
+// A malformed value is kept as the series of its valid form; the same bytes again, and the
+// valid form itself, still land there.
+TEST(MetricStoreCacheTest, InvalidUtf8ValuesKeepTheirValidSeries) {
+    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [k]\n"));
+    for (const char* k : {"a\xff", "a\xff", "b", "a\xEF\xBF\xBD", "a\xff"})
+        s.record(named(&name_x, "x", {}, {{"k", std::string(k)}}));
+    const family c = fam(s.collect(), "c");
+    ASSERT_EQ(c.points.size(), 2u);
+    EXPECT_EQ(value_of(c, {{"k", "a\xEF\xBF\xBD"}}), 4);
+    EXPECT_EQ(value_of(c, {{"k", "b"}}), 1);
+}
+
+// The name cache trusts a name_id only with the same name: an id reused for another name
+// (a catalog freed, another allocated where it was) is that other name.
+TEST(MetricStoreCacheTest, AReusedNameIdWithAnotherNameIsThatName) {
+    metric_store s(config("counters:\n  - name: c\n    event: \"*\"\n    labels: [$event]\n"));
+    s.record(named(&name_x, "a.x", {}));
+    s.record(named(&name_x, "b.y", {}));
+    s.record(named(&name_x, "a.x", {}));
+    const family c = fam(s.collect(), "c");
+    EXPECT_EQ(value_of(c, {{"event", "a.x"}}), 2);
+    EXPECT_EQ(value_of(c, {{"event", "b.y"}}), 1);
+}
+
+// Names that share metrics keep separate series caches.
+TEST(MetricStoreCacheTest, EachEventNameKeepsItsOwnSeries) {
+    metric_store s(config("counters:\n  - name: c\n    event: \"*\"\n    labels: [$event, k]\n"));
+    for (int i = 0; i < 4; ++i) {
+        s.record(named(&name_x, "x", {}, {{"k", "1"}}));
+        s.record(named(&name_y, "y", {}, {{"k", i < 2 ? "1" : "2"}}));
+    }
+    const family c = fam(s.collect(), "c");
+    ASSERT_EQ(c.points.size(), 3u);
+    EXPECT_EQ(value_of(c, {{"event", "x"}, {"k", "1"}}), 4);
+    EXPECT_EQ(value_of(c, {{"event", "y"}, {"k", "1"}}), 2);
+    EXPECT_EQ(value_of(c, {{"event", "y"}, {"k", "2"}}), 2);
+}
+
+// The record lock under contention: waiters sleep and wake, no increment is lost.
+TEST(RecordMutexTest, ExcludesUnderContention) {
+    record_mutex mu;
+    std::uint64_t n = 0;
+    const auto work = [&] {
+        for (int i = 0; i < 200000; ++i) {
+            std::lock_guard lk(mu);
+            ++n;
+        }
+    };
+    std::thread a(work), b(work), c(work);
+    a.join();
+    b.join();
+    c.join();
+    EXPECT_EQ(n, 600000u);
+}
+
 // A histogram is never seen half-updated: in every snapshot, count = sum of the buckets.
 TEST(MetricStoreTest, CollectSeesWholeUpdatesWhileRecording) {
     metric_store s(config("histograms:\n  - name: h\n    event: x\n    measurement: v\n"
