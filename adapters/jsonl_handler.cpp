@@ -19,7 +19,7 @@ void jsonl_handler::flush() { hand_over(); }
 void jsonl_handler::hand_over() {
     if (batched_ == 0) return;
     if (wait_)
-        while (out_->congested() && !out_->given_up())
+        while (out_->congested() && !out_->given_up() && !out_->closing())
             out_->wait_room(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
     if (out_->append_owned(buf_, batched_))
         written_.fetch_add(batched_, std::memory_order_relaxed);

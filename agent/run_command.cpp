@@ -126,7 +126,18 @@ int run_workers(const run_options& o) {
     // A handler stuck for good must not keep telecap (and its caller) waiting forever.
     const auto limit = stuck_handler_limit(o);
     capture_stats stats = sup.totals();
-    if (!events.finish(std::chrono::steady_clock::now() + limit)) {
+    bool done = events.finish(std::chrono::steady_clock::now() + limit);
+    if (!done) {
+        // Most often a handler waits for room in an output stream whose reader stopped
+        // reading: closing the streams (what they hold is dropped and counted) lets it go on,
+        // and the rest of the queue then counts as dropped by that output.
+        spdlog::warn("a handler has not returned within {} ms: closing the output streams",
+                     limit.count());
+        cs.finish(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+        done = events.finish(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    }
+    if (!done) {
+        events.give_up();
         stats.dropped_for(drop_reason::shutdown) += events.depth();
         spdlog::error("a handler did not return within {} ms; exiting without it", limit.count());
         if (!o.capture.stats_path.empty())

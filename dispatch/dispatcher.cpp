@@ -11,7 +11,7 @@ dispatcher::dispatcher(handler_bus& bus, dispatcher_options o)
 }
 
 dispatcher::~dispatcher() {
-    if (!finished_) finish(std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    if (!joined_ && !finish(std::chrono::steady_clock::now() + std::chrono::seconds(5))) give_up();
 }
 
 std::size_t dispatcher::submit(std::vector<event>& batch, std::size_t from) {
@@ -66,16 +66,22 @@ void dispatcher::run() {
 }
 
 bool dispatcher::finish(std::chrono::steady_clock::time_point deadline) {
-    if (finished_) return !abandoned_;  // a second call says what the first found
-    queue_.close();
-    finished_ = true;
-    if (done_future_.wait_until(deadline) != std::future_status::ready) {
-        abandoned_ = true;
-        thread_.detach();  // stuck in a handler: it cannot be joined
-        return false;
+    if (joined_) return true;
+    if (abandoned_) return false;
+    if (!finished_) {
+        queue_.close();
+        finished_ = true;
     }
+    if (done_future_.wait_until(deadline) != std::future_status::ready) return false;
     thread_.join();
+    joined_ = true;
     return true;
+}
+
+void dispatcher::give_up() {
+    if (joined_ || abandoned_) return;
+    abandoned_ = true;
+    thread_.detach();  // stuck in a handler: it cannot be joined
 }
 
 }  // namespace telecap

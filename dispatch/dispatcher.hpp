@@ -50,9 +50,11 @@ public:
     void post(std::function<void()> fn);
 
     // No more events; waits until the queue is dispatched and the handlers flushed, or the
-    // deadline. False when a handler is still busy then (the thread is left behind: the
-    // caller should end the process without running destructors of what it uses).
+    // deadline. False when a handler is still busy then; the caller may free what the handler
+    // waits for and call finish() again, or give up(): then the thread is left behind and the
+    // caller should end the process without running destructors of what it uses.
     bool finish(std::chrono::steady_clock::time_point deadline);
+    void give_up();
 
     std::size_t depth() const { return queue_.size(); }
     std::uint64_t dispatched() const noexcept { return dispatched_.load(std::memory_order_relaxed); }
@@ -70,7 +72,8 @@ private:
     std::future<void> done_future_;
     std::thread thread_;
     bool finished_ = false;
-    bool abandoned_ = false;  // finish() left a stuck dispatch thread behind
+    bool joined_ = false;
+    bool abandoned_ = false;  // give_up() left a stuck dispatch thread behind
 };
 
 }  // namespace telecap

@@ -114,6 +114,11 @@ public:
     void close(std::chrono::steady_clock::time_point deadline);
 
     bool dead() const noexcept { return dead_.load(std::memory_order_relaxed); }
+    // close() has begun: a producer waiting for room should stop waiting.
+    bool closing() const {
+        std::lock_guard lock(mu_);
+        return closing_;
+    }
     // Failing for longer than give_up_after (or dead): nobody should wait for it.
     bool given_up() const noexcept;
     std::size_t buffered() const noexcept { return buffered_.load(std::memory_order_relaxed); }

@@ -331,11 +331,34 @@ TEST(DispatcherTest, StuckHandlerCannotHangFinish) {
     const auto took = std::chrono::steady_clock::now() - t0;
     EXPECT_GE(took, 45ms);
     EXPECT_LT(took, test::patience);
-    EXPECT_FALSE(d->finish(t0 + 50ms)) << "a second call says the thread was left behind";
+    d->give_up();
+    EXPECT_FALSE(d->finish(t0 + 50ms)) << "a call after give_up says the thread was left behind";
     k->hold.open();  // the handler comes back: the thread left behind drains, flushes, ends
     EXPECT_EQ(k->flushed.get_future().wait_for(test::patience), std::future_status::ready);
     EXPECT_EQ(d->dispatched(), 3u);
 }
 
 }  // namespace
+// finish() that times out leaves the thread joinable: once the caller frees what the handler
+// waited for, a second finish() joins it and everything was dispatched.
+TEST(DispatcherTest, FinishCanWaitAgainAfterATimeout) {
+    struct held final : handler {
+        explicit held(test::gate& g) : hold(g) {}
+        void handle(const event&) override { hold.wait(); }
+        test::gate& hold;
+    };
+    handler_bus bus;
+    test::gate hold;
+    bus.attach("held", {}, std::make_shared<held>(hold));
+    dispatcher d(bus, dispatcher_options{});
+    auto b = batch_of(0, 2);
+    EXPECT_EQ(d.submit(b), 2u);
+    ASSERT_TRUE(hold.wait_arrived(1));
+    EXPECT_FALSE(d.finish(std::chrono::steady_clock::now() + 20ms));
+    hold.open();
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(d.dispatched(), 2u);
+    EXPECT_TRUE(d.finish(test::deadline_in())) << "joined: a further call says so";
+}
+
 }  // namespace telecap
