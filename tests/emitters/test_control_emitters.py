@@ -63,6 +63,22 @@ def state(seq, enabled=True, rate=1.0, patterns=(), allow=(), deny=()):
                        "deny": list(deny)}, separators=(",", ":")) + "\n"
 
 
+
+def strace_calls(test, argv, r, wfd, env, timeout):
+    """Runs argv (an `strace -c -o OUT ...` command) with the control
+    pipe's read end r; returns the process, the total system calls counted, and that line."""
+    out = argv[argv.index("-o") + 1]
+    p = subprocess.run(argv, pass_fds=(r,), env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    os.close(r)
+    os.close(wfd)
+    if p.returncode != 0 and "ptrace" in p.stderr:
+        test.skipTest("ptrace not permitted: " + p.stderr)
+    test.assertEqual(0, p.returncode, p.stderr)
+    with open(out) as f:
+        total = [line for line in f if line.rstrip().endswith("total")]
+    return p, int(total[0].split()[3]), total  # % time, seconds, usecs/call, calls
+
 class Worker:
     """A worker with a control pipe the test writes to, its lines going to a file."""
 
@@ -364,17 +380,9 @@ class CEmitterControlsUnit(unittest.TestCase):
         r, wfd = os.pipe()
         os.write(wfd, state(1, enabled=False).encode())
         env = dict(os.environ, TELECAP_CONTROL_FD=str(r), TELECAP_TELEMETRY_FD="2")
-        p = subprocess.run([strace, "-qq", "-c", "-o", out, exe, "loop-off", "200000", "x.y"],
-                           pass_fds=(r,), env=env, capture_output=True, text=True, timeout=60)
-        os.close(r)
-        os.close(wfd)
-        if p.returncode != 0 and "ptrace" in p.stderr:
-            self.skipTest("ptrace not permitted: " + p.stderr)
-        self.assertEqual(0, p.returncode, p.stderr)
+        p, calls, total = strace_calls(self, [strace, "-qq", "-c", "-o", out, exe, "loop-off",
+                                              "200000", "x.y"], r, wfd, env, 60)
         self.assertEqual("0", p.stdout.split()[0])
-        with open(out) as f:
-            total = [line for line in f if line.rstrip().endswith("total")]
-        calls = int(total[0].split()[3])  # % time, seconds, usecs/call, calls
         self.assertLess(calls, 500, total)  # 200,000 calls: a look at most every 100 ms
 
 
@@ -600,18 +608,10 @@ class ShellEmitterControlsUnit(unittest.TestCase):
         env = dict(os.environ, TELECAP_CONTROL_FD=str(r), TELECAP_TELEMETRY_FD="2",
                    EMITTER=SHELL_EMITTER)
         env.pop("TELECAP_TELEMETRY", None)
-        p = subprocess.run([strace, "-qq", "-f", "-c", "-o", out, bash, "-c", script],
-                           pass_fds=(r,), env=env, capture_output=True, text=True, timeout=120)
-        os.close(r)
-        os.close(wfd)
-        if p.returncode != 0 and "ptrace" in p.stderr:
-            self.skipTest("ptrace not permitted: " + p.stderr)
-        self.assertEqual(0, p.returncode, p.stderr)
+        p, calls, total = strace_calls(self, [strace, "-qq", "-f", "-c", "-o", out, bash, "-c",
+                                              script], r, wfd, env, 120)
         self.assertEqual(json.loads(p.stdout)["enabled"], False)
         self.assertEqual("", p.stderr)  # nothing written
-        with open(out) as f:
-            total = [line for line in f if line.rstrip().endswith("total")]
-        calls = int(total[0].split()[3])
         self.assertLess(calls, 1500, total)  # 5,000 calls: a look at most every 100 ms
 
 
