@@ -26,21 +26,30 @@ void resolve_catalog_paths(run_options& o) {
         if (pool.catalog_path.empty()) pool.catalog_path = o.capture.catalog_path;
 }
 
+namespace {
+
+// Calls f(key, a's value, b's value) for each setting a reload cannot change.
+template <typename A, typename B, typename F>
+void for_each_fixed_setting(A& a, B& b, F f) {
+    f("prefix", a.capture.prefix, b.capture.prefix);
+    f("max_line", a.capture.max_line, b.capture.max_line);
+    f("node", a.capture.node, b.capture.node);
+    f("passthrough", a.capture.passthrough, b.capture.passthrough);
+    f("rejects", a.capture.rejects_path, b.capture.rejects_path);
+    f("stats", a.capture.stats_path, b.capture.stats_path);
+    f("queue", a.queue, b.queue);
+    f("queue_bytes", a.queue_bytes, b.queue_bytes);
+    f("line_budget", a.line_budget, b.line_budget);
+    f("overflow", a.overflow, b.overflow);
+}
+
+}  // namespace
+
 std::vector<std::string> settings_not_reloaded(const run_options& a, const run_options& b) {
     std::vector<std::string> out;
-    const auto differ = [&](bool d, const char* key) {
-        if (d) out.emplace_back(key);
-    };
-    differ(a.capture.prefix != b.capture.prefix, "prefix");
-    differ(a.capture.max_line != b.capture.max_line, "max_line");
-    differ(a.capture.node != b.capture.node, "node");
-    differ(a.capture.passthrough != b.capture.passthrough, "passthrough");
-    differ(a.capture.rejects_path != b.capture.rejects_path, "rejects");
-    differ(a.capture.stats_path != b.capture.stats_path, "stats");
-    differ(a.queue != b.queue, "queue");
-    differ(a.queue_bytes != b.queue_bytes, "queue_bytes");
-    differ(a.line_budget != b.line_budget, "line_budget");
-    differ(a.overflow != b.overflow, "overflow");
+    for_each_fixed_setting(a, b, [&](const char* key, const auto& x, const auto& y) {
+        if (x != y) out.emplace_back(key);
+    });
     return out;
 }
 
@@ -86,8 +95,8 @@ std::string reloader::operator()(supervisor& sup) {
     r.label = next.label;
     reload_result pools;
     if (auto p = sup.reload(std::move(r), &pools)) return fail(*p);
-    const auto added = outs.added_specs;
-    const auto removed = outs.removed_specs;
+    const auto added = std::move(outs.added_specs);  // commit() needs neither
+    const auto removed = std::move(outs.removed_specs);
     const bool metrics = outs.metrics_changed;
     outputs_.commit(std::move(outs), events_);
 
@@ -95,20 +104,9 @@ std::string reloader::operator()(supervisor& sup) {
     for (const auto& key : kept)
         spdlog::warn("reload: \"{}\" changed: it takes effect when telecap is started again", key);
     // What runs now: the new config, but the settings a reload cannot change as they were.
-    {
-        run_options now = next;
-        now.capture.prefix = running_.capture.prefix;
-        now.capture.max_line = running_.capture.max_line;
-        now.capture.node = running_.capture.node;
-        now.capture.passthrough = running_.capture.passthrough;
-        now.capture.rejects_path = running_.capture.rejects_path;
-        now.capture.stats_path = running_.capture.stats_path;
-        now.queue = running_.queue;
-        now.queue_bytes = running_.queue_bytes;
-        now.line_budget = running_.line_budget;
-        now.overflow = running_.overflow;
-        running_ = std::move(now);
-    }
+    for_each_fixed_setting(next, running_,
+                           [](const char*, auto& now, const auto& was) { now = was; });
+    running_ = std::move(next);
     ok_.inc();
 
     std::string m = ",\"pools\":{";

@@ -72,7 +72,7 @@ std::vector<run_outputs::wanted> run_outputs::wanted_outputs(const run_options& 
 
 std::string run_outputs::new_id(const wanted& w) {
     std::set<std::string> used;
-    for (const auto& [key, id] : ids_) used.insert(id);
+    for (const auto& out : outputs_) used.insert(out.id);
     for (;;) {
         const std::string n = std::to_string(next_index_++);
         std::string id = w.pool.empty() ? "output." + n + ":" + w.spec
@@ -100,8 +100,7 @@ void run_outputs::attach(const run_options& o) {
                            : "pool." + w.pool + ".output." + std::to_string(per_pool[w.pool]++) +
                                  ":" + w.spec;
         auto [inner, attached] = make(w, id);
-        ids_[w.key] = id;
-        outputs_.emplace_back(id, inner);
+        outputs_.push_back({w.key, w.label(), id, inner});
         bus_.attach(id, {}, std::move(attached));
     }
     next_index_ = top;
@@ -141,36 +140,30 @@ run_outputs::change run_outputs::prepare(const run_options& o) {
 
 void run_outputs::add_outputs(const run_options& o, change& c) {
     const auto want = wanted_outputs(o);
+    const auto find = [&](const std::string& key) {
+        return std::find_if(outputs_.begin(), outputs_.end(),
+                            [&](const output& out) { return out.key == key; });
+    };
     for (const auto& w : want) {
-        if (const auto it = ids_.find(w.key); it != ids_.end()) {
-            c.next_ids[w.key] = it->second;
-            for (const auto& [id, h] : outputs_)
-                if (id == it->second) c.next.emplace_back(id, h);
+        if (const auto it = find(w.key); it != outputs_.end()) {
+            c.next.push_back(*it);
             continue;
         }
         const std::string id = new_id(w);
         auto [inner, attached] = make(w, id);  // throws: c and what it holds go
-        c.next_ids[w.key] = id;
         c.add.emplace_back(id, attached);
-        c.next.emplace_back(id, inner);
-        c.added_specs.push_back(w.pool.empty() ? w.spec : w.pool + ": " + w.spec);
+        c.next.push_back({w.key, w.label(), id, inner});
+        c.added_specs.push_back(w.label());
     }
-    for (const auto& [oid, h] : outputs_)  // in the order they were attached
-        for (const auto& [key, id] : ids_) {
-            if (id != oid || c.next_ids.count(key)) continue;
-            c.remove.push_back(id);
-            const auto bar = key.find('|');
-            const std::string pool = key.substr(0, bar);
-            const std::string spec = key.substr(bar + 1, key.rfind('#') - bar - 1);
-            c.removed_specs.push_back(pool.empty() ? spec : pool + ": " + spec);
+    for (const auto& out : outputs_)  // in the order they were attached
+        if (std::none_of(want.begin(), want.end(),
+                         [&](const wanted& w) { return w.key == out.key; })) {
+            c.remove.push_back(out);
+            c.removed_specs.push_back(out.label);
         }
 }
 
 void run_outputs::commit(change c, dispatcher& d) {
-    std::vector<std::shared_ptr<handler>> gone;
-    for (const auto& id : c.remove)
-        for (const auto& [oid, h] : outputs_)
-            if (oid == id) gone.push_back(h);
     if (c.store) {
         if (env_.store_collector) registry_.remove_collector(env_.store_collector);
         env_.store = c.store;
@@ -184,9 +177,9 @@ void run_outputs::commit(change c, dispatcher& d) {
     const bool deriver = env_.store && (!env_.deriver_attached || c.store);
     const bool replace = env_.deriver_attached && deriver;
     env_.deriver_attached = env_.deriver_attached || deriver;
-    d.post([this, add = c.add, remove = c.remove, gone, deriver, replace, store = env_.store,
+    d.post([this, add = c.add, gone = c.remove, deriver, replace, store = env_.store,
             slot = env_.slot, drops = removed_drops_] {
-        for (const auto& id : remove) bus_.detach(id);
+        for (const auto& out : gone) bus_.detach(out.id);
         for (const auto& [id, h] : add)
             if (auto ec = bus_.attach(id, {}, h))
                 spdlog::error("reload: cannot attach output {}: {}", id, ec.message());
@@ -196,23 +189,24 @@ void run_outputs::commit(change c, dispatcher& d) {
             slot->set(store);  // the exporters read the new store from the same batch on
         }
         // What a removed output still holds goes out now, within a bound.
-        for (const auto& h : gone) {
+        for (const auto& out : gone) {
             try {
-                h->finish(std::chrono::steady_clock::now() + removed_output_grace);
+                out.inner->finish(std::chrono::steady_clock::now() + removed_output_grace);
             } catch (const std::exception& e) {
                 spdlog::warn("reload: a removed output failed at its end: {}", e.what());
             }
-            drops->fetch_add(h->events_dropped());
+            drops->fetch_add(out.inner->events_dropped());
         }
     });
     outputs_ = std::move(c.next);
-    ids_ = std::move(c.next_ids);
     publish_series();
 }
 
 void run_outputs::publish_series() {
     if (series_) registry_.remove_collector(series_);
-    series_ = add_output_series(registry_, outputs_);
+    attached_outputs list;
+    for (const auto& out : outputs_) list.emplace_back(out.id, out.inner);
+    series_ = add_output_series(registry_, list);
 }
 
 }  // namespace telecap::agent

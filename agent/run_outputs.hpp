@@ -36,12 +36,17 @@ public:
     // before it reach the old set, those after it the new. A new metric store starts empty
     // (its counters start again from 0, which Prometheus and OTLP cumulative readers take
     // as a reset).
+    // An output as run: what identifies it across reloads ("|SPEC#n" or "POOL|SPEC#n"), how
+    // a reply names it ("SPEC" or "POOL: SPEC"), its bus id, the output itself.
+    struct output {
+        std::string key, label, id;
+        std::shared_ptr<handler> inner;
+    };
     struct change {
         std::vector<std::pair<std::string, std::shared_ptr<handler>>> add;  // bus id, attached
-        std::vector<std::string> remove;                                    // bus ids
+        std::vector<output> remove;
         std::vector<std::string> added_specs, removed_specs;  // for the reply
-        std::vector<std::pair<std::string, std::shared_ptr<handler>>> next;  // the whole set (inner)
-        std::map<std::string, std::string> next_ids;                         // key -> bus id
+        std::vector<output> next;                             // the whole set
         bool metrics_changed = false;  // the metrics file (its path or its text)
         std::string metrics_path, metrics_text;
         std::shared_ptr<metrics::metric_store> store;  // the new store, when exporters need one
@@ -54,9 +59,10 @@ public:
 
 private:
     struct wanted {
-        std::string key;   // "|SPEC#n" or "POOL|SPEC#n": what identifies it across reloads
+        std::string key;  // as output::key
         std::string spec;
         std::string pool;  // empty: a top-level output
+        std::string label() const { return pool.empty() ? spec : pool + ": " + spec; }
     };
     static std::vector<wanted> wanted_outputs(const run_options& o);
     std::string new_id(const wanted& w);
@@ -69,8 +75,7 @@ private:
     handler_bus& bus_;
     output_env& env_;
     metrics::registry& registry_;
-    std::vector<std::pair<std::string, std::shared_ptr<handler>>> outputs_;  // id, handler
-    std::map<std::string, std::string> ids_;  // key -> bus id
+    std::vector<output> outputs_;  // in the order they were attached
     int next_index_ = 0;
     std::string metrics_path_, metrics_text_;  // the metrics file the store was made from
     metrics::registry::collector_id series_ = 0;

@@ -426,12 +426,7 @@ void supervisor::begin_stop() {
 
 void supervisor::on_grace_end() {
     killed_ = true;
-    for (auto& w : workers_)
-        if (w->fsm.live() && w->fsm.pid() > 0) {
-            logger()->warn("worker {} still running after the grace period: SIGKILL", w->id);
-            if (o_.guard.empty()) spawn::forward_signal(w->fsm.pid(), SIGKILL, true);
-            else spawn::signal_child(w->fsm.pid(), spawn::guard_kill_signal());  // and its tree
-        }
+    for (auto& w : workers_) kill_now(*w);
     // Back-pressure ends with the grace period: what cannot be queued now is dropped.
     if (o_.overflow == overflow_policy::block) {
         escape_ = true;
@@ -462,9 +457,11 @@ bool supervisor::finished() const {
 }
 
 void supervisor::after_turn() {
-    if (const auto d = linger_.after_turn(turn_bytes_, clock::now()); d.count() > 0)
-        loop_.linger(d);
-    turn_bytes_ = 0;
+    if (turn_bytes_ > 0) {  // a turn that read nothing says nothing about the pace
+        if (const auto d = linger_.after_turn(turn_bytes_, clock::now()); d.count() > 0)
+            loop_.linger(d);
+        turn_bytes_ = 0;
+    }
     for (auto& w : workers_) std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
     collect_retired();
     flush_pending();
