@@ -125,6 +125,13 @@ struct metric_store::target {
     std::uint64_t generation = 0;      // the metric's generation when the cells were kept
     std::uint64_t mask = 0;            // the bits of the name's keys that the labels use
     std::size_t measurement_hint = 0;  // where the measurement was in the last event
+
+    // `cell`, kept at cells[i] (or to be kept, i = the last slot), becomes the most recent.
+    void to_front(std::size_t i, std::uint32_t cell) noexcept {
+        for (; i > 0; --i) cells[i] = cells[i - 1];
+        cells[0] = cell;
+        current = true;
+    }
 };
 
 // A metadata key that labels one of a name's metrics, and its value in the last event of that
@@ -533,9 +540,7 @@ void metric_store::record_slow(state& st, target& t, const name_entry& e, double
         bool same = true;
         for (std::size_t l = 0; same && l < n; ++l) same = same_string(c.values[l], views[l]);
         if (!same) continue;
-        for (; i > 0; --i) t.cells[i] = t.cells[i - 1];  // to the front
-        t.cells[0] = found;
-        t.current = true;
+        t.to_front(i, found);
         return st.update(c, v);
     }
     t.current = false;
@@ -573,9 +578,7 @@ void metric_store::record_slow(state& st, target& t, const name_entry& e, double
     const auto found = static_cast<std::uint32_t>(c - st.all.data());
     std::size_t i = 0;
     while (i < kept_cells - 1 && t.cells[i] != found) ++i;
-    for (; i > 0; --i) t.cells[i] = t.cells[i - 1];
-    t.cells[0] = found;
-    t.current = true;
+    t.to_front(i, found);
     st.update(*c, v);
 }
 
