@@ -1,66 +1,187 @@
 #include "dispatch/dispatcher.hpp"
 
+#include <pthread.h>
+
 namespace telecap {
 
+namespace {
+// Empty batches kept for reuse at most; more are freed (a burst that queued many).
+constexpr std::size_t max_free_batches = 64;
+}  // namespace
+
 dispatcher::dispatcher(handler_bus& bus, dispatcher_options o)
-    : bus_(bus),
-      queue_(o.queue, o.queue_bytes, [](const event& ev) { return ev.approximate_size(); }),
-      done_future_(done_.get_future()) {
-    queue_.set_linger(o.linger, o.linger_events);
+    : bus_(bus), o_(o), done_future_(done_.get_future()) {
     thread_ = std::thread([this] { run(); });
+    ::pthread_setname_np(thread_.native_handle(), "tc-dispatch");
 }
 
 dispatcher::~dispatcher() {
     if (!joined_ && !finish(std::chrono::steady_clock::now() + std::chrono::seconds(5))) give_up();
 }
 
+dispatcher::batch_ptr dispatcher::recycled() {
+    if (free_.empty()) return nullptr;
+    batch_ptr b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+}
+
+std::unique_ptr<event_batch> dispatcher::take_batch() {
+    batch_ptr b;
+    {
+        std::lock_guard lock(mu_);
+        b = recycled();
+    }
+    return b ? std::move(b) : std::make_unique<event_batch>();
+}
+
+bool dispatcher::enqueue(batch_ptr b) {
+    count_ += b->size();
+    bytes_ += b->bytes();
+    queued_.push_back(std::move(b));
+    return sleeping_;
+}
+
+bool dispatcher::submit(std::unique_ptr<event_batch>& b) {
+    if (!b || b->empty()) return true;
+    bool wake = false;
+    {
+        std::lock_guard lock(mu_);
+        if (closed_ || !room()) return false;
+        wake = enqueue(std::move(b));
+        b = recycled();
+    }
+    if (wake) work_.notify_one();
+    if (!b) b = std::make_unique<event_batch>();
+    return true;
+}
+
+bool dispatcher::submit_wait(std::unique_ptr<event_batch>& b, std::chrono::milliseconds timeout) {
+    if (!b || b->empty()) return true;
+    bool wake = false;
+    {
+        std::unique_lock lock(mu_);
+        ++room_waiters_;
+        const bool ok = room_.wait_for(lock, timeout, [&] { return closed_ || room(); });
+        --room_waiters_;
+        if (!ok || closed_) return false;
+        wake = enqueue(std::move(b));
+        b = recycled();
+    }
+    if (wake) work_.notify_one();
+    if (!b) b = std::make_unique<event_batch>();
+    return true;
+}
+
 std::size_t dispatcher::submit(std::vector<event>& batch, std::size_t from) {
-    return queue_.push(batch, from, std::chrono::milliseconds(0));
+    return submit_wait(batch, from, std::chrono::milliseconds(0));
 }
 
 std::size_t dispatcher::submit_wait(std::vector<event>& batch, std::size_t from,
                                     std::chrono::milliseconds timeout) {
-    return queue_.push(batch, from, timeout);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::unique_lock lock(mu_);
+    while (from < batch.size() && !closed_) {
+        if (!room()) {
+            ++room_waiters_;
+            const bool ok = room_.wait_until(lock, deadline, [&] { return closed_ || room(); });
+            --room_waiters_;
+            if (!ok || closed_) break;
+        }
+        // Event by event, each counted as it goes in, so the bounds hold exactly.
+        batch_ptr b = recycled();
+        if (!b) b = std::make_unique<event_batch>();
+        std::size_t n = 0;
+        std::size_t bytes = 0;
+        while (from < batch.size() && (count_ + n == 0 ||
+                                       (count_ + n < o_.queue && bytes_ + bytes < o_.queue_bytes))) {
+            b->push_moved(std::move(batch[from++]));
+            bytes = b->bytes();
+            ++n;
+        }
+        if (enqueue(std::move(b))) work_.notify_one();
+    }
+    return from;
 }
 
 void dispatcher::when_room(std::function<void()> fn) {
+    bool wake = false;
     {
         std::lock_guard lock(mu_);
         room_fn_ = std::move(fn);
+        wake = sleeping_;  // the room may be there already: the dispatch thread looks
     }
-    queue_.wake();  // the room may be there already
+    if (wake) work_.notify_one();
 }
 
 void dispatcher::post(std::function<void()> fn) {
+    bool wake = false;
     {
         std::lock_guard lock(mu_);
         posted_.push_back(std::move(fn));
+        wake = sleeping_;
     }
-    queue_.wake();
+    if (wake) work_.notify_one();
+}
+
+std::size_t dispatcher::depth() const {
+    std::lock_guard lock(mu_);
+    return count_;
 }
 
 void dispatcher::run() {
-    std::deque<event> batch;
-    const auto side_work = [&] {
-        std::vector<std::function<void()>> fns;
-        std::function<void()> room;
+    std::vector<batch_ptr> taken;
+    std::vector<std::function<void()>> fns;
+    std::function<void()> room_fn;
+    for (;;) {
+        bool dry = false;
+        {
+            std::unique_lock lock(mu_);
+            const auto ready = [&] {
+                return closed_ || !queued_.empty() || !posted_.empty() || (room_fn_ && room());
+            };
+            if (!ready()) {
+                sleeping_ = true;
+                work_.wait(lock, ready);
+                sleeping_ = false;
+                wakeups_.fetch_add(1, std::memory_order_relaxed);
+            }
+            if (closed_ && queued_.empty() && posted_.empty()) break;
+            taken.swap(queued_);
+        }
+        std::size_t events = 0;
+        std::size_t bytes = 0;
+        for (const auto& b : taken) {
+            for (const event& ev : *b) bus_.dispatch(ev);
+            events += b->size();
+            bytes += b->bytes();
+        }
+        dispatched_.fetch_add(events, std::memory_order_relaxed);
+        bool wake_producers = false;
         {
             std::lock_guard lock(mu_);
+            count_ -= events;
+            bytes_ -= bytes;
+            for (auto& b : taken) {
+                if (free_.size() >= max_free_batches) break;
+                b->clear();
+                free_.push_back(std::move(b));
+            }
             fns.swap(posted_);
-            if (room_fn_ && queue_.has_room()) room.swap(room_fn_);
+            if (room_fn_ && room()) room_fn.swap(room_fn_);
+            wake_producers = room_waiters_ > 0 && events > 0;
+            dry = queued_.empty();
         }
+        taken.clear();
+        if (wake_producers) room_.notify_all();
         for (auto& fn : fns) fn();
-        if (room) room();
-    };
-    while (queue_.pop_all(batch)) {
-        for (const auto& ev : batch) bus_.dispatch(ev);
-        dispatched_.fetch_add(batch.size(), std::memory_order_relaxed);
-        batch.clear();
-        queue_.release();
-        side_work();
-        if (queue_.queued() == 0) bus_.flush();  // outputs flush whenever we run dry
+        fns.clear();
+        if (room_fn) {
+            room_fn();
+            room_fn = nullptr;
+        }
+        if (dry) bus_.flush();  // outputs flush whenever we run dry
     }
-    side_work();
     bus_.flush();
     done_.set_value();
 }
@@ -69,7 +190,12 @@ bool dispatcher::finish(std::chrono::steady_clock::time_point deadline) {
     if (joined_) return true;
     if (abandoned_) return false;
     if (!finished_) {
-        queue_.close();
+        {
+            std::lock_guard lock(mu_);
+            closed_ = true;
+        }
+        work_.notify_all();
+        room_.notify_all();
         finished_ = true;
     }
     if (done_future_.wait_until(deadline) != std::future_status::ready) return false;
@@ -81,7 +207,7 @@ bool dispatcher::finish(std::chrono::steady_clock::time_point deadline) {
 void dispatcher::give_up() {
     if (joined_ || abandoned_) return;
     abandoned_ = true;
-    thread_.detach();  // stuck in a handler: it cannot be joined
+    thread_.detach();
 }
 
 }  // namespace telecap

@@ -1,32 +1,36 @@
 #pragma once
-// The dispatcher: a bounded queue of events and the one thread that hands them to the handler
-// bus. Producers (the run loop) never wait here: submit() takes what fits and says how much;
-// the caller applies its overflow policy (drop and count, or stop reading and wait for the
-// room callback). A handler stuck for good cannot hang shutdown: finish() has a deadline.
+// The dispatcher: the one thread that hands events to the handler bus, and the bounded queue
+// of event batches in front of it. The producer (the run loop's intake) fills a batch, submits
+// it whole, and gets a recycled one back: one lock per batch, and a wake-up only when the
+// dispatch thread is asleep, so at most one per batch, never one per event. The dispatch
+// thread takes every queued batch at once, hands their events to the bus, and returns the
+// batches for reuse. Producers never wait here unless they ask to (submit_wait): submit()
+// says whether the batch was taken, and the caller applies its overflow policy (drop and
+// count, or stop reading and wait for the room callback). A handler stuck for good cannot
+// hang shutdown: finish() has a deadline.
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "telecap/capture/bus.hpp"
 #include "telecap/capture/event.hpp"
-#include "telecap/core/bounded_queue.hpp"
+#include "telecap/dispatch/event_batch.hpp"
 
 namespace telecap {
 
 struct dispatcher_options {
-    std::size_t queue = 65536;                        // events queued at most
-    std::size_t queue_bytes = std::size_t{16} << 20;  // their memory at most
-    // Once an event is queued, the dispatch thread waits up to `linger` for `linger_events`
-    // more before it runs the handlers: one wake-up per batch, not per event, when events
-    // come one at a time. 0: at once.
-    std::chrono::microseconds linger{200};
-    std::size_t linger_events = 256;
+    // Events queued at most (queued or being dispatched). A batch is taken whole when there is
+    // room for one more event, so the bound may be passed by one batch less one event.
+    std::size_t queue = 65536;
+    std::size_t queue_bytes = std::size_t{16} << 20;  // their memory at most, the same way
 };
 
 class dispatcher {
@@ -37,14 +41,24 @@ public:
     dispatcher(const dispatcher&) = delete;
     dispatcher& operator=(const dispatcher&) = delete;
 
-    // Moves batch[from..] into the queue while there is room; never waits. Returns the index
-    // of the first event not moved (batch.size() when all were).
+    // An empty batch to fill: a recycled one when there is one (its storage reused).
+    std::unique_ptr<event_batch> take_batch();
+    // Queues `b` whole when there is room, and puts an empty (recycled) batch in its place;
+    // never waits. False (b untouched) when the queue is full or closed.
+    bool submit(std::unique_ptr<event_batch>& b);
+    // Like submit, waiting up to `timeout` for room.
+    bool submit_wait(std::unique_ptr<event_batch>& b, std::chrono::milliseconds timeout);
+
+    // For producers of a few events (tests, hosts): moves batch[from..] into the queue while
+    // there is room, event by event; never waits. Returns the index of the first event not
+    // moved (batch.size() when all were).
     std::size_t submit(std::vector<event>& batch, std::size_t from = 0);
     // Like submit, waiting up to `timeout` for room.
     std::size_t submit_wait(std::vector<event>& batch, std::size_t from,
                             std::chrono::milliseconds timeout);
+
     // fn runs once (on the dispatch thread) as soon as the queue has room again. For a
-    // producer that stopped reading after a submit that did not take everything.
+    // producer that stopped reading after a submit that was refused.
     void when_room(std::function<void()> fn);
     // Runs fn on the dispatch thread between batches (control, reconfiguration, flush).
     void post(std::function<void()> fn);
@@ -56,18 +70,40 @@ public:
     bool finish(std::chrono::steady_clock::time_point deadline);
     void give_up();
 
-    std::size_t depth() const { return queue_.size(); }
+    // Events queued or being dispatched.
+    std::size_t depth() const;
     std::uint64_t dispatched() const noexcept { return dispatched_.load(std::memory_order_relaxed); }
+    // Times the dispatch thread was woken from sleep for work (batches, posts): at most one per
+    // submitted batch.
+    std::uint64_t wakeups() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
 
 private:
+    using batch_ptr = std::unique_ptr<event_batch>;
     void run();
+    // Room for one more event; an empty queue always takes a batch, however large. mu_ held.
+    bool room() const noexcept {
+        return count_ == 0 || (count_ < o_.queue && bytes_ < o_.queue_bytes);
+    }
+    // Queues b (mu_ held); returns whether the dispatch thread must be woken.
+    bool enqueue(batch_ptr b);
+    batch_ptr recycled();  // mu_ held: a free batch, or null
 
     handler_bus& bus_;
-    bounded_queue<event> queue_;
-    std::mutex mu_;
+    const dispatcher_options o_;
+    mutable std::mutex mu_;
+    std::condition_variable work_;  // the dispatch thread waits for batches or side work
+    std::condition_variable room_;  // submit_wait waits for room
+    std::vector<batch_ptr> queued_;
+    std::vector<batch_ptr> free_;
+    std::size_t count_ = 0;  // events queued + being dispatched
+    std::size_t bytes_ = 0;  // their estimated memory
+    bool sleeping_ = false;        // the dispatch thread waits on work_
+    int room_waiters_ = 0;         // submit_wait callers waiting on room_
+    bool closed_ = false;
     std::vector<std::function<void()>> posted_;
     std::function<void()> room_fn_;
     std::atomic<std::uint64_t> dispatched_{0};
+    std::atomic<std::uint64_t> wakeups_{0};
     std::promise<void> done_;
     std::future<void> done_future_;
     std::thread thread_;

@@ -1,4 +1,6 @@
 #include "io/stream_writer.hpp"
+
+#include <pthread.h>
 #include "core/log.hpp"
 
 #include <fcntl.h>
@@ -54,6 +56,8 @@ stream_writer::stream_writer(int fd, unique_fd owned, std::string name, std::str
                              stream_writer_options o)
     : name_(std::move(name)), path_(std::move(path)), opts_(o), owned_(std::move(owned)), fd_(fd) {
     thread_ = std::thread([this] { run(); });
+    // Named for top -H, perf and strace: which stream's writer is busy.
+    ::pthread_setname_np(thread_.native_handle(), ("tc-w:" + name_).substr(0, 15).c_str());
 }
 
 std::shared_ptr<stream_writer> stream_writer::for_fd(int fd, std::string name,
@@ -133,20 +137,25 @@ bool stream_writer::append(std::string_view text, std::uint64_t lines, bool forc
 }
 
 bool stream_writer::append_owned(std::string& text, std::uint64_t lines) {
+    bool taken = false;
     {
         std::lock_guard lock(mu_);
         if (!text.empty() && pending_.empty() && !part_open_ && !closing_ &&
             !dead_.load(std::memory_order_relaxed) &&
             buffered_.load(std::memory_order_relaxed) + text.size() <= opts_.hard_limit) {
-            work_.notify_one();
             const auto size = text.size();
             pending_.swap(text);
             pending_lines_ += lines;
             const auto b = buffered_.fetch_add(size, std::memory_order_relaxed) + size;
             if (b > opts_.soft_limit) was_congested_ = true;
             text.clear();
-            return true;
+            taken = true;
         }
+    }
+    if (taken) {
+        // Outside the lock: the writer thread it wakes finds the lock free.
+        work_.notify_one();
+        return true;
     }
     const bool ok = append(std::string_view(text), lines);
     text.clear();
@@ -377,7 +386,10 @@ void stream_writer::run() {
                 room_fn = on_room_;
             }
         }
-        room_.notify_all();
+        // Waiters want the buffer under the soft limit (wait_room) or empty (drain): waking
+        // them for every write while it stays above only makes them sleep again.
+        if (dead_.load() || buffered_.load(std::memory_order_relaxed) <= opts_.soft_limit)
+            room_.notify_all();
         if (room_fn) room_fn();
     }
     // What is left is lost: count it, and never leave half a line at the end of a file.

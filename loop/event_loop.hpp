@@ -66,7 +66,7 @@ public:
 
     // Asks the next turn to wait `d` (at most until the next timer is due) before it looks at
     // the fds, so that what trickles in meanwhile is read in one go: read coalescing, for a
-    // caller that sees its reads come back small and often (supervise/read_linger.hpp).
+    // caller that sees its reads come back small and often (intake/read_linger.hpp).
     // Signals and posted work are then up to `d` late. Loop thread.
     void linger(std::chrono::microseconds d) noexcept { linger_ = d; }
     // Turns that lingered so far. Any thread.

@@ -28,6 +28,11 @@ namespace {
 
 using supervisor_detail::clock;
 
+dispatcher* checked(dispatcher* d) {
+    if (!d) throw std::invalid_argument("supervisor: no dispatcher");
+    return d;
+}
+
 std::int64_t wall_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -37,9 +42,14 @@ std::int64_t wall_ns() {
 }  // namespace
 
 supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
-    : loop_(loop), o_(std::move(o)), io_(std::move(io)), budget_(o_.line_budget),
-      rng_(std::random_device{}()), linger_(o_.read_linger) {
-    if (!io_.events) throw std::invalid_argument("supervisor: no dispatcher");
+    : loop_(loop), o_(std::move(o)), io_(std::move(io)),
+      intake_(loop, *checked(io_.events),
+              {.pipeline = o_.pipeline, .overflow = o_.overflow, .line_budget = o_.line_budget,
+               .read_linger = o_.read_linger},
+              {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
+               io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
+               io_.rejects ? io_.rejects->writer() : nullptr}),
+      rng_(std::random_device{}()) {
     if (io_.catalogs.size() != o_.pools.size())
         throw std::invalid_argument("supervisor: one catalog per pool");
     initial_controls_ = o_.controls;
@@ -77,32 +87,25 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                     c("telecap_dropped_total", w->gated[v], {{"reason", std::string(why)}});
                 }
             }
-            for (std::size_t d = 0; d < own_.dropped.size(); ++d)
+            const auto& own = intake_.own();
+            for (std::size_t d = 0; d < own.dropped.size(); ++d)
                 out.push_back({"telecap_dropped_total",
                                {{"reason", std::string(to_string(static_cast<drop_reason>(d)))}},
-                               metrics::kind::counter, static_cast<double>(own_.dropped[d])});
+                               metrics::kind::counter, static_cast<double>(own.dropped[d])});
             out.push_back({"telecap_queue_depth", {}, metrics::kind::gauge,
                            static_cast<double>(io_.events->depth())});
             out.push_back({"telecap_line_budget_used_bytes", {}, metrics::kind::gauge,
-                           static_cast<double>(budget_.used())});
+                           static_cast<double>(intake_.budget().used())});
             out.push_back({"telecap_line_budget_cuts_total", {}, metrics::kind::counter,
-                           static_cast<double>(budget_.refusals())});
+                           static_cast<double>(intake_.budget().refusals())});
             out.push_back({"telecap_read_lingers_total", {}, metrics::kind::counter,
                            static_cast<double>(loop_.lingers())});
         });
     }
-    for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
-                    io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
-                    io_.rejects ? io_.rejects->writer() : nullptr})
-        if (w) w->on_room([this] { loop_.post([this] { update_backpressure(); }); });
 }
 
 supervisor::~supervisor() {
     if (io_.registry && collector_) io_.registry->remove_collector(collector_);
-    for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
-                    io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
-                    io_.rejects ? io_.rejects->writer() : nullptr})
-        if (w) w->on_room({});
 }
 
 std::unique_ptr<supervisor::worker> supervisor::make_worker(const std::shared_ptr<pool_rt>& rt,
@@ -115,7 +118,7 @@ std::unique_ptr<supervisor::worker> supervisor::make_worker(const std::shared_pt
     w->id = (o_.pools.size() == 1 && rt->spec.instances == 1 && o_.worker_id)
                 ? *o_.worker_id
                 : rt->spec.name + "-" + std::to_string(slot);
-    w->out = std::make_unique<sink>(*this, *w);
+    w->gates = std::make_unique<gatekeeper>(*this, *w);
     w->gate = control::gate(rng_());
     configure_gate(*w);
     return w;
@@ -123,65 +126,13 @@ std::unique_ptr<supervisor::worker> supervisor::make_worker(const std::shared_pt
 
 // --- events --------------------------------------------------------------------------------
 
-void supervisor::push(event& ev) {
-    pending_.push_back(std::move(ev));
-    if (pending_.size() >= 256) flush_pending();
-}
-
-void supervisor::flush_pending() {
-    if (pending_.empty()) return;
-    const std::size_t next = io_.events->submit(pending_, 0);
-    if (next == pending_.size()) {
-        pending_.clear();
-        return;
-    }
-    if (o_.overflow == overflow_policy::drop_newest || escape_) {
-        own_.dropped_for(escape_ ? drop_reason::shutdown : drop_reason::queue_full) +=
-            pending_.size() - next;
-        pending_.clear();
-        return;
-    }
-    // Block mode: keep the rest, stop reading until the dispatcher has room.
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(next));
-    if (!want_room_) {
-        want_room_ = true;
-        io_.events->when_room([this] {
-            loop_.post([this] {
-                want_room_ = false;
-                flush_pending();
-                update_backpressure();
-            });
-        });
-    }
-}
-
-bool supervisor::output_congested() const {
-    for (auto* w : {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
-                    io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
-                    io_.rejects ? io_.rejects->writer() : nullptr})
-        if (w && w->congested()) return true;
-    return false;
-}
-
-void supervisor::update_backpressure() {
-    const bool pause = o_.overflow == overflow_policy::block && !escape_ &&
-                       (!pending_.empty() || output_congested());
-    if (pause == paused_) return;
-    paused_ = pause;
-    if (pause) ++pauses_;
-    for (auto& w : workers_)
-        for (auto& s : w->streams)
-            if (s->fd) loop_.set_reading(s->fd.get(), !pause);
-}
-
 void supervisor::lifecycle(std::string_view short_name, worker& w,
                            std::vector<std::pair<std::string, measurement_value>> measurements,
                            std::vector<std::pair<std::string, metadata_value>> extra) {
     auto ctx = w.context();
     ctx.node = o_.node;
-    event ev = lifecycle_event(*w.cat, short_name, ctx, std::move(measurements), std::move(extra),
-                               wall_ns());
-    push(ev);
+    intake_.push(lifecycle_event(*w.cat, short_name, ctx, std::move(measurements),
+                                 std::move(extra), wall_ns()));
 }
 
 // --- workers -------------------------------------------------------------------------------
@@ -261,25 +212,19 @@ void supervisor::start(worker& w) {
 
     worker_context ctx = w.context();
     ctx.node = o_.node;
-    const std::string label = o_.label ? "[" + w.id + "] " : "";
     const auto add = [&](unique_fd fd, passthrough_mux* mux, bool recognize) {
         if (!fd) return;
-        auto s = std::make_unique<stream>();
-        s->owner = &w;
-        s->keep = w.rt;
-        s->fd = std::move(fd);
-        ::fcntl(s->fd.get(), F_SETFL, ::fcntl(s->fd.get(), F_GETFL) | O_NONBLOCK);
-        if (mux) s->pass = mux->make_source(label);
-        if (io_.rejects) s->rejects = std::make_unique<rejects_writer::source>(*io_.rejects, w.id);
-        pipeline_options po = o_.pipeline;
-        po.recognize = recognize;
-        po.budget = &budget_;
-        s->pipeline = std::make_unique<capture_pipeline>(*w.cat, ctx, po, w.out.get(),
-                                                         s->pass.get(), s->rejects.get(), w.stats);
-        stream* raw = s.get();
-        loop_.watch(raw->fd.get(), [this, raw] { read_stream(*raw); });
-        if (paused_) loop_.set_reading(raw->fd.get(), false);
-        w.streams.push_back(std::move(s));
+        intake_.add(std::move(fd), {.owner = &w,
+                                    .cat = w.cat,
+                                    .keep = w.rt,  // the pipeline reads its catalog
+                                    .ctx = ctx,
+                                    .recognize = recognize,
+                                    .pass = mux,
+                                    .label = o_.label ? "[" + w.id + "] " : "",
+                                    .rejects = io_.rejects,
+                                    .rejects_id = w.id,
+                                    .stats = &w.stats,
+                                    .gate = w.gates.get()});
     };
     // With a dedicated telemetry fd, stderr is pass-through only: what a worker merely logs
     // can never inject an event.
@@ -291,57 +236,12 @@ void supervisor::start(worker& w) {
     rolled(w);
 }
 
-void supervisor::read_stream(stream& s) {
-    // Bounded per wake-up so one flooding worker cannot starve the others.
-    for (int i = 0; i < 8; ++i) {
-        const ssize_t n = ::read(s.fd.get(), buf_, sizeof buf_);
-        if (n > 0) {
-            s.pipeline->feed({buf_, static_cast<std::size_t>(n)});
-            turn_bytes_ += static_cast<std::size_t>(n);
-            // A short read emptied the pipe: with a linger, the next turn waits for more
-            // anyway, so the read that would only say EAGAIN is saved.
-            if (linger_.enabled() && static_cast<std::size_t>(n) < sizeof buf_ / 4) return;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return;
-        close_stream(s);  // EOF, or an error that ends the stream all the same
-        return;
-    }
-}
-
-void supervisor::close_stream(stream& s) {
-    if (!s.fd) return;
-    loop_.unwatch(s.fd.get());
-    s.fd.reset();
-    s.pipeline->finish();  // a last line without a newline still counts
-}
-
-void supervisor::drain(worker& w) {
-    // Whatever the worker wrote before it died is in the pipe: read it all now.
-    for (auto& s : w.streams)
-        while (s->fd) {
-            const auto before = s->pipeline->context().pid;
-            (void)before;
-            const ssize_t n = ::read(s->fd.get(), buf_, sizeof buf_);
-            if (n > 0) {
-                s->pipeline->feed({buf_, static_cast<std::size_t>(n)});
-            } else if (n < 0 && errno == EINTR) {
-                continue;
-            } else if (n < 0 && errno == EAGAIN) {
-                break;  // a descendant still holds the pipe open: it is read as usual
-            } else {
-                close_stream(*s);
-            }
-        }
-}
-
 void supervisor::exited(worker& w, int status) {
     const int code = spawn::exit_code_from_status(status);
     close_control(w);
     if (w.fsm.pid() > 0) {
         if (workers_up_) workers_up_->add(-1);
-        drain(w);
+        intake_.drain(&w);  // whatever the worker wrote before it died is in the pipe
         std::vector<std::pair<std::string, metadata_value>> extra{
             {"exit_code", std::to_string(code)}};
         if (WIFSIGNALED(status)) extra.emplace_back("reason", spawn::signal_name(WTERMSIG(status)));
@@ -428,11 +328,7 @@ void supervisor::on_grace_end() {
     killed_ = true;
     for (auto& w : workers_) kill_now(*w);
     // Back-pressure ends with the grace period: what cannot be queued now is dropped.
-    if (o_.overflow == overflow_policy::block) {
-        escape_ = true;
-        flush_pending();
-        update_backpressure();
-    }
+    intake_.escape();
 }
 
 void supervisor::on_signal(int sig) {
@@ -457,15 +353,8 @@ bool supervisor::finished() const {
 }
 
 void supervisor::after_turn() {
-    if (turn_bytes_ > 0) {  // a turn that read nothing says nothing about the pace
-        if (const auto d = linger_.after_turn(turn_bytes_, clock::now()); d.count() > 0)
-            loop_.linger(d);
-        turn_bytes_ = 0;
-    }
-    for (auto& w : workers_) std::erase_if(w->streams, [](const auto& s) { return !s->fd; });
+    intake_.end_turn();
     collect_retired();
-    flush_pending();
-    update_backpressure();
 }
 
 void supervisor::sweep() {
@@ -487,25 +376,10 @@ int supervisor::run() {
         loop_.run_once();
     }
     sweep();
-    for (auto& w : workers_) {
-        drain(*w);
-        for (auto& s : w->streams) close_stream(*s);  // no-op for those drained to EOF
-        w->streams.clear();
-    }
+    intake_.close_all();
     // The last batch: in block mode it may wait for room, with the same bound a stuck handler
     // gets at shutdown.
-    if (!pending_.empty()) {
-        std::size_t next = 0;
-        if (o_.overflow == overflow_policy::block && !escape_)
-            next = io_.events->submit_wait(
-                pending_, 0, std::max<std::chrono::milliseconds>(o_.grace, std::chrono::seconds(5)));
-        else
-            next = io_.events->submit(pending_, 0);
-        own_.dropped_for(o_.overflow == overflow_policy::block ? drop_reason::shutdown
-                                                                : drop_reason::queue_full) +=
-            pending_.size() - next;
-        pending_.clear();
-    }
+    intake_.finish(std::max<std::chrono::milliseconds>(o_.grace, std::chrono::seconds(5)));
     for (auto& w : workers_)
         if (!w->held && w->fsm.exit_code() && *w->fsm.exit_code() != 0)
             return *w->fsm.exit_code();  // a stop on request is not a failure
@@ -513,7 +387,7 @@ int supervisor::run() {
 }
 
 capture_stats supervisor::totals() const {
-    capture_stats t = own_;
+    capture_stats t = intake_.own();
     const std::lock_guard lock(workers_mu_);
     t += retired_;
     for (const auto& w : workers_) t += w->stats;

@@ -1,11 +1,10 @@
 #pragma once
-// The supervisor: pools of workers on one event loop. It spawns each worker, reads its pipes
-// through a capture pipeline per pipe, forwards signals, restarts by policy, stops with a
-// grace period and SIGKILL, and hands events to the dispatcher in batches. It never blocks
-// the loop: when the dispatcher's queue or a pass-through stream is full it stops reading the
-// workers (overflow block: back-pressure) or drops and counts (drop-newest). Each worker's
-// events pass its gates (control/gates.hpp) on their way out; the control socket's commands
-// (handle_control) change the gates and start, stop or restart workers, on the loop thread.
+// The supervisor: pools of workers on one event loop. It spawns each worker, forwards
+// signals, restarts by policy, and stops with a grace period and SIGKILL. A worker's pipes go
+// to the intake (intake/intake.hpp), which reads them, captures their lines and hands the
+// events to the dispatcher; each worker's events pass its gates (control/gates.hpp) there. The
+// control socket's commands (handle_control) change the gates and start, stop or restart
+// workers, on the loop thread.
 
 #include <csignal>
 #include <chrono>
@@ -22,7 +21,6 @@
 #include <vector>
 
 #include "telecap/capture/catalog.hpp"
-#include "telecap/capture/pipeline.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/control/controls.hpp"
 #include "telecap/control/request.hpp"
@@ -32,12 +30,10 @@
 #include "telecap/loop/event_loop.hpp"
 #include "telecap/metrics/registry.hpp"
 #include "telecap/spawn/restart_policy.hpp"
-#include "telecap/supervise/read_linger.hpp"
+#include "telecap/intake/intake.hpp"
 #include "telecap/supervise/worker.hpp"
 
 namespace telecap {
-
-enum class overflow_policy { drop_newest, block };
 
 struct pool_spec {
     std::string name = "default";
@@ -78,7 +74,7 @@ struct supervisor_options {
     // large pool.
     int start_batch = 16;
     // While the workers' pipes are read in small pieces, turn after turn, the loop waits this
-    // long before reading again, so that each read takes many lines (supervise/read_linger.hpp).
+    // long before reading again, so that each read takes many lines (intake/read_linger.hpp).
     // 0: read at once, always.
     std::chrono::microseconds read_linger{100};
     // The gates on the events that leave each worker (control/controls.hpp): the defaults
@@ -172,29 +168,21 @@ public:
     // changes) while telecap is stopping. Loop thread.
     std::optional<std::string> reload(supervisor_reload r, reload_result* out = nullptr);
 
-    // Events the loop held back or dropped because the dispatcher was full.
-    std::uint64_t backpressure_pauses() const noexcept { return pauses_; }
+    // Times reading stopped because the dispatcher or an output was full (overflow block).
+    std::uint64_t backpressure_pauses() const noexcept { return intake_.pauses(); }
 
 private:
     struct worker;
-    struct stream;
     struct pool_rt;
 
     void start_next();
     void start(worker& w);
     void exited(worker& w, int status);
-    void read_stream(stream& s);
-    void close_stream(stream& s);
-    void drain(worker& w);
     void on_signal(int sig);
     void reap();
     void begin_stop();
     void on_grace_end();
     bool finished() const;
-    void push(event& ev);
-    void flush_pending();
-    void update_backpressure();
-    bool output_congested() const;
     void after_turn();
     void lifecycle(std::string_view short_name, worker& w,
                    std::vector<std::pair<std::string, measurement_value>> measurements,
@@ -208,7 +196,7 @@ private:
     void roll_next();
     void rolled(worker& w);
 
-    class sink;
+    class gatekeeper;
     void configure_gate(worker& w);
     bool admit(worker& w, const event& ev);
     template <typename F>
@@ -230,7 +218,7 @@ private:
     event_loop& loop_;
     supervisor_options o_;
     supervisor_io io_;
-    line_budget budget_;  // before workers_: their pipelines give back to it when they go
+    intake intake_;  // before workers_: it reads their pipes and counts into their stats
     std::vector<std::shared_ptr<pool_rt>> pools_;  // as configured now (a reload replaces it)
     std::vector<std::unique_ptr<worker>> workers_;
     // Held by the loop thread while it adds, removes or re-points workers, and by the readers
@@ -240,24 +228,15 @@ private:
     std::deque<worker*> roll_;  // workers to restart with their pool's new spec, in turn
     worker* rolling_ = nullptr;  // the one restarting now
     std::size_t next_start_ = 0;
-    capture_stats own_;  // drops of the supervisor itself (queue_full, shutdown)
     std::mt19937_64 rng_;
     control::control_table initial_controls_;  // for reset_controls
-    std::vector<event> pending_;
     std::string wire_scratch_;  // the wire name of an event without a catalog entry
     bool stopping_ = false;
     bool killed_ = false;
-    bool escape_ = false;      // block mode given up (grace over): drop instead of waiting
-    bool paused_ = false;      // reading stopped for back-pressure
-    bool want_room_ = false;   // asked the dispatcher to say when it has room
     event_loop::timer_id kill_timer_ = 0;
-    std::uint64_t pauses_ = 0;
     std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();
     metrics::registry::collector_id collector_ = 0;
     metrics::gauge* workers_up_ = nullptr;
-    read_linger linger_;
-    std::size_t turn_bytes_ = 0;  // read from the workers in this loop turn
-    char buf_[64 * 1024];
 };
 
 }  // namespace telecap

@@ -18,13 +18,11 @@ namespace supervisor_detail {
 using clock = std::chrono::steady_clock;
 }  // namespace supervisor_detail
 
-// A worker's pipelines' events go through its gates to the supervisor's batch.
-class supervisor::sink final : public event_sink {
+// A worker's gates, as the intake asks them for each of its events.
+class supervisor::gatekeeper final : public event_gate {
 public:
-    sink(supervisor& s, worker& w) : s_(s), w_(w) {}
-    void on_event(event& ev) override {
-        if (s_.admit(w_, ev)) s_.push(ev);
-    }
+    gatekeeper(supervisor& s, worker& w) : s_(s), w_(w) {}
+    bool admit(const event& ev) override { return s_.admit(w_, ev); }
 
 private:
     supervisor& s_;
@@ -37,16 +35,6 @@ struct supervisor::pool_rt {
     pool_spec spec;
     const catalog* cat = nullptr;
     std::shared_ptr<const catalog> hold;  // set when the supervisor owns the catalog (reload)
-};
-
-// One pipe from a worker, with its own capture pipeline.
-struct supervisor::stream {
-    worker* owner = nullptr;
-    std::shared_ptr<pool_rt> keep;  // the pipeline reads its catalog
-    unique_fd fd;
-    std::unique_ptr<passthrough_mux::source> pass;
-    std::unique_ptr<rejects_writer::source> rejects;
-    std::unique_ptr<capture_pipeline> pipeline;
 };
 
 struct supervisor::worker {
@@ -62,9 +50,8 @@ struct supervisor::worker {
     capture_stats stats;  // written by the loop thread, read anywhere
     relaxed_counter restarts;
     pid_t worker_pid = 0;  // the worker's own pid (with a guard, fsm.pid() is the guard's)
-    std::vector<std::unique_ptr<stream>> streams;
     event_loop::timer_id restart_timer = 0;
-    std::unique_ptr<sink> out;  // what its pipelines emit to
+    std::unique_ptr<gatekeeper> gates;  // the intake asks it about each event
     control::gate gate;
     // Events the gates removed, by verdict (pass stays 0): asked for, so not data lost.
     std::array<relaxed_counter, static_cast<std::size_t>(control::verdict::count_)> gated{};

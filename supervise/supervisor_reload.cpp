@@ -129,7 +129,7 @@ void supervisor::retire(worker& w) {
 void supervisor::collect_retired() {
     for (std::size_t i = 0; i < workers_.size();) {
         auto& w = *workers_[i];
-        if (!w.retired || w.fsm.phase() != worker_phase::done || !w.streams.empty() ||
+        if (!w.retired || w.fsm.phase() != worker_phase::done || intake_.reading(&w) ||
             w.kill_timer || w.restart_timer || w.ctl) {
             ++i;
             continue;
@@ -145,9 +145,8 @@ void supervisor::collect_retired() {
 void supervisor::switch_spec(worker& w) {
     // What a previous run's descendants still hold open was read with the old catalog: read
     // what is there and end it, so no event of the old catalog meets the new one's gate.
-    drain(w);
-    for (auto& s : w.streams) close_stream(*s);
-    w.streams.clear();
+    intake_.drain(&w);
+    intake_.close(&w);
     {
         const std::lock_guard lock(workers_mu_);
         w.rt = std::move(w.next);

@@ -1,5 +1,5 @@
 // read_linger: when the loop waits for small, frequent reads to pile up, and when it does not.
-#include "supervise/read_linger.hpp"
+#include "intake/read_linger.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,6 +19,21 @@ TEST(ReadLingerTest, LingersOnlyWhileReadsAreSmallAndFrequent) {
     EXPECT_EQ(l.after_turn(200, t + 800us), 100us);   // still busy
     EXPECT_EQ(l.after_turn(200, t + 50ms), 0us);      // a line now and then: at once
     EXPECT_EQ(l.after_turn(200, t + 100ms), 0us);
+}
+
+TEST(ReadLingerTest, DoublesWhileLingeredTurnsStillReadLittleAndResetsOnABigRead) {
+    read_linger l(100us, 800us);
+    auto t = clock::time_point{} + 1h;
+    EXPECT_EQ(l.after_turn(200, t), 0us);
+    const std::chrono::microseconds expect[] = {100us, 200us, 400us, 800us, 800us};
+    for (auto e : expect) {
+        t += 500us;
+        EXPECT_EQ(l.after_turn(300, t), e);
+    }
+    EXPECT_EQ(l.after_turn(64 * 1024, t + 10us), 0us);  // a full read: no wait
+    EXPECT_EQ(l.after_turn(300, t + 20us), 100us);      // and the next wait starts over
+    // A turn that read a fair amount after waiting keeps the wait as it is.
+    EXPECT_EQ(l.after_turn(16 * 1024, t + 200us), 100us);
 }
 
 TEST(ReadLingerTest, ZeroNeverLingers) {

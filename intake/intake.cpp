@@ -1,0 +1,264 @@
+#include "intake/intake.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace telecap {
+
+namespace {
+constexpr std::size_t read_size = 64 * 1024;
+// Reads per wake-up of one stream: one flooding worker cannot starve the others.
+constexpr int reads_per_wakeup = 8;
+}  // namespace
+
+// A worker's events go through its gate into the intake's batch.
+class intake::sink final : public event_sink {
+public:
+    sink(intake& in, event_gate* gate) : in_(in), gate_(gate) {}
+    void on_event(event& ev) override {
+        if (!gate_ || gate_->admit(ev)) in_.append(ev);
+    }
+
+private:
+    intake& in_;
+    event_gate* gate_;
+};
+
+struct intake::stream {
+    stream_spec spec;
+    unique_fd fd;
+    bool open = true;
+    std::unique_ptr<sink> out;
+    std::unique_ptr<passthrough_mux::source> pass;
+    std::unique_ptr<rejects_writer::source> rejects;
+    std::unique_ptr<capture_pipeline> pipeline;
+};
+
+intake::intake(event_loop& loop, dispatcher& events, intake_options o,
+               std::vector<stream_writer*> congestion)
+    : loop_(loop), events_(events), o_(std::move(o)), congestion_(std::move(congestion)),
+      budget_(o_.line_budget), batch_(events.take_batch()), linger_(o_.read_linger),
+      buf_(new char[read_size]) {
+    std::erase(congestion_, nullptr);
+    if (o_.batch_events == 0) o_.batch_events = 1;
+    for (auto* w : congestion_)
+        w->on_room([this] { loop_.post([this] { update_backpressure(); }); });
+}
+
+intake::~intake() {
+    for (auto* w : congestion_) w->on_room({});
+    if (want_room_) events_.when_room({});
+}
+
+intake::stream& intake::make(stream_spec spec) {
+    auto s = std::make_unique<stream>();
+    s->spec = std::move(spec);
+    if (s->spec.pass) s->pass = s->spec.pass->make_source(s->spec.label);
+    if (s->spec.rejects)
+        s->rejects = std::make_unique<rejects_writer::source>(*s->spec.rejects, s->spec.rejects_id);
+    s->out = std::make_unique<sink>(*this, s->spec.gate);
+    pipeline_options po = o_.pipeline;
+    po.recognize = s->spec.recognize;
+    po.budget = &budget_;
+    s->pipeline = std::make_unique<capture_pipeline>(*s->spec.cat, s->spec.ctx, po, s->out.get(),
+                                                     s->pass.get(), s->rejects.get(),
+                                                     *s->spec.stats);
+    streams_.push_back(std::move(s));
+    return *streams_.back();
+}
+
+void intake::add(unique_fd fd, stream_spec spec) {
+    stream& s = make(std::move(spec));
+    s.fd = std::move(fd);
+    ::fcntl(s.fd.get(), F_SETFL, ::fcntl(s.fd.get(), F_GETFL) | O_NONBLOCK);
+    stream* raw = &s;
+    loop_.watch(s.fd.get(), [this, raw] { read(*raw); });
+    if (paused_) loop_.set_reading(s.fd.get(), false);
+}
+
+void* intake::add_unwatched(stream_spec spec) { return &make(std::move(spec)); }
+
+void intake::feed(void* handle, std::string_view bytes) {
+    auto* s = static_cast<stream*>(handle);
+    if (s->open) s->pipeline->feed(bytes);
+}
+
+void intake::read(stream& s) {
+    for (int i = 0; i < reads_per_wakeup; ++i) {
+        const ssize_t n = ::read(s.fd.get(), buf_.get(), read_size);
+        ++reads_;
+        if (n > 0) {
+            s.pipeline->feed({buf_.get(), static_cast<std::size_t>(n)});
+            turn_bytes_ += static_cast<std::size_t>(n);
+            // A read that did not fill the buffer emptied the pipe: the one after it would
+            // only say EAGAIN (the linger's next turn reads again anyway).
+            if (static_cast<std::size_t>(n) < read_size) return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        end(s);  // EOF, or an error that ends the stream all the same
+        return;
+    }
+}
+
+void intake::end(stream& s) {
+    if (!s.open) return;
+    s.open = false;
+    if (s.fd) {
+        loop_.unwatch(s.fd.get());
+        s.fd.reset();
+    }
+    s.pipeline->finish();  // a last line without a newline still counts
+    removed_ = true;
+}
+
+void intake::drain(const void* owner) {
+    for (auto& sp : streams_) {
+        stream& s = *sp;
+        if (s.spec.owner != owner || !s.fd) continue;
+        for (;;) {
+            const ssize_t n = ::read(s.fd.get(), buf_.get(), read_size);
+            if (n > 0) {
+                s.pipeline->feed({buf_.get(), static_cast<std::size_t>(n)});
+            } else if (n < 0 && errno == EINTR) {
+                continue;
+            } else if (n < 0 && errno == EAGAIN) {
+                break;  // a descendant still holds the pipe open: it is read as usual
+            } else {
+                end(s);
+                break;
+            }
+        }
+    }
+}
+
+void intake::close(const void* owner) {
+    for (auto& s : streams_)
+        if (s->spec.owner == owner) end(*s);
+}
+
+bool intake::reading(const void* owner) const {
+    return std::any_of(streams_.begin(), streams_.end(),
+                       [owner](const auto& s) { return s->open && s->spec.owner == owner; });
+}
+
+void intake::close_all() {
+    for (auto& s : streams_) {
+        drain(s->spec.owner);
+        end(*s);
+    }
+}
+
+void intake::push(const event& ev) { append(ev); }
+
+void intake::append(const event& ev) {
+    batch_->push(ev);
+    if (batch_->size() >= o_.batch_events) flush();
+}
+
+bool intake::submit_held() {
+    // Oldest first: events keep their order across a pause.
+    std::size_t sent = 0;
+    while (sent < held_.size()) {
+        auto& b = held_[sent];
+        if (!events_.submit(b)) break;
+        ++sent;
+    }
+    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(sent));
+    return held_.empty();
+}
+
+void intake::flush() {
+    if (batch_->empty() && held_.empty()) return;
+    if (o_.overflow == overflow_policy::block && !escape_) {
+        if (submit_held() && (batch_->empty() || events_.submit(batch_))) return;
+        // Keep the batch and stop reading (at the turn's end) until the dispatcher has room.
+        if (!batch_->empty()) {
+            held_.push_back(std::move(batch_));
+            batch_ = events_.take_batch();
+        }
+        if (!want_room_) {
+            want_room_ = true;
+            events_.when_room([this] {
+                loop_.post([this] {
+                    want_room_ = false;
+                    flush();
+                    update_backpressure();
+                });
+            });
+        }
+        return;
+    }
+    const auto dropped = [&](std::unique_ptr<event_batch>& b) {
+        own_.dropped_for(escape_ ? drop_reason::shutdown : drop_reason::queue_full) += b->size();
+        b->clear();
+    };
+    for (auto& b : held_)  // left from block mode (escape)
+        if (!events_.submit(b)) dropped(b);
+    held_.clear();
+    if (!batch_->empty() && !events_.submit(batch_)) dropped(batch_);
+}
+
+bool intake::output_congested() const {
+    return std::any_of(congestion_.begin(), congestion_.end(),
+                       [](const stream_writer* w) { return w->congested(); });
+}
+
+void intake::update_backpressure() {
+    const bool pause = o_.overflow == overflow_policy::block && !escape_ &&
+                       (!held_.empty() || output_congested());
+    if (pause == paused_) return;
+    paused_ = pause;
+    if (pause) ++pauses_;
+    for (auto& s : streams_)
+        if (s->fd) loop_.set_reading(s->fd.get(), !pause);
+}
+
+void intake::end_turn() {
+    if (turn_bytes_ > 0) {  // a turn that read nothing says nothing about the pace
+        if (const auto d = linger_.after_turn(turn_bytes_, read_linger::clock::now());
+            d.count() > 0)
+            loop_.linger(d);
+        turn_bytes_ = 0;
+    }
+    if (removed_) {
+        removed_ = false;
+        std::erase_if(streams_, [](const auto& s) { return !s->open; });
+    }
+    flush();
+    update_backpressure();
+}
+
+void intake::escape() {
+    if (escape_) return;
+    escape_ = true;
+    flush();
+    update_backpressure();
+}
+
+void intake::finish(std::chrono::milliseconds patience) {
+    const bool wait = o_.overflow == overflow_policy::block && !escape_;
+    const drop_reason why = o_.overflow == overflow_policy::block ? drop_reason::shutdown
+                                                                  : drop_reason::queue_full;
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    const auto send = [&](std::unique_ptr<event_batch>& b) {
+        if (b->empty()) return;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        const bool ok = wait ? events_.submit_wait(b, std::max(left, std::chrono::milliseconds(0)))
+                             : events_.submit(b);
+        if (!ok) {
+            own_.dropped_for(why) += b->size();
+            b->clear();
+        }
+    };
+    for (auto& b : held_) send(b);
+    held_.clear();
+    send(batch_);
+}
+
+}  // namespace telecap

@@ -1,0 +1,152 @@
+#pragma once
+// The intake: the life of a worker's lines from read(2) to the dispatcher, on the loop thread.
+// For each stream (a worker's stderr, captured stdout or telemetry fd) it reads the pipe,
+// frames and parses the lines (capture_pipeline), sends what is not telemetry to pass-through
+// and what is rejected to the rejects file, lets each event through the worker's gates, and
+// copies the events into a batch that goes to the dispatcher whole: at the end of each loop
+// turn, or when full. It applies the overflow policy (drop and count, or stop reading the
+// workers until there is room: back-pressure), and coalesces reads (read_linger) so that a
+// worker writing one line per write(2) is read many lines at a time.
+//
+// It knows nothing of processes: streams are added with an fd (watched on the loop) or fed
+// bytes directly (tests), and are known by their owner (a worker) for drain and close.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "telecap/capture/catalog.hpp"
+#include "telecap/capture/line_budget.hpp"
+#include "telecap/capture/pipeline.hpp"
+#include "telecap/capture/stats.hpp"
+#include "telecap/core/unique_fd.hpp"
+#include "telecap/dispatch/dispatcher.hpp"
+#include "telecap/intake/read_linger.hpp"
+#include "telecap/io/passthrough.hpp"
+#include "telecap/io/rejects_writer.hpp"
+#include "telecap/loop/event_loop.hpp"
+
+namespace telecap {
+
+enum class overflow_policy { drop_newest, block };
+
+// Whether an event leaves its worker (the worker's gates: control/gates.hpp). Loop thread.
+class event_gate {
+public:
+    virtual ~event_gate() = default;
+    virtual bool admit(const event& ev) = 0;
+};
+
+struct intake_options {
+    pipeline_options pipeline;  // prefix, max_line, max_depth (recognize and budget per stream)
+    overflow_policy overflow = overflow_policy::drop_newest;
+    // Memory for the partial lines of all streams together (capture/line_budget.hpp).
+    std::size_t line_budget = std::size_t{8} << 20;
+    // How long a turn waits before reading again while reads come back small, turn after turn
+    // (intake/read_linger.hpp). 0: read at once, always.
+    std::chrono::microseconds read_linger{100};
+    // Events per batch: a full batch goes to the dispatcher without waiting for the turn's end.
+    // Each hand-off costs a wake-up of the dispatch thread (and of an output's writer thread)
+    // when they sleep: large batches keep that under one per hundred events.
+    std::size_t batch_events = 1024;
+};
+
+// What one stream reads for, and where its lines go.
+struct stream_spec {
+    const void* owner = nullptr;   // the worker it belongs to (drain, close)
+    const catalog* cat = nullptr;  // must outlive the stream (keep holds it when needed)
+    std::shared_ptr<const void> keep;
+    worker_context ctx;
+    bool recognize = true;  // false: every line is pass-through
+    passthrough_mux* pass = nullptr;
+    std::string label;  // pass-through lines' prefix ("[worker-id] "), may be empty
+    rejects_writer* rejects = nullptr;
+    std::string rejects_id;  // the worker id in the rejects records
+    capture_stats* stats = nullptr;  // required: the worker's counters
+    event_gate* gate = nullptr;      // null: every event leaves
+};
+
+class intake {
+public:
+    // The dispatcher, loop and writers must outlive the intake. `congestion`: the writers whose
+    // congestion stops reading in block mode (pass-through and rejects streams).
+    intake(event_loop& loop, dispatcher& events, intake_options o,
+           std::vector<stream_writer*> congestion = {});
+    ~intake();
+    intake(const intake&) = delete;
+    intake& operator=(const intake&) = delete;
+
+    // A stream read from `fd` (made non-blocking) when the loop says it is readable.
+    void add(unique_fd fd, stream_spec spec);
+    // A stream without an fd: its bytes come through feed(). Returns its handle.
+    void* add_unwatched(stream_spec spec);
+    void feed(void* stream, std::string_view bytes);
+
+    // Reads what the owner's pipes hold now (its process exited): to EOF, or until a
+    // descendant that still holds a pipe has nothing more for now.
+    void drain(const void* owner);
+    // Ends the owner's streams: a last partial line is processed like any other.
+    void close(const void* owner);
+    // Whether the owner has a stream not yet ended.
+    bool reading(const void* owner) const;
+    // Ends every stream (shutdown), after draining it.
+    void close_all();
+
+    // An event made outside the pipelines (a lifecycle event); it passes no gate.
+    void push(const event& ev);
+
+    // After each loop turn: the turn's batch to the dispatcher, the read linger, and
+    // back-pressure; closed streams are removed.
+    void end_turn();
+    // Block mode given up (the stop's grace period is over): what cannot be queued is dropped.
+    void escape();
+    // The last batches at shutdown: in block mode they may wait up to `patience` for room.
+    void finish(std::chrono::milliseconds patience);
+
+    bool paused() const noexcept { return paused_; }
+    // Times reading was paused for back-pressure.
+    std::uint64_t pauses() const noexcept { return pauses_; }
+    // Events dropped by the intake itself (queue_full, shutdown). Any thread.
+    const capture_stats& own() const noexcept { return own_; }
+    const line_budget& budget() const noexcept { return budget_; }
+    // Turns that lingered, and reads, so far (read coalescing at work). Loop thread.
+    std::uint64_t reads() const noexcept { return reads_; }
+    std::size_t streams() const noexcept { return streams_.size(); }
+
+private:
+    struct stream;
+    class sink;
+    stream& make(stream_spec spec);
+    void read(stream& s);
+    void end(stream& s);
+    void append(const event& ev);
+    void flush();
+    bool submit_held();
+    void update_backpressure();
+    bool output_congested() const;
+
+    event_loop& loop_;
+    dispatcher& events_;
+    intake_options o_;
+    std::vector<stream_writer*> congestion_;
+    line_budget budget_;  // before streams_: their pipelines give back to it when they go
+    std::vector<std::unique_ptr<stream>> streams_;
+    std::unique_ptr<event_batch> batch_;            // being filled
+    std::vector<std::unique_ptr<event_batch>> held_;  // refused in block mode, oldest first
+    capture_stats own_;
+    read_linger linger_;
+    std::size_t turn_bytes_ = 0;
+    std::uint64_t reads_ = 0;
+    std::uint64_t pauses_ = 0;
+    bool paused_ = false;
+    bool escape_ = false;
+    bool want_room_ = false;
+    bool removed_ = false;  // some stream ended this turn
+    std::unique_ptr<char[]> buf_;
+};
+
+}  // namespace telecap
