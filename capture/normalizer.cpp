@@ -170,7 +170,7 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
 }
 
 event* normalizer::normalize(const raw_event& raw, const worker_context& ctx,
-                             std::int64_t receive_time_ns, event_slots& slots,
+                             std::int64_t receive_time_ns, event_slot_source& slots,
                              parse_error& err) {
     std::string_view wire;
     const catalog::wire_event* we = resolve(raw, wire);

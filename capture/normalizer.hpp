@@ -21,14 +21,23 @@ struct worker_context {
     std::optional<std::int64_t> pid;       // python_pid: the worker's OS pid, when known
 };
 
-// Events kept from line to line, one per event type of the catalog (and one for unknown
-// events): a line finds the name parts and keys of the last event of its type already in
-// place, so normalizing it mostly compares where it would otherwise copy.
-class event_slots {
+// Where the normalizer writes an event of a given type: storage kept from line to line, so
+// that a line finds the name parts and keys of an earlier event of its type already in place,
+// and normalizing it mostly compares where it would otherwise copy. `type` is the catalog's
+// index of the event (npos: an event the catalog does not know).
+class event_slot_source {
+public:
+    virtual event& slot(std::size_t type) = 0;
+
+protected:
+    ~event_slot_source() = default;
+};
+
+// One event per type of the catalog (and one for unknown events), reused line after line.
+class event_slots final : public event_slot_source {
 public:
     explicit event_slots(const catalog& cat) : events_(cat.event_count() + 1) {}
-    // The slot for the catalog's event `type`, or for unknown events when type is npos.
-    event& slot(std::size_t type) noexcept {
+    event& slot(std::size_t type) noexcept override {
         return events_[type < events_.size() - 1 ? type : events_.size() - 1];
     }
 
@@ -44,10 +53,9 @@ public:
     // Returns false with `err` set when the gRPC path would drop the event.
     bool normalize(const raw_event& raw, const worker_context& ctx, std::int64_t receive_time_ns,
                    event& out, parse_error& err);
-    // The same, into the slot of the event's type; null when the event is dropped. The slots
-    // must have been made for this normalizer's catalog.
+    // The same, into the slot of the event's type; null when the event is dropped.
     event* normalize(const raw_event& raw, const worker_context& ctx,
-                     std::int64_t receive_time_ns, event_slots& slots, parse_error& err);
+                     std::int64_t receive_time_ns, event_slot_source& slots, parse_error& err);
 
 private:
     // The wire name of `raw` (joined from its parts if need be) and its catalog entry, if any.

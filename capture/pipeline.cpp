@@ -32,6 +32,7 @@ capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
       rejects_(rejects),
       stats_(stats),
       events_by_type_(cat),
+      slots_(events && events->slots() ? events->slots() : &events_by_type_),
       recognize_(opts.recognize) {}
 
 void capture_pipeline::feed(std::string_view bytes) {
@@ -61,7 +62,7 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
         ++stats_.telemetry_lines;
         if (parser_.parse(payload, raw_, err_)) {
             if (event* ev = normalizer_.normalize(raw_, ctx_, raw_.has_timestamp ? 0 : wall_clock_ns(),
-                                                  events_by_type_, err_)) {
+                                                  *slots_, err_)) {
                 ++stats_.events;
                 if (events_) events_->on_event(*ev);
                 return;

@@ -19,9 +19,14 @@ namespace telecap {
 class event_sink {
 public:
     virtual ~event_sink() = default;
-    // `ev` belongs to the pipeline, which reuses it for a later event of the same type; the
-    // sink may read it or move from it, and is done with it when on_event returns.
+    // `ev` is in the slot storage (slots(), or the pipeline's own), reused for a later event of
+    // the same type; the sink may read it or move from it, and is done with it when on_event
+    // returns.
     virtual void on_event(event& ev) = 0;
+    // Where the pipeline should normalize events into: a sink that keeps events beyond
+    // on_event (a batch on its way to another thread) gives its own storage, so that nothing
+    // is copied; null: the pipeline's own slots. Asked once, at the pipeline's construction.
+    virtual event_slot_source* slots() { return nullptr; }
 };
 
 class passthrough_sink {
@@ -91,6 +96,7 @@ private:
     capture_stats& stats_;
     raw_event raw_;
     event_slots events_by_type_;
+    event_slot_source* slots_;  // the sink's, or events_by_type_
     parse_error err_;
     std::uint64_t line_no_ = 0;
     bool recognize_;

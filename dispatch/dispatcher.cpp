@@ -95,7 +95,7 @@ std::size_t dispatcher::submit_wait(std::vector<event>& batch, std::size_t from,
         std::size_t bytes = 0;
         while (from < batch.size() && (count_ + n == 0 ||
                                        (count_ + n < o_.queue && bytes_ + bytes < o_.queue_bytes))) {
-            b->push_moved(std::move(batch[from++]));
+            b->push(std::move(batch[from++]));
             bytes = b->bytes();
             ++n;
         }
@@ -152,7 +152,7 @@ void dispatcher::run() {
         std::size_t events = 0;
         std::size_t bytes = 0;
         for (const auto& b : taken) {
-            for (const event& ev : *b) bus_.dispatch(ev);
+            for (std::size_t i = 0; i < b->size(); ++i) bus_.dispatch((*b)[i]);
             events += b->size();
             bytes += b->bytes();
         }

@@ -1,52 +1,51 @@
 #pragma once
-// A batch of events on its way from the loop thread to the dispatch thread. Batches are
-// recycled (dispatcher::take_batch): an event is copied into a slot that held an earlier one,
-// so its strings and vectors are reused, and strings that a shorter event does not need are
-// kept aside for a longer one. In steady state a line's event crosses threads without a heap
-// allocation: a copy of its bytes, not of its structure.
+// A batch of events on its way from the loop thread to the dispatch thread, recycled batch
+// after batch (dispatcher::take_batch). The capture pipeline normalizes each event straight
+// into the batch (it is the pipeline's event_slot_source), into a slot that held an event of
+// the same type in an earlier use of the batch: the name parts and keys are already there, so
+// a line's event crosses threads without a copy and, once warm, without a heap allocation.
 
 #include <cstddef>
-#include <string>
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "telecap/capture/event.hpp"
+#include "telecap/capture/normalizer.hpp"
 
 namespace telecap {
 
-class event_batch {
+class event_batch final : public event_slot_source {
 public:
-    // Copies `ev` into the next slot. Returns the slot.
-    event& push(const event& ev);
-    // Moves `ev` in (an event made for this batch only: lifecycle events, tests).
-    event& push_moved(event&& ev);
+    // The next free slot for an event of catalog type `type` (npos: unknown); it joins the
+    // batch only with commit(). Asking again before commit gives the same slot.
+    event& slot(std::size_t type) override;
+    // The slot last given by slot() joins the batch, after the others.
+    void commit();
+    // A copy of `ev` joins the batch (events made outside a pipeline: lifecycle, tests).
+    void push(const event& ev);
+    void push(event&& ev);
 
-    std::size_t size() const noexcept { return size_; }
-    bool empty() const noexcept { return size_ == 0; }
-    // Estimated memory of the events pushed since clear() (event::approximate_size's measure
-    // of their bytes), for the dispatcher's byte bound.
+    std::size_t size() const noexcept { return order_.size(); }
+    bool empty() const noexcept { return order_.empty(); }
+    // Estimated memory of the events in the batch, for the dispatcher's byte bound.
     std::size_t bytes() const noexcept { return bytes_; }
-    event& operator[](std::size_t i) noexcept { return slots_[i]; }
-    const event& operator[](std::size_t i) const noexcept { return slots_[i]; }
-    const event* begin() const noexcept { return slots_.data(); }
-    const event* end() const noexcept { return slots_.data() + size_; }
-
-    // Empties the batch; the slots keep their storage for the next events.
-    void clear() noexcept {
-        size_ = 0;
-        bytes_ = 0;
+    const event& operator[](std::size_t i) const noexcept {
+        const auto [pool, index] = order_[i];
+        return pools_[pool][index];
     }
 
-private:
-    event& next_slot();
-    void assign(std::string& dst, const std::string& src);
-    std::string spare();
-    void keep(std::string& s);
-    template <typename Pairs>
-    void assign_pairs(Pairs& dst, const Pairs& src);
+    // Empties the batch; the slots keep their contents for the next events of their type.
+    void clear() noexcept;
 
-    std::vector<event> slots_;  // [0, size_) in use; the rest keep storage
-    std::vector<std::string> spare_;  // strings a shorter event left, for a longer one
-    std::size_t size_ = 0;
+private:
+    event& take(std::size_t pool);
+
+    // pools_[0]: pushed events; [1]: unknown types; [t + 2]: catalog type t.
+    std::vector<std::vector<event>> pools_;
+    std::vector<std::uint32_t> used_;  // per pool: slots in the batch
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> order_;  // (pool, index), in order
+    std::size_t last_pool_ = 0;
     std::size_t bytes_ = 0;
 };
 

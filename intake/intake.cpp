@@ -14,12 +14,17 @@ constexpr std::size_t read_size = 64 * 1024;
 constexpr int reads_per_wakeup = 8;
 }  // namespace
 
-// A worker's events go through its gate into the intake's batch.
-class intake::sink final : public event_sink {
+// A worker's pipeline normalizes its events straight into the intake's current batch; each
+// then goes through the worker's gate, and joins the batch or leaves its slot to the next.
+class intake::sink final : public event_sink, public event_slot_source {
 public:
     sink(intake& in, event_gate* gate) : in_(in), gate_(gate) {}
+    event_slot_source* slots() override { return this; }
+    event& slot(std::size_t type) override { return in_.batch_->slot(type); }
     void on_event(event& ev) override {
-        if (!gate_ || gate_->admit(ev)) in_.append(ev);
+        if (gate_ && !gate_->admit(ev)) return;  // its slot goes to the next event
+        in_.batch_->commit();
+        in_.added();
     }
 
 private:
@@ -153,10 +158,12 @@ void intake::close_all() {
     }
 }
 
-void intake::push(const event& ev) { append(ev); }
-
-void intake::append(const event& ev) {
+void intake::push(const event& ev) {
     batch_->push(ev);
+    added();
+}
+
+void intake::added() {
     if (batch_->size() >= o_.batch_events) flush();
 }
 

@@ -123,7 +123,7 @@ private:
     stream& make(stream_spec spec);
     void read(stream& s);
     void end(stream& s);
-    void append(const event& ev);
+    void added();  // an event joined the batch
     void flush();
     bool submit_held();
     void update_backpressure();
