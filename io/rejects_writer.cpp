@@ -17,6 +17,7 @@ void rejects_writer::write(const reject_info& r, std::string_view source) {
     out += ",\"text\":";
     append_json_string(out, r.text);
     out += r.truncated ? ",\"truncated\":true}\n" : ",\"truncated\":false}\n";
+    if (wait_) out_->wait_for_room(stop_);
     out_->append(out, 1);
 }
 

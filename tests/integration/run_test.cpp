@@ -781,6 +781,50 @@ TEST(RunFaults, EventsAndPassThroughOnOneStreamNeverCutEachOther) {
     EXPECT_FALSE(timed_out);
 }
 
+// Two workers: one streams a line longer than --max-line and keeps it open for 3 s; the other
+// writes a line at once and another 1.5 s later. Before, the second write forced the held
+// lines out inside the long line ("xxx[default-1] progress b line 1"), counted nowhere. Now
+// the first waits at most the mux's bound (1 s), then the long line is split and marked.
+TEST(RunCapture, AnotherWorkersLineIsNeverWrittenInsideALongLine) {
+    const std::string flag = temp_path("long-open");
+    const std::string stats = temp_path("split.json");
+    // The workers' waits are the scenario (a line left open, a line later), not handshakes;
+    // worker 1 starts once worker 0's head is out (the flag).
+    const std::string script =
+        "if [ \"$TELECAP_WORKER_ID\" = default-0 ]; then"
+        "  printf '%0200d' 0 | tr 0 x >&2; : > " + flag + "; sleep 3; printf 'yyyy\\n' >&2;"
+        " else"
+        "  while [ ! -e " + flag + " ]; do sleep 0.01; done; echo 'progress b line 1' >&2;"
+        "  sleep 1.5; echo 'progress b line 2' >&2;"
+        " fi";
+    const auto r = run(telecap_run({"--instances", "2", "--label", "--max-line", "64", "-o",
+                                    "null", "--stats", stats},
+                                   {"/bin/sh", "-c", script}),
+                       "split");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string x(200, 'x');
+    EXPECT_EQ(r.err.find("xxx[default-1]"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err, "[default-0] " + x + "\n[default-1] progress b line 1\n" +
+                         "[default-1] progress b line 2\n[default-0] [telecap: continued] yyyy\n");
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"long_lines_split\":1,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"telecap_long_lines_split_total\":1"), std::string::npos) << s;
+}
+
+// A worker's last line without a newline gets one when its pipe ends, so the next line on the
+// stream (another worker's) cannot glue to it; counted.
+TEST(RunCapture, AnUnterminatedLastLineIsEndedAndCounted) {
+    const std::string stats = temp_path("partial.json");
+    const auto r = run(telecap_run({"-o", "null", "--stats", stats},
+                                   {FIXTURE_WRITE_LINES, "2", "plain", "partial"}),
+                       "partial");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "line 1\nline 2\nline 3\n");
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"partial_lines\":1,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"telecap_partial_lines_total\":1"), std::string::npos) << s;
+}
+
 TEST(RunFaults, AStalledStderrReaderNeverFreezesTheSupervisor) {
     // telecap's stderr is a pipe nobody reads, and the worker floods it with log lines, then
     // hangs. SIGTERM must still stop the worker and telecap within the grace period (before,
