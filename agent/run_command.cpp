@@ -44,6 +44,9 @@ int run_workers(const run_options& o) {
     // Each pool's catalog file made explicit, so a reload can tell whether it changed.
     run_options running = o;
     resolve_catalog_paths(running);
+    if (capture_stdout_if_shared(running))
+        spdlog::debug("events or pass-through go to stdout: the workers' stdout is captured, "
+                      "so their lines cannot cut into telecap's");
     std::map<std::string, std::unique_ptr<catalog>> catalogs;
     supervisor_io io;
     for (const auto& pool : running.pools) {

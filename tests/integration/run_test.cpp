@@ -781,6 +781,44 @@ TEST(RunFaults, EventsAndPassThroughOnOneStreamNeverCutEachOther) {
     EXPECT_FALSE(timed_out);
 }
 
+// A worker that writes to the stdout it would inherit while events go to stdout (the default
+// -o jsonl): its stdout is captured by default and goes through the events' writer, so every
+// line read back is whole (150 of 40,000 were mangled before, with no warning).
+TEST(RunFaults, AWorkersStdoutNeverCutsIntoTheEventsOnStdout) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    const long n = 20000;
+    const std::string lines = std::to_string(n);
+    const pid_t pid = faults::start_with(
+        telecap_run({"--stats", temp_path("stdout-shared.json")},
+                    {"/bin/sh", "-c", "\"$0\" " + lines + " plain fd=stdout & \"$0\" " + lines +
+                                          "; wait", FIXTURE_WRITE_LINES}),
+        -1, fds[1], -1);
+    ::close(fds[1]);
+    const std::string out = drain_fd(fds[0]);
+    ::close(fds[0]);
+    bool timed_out = false;
+    EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(60), &timed_out), 0);
+    EXPECT_FALSE(timed_out);
+    std::size_t events = 0, plain = 0, bad = 0, pos = 0;
+    const std::regex plain_re("line [0-9]+");
+    while (pos < out.size()) {
+        const auto nl = out.find('\n', pos);
+        const std::string line = out.substr(pos, nl == std::string::npos ? nl : nl - pos);
+        pos = nl == std::string::npos ? out.size() : nl + 1;
+        if (line.rfind("{\"event\":[", 0) == 0 && line.back() == '}' &&
+            count(line, "{\"event\":[") == 1)
+            ++events;
+        else if (std::regex_match(line, plain_re))
+            ++plain;
+        else if (++bad < 5)
+            ADD_FAILURE() << "mangled line: " << line.substr(0, 200);
+    }
+    EXPECT_EQ(bad, 0u);
+    EXPECT_EQ(plain, static_cast<std::size_t>(n));
+    EXPECT_EQ(events, static_cast<std::size_t>(n + 2));  // + spawned, terminated
+}
+
 // Two workers: one streams a line longer than --max-line and keeps it open for 3 s; the other
 // writes a line at once and another 1.5 s later. Before, the second write forced the held
 // lines out inside the long line ("xxx[default-1] progress b line 1"), counted nowhere. Now
