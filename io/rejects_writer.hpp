@@ -15,6 +15,10 @@ class rejects_writer {
 public:
     explicit rejects_writer(std::shared_ptr<stream_writer> out) : out_(std::move(out)) {}
 
+    // The record of an oversize line keeps at most this much of its head: enough to tell what
+    // the line was, and its memory stays small whatever --max-line is.
+    static constexpr std::size_t max_head = std::size_t{64} << 10;
+
     // Appends the record of `r` from `source`.
     void write(const reject_info& r, std::string_view source);
     stream_writer* writer() const noexcept { return out_.get(); }

@@ -18,6 +18,8 @@ namespace telecap {
 namespace {
 
 constexpr std::size_t max_write = std::size_t{1} << 20;
+// The written head of a line kept to rewrite it whole after a file error, at most.
+constexpr std::size_t max_kept_head = std::size_t{64} << 10;
 
 std::uint64_t count_lines(std::string_view s) {
     // memchr's vector loop is several times faster than std::count's (which widens every
@@ -341,8 +343,8 @@ void stream_writer::run() {
                     head_gone_ = 0;
                 }
             }
-            if (partial_ > max_write) {
-                // A line longer than max_write: keeping its written head to rewrite it after
+            if (partial_ > max_kept_head) {
+                // A line longer than max_kept_head: keeping its written head to rewrite it after
                 // a file error would hold the whole line (1 GiB for a 1 GiB line).
                 buf.erase(0, partial_);
                 head_gone_ += partial_;

@@ -178,7 +178,7 @@ private:
     stream_counters counters_;
     std::uint64_t partial_ = 0;  // bytes of the current line already written (writer thread)
     // Bytes of the current line written and no longer kept (writer thread): the head of a line
-    // longer than max_write is let go, so memory stays bounded; a file error can then no
+    // longer than 64 KiB is let go, so memory stays bounded; a file error can then no
     // longer take the line back, and its rest is written on the retry (as on a pipe).
     std::uint64_t head_gone_ = 0;
     bool failing_ = false;       // in a failure episode (writer thread)
