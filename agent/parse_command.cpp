@@ -137,8 +137,14 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     attach_outputs(o.outputs, bus, env, &outputs);
     add_output_series(registry, outputs);
     passthrough_mux pass(open_passthrough(o.passthrough, streams));
+    // parse's input can wait (a file, a pipe): its pass-through and rejects wait for room in
+    // their streams rather than drop, which also bounds memory for a line of any length.
+    const auto stopped = [&stop] { return stop.received() != 0; };
+    pass.wait_for_room(stopped);
+    metrics::add_passthrough_collector(registry, {&pass});
     auto pass_source = pass.make_source("");
     auto rejects = open_rejects(o.rejects_path, streams);
+    if (rejects) rejects->wait_for_room(stopped);
     std::unique_ptr<rejects_writer::source> reject_source;
     if (rejects) reject_source = std::make_unique<rejects_writer::source>(*rejects, "");
 
@@ -154,6 +160,9 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
             break;
         }
     }
+    pass_source.reset();  // a long line left open (a stop signal) is ended
+    stats.long_lines_split += pass.long_lines_split();
+    stats.partial_lines += pass.partial_lines();
     bus.flush();
     // Network outputs send what they hold (a last metrics export) within a bounded time.
     bus.finish(std::chrono::steady_clock::now() + std::chrono::seconds(5));

@@ -74,6 +74,7 @@ std::string reloader::operator()(supervisor& sup) {
     try {
         next = reread_();
         resolve_catalog_paths(next);
+        capture_stdout_if_shared(next);
         std::map<std::string, std::shared_ptr<const catalog>> loaded;
         for (const auto& pool : next.pools) {
             auto& cat = loaded[pool.catalog_path];

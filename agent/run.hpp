@@ -38,6 +38,14 @@ struct run_options {
 // naming the file, the line and the problem.
 void load_config(const std::string& path, run_options& o);
 
+// When telecap writes events or pass-through to its own stdout (the default `-o jsonl`,
+// `jsonl:PATH` naming that stream, `--passthrough stdout`), a worker that inherited the same
+// stdout would write into the middle of those lines: every pool then captures its workers'
+// stdout (as `capture_stdout: true`), which goes through the one writer of that stream, line
+// by line. Returns whether it did. Called at startup and on each reload, so a reload that
+// does not change the outputs restarts nobody.
+bool capture_stdout_if_shared(run_options& o);
+
 // Runs the pools until every worker has exited for good, or telecap is told to stop.
 // Returns the exit code: the first failing worker's status (128+N for signal N, 127/126 when
 // it could not be executed), else 0.

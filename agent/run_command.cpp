@@ -44,6 +44,9 @@ int run_workers(const run_options& o) {
     // Each pool's catalog file made explicit, so a reload can tell whether it changed.
     run_options running = o;
     resolve_catalog_paths(running);
+    if (capture_stdout_if_shared(running))
+        spdlog::debug("events or pass-through go to stdout: the workers' stdout is captured, "
+                      "so their lines cannot cut into telecap's");
     std::map<std::string, std::unique_ptr<catalog>> catalogs;
     supervisor_io io;
     for (const auto& pool : running.pools) {
@@ -106,6 +109,13 @@ int run_workers(const run_options& o) {
         reload = std::make_unique<reloader>(o.reread, running, outputs, events, registry);
         so.reload = [&reload, &sup_ptr] { return (*reload)(*sup_ptr); };
     }
+    // A long line whose worker goes quiet must not hold the other workers' lines past the
+    // mux's bound: the mux asks for a call back when that bound passes.
+    for (auto* mux : {&pass, &stdout_pass})
+        mux->set_alarm([&loop, mux](std::chrono::steady_clock::time_point when) {
+            loop.at(when, [mux] { mux->tick(); });
+        });
+    metrics::add_passthrough_collector(registry, {&pass, &stdout_pass});
     supervisor sup(loop, so, io);
     sup_ptr = &sup;
     // The control socket, served by the loop while the supervisor runs it (before any worker
@@ -126,6 +136,10 @@ int run_workers(const run_options& o) {
     // A handler stuck for good must not keep telecap (and its caller) waiting forever.
     const auto limit = stuck_handler_limit(o);
     capture_stats stats = sup.totals();
+    for (const auto* mux : {&pass, &stdout_pass}) {
+        stats.long_lines_split += mux->long_lines_split();
+        stats.partial_lines += mux->partial_lines();
+    }
     bool done = events.finish(std::chrono::steady_clock::now() + limit);
     if (!done) {
         // Most often a handler waits for room in an output stream whose reader stopped

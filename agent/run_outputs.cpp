@@ -1,5 +1,7 @@
 #include "agent/run_outputs.hpp"
 
+#include <sys/stat.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -207,6 +209,36 @@ void run_outputs::publish_series() {
     attached_outputs list;
     for (const auto& out : outputs_) list.emplace_back(out.id, out.inner);
     series_ = add_output_series(registry_, list);
+}
+
+namespace {
+
+// PATH is the file or pipe telecap's stdout is.
+bool is_stdout(const std::string& path) {
+    struct stat out{}, st{};
+    return ::fstat(1, &out) == 0 && ::stat(path.c_str(), &st) == 0 && out.st_dev == st.st_dev &&
+           out.st_ino == st.st_ino;
+}
+
+bool output_to_stdout(const std::string& spec) {
+    if (spec == "jsonl" || spec == "jsonl:-") return true;
+    return spec.starts_with("jsonl:") && is_stdout(spec.substr(6));
+}
+
+}  // namespace
+
+bool capture_stdout_if_shared(run_options& o) {
+    bool shared = o.capture.passthrough == "stdout" ||
+                  (o.capture.passthrough != "stderr" && o.capture.passthrough != "none" &&
+                   is_stdout(o.capture.passthrough)) ||
+                  (!o.capture.rejects_path.empty() && is_stdout(o.capture.rejects_path));
+    if (o.capture.outputs.empty()) shared = true;  // the default output: jsonl on stdout
+    for (const auto& spec : o.capture.outputs) shared = shared || output_to_stdout(spec);
+    for (const auto& pool : o.pools)
+        for (const auto& spec : pool.outputs) shared = shared || output_to_stdout(spec);
+    if (shared)
+        for (auto& pool : o.pools) pool.capture_stdout = true;
+    return shared;
 }
 
 }  // namespace telecap::agent

@@ -10,6 +10,8 @@ capture_stats& capture_stats::operator+=(const capture_stats& o) noexcept {
     passthrough_lines += o.passthrough_lines;
     emitter_errors += o.emitter_errors;
     long_lines += o.long_lines;
+    long_lines_split += o.long_lines_split;
+    partial_lines += o.partial_lines;
     for (std::size_t i = 0; i < rejected.size(); ++i) rejected[i] += o.rejected[i];
     for (std::size_t i = 0; i < dropped.size(); ++i) dropped[i] += o.dropped[i];
     handler_failures += o.handler_failures;
@@ -32,6 +34,8 @@ std::string stats_to_json(const capture_stats& s, std::string_view outputs) {
     field("passthrough_lines", s.passthrough_lines);
     field("emitter_errors", s.emitter_errors);
     field("long_lines", s.long_lines);
+    field("long_lines_split", s.long_lines_split);
+    field("partial_lines", s.partial_lines);
     out += ",\"rejected\":{";
     for (std::size_t i = 0; i < s.rejected.size(); ++i) {
         if (i) out += ',';

@@ -75,6 +75,11 @@ struct capture_stats {
     relaxed_counter passthrough_lines;  // lines sent to pass-through (incl. rejected telemetry)
     relaxed_counter emitter_errors;     // TELEMETRY_ERROR: lines
     relaxed_counter long_lines;         // lines longer than max_line (telemetry or not)
+    // Pass-through's alterations (io/passthrough.hpp), counted by the stream's mux: a long line
+    // split so that the lines waiting for it could go out, and a last line without a newline
+    // that got one.
+    relaxed_counter long_lines_split;
+    relaxed_counter partial_lines;
     std::array<relaxed_counter, static_cast<std::size_t>(reject_reason::count_)> rejected{};
     std::array<relaxed_counter, static_cast<std::size_t>(drop_reason::count_)> dropped{};
     relaxed_counter handler_failures;

@@ -20,6 +20,8 @@ namespace telecap {
 namespace {
 
 constexpr std::size_t max_write = std::size_t{1} << 20;
+// The written head of a line kept to rewrite it whole after a file error, at most.
+constexpr std::size_t max_kept_head = std::size_t{64} << 10;
 
 std::uint64_t count_lines(std::string_view s) {
     // memchr's vector loop is several times faster than std::count's (which widens every
@@ -204,6 +206,11 @@ bool stream_writer::wait_room(std::chrono::steady_clock::time_point deadline) {
     }) && !dead_.load();
 }
 
+void stream_writer::wait_for_room(const std::function<bool()>& stop) {
+    while (congested() && !given_up() && !closing() && !(stop && stop()))
+        wait_room(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+}
+
 bool stream_writer::drain(std::chrono::steady_clock::time_point deadline) {
     std::unique_lock lock(mu_);
     return room_.wait_until(lock, deadline, [&] {
@@ -331,6 +338,7 @@ void stream_writer::run() {
                 const std::size_t cut = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data()) + 1;
                 buf.erase(0, cut);
                 partial_ = end - cut;
+                head_gone_ = 0;
             } else {
                 partial_ = end;
             }
@@ -341,7 +349,15 @@ void stream_writer::run() {
                 if (tail_complete) {
                     buf.clear();
                     partial_ = 0;
+                    head_gone_ = 0;
                 }
+            }
+            if (partial_ > max_kept_head) {
+                // A line longer than max_kept_head: keeping its written head to rewrite it after
+                // a file error would hold the whole line (1 GiB for a 1 GiB line).
+                buf.erase(0, partial_);
+                head_gone_ += partial_;
+                partial_ = 0;
             }
         }
         if (err == EAGAIN && deadline_passed_.load()) break;  // stalled reader at close: below
@@ -351,7 +367,7 @@ void stream_writer::run() {
                 ::sigtimedwait(&pipe_signal, nullptr, &now);
             }
             counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
-            if (partial_ > 0 && !path_.empty()) {
+            if (partial_ > 0 && head_gone_ == 0 && !path_.empty()) {
                 // A line half written to a file: take it back, it is written whole on retry.
                 struct stat st{};
                 if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -406,14 +422,16 @@ void stream_writer::run() {
         held_.clear();
         pending_lines_ = held_lines_ = 0;
         buffered_.store(0);
-        if (partial_ > 0 && !path_.empty()) {
+        const std::uint64_t begun = partial_ + head_gone_;  // the unfinished line, all of it
+        if (begun > 0 && !path_.empty()) {
             struct stat st{};
             if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) &&
-                static_cast<std::uint64_t>(st.st_size) >= partial_ &&
-                ::ftruncate(fd_, st.st_size - static_cast<off_t>(partial_)) == 0)
-                counters_.written_bytes.fetch_sub(partial_, std::memory_order_relaxed);
+                static_cast<std::uint64_t>(st.st_size) >= begun &&
+                ::ftruncate(fd_, st.st_size - static_cast<off_t>(begun)) == 0)
+                counters_.written_bytes.fetch_sub(begun, std::memory_order_relaxed);
         }
         partial_ = 0;
+        head_gone_ = 0;
     }
     room_.notify_all();
     if (lost_bytes > 0 && !dead_.load())

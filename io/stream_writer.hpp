@@ -102,6 +102,11 @@ public:
     }
     // Waits until not congested, or dead, or the deadline. True when there is room.
     bool wait_room(std::chrono::steady_clock::time_point deadline);
+    // For a producer whose input can wait (telecap parse: a file or a pipe it reads): waits
+    // while congested, until there is room, the stream gives up or closes, or `stop` (optional,
+    // asked every 100 ms) says to stop waiting. So such a producer never drops for lack of
+    // room, and what it buffers here stays near soft_limit, whatever the length of a line.
+    void wait_for_room(const std::function<bool()>& stop = {});
     // Called (from the writer thread) each time the buffer falls back under the soft limit
     // after having been above it. Set before producers start.
     void on_room(std::function<void()> fn);
@@ -113,6 +118,11 @@ public:
     // counted, and a partial line at the end of a file is cut off. Idempotent.
     void close(std::chrono::steady_clock::time_point deadline);
 
+    // Whole lines wait for a streamed line (append_part) to end.
+    bool holding() const {
+        std::lock_guard lock(mu_);
+        return !held_.empty();
+    }
     bool dead() const noexcept { return dead_.load(std::memory_order_relaxed); }
     // close() has begun: a producer waiting for room should stop waiting.
     bool closing() const {
@@ -167,6 +177,10 @@ private:
     std::atomic<bool> dead_{false};
     stream_counters counters_;
     std::uint64_t partial_ = 0;  // bytes of the current line already written (writer thread)
+    // Bytes of the current line written and no longer kept (writer thread): the head of a line
+    // longer than 64 KiB is let go, so memory stays bounded; a file error can then no
+    // longer take the line back, and its rest is written on the retry (as on a pipe).
+    std::uint64_t head_gone_ = 0;
     bool failing_ = false;       // in a failure episode (writer thread)
     std::atomic<bool> deadline_passed_{false};
     std::atomic<std::int64_t> failing_since_{0};  // steady clock ns; 0: not failing  // close(): stop retrying, drop the rest

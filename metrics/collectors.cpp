@@ -30,6 +30,21 @@ registry::collector_id add_stream_collector(registry& r, const stream_set& strea
     });
 }
 
+registry::collector_id add_passthrough_collector(registry& r,
+                                                 std::vector<const passthrough_mux*> muxes) {
+    return r.add_collector([muxes = std::move(muxes)](std::vector<sample>& out) {
+        std::uint64_t split = 0, partial = 0;
+        for (const auto* m : muxes) {
+            split += m->long_lines_split();
+            partial += m->partial_lines();
+        }
+        out.push_back({"telecap_long_lines_split_total", {}, kind::counter,
+                       static_cast<double>(split)});
+        out.push_back({"telecap_partial_lines_total", {}, kind::counter,
+                       static_cast<double>(partial)});
+    });
+}
+
 registry::collector_id add_capture_collector(registry& r, const capture_stats& stats) {
     return r.add_collector([&stats](std::vector<sample>& out) {
         const auto add = [&](const char* name, std::uint64_t v, label_set l = {}) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "telecap/capture/stats.hpp"
+#include "telecap/io/passthrough.hpp"
 #include "telecap/io/streams.hpp"
 #include "telecap/metrics/registry.hpp"
 
@@ -16,6 +17,12 @@ namespace telecap::metrics {
 // telecap_stream_reopens_total and the telecap_stream_buffered_bytes gauge, labelled
 // {stream="stdout"|"stderr"|PATH}. The set must outlive the collector (remove it first).
 registry::collector_id add_stream_collector(registry& r, const stream_set& streams);
+
+// The pass-through's alterations, summed over the muxes (which must outlive the collector):
+// telecap_long_lines_split_total (a long line split so that the lines waiting for it could go
+// out) and telecap_partial_lines_total (a last line without a newline that got one).
+registry::collector_id add_passthrough_collector(registry& r,
+                                                 std::vector<const passthrough_mux*> muxes);
 
 // One capture's counters (parse's; run's workers have their own, labelled per worker):
 // telecap_{bytes_read,lines,events,passthrough_lines,emitter_errors}_total and

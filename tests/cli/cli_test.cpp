@@ -1,6 +1,7 @@
 // The telecap binary on files: parse, lint, catalog, and the usage errors.
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ void write_file(const std::string& path, std::string_view bytes) {
 
 struct run_result {
     int code = -1;  // exit status, or 128 + signal
+    long maxrss_kb = 0;  // telecap's peak RSS
     std::string out;
     std::string err;
 };
@@ -103,8 +105,10 @@ protected:
             return r;
         }
         int status = 0;
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        struct rusage ru{};
+        while (::wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
         }
+        r.maxrss_kb = ru.ru_maxrss;
         r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         r.out = read_file(out_path);
         r.err = read_file(err_path);
@@ -183,9 +187,10 @@ TEST_F(CliTest, ParseSeveralInputsInOrder) {
     const std::string ev = read_file(data("sample.expected.jsonl"));
     EXPECT_EQ(r.out, ev + ev + ev);
     const std::string pass = read_file(data("sample.passthrough"));
-    // clean.log is sample.log minus its two rejected lines.
+    // clean.log is sample.log minus its two rejected lines. Each input's last line has no
+    // newline: it gets one, so the next input's first line does not glue to it.
     EXPECT_EQ(r.err, pass + pass + "starting worker\nINFO loading model\n"
-                                   "TELEMETRY_ERROR: cannot serialize payload\nworker done");
+                                   "TELEMETRY_ERROR: cannot serialize payload\nworker done\n");
 }
 
 TEST_F(CliTest, ParseDefaultContextUsesHostnameAndDefaultPool) {
@@ -234,7 +239,7 @@ TEST_F(CliTest, ParsePassThroughIsByteExact) {
     input += long_event + std::string(70000, 'L') + "\n";
     expected += long_event + std::string(70000, 'L') + "\n";
     input += "tail \xff no newline";
-    expected += "tail \xff no newline";
+    expected += "tail \xff no newline\n";  // a last line gets the newline it lacked, counted
     ASSERT_GT(input.size(), 3u * 65536);
     write_file(path("in.log"), input);
 
@@ -249,8 +254,55 @@ TEST_F(CliTest, ParsePassThroughIsByteExact) {
     EXPECT_EQ(st["events"].GetUint64(), events);
     EXPECT_EQ(st["bytes"].GetUint64(), input.size());
     EXPECT_EQ(st["rejected"]["oversize"].GetUint64(), 1u + 3000u / 9);  // long_event + case 6
+    EXPECT_EQ(st["partial_lines"].GetUint64(), 1u);
+    EXPECT_EQ(st["long_lines_split"].GetUint64(), 0u);
     EXPECT_EQ(st["lines"].GetUint64(),
               st["events"].GetUint64() + st["passthrough_lines"].GetUint64());
+}
+
+// A 64 MiB telemetry line (oversize), then ordinary lines: parse's input can wait, so it waits
+// for its pass-through file instead of dropping what follows the long line (it dropped `after`
+// and often the 1,000 lines too, exit 3), and its memory stays bounded (it held the line: RSS
+// above the line's size).
+TEST_F(CliTest, ParseNeverDropsAfterAHugeLineAndKeepsMemoryBounded) {
+    // Written and compared in pieces: the child's peak RSS (wait4) starts from this process's
+    // own peak (a spawned child shares its memory until exec), which must stay small.
+    const std::size_t huge = std::size_t{64} << 20;
+    const std::string chunk(std::size_t{1} << 20, 'x');
+    std::string tail = "\nafter\n";
+    for (int i = 0; i < 1000; ++i) tail += "ordinary line " + std::to_string(i) + "\n";
+    {
+        std::ofstream in(path("in.log"), std::ios::binary);
+        in << "TELEMETRY:";
+        for (std::size_t n = 0; n < huge; n += chunk.size()) in << chunk;
+        in << tail;
+    }
+    for (const bool rejects : {false, true}) {
+        std::vector<std::string> a{"parse", "--passthrough", path("pass.log"), "--stats",
+                                   path("stats.json"), path("in.log")};
+        if (rejects) a.insert(a.end(), {"--rejects", path("rej.jsonl")});
+        std::filesystem::remove(path("pass.log"));
+        const auto p = telecap(a);
+        ASSERT_EQ(p.code, 0) << p;
+        std::ifstream pass(path("pass.log"), std::ios::binary);
+        std::string piece(10, '\0');
+        ASSERT_TRUE(pass.read(piece.data(), 10));
+        EXPECT_EQ(piece, "TELEMETRY:");
+        piece.resize(chunk.size());
+        for (std::size_t n = 0; n < huge; n += chunk.size()) {
+            ASSERT_TRUE(pass.read(piece.data(), static_cast<std::streamsize>(chunk.size())));
+            ASSERT_TRUE(piece == chunk) << "the long line differs near byte " << n;
+        }
+        std::string rest((std::istreambuf_iterator<char>(pass)), std::istreambuf_iterator<char>());
+        EXPECT_EQ(rest, tail);  // `after` and the 1,000 lines, none dropped
+        rapidjson::Document st;
+        ASSERT_EQ(json_error(read_file(path("stats.json")), st), "");
+        EXPECT_EQ(st["rejected"]["oversize"].GetUint64(), 1u);
+        EXPECT_EQ(st["streams"][path("pass.log").c_str()]["dropped_lines"].GetUint64(), 0u);
+        // What telecap holds of the line is bounded by its limits (1 MiB head, the stream's
+        // soft limit), not by the line.
+        EXPECT_LT(p.maxrss_kb, 32 * 1024) << "peak RSS " << p.maxrss_kb << " kB";
+    }
 }
 
 TEST_F(CliTest, MultipleJsonlOutputsGetIdenticalFiles) {

@@ -781,6 +781,88 @@ TEST(RunFaults, EventsAndPassThroughOnOneStreamNeverCutEachOther) {
     EXPECT_FALSE(timed_out);
 }
 
+// A worker that writes to the stdout it would inherit while events go to stdout (the default
+// -o jsonl): its stdout is captured by default and goes through the events' writer, so every
+// line read back is whole (150 of 40,000 were mangled before, with no warning).
+TEST(RunFaults, AWorkersStdoutNeverCutsIntoTheEventsOnStdout) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    const long n = 20000;
+    const std::string lines = std::to_string(n);
+    const pid_t pid = faults::start_with(
+        telecap_run({"--stats", temp_path("stdout-shared.json")},
+                    {"/bin/sh", "-c", "\"$0\" " + lines + " plain fd=stdout & \"$0\" " + lines +
+                                          "; wait", FIXTURE_WRITE_LINES}),
+        -1, fds[1], -1);
+    ::close(fds[1]);
+    const std::string out = drain_fd(fds[0]);
+    ::close(fds[0]);
+    bool timed_out = false;
+    EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(60), &timed_out), 0);
+    EXPECT_FALSE(timed_out);
+    std::size_t events = 0, plain = 0, bad = 0, pos = 0;
+    const std::regex plain_re("line [0-9]+");
+    while (pos < out.size()) {
+        const auto nl = out.find('\n', pos);
+        const std::string line = out.substr(pos, nl == std::string::npos ? nl : nl - pos);
+        pos = nl == std::string::npos ? out.size() : nl + 1;
+        if (line.rfind("{\"event\":[", 0) == 0 && line.back() == '}' &&
+            count(line, "{\"event\":[") == 1)
+            ++events;
+        else if (std::regex_match(line, plain_re))
+            ++plain;
+        else if (++bad < 5)
+            ADD_FAILURE() << "mangled line: " << line.substr(0, 200);
+    }
+    EXPECT_EQ(bad, 0u);
+    EXPECT_EQ(plain, static_cast<std::size_t>(n));
+    EXPECT_EQ(events, static_cast<std::size_t>(n + 2));  // + spawned, terminated
+}
+
+// Two workers: one streams a line longer than --max-line and keeps it open for 3 s; the other
+// writes a line at once and another 1.5 s later. Before, the second write forced the held
+// lines out inside the long line ("xxx[default-1] progress b line 1"), counted nowhere. Now
+// the first waits at most the mux's bound (1 s), then the long line is split and marked.
+TEST(RunCapture, AnotherWorkersLineIsNeverWrittenInsideALongLine) {
+    const std::string flag = temp_path("long-open");
+    const std::string stats = temp_path("split.json");
+    // The workers' waits are the scenario (a line left open, a line later), not handshakes;
+    // worker 1 starts once worker 0's head is out (the flag).
+    const std::string script =
+        "if [ \"$TELECAP_WORKER_ID\" = default-0 ]; then"
+        "  printf '%0200d' 0 | tr 0 x >&2; : > " + flag + "; sleep 3; printf 'yyyy\\n' >&2;"
+        " else"
+        "  while [ ! -e " + flag + " ]; do sleep 0.01; done; echo 'progress b line 1' >&2;"
+        "  sleep 1.5; echo 'progress b line 2' >&2;"
+        " fi";
+    const auto r = run(telecap_run({"--instances", "2", "--label", "--max-line", "64", "-o",
+                                    "null", "--stats", stats},
+                                   {"/bin/sh", "-c", script}),
+                       "split");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string x(200, 'x');
+    EXPECT_EQ(r.err.find("xxx[default-1]"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err, "[default-0] " + x + "\n[default-1] progress b line 1\n" +
+                         "[default-1] progress b line 2\n[default-0] [telecap: continued] yyyy\n");
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"long_lines_split\":1,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"telecap_long_lines_split_total\":1"), std::string::npos) << s;
+}
+
+// A worker's last line without a newline gets one when its pipe ends, so the next line on the
+// stream (another worker's) cannot glue to it; counted.
+TEST(RunCapture, AnUnterminatedLastLineIsEndedAndCounted) {
+    const std::string stats = temp_path("partial.json");
+    const auto r = run(telecap_run({"-o", "null", "--stats", stats},
+                                   {FIXTURE_WRITE_LINES, "2", "plain", "partial"}),
+                       "partial");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "line 1\nline 2\nline 3\n");
+    const std::string s = read_file(stats);
+    EXPECT_NE(s.find("\"partial_lines\":1,"), std::string::npos) << s;
+    EXPECT_NE(s.find("\"telecap_partial_lines_total\":1"), std::string::npos) << s;
+}
+
 TEST(RunFaults, AStalledStderrReaderNeverFreezesTheSupervisor) {
     // telecap's stderr is a pipe nobody reads, and the worker floods it with log lines, then
     // hangs. SIGTERM must still stop the worker and telecap within the grace period (before,

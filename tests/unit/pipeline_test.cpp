@@ -418,9 +418,12 @@ TEST(Pipeline, StatsJsonNamesEveryCounter) {
     s.rejected_for(reject_reason::bad_measurement) = 8;
     s.dropped_for(drop_reason::shutdown) = 9;
     s.handler_failures = 10;
+    s.long_lines_split = 11;
+    s.partial_lines = 12;
     EXPECT_EQ(stats_to_json(s),
               R"({"bytes":1,"lines":2,"telemetry_lines":3,"events":4,"passthrough_lines":5,)"
-              R"("emitter_errors":6,"long_lines":7,"rejected":{"invalid_json":0,"bad_shape":0,)"
+              R"("emitter_errors":6,"long_lines":7,"long_lines_split":11,"partial_lines":12,)"
+              R"("rejected":{"invalid_json":0,"bad_shape":0,)"
               R"("invalid_utf8":0,"oversize":0,"too_deep":0,"unknown_event":0,)"
               R"("unknown_measurement":0,"bad_measurement":8},"dropped":{"queue_full":0,)"
               R"("shutdown":9,"output":0},"handler_failures":10})"

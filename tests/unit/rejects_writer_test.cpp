@@ -42,6 +42,25 @@ protected:
     std::shared_ptr<stream_writer> out;
 };
 
+TEST_F(RejectsWriterTest, AnOversizeLinesRecordKeepsAtMost64KiBOfItsHead) {
+    rejects_writer rw(out);
+    // A head of --max-line bytes (up to 1 GiB): the record keeps 64 KiB of it, cut before
+    // the 3-byte character that straddles the limit rather than inside it.
+    std::string head = "TELEMETRY:" + std::string(rejects_writer::max_head - 11, 'a');
+    head += "\xe2\x82\xac";  // U+20AC across the 64 KiB mark
+    head += std::string(std::size_t{1} << 20, 'b');
+    rw.write({reject_reason::oversize, "too long", 1, 1 << 20, head, true}, "w");
+    rw.write({reject_reason::invalid_json, "", 2, 0, head.substr(0, 100000), false}, "w");
+    const auto lines = written();
+    ASSERT_EQ(lines.size(), 2u);
+    rapidjson::Document d;
+    ASSERT_FALSE(d.Parse(lines[0].c_str()).HasParseError());
+    EXPECT_EQ(std::string(d["text"].GetString()), head.substr(0, rejects_writer::max_head - 1));
+    EXPECT_TRUE(d["truncated"].GetBool());
+    ASSERT_FALSE(d.Parse(lines[1].c_str()).HasParseError());
+    EXPECT_EQ(d["text"].GetStringLength(), 100000u);  // a whole line is never cut
+}
+
 TEST_F(RejectsWriterTest, OneJsonObjectPerReject) {
     rejects_writer rw(out);
     EXPECT_EQ(rw.writer(), out.get());
