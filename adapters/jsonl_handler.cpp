@@ -9,9 +9,9 @@ constexpr std::size_t batch_bytes = 64 * 1024;
 }
 
 void jsonl_handler::handle(const event& ev) {
-    append_event_json(buf_, ev);
+    json_.append(ev);
     ++batched_;
-    if (buf_.size() >= batch_bytes) hand_over();
+    if (json_.size() >= batch_bytes) hand_over();
 }
 
 void jsonl_handler::flush() { hand_over(); }
@@ -21,6 +21,7 @@ void jsonl_handler::hand_over() {
     if (wait_)
         while (out_->congested() && !out_->given_up() && !out_->closing())
             out_->wait_room(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    json_.take(buf_);
     if (out_->append_owned(buf_, batched_))
         written_.fetch_add(batched_, std::memory_order_relaxed);
     else

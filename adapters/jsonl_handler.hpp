@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "telecap/capture/event_json.hpp"
 #include "telecap/capture/handler.hpp"
 #include "telecap/io/stream_writer.hpp"
 
@@ -37,7 +38,8 @@ private:
 
     std::shared_ptr<stream_writer> out_;
     bool wait_;
-    std::string buf_;
+    event_json_writer json_;  // the batch being written
+    std::string buf_;         // handed to the stream (swapped, not copied)
     std::uint64_t batched_ = 0;
     std::atomic<std::uint64_t> written_{0};
     std::atomic<std::uint64_t> dropped_{0};
