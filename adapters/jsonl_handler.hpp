@@ -1,7 +1,7 @@
 #pragma once
 // Output: events as JSON lines (the output contract, capture/event_json.hpp) to a stream
 // (stdout, a file: io/stream_writer.hpp). Lines are batched here and handed to the stream's
-// writer when 64 KiB are waiting and at each flush() (the dispatcher running dry, and after
+// writer when 256 KiB are waiting and at each flush() (the dispatcher running dry, and after
 // every read in `telecap parse`), so the stream is written as events come, never cut.
 //
 // When the stream is congested (its reader is slow): with `wait` the handler waits for room
