@@ -1,7 +1,7 @@
 #pragma once
 // Output: events as JSON lines (the output contract, capture/event_json.hpp) to a stream
 // (stdout, a file: io/stream_writer.hpp). Lines are batched here and handed to the stream's
-// writer when 64 KiB are waiting and at each flush() (the dispatcher running dry, and after
+// writer when 256 KiB are waiting and at each flush() (the dispatcher running dry, and after
 // every read in `telecap parse`), so the stream is written as events come, never cut.
 //
 // When the stream is congested (its reader is slow): with `wait` the handler waits for room
@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "telecap/capture/event_json.hpp"
 #include "telecap/capture/handler.hpp"
 #include "telecap/io/stream_writer.hpp"
 
@@ -37,7 +38,8 @@ private:
 
     std::shared_ptr<stream_writer> out_;
     bool wait_;
-    std::string buf_;
+    event_json_writer json_;  // the batch being written
+    std::string buf_;         // handed to the stream (swapped, not copied)
     std::uint64_t batched_ = 0;
     std::atomic<std::uint64_t> written_{0};
     std::atomic<std::uint64_t> dropped_{0};

@@ -79,7 +79,9 @@ feed_result feed_input(const std::string& input, const catalog& cat, const captu
     }
     capture_pipeline pipeline(cat, make_context(o), make_pipeline_options(o), events, pass,
                               rejects, stats);
-    static char buf[64 * 1024];
+    // Large reads: each one ends with a flush of the outputs, which hands a batch to each
+    // stream's writer thread (a wake-up). A pipe still returns what it has at once.
+    static char buf[256 * 1024];
     feed_result result = feed_result::ok;
     while (true) {
         pollfd p[2] = {{fd, POLLIN, 0}, {stop.fd(), POLLIN, 0}};

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Best CPU time (user + sys, microsecond resolution) of each command over N interleaved runs.
 
-Usage: cpu_time.py N "cmd A" "cmd B" ...   Prints one line per command: its best seconds.
-Interleaving the commands and keeping each one's minimum is what makes a ratio between them
-meaningful on a shared VM, where CPU time moves by tens of percent from minute to minute.
+Usage: cpu_time.py [--median] N "cmd A" "cmd B" ...   Prints one line per command: its best
+seconds (with --median: "best median"). Interleaving the commands and keeping each one's minimum
+is what makes a ratio between them meaningful on a shared VM, where CPU time moves by tens of
+percent from minute to minute.
 """
 import resource
+import statistics
 import subprocess
 import sys
 
@@ -19,14 +21,18 @@ def run(cmd):
 
 
 def main():
-    n = int(sys.argv[1])
-    cmds = sys.argv[2:]
-    best = [float("inf")] * len(cmds)
+    args = sys.argv[1:]
+    median = args[:1] == ["--median"]
+    if median:
+        args = args[1:]
+    n = int(args[0])
+    cmds = args[1:]
+    times = [[] for _ in cmds]
     for _ in range(n):
         for i, cmd in enumerate(cmds):
-            best[i] = min(best[i], run(cmd))
-    for b in best:
-        print(f"{b:.3f}")
+            times[i].append(run(cmd))
+    for t in times:
+        print(f"{min(t):.3f} {statistics.median(t):.3f}" if median else f"{min(t):.3f}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 #include "capture/event_json.hpp"
 
-#include <array>
+#include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
+#include "capture/string_table.hpp"
 #include "capture/utf8.hpp"
 
 namespace telecap {
@@ -23,40 +26,177 @@ constexpr auto special = [] {
     return t;
 }();
 
-// Writes into space reserved up front: the per-event path does no capacity checks.
+constexpr std::uint64_t ones = 0x0101010101010101ull;
+
+// The high bit of each byte of `w` that `special` marks, eight at a time. A subtraction that
+// borrows only starts at a special byte, so the lowest marked byte is always exact (bytes
+// above it may be marked falsely; only the first is used).
+constexpr std::uint64_t special_bytes(std::uint64_t w) noexcept {
+    return ((w - ones * 0x20) | ((w ^ (ones * '"')) - ones) | ((w ^ (ones * '\\')) - ones) | w) &
+           (ones * 0x80);
+}
+
+// The n (1..7) bytes at q in the low bytes of a word, the bytes above them clean ('a'). Two
+// overlapping loads, so nothing past q + n is read.
+inline std::uint64_t tail_word(const unsigned char* q, std::size_t n) noexcept {
+    std::uint64_t w;
+    if (n >= 4) {
+        std::uint32_t a, b;
+        std::memcpy(&a, q, 4);
+        std::memcpy(&b, q + n - 4, 4);
+        w = a | (std::uint64_t{b} << (8 * (n - 4)));
+    } else {
+        w = q[0] | (std::uint64_t{q[n / 2]} << (8 * (n / 2))) |
+            (std::uint64_t{q[n - 1]} << (8 * (n - 1)));
+    }
+    return w | ((ones * 'a') << (8 * n));
+}
+
+constexpr auto digit_pairs = [] {
+    std::array<char, 200> t{};
+    for (int i = 0; i < 100; ++i) {
+        t[static_cast<std::size_t>(2 * i)] = static_cast<char>('0' + i / 10);
+        t[static_cast<std::size_t>(2 * i + 1)] = static_cast<char>('0' + i % 10);
+    }
+    return t;
+}();
+
+// Exactly 2, 4 or 8 digits (leading zeros kept).
+inline char* digits2(char* p, std::uint32_t v) noexcept {
+    std::memcpy(p, &digit_pairs[2 * v], 2);
+    return p + 2;
+}
+inline char* digits4(char* p, std::uint32_t v) noexcept {
+    digits2(p, v / 100);
+    return digits2(p + 2, v % 100);
+}
+inline char* digits8(char* p, std::uint32_t v) noexcept {
+    digits4(p, v / 10000);
+    return digits4(p + 4, v % 10000);
+}
+// v < 10^4 without leading zeros.
+inline char* digits_upto4(char* p, std::uint32_t v) noexcept {
+    if (v < 10) {
+        *p = static_cast<char>('0' + v);
+        return p + 1;
+    }
+    if (v < 100) return digits2(p, v);
+    if (v < 1000) {
+        *p = static_cast<char>('0' + v / 100);
+        return digits2(p + 1, v % 100);
+    }
+    return digits4(p, v);
+}
+// v < 10^8 without leading zeros.
+inline char* digits_upto8(char* p, std::uint32_t v) noexcept {
+    if (v < 10000) return digits_upto4(p, v);
+    return digits4(digits_upto4(p, v / 10000), v % 10000);
+}
+
+// The same digits as std::to_chars, in 8-digit blocks of 32-bit arithmetic.
+inline char* write_u64(char* p, std::uint64_t v) noexcept {
+    constexpr std::uint64_t e8 = 100000000;
+    if (v < e8) return digits_upto8(p, static_cast<std::uint32_t>(v));
+    if (v < e8 * e8) {
+        p = digits_upto8(p, static_cast<std::uint32_t>(v / e8));
+        return digits8(p, static_cast<std::uint32_t>(v % e8));
+    }
+    const std::uint64_t hi = v / e8;  // < 1.9e11
+    p = digits_upto4(p, static_cast<std::uint32_t>(hi / e8));
+    p = digits8(p, static_cast<std::uint32_t>(hi % e8));
+    return digits8(p, static_cast<std::uint32_t>(v % e8));
+}
+
+inline char* write_i64(char* p, std::int64_t v) noexcept {
+    if (v >= 0) return write_u64(p, static_cast<std::uint64_t>(v));
+    *p++ = '-';
+    return write_u64(p, std::uint64_t{0} - static_cast<std::uint64_t>(v));  // INT64_MIN too
+}
+
+// Most bytes a number takes (int64: 20; a double: 24 plus ".0"; "-Infinity" quoted: 11).
+constexpr std::size_t number_room = 32;
+// Word-wide stores may write up to 8 bytes past the end of what they mean to write.
+constexpr std::size_t slack = 16;
+
+// Room for a string in the worst case (every byte escaped as \u00XX) plus quotes, a colon and
+// a comma.
+constexpr std::size_t room(std::string_view s) noexcept { return 6 * s.size() + 4; }
+
+// Writes into a std::string from an offset, growing it only at need(): the per-byte paths do
+// no capacity checks. The string's size is scratch room; the caller trims it to offset().
 class raw_writer {
 public:
-    explicit raw_writer(char* p) : p_(p) {}
-    char* end() const noexcept { return p_; }
+    // `page`: grow in steps of this many bytes (a power of two; 1: just what is needed).
+    raw_writer(std::string& s, std::size_t at, std::size_t page = 1) noexcept
+        : s_(s), p_(s.data() + at), lim_(s.data() + s.size()), page_mask_(page - 1) {}
+    std::size_t offset() const noexcept { return static_cast<std::size_t>(p_ - s_.data()); }
+
+    // Room for n more bytes (and the slack of word-wide stores).
+    void need(std::size_t n) {
+        if (static_cast<std::size_t>(lim_ - p_) < n + slack) grow(n + slack);
+    }
 
     void lit(std::string_view s) noexcept {
         std::memcpy(p_, s.data(), s.size());
         p_ += s.size();
     }
+    template <std::size_t N>
+    void lit(const char (&s)[N]) noexcept {  // a literal: a fixed-size copy the compiler inlines
+        std::memcpy(p_, s, N - 1);
+        p_ += N - 1;
+    }
     void ch(char c) noexcept { *p_++ = c; }
-    void i64(std::int64_t v) noexcept { p_ = std::to_chars(p_, p_ + 24, v).ptr; }
+    void i64(std::int64_t v) noexcept { p_ = write_i64(p_, v); }
     void dbl(double d) noexcept {
         if (std::isnan(d)) return lit("\"NaN\"");
         if (std::isinf(d)) return lit(d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
         char* const start = p_;
         p_ = std::to_chars(p_, p_ + 32, d).ptr;  // shortest round-trip form
         // Keep a "." or an exponent so that the value reads back as a double.
-        if (std::string_view(start, static_cast<std::size_t>(p_ - start)).find_first_of(".e") ==
-            std::string_view::npos)
-            lit(".0");
+        for (const char* q = start; q < p_; ++q)
+            if (*q == '.' || *q == 'e') return;
+        lit(".0");
     }
     void str(std::string_view s) noexcept {
         *p_++ = '"';
         const auto* q = reinterpret_cast<const unsigned char*>(s.data());
-        const auto* end = q + s.size();
+        const auto* const end = q + s.size();
         while (q < end) {
-            const auto* run = q;
-            while (q < end && !special[*q]) ++q;
-            lit({reinterpret_cast<const char*>(run), static_cast<std::size_t>(q - run)});
-            if (q == end) break;
+            if constexpr (std::endian::native == std::endian::little) {
+                // Eight bytes at a time: copy the word whole, keep its clean prefix.
+                std::uint64_t m = 0;
+                while (end - q >= 8) {
+                    std::uint64_t w;
+                    std::memcpy(&w, q, 8);
+                    std::memcpy(p_, &w, 8);
+                    if ((m = special_bytes(w))) break;
+                    p_ += 8;
+                    q += 8;
+                }
+                if (!m && q < end) {
+                    // The last 1..7 bytes as one word, padded with clean bytes (no read past
+                    // the end): short keys and values take this path only.
+                    const auto n = static_cast<std::size_t>(end - q);
+                    const std::uint64_t w = tail_word(q, n);
+                    std::memcpy(p_, &w, 8);
+                    m = special_bytes(w);
+                    if (!m) {
+                        p_ += n;
+                        break;
+                    }
+                }
+                if (!m) break;
+                const auto k = static_cast<std::size_t>(std::countr_zero(m) >> 3);
+                p_ += k;
+                q += k;
+            } else {
+                while (q < end && !special[*q]) *p_++ = static_cast<char>(*q++);
+                if (q == end) break;
+            }
             if (*q >= 0x80) {
                 if (const std::size_t n = utf8_sequence_length(q, end)) {
-                    lit({reinterpret_cast<const char*>(q), n});
+                    std::memcpy(p_, q, n);
+                    p_ += n;
                     q += n;
                 } else {
                     lit("\xEF\xBF\xBD");  // U+FFFD for a byte that is not UTF-8
@@ -70,6 +210,15 @@ public:
     }
 
 private:
+    [[gnu::noinline]] void grow(std::size_t n) {
+        const std::size_t at = offset();
+        // Only what is needed now, in pages: resize() zero-fills, and a batch's buffer that
+        // came back with a large capacity must not be cleared whole each time.
+        s_.resize((at + n + page_mask_) & ~page_mask_);
+        p_ = s_.data() + at;
+        lim_ = s_.data() + s_.size();
+    }
+
     void escape(unsigned char c) noexcept {
         switch (c) {
             case '"': lit("\\\""); break;
@@ -86,39 +235,31 @@ private:
         }
     }
 
+    std::string& s_;
     char* p_;
+    char* lim_;
+    std::size_t page_mask_;
 };
 
-// Room for a string in the worst case (every byte escaped as \u00XX) plus quotes and a comma.
-constexpr std::size_t room(std::string_view s) noexcept { return 6 * s.size() + 3; }
-constexpr std::size_t number_room = 40;
-
-std::size_t bound(const event& ev) noexcept {
-    std::size_t n = 128;  // the fixed keys and punctuation
-    for (const auto& p : ev.name) n += room(p);
-    for (const auto& [k, v] : ev.measurements) {
-        n += room(k) + 1;
-        const auto* s = std::get_if<std::string>(&v);
-        n += s ? room(*s) : number_room;
+// {"event":[...],"measurements":{
+void write_head(raw_writer& w, const std::vector<std::string>& name) {
+    w.need(32);
+    w.lit("{\"event\":[");
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        w.need(room(name[i]));
+        if (i) w.ch(',');
+        w.str(name[i]);
     }
-    for (const auto& [k, v] : ev.metadata) {
-        n += room(k) + 1;
-        const auto* s = std::get_if<std::string>(&v);
-        n += s ? room(*s) : number_room;
-    }
-    if (ev.correlation_id) n += room(*ev.correlation_id);
-    return n + number_room;
+    w.need(32);
+    w.lit("],\"measurements\":{");
 }
 
-void write_event(raw_writer& w, const event& ev) {
-    w.lit("{\"event\":[");
-    for (std::size_t i = 0; i < ev.name.size(); ++i) {
-        if (i) w.ch(',');
-        w.str(ev.name[i]);
-    }
-    w.lit("],\"measurements\":{");
+// The rest of the event after its head.
+void write_body(raw_writer& w, const event& ev) {
     bool first = true;
     for (const auto& [k, v] : ev.measurements) {
+        const auto* s = std::get_if<std::string>(&v);
+        w.need(room(k) + (s ? room(*s) : number_room));
         if (!first) w.ch(',');
         first = false;
         w.str(k);
@@ -128,46 +269,60 @@ void write_event(raw_writer& w, const event& ev) {
         else if (const auto* d = std::get_if<double>(&v))
             w.dbl(*d);
         else
-            w.str(std::get<std::string>(v));
+            w.str(*s);
     }
+    w.need(32);
     w.lit("},\"metadata\":{");
     first = true;
     for (const auto& [k, v] : ev.metadata) {
+        const auto* s = std::get_if<std::string>(&v);
+        w.need(room(k) + (s ? room(*s) : number_room));
         if (!first) w.ch(',');
         first = false;
         w.str(k);
         w.ch(':');
-        if (const auto* s = std::get_if<std::string>(&v))
+        if (s)
             w.str(*s);
         else if (const auto* i = std::get_if<std::int64_t>(&v))
             w.i64(*i);
         else
             w.lit("null");
     }
+    w.need(64);
     w.lit("},\"timestamp_ns\":");
     w.i64(ev.timestamp_ns);
     w.lit(",\"correlation_id\":");
-    if (ev.correlation_id)
+    if (ev.correlation_id) {
+        w.need(room(*ev.correlation_id) + 4);
         w.str(*ev.correlation_id);
-    else
+    } else {
         w.lit("null");
+    }
     w.lit("}\n");
 }
 
-// Runs `write` on a raw_writer over `room` bytes reserved at the end of `out`.
+bool same_name(const std::vector<std::string>& a, const std::vector<std::string>& b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (!same_string(a[i], b[i])) return false;
+    return true;
+}
+
+// Runs `write` on a raw_writer appending to `out`, then trims `out` to what was written.
 template <typename F>
-void append_with(std::string& out, std::size_t room, F write) {
-    const std::size_t start = out.size();
-    out.resize(start + room);
-    raw_writer w(out.data() + start);
+void append_with(std::string& out, F write) {
+    raw_writer w(out, out.size());
     write(w);
-    out.resize(static_cast<std::size_t>(w.end() - out.data()));
+    out.resize(w.offset());
 }
 
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
-    append_with(out, room(s), [&](raw_writer& w) { w.str(s); });
+    append_with(out, [&](raw_writer& w) {
+        w.need(room(s));
+        w.str(s);
+    });
 }
 
 void append_json_string_array(std::string& out, const std::vector<std::string>& list) {
@@ -180,11 +335,64 @@ void append_json_string_array(std::string& out, const std::vector<std::string>& 
 }
 
 void append_json_double(std::string& out, double d) {
-    append_with(out, number_room, [&](raw_writer& w) { w.dbl(d); });
+    append_with(out, [&](raw_writer& w) {
+        w.need(number_room);
+        w.dbl(d);
+    });
 }
 
 void append_event_json(std::string& out, const event& ev) {
-    append_with(out, bound(ev), [&](raw_writer& w) { write_event(w, ev); });
+    append_with(out, [&](raw_writer& w) {
+        write_head(w, ev.name);
+        write_body(w, ev);
+    });
+}
+
+event_json_writer::name_head& event_json_writer::head_slot(const event& ev) {
+    // Catalog entries sit apart by their size: a multiplicative hash spreads them.
+    constexpr std::size_t mask = std::tuple_size_v<decltype(heads_)> - 1;
+    const auto h = reinterpret_cast<std::uintptr_t>(ev.name_id) * 0x9E3779B97F4A7C15ull;
+    std::size_t i = static_cast<std::size_t>(h >> 58) & mask;
+    for (; heads_[i].id; i = (i + 1) & mask)
+        if (heads_[i].id == ev.name_id) return heads_[i];  // the caller checks the name
+    if (2 * (heads_used_ + 1) > heads_.size()) {
+        for (auto& e : heads_) e.id = nullptr;
+        heads_used_ = 0;
+        i = static_cast<std::size_t>(h >> 58) & mask;
+    }
+    ++heads_used_;
+    heads_[i].id = ev.name_id;
+    heads_[i].name.clear();
+    heads_[i].text.clear();
+    return heads_[i];
+}
+
+void event_json_writer::append(const event& ev) {
+    raw_writer w(buf_, used_, 4096);
+    if (ev.name_id) {
+        name_head& head = head_slot(ev);
+        if (same_name(head.name, ev.name) && !head.text.empty()) {
+            w.need(head.text.size());
+            w.lit(std::string_view(head.text));
+        } else {
+            // An id seen first, or reused for another name: render the head here, keep a copy.
+            const std::size_t start = w.offset();
+            write_head(w, ev.name);
+            head.name = ev.name;
+            head.text.assign(buf_.data() + start, w.offset() - start);
+        }
+    } else {
+        write_head(w, ev.name);
+    }
+    write_body(w, ev);
+    used_ = w.offset();
+}
+
+void event_json_writer::take(std::string& out) {
+    buf_.resize(used_);
+    out.swap(buf_);
+    buf_.clear();
+    used_ = 0;
 }
 
 }  // namespace telecap

@@ -4,6 +4,8 @@
 // Non-finite doubles are written as the strings "NaN", "Infinity", "-Infinity" (protobuf's
 // JSON mapping); finite doubles keep a "." or an exponent so they read back as doubles.
 
+#include <array>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,5 +24,36 @@ void append_json_string(std::string& out, std::string_view s);
 void append_json_string_array(std::string& out, const std::vector<std::string>& list);
 
 void append_json_double(std::string& out, double d);
+
+// Writes a stream of events as JSON lines, byte for byte as append_event_json, into a buffer
+// of its own that is reused: no allocation per event once it has grown to a batch. The
+// `{"event":[...],"measurements":{` head of each name is rendered once and kept per name_id
+// (checked against the event's name on each use, so a reused id never yields a stale name).
+class event_json_writer {
+public:
+    void append(const event& ev);
+
+    std::size_t size() const noexcept { return used_; }
+    bool empty() const noexcept { return used_ == 0; }
+    std::string_view view() const noexcept { return {buf_.data(), used_}; }
+    // Moves what was written into `out` (its old content is discarded; no copy) and starts
+    // over, keeping `out`'s old capacity for the next batch.
+    void take(std::string& out);
+    void clear() noexcept { used_ = 0; }
+
+private:
+    struct name_head {
+        const void* id = nullptr;
+        std::vector<std::string> name;
+        std::string text;
+    };
+    name_head& head_slot(const event& ev);
+
+    std::string buf_;  // buf_[0, used_) is written; the rest is scratch room
+    std::size_t used_ = 0;
+    // Open addressing by name_id, linear probing; cleared when half full (names are few).
+    std::array<name_head, 64> heads_;
+    std::size_t heads_used_ = 0;
+};
 
 }  // namespace telecap

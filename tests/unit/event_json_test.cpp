@@ -8,7 +8,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <random>
 #include <string>
+
+#include "capture/utf8.hpp"
 
 namespace telecap {
 namespace {
@@ -236,6 +239,200 @@ TEST(EventJson, ValidStringsRoundTripThroughAParser) {
     const std::string text = json_string(s);
     ASSERT_EQ(strict_parse_error(text, doc), "");
     EXPECT_EQ(std::string(doc.GetString(), doc.GetStringLength()), s);
+}
+
+// event_json_writer: the batch writer must match append_event_json byte for byte.
+
+std::string written(event_json_writer& w) {
+    std::string out;
+    w.take(out);
+    return out;
+}
+
+TEST(EventJsonWriter, SameBytesAsAppendEventJsonAndTakeStartsOver) {
+    event_json_writer w;
+    const event ev = sample_event();
+    w.append(ev);
+    w.append(ev);
+    EXPECT_EQ(w.size(), 2 * to_json(ev).size());
+    EXPECT_EQ(written(w), to_json(ev) + to_json(ev));
+    EXPECT_TRUE(w.empty());
+    w.append(ev);
+    EXPECT_EQ(written(w), to_json(ev));
+}
+
+TEST(EventJsonWriter, AlternatingNamesNeverGetAStaleHead) {
+    const int ids[3] = {};
+    event a, b, c;
+    a.name = {"snakepit", "python", "call", "stop"};
+    a.name_id = &ids[0];
+    b.name = {"snakepit", "python", "tool", "execution", "stop"};
+    b.name_id = &ids[1];
+    c.name = {"other"};  // no name_id: never cached
+    event_json_writer w;
+    std::string expected;
+    for (int i = 0; i < 5; ++i)
+        for (const event* e : {&a, &b, &c, &a, &a, &c, &b}) {
+            w.append(*e);
+            expected += to_json(*e);
+        }
+    EXPECT_EQ(written(w), expected);
+    EXPECT_EQ(expected.substr(0, expected.find('\n') + 1), to_json(a));
+}
+
+TEST(EventJsonWriter, AnIdReusedForAnotherNameIsNotTrusted) {
+    // A catalog freed and another one allocated at the same address: same id, other name.
+    const int id = 0;
+    event ev;
+    ev.name_id = &id;
+    event_json_writer w;
+    for (const auto& name : {std::vector<std::string>{"a", "b"}, {"a", "c"}, {"x", "b"},
+                             {"a", "b", "c"}, {"a"}, {"a", "b"}}) {
+        ev.name = name;
+        w.append(ev);
+        const std::string out = written(w);
+        EXPECT_EQ(out, to_json(ev));
+        std::string head = "{\"event\":[";
+        for (std::size_t i = 0; i < name.size(); ++i) head += (i ? ",\"" : "\"") + name[i] + "\"";
+        EXPECT_EQ(out.substr(0, head.size() + 1), head + "]") << out;
+    }
+}
+
+TEST(EventJsonWriter, ManyNamesEvictAndStayCorrect) {
+    // More ids than the head table holds: it is cleared and filled again.
+    std::vector<int> ids(300);
+    event_json_writer w;
+    std::string expected;
+    for (int round = 0; round < 3; ++round)
+        for (std::size_t i = 0; i < ids.size(); i += (round + 1)) {
+            event ev;
+            ev.name = {"n" + std::to_string(i)};
+            ev.name_id = &ids[i];
+            ev.timestamp_ns = static_cast<std::int64_t>(i);
+            w.append(ev);
+            expected += to_json(ev);
+        }
+    EXPECT_EQ(written(w), expected);
+}
+
+TEST(EventJsonWriter, EscapedKeysInvalidUtf8AndExtremes) {
+    const int id = 0;
+    event ev;
+    ev.name = {"we\"ird", "n\xffme"};
+    ev.name_id = &id;
+    ev.measurements = {{"k\"ey", std::int64_t{1}},
+                       {"back\\slash\ttab", std::numeric_limits<std::int64_t>::min()},
+                       {"max", std::numeric_limits<std::int64_t>::max()},
+                       {"zero", std::int64_t{0}},
+                       {"big", 1e21},
+                       {"tiny", 5e-324},
+                       {"negzero", -0.0},
+                       {"tenth", 0.1},
+                       {"one", 1.0},
+                       {"nan", std::numeric_limits<double>::quiet_NaN()},
+                       {"ninf", -std::numeric_limits<double>::infinity()},
+                       {"s", std::string("caf\xC3\xA9 \xC3(\x01")}};
+    ev.metadata = {{"\xe2\x82", std::string("v")}, {"ok", std::int64_t{-1}},
+                   {"correlation_id", nullptr}};
+    ev.timestamp_ns = std::numeric_limits<std::int64_t>::min();
+    const std::string expected =
+        R"({"event":["we\"ird","n)" "\xEF\xBF\xBD" R"(me"],"measurements":{"k\"ey":1,)"
+        R"("back\\slash\ttab":-9223372036854775808,"max":9223372036854775807,"zero":0,)"
+        R"("big":1e+21,"tiny":5e-324,"negzero":-0.0,"tenth":0.1,"one":1.0,"nan":"NaN",)"
+        R"("ninf":"-Infinity","s":"caf)" "\xC3\xA9 \xEF\xBF\xBD" R"((\u0001"},)"
+        R"("metadata":{")" "\xEF\xBF\xBD\xEF\xBF\xBD" R"(":"v","ok":-1,"correlation_id":null},)"
+        R"("timestamp_ns":-9223372036854775808,"correlation_id":null})"
+        "\n";
+    EXPECT_EQ(to_json(ev), expected);
+    event_json_writer w;
+    w.append(ev);
+    w.append(ev);  // the second one from the cached head
+    EXPECT_EQ(written(w), expected + expected);
+}
+
+TEST(EventJson, DoublesByteForByte) {
+    EXPECT_EQ(json_double(1e21), "1e+21");
+    EXPECT_EQ(json_double(1e20), "1e+20");  // shortest form: the exponent is shorter
+    EXPECT_EQ(json_double(123456.0), "123456.0");
+    EXPECT_EQ(json_double(5e-324), "5e-324");
+    EXPECT_EQ(json_double(-0.0), "-0.0");
+    EXPECT_EQ(json_double(0.1), "0.1");
+    EXPECT_EQ(json_double(1.0), "1.0");
+    EXPECT_EQ(json_double(std::numeric_limits<double>::max()), "1.7976931348623157e+308");
+    EXPECT_EQ(json_double(std::numeric_limits<double>::quiet_NaN()), "\"NaN\"");
+}
+
+TEST(EventJson, IntegersMatchToString) {
+    std::vector<std::int64_t> values{0, std::numeric_limits<std::int64_t>::min(),
+                                     std::numeric_limits<std::int64_t>::max()};
+    for (std::int64_t p = 1; p <= std::numeric_limits<std::int64_t>::max() / 10; p *= 10)
+        for (std::int64_t v : {p - 1, p, p + 1, -p, -p + 1, -p - 1, 9 * p, 10 * p - 1})
+            values.push_back(v);
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 10000; ++i)
+        values.push_back(static_cast<std::int64_t>(rng() >> (rng() % 64)) * (i % 2 ? 1 : -1));
+    for (std::int64_t v : values) {
+        event ev;
+        ev.name = {"a"};
+        ev.timestamp_ns = v;
+        const std::string text = to_json(ev);
+        const std::string want = "\"timestamp_ns\":" + std::to_string(v) + ",";
+        ASSERT_NE(text.find(want), std::string::npos) << v << ": " << text;
+    }
+}
+
+// The escaping rule, one byte at a time, for comparison with the word-wide escaper.
+std::string reference_json_string(std::string_view s) {
+    std::string out = "\"";
+    const auto* q = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* end = q + s.size();
+    while (q < end) {
+        const unsigned char c = *q;
+        if (c >= 0x80) {
+            const std::size_t n = utf8_sequence_length(q, end);
+            out += n ? std::string(reinterpret_cast<const char*>(q), n) : "\xEF\xBF\xBD";
+            q += n ? n : 1;
+            continue;
+        }
+        ++q;
+        if (c == '"') out += "\\\"";
+        else if (c == '\\') out += "\\\\";
+        else if (c == '\n') out += "\\n";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\b') out += "\\b";
+        else if (c == '\f') out += "\\f";
+        else if (c < 0x20) {
+            char u[8];
+            std::snprintf(u, sizeof u, "\\u%04x", c);
+            out += u;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+TEST(EventJson, EscaperMatchesAByteByByteReference) {
+    // Special bytes at every position of strings around the 8-byte word size, and
+    // sequences cut at word edges.
+    const std::string alphabet = std::string("ab\"\\\n\x01\x1f\x7f ~", 10) + "\0"s +
+                                 "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\xff\x80\xed\xa0";
+    std::mt19937 rng(11);
+    for (int i = 0; i < 20000; ++i) {
+        const std::size_t len = rng() % 40;
+        std::string s;
+        for (std::size_t j = 0; j < len; ++j) s += alphabet[rng() % alphabet.size()];
+        ASSERT_EQ(json_string(s), reference_json_string(s)) << testing::PrintToString(s);
+    }
+    for (std::size_t len = 0; len < 40; ++len)
+        for (std::size_t at = 0; at < len; ++at) {
+            std::string s(len, 'x');
+            for (const char c : {'"', '\\', '\x00', '\x1f', '\xc3', '\xff'}) {
+                s[at] = c;
+                ASSERT_EQ(json_string(s), reference_json_string(s)) << len << " " << at;
+            }
+        }
 }
 
 }  // namespace
