@@ -394,27 +394,4 @@ capture_stats supervisor::totals() const {
     return t;
 }
 
-std::string supervisor::workers_json() const {
-    std::string out = "{";
-    for (const auto& w : workers_) {
-        if (out.size() > 1) out += ',';
-        append_json_string(out, w->id);
-        out += ":{\"pool\":";
-        append_json_string(out, w->pool->name);
-        out += ",\"pid\":" + std::to_string(w->fsm.pid());
-        out += ",\"state\":\"";
-        out += to_string(w->fsm.phase());
-        out += "\",\"restarts\":" + std::to_string(w->fsm.restarts());
-        if (w->fsm.exit_code()) out += ",\"exit_code\":" + std::to_string(*w->fsm.exit_code());
-        out += ",\"lines\":" + std::to_string(w->stats.lines);
-        out += ",\"events\":" + std::to_string(w->stats.events);
-        out += ",\"passthrough_lines\":" + std::to_string(w->stats.passthrough_lines);
-        out += ",\"rejected\":" + std::to_string(w->stats.rejected_total());
-        w->append_gated_json(out);
-        out += '}';
-    }
-    out += '}';
-    return out;
-}
-
 }  // namespace telecap

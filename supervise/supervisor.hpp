@@ -23,7 +23,7 @@
 #include "telecap/capture/catalog.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/control/controls.hpp"
-#include "telecap/control/request.hpp"
+#include "telecap/control/protocol.hpp"
 #include "telecap/dispatch/dispatcher.hpp"
 #include "telecap/io/passthrough.hpp"
 #include "telecap/io/rejects_writer.hpp"
@@ -113,7 +113,7 @@ struct supervisor_io {
     metrics::registry* registry = nullptr;     // optional: per-worker series
 };
 
-class supervisor {
+class supervisor final : public control::target {
 public:
     supervisor(event_loop& loop, supervisor_options o, supervisor_io io);
     ~supervisor();
@@ -133,17 +133,17 @@ public:
     // Counters over all workers, plus the supervisor's own drops. Any thread.
     capture_stats totals() const;
     // {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}
-    // Loop thread, or once run() has returned.
-    std::string workers_json() const;
+    // (control/status.hpp). Loop thread, or once run() has returned.
+    std::string workers_json() const { return control::workers_json(status().workers); }
     using scope = control::scope;
     using scope_kind = control::scope_kind;
     // Merges `update` into the scope's overrides and applies the result to the workers it
     // reaches. Refused (nothing changes) with the problem when the update is invalid or the
     // pool or worker does not exist. Loop thread.
-    std::optional<std::string> set_controls(const scope& where, control::controls update);
+    std::optional<std::string> set_controls(const scope& where, control::controls update) override;
     // Puts the scope's overrides back to what they were at startup (the config's and the
     // CLI's; a worker had none). Refused when the scope does not exist. Loop thread.
-    std::optional<std::string> reset_controls(const scope& where);
+    std::optional<std::string> reset_controls(const scope& where) override;
     // The controls a worker has now (for status and tests). Loop thread.
     std::optional<control::effective_controls> worker_controls(std::string_view id) const;
 
@@ -151,14 +151,18 @@ public:
     // again; their exit status does not count. Start starts stopped or finished workers;
     // restart stops running ones and starts them again at once. Refused when the scope does not
     // exist or telecap is stopping. Returns how many workers it acted on. Loop thread.
-    std::optional<std::string> stop_workers(const scope& where, int* count = nullptr);
-    std::optional<std::string> start_workers(const scope& where, int* count = nullptr);
-    std::optional<std::string> restart_workers(const scope& where, int* count = nullptr);
+    std::optional<std::string> stop_workers(const scope& where, int* count) override;
+    std::optional<std::string> start_workers(const scope& where, int* count) override;
+    std::optional<std::string> restart_workers(const scope& where, int* count) override;
+    int workers_in(const scope& where) const override;
 
-    // {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..}} (docs/control.md).
-    std::string status_json() const;
-    // One control request line in, its reply out (docs/control.md). Loop thread.
-    std::string handle_control(std::string_view line);
+    // The pools and workers now (control/status.hpp). Loop thread.
+    control::status_snapshot status() const override;
+    std::string status_json() const { return control::status_json(status()); }
+    std::optional<std::string> metrics_json() const override;
+    std::optional<std::string> reload_config() override;
+    // One control request line in, its reply out (control/protocol.hpp). Loop thread.
+    std::string handle_control(std::string_view line) { return control::handle(line, *this); }
 
     // Applies a config read again: pools added start, pools removed stop (grace, then SIGKILL)
     // and go, pools whose process spec changed (same_process) restart worker by worker (the

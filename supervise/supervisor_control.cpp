@@ -188,13 +188,19 @@ std::optional<control::effective_controls> supervisor::worker_controls(std::stri
 
 // --- lifecycle on request --------------------------------------------------------------------
 
+namespace {
+template <typename W>
+bool in_scope(const control::scope& where, const W& w) {
+    return where.kind == control::scope_kind::global ||
+           (where.kind == control::scope_kind::pool && w.pool->name == where.name) ||
+           (where.kind == control::scope_kind::worker && w.id == where.name);
+}
+}  // namespace
+
 template <typename F>
 void supervisor::for_each_in(const scope& where, F fn) {
     for (auto& w : workers_)
-        if (where.kind == scope_kind::global ||
-            (where.kind == scope_kind::pool && w->pool->name == where.name) ||
-            (where.kind == scope_kind::worker && w->id == where.name))
-            fn(*w);
+        if (in_scope(where, *w)) fn(*w);
 }
 
 void supervisor::ask_to_stop(worker& w) {
@@ -278,83 +284,46 @@ std::optional<std::string> supervisor::restart_workers(const scope& where, int* 
     });
 }
 
-std::string supervisor::status_json() const {
-    const auto now = clock::now();
-    const auto secs = [](clock::duration d) {
-        return std::chrono::duration<double>(d).count();
-    };
-    std::string out = "{\"uptime_seconds\":";
-    append_json_double(out, secs(now - born_));
-    out += ",\"stopping\":";
-    out += stopping_ ? "true" : "false";
-    out += ",\"pools\":[";
-    for (std::size_t p = 0; p < pools_.size(); ++p) {
-        if (p) out += ',';
-        out += "{\"name\":";
-        append_json_string(out, pools_[p]->spec.name);
-        out += ",\"instances\":" + std::to_string(pools_[p]->spec.instances) + "}";
-    }
-    out += "],\"workers\":{";
-    bool first = true;
-    for (const auto& w : workers_) {
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, w->id);
-        out += ":{\"pool\":";
-        append_json_string(out, w->pool->name);
-        out += ",\"pid\":" + std::to_string(w->fsm.live() ? w->worker_pid : 0);
-        out += ",\"state\":\"";
-        out += to_string(w->fsm.phase());
-        out += "\",\"stopped_on_request\":";
-        out += w->held ? "true" : "false";
-        out += ",\"restarts\":" + std::to_string(w->fsm.restarts());
-        out += ",\"uptime_seconds\":";
-        append_json_double(out, w->fsm.live() ? secs(now - w->fsm.started_at()) : 0.0);
-        if (w->fsm.exit_code()) out += ",\"exit_code\":" + std::to_string(*w->fsm.exit_code());
-        out += ",\"events\":" + std::to_string(w->stats.events);
-        w->append_gated_json(out);
-        out += ",\"controls\":";
-        control::append_controls_json(out, w->gate.controls());
-        out += '}';
-    }
-    out += "}}";
-    return out;
+int supervisor::workers_in(const scope& where) const {
+    int n = 0;
+    for (const auto& w : workers_) n += in_scope(where, *w) ? 1 : 0;
+    return n;
 }
 
-std::string supervisor::handle_control(std::string_view line) {
-    control::request r;
-    if (auto e = control::parse_request(line, r)) return control::error_reply(*e);
-    int n = 0;
-    std::optional<std::string> problem;
-    switch (r.cmd) {
-        case control::command::status: {
-            const std::string s = status_json();  // an object with members: spliced in
-            return "{\"ok\":true," + s.substr(1);
-        }
-        case control::command::stats:
-            if (!io_.registry) return control::error_reply("no registry to read");
-            return control::ok_reply(",\"metrics\":" + metrics::to_json(io_.registry->snapshot()));
-        case control::command::toggle:
-        case control::command::sample:
-        case control::command::filter:
-        case control::command::rate_limit:
-            problem = set_controls(r.where, r.update);
-            if (!problem) for_each_in(r.where, [&](worker&) { ++n; });
-            break;
-        case control::command::reset:
-            problem = reset_controls(r.where);
-            if (!problem) for_each_in(r.where, [&](worker&) { ++n; });
-            break;
-        case control::command::start: problem = start_workers(r.where, &n); break;
-        case control::command::stop: problem = stop_workers(r.where, &n); break;
-        case control::command::restart: problem = restart_workers(r.where, &n); break;
-        case control::command::reload:
-            if (!o_.reload) return control::error_reply("telecap was started without --config: "
-                                                        "there is nothing to reload");
-            return o_.reload();
+control::status_snapshot supervisor::status() const {
+    const auto now = clock::now();
+    const auto secs = [](clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    control::status_snapshot s;
+    s.uptime_seconds = secs(now - born_);
+    s.stopping = stopping_;
+    for (const auto& p : pools_) s.pools.push_back({p->spec.name, p->spec.instances});
+    for (const auto& w : workers_) {
+        control::worker_status ws;
+        ws.id = w->id;
+        ws.pool = w->pool->name;
+        ws.pid = w->fsm.pid();
+        ws.worker_pid = w->fsm.live() ? w->worker_pid : 0;
+        ws.state = to_string(w->fsm.phase());
+        ws.stopped_on_request = w->held;
+        ws.restarts = w->fsm.restarts();
+        ws.uptime_seconds = w->fsm.live() ? secs(now - w->fsm.started_at()) : 0.0;
+        ws.exit_code = w->fsm.exit_code();
+        ws.stats = &w->stats;
+        for (std::size_t v = 0; v < w->gated.size(); ++v) ws.gated[v] = w->gated[v];
+        ws.controls = &w->gate.controls();
+        s.workers.push_back(ws);
     }
-    if (problem) return control::error_reply(*problem);
-    return control::ok_reply(",\"workers\":" + std::to_string(n));
+    return s;
+}
+
+std::optional<std::string> supervisor::metrics_json() const {
+    if (!io_.registry) return std::nullopt;
+    return metrics::to_json(io_.registry->snapshot());
+}
+
+std::optional<std::string> supervisor::reload_config() {
+    if (!o_.reload) return std::nullopt;
+    return o_.reload();
 }
 
 }  // namespace telecap

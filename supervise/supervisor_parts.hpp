@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "control/gates.hpp"
+#include "control/request.hpp"
 #include "supervise/supervisor.hpp"
 
 namespace telecap {
@@ -75,17 +76,6 @@ struct supervisor::worker {
     control::effective_controls ctl_state;
 
     explicit worker(const spawn::restart_options& r) : fsm(r) {}
-    // ,"dropped":{"disabled":N,"sampled":N,...}: what its gates removed, by verdict.
-    void append_gated_json(std::string& out) const {
-        out += ",\"dropped\":{";
-        for (std::size_t v = 1; v < gated.size(); ++v) {
-            if (v > 1) out += ',';
-            out += '"';
-            out += control::to_string(static_cast<control::verdict>(v));
-            out += "\":" + std::to_string(gated[v]);
-        }
-        out += '}';
-    }
     worker_context context() const {
         worker_context ctx;
         ctx.worker_id = id;

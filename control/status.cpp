@@ -1,0 +1,86 @@
+#include "control/status.hpp"
+
+#include "capture/event_json.hpp"
+#include "control/request.hpp"
+
+namespace telecap::control {
+
+namespace {
+
+// ,"dropped":{"disabled":N,"sampled":N,...}: what the worker's gates removed, by verdict.
+void append_gated(std::string& out, const worker_status& w) {
+    out += ",\"dropped\":{";
+    for (std::size_t v = 1; v < w.gated.size(); ++v) {
+        if (v > 1) out += ',';
+        out += '"';
+        out += to_string(static_cast<verdict>(v));
+        out += "\":" + std::to_string(w.gated[v]);
+    }
+    out += '}';
+}
+
+void append_head(std::string& out, const worker_status& w, long pid) {
+    append_json_string(out, w.id);
+    out += ":{\"pool\":";
+    append_json_string(out, w.pool);
+    out += ",\"pid\":" + std::to_string(pid);
+    out += ",\"state\":\"";
+    out += w.state;
+    out += '"';
+}
+
+}  // namespace
+
+std::string status_json(const status_snapshot& s) {
+    std::string out = "{\"uptime_seconds\":";
+    append_json_double(out, s.uptime_seconds);
+    out += ",\"stopping\":";
+    out += s.stopping ? "true" : "false";
+    out += ",\"pools\":[";
+    for (std::size_t p = 0; p < s.pools.size(); ++p) {
+        if (p) out += ',';
+        out += "{\"name\":";
+        append_json_string(out, s.pools[p].name);
+        out += ",\"instances\":" + std::to_string(s.pools[p].instances) + "}";
+    }
+    out += "],\"workers\":{";
+    for (std::size_t i = 0; i < s.workers.size(); ++i) {
+        const auto& w = s.workers[i];
+        if (i) out += ',';
+        append_head(out, w, w.worker_pid);
+        out += ",\"stopped_on_request\":";
+        out += w.stopped_on_request ? "true" : "false";
+        out += ",\"restarts\":" + std::to_string(w.restarts);
+        out += ",\"uptime_seconds\":";
+        append_json_double(out, w.uptime_seconds);
+        if (w.exit_code) out += ",\"exit_code\":" + std::to_string(*w.exit_code);
+        out += ",\"events\":" + std::to_string(w.stats->events);
+        append_gated(out, w);
+        out += ",\"controls\":";
+        append_controls_json(out, *w.controls);
+        out += '}';
+    }
+    out += "}}";
+    return out;
+}
+
+std::string workers_json(const std::vector<worker_status>& workers) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+        const auto& w = workers[i];
+        if (i) out += ',';
+        append_head(out, w, w.pid);
+        out += ",\"restarts\":" + std::to_string(w.restarts);
+        if (w.exit_code) out += ",\"exit_code\":" + std::to_string(*w.exit_code);
+        out += ",\"lines\":" + std::to_string(w.stats->lines);
+        out += ",\"events\":" + std::to_string(w.stats->events);
+        out += ",\"passthrough_lines\":" + std::to_string(w.stats->passthrough_lines);
+        out += ",\"rejected\":" + std::to_string(w.stats->rejected_total());
+        append_gated(out, w);
+        out += '}';
+    }
+    out += '}';
+    return out;
+}
+
+}  // namespace telecap::control

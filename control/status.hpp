@@ -1,0 +1,52 @@
+#pragma once
+// What `ctl status` and `--stats`' "workers" say about the pools and workers: a snapshot the
+// supervisor fills in, written as JSON here (docs/control.md, docs/contract.md section 7).
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "telecap/capture/stats.hpp"
+#include "telecap/control/controls.hpp"
+#include "telecap/control/gates.hpp"
+
+namespace telecap::control {
+
+struct worker_status {
+    std::string_view id;
+    std::string_view pool;
+    long pid = 0;         // the process telecap waits for (its guard, when there is one)
+    long worker_pid = 0;  // the worker's own, 0 when not running
+    std::string_view state;
+    bool stopped_on_request = false;
+    int restarts = 0;
+    double uptime_seconds = 0;  // 0 when not running
+    std::optional<int> exit_code;
+    const capture_stats* stats = nullptr;
+    // Events its gates removed, by verdict (pass stays 0).
+    std::array<std::uint64_t, static_cast<std::size_t>(verdict::count_)> gated{};
+    const effective_controls* controls = nullptr;
+};
+
+struct pool_status {
+    std::string_view name;
+    int instances = 0;
+};
+
+struct status_snapshot {
+    double uptime_seconds = 0;
+    bool stopping = false;
+    std::vector<pool_status> pools;
+    std::vector<worker_status> workers;
+};
+
+// {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..}} (docs/control.md).
+std::string status_json(const status_snapshot& s);
+// {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}: the
+// "workers" member of --stats.
+std::string workers_json(const std::vector<worker_status>& workers);
+
+}  // namespace telecap::control

@@ -1,0 +1,137 @@
+// control/protocol and control/status: requests against a fake target (no processes), and the
+// status and workers JSON from a snapshot.
+#include "control/protocol.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace telecap::control {
+namespace {
+
+struct fake_target final : target {
+    std::vector<std::string> calls;
+    std::optional<std::string> refuse;  // the problem every action reports
+    bool has_registry = true;
+    bool has_config = false;
+    capture_stats stats;
+    effective_controls ctl;
+
+    std::string where(const scope& s) {
+        return std::string(s.kind == scope_kind::global ? "all"
+                           : s.kind == scope_kind::pool ? "pool:"
+                                                        : "worker:") +
+               s.name;
+    }
+    std::optional<std::string> set_controls(const scope& s, controls u) override {
+        calls.push_back("set " + where(s) + (u.enabled ? (*u.enabled ? " on" : " off") : ""));
+        return refuse;
+    }
+    std::optional<std::string> reset_controls(const scope& s) override {
+        calls.push_back("reset " + where(s));
+        return refuse;
+    }
+    std::optional<std::string> stop_workers(const scope& s, int* n) override {
+        calls.push_back("stop " + where(s));
+        *n = 2;
+        return refuse;
+    }
+    std::optional<std::string> start_workers(const scope& s, int* n) override {
+        calls.push_back("start " + where(s));
+        *n = 1;
+        return refuse;
+    }
+    std::optional<std::string> restart_workers(const scope& s, int* n) override {
+        calls.push_back("restart " + where(s));
+        *n = 3;
+        return refuse;
+    }
+    int workers_in(const scope& s) const override { return s.kind == scope_kind::global ? 4 : 1; }
+    status_snapshot status() const override {
+        status_snapshot s;
+        s.uptime_seconds = 1.5;
+        s.pools.push_back({"p", 1});
+        worker_status w;
+        w.id = "p-0";
+        w.pool = "p";
+        w.pid = 10;
+        w.worker_pid = 11;
+        w.state = "running";
+        w.restarts = 2;
+        w.uptime_seconds = 0.5;
+        w.stats = &stats;
+        w.gated[static_cast<std::size_t>(verdict::sampled)] = 7;
+        w.controls = &ctl;
+        s.workers.push_back(w);
+        return s;
+    }
+    std::optional<std::string> metrics_json() const override {
+        if (!has_registry) return std::nullopt;
+        return std::string("{\"telecap_workers_up\":1}");
+    }
+    std::optional<std::string> reload_config() override {
+        if (!has_config) return std::nullopt;
+        return std::string("{\"ok\":true,\"reloaded\":true}");
+    }
+};
+
+TEST(ControlProtocol, ControlsReachTheScopeAndCountItsWorkers) {
+    fake_target t;
+    EXPECT_EQ(handle(R"({"cmd":"toggle","enabled":false,"pool":"p"})", t),
+              R"({"ok":true,"workers":1})");
+    EXPECT_EQ(handle(R"({"cmd":"reset"})", t), R"({"ok":true,"workers":4})");
+    EXPECT_EQ(t.calls, (std::vector<std::string>{"set pool:p off", "reset all"}));
+}
+
+TEST(ControlProtocol, LifecycleCommandsReplyWithTheCountTheTargetGives) {
+    fake_target t;
+    EXPECT_EQ(handle(R"({"cmd":"stop","worker":"p-0"})", t), R"({"ok":true,"workers":2})");
+    EXPECT_EQ(handle(R"({"cmd":"start"})", t), R"({"ok":true,"workers":1})");
+    EXPECT_EQ(handle(R"({"cmd":"restart","pool":"p"})", t), R"({"ok":true,"workers":3})");
+    EXPECT_EQ(t.calls, (std::vector<std::string>{"stop worker:p-0", "start all", "restart pool:p"}));
+}
+
+TEST(ControlProtocol, RefusalsAndBadRequestsAreErrorReplies) {
+    fake_target t;
+    t.refuse = "no pool \"q\"";
+    EXPECT_EQ(handle(R"({"cmd":"stop","pool":"q"})", t), R"({"ok":false,"error":"no pool \"q\""})");
+    const std::string bad = handle(R"({"cmd":"explode"})", t);
+    EXPECT_EQ(bad.rfind(R"({"ok":false,"error":)", 0), 0u) << bad;
+    EXPECT_EQ(t.calls.size(), 1u);  // the bad request reached nothing
+    t.has_registry = false;
+    EXPECT_EQ(handle(R"({"cmd":"stats"})", t), R"({"ok":false,"error":"no registry to read"})");
+    EXPECT_NE(handle(R"({"cmd":"reload"})", t).find("without --config"), std::string::npos);
+    t.has_config = true;
+    EXPECT_EQ(handle(R"({"cmd":"reload"})", t), R"({"ok":true,"reloaded":true})");
+}
+
+TEST(ControlProtocol, StatusAndStatsSpliceTheirObjectsIntoTheReply) {
+    fake_target t;
+    t.stats.events = 5;
+    t.stats.lines = 9;
+    const std::string status = handle(R"({"cmd":"status"})", t);
+    EXPECT_EQ(status.rfind(R"({"ok":true,"uptime_seconds":1.5,"stopping":false,"pools":[{"name":"p","instances":1}],)"
+                           R"("workers":{"p-0":{"pool":"p","pid":11,"state":"running","stopped_on_request":false,)"
+                           R"("restarts":2,"uptime_seconds":0.5,"events":5,"dropped":{"disabled":0,"sampled":7,)",
+                           0),
+              0u)
+        << status;
+    EXPECT_NE(status.find(R"("controls":{"enabled":true)"), std::string::npos) << status;
+    EXPECT_EQ(handle(R"({"cmd":"stats"})", t), R"({"ok":true,"metrics":{"telecap_workers_up":1}})");
+}
+
+TEST(ControlStatus, WorkersJsonNamesTheWaitedPidAndTheLineCounters) {
+    fake_target t;
+    t.stats.lines = 9;
+    t.stats.events = 5;
+    t.stats.passthrough_lines = 4;
+    const auto w = t.status().workers;
+    EXPECT_EQ(workers_json(w),
+              R"({"p-0":{"pool":"p","pid":10,"state":"running","restarts":2,"lines":9,"events":5,)"
+              R"("passthrough_lines":4,"rejected":0,"dropped":{"disabled":0,"sampled":7,"filtered":0,)"
+              R"("rate_limited":0}}})");
+}
+
+}  // namespace
+}  // namespace telecap::control
