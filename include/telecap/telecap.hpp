@@ -16,6 +16,7 @@
 #include "telecap/capture/catalog.hpp"
 #include "telecap/capture/string_table.hpp"
 #include "telecap/capture/pipeline.hpp"
+#include "telecap/capture/sinks.hpp"
 #include "telecap/capture/prefix.hpp"
 #include "telecap/capture/event_json.hpp"
 #include "telecap/capture/stats.hpp"
