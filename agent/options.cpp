@@ -10,12 +10,12 @@
 #include <algorithm>
 #include <climits>
 
-#include "adapters/jsonl_handler.hpp"
-#include "adapters/http_handler.hpp"
-#include "adapters/log_handler.hpp"
-#include "adapters/otlp_handler.hpp"
-#include "adapters/prometheus_handler.hpp"
-#include "adapters/unix_socket_handler.hpp"
+#include "outputs/jsonl_handler.hpp"
+#include "outputs/http_handler.hpp"
+#include "outputs/log_handler.hpp"
+#include "outputs/otlp_handler.hpp"
+#include "outputs/prometheus_handler.hpp"
+#include "outputs/unix_socket_handler.hpp"
 #include "agent/validate.hpp"
 #include "capture/event_json.hpp"
 #include "export/otlp_env.hpp"

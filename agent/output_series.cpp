@@ -1,9 +1,9 @@
 #include "agent/output_series.hpp"
 
-#include "adapters/http_handler.hpp"
-#include "adapters/otlp_handler.hpp"
-#include "adapters/prometheus_handler.hpp"
-#include "adapters/unix_socket_handler.hpp"
+#include "outputs/http_handler.hpp"
+#include "outputs/otlp_handler.hpp"
+#include "outputs/prometheus_handler.hpp"
+#include "outputs/unix_socket_handler.hpp"
 
 namespace telecap::agent {
 

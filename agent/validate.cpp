@@ -12,7 +12,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "adapters/prometheus_handler.hpp"
+#include "outputs/prometheus_handler.hpp"
 #include "net/url.hpp"
 #include "spawn/signals.hpp"
 

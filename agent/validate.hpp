@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "adapters/unix_socket_handler.hpp"
+#include "outputs/unix_socket_handler.hpp"
 #include "agent/run.hpp"
 
 namespace telecap::agent {

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "adapters/prometheus_handler.hpp"
+#include "outputs/prometheus_handler.hpp"
 #include "metrics/metric_config.hpp"
 #include "metrics/metric_store.hpp"
 #include "metrics/prometheus_text.hpp"

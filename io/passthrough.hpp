@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "telecap/capture/pipeline.hpp"
+#include "telecap/capture/sinks.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/io/stream_writer.hpp"
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "telecap/capture/pipeline.hpp"
+#include "telecap/capture/sinks.hpp"
 #include "telecap/io/stream_writer.hpp"
 
 namespace telecap {

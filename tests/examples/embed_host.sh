@@ -19,7 +19,7 @@ prefix=$tmp/prefix
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || fail "cmake --install"
 for h in telecap.hpp version.hpp capture/bus.hpp capture/handler.hpp capture/pipeline.hpp \
          capture/catalog.hpp capture/event_json.hpp core/unique_fd.hpp core/log.hpp \
-         adapters/jsonl_handler.hpp adapters/unix_socket_handler.hpp spawn/spawner.hpp \
+         outputs/jsonl_handler.hpp outputs/unix_socket_handler.hpp spawn/spawner.hpp \
          loop/event_loop.hpp dispatch/dispatcher.hpp supervise/supervisor.hpp \
          metrics/registry.hpp; do
     [ -f "$prefix/include/telecap/$h" ] || fail "not installed: include/telecap/$h"

@@ -16,8 +16,8 @@
 #include <sstream>
 #include <string>
 
-#include "adapters/http_handler.hpp"
-#include "adapters/otlp_handler.hpp"
+#include "outputs/http_handler.hpp"
+#include "outputs/otlp_handler.hpp"
 #include "capture/event_json.hpp"
 #include "export/test_receiver.hpp"
 #include "net/http_post.hpp"

@@ -1,5 +1,5 @@
 // -o prometheus: a real HTTP server on an ephemeral port, scraped with an HTTP client.
-#include "adapters/prometheus_handler.hpp"
+#include "outputs/prometheus_handler.hpp"
 
 #include <gtest/gtest.h>
 #include <httplib.h>

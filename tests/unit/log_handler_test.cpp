@@ -1,5 +1,5 @@
 // log_handler::format: the debug view's line, and worker text that must not escape it.
-#include "adapters/log_handler.hpp"
+#include "outputs/log_handler.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // never reads is disconnected past max_backlog while the others get everything; the slowest
 // goes first past max_total_backlog; hosts past max_hosts or short of fds are refused, EMFILE
 // included), counters and warnings, hosts that leave.
-#include "adapters/unix_socket_handler.hpp"
+#include "outputs/unix_socket_handler.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "adapters/jsonl_handler.hpp"
+#include "outputs/jsonl_handler.hpp"
 
 #include "capture/event_json.hpp"
 

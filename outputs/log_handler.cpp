@@ -1,4 +1,4 @@
-#include "adapters/log_handler.hpp"
+#include "outputs/log_handler.hpp"
 
 #include <spdlog/spdlog.h>
 

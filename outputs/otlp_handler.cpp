@@ -1,4 +1,4 @@
-#include "adapters/otlp_handler.hpp"
+#include "outputs/otlp_handler.hpp"
 #include "core/clock.hpp"
 
 #include <algorithm>

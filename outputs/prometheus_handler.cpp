@@ -1,4 +1,4 @@
-#include "adapters/prometheus_handler.hpp"
+#include "outputs/prometheus_handler.hpp"
 
 #include <httplib.h>
 #include <signal.h>

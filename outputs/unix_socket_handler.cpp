@@ -1,4 +1,4 @@
-#include "adapters/unix_socket_handler.hpp"
+#include "outputs/unix_socket_handler.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "adapters/http_handler.hpp"
+#include "outputs/http_handler.hpp"
 
 #include <stdexcept>
 
