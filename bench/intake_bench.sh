@@ -65,3 +65,26 @@ if command -v strace >/dev/null; then
     done
     echo "futex calls per 100 events:         $(summary < "$work/futex")   (goal <= 1)"
 fi
+
+# Memory: 200 workers flooding at once (every event delivered), and a 1 GiB line under run.
+python3 "$here/gen_workload.py" 10000 > "$work/w10k.txt"
+cat > "$work/many.yaml" <<YAML
+overflow: block
+passthrough: none
+pools:
+  - name: many
+    command: ["$build/bench/bench_writer", "$work/w10k.txt"]
+    instances: 200
+    restart: never
+YAML
+/usr/bin/time -o "$work/t" -f "%e %M" "$tc" run --config "$work/many.yaml" -o jsonl 2>/dev/null | wc -l > "$work/count"
+read -r many_wall many_rss < "$work/t"
+delivered=$(( $(cat "$work/count") - 400 ))  # minus 200 spawned + 200 terminated events
+expected=$(( 200 * $(grep -c '^TELEMETRY:' "$work/w10k.txt") ))
+echo "200 workers x 10,000 lines, block:  $delivered of $expected events in $many_wall s, peak RSS $((many_rss / 1024)) MiB   (goal <= 32 MiB)"
+for prefix in "" "TELEMETRY:"; do
+    /usr/bin/time -o "$work/t" -f "%M" "$tc" run --passthrough "$work/pass" -o null -- \
+        sh -c "{ printf '$prefix'; head -c 1073741824 /dev/zero | tr '\\0' x; echo; } >&2" 2>/dev/null || true
+    echo "1 GiB line under run (${prefix:-plain}): peak RSS $(( $(cat "$work/t") / 1024 )) MiB, passed through $(stat -c %s "$work/pass") bytes   (goal <= 16 MiB)"
+    rm -f "$work/pass"
+done
