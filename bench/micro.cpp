@@ -82,6 +82,20 @@ void bm_event_json(benchmark::State& state) {
 }
 BENCHMARK(bm_event_json);
 
+// The writer of the jsonl output: each name's head comes from its cache, found by name_id.
+void bm_event_json_writer(benchmark::State& state) {
+    stages st;
+    st.run();
+    telecap::event_json_writer w;
+    std::size_t n = 0;
+    for (auto _ : state) {
+        w.append(st.ev);
+        if (++n % 256 == 0) w.clear();
+        benchmark::DoNotOptimize(w.size());
+    }
+}
+BENCHMARK(bm_event_json_writer);
+
 }  // namespace
 
 BENCHMARK_MAIN();

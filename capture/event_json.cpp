@@ -350,21 +350,16 @@ void append_event_json(std::string& out, const event& ev) {
 
 event_json_writer::name_head& event_json_writer::head_slot(const event& ev) {
     // Catalog entries sit apart by their size: a multiplicative hash spreads them.
-    constexpr std::size_t mask = std::tuple_size_v<decltype(heads_)> - 1;
-    const auto h = reinterpret_cast<std::uintptr_t>(ev.name_id) * 0x9E3779B97F4A7C15ull;
-    std::size_t i = static_cast<std::size_t>(h >> 58) & mask;
-    for (; heads_[i].id; i = (i + 1) & mask)
-        if (heads_[i].id == ev.name_id) return heads_[i];  // the caller checks the name
-    if (2 * (heads_used_ + 1) > heads_.size()) {
-        for (auto& e : heads_) e.id = nullptr;
-        heads_used_ = 0;
-        i = static_cast<std::size_t>(h >> 58) & mask;
-    }
-    ++heads_used_;
-    heads_[i].id = ev.name_id;
-    heads_[i].name.clear();
-    heads_[i].text.clear();
-    return heads_[i];
+    const std::uint64_t h =
+        (reinterpret_cast<std::uintptr_t>(ev.name_id) * 0x9E3779B97F4A7C15ull) >> 32;
+    const void* id = ev.name_id;
+    if (name_head* head = heads_.find(h, [id](const void* k, const name_head&) { return k == id; }))
+        return *head;  // the caller checks the name
+    if (heads_.full()) heads_.clear();
+    name_head& head = heads_.insert(h, id);
+    head.name.clear();
+    head.text.clear();
+    return head;
 }
 
 void event_json_writer::append(const event& ev) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "telecap/capture/event.hpp"
+#include "telecap/core/flat_map.hpp"
 
 namespace telecap {
 
@@ -43,7 +44,6 @@ public:
 
 private:
     struct name_head {
-        const void* id = nullptr;
         std::vector<std::string> name;
         std::string text;
     };
@@ -51,9 +51,8 @@ private:
 
     std::string buf_;  // buf_[0, used_) is written; the rest is scratch room
     std::size_t used_ = 0;
-    // Open addressing by name_id, linear probing; cleared when half full (names are few).
-    std::array<name_head, 64> heads_;
-    std::size_t heads_used_ = 0;
+    // By name_id; cleared when half full (names are few), keeping the heads' storage.
+    flat_map<const void*, name_head> heads_{64};
 };
 
 }  // namespace telecap

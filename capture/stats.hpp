@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -29,17 +30,19 @@ enum class drop_reason : std::uint8_t {
     count_
 };
 
+inline constexpr std::array<std::string_view, static_cast<std::size_t>(reject_reason::count_)>
+    reject_reason_names{"invalid_json",  "bad_shape",           "invalid_utf8",   "oversize",
+                        "too_deep",      "unknown_event",       "unknown_measurement",
+                        "bad_measurement"};
+inline constexpr std::array<std::string_view, static_cast<std::size_t>(drop_reason::count_)>
+    drop_reason_names{"queue_full", "shutdown", "output"};
+
 constexpr std::string_view to_string(reject_reason r) noexcept {
-    constexpr std::array<std::string_view, static_cast<std::size_t>(reject_reason::count_)> names{
-        "invalid_json", "bad_shape",           "invalid_utf8",   "oversize",
-        "too_deep",     "unknown_event",       "unknown_measurement", "bad_measurement"};
-    return names[static_cast<std::size_t>(r)];
+    return reject_reason_names[static_cast<std::size_t>(r)];
 }
 
 constexpr std::string_view to_string(drop_reason r) noexcept {
-    constexpr std::array<std::string_view, static_cast<std::size_t>(drop_reason::count_)> names{
-        "queue_full", "shutdown", "output"};
-    return names[static_cast<std::size_t>(r)];
+    return drop_reason_names[static_cast<std::size_t>(r)];
 }
 
 // A counter with one writing thread and readers anywhere: relaxed loads and stores, so an
@@ -97,6 +100,94 @@ struct capture_stats {
     }
     capture_stats& operator+=(const capture_stats& o) noexcept;
 };
+
+// Who counts a counter while telecap runs, and so where its live series comes from.
+enum class counter_scope : std::uint8_t {
+    pipeline,     // each capture's pipeline: per worker under run (labels worker, pool)
+    queue,        // the queue to the dispatcher: one for all workers
+    passthrough,  // the pass-through muxes (add_passthrough_collector); copied in at the end
+    handler_bus,  // the handler bus; copied in at the end, no live series
+};
+
+// One counter of capture_stats, or one array of them by reason.
+struct capture_counter {
+    std::string_view json;    // key in --stats (an object keyed by reason when `reasons`)
+    std::string_view series;  // Prometheus series (labelled {reason} when `reasons`)
+    std::string_view help;    // the series' HELP text
+    counter_scope scope;
+    relaxed_counter& (*at)(capture_stats&, std::size_t) noexcept;  // the i-th of `reasons`
+    std::span<const std::string_view> reasons;                      // empty: one counter
+
+    std::size_t size() const noexcept { return reasons.empty() ? 1 : reasons.size(); }
+    std::uint64_t get(const capture_stats& s, std::size_t i = 0) const noexcept {
+        return at(const_cast<capture_stats&>(s), i).get();  // at() only forms the reference
+    }
+};
+
+namespace capture_detail {
+template <relaxed_counter capture_stats::*M>
+relaxed_counter& one(capture_stats& s, std::size_t) noexcept {
+    return s.*M;
+}
+template <auto M>
+relaxed_counter& by_reason(capture_stats& s, std::size_t i) noexcept {
+    return (s.*M)[i];
+}
+}  // namespace capture_detail
+
+// Every counter of capture_stats, in --stats order. operator+=, stats_to_json, the capture
+// and per-worker series and their HELP texts are all derived from this list: a new counter
+// is a member above and a line here (a static_assert below catches a missing line).
+inline constexpr capture_counter capture_counters[] = {
+    {"bytes", "telecap_bytes_read_total", "Bytes read from a worker's captured streams.",
+     counter_scope::pipeline, &capture_detail::one<&capture_stats::bytes>, {}},
+    {"lines", "telecap_lines_total", "Lines read from a worker's captured streams.",
+     counter_scope::pipeline, &capture_detail::one<&capture_stats::lines>, {}},
+    {"telemetry_lines", "telecap_telemetry_lines_total",
+     "Lines that began with the telemetry prefix.", counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::telemetry_lines>, {}},
+    {"events", "telecap_events_total", "Events captured and handed to the outputs.",
+     counter_scope::pipeline, &capture_detail::one<&capture_stats::events>, {}},
+    {"passthrough_lines", "telecap_passthrough_lines_total", "Lines passed through untouched.",
+     counter_scope::pipeline, &capture_detail::one<&capture_stats::passthrough_lines>, {}},
+    {"emitter_errors", "telecap_emitter_errors_total", "TELEMETRY_ERROR lines written by a worker.",
+     counter_scope::pipeline, &capture_detail::one<&capture_stats::emitter_errors>, {}},
+    {"long_lines", "telecap_long_lines_total",
+     "Lines longer than the line limit, telemetry or not.", counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::long_lines>, {}},
+    {"long_lines_split", "telecap_long_lines_split_total",
+     "Long pass-through lines split so that the lines waiting for them could go out.",
+     counter_scope::passthrough, &capture_detail::one<&capture_stats::long_lines_split>, {}},
+    {"partial_lines", "telecap_partial_lines_total",
+     "Last pass-through lines without a newline that got one.", counter_scope::passthrough,
+     &capture_detail::one<&capture_stats::partial_lines>, {}},
+    {"rejected", "telecap_rejected_total", "Telemetry lines rejected, by reason.",
+     counter_scope::pipeline, &capture_detail::by_reason<&capture_stats::rejected>,
+     reject_reason_names},
+    {"dropped", "telecap_dropped_total", "Events dropped, by reason.", counter_scope::queue,
+     &capture_detail::by_reason<&capture_stats::dropped>, drop_reason_names},
+    {"handler_failures", "telecap_handler_failures_total",
+     "Handlers detached from the bus because they threw.", counter_scope::handler_bus,
+     &capture_detail::one<&capture_stats::handler_failures>, {}},
+};
+
+namespace capture_detail {
+constexpr std::size_t listed_counters() {
+    std::size_t n = 0;
+    for (const auto& c : capture_counters) n += c.reasons.empty() ? 1 : c.reasons.size();
+    return n;
+}
+}  // namespace capture_detail
+// capture_stats holds nothing but counters: a member without its line above fails here.
+static_assert(sizeof(capture_stats) == capture_detail::listed_counters() * sizeof(relaxed_counter),
+              "a capture_stats counter is missing from capture_counters");
+
+// The entry whose --stats key is `json` (a compile-time error when there is none).
+consteval const capture_counter& capture_counter_named(std::string_view json) {
+    for (const auto& c : capture_counters)
+        if (c.json == json) return c;
+    throw "no such capture counter";
+}
 
 // The counters as one JSON object (rejected and dropped as objects keyed by reason).
 // `outputs`: the outputs' own counters as a JSON object (handler_bus::counters_json()),

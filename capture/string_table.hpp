@@ -1,13 +1,15 @@
 #pragma once
 // A read-mostly string -> index table for the catalog's lookups on the per-line path:
-// open addressing over a power-of-two array with a cheap word-based hash, so a lookup costs
-// a few loads and one memcmp instead of std::hash plus a division and a node walk.
+// core/flat_map with a cheap word-based hash, so a lookup costs a few loads and one compare
+// instead of std::hash plus a division and a node walk.
 
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "telecap/core/flat_map.hpp"
 
 namespace telecap {
 
@@ -57,60 +59,37 @@ public:
     // Adds `key` with `value` unless present; returns false if it was present.
     bool insert(std::string_view key, std::uint32_t value) {
         if (contains(key)) return false;
-        if ((keys_.size() + 1) * 2 > slots_.size()) grow();
-        keys_.emplace_back(key);
-        put({static_cast<std::uint32_t>(keys_.size() - 1), value});
+        map_.insert(hash(key), std::string(key)) = value;
         return true;
     }
 
     std::uint32_t find(std::string_view key) const noexcept {
-        if (slots_.empty()) return npos;
-        const std::size_t mask = slots_.size() - 1;
-        for (std::size_t i = hash(key) & mask;; i = (i + 1) & mask) {
-            const slot& s = slots_[i];
-            if (s.key == npos) return npos;
-            if (same_string(keys_[s.key], key)) return s.value;
-        }
+        const std::uint32_t* v =
+            map_.find(hash(key), [key](const std::string& k, std::uint32_t) {
+                return same_string(k, key);
+            });
+        return v ? *v : npos;
     }
 
     bool contains(std::string_view key) const noexcept { return find(key) != npos; }
-    std::size_t size() const noexcept { return keys_.size(); }
+    std::size_t size() const noexcept { return map_.size(); }
 
 private:
-    struct slot {
-        std::uint32_t key = npos;  // index into keys_
-        std::uint32_t value = 0;
-    };
-
     static std::uint64_t load(const char* p, std::size_t n) noexcept {
         std::uint64_t v = 0;
         std::memcpy(&v, p, n < 8 ? n : 8);
         return v;
     }
-    static std::size_t hash(std::string_view k) noexcept {
+    static std::uint64_t hash(std::string_view k) noexcept {
         // First and last eight bytes and the length: enough to tell catalog keys apart.
         std::uint64_t h = load(k.data(), k.size()) * 0x9E3779B97F4A7C15ull;
         if (k.size() > 8) h ^= load(k.data() + k.size() - 8, 8) * 0xC2B2AE3D27D4EB4Full;
         h ^= k.size();
         h ^= h >> 29;
-        return static_cast<std::size_t>(h * 0xBF58476D1CE4E5B9ull >> 16);
+        return h * 0xBF58476D1CE4E5B9ull >> 16;
     }
 
-    void put(slot s) noexcept {
-        const std::size_t mask = slots_.size() - 1;
-        std::size_t i = hash(keys_[s.key]) & mask;
-        while (slots_[i].key != npos) i = (i + 1) & mask;
-        slots_[i] = s;
-    }
-    void grow() {
-        std::vector<slot> old(slots_.empty() ? 16 : slots_.size() * 2);
-        old.swap(slots_);
-        for (const slot& s : old)
-            if (s.key != npos) put(s);
-    }
-
-    std::vector<std::string> keys_;
-    std::vector<slot> slots_;
+    flat_map<std::string, std::uint32_t> map_;
 };
 
 }  // namespace telecap

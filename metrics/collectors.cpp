@@ -38,29 +38,32 @@ registry::collector_id add_passthrough_collector(registry& r,
             split += m->long_lines_split();
             partial += m->partial_lines();
         }
-        out.push_back({"telecap_long_lines_split_total", {}, kind::counter,
+        constexpr auto& split_counter = capture_counter_named("long_lines_split");
+        constexpr auto& partial_counter = capture_counter_named("partial_lines");
+        out.push_back({std::string(split_counter.series), {}, kind::counter,
                        static_cast<double>(split)});
-        out.push_back({"telecap_partial_lines_total", {}, kind::counter,
+        out.push_back({std::string(partial_counter.series), {}, kind::counter,
                        static_cast<double>(partial)});
     });
 }
 
+void append_capture_series(std::vector<sample>& out, const capture_stats& stats,
+                           const label_set& labels, counter_scope scope) {
+    for (const auto& c : capture_counters) {
+        if (c.scope != scope) continue;
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            label_set l = labels;
+            if (!c.reasons.empty()) l.emplace_back("reason", std::string(c.reasons[i]));
+            out.push_back({std::string(c.series), std::move(l), kind::counter,
+                           static_cast<double>(c.get(stats, i))});
+        }
+    }
+}
+
 registry::collector_id add_capture_collector(registry& r, const capture_stats& stats) {
     return r.add_collector([&stats](std::vector<sample>& out) {
-        const auto add = [&](const char* name, std::uint64_t v, label_set l = {}) {
-            out.push_back({name, std::move(l), kind::counter, static_cast<double>(v)});
-        };
-        add("telecap_bytes_read_total", stats.bytes);
-        add("telecap_lines_total", stats.lines);
-        add("telecap_events_total", stats.events);
-        add("telecap_passthrough_lines_total", stats.passthrough_lines);
-        add("telecap_emitter_errors_total", stats.emitter_errors);
-        for (std::size_t i = 0; i < stats.rejected.size(); ++i)
-            add("telecap_rejected_total", stats.rejected[i],
-                {{"reason", std::string(to_string(static_cast<reject_reason>(i)))}});
-        for (std::size_t i = 0; i < stats.dropped.size(); ++i)
-            add("telecap_dropped_total", stats.dropped[i],
-                {{"reason", std::string(to_string(static_cast<drop_reason>(i)))}});
+        append_capture_series(out, stats, {}, counter_scope::pipeline);
+        append_capture_series(out, stats, {}, counter_scope::queue);
     });
 }
 

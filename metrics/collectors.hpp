@@ -24,9 +24,13 @@ registry::collector_id add_stream_collector(registry& r, const stream_set& strea
 registry::collector_id add_passthrough_collector(registry& r,
                                                  std::vector<const passthrough_mux*> muxes);
 
-// One capture's counters (parse's; run's workers have their own, labelled per worker):
-// telecap_{bytes_read,lines,events,passthrough_lines,emitter_errors}_total and
-// telecap_{rejected,dropped}_total{reason}. The stats must outlive the collector.
+// The series of the counters in `stats` that `scope` counts (capture_counters names them),
+// each labelled `labels` (and {reason} for the counters by reason).
+void append_capture_series(std::vector<sample>& out, const capture_stats& stats,
+                           const label_set& labels, counter_scope scope);
+
+// One capture's counters (parse's; run's workers have their own, labelled per worker): the
+// pipeline's and the queue's series of capture_counters. The stats must outlive the collector.
 registry::collector_id add_capture_collector(registry& r, const capture_stats& stats);
 
 // process_cpu_seconds_total (user + system, all threads; children not included),

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <string_view>
 
+#include "capture/stats.hpp"
+
 namespace telecap::metrics {
 
 namespace {
@@ -12,18 +14,14 @@ struct help_entry {
     std::string_view help;
 };
 
-// HELP texts of telecap's own series (names as the registry has them).
+// HELP texts of telecap's own series (names as the registry has them); the capture counters'
+// are in capture_counters.
 constexpr help_entry help_table[] = {
     {"process_cpu_seconds_total", "CPU time telecap used, user and system, all threads."},
     {"process_max_resident_memory_bytes", "Peak resident memory of telecap."},
     {"process_open_fds", "File descriptors telecap has open."},
-    {"telecap_bytes_read_total", "Bytes read from a worker's captured streams."},
-    {"telecap_dropped_total", "Events dropped, by reason."},
-    {"telecap_emitter_errors_total", "TELEMETRY_ERROR lines written by a worker."},
-    {"telecap_events_total", "Events captured and handed to the outputs."},
     {"telecap_line_budget_cuts_total", "Partial lines cut short because the line budget ran out."},
     {"telecap_line_budget_used_bytes", "Bytes of partial lines held for all workers together."},
-    {"telecap_lines_total", "Lines read from a worker's captured streams."},
     {"telecap_read_lingers_total",
      "Loop turns that waited a moment for small, frequent writes to pile up before reading."},
     {"telecap_reloads_total", "Config reloads (SIGHUP, ctl reload), by result."},
@@ -35,7 +33,6 @@ constexpr help_entry help_table[] = {
      "Measurements recorded in a derived metric's overflow series (past its max_series)."},
     {"telecap_metrics_series", "Series of a derived metric."},
     {"telecap_metrics_skipped_total", "Events a derived metric could not record, by reason."},
-    {"telecap_passthrough_lines_total", "Lines passed through untouched."},
     {"telecap_output_events_dropped_total", "Events an output could not deliver."},
     {"telecap_prometheus_scrapes_total", "Scrapes served by a Prometheus output."},
     {"telecap_export_requests_total", "HTTP requests made by a network output."},
@@ -45,7 +42,6 @@ constexpr help_entry help_table[] = {
     {"telecap_export_sent_total", "Events (or metric points) a network output delivered."},
     {"telecap_export_dropped_total", "Events (or metric points) a network output dropped, by reason."},
     {"telecap_queue_depth", "Events queued for the outputs."},
-    {"telecap_rejected_total", "Telemetry lines rejected, by reason."},
     {"telecap_stream_buffered_bytes", "Bytes waiting to be written to an output stream."},
     {"telecap_stream_dropped_bytes_total", "Bytes an output stream could not write, dropped."},
     {"telecap_stream_dropped_lines_total", "Lines an output stream could not write, dropped."},
@@ -64,6 +60,8 @@ constexpr help_entry help_table[] = {
 };
 
 std::string help_for(const std::string& name) {
+    for (const auto& c : capture_counters)
+        if (c.series == name) return std::string(c.help);
     for (const auto& e : help_table)
         if (e.name == name) return std::string(e.help);
     return "telecap's " + name + ".";

@@ -182,15 +182,14 @@ struct metric_store::state {
         : def(std::move(d)), missing(def.labels.size()), cut(def.labels.size()) {
         for (std::size_t i = 0; i < def.labels.size(); ++i)
             if (def.labels[i].key == "worker_id") worker_label = static_cast<int>(i);
-        slots.assign(16, 0);
     }
     metric_def def;
     std::vector<std::uint32_t> keys;  // each label's key number in the store
     std::vector<cell> all;
     // Bumped whenever series leave `all` (their indices change): kept indices are then stale.
     std::uint64_t generation = 0;
-    // Open addressing over `all`: index + 1, 0 = empty. At most half full.
-    std::vector<std::uint32_t> slots;
+    // Series hash -> index in `all` (the overflow series is not in it).
+    flat_map<std::uint64_t, std::uint32_t> slots;
     std::int64_t overflow = -1;  // index in `all` of the overflow series
     int worker_label = -1;
     std::array<std::atomic<std::uint64_t>, skip_reason_count> skipped{};
@@ -203,29 +202,21 @@ struct metric_store::state {
 
     // The series whose values equal `views` (hash `h`), or null.
     cell* lookup(std::uint64_t h, const std::string_view* views) {
-        const std::size_t mask = slots.size() - 1;
-        for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-            const auto s = slots[i];
-            if (s == 0) return nullptr;
-            cell& c = all[s - 1];
-            if (c.hash != h) continue;
+        const std::uint32_t* i = slots.find(h, [&](std::uint64_t ch, std::uint32_t index) {
+            if (ch != h) return false;
+            const cell& c = all[index];
             bool equal = true;
-            for (std::size_t l = 0; equal && l < c.values.size(); ++l) equal = same_string(c.values[l], views[l]);
-            if (equal) return &c;
-        }
+            for (std::size_t l = 0; equal && l < c.values.size(); ++l)
+                equal = same_string(c.values[l], views[l]);
+            return equal;
+        });
+        return i ? &all[*i] : nullptr;
     }
 
-    void insert_slot(std::uint64_t h, std::uint32_t index) {
-        const std::size_t mask = slots.size() - 1;
-        std::size_t i = h & mask;
-        while (slots[i] != 0) i = (i + 1) & mask;
-        slots[i] = index + 1;
-    }
+    void insert_slot(std::uint64_t h, std::uint32_t index) { slots.insert(h, h) = index; }
 
     void rebuild_slots() {
-        std::size_t cap = 16;
-        while (cap < all.size() * 2 + 2) cap *= 2;
-        slots.assign(cap, 0);
+        slots = flat_map<std::uint64_t, std::uint32_t>(all.size() * 2 + 2);  // shrinks too
         for (std::size_t i = 0; i < all.size(); ++i)
             if (static_cast<std::int64_t>(i) != overflow)
                 insert_slot(all[i].hash, static_cast<std::uint32_t>(i));
@@ -245,8 +236,7 @@ struct metric_store::state {
 
     cell& make(std::uint64_t h, std::vector<std::string> values, std::int64_t now) {
         append(std::move(values), h, now);
-        if (all.size() * 2 > slots.size()) rebuild_slots();
-        else insert_slot(h, static_cast<std::uint32_t>(all.size() - 1));
+        insert_slot(h, static_cast<std::uint32_t>(all.size() - 1));
         return all.back();
     }
 
@@ -280,8 +270,6 @@ metric_store::metric_store(const metrics_config& cfg, std::function<std::int64_t
     : service_name_(cfg.service_name), now_ns_(now_ns ? std::move(now_ns) : wall_clock_ns) {
     for (const auto& d : cfg.metrics)
         if (d.capture) metrics_.push_back(std::make_unique<state>(d));
-    names_.resize(64);
-    by_id_.resize(64);
     for (auto& p : metrics_)
         for (const auto& l : p->def.labels) {
             auto it = std::find(keys_.begin(), keys_.end(), l.key);
@@ -306,60 +294,39 @@ metric_store::~metric_store() = default;
 
 [[gnu::always_inline]] inline metric_store::name_entry& metric_store::entry_for(const event& ev) {
     if (ev.name_id) {  // the first slot mostly holds it
-        const auto& [id, e] =
-            by_id_[mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id)) & (by_id_.size() - 1)];
-        if (id == ev.name_id && same_name(e->parts, ev)) return *e;
+        const void* id = ev.name_id;
+        if (name_entry* const* e = by_id_.find(
+                mix(seed, reinterpret_cast<std::uintptr_t>(id)),
+                [&](const void* k, name_entry* x) { return k == id && same_name(x->parts, ev); }))
+            return **e;
     }
     return entry_slow(ev);
 }
 
 metric_store::name_entry& metric_store::entry_slow(const event& ev) {
-    if (!ev.name_id) return entry_by_parts(ev);
-    const auto ph = mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id));
-    std::size_t mask = by_id_.size() - 1;
-    std::size_t i = ph & mask;
-    for (; by_id_[i].first; i = (i + 1) & mask)
-        if (by_id_[i].first == ev.name_id && same_name(by_id_[i].second->parts, ev))
-            return *by_id_[i].second;
+    // entry_for found no entry by id: one by the name's parts, then kept under the id.
     name_entry& e = entry_by_parts(ev);
-    if (ids_used_ * 2 + 2 > by_id_.size()) {
-        if (by_id_.size() >= 2 * name_cache_limit) {  // bounded, as the names are
-            std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, name_entry*>{});
-            ids_used_ = 0;
-        } else {
-            std::vector<std::pair<const void*, name_entry*>> old(by_id_.size() * 2);
-            old.swap(by_id_);
-            mask = by_id_.size() - 1;
-            for (const auto& x : old)
-                if (x.first) {
-                    std::size_t j = mix(seed, reinterpret_cast<std::uintptr_t>(x.first)) & mask;
-                    while (by_id_[j].first) j = (j + 1) & mask;
-                    by_id_[j] = x;
-                }
-        }
-        mask = by_id_.size() - 1;
-        i = ph & mask;
-        while (by_id_[i].first) i = (i + 1) & mask;
-    }
-    by_id_[i] = {ev.name_id, &e};
-    ++ids_used_;
+    if (!ev.name_id) return e;
+    // Bounded, as the names are. A stale id (its name changed) stays until then: lookups
+    // check the name, so it only costs a slot.
+    if (by_id_.full() && by_id_.capacity() >= 2 * name_cache_limit) by_id_.clear();
+    by_id_.insert(mix(seed, reinterpret_cast<std::uintptr_t>(ev.name_id)), ev.name_id) = &e;
     return e;
 }
 
 metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
     std::uint64_t h = seed;
     for (const auto& part : ev.name) h = hash_bytes(part, h);
-    const std::size_t mask = names_.size() - 1;
-    std::size_t i = h & mask;
-    for (; names_[i]; i = (i + 1) & mask)
-        if (names_[i]->hash == h && names_[i]->parts == ev.name) return *names_[i];
+    if (name_entry** e = names_.find(h, [&](std::uint64_t, const name_entry* x) {
+            return x->hash == h && x->parts == ev.name;
+        }))
+        return **e;
     // A new name: match it against every metric once. Names are bounded by the catalog; the
     // limit only guards against a custom one.
-    if (names_used_ >= name_cache_limit) {
-        for (auto& e : names_) e.reset();
-        names_used_ = 0;
-        std::fill(by_id_.begin(), by_id_.end(), std::pair<const void*, name_entry*>{});
-        ids_used_ = 0;
+    if (names_.size() >= name_cache_limit) {
+        names_.clear();
+        entries_.clear();
+        by_id_.clear();  // its entries are gone
     }
     auto e = std::make_unique<name_entry>();
     e->parts = ev.name;
@@ -391,21 +358,9 @@ metric_store::name_entry& metric_store::entry_by_parts(const event& ev) {
         }
         e->targets.push_back(t);
     }
-    ++names_used_;
-    if (names_used_ * 2 > names_.size()) {  // grow, then place every entry again
-        std::vector<std::unique_ptr<name_entry>> old(names_.size() * 2);
-        old.swap(names_);
-        for (auto& x : old)
-            if (x) {
-                std::size_t j = x->hash & (names_.size() - 1);
-                while (names_[j]) j = (j + 1) & (names_.size() - 1);
-                names_[j] = std::move(x);
-            }
-        i = h & (names_.size() - 1);
-        while (names_[i]) i = (i + 1) & (names_.size() - 1);
-    }
-    names_[i] = std::move(e);
-    return *names_[i];
+    names_.insert(h, h) = e.get();
+    entries_.push_back(std::move(e));
+    return *entries_.back();
 }
 
 namespace {

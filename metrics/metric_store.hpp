@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "telecap/capture/event.hpp"
+#include "telecap/core/flat_map.hpp"
 #include "telecap/metrics/family.hpp"
 #include "telecap/metrics/metric_config.hpp"
 #include "telecap/metrics/registry.hpp"
@@ -113,11 +114,10 @@ private:
     std::function<std::int64_t()> now_ns_;
     mutable record_mutex mu_;
     // Only the recording thread touches these.
-    std::vector<std::unique_ptr<name_entry>> names_;  // open addressing by the name's hash
-    std::size_t names_used_ = 0;
-    // name_id -> entry, open addressing (the normalizer's events skip hashing their name).
-    std::vector<std::pair<const void*, name_entry*>> by_id_;
-    std::size_t ids_used_ = 0;
+    std::vector<std::unique_ptr<name_entry>> entries_;  // every name seen (names_ points here)
+    flat_map<std::uint64_t, name_entry*> names_{64};    // by the parts' hash
+    // name_id -> entry (the normalizer's events skip hashing their name).
+    flat_map<const void*, name_entry*> by_id_{64};
     std::vector<std::string> keys_;    // every label key of the config, once
     std::vector<label_value> values_;  // by key number: this event's resolved labels
     std::uint32_t event_key_;          // the number of "$event" among them (or none)

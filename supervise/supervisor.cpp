@@ -73,25 +73,14 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                     out.push_back({name, std::move(labels), metrics::kind::counter,
                                    static_cast<double>(v)});
                 };
-                c("telecap_bytes_read_total", w->stats.bytes);
-                c("telecap_lines_total", w->stats.lines);
-                c("telecap_events_total", w->stats.events);
-                c("telecap_passthrough_lines_total", w->stats.passthrough_lines);
-                c("telecap_emitter_errors_total", w->stats.emitter_errors);
+                metrics::append_capture_series(out, w->stats, l, counter_scope::pipeline);
                 c("telecap_worker_restarts_total", w->restarts);
-                for (std::size_t r = 0; r < w->stats.rejected.size(); ++r)
-                    c("telecap_rejected_total", w->stats.rejected[r],
-                      {{"reason", std::string(to_string(static_cast<reject_reason>(r)))}});
                 for (std::size_t v = 1; v < w->gated.size(); ++v) {
                     const auto why = control::to_string(static_cast<control::verdict>(v));
                     c("telecap_dropped_total", w->gated[v], {{"reason", std::string(why)}});
                 }
             }
-            const auto& own = intake_.own();
-            for (std::size_t d = 0; d < own.dropped.size(); ++d)
-                out.push_back({"telecap_dropped_total",
-                               {{"reason", std::string(to_string(static_cast<drop_reason>(d)))}},
-                               metrics::kind::counter, static_cast<double>(own.dropped[d])});
+            metrics::append_capture_series(out, intake_.own(), {}, counter_scope::queue);
             out.push_back({"telecap_queue_depth", {}, metrics::kind::gauge,
                            static_cast<double>(io_.events->depth())});
             out.push_back({"telecap_line_budget_used_bytes", {}, metrics::kind::gauge,
