@@ -672,7 +672,9 @@ TEST_F(CliTest, UnknownOutputSpecExits2) {
         const auto r = telecap({"parse", "-o", spec, data("clean.log")});
         EXPECT_EQ(r.code, 2) << spec << ": " << r;
         EXPECT_EQ(r.out, "") << spec;
-        if (*spec) EXPECT_NE(r.err.find(spec), std::string::npos) << r;
+        if (*spec) {
+            EXPECT_NE(r.err.find(spec), std::string::npos) << r;
+        }
     }
 }
 

@@ -155,7 +155,9 @@ void check_structure(const std::string& text) {
             const auto le = series.find(",le=\"") != std::string::npos ? series.find(",le=\"")
                                                                          : series.find("le=\"");
             const auto key = series.substr(0, le);
-            if (last_bucket.count(key)) ASSERT_GE(v, last_bucket[key]) << series;
+            if (last_bucket.count(key)) {
+                ASSERT_GE(v, last_bucket[key]) << series;
+            }
             last_bucket[key] = v;
         }
     }

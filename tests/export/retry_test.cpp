@@ -31,8 +31,9 @@ TEST(retry, retries_only_429_502_503_504_and_transport_errors) {
         const bool retryable = s == 429 || s == 502 || s == 503 || s == 504;
         EXPECT_EQ(c.retryable, retryable) << s;
         EXPECT_EQ(c.ok, s >= 200 && s < 300) << s;
-        if (!c.ok)
+        if (!c.ok) {
             EXPECT_EQ(c.reason, s >= 500 ? failure_reason::http_5xx : failure_reason::http_4xx) << s;
+        }
     }
     for (auto e : {transport_error::connect, transport_error::tls, transport_error::other}) {
         EXPECT_TRUE(classify(0, e).retryable);

@@ -254,7 +254,9 @@ void expect_same_lookups(const catalog& a, const catalog& b) {
         const auto* pa = a.pool_event(p);
         const auto* pb = b.pool_event(p);
         ASSERT_EQ(pa == nullptr, pb == nullptr) << p;
-        if (pa) EXPECT_EQ(*pa, *pb) << p;
+        if (pa) {
+            EXPECT_EQ(*pa, *pb) << p;
+        }
     }
     EXPECT_EQ(a.policies().unknown_event, b.policies().unknown_event);
     EXPECT_EQ(a.policies().unknown_event_prefix, b.policies().unknown_event_prefix);

@@ -181,7 +181,9 @@ TEST(Gates, FilterTable) {
             << r.name << " allow=" << (r.allow.empty() ? "" : r.allow[0])
             << " deny=" << (r.deny.empty() ? "" : r.deny[0]);
         EXPECT_EQ(run(g, r.name) == verdict::pass, r.pass) << "cached: " << r.name;
-        if (!r.pass) EXPECT_EQ(run(g, r.name), verdict::filtered);
+        if (!r.pass) {
+            EXPECT_EQ(run(g, r.name), verdict::filtered);
+        }
     }
 }
 

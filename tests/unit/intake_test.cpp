@@ -128,6 +128,13 @@ struct drop_stops final : event_gate {
     }
 };
 
+// Intake options with the defaults but for what a test sets.
+intake_options with(void (*set)(intake_options&)) {
+    intake_options o;
+    set(o);
+    return o;
+}
+
 struct fixture {
     catalog cat = catalog::builtin();
     handler_bus bus;
@@ -175,7 +182,7 @@ TEST(Intake, FedBytesBecomeEventsThroughTheGateInOrder) {
 
 TEST(Intake, OneDispatcherWakeupPerTurnNotPerEvent) {
     fixture f;
-    intake in(f.loop, *f.events, {.batch_events = 1000});
+    intake in(f.loop, *f.events, with([](intake_options& o) { o.batch_events = 1000; }));
     void* s = in.add_unwatched(f.spec());
     for (int turn = 0; turn < 20; ++turn) {
         for (int i = 0; i < 50; ++i) in.feed(s, start_line);
@@ -190,7 +197,7 @@ TEST(Intake, OneDispatcherWakeupPerTurnNotPerEvent) {
 
 TEST(Intake, FullBatchesLeaveBeforeTheTurnEnds) {
     fixture f;
-    intake in(f.loop, *f.events, {.batch_events = 10});
+    intake in(f.loop, *f.events, with([](intake_options& o) { o.batch_events = 10; }));
     void* s = in.add_unwatched(f.spec());
     for (int i = 0; i < 25; ++i) in.feed(s, start_line);
     ASSERT_TRUE(test::eventually([&] { return f.rec.size() == 20u; }));
@@ -201,7 +208,7 @@ TEST(Intake, FullBatchesLeaveBeforeTheTurnEnds) {
 
 TEST(Intake, ReadsAPipeAndEndsAnUnterminatedLastLineAtEof) {
     fixture f;
-    intake in(f.loop, *f.events, {.read_linger = 0us});
+    intake in(f.loop, *f.events, with([](intake_options& o) { o.read_linger = 0us; }));
     auto p = test::make_pipe();
     in.add(std::move(p.read), f.spec());
     const std::string bytes = start_line + start_line + stop_line.substr(0, stop_line.size() - 1);
@@ -221,7 +228,7 @@ TEST(Intake, DropNewestCountsWhatTheQueueRefuses) {
     fixture f({.queue = 1});
     test::gate hold;
     f.bus.attach("hold", {}, [&](const event&) { hold.wait(); });
-    intake in(f.loop, *f.events, {.overflow = overflow_policy::drop_newest, .batch_events = 5});
+    intake in(f.loop, *f.events, with([](intake_options& o) { o.batch_events = 5; }));
     void* s = in.add_unwatched(f.spec());
     for (int i = 0; i < 5; ++i) in.feed(s, start_line);  // one batch: queued, handler stuck
     ASSERT_TRUE(hold.wait_arrived(1));
@@ -237,7 +244,10 @@ TEST(Intake, BlockModeHoldsBatchesInOrderAndPausesReading) {
     fixture f({.queue = 1});
     test::gate hold;
     f.bus.attach("hold", {}, [&](const event&) { hold.wait(); });
-    intake in(f.loop, *f.events, {.overflow = overflow_policy::block, .batch_events = 4});
+    intake in(f.loop, *f.events, with([](intake_options& o) {
+                  o.overflow = overflow_policy::block;
+                  o.batch_events = 4;
+              }));
     auto p = test::make_pipe();
     in.add(std::move(p.read), f.spec());
     void* s = in.add_unwatched(f.spec());
@@ -263,7 +273,10 @@ TEST(Intake, EscapeDropsWhatBlockModeHeld) {
     fixture f({.queue = 1});
     test::gate hold;
     f.bus.attach("hold", {}, [&](const event&) { hold.wait(); });
-    intake in(f.loop, *f.events, {.overflow = overflow_policy::block, .batch_events = 2});
+    intake in(f.loop, *f.events, with([](intake_options& o) {
+                  o.overflow = overflow_policy::block;
+                  o.batch_events = 2;
+              }));
     void* s = in.add_unwatched(f.spec());
     for (int i = 0; i < 2; ++i) in.feed(s, start_line);
     ASSERT_TRUE(hold.wait_arrived(1));
@@ -280,7 +293,7 @@ TEST(Intake, EscapeDropsWhatBlockModeHeld) {
 #ifdef TELECAP_COUNT_ALLOCATIONS
 TEST(Intake, NoHeapAllocationPerLineOnceWarm) {
     fixture f;
-    intake in(f.loop, *f.events, {.batch_events = 256});
+    intake in(f.loop, *f.events, with([](intake_options& o) { o.batch_events = 256; }));
     void* s = in.add_unwatched(f.spec());
     std::string chunk;
     for (int i = 0; i < 100; ++i) chunk += (i % 3 ? start_line : stop_line) + "log line\n";

@@ -221,7 +221,7 @@ TEST_F(ParserTest, EscapedNulIsAValidString) {
 }
 
 TEST_F(ParserTest, RawInvalidUtf8IsInvalidUtf8) {
-    for (const std::string p : {
+    for (const std::string& p : {
              "{\"event\": \"e\", \"metadata\": {\"k\": \"\xff\"}}"s,
              "{\"event\": \"e\xc3\"}"s,                                // truncated sequence
              "{\"event\": \"e\", \"metadata\": {\"k\": \"\xc0\xaf\"}}"s,  // overlong '/'

@@ -118,9 +118,11 @@ TEST(capture_counters, passthrough_series_are_named_by_the_list) {
     metrics::registry r;
     metrics::add_passthrough_collector(r, {});
     const auto samples = r.snapshot();
-    for (const auto& c : capture_counters)
-        if (c.scope == counter_scope::passthrough)
+    for (const auto& c : capture_counters) {
+        if (c.scope == counter_scope::passthrough) {
             EXPECT_EQ(metrics::registry::find(samples, std::string(c.series)), 0.0) << c.series;
+        }
+    }
 }
 
 TEST(capture_counters, every_series_has_its_help_text) {
