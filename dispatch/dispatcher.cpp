@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 namespace telecap {
 
 namespace {
@@ -47,7 +49,7 @@ bool dispatcher::submit(std::unique_ptr<event_batch>& b) {
     bool wake = false;
     {
         std::lock_guard lock(mu_);
-        if (closed_ || !room()) return false;
+        if (closed_ || !fits(*b)) return false;
         wake = enqueue(std::move(b));
         b = recycled();
     }
@@ -62,7 +64,7 @@ bool dispatcher::submit_wait(std::unique_ptr<event_batch>& b, std::chrono::milli
     {
         std::unique_lock lock(mu_);
         ++room_waiters_;
-        const bool ok = room_.wait_for(lock, timeout, [&] { return closed_ || room(); });
+        const bool ok = room_.wait_for(lock, timeout, [&] { return closed_ || fits(*b); });
         --room_waiters_;
         if (!ok || closed_) return false;
         wake = enqueue(std::move(b));
@@ -104,11 +106,12 @@ std::size_t dispatcher::submit_wait(std::vector<event>& batch, std::size_t from,
     return from;
 }
 
-void dispatcher::when_room(std::function<void()> fn) {
+void dispatcher::when_room(std::function<void()> fn, std::size_t events) {
     bool wake = false;
     {
         std::lock_guard lock(mu_);
         room_fn_ = std::move(fn);
+        room_need_ = std::max<std::size_t>(events, 1);
         wake = sleeping_;  // the room may be there already: the dispatch thread looks
     }
     if (wake) work_.notify_one();
@@ -138,7 +141,7 @@ void dispatcher::run() {
         {
             std::unique_lock lock(mu_);
             const auto ready = [&] {
-                return closed_ || !queued_.empty() || !posted_.empty() || (room_fn_ && room());
+                return closed_ || !queued_.empty() || !posted_.empty() || (room_fn_ && room_for_fn());
             };
             if (!ready()) {
                 sleeping_ = true;
@@ -168,7 +171,7 @@ void dispatcher::run() {
                 free_.push_back(std::move(b));
             }
             fns.swap(posted_);
-            if (room_fn_ && room()) room_fn.swap(room_fn_);
+            if (room_fn_ && room_for_fn()) room_fn.swap(room_fn_);
             wake_producers = room_waiters_ > 0 && events > 0;
             dry = queued_.empty();
         }

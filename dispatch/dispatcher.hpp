@@ -27,10 +27,11 @@
 namespace telecap {
 
 struct dispatcher_options {
-    // Events queued at most (queued or being dispatched). A batch is taken whole when there is
-    // room for one more event, so the bound may be passed by one batch less one event.
+    // Events queued at most (queued or being dispatched), and their memory. A batch is taken
+    // whole when it fits, or when the queue is empty (so a batch larger than the bounds still
+    // goes, alone).
     std::size_t queue = 65536;
-    std::size_t queue_bytes = std::size_t{16} << 20;  // their memory at most, the same way
+    std::size_t queue_bytes = std::size_t{16} << 20;
 };
 
 class dispatcher {
@@ -57,9 +58,9 @@ public:
     std::size_t submit_wait(std::vector<event>& batch, std::size_t from,
                             std::chrono::milliseconds timeout);
 
-    // fn runs once (on the dispatch thread) as soon as the queue has room again. For a
-    // producer that stopped reading after a submit that was refused.
-    void when_room(std::function<void()> fn);
+    // fn runs once (on the dispatch thread) as soon as the queue has room again for `events`
+    // events. For a producer that stopped reading after a submit that was refused.
+    void when_room(std::function<void()> fn, std::size_t events = 1);
     // Runs fn on the dispatch thread between batches (control, reconfiguration, flush).
     void post(std::function<void()> fn);
 
@@ -72,6 +73,8 @@ public:
 
     // Events queued or being dispatched.
     std::size_t depth() const;
+    // The bound in events (dispatcher_options::queue): a producer's batches should not be larger.
+    std::size_t capacity() const noexcept { return o_.queue; }
     std::uint64_t dispatched() const noexcept { return dispatched_.load(std::memory_order_relaxed); }
     // Times the dispatch thread was woken from sleep for work (batches, posts): at most one per
     // submitted batch.
@@ -80,9 +83,18 @@ public:
 private:
     using batch_ptr = std::unique_ptr<event_batch>;
     void run();
-    // Room for one more event; an empty queue always takes a batch, however large. mu_ held.
+    // Room for one more event; an empty queue always has room. mu_ held.
     bool room() const noexcept {
         return count_ == 0 || (count_ < o_.queue && bytes_ < o_.queue_bytes);
+    }
+    // Room for what room_fn_ waits for. mu_ held.
+    bool room_for_fn() const noexcept {
+        return count_ == 0 || (count_ + room_need_ <= o_.queue && bytes_ < o_.queue_bytes);
+    }
+    // Room for the whole batch b. mu_ held.
+    bool fits(const event_batch& b) const noexcept {
+        return count_ == 0 ||
+               (count_ + b.size() <= o_.queue && bytes_ + b.bytes() <= o_.queue_bytes);
     }
     // Queues b (mu_ held); returns whether the dispatch thread must be woken.
     bool enqueue(batch_ptr b);
@@ -102,6 +114,7 @@ private:
     bool closed_ = false;
     std::vector<std::function<void()>> posted_;
     std::function<void()> room_fn_;
+    std::size_t room_need_ = 1;  // the events room_fn_ waits room for
     std::atomic<std::uint64_t> dispatched_{0};
     std::atomic<std::uint64_t> wakeups_{0};
     std::promise<void> done_;

@@ -48,7 +48,8 @@ intake::intake(event_loop& loop, dispatcher& events, intake_options o,
       budget_(o_.line_budget), batch_(events.take_batch()), linger_(o_.read_linger),
       buf_(new char[read_size]) {
     std::erase(congestion_, nullptr);
-    if (o_.batch_events == 0) o_.batch_events = 1;
+    // A batch never larger than the queue, so that one fits once the queue has room for it.
+    o_.batch_events = std::clamp<std::size_t>(o_.batch_events, 1, events.capacity());
     for (auto* w : congestion_)
         w->on_room([this] { loop_.post([this] { update_backpressure(); }); });
 }
@@ -190,13 +191,16 @@ void intake::flush() {
         }
         if (!want_room_) {
             want_room_ = true;
-            events_.when_room([this] {
-                loop_.post([this] {
-                    want_room_ = false;
-                    flush();
-                    update_backpressure();
-                });
-            });
+            // Room for the oldest held batch: a smaller room would only wake us to fail again.
+            events_.when_room(
+                [this] {
+                    loop_.post([this] {
+                        want_room_ = false;
+                        flush();
+                        update_backpressure();
+                    });
+                },
+                held_.front()->size());
         }
         return;
     }
