@@ -8,7 +8,7 @@ namespace telecap {
 
 namespace {
 // Empty batches kept for reuse at most; more are freed (a burst that queued many).
-constexpr std::size_t max_free_batches = 16;
+constexpr std::size_t max_free_batches = 4;
 }  // namespace
 
 dispatcher::dispatcher(handler_bus& bus, dispatcher_options o)

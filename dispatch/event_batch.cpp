@@ -44,6 +44,10 @@ void event_batch::push(event&& ev) {
 }
 
 void event_batch::clear() noexcept {
+    // A pool much larger than its last use (the mix of event types changed) gives back what it
+    // keeps beyond that, so a batch's storage follows the traffic instead of its peak per type.
+    for (std::size_t p = 0; p < pools_.size(); ++p)
+        if (pools_[p].size() > 2 * std::size_t{used_[p]} + 32) pools_[p].resize(used_[p] + 32);
     for (auto& u : used_) u = 0;
     order_.clear();
     bytes_ = 0;

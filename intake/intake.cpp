@@ -219,9 +219,19 @@ bool intake::output_congested() const {
                        [](const stream_writer* w) { return w->congested(); });
 }
 
+bool intake::long_line_stalled() const {
+    return std::any_of(congestion_.begin(), congestion_.end(), [](const stream_writer* w) {
+        return w->congested() && !w->dead() && w->streaming();
+    });
+}
+
 void intake::update_backpressure() {
-    const bool pause = o_.overflow == overflow_policy::block && !escape_ &&
-                       (!held_.empty() || output_congested());
+    // A line longer than --max-line streams to its output in parts that cannot be dropped
+    // without cutting it: while its output is behind, reading waits, whatever --overflow says,
+    // so memory stays bounded by the stream's limits and not by the line.
+    const bool pause = (o_.overflow == overflow_policy::block && !escape_ &&
+                        (!held_.empty() || output_congested())) ||
+                       long_line_stalled();
     if (pause == paused_) return;
     paused_ = pause;
     if (pause) ++pauses_;

@@ -128,6 +128,7 @@ private:
     bool submit_held();
     void update_backpressure();
     bool output_congested() const;
+    bool long_line_stalled() const;
 
     event_loop& loop_;
     dispatcher& events_;

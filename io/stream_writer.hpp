@@ -100,6 +100,12 @@ public:
     bool congested() const noexcept {
         return buffered_.load(std::memory_order_relaxed) > opts_.soft_limit;
     }
+    // A line is being streamed in parts (append_part) and has not ended: its parts are taken
+    // whatever the limits, so only its producer can bound what it costs (by waiting).
+    bool streaming() const {
+        std::lock_guard lock(mu_);
+        return part_open_;
+    }
     // Waits until not congested, or dead, or the deadline. True when there is room.
     bool wait_room(std::chrono::steady_clock::time_point deadline);
     // For a producer whose input can wait (telecap parse: a file or a pipe it reads): waits

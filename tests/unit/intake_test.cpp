@@ -329,3 +329,46 @@ TEST(Intake, NoHeapAllocationPerLineOnceWarm) {
 
 }  // namespace
 }  // namespace telecap
+
+namespace telecap {
+namespace {
+
+TEST(Intake, ALongLineWhoseOutputIsBehindPausesReadingEvenWhenDropping) {
+    fixture f;
+    auto pipe = test::make_pipe();
+    test::fill(pipe.write.get());  // nobody reads yet: the writer's thread is stuck
+    stream_writer_options wo;
+    wo.soft_limit = 4096;
+    wo.linger = std::chrono::microseconds(0);
+    std::thread reader;
+    {
+        auto out = stream_writer::for_fd(pipe.write.get(), "pass", wo);
+        passthrough_mux mux(out);
+        intake_options o;
+        o.pipeline.max_line = 1024;  // longer lines stream in parts
+        intake in(f.loop, *f.events, o, {out.get()});
+        stream_spec spec = f.spec();
+        spec.pass = &mux;
+        void* s = in.add_unwatched(spec);
+        const std::string piece(16 * 1024, 'x');
+        for (int i = 0; i < 4; ++i) in.feed(s, piece);  // 64 KiB of one line, no newline yet
+        in.end_turn();
+        EXPECT_TRUE(in.paused()) << "drop-newest, but a line's parts cannot be dropped";
+        // The reader comes back: the writer catches up and reading resumes (through the loop).
+        reader = std::thread([fd = pipe.read.get()] { test::read_to_eof(fd); });
+        ASSERT_TRUE(test::eventually([&] {
+            f.loop.run_once(std::chrono::milliseconds(10));
+            return !in.paused();
+        }));
+        in.feed(s, "\n");
+        in.close_all();
+        f.done(in);
+        out->close(test::deadline_in());
+    }
+    pipe.write.reset();  // the writer's own descriptor went with it: the reader sees the end
+    reader.join();
+    EXPECT_EQ(f.stats.long_lines, 1u);
+}
+
+}  // namespace
+}  // namespace telecap
