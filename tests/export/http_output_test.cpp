@@ -82,13 +82,6 @@ std::multiset<std::int64_t> accepted_ids(const std::vector<test::received>& reqs
     return ids;
 }
 
-std::size_t count_lines(const std::vector<test::received>& reqs) {
-    std::size_t n = 0;
-    for (const auto& r : reqs)
-        for (char c : r.body) n += c == '\n';
-    return n;
-}
-
 TEST(http_output, receiver_down_never_slows_handle_and_drops_are_counted) {
     auto o = fast(300ms);
     o.max_batch_records = 1000;  // two batches, each given up after 300 ms of retries
