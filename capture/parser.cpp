@@ -419,6 +419,140 @@ private:
     const char* detail_ = "";
 };
 
+// The fast path: a strict subset of JSON read straight into the same SAX handler. It takes
+// what emitters write (objects, arrays, strings without escapes, true/false/null, numbers
+// without an exponent) and gives up, returning false, on anything else: an escape, a control
+// byte, an exponent, NaN or Infinity, a syntax error, or a handler that refuses the input. The
+// caller then parses the line again with RapidJSON, so errors, offsets and every rarer form
+// keep RapidJSON's behaviour exactly; what the fast path accepts RapidJSON accepts too, with
+// the same handler calls in the same order. Nothing is written to the buffer, which ends in a
+// NUL and scan_padding bytes (a NUL stops every loop below).
+class fast_reader {
+public:
+    static constexpr std::size_t max_stack = 64;  // deeper input goes to RapidJSON
+
+    template <typename Handler>
+    static bool parse(const char* p, const char* end, Handler& h) {
+        bool object[max_stack];  // per open container: object (true) or array (false)
+        std::size_t depth = 0;
+        skip_ws(p);
+        if (*p != '{') return false;
+        ++p;
+        if (!h.StartObject()) return false;
+        object[depth++] = true;
+        bool first = true;  // just after '{' or '['
+        for (;;) {
+            skip_ws(p);
+            const bool in_object = object[depth - 1];
+            const char close = in_object ? '}' : ']';
+            if (*p == close) {
+                ++p;
+                if (!(in_object ? h.EndObject(0) : h.EndArray(0))) return false;
+                if (--depth == 0) {
+                    skip_ws(p);
+                    return p == end;  // anything after the root object: RapidJSON's error
+                }
+                first = false;
+                continue;
+            }
+            if (!first) {
+                if (*p != ',') return false;
+                ++p;
+                skip_ws(p);
+            }
+            first = false;
+            if (in_object) {
+                const char* k = nullptr;
+                std::size_t kn = 0;
+                if (!string(p, k, kn) || !h.Key(k, static_cast<rapidjson::SizeType>(kn), false))
+                    return false;
+                skip_ws(p);
+                if (*p != ':') return false;
+                ++p;
+                skip_ws(p);
+            }
+            switch (*p) {
+                case '"': {
+                    const char* v = nullptr;
+                    std::size_t vn = 0;
+                    if (!string(p, v, vn) ||
+                        !h.String(v, static_cast<rapidjson::SizeType>(vn), false))
+                        return false;
+                    break;
+                }
+                case '{':
+                case '[':
+                    if (depth == max_stack) return false;
+                    object[depth++] = *p == '{';
+                    if (!(*p++ == '{' ? h.StartObject() : h.StartArray())) return false;
+                    first = true;
+                    break;
+                case 't':
+                    if (std::memcmp(p, "true", 4) != 0 || !h.Bool(true)) return false;
+                    p += 4;
+                    break;
+                case 'f':
+                    if (std::memcmp(p, "false", 5) != 0 || !h.Bool(false)) return false;
+                    p += 5;
+                    break;
+                case 'n':
+                    if (std::memcmp(p, "null", 4) != 0 || !h.Null()) return false;
+                    p += 4;
+                    break;
+                default: {
+                    const char* n = p;
+                    if (!number(p) ||
+                        !h.RawNumber(n, static_cast<rapidjson::SizeType>(p - n), false))
+                        return false;
+                }
+            }
+        }
+    }
+
+private:
+    static bool digit(char c) noexcept { return static_cast<unsigned>(c - '0') < 10; }
+
+    static void skip_ws(const char*& p) noexcept {
+        while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+    }
+
+    // p at '"'. No escapes and no control bytes; the UTF-8 was validated before the parse.
+    static bool string(const char*& p, const char*& s, std::size_t& n) noexcept {
+        if (*p != '"') return false;
+        const char* q = p + 1;
+        for (;;) {
+            const std::size_t k = first_string_stop(q);
+            q += k;
+            if (k < 16) break;
+        }
+        if (*q != '"') return false;  // '\\' or a control byte (the final NUL among them)
+        s = p + 1;
+        n = static_cast<std::size_t>(q - s);
+        p = q + 1;
+        return true;
+    }
+
+    // -?(0|[1-9][0-9]*)(\.[0-9]+)?, at most 64 characters: a number RapidJSON can never find
+    // too big. An exponent, NaN and Infinity go to RapidJSON.
+    static bool number(const char*& p) noexcept {
+        const char* const start = p;
+        if (*p == '-') ++p;
+        if (*p == '0') {
+            ++p;
+        } else if (digit(*p)) {
+            while (digit(*p)) ++p;
+        } else {
+            return false;
+        }
+        if (*p == '.') {
+            ++p;
+            if (!digit(*p)) return false;
+            while (digit(*p)) ++p;
+        }
+        return *p != 'e' && *p != 'E' && p - start <= 64;
+    }
+};
+
 }  // namespace
 
 struct event_parser::reader {
@@ -427,8 +561,8 @@ struct event_parser::reader {
     nested_scratch nested;
 };
 
-event_parser::event_parser(std::size_t max_depth)
-    : reader_(std::make_unique<reader>()), max_depth_(max_depth) {}
+event_parser::event_parser(std::size_t max_depth, bool fast_path)
+    : reader_(std::make_unique<reader>()), max_depth_(max_depth), fast_path_(fast_path) {}
 event_parser::~event_parser() = default;
 event_parser::event_parser(event_parser&&) noexcept = default;
 event_parser& event_parser::operator=(event_parser&&) noexcept = default;
@@ -457,6 +591,18 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
             err.detail = "invalid utf-8";
             return false;
         }
+    }
+    if (fast_path_) {
+        reader_->nested.text.clear();
+        sax_handler fast(out, reader_->nested, max_depth_, payload.size(), seen.backslash);
+        if (fast_reader::parse(buf.data(), buf.data() + payload.size(), fast)) {
+            if (out.has_event) return true;
+            err.reason = reject_reason::bad_shape;
+            err.offset = 0;
+            err.detail = "missing event";
+            return false;
+        }
+        out.clear();  // the handler may have taken part of the line: start again
     }
     reader_->nested.text.clear();
     sax_handler handler(out, reader_->nested, max_depth_, payload.size(), seen.backslash);

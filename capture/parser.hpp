@@ -1,7 +1,8 @@
 #pragma once
 // Decoding of one telemetry payload (the line after its prefix) into a flat raw_event.
 // RapidJSON, in situ on a private copy, with the iterative parser (deep nesting cannot
-// overflow the stack) and a nesting limit. Accepts what Python's json.dumps writes,
+// overflow the stack) and a nesting limit; the common forms take a faster reader first,
+// which hands anything else back to RapidJSON. Accepts what Python's json.dumps writes,
 // including bare NaN, Infinity and -Infinity. Malformed input is data: parse() returns
 // false and fills a parse_error; it never throws.
 
@@ -62,7 +63,10 @@ struct parse_error {
 class event_parser {
 public:
     static constexpr std::size_t default_max_depth = 64;
-    explicit event_parser(std::size_t max_depth = default_max_depth);
+    // fast_path: lines in the common subset of JSON (no escapes, no exponents, no NaN or
+    // Infinity) skip RapidJSON's reader, with the same results; false parses every line with
+    // RapidJSON (tests compare the two).
+    explicit event_parser(std::size_t max_depth = default_max_depth, bool fast_path = true);
     ~event_parser();
     event_parser(event_parser&&) noexcept;
     event_parser& operator=(event_parser&&) noexcept;
@@ -73,6 +77,7 @@ private:
     struct reader;  // RapidJSON's reader and buffers, kept so they are allocated once, not per line
     std::unique_ptr<reader> reader_;
     std::size_t max_depth_;
+    bool fast_path_;
 };
 
 }  // namespace telecap

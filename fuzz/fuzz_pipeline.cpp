@@ -8,6 +8,7 @@
 
 #include "capture/catalog.hpp"
 #include "capture/event_json.hpp"
+#include "capture/parser.hpp"
 #include "capture/pipeline.hpp"
 #include "capture/utf8.hpp"
 
@@ -38,6 +39,36 @@ const telecap::catalog& lenient() {
     return c;
 }
 
+// The parser's fast reader and RapidJSON must agree on every payload (capture/parser.hpp).
+bool same_value(const telecap::raw_value& a, const telecap::raw_value& b) {
+    return a.kind == b.kind && a.text == b.text;
+}
+bool same_members(const std::vector<telecap::raw_member>& a,
+                  const std::vector<telecap::raw_member>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (a[i].key != b[i].key || !same_value(a[i].value, b[i].value)) return false;
+    return true;
+}
+void check_fast_path(std::string_view payload) {
+    static telecap::event_parser fast, full(telecap::event_parser::default_max_depth, false);
+    static telecap::raw_event a, b;
+    telecap::parse_error ea, eb;
+    const bool oa = fast.parse(payload, a, ea);
+    if (oa != full.parse(payload, b, eb)) std::abort();
+    if (!oa) {
+        if (ea.reason != eb.reason || ea.offset != eb.offset || ea.detail != eb.detail)
+            std::abort();
+        return;
+    }
+    if (a.has_event != b.has_event || a.event_is_array != b.event_is_array ||
+        a.event != b.event || a.parts != b.parts || !same_members(a.measurements, b.measurements) ||
+        !same_members(a.metadata, b.metadata) || a.has_timestamp != b.has_timestamp ||
+        a.timestamp != b.timestamp || a.has_correlation_id != b.has_correlation_id ||
+        a.correlation_id != b.correlation_id || a.control_seq != b.control_seq)
+        std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -48,6 +79,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     telecap::pipeline_options opts;
     opts.max_line = 64 + data[1];
     const std::string_view input(reinterpret_cast<const char*>(data + 2), size - 2);
+
+    check_fast_path(input);
 
     collect sink;
     telecap::capture_stats stats;

@@ -509,5 +509,100 @@ TEST_F(ParserTest, LoneSurrogateIsFoundInLinesOfEveryLength) {
     }
 }
 
+
+// The fast reader (common forms) and RapidJSON (everything) must agree on every input: the same
+// raw_event when it parses, the same reason, offset and detail when it does not.
+std::string describe(bool ok, const raw_event& ev, const parse_error& err) {
+    std::string s = ok ? "ok" : "rejected";
+    if (!ok) {
+        return s + " " + std::string(to_string(err.reason)) + " @" + std::to_string(err.offset) +
+               " " + err.detail;
+    }
+    const auto value = [](const raw_value& v) {
+        return std::to_string(static_cast<int>(v.kind)) + ":" + std::string(v.text);
+    };
+    s += " event=" + std::to_string(ev.has_event) + std::to_string(ev.event_is_array) + ":" +
+         std::string(ev.event);
+    for (auto p : ev.parts) s += " part=" + std::string(p);
+    for (const auto& m : ev.measurements) s += " m:" + std::string(m.key) + "=" + value(m.value);
+    for (const auto& m : ev.metadata) s += " md:" + std::string(m.key) + "=" + value(m.value);
+    s += " ts=" + std::to_string(ev.has_timestamp) + std::string(ev.timestamp);
+    s += " cid=" + std::to_string(ev.has_correlation_id) + std::string(ev.correlation_id);
+    s += " seq=" + std::string(ev.control_seq);
+    return s;
+}
+
+void expect_fast_path_agrees(std::string_view payload) {
+    SCOPED_TRACE(testing::PrintToString(std::string(payload)));
+    event_parser fast, full(event_parser::default_max_depth, false);
+    raw_event a, b;
+    parse_error ea, eb;
+    const bool oa = fast.parse(payload, a, ea);
+    const bool ob = full.parse(payload, b, eb);
+    EXPECT_EQ(describe(oa, a, ea), describe(ob, b, eb));
+}
+
+TEST(ParserFastPath, AgreesWithRapidJsonOnEveryForm) {
+    const char* const cases[] = {
+        R"({"event": "a.b", "measurements": {"x": 1, "y": -0, "z": 0.5, "w": -12.25}})",
+        R"({"event":"a.b","measurements":{"x":1}}  )",
+        "{\t\"event\"\r\n:\"a\"}",
+        R"({"event": ["a", "b"], "metadata": {"k": [1, {"x": null}], "e": {}, "f": []}})",
+        R"({"event": "a", "event": "b", "event": ["c"], "measurements": {"d": 1, "d": 2}})",
+        R"({"event": "a", "measurements": null, "metadata": null, "timestamp_ns": null})",
+        R"({"event": "a", "timestamp_ns": 1700000000000000000, "correlation_id": "c"})",
+        R"({"event": "a", "timestamp_ns": 99999999999999999999999999, "control_seq": 7})",
+        R"({"event": "a", "measurements": {"big": 123456789012345678901234567890}})",
+        R"({"event": "a", "measurements": {"e": 1e5, "E": 1E-5, "x": 1.5e+16}})",
+        R"({"event": "a", "measurements": {"n": NaN, "i": Infinity, "m": -Infinity}})",
+        R"({"event": "a", "measurements": {"big": 1e400}})",
+        R"({"event": "a", "metadata": {"s": "t\u00e9\n\"x\"", "t": true, "f": false}})",
+        R"({"event": "a", "metadata": {"s": "\ud800"}})",
+        R"({"event": "caf)" "\xc3\xa9" R"(", "metadata": {"k": "\xe2\x82\xac"}})",
+        R"({"event": "a", "metadata": {"k": "bad )" "\xff" R"("}})",
+        R"({"event": "a"} x)", R"({"event": "a"} {})", R"({"event": "a",})",
+        R"({"event": "a" "b": 1})", R"({"event": ["a",]})", R"({"event": [,"a"]})",
+        R"({"event": "a", "measurements": {"x": 01}})", R"({"event": "a", "m": 1.})",
+        R"({"event": "a", "m": .5})", R"({"event": "a", "m": -})", R"({"event": "a", "m": +1})",
+        R"({"event": "a", "m": tru})", R"({"event": "a", "m": truex})", R"({"event": "a", "m": nul})",
+        R"({"event": "a", "m": True})", R"({"event": 'a'})", R"({event: "a"})",
+        R"({"event": 1})", R"({"event": {}})", R"({"event": [1]})", R"({"event": [[]]})",
+        R"({"measurements": {"x": 1}})", R"({"event": "a", "measurements": [1]})",
+        R"({"event": "a", "measurements": {"x": {"y": 1}, "z": [2]}})",
+        R"({"event": "a", "timestamp_ns": "1"})", R"({"event": "a", "correlation_id": 5})",
+        R"({"event": "a", "timestamp_ns": [1]})", R"({"event": "a", "correlation_id": {}})",
+        R"(["event"])", R"("event")", "", " ", "{", "}", "{}", R"({"event": "a")",
+        R"({"event": "a", "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})",
+        "{\"event\": \"a\x01\"}", "{\"event\": \"a\tb\"}",
+    };
+    for (const char* c : cases) expect_fast_path_agrees(c);
+    // Nesting on both sides of the limit and of the fast reader's own stack (64).
+    for (std::size_t depth : {60u, 62u, 63u, 64u, 65u, 70u, 200u}) {
+        const std::string deep = R"({"event": "a", "metadata": {"k": )" + std::string(depth, '[') +
+                                 std::string(depth, ']') + "}}";
+        expect_fast_path_agrees(deep);
+    }
+}
+
+TEST(ParserFastPath, AgreesOnEveryTruncationAndEveryByteChanged) {
+    const std::string base =
+        R"({"event": ["tool", "execution.stop"], "measurements": {"duration": 817077202, )"
+        R"("count": 1, "ratio": -0.25, "ok": true}, "metadata": {"tool": "parse", "x": null, )"
+        R"("n": {"a": [1, false]}, "e": "caf)" "\xc3\xa9" R"("}, "timestamp_ns": 1700000000000001000, )"
+        R"("correlation_id": "a6cecc1b", "control_seq": 12})";
+    for (std::size_t n = 0; n <= base.size(); ++n) expect_fast_path_agrees(base.substr(0, n));
+    for (std::size_t i = 0; i < base.size(); ++i) {
+        for (char c : {' ', '"', '\\', ',', ':', '{', '}', '[', ']', '0', '-', '.', 'e', 'n', 'x',
+                       '\t', '\x7f', '\xc3'}) {
+            std::string s = base;
+            s[i] = c;
+            expect_fast_path_agrees(s);
+        }
+        std::string dropped = base;
+        dropped.erase(i, 1);
+        expect_fast_path_agrees(dropped);
+    }
+}
+
 }  // namespace
 }  // namespace telecap
