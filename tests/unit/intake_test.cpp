@@ -33,13 +33,8 @@ void* operator new(std::size_t n) {
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }
-// g++ 12 sees the free() of a pointer it knows came from operator new and warns, though this
-// operator new is malloc.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
 #endif
 
 namespace telecap {
@@ -321,13 +316,14 @@ TEST(Intake, NoHeapAllocationPerLineOnceWarm) {
     ASSERT_TRUE(test::eventually([&] { return f.events->depth() == 0; }));
     counting = true;
     allocations = 0;
-    for (int i = 0; i < 200; ++i) {
+    // 100,000 lines: a one-off (a batch warmed late on a loaded machine) stays within the bound.
+    for (int i = 0; i < 1000; ++i) {
         turn();
         // Wait for the batch to come back, as in steady state (recycled batches, not new ones).
         while (f.events->depth() != 0) std::this_thread::yield();
     }
     counting = false;
-    EXPECT_LE(allocations, 200u * 100u / 100u) << "at most 0.01 per line";
+    EXPECT_LE(allocations, 1000u * 100u / 100u) << "at most 0.01 per line";
     f.done(in);
 }
 #endif
