@@ -1,14 +1,13 @@
 #include <fcntl.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <optional>
-
-#include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "agent/commands.hpp"
 #include "agent/run.hpp"
@@ -83,7 +82,8 @@ void add_capture_options(CLI::App& cmd, capture_options& o, cli_values& v, bool 
                    "max_backlog=4194304&max_total_backlog=16777216&fd_reserve=64 sets the "
                    "socket's budgets; prometheus serves /metrics on 127.0.0.1:9464 by default")
         ->allow_extra_args(false);
-    cmd.add_option("--passthrough", o.passthrough, "Where non-telemetry goes: stderr|stdout|none|PATH")
+    cmd.add_option("--passthrough", o.passthrough,
+                   "Where non-telemetry goes: stderr|stdout|none|PATH")
         ->capture_default_str();
     cmd.add_option("--rejects", o.rejects_path, "Record each rejected line as JSON to PATH");
     cmd.add_option("--stats", o.stats_path, "Write the counters as JSON to PATH at exit");
@@ -105,9 +105,9 @@ void need_writable_stats(const std::string& path) {
 
 // Flags that describe the one pool of `run -- CMD`; with --config the pools say it.
 constexpr std::pair<const char*, const char*> pool_flags[] = {
-    {"--instances", "instances"},         {"--restart", "restart"},
-    {"--backoff-min", "backoff_min"},     {"--backoff-max", "backoff_max"},
-    {"--healthy-after", "healthy_after"}, {"--max-restarts", "max_restarts"},
+    {"--instances", "instances"},           {"--restart", "restart"},
+    {"--backoff-min", "backoff_min"},       {"--backoff-max", "backoff_max"},
+    {"--healthy-after", "healthy_after"},   {"--max-restarts", "max_restarts"},
     {"--restart-window", "restart_window"}, {"--telemetry-fd", "telemetry_fd"},
     {"--capture-stdout", "capture_stdout"}, {"--pool", "name"},
 };
@@ -162,7 +162,8 @@ int main_cli(int argc, char** argv) {
     if (!open_missing_stdio()) return 1;
     // A closed output pipe is an error to count, not a reason to die.
     std::signal(SIGPIPE, SIG_IGN);
-    auto console = spdlog::stderr_color_mt("telecap");  // the loop, dispatch and socket threads all log
+    auto console =
+        spdlog::stderr_color_mt("telecap");  // the loop, dispatch and socket threads all log
     console->set_pattern("telecap: %^%l%$: %v");
     spdlog::set_default_logger(console);
     telecap::set_logger(console);
@@ -201,7 +202,8 @@ int main_cli(int argc, char** argv) {
     print_flag->excludes(check_opt);
     check_opt->excludes(print_flag);
 
-    auto* run = app.add_subcommand("run", "Spawn, supervise and capture workers: run [OPTIONS] -- CMD [ARGS...]");
+    auto* run = app.add_subcommand(
+        "run", "Spawn, supervise and capture workers: run [OPTIONS] -- CMD [ARGS...]");
     add_capture_options(*run, o, v, true);
     std::string config_path;
     std::vector<std::string> command;

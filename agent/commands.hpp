@@ -30,10 +30,10 @@ int run_metrics(bool print_default, const std::string& check_path);
 // no server answers. A malformed command line throws usage_error.
 struct ctl_options {
     std::string socket;
-    std::string command;            // status, stats, toggle, sample, filter, rate-limit, ...
-    std::vector<std::string> args;  // its arguments
+    std::string command;                   // status, stats, toggle, sample, filter, rate-limit, ...
+    std::vector<std::string> args;         // its arguments
     std::vector<std::string> allow, deny;  // filter's lists
-    std::string pool, worker;       // the scope; neither: every worker
+    std::string pool, worker;              // the scope; neither: every worker
     bool json = false;
     std::chrono::milliseconds timeout{10000};
 };

@@ -141,8 +141,9 @@ void load_config(const std::string& path, run_options& o) {
     }
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     check_keys(path, root,
-               {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes", "line_budget", "overflow",
-                "grace", "stop_signal", "label", "stats", "rejects", "prefix", "max_line", "metrics", "control"});
+               {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes",
+                "line_budget", "overflow", "grace", "stop_signal", "label", "stats", "rejects",
+                "prefix", "max_line", "metrics", "control"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
         auto list = output_list(path, v);

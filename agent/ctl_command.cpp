@@ -137,7 +137,8 @@ void print_reload(const rapidjson::Document& d) {
     lists("pools", {"added", "removed", "changed", "resized", "unchanged"});
     lists("outputs", {"added", "removed"});
     const auto m = d.FindMember("metrics");
-    if (m != d.MemberEnd() && m->value.IsString() && std::string(m->value.GetString()) == "reloaded")
+    if (m != d.MemberEnd() && m->value.IsString() &&
+        std::string(m->value.GetString()) == "reloaded")
         std::printf("  metrics: the file was read again (derived series start over)\n");
     const auto na = d.FindMember("not_applied");
     if (na != d.MemberEnd() && na->value.IsArray())

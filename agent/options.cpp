@@ -4,25 +4,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
-#include <algorithm>
-#include <climits>
-
-#include "outputs/jsonl_handler.hpp"
+#include "agent/validate.hpp"
+#include "capture/event_json.hpp"
+#include "core/log.hpp"
+#include "export/otlp_env.hpp"
+#include "io/log_sink.hpp"
+#include "metrics/deriver.hpp"
+#include "metrics/family.hpp"
 #include "outputs/http_handler.hpp"
+#include "outputs/jsonl_handler.hpp"
 #include "outputs/log_handler.hpp"
 #include "outputs/otlp_handler.hpp"
 #include "outputs/prometheus_handler.hpp"
 #include "outputs/unix_socket_handler.hpp"
-#include "agent/validate.hpp"
-#include "capture/event_json.hpp"
-#include "export/otlp_env.hpp"
-#include "core/log.hpp"
-#include "io/log_sink.hpp"
-#include "metrics/deriver.hpp"
-#include "metrics/family.hpp"
 #include "spdlog/spdlog.h"
 
 namespace telecap::agent {
@@ -64,7 +63,8 @@ bool is_metrics_output(std::string_view spec) {
 
 metrics::metrics_config load_metrics(const std::string& path) {
     try {
-        return path.empty() ? metrics::default_metrics_config() : metrics::load_metrics_config(path);
+        return path.empty() ? metrics::default_metrics_config()
+                            : metrics::load_metrics_config(path);
     } catch (const metrics::metrics_config_error& e) {
         throw usage_error(std::string("bad metrics file: ") + e.what());
     }
@@ -96,8 +96,8 @@ metrics::family_source families_of(output_env& env) {
 // The OTEL_* variables, with the metrics file's service_name as the default service.name
 // (the standard variables win: OTEL_SERVICE_NAME, then service.name in the resource ones).
 exporting::env_lookup with_service_name(const output_env& env) {
-    std::string name = env.store ? env.store->service_name()
-                                 : load_metrics(env.metrics_path).service_name;
+    std::string name =
+        env.store ? env.store->service_name() : load_metrics(env.metrics_path).service_name;
     return [real = exporting::process_env(), name](const std::string& key) {
         auto v = real(key);
         if (v || key != "OTEL_SERVICE_NAME") return v;
@@ -144,8 +144,7 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
     if (kind == "null" && arg.empty()) return std::make_shared<null_handler>();
     if (kind == "unix") {
         unix_output_spec u;
-        if (auto p = parse_unix_output(arg, u))
-            throw usage_error("output \"" + spec + "\": " + *p);
+        if (auto p = parse_unix_output(arg, u)) throw usage_error("output \"" + spec + "\": " + *p);
         try {
             return std::make_shared<unix_socket_handler>(u.path, u.options);
         } catch (const std::runtime_error& e) {
@@ -265,10 +264,11 @@ bool write_stats_file(const std::string& path, const capture_stats& s, std::stri
     if (!more.empty() && text.size() >= 2) text.insert(text.size() - 2, more);  // before "}\n"
     // A regular file is written whole, then renamed over the old one: a reader never sees
     // half of it. Anything else (/dev/stderr, a FIFO) is written in place.
-    struct stat st{};
+    struct stat st {};
     const bool regular = ::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode);
     const std::string target = regular ? path + ".tmp" : path;
-    unique_fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (regular ? O_TRUNC : 0), 0644));
+    unique_fd fd(
+        ::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (regular ? O_TRUNC : 0), 0644));
     std::string_view rest = text;
     while (fd && !rest.empty()) {
         const ssize_t n = ::write(fd.get(), rest.data(), rest.size());

@@ -82,7 +82,7 @@ struct output_env {
     std::string metrics_path;
     std::shared_ptr<metrics::metric_store> store{};  // made by the first metrics exporter
     bool deriver_attached = false;
-    std::shared_ptr<store_slot> slot{};                 // with the store: what exporters read
+    std::shared_ptr<store_slot> slot{};                   // with the store: what exporters read
     metrics::registry::collector_id store_collector = 0;  // the store's own series
 };
 

@@ -2,19 +2,19 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <spdlog/spdlog.h>
 
 #include "agent/commands.hpp"
 #include "agent/output_series.hpp"
+#include "core/unique_fd.hpp"
 #include "io/passthrough.hpp"
 #include "metrics/collectors.hpp"
-#include "core/unique_fd.hpp"
 
 namespace telecap::agent {
 
@@ -77,8 +77,8 @@ feed_result feed_input(const std::string& input, const catalog& cat, const captu
         }
         fd = owned.get();
     }
-    capture_pipeline pipeline(cat, make_context(o), make_pipeline_options(o), events, pass,
-                              rejects, stats);
+    capture_pipeline pipeline(cat, make_context(o), make_pipeline_options(o), events, pass, rejects,
+                              stats);
     // Large reads: each one ends with a flush of the outputs, which hands a batch to each
     // stream's writer thread (a wake-up). A pipe still returns what it has at once.
     static char buf[256 * 1024];
@@ -134,7 +134,8 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     metrics::add_stream_collector(registry, streams);
     metrics::add_process_collector(registry);
     handler_bus bus;
-    output_env env{.streams = streams, .wait = true, .registry = &registry, .metrics_path = o.metrics_path};
+    output_env env{
+        .streams = streams, .wait = true, .registry = &registry, .metrics_path = o.metrics_path};
     attached_outputs outputs;
     attach_outputs(o.outputs, bus, env, &outputs);
     add_output_series(registry, outputs);
@@ -179,8 +180,8 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     cs.finish(std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
     if (!o.stats_path.empty() &&
         !write_stats_file(o.stats_path, stats, bus.counters_json(),
-                          ",\"streams\":" + streams_json(streams) + ",\"metrics\":" +
-                              metrics::to_json(registry.snapshot())))
+                          ",\"streams\":" + streams_json(streams) +
+                              ",\"metrics\":" + metrics::to_json(registry.snapshot())))
         rc = rc ? rc : 1;
     if (rc == 0 && data_lost(stats, bus, streams)) {
         spdlog::error("some output was lost (see --stats)");
@@ -233,8 +234,7 @@ int run_metrics(bool print_default, const std::string& check_path) {
                     cfg.metrics.size(), captured, cfg.service_name.c_str());
         return 0;
     }
-    if (!print_default)
-        throw usage_error("telecap metrics: give --print-default or --check FILE");
+    if (!print_default) throw usage_error("telecap metrics: give --print-default or --check FILE");
     const auto text = metrics::default_metrics_yaml();
     std::fwrite(text.data(), 1, text.size(), stdout);
     return 0;

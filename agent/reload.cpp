@@ -53,9 +53,11 @@ std::vector<std::string> settings_not_reloaded(const run_options& a, const run_o
     return out;
 }
 
-reloader::reloader(std::function<run_options()> reread, run_options running,
-                   run_outputs& outputs, dispatcher& events, metrics::registry& registry)
-    : reread_(std::move(reread)), running_(std::move(running)), outputs_(outputs),
+reloader::reloader(std::function<run_options()> reread, run_options running, run_outputs& outputs,
+                   dispatcher& events, metrics::registry& registry)
+    : reread_(std::move(reread)),
+      running_(std::move(running)),
+      outputs_(outputs),
       events_(events),
       ok_(registry.get_counter("telecap_reloads_total", {{"result", "ok"}})),
       failed_(registry.get_counter("telecap_reloads_total", {{"result", "failed"}})) {}

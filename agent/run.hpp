@@ -1,8 +1,8 @@
 #pragma once
 // telecap run: spawn, supervise and capture worker processes.
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <map>
 #include <string>

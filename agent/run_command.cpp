@@ -45,8 +45,9 @@ int run_workers(const run_options& o) {
     run_options running = o;
     resolve_catalog_paths(running);
     if (capture_stdout_if_shared(running))
-        spdlog::debug("events or pass-through go to stdout: the workers' stdout is captured, "
-                      "so their lines cannot cut into telecap's");
+        spdlog::debug(
+            "events or pass-through go to stdout: the workers' stdout is captured, "
+            "so their lines cannot cut into telecap's");
     std::map<std::string, std::unique_ptr<catalog>> catalogs;
     supervisor_io io;
     for (const auto& pool : running.pools) {
@@ -67,7 +68,9 @@ int run_workers(const run_options& o) {
     metrics::add_process_collector(registry);
 
     handler_bus bus;
-    output_env env{.streams = streams, .wait = block, .registry = &registry,
+    output_env env{.streams = streams,
+                   .wait = block,
+                   .registry = &registry,
                    .metrics_path = o.capture.metrics_path};
     run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
     outputs.attach(o);
@@ -97,9 +100,10 @@ int run_workers(const run_options& o) {
     if (auto guard = spawn::find_guard_executable()) {
         so.guard = *guard;
     } else {
-        spdlog::warn("telecap-guard not found ({}): what a worker leaves running is killed only "
-                     "when telecap exits normally (docs/run.md \"No leftovers\")",
-                     guard.error().message());
+        spdlog::warn(
+            "telecap-guard not found ({}): what a worker leaves running is killed only "
+            "when telecap exits normally (docs/run.md \"No leftovers\")",
+            guard.error().message());
     }
 
     event_loop loop;
@@ -156,9 +160,9 @@ int run_workers(const run_options& o) {
         spdlog::error("a handler did not return within {} ms; exiting without it", limit.count());
         if (!o.capture.stats_path.empty())
             write_stats_file(o.capture.stats_path, stats, {},
-                             ",\"workers\":" + sup.workers_json() + ",\"streams\":" +
-                                 streams_json(streams) + ",\"metrics\":" +
-                                 metrics::to_json(registry.snapshot()));
+                             ",\"workers\":" + sup.workers_json() +
+                                 ",\"streams\":" + streams_json(streams) +
+                                 ",\"metrics\":" + metrics::to_json(registry.snapshot()));
         cs.finish(std::chrono::steady_clock::now() + std::chrono::seconds(1));
         std::fflush(nullptr);
         ::_exit(rc ? rc : exit_data_lost);  // the stuck thread cannot be joined
@@ -173,9 +177,9 @@ int run_workers(const run_options& o) {
     cs.finish(std::chrono::steady_clock::now() + limit);
     if (!o.capture.stats_path.empty() &&
         !write_stats_file(o.capture.stats_path, stats, bus.counters_json(),
-                          ",\"workers\":" + sup.workers_json() + ",\"streams\":" +
-                              streams_json(streams) + ",\"metrics\":" +
-                              metrics::to_json(registry.snapshot())) &&
+                          ",\"workers\":" + sup.workers_json() +
+                              ",\"streams\":" + streams_json(streams) +
+                              ",\"metrics\":" + metrics::to_json(registry.snapshot())) &&
         rc == 0)
         rc = 1;
     if (rc == 0 && data_lost(stats, bus, streams)) rc = exit_data_lost;

@@ -1,8 +1,7 @@
 #include "agent/run_outputs.hpp"
 
-#include <sys/stat.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
@@ -27,7 +26,9 @@ public:
             inner_->handle(ev);
     }
     void flush() override { inner_->flush(); }
-    void finish(std::chrono::steady_clock::time_point deadline) override { inner_->finish(deadline); }
+    void finish(std::chrono::steady_clock::time_point deadline) override {
+        inner_->finish(deadline);
+    }
     std::string counters_json() const override { return inner_->counters_json(); }
     std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
 
@@ -98,9 +99,9 @@ void run_outputs::attach(const run_options& o) {
     std::map<std::string, int> per_pool;
     for (const auto& w : wanted_outputs(o)) {
         const std::string id =
-            w.pool.empty() ? "output." + std::to_string(top++) + ":" + w.spec
-                           : "pool." + w.pool + ".output." + std::to_string(per_pool[w.pool]++) +
-                                 ":" + w.spec;
+            w.pool.empty()
+                ? "output." + std::to_string(top++) + ":" + w.spec
+                : "pool." + w.pool + ".output." + std::to_string(per_pool[w.pool]++) + ":" + w.spec;
         auto [inner, attached] = make(w, id);
         outputs_.push_back({w.key, w.label(), id, inner});
         bus_.attach(id, {}, std::move(attached));
@@ -215,7 +216,8 @@ namespace {
 
 // PATH is the file or pipe telecap's stdout is.
 bool is_stdout(const std::string& path) {
-    struct stat out{}, st{};
+    struct stat out {
+    }, st{};
     return ::fstat(1, &out) == 0 && ::stat(path.c_str(), &st) == 0 && out.st_dev == st.st_dev &&
            out.st_ino == st.st_ino;
 }

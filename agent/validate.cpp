@@ -6,14 +6,14 @@
 
 #include <cassert>
 #include <cerrno>
+#include <charconv>
 #include <climits>
 #include <cmath>
 #include <cstdio>
-#include <charconv>
 #include <cstring>
 
-#include "outputs/prometheus_handler.hpp"
 #include "net/url.hpp"
+#include "outputs/prometheus_handler.hpp"
 #include "spawn/signals.hpp"
 
 namespace telecap::agent {
@@ -214,9 +214,8 @@ problem check_output(std::string_view spec) {
     }
     if (kind != "unix") return std::nullopt;
     unix_output_spec u;
-    if (auto p = parse_unix_output(colon == std::string_view::npos ? std::string_view{}
-                                                                   : spec.substr(colon + 1),
-                                   u))
+    if (auto p = parse_unix_output(
+            colon == std::string_view::npos ? std::string_view{} : spec.substr(colon + 1), u))
         return "output " + quoted(spec) + ": " + *p;
     return std::nullopt;
 }

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "outputs/unix_socket_handler.hpp"
 #include "agent/run.hpp"
+#include "outputs/unix_socket_handler.hpp"
 
 namespace telecap::agent {
 

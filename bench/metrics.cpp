@@ -2,16 +2,15 @@
 // 20,000 series (the store's copy, the text rendering, and a whole HTTP GET /metrics).
 #include <benchmark/benchmark.h>
 #include <httplib.h>
-
 #include <malloc.h>
 
 #include <fstream>
 #include <string>
 
-#include "outputs/prometheus_handler.hpp"
 #include "metrics/metric_config.hpp"
 #include "metrics/metric_store.hpp"
 #include "metrics/prometheus_text.hpp"
+#include "outputs/prometheus_handler.hpp"
 
 namespace {
 
@@ -21,9 +20,12 @@ event call_stop(int i) {
     event ev;
     ev.name = {"snakepit", "python", "call", "stop"};
     ev.measurements = {{"duration", std::int64_t{1000 + i % 1000000}}, {"count", std::int64_t{1}}};
-    ev.metadata = {{"tool", "search"},       {"node", "host1"},
-                   {"worker_id", "default-0"}, {"pool_name", "default"},
-                   {"python_pid", std::int64_t{4242}}, {"correlation_id", nullptr},
+    ev.metadata = {{"tool", "search"},
+                   {"node", "host1"},
+                   {"worker_id", "default-0"},
+                   {"pool_name", "default"},
+                   {"python_pid", std::int64_t{4242}},
+                   {"correlation_id", nullptr},
                    {"timestamp_ns", std::int64_t{1700000000000000000}}};
     return ev;
 }
@@ -68,7 +70,9 @@ BENCHMARK(bm_record_tool_stop_changing_tool);
 std::unique_ptr<metrics::metric_store> store_with(int n) {
     auto cfg = metrics::parse_metrics_config(
         "counters:\n  - name: requests\n    event: x\n    labels: [session_id, pool_name]\n"
-        "    max_series: " + std::to_string(n) + "\n", "bench");
+        "    max_series: " +
+            std::to_string(n) + "\n",
+        "bench");
     auto store = std::make_unique<metrics::metric_store>(cfg);
     event ev;
     ev.name = {"x"};

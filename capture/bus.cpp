@@ -1,12 +1,12 @@
 #include "capture/bus.hpp"
-#include "core/clock.hpp"
-
-#include "capture/event_json.hpp"
-#include "core/log.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+
+#include "capture/event_json.hpp"
+#include "core/clock.hpp"
+#include "core/log.hpp"
 
 namespace telecap {
 
@@ -83,7 +83,7 @@ void handler_bus::fail(std::size_t index, std::string_view reason, const std::st
     if (now - last_log_ >= std::chrono::seconds(1)) {
         last_log_ = now;
         logger()->error("handler \"{}\" failed on {} and was detached: {}", e.info.id, event_name,
-                      reason);
+                        reason);
     }
     event f;
     f.name = failure_event_name();

@@ -65,7 +65,7 @@ private:
 
     std::vector<entry> entries_;
     std::vector<event> pending_failures_;
-    int depth_ = 0;  // dispatch nesting: entries are erased only at depth 0
+    int depth_ = 0;          // dispatch nesting: entries are erased only at depth 0
     bool detached_ = false;  // some entries wait to be erased
     std::uint64_t failures_ = 0;
     std::chrono::steady_clock::time_point last_log_{};

@@ -13,8 +13,7 @@ namespace telecap {
 namespace {
 
 [[noreturn]] void fail(std::string_view source, std::string_view where, std::string_view what) {
-    throw catalog_error(std::string(source) + ": " + std::string(where) + ": " +
-                        std::string(what));
+    throw catalog_error(std::string(source) + ": " + std::string(where) + ": " + std::string(what));
 }
 
 std::vector<std::string> string_list(const rapidjson::Value& v, std::string_view source,
@@ -95,28 +94,40 @@ catalog catalog::from_json(std::string_view json, std::string_view source) {
         if (!pol->value.IsObject()) fail(source, "policies", "expected an object");
         const auto& p = pol->value;
         if (auto s = policy_string(p, "unknown_event", source); !s.empty()) {
-            if (s == "reject") c.policies_.unknown_event = unknown_event_policy::reject;
-            else if (s == "keep") c.policies_.unknown_event = unknown_event_policy::keep;
-            else fail(source, "policies.unknown_event", "expected \"reject\" or \"keep\", got \"" + s + "\"");
+            if (s == "reject")
+                c.policies_.unknown_event = unknown_event_policy::reject;
+            else if (s == "keep")
+                c.policies_.unknown_event = unknown_event_policy::keep;
+            else
+                fail(source, "policies.unknown_event",
+                     "expected \"reject\" or \"keep\", got \"" + s + "\"");
         }
         const auto prefix = p.FindMember("unknown_event_prefix");
         if (prefix != p.MemberEnd())
             c.policies_.unknown_event_prefix =
                 string_list(prefix->value, source, "policies.unknown_event_prefix");
         if (auto s = policy_string(p, "unknown_measurement", source); !s.empty()) {
-            if (s == "reject") c.policies_.unknown_measurement = unknown_measurement_policy::reject;
-            else if (s == "drop") c.policies_.unknown_measurement = unknown_measurement_policy::drop;
-            else fail(source, "policies.unknown_measurement", "expected \"reject\" or \"drop\", got \"" + s + "\"");
+            if (s == "reject")
+                c.policies_.unknown_measurement = unknown_measurement_policy::reject;
+            else if (s == "drop")
+                c.policies_.unknown_measurement = unknown_measurement_policy::drop;
+            else
+                fail(source, "policies.unknown_measurement",
+                     "expected \"reject\" or \"drop\", got \"" + s + "\"");
         }
         if (auto s = policy_string(p, "unknown_metadata", source); !s.empty()) {
-            if (s == "keep") c.policies_.unknown_metadata = unknown_metadata_policy::keep;
-            else if (s == "drop") c.policies_.unknown_metadata = unknown_metadata_policy::drop;
-            else fail(source, "policies.unknown_metadata", "expected \"keep\" or \"drop\", got \"" + s + "\"");
+            if (s == "keep")
+                c.policies_.unknown_metadata = unknown_metadata_policy::keep;
+            else if (s == "drop")
+                c.policies_.unknown_metadata = unknown_metadata_policy::drop;
+            else
+                fail(source, "policies.unknown_metadata",
+                     "expected \"keep\" or \"drop\", got \"" + s + "\"");
         }
         for (const auto& m : p.GetObject()) {
             const std::string_view k(m.name.GetString(), m.name.GetStringLength());
-            if (k != "unknown_event" && k != "unknown_event_prefix" &&
-                k != "unknown_measurement" && k != "unknown_metadata")
+            if (k != "unknown_event" && k != "unknown_event_prefix" && k != "unknown_measurement" &&
+                k != "unknown_metadata")
                 fail(source, "policies." + std::string(k), "unknown policy");
         }
     }

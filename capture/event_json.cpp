@@ -221,13 +221,27 @@ private:
 
     void escape(unsigned char c) noexcept {
         switch (c) {
-            case '"': lit("\\\""); break;
-            case '\\': lit("\\\\"); break;
-            case '\n': lit("\\n"); break;
-            case '\r': lit("\\r"); break;
-            case '\t': lit("\\t"); break;
-            case '\b': lit("\\b"); break;
-            case '\f': lit("\\f"); break;
+            case '"':
+                lit("\\\"");
+                break;
+            case '\\':
+                lit("\\\\");
+                break;
+            case '\n':
+                lit("\\n");
+                break;
+            case '\r':
+                lit("\\r");
+                break;
+            case '\t':
+                lit("\\t");
+                break;
+            case '\b':
+                lit("\\b");
+                break;
+            case '\f':
+                lit("\\f");
+                break;
             default:
                 lit("\\u00");
                 ch(hex[c >> 4]);

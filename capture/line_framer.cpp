@@ -42,14 +42,14 @@ void line_framer::release() {
     charged_ = 0;
 }
 
-void line_framer::go_long(std::string_view part, bool nl, std::size_t head_size,
-                          line_sink& sink) {
+void line_framer::go_long(std::string_view part, bool nl, std::size_t head_size, line_sink& sink) {
     std::string_view rest = part;
     if (buf_.empty() && rest.size() >= head_size) {
         sink.on_long_begin(rest.substr(0, head_size));
         rest.remove_prefix(head_size);
     } else {
-        const std::size_t take = std::min(rest.size(), head_size - std::min(head_size, buf_.size()));
+        const std::size_t take =
+            std::min(rest.size(), head_size - std::min(head_size, buf_.size()));
         buf_.append(rest.substr(0, take));
         rest.remove_prefix(take);
         sink.on_long_begin(buf_);
@@ -91,10 +91,9 @@ void line_framer::feed(std::string_view chunk, line_sink& sink) {
         const std::size_t content = buf_.size() + part.size() - (nl ? 1 : 0);
         // A "\r" that may be the first half of a "\r\n" is not counted either, whether its
         // "\n" came in this chunk or has yet to come.
-        const bool cr_before_nl =
-            nl ? (part.size() >= 2 ? part[part.size() - 2] == '\r'
-                                   : !buf_.empty() && buf_.back() == '\r')
-               : part.back() == '\r';
+        const bool cr_before_nl = nl ? (part.size() >= 2 ? part[part.size() - 2] == '\r'
+                                                         : !buf_.empty() && buf_.back() == '\r')
+                                     : part.back() == '\r';
         if (content > max_line_ + (cr_before_nl ? 1 : 0)) {
             // Too long: hand over the head (max_line + 1 bytes), stream the rest.
             cut_ = false;

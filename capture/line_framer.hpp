@@ -64,8 +64,8 @@ private:
     std::size_t max_line_;
     line_budget* budget_;
     std::size_t charged_ = 0;  // taken from the budget: the capacity beyond free_hold
-    std::string buf_;    // a partial line (never more than max_line + 2 bytes)
-    bool long_ = false;  // inside a line longer than max_line
+    std::string buf_;          // a partial line (never more than max_line + 2 bytes)
+    bool long_ = false;        // inside a line longer than max_line
     bool cut_ = false;
 };
 

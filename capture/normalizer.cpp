@@ -1,8 +1,8 @@
 #include "capture/normalizer.hpp"
 
 #include <charconv>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 namespace telecap {
@@ -12,7 +12,8 @@ namespace {
 enum class number_kind { integer, out_of_range, real, nan, pos_inf, neg_inf };
 
 // One pass over a JSON number's text: its kind and, for an integer, its value.
-[[gnu::always_inline]] inline number_kind scan_number(std::string_view t, std::int64_t& out) noexcept {
+[[gnu::always_inline]] inline number_kind scan_number(std::string_view t,
+                                                      std::int64_t& out) noexcept {
     const char* p = t.data();
     const char* const end = p + t.size();
     const bool neg = p < end && *p == '-';
@@ -30,13 +31,13 @@ enum class number_kind { integer, out_of_range, real, nan, pos_inf, neg_inf };
         std::memcpy(&w, p, 8);
         // Every byte in '0'..'9': high nibble 3, and no carry out of the low nibble on +6.
         if (((w & 0xF0F0F0F0F0F0F0F0ull) |
-             (((w + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) >> 4)) !=
-            0x3333333333333333ull)
+             (((w + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) >> 4)) != 0x3333333333333333ull)
             break;
         std::uint64_t x = w - 0x3030303030303030ull;
         x = (x * 10) + (x >> 8);
         x = (((x & 0x000000FF000000FFull) * 0x000F424000000064ull) +
-             (((x >> 16) & 0x000000FF000000FFull) * 0x0000271000000001ull)) >> 32;
+             (((x >> 16) & 0x000000FF000000FFull) * 0x0000271000000001ull)) >>
+            32;
         v = v * 100000000 + x;
         p += 8;
     }
@@ -117,12 +118,18 @@ bool reject(parse_error& err, reject_reason r, std::string detail) {
 // True for the metadata keys the host sets itself (and so replaces).
 bool host_key(std::string_view k, const worker_context& ctx) noexcept {
     switch (k.size()) {
-        case 4: return same_string(k, "node");
-        case 9: return same_string(k, "pool_name") || (ctx.worker_id && same_string(k, "worker_id"));
-        case 10: return ctx.pid && same_string(k, "python_pid");
-        case 12: return same_string(k, "timestamp_ns");
-        case 14: return same_string(k, "correlation_id");
-        default: return false;
+        case 4:
+            return same_string(k, "node");
+        case 9:
+            return same_string(k, "pool_name") || (ctx.worker_id && same_string(k, "worker_id"));
+        case 10:
+            return ctx.pid && same_string(k, "python_pid");
+        case 12:
+            return same_string(k, "timestamp_ns");
+        case 14:
+            return same_string(k, "correlation_id");
+        default:
+            return false;
     }
 }
 
@@ -133,19 +140,27 @@ constexpr std::size_t max_members = 1024;
 
 std::string metadata_string(const raw_value& v) {
     switch (v.kind) {
-        case raw_kind::true_: return "True";
-        case raw_kind::false_: return "False";
-        case raw_kind::null: return "None";
+        case raw_kind::true_:
+            return "True";
+        case raw_kind::false_:
+            return "False";
+        case raw_kind::null:
+            return "None";
         case raw_kind::number: {
             std::int64_t ignored = 0;
             switch (scan_number(v.text, ignored)) {
-                case number_kind::nan: return "nan";
-                case number_kind::pos_inf: return "inf";
-                case number_kind::neg_inf: return "-inf";
-                default: return std::string(v.text);
+                case number_kind::nan:
+                    return "nan";
+                case number_kind::pos_inf:
+                    return "inf";
+                case number_kind::neg_inf:
+                    return "-inf";
+                default:
+                    return std::string(v.text);
             }
         }
-        default: return std::string(v.text);
+        default:
+            return std::string(v.text);
     }
 }
 
@@ -218,17 +233,25 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
                               "unknown measurement \"" + std::string(m.key) + "\"");
             }
             switch (m.value.kind) {
-                case raw_kind::string: set_string(w.slot(m.key), m.value.text); break;
-                case raw_kind::true_: w.slot(m.key) = std::int64_t{1}; break;
-                case raw_kind::false_: w.slot(m.key) = std::int64_t{0}; break;
+                case raw_kind::string:
+                    set_string(w.slot(m.key), m.value.text);
+                    break;
+                case raw_kind::true_:
+                    w.slot(m.key) = std::int64_t{1};
+                    break;
+                case raw_kind::false_:
+                    w.slot(m.key) = std::int64_t{0};
+                    break;
                 case raw_kind::number: {
                     std::int64_t i = 0;
                     switch (scan_number(m.value.text, i)) {
-                        case number_kind::integer: w.slot(m.key) = i; break;
+                        case number_kind::integer:
+                            w.slot(m.key) = i;
+                            break;
                         case number_kind::out_of_range:
-                            return reject(err, reject_reason::bad_measurement,
-                                          "measurement \"" + std::string(m.key) +
-                                              "\" is out of int64 range");
+                            return reject(
+                                err, reject_reason::bad_measurement,
+                                "measurement \"" + std::string(m.key) + "\" is out of int64 range");
                         case number_kind::real:
                             w.slot(m.key) = parse_double(m.value.text);
                             break;
@@ -274,8 +297,7 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
     }
 
     // 4. Metadata: str() of every value; unknown keys kept or dropped by policy.
-    const bool drop_unknown =
-        catalog_.policies().unknown_metadata == unknown_metadata_policy::drop;
+    const bool drop_unknown = catalog_.policies().unknown_metadata == unknown_metadata_policy::drop;
     member_writer<metadata_value> w(out.metadata);
     for (const auto& m : raw.metadata) {
         if (drop_unknown && !catalog_.known_metadata(m.key)) continue;
@@ -284,8 +306,12 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
         metadata_value& v = w.slot(m.key);
         switch (m.value.kind) {
             case raw_kind::string:
-            case raw_kind::nested: set_string(v, m.value.text); break;
-            default: v = metadata_string(m.value); break;
+            case raw_kind::nested:
+                set_string(v, m.value.text);
+                break;
+            default:
+                v = metadata_string(m.value);
+                break;
         }
     }
     set_string(w.append("node"), ctx.node);

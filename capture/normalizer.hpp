@@ -54,8 +54,8 @@ public:
     bool normalize(const raw_event& raw, const worker_context& ctx, std::int64_t receive_time_ns,
                    event& out, parse_error& err);
     // The same, into the slot of the event's type; null when the event is dropped.
-    event* normalize(const raw_event& raw, const worker_context& ctx,
-                     std::int64_t receive_time_ns, event_slot_source& slots, parse_error& err);
+    event* normalize(const raw_event& raw, const worker_context& ctx, std::int64_t receive_time_ns,
+                     event_slot_source& slots, parse_error& err);
 
 private:
     // The wire name of `raw` (joined from its parts if need be) and its catalog entry, if any.

@@ -1,7 +1,5 @@
 #include "capture/parser.hpp"
 
-#include "capture/utf8.hpp"
-
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
@@ -11,6 +9,8 @@
 #include <cctype>
 #include <cstring>
 #include <vector>
+
+#include "capture/utf8.hpp"
 
 namespace telecap {
 namespace {
@@ -116,8 +116,8 @@ struct StreamTraits<telecap::padded_insitu_stream> {
 template <>
 template <>
 inline void GenericReader<UTF8<>, UTF8<>, CrtAllocator>::ScanCopyUnescapedString<
-    telecap::padded_insitu_stream, telecap::padded_insitu_stream>(
-    telecap::padded_insitu_stream& is, telecap::padded_insitu_stream&) {
+    telecap::padded_insitu_stream, telecap::padded_insitu_stream>(telecap::padded_insitu_stream& is,
+                                                                  telecap::padded_insitu_stream&) {
     char* p = is.src_;
     if (is.dst_ == p) {  // nothing unescaped yet: the string stays where it is
         for (;;) {
@@ -166,15 +166,20 @@ enum class field : std::uint8_t {
 
 field top_level_field(std::string_view key) noexcept {
     switch (key.size()) {  // one comparison per key on the per-line path
-        case 5: return key == "event" ? field::event : field::none;
-        case 8: return key == "metadata" ? field::metadata : field::none;
-        case 11: return key == "control_seq" ? field::control_seq : field::none;
+        case 5:
+            return key == "event" ? field::event : field::none;
+        case 8:
+            return key == "metadata" ? field::metadata : field::none;
+        case 11:
+            return key == "control_seq" ? field::control_seq : field::none;
         case 12:
-            return key == "measurements" ? field::measurements
+            return key == "measurements"   ? field::measurements
                    : key == "timestamp_ns" ? field::timestamp
                                            : field::none;
-        case 14: return key == "correlation_id" ? field::correlation : field::none;
-        default: return field::none;  // other top-level keys are ignored
+        case 14:
+            return key == "correlation_id" ? field::correlation : field::none;
+        default:
+            return field::none;  // other top-level keys are ignored
     }
 }
 
@@ -256,9 +261,12 @@ private:
         if (sub_ > 0) {
             if (mode_ == sub_mode::skip) return true;
             switch (v.kind) {
-                case raw_kind::null: return writer_.Null();
-                case raw_kind::true_: return writer_.Bool(true);
-                case raw_kind::false_: return writer_.Bool(false);
+                case raw_kind::null:
+                    return writer_.Null();
+                case raw_kind::true_:
+                    return writer_.Bool(true);
+                case raw_kind::false_:
+                    return writer_.Bool(false);
                 case raw_kind::number:
                     return writer_.RawValue(v.text.data(), v.text.size(), rapidjson::kNumberType);
                 default:
@@ -267,8 +275,10 @@ private:
             }
         }
         switch (depth_) {
-            case 0: return fail(reject_reason::bad_shape, "not a json object");
-            case 1: return top_scalar(v);
+            case 0:
+                return fail(reject_reason::bad_shape, "not a json object");
+            case 1:
+                return top_scalar(v);
             default:
                 switch (cur_) {
                     case field::event:
@@ -276,9 +286,14 @@ private:
                             return fail(reject_reason::bad_shape, "event parts must be strings");
                         ev_.parts.push_back(v.text);
                         return true;
-                    case field::measurements: ev_.measurements.push_back({key_, v}); return true;
-                    case field::metadata: ev_.metadata.push_back({key_, v}); return true;
-                    default: return true;
+                    case field::measurements:
+                        ev_.measurements.push_back({key_, v});
+                        return true;
+                    case field::metadata:
+                        ev_.metadata.push_back({key_, v});
+                        return true;
+                    default:
+                        return true;
                 }
         }
     }
@@ -323,7 +338,8 @@ private:
                 // The emitter's tag (docs/control.md); anything but a number is ignored.
                 ev_.control_seq = v.kind == raw_kind::number ? v.text : std::string_view{};
                 return true;
-            case field::none: return true;
+            case field::none:
+                return true;
         }
         return true;
     }
@@ -340,32 +356,39 @@ private:
         }
         if (depth_ == 2) {
             switch (cur_) {
-                case field::none: return begin_sub(sub_mode::skip, object);
+                case field::none:
+                    return begin_sub(sub_mode::skip, object);
                 case field::event:
-                    if (object) return fail(reject_reason::bad_shape, "event must be a string or an array");
+                    if (object)
+                        return fail(reject_reason::bad_shape, "event must be a string or an array");
                     ev_.has_event = true;
                     ev_.event_is_array = true;
                     ev_.parts.clear();
                     return true;
                 case field::measurements:
-                    return object || fail(reject_reason::bad_shape, "measurements must be an object");
+                    return object ||
+                           fail(reject_reason::bad_shape, "measurements must be an object");
                 case field::metadata:
                     return object || fail(reject_reason::bad_shape, "metadata must be an object");
                 case field::timestamp:
                     return fail(reject_reason::bad_shape, "timestamp_ns must be an integer");
                 case field::correlation:
                     return fail(reject_reason::bad_shape, "correlation_id must be a string");
-                case field::control_seq: return begin_sub(sub_mode::skip, object);
+                case field::control_seq:
+                    return begin_sub(sub_mode::skip, object);
             }
         }
         // depth 3: a container as a member value, or inside the event array.
         switch (cur_) {
-            case field::event: return fail(reject_reason::bad_shape, "event parts must be strings");
+            case field::event:
+                return fail(reject_reason::bad_shape, "event parts must be strings");
             case field::measurements:
                 ev_.measurements.push_back({key_, {raw_kind::invalid, {}}});
                 return begin_sub(sub_mode::skip, object);
-            case field::metadata: return begin_sub(sub_mode::serialize, object);
-            default: return begin_sub(sub_mode::skip, object);
+            case field::metadata:
+                return begin_sub(sub_mode::serialize, object);
+            default:
+                return begin_sub(sub_mode::skip, object);
         }
     }
 
@@ -392,8 +415,8 @@ private:
                     // nested_ is reserved up front so these views stay valid (see begin_sub()).
                     nested_.append(buffer_.GetString(), buffer_.GetSize());
                     ev_.metadata.push_back(
-                        {key_, {raw_kind::nested,
-                                std::string_view(nested_).substr(nested_start_)}});
+                        {key_,
+                         {raw_kind::nested, std::string_view(nested_).substr(nested_start_)}});
                 }
             }
             return true;

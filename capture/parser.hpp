@@ -41,23 +41,23 @@ struct raw_member {
 struct raw_event {
     bool has_event = false;
     bool event_is_array = false;
-    std::string_view event;                 // the dotted name (event_is_array == false)
-    std::vector<std::string_view> parts;    // the parts (event_is_array == true)
+    std::string_view event;               // the dotted name (event_is_array == false)
+    std::vector<std::string_view> parts;  // the parts (event_is_array == true)
     std::vector<raw_member> measurements;
     std::vector<raw_member> metadata;
     bool has_timestamp = false;
-    std::string_view timestamp;             // number text
+    std::string_view timestamp;  // number text
     bool has_correlation_id = false;
     std::string_view correlation_id;
-    std::string_view control_seq;           // number text, or empty (docs/control.md)
+    std::string_view control_seq;  // number text, or empty (docs/control.md)
 
     void clear() noexcept;
 };
 
 struct parse_error {
     reject_reason reason = reject_reason::invalid_json;
-    std::size_t offset = 0;    // byte offset in the payload, where known
-    std::string detail;        // lower-case, human-readable
+    std::size_t offset = 0;  // byte offset in the payload, where known
+    std::string detail;      // lower-case, human-readable
 };
 
 class event_parser {

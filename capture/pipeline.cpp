@@ -1,7 +1,8 @@
 #include "capture/pipeline.hpp"
-#include "core/clock.hpp"
 
 #include <chrono>
+
+#include "core/clock.hpp"
 
 namespace telecap {
 
@@ -61,8 +62,8 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
     if (payload.data() != nullptr) {
         ++stats_.telemetry_lines;
         if (parser_.parse(payload, raw_, err_)) {
-            if (event* ev = normalizer_.normalize(raw_, ctx_, raw_.has_timestamp ? 0 : wall_clock_ns(),
-                                                  *slots_, err_)) {
+            if (event* ev = normalizer_.normalize(
+                    raw_, ctx_, raw_.has_timestamp ? 0 : wall_clock_ns(), *slots_, err_)) {
                 ++stats_.events;
                 if (events_) events_->on_event(*ev);
                 return;
@@ -86,12 +87,14 @@ void capture_pipeline::on_long_begin(std::string_view head) {
         err_.reason = reject_reason::oversize;
         if (framer_.cut_by_budget()) {
             err_.offset = head.size();
-            err_.detail = "line held back longer than the memory budget for partial lines "
-                          "allows (" + std::to_string(framer_.budget_limit()) + " bytes for all streams)";
+            err_.detail =
+                "line held back longer than the memory budget for partial lines "
+                "allows (" +
+                std::to_string(framer_.budget_limit()) + " bytes for all streams)";
         } else {
             err_.offset = framer_.max_line();
-            err_.detail = "line longer than max_line (" + std::to_string(framer_.max_line()) +
-                          " bytes)";
+            err_.detail =
+                "line longer than max_line (" + std::to_string(framer_.max_line()) + " bytes)";
         }
         rejected(err_, head, true);
     } else if (recognize_ && head.starts_with(error_prefix_)) {

@@ -21,7 +21,8 @@ struct pipeline_options {
     std::string prefix{default_telemetry_prefix};
     std::size_t max_line = std::size_t{1} << 20;
     std::size_t max_depth = event_parser::default_max_depth;
-    bool recognize = true;  // false: every line is pass-through (a stream that carries no telemetry)
+    bool recognize =
+        true;  // false: every line is pass-through (a stream that carries no telemetry)
     // Shared by the pipelines of many streams (optional; must outlive them): bounds what
     // their partial lines hold together (capture/line_budget.hpp).
     line_budget* budget = nullptr;

@@ -38,10 +38,10 @@ public:
 struct reject_info {
     reject_reason reason;
     std::string_view detail;
-    std::uint64_t line_no;   // 1-based, within this stream
-    std::size_t offset;      // byte offset in the line, where known
-    std::string_view text;   // the line (for an oversize one: its head only)
-    bool truncated;          // text is only the head of the line
+    std::uint64_t line_no;  // 1-based, within this stream
+    std::size_t offset;     // byte offset in the line, where known
+    std::string_view text;  // the line (for an oversize one: its head only)
+    bool truncated;         // text is only the head of the line
 };
 
 class reject_sink {

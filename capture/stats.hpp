@@ -31,9 +31,8 @@ enum class drop_reason : std::uint8_t {
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(reject_reason::count_)>
-    reject_reason_names{"invalid_json",  "bad_shape",           "invalid_utf8",   "oversize",
-                        "too_deep",      "unknown_event",       "unknown_measurement",
-                        "bad_measurement"};
+    reject_reason_names{"invalid_json", "bad_shape",     "invalid_utf8",        "oversize",
+                        "too_deep",     "unknown_event", "unknown_measurement", "bad_measurement"};
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(drop_reason::count_)>
     drop_reason_names{"queue_full", "shutdown", "output"};
 
@@ -116,7 +115,7 @@ struct capture_counter {
     std::string_view help;    // the series' HELP text
     counter_scope scope;
     relaxed_counter& (*at)(capture_stats&, std::size_t) noexcept;  // the i-th of `reasons`
-    std::span<const std::string_view> reasons;                      // empty: one counter
+    std::span<const std::string_view> reasons;                     // empty: one counter
 
     std::size_t size() const noexcept { return reasons.empty() ? 1 : reasons.size(); }
     std::uint64_t get(const capture_stats& s, std::size_t i = 0) const noexcept {
@@ -139,36 +138,71 @@ relaxed_counter& by_reason(capture_stats& s, std::size_t i) noexcept {
 // and per-worker series and their HELP texts are all derived from this list: a new counter
 // is a member above and a line here (a static_assert below catches a missing line).
 inline constexpr capture_counter capture_counters[] = {
-    {"bytes", "telecap_bytes_read_total", "Bytes read from a worker's captured streams.",
-     counter_scope::pipeline, &capture_detail::one<&capture_stats::bytes>, {}},
-    {"lines", "telecap_lines_total", "Lines read from a worker's captured streams.",
-     counter_scope::pipeline, &capture_detail::one<&capture_stats::lines>, {}},
-    {"telemetry_lines", "telecap_telemetry_lines_total",
-     "Lines that began with the telemetry prefix.", counter_scope::pipeline,
-     &capture_detail::one<&capture_stats::telemetry_lines>, {}},
-    {"events", "telecap_events_total", "Events captured and handed to the outputs.",
-     counter_scope::pipeline, &capture_detail::one<&capture_stats::events>, {}},
-    {"passthrough_lines", "telecap_passthrough_lines_total", "Lines passed through untouched.",
-     counter_scope::pipeline, &capture_detail::one<&capture_stats::passthrough_lines>, {}},
-    {"emitter_errors", "telecap_emitter_errors_total", "TELEMETRY_ERROR lines written by a worker.",
-     counter_scope::pipeline, &capture_detail::one<&capture_stats::emitter_errors>, {}},
-    {"long_lines", "telecap_long_lines_total",
-     "Lines longer than the line limit, telemetry or not.", counter_scope::pipeline,
-     &capture_detail::one<&capture_stats::long_lines>, {}},
-    {"long_lines_split", "telecap_long_lines_split_total",
+    {"bytes",
+     "telecap_bytes_read_total",
+     "Bytes read from a worker's captured streams.",
+     counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::bytes>,
+     {}},
+    {"lines",
+     "telecap_lines_total",
+     "Lines read from a worker's captured streams.",
+     counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::lines>,
+     {}},
+    {"telemetry_lines",
+     "telecap_telemetry_lines_total",
+     "Lines that began with the telemetry prefix.",
+     counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::telemetry_lines>,
+     {}},
+    {"events",
+     "telecap_events_total",
+     "Events captured and handed to the outputs.",
+     counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::events>,
+     {}},
+    {"passthrough_lines",
+     "telecap_passthrough_lines_total",
+     "Lines passed through untouched.",
+     counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::passthrough_lines>,
+     {}},
+    {"emitter_errors",
+     "telecap_emitter_errors_total",
+     "TELEMETRY_ERROR lines written by a worker.",
+     counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::emitter_errors>,
+     {}},
+    {"long_lines",
+     "telecap_long_lines_total",
+     "Lines longer than the line limit, telemetry or not.",
+     counter_scope::pipeline,
+     &capture_detail::one<&capture_stats::long_lines>,
+     {}},
+    {"long_lines_split",
+     "telecap_long_lines_split_total",
      "Long pass-through lines split so that the lines waiting for them could go out.",
-     counter_scope::passthrough, &capture_detail::one<&capture_stats::long_lines_split>, {}},
-    {"partial_lines", "telecap_partial_lines_total",
-     "Last pass-through lines without a newline that got one.", counter_scope::passthrough,
-     &capture_detail::one<&capture_stats::partial_lines>, {}},
+     counter_scope::passthrough,
+     &capture_detail::one<&capture_stats::long_lines_split>,
+     {}},
+    {"partial_lines",
+     "telecap_partial_lines_total",
+     "Last pass-through lines without a newline that got one.",
+     counter_scope::passthrough,
+     &capture_detail::one<&capture_stats::partial_lines>,
+     {}},
     {"rejected", "telecap_rejected_total", "Telemetry lines rejected, by reason.",
      counter_scope::pipeline, &capture_detail::by_reason<&capture_stats::rejected>,
      reject_reason_names},
     {"dropped", "telecap_dropped_total", "Events dropped, by reason.", counter_scope::queue,
      &capture_detail::by_reason<&capture_stats::dropped>, drop_reason_names},
-    {"handler_failures", "telecap_handler_failures_total",
-     "Handlers detached from the bus because they threw.", counter_scope::handler_bus,
-     &capture_detail::one<&capture_stats::handler_failures>, {}},
+    {"handler_failures",
+     "telecap_handler_failures_total",
+     "Handlers detached from the bus because they threw.",
+     counter_scope::handler_bus,
+     &capture_detail::one<&capture_stats::handler_failures>,
+     {}},
 };
 
 namespace capture_detail {

@@ -64,10 +64,8 @@ public:
     }
 
     std::uint32_t find(std::string_view key) const noexcept {
-        const std::uint32_t* v =
-            map_.find(hash(key), [key](const std::string& k, std::uint32_t) {
-                return same_string(k, key);
-            });
+        const std::uint32_t* v = map_.find(
+            hash(key), [key](const std::string& k, std::uint32_t) { return same_string(k, key); });
         return v ? *v : npos;
     }
 

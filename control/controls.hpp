@@ -68,7 +68,7 @@ void merge(controls& base, const controls& update);
 
 // The three scopes and their overrides.
 class control_table {
-  public:
+public:
     controls global;
     std::map<std::string, controls, std::less<>> pools;
     std::map<std::string, controls, std::less<>> workers;

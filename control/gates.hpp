@@ -21,7 +21,7 @@ enum class verdict : std::uint8_t { pass, disabled, sampled, filtered, rate_limi
 std::string_view to_string(verdict v) noexcept;
 
 class gate {
-  public:
+public:
     using clock = token_bucket::clock;
     // Names without a catalog index kept at most (a worker inventing names cannot grow the
     // cache for ever); beyond it their globs are matched each time and share one bucket.
@@ -45,7 +45,7 @@ class gate {
     verdict decide(std::size_t known, std::string_view wire, clock::time_point now,
                    bool presampled = false);
 
-  private:
+private:
     struct name_state {
         bool seen = false;
         bool sampled = true;  // the sampling applies to this name

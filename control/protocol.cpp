@@ -30,14 +30,21 @@ std::string handle(std::string_view line, target& t) {
             problem = t.reset_controls(r.where);
             if (!problem) n = t.workers_in(r.where);
             break;
-        case command::start: problem = t.start_workers(r.where, &n); break;
-        case command::stop: problem = t.stop_workers(r.where, &n); break;
-        case command::restart: problem = t.restart_workers(r.where, &n); break;
+        case command::start:
+            problem = t.start_workers(r.where, &n);
+            break;
+        case command::stop:
+            problem = t.stop_workers(r.where, &n);
+            break;
+        case command::restart:
+            problem = t.restart_workers(r.where, &n);
+            break;
         case command::reload: {
             auto reply = t.reload_config();
             if (!reply)
-                return error_reply("telecap was started without --config: there is nothing to "
-                                   "reload");
+                return error_reply(
+                    "telecap was started without --config: there is nothing to "
+                    "reload");
             return *reply;
         }
     }

@@ -11,9 +11,9 @@ namespace telecap::control {
 
 namespace {
 
-constexpr std::array<std::string_view, 11> command_names{
-    "status", "stats", "toggle", "sample", "filter", "rate-limit",
-    "reset",  "start", "stop",   "restart", "reload"};
+constexpr std::array<std::string_view, 11> command_names{"status", "stats",      "toggle", "sample",
+                                                         "filter", "rate-limit", "reset",  "start",
+                                                         "stop",   "restart",    "reload"};
 
 using value = rapidjson::Value;
 
@@ -32,7 +32,6 @@ std::optional<std::string> number(const value& v, const char* key, double& out) 
     out = v.GetDouble();
     return std::nullopt;
 }
-
 
 }  // namespace
 

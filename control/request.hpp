@@ -48,7 +48,6 @@ void append_controls_json(std::string& out, const effective_controls& c);
 // One line of a worker's control pipe (docs/control.md, "The control pipe"), without the
 // newline: {"seq":N,"enabled":..,"sampling_rate":..,"sampling_patterns":[..],"allow":[..],
 // "deny":[..]}. The rate limit stays in telecap and is not sent.
-void append_emitter_controls_json(std::string& out, const effective_controls& c,
-                                  std::uint64_t seq);
+void append_emitter_controls_json(std::string& out, const effective_controls& c, std::uint64_t seq);
 
 }  // namespace telecap::control

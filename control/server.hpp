@@ -27,7 +27,7 @@ struct server_options {
 };
 
 class server {
-  public:
+public:
     // Runs on the loop thread: the reply (one JSON object, no newline) to one request line.
     using handler = std::function<std::string(std::string_view request)>;
 
@@ -43,7 +43,7 @@ class server {
     std::uint64_t disconnected() const noexcept { return disconnected_; }  // by a limit
     std::size_t clients() const noexcept { return clients_.size(); }
 
-  private:
+private:
     struct client;
     void on_accept();
     void on_readable(int fd);

@@ -7,7 +7,7 @@
 namespace telecap::control {
 
 class token_bucket {
-  public:
+public:
     using clock = std::chrono::steady_clock;
 
     token_bucket() = default;  // unlimited: take() always succeeds
@@ -19,7 +19,7 @@ class token_bucket {
     bool take(clock::time_point now) noexcept;
     double tokens() const noexcept { return tokens_; }
 
-  private:
+private:
     double rate_ = 0;  // 0: unlimited
     double burst_ = 0;
     double tokens_ = 0;

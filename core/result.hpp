@@ -12,7 +12,7 @@ namespace telecap {
 template <typename T>
 class Result {
 public:
-    Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit on purpose
+    Result(T value) : v_(std::move(value)) {}            // NOLINT: implicit on purpose
     Result(std::error_code ec) : v_(ec) { assert(ec); }  // NOLINT
 
     bool has_value() const noexcept { return v_.index() == 0; }
@@ -34,8 +34,6 @@ private:
     std::variant<T, std::error_code> v_;
 };
 
-inline std::error_code errno_code(int err) noexcept {
-    return {err, std::system_category()};
-}
+inline std::error_code errno_code(int err) noexcept { return {err, std::system_category()}; }
 
 }  // namespace telecap

@@ -95,8 +95,8 @@ std::size_t dispatcher::submit_wait(std::vector<event>& batch, std::size_t from,
         if (!b) b = std::make_unique<event_batch>();
         std::size_t n = 0;
         std::size_t bytes = 0;
-        while (from < batch.size() && (count_ + n == 0 ||
-                                       (count_ + n < o_.queue && bytes_ + bytes < o_.queue_bytes))) {
+        while (from < batch.size() &&
+               (count_ + n == 0 || (count_ + n < o_.queue && bytes_ + bytes < o_.queue_bytes))) {
             b->push(std::move(batch[from++]));
             bytes = b->bytes();
             ++n;
@@ -141,7 +141,8 @@ void dispatcher::run() {
         {
             std::unique_lock lock(mu_);
             const auto ready = [&] {
-                return closed_ || !queued_.empty() || !posted_.empty() || (room_fn_ && room_for_fn());
+                return closed_ || !queued_.empty() || !posted_.empty() ||
+                       (room_fn_ && room_for_fn());
             };
             if (!ready()) {
                 sleeping_ = true;

@@ -75,7 +75,9 @@ public:
     std::size_t depth() const;
     // The bound in events (dispatcher_options::queue): a producer's batches should not be larger.
     std::size_t capacity() const noexcept { return o_.queue; }
-    std::uint64_t dispatched() const noexcept { return dispatched_.load(std::memory_order_relaxed); }
+    std::uint64_t dispatched() const noexcept {
+        return dispatched_.load(std::memory_order_relaxed);
+    }
     // Times the dispatch thread was woken from sleep for work (batches, posts): at most one per
     // submitted batch.
     std::uint64_t wakeups() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
@@ -109,8 +111,8 @@ private:
     std::vector<batch_ptr> free_;
     std::size_t count_ = 0;  // events queued + being dispatched
     std::size_t bytes_ = 0;  // their estimated memory
-    bool sleeping_ = false;        // the dispatch thread waits on work_
-    int room_waiters_ = 0;         // submit_wait callers waiting on room_
+    bool sleeping_ = false;  // the dispatch thread waits on work_
+    int room_waiters_ = 0;   // submit_wait callers waiting on room_
     bool closed_ = false;
     std::vector<std::function<void()>> posted_;
     std::function<void()> room_fn_;

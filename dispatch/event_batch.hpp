@@ -43,7 +43,7 @@ private:
 
     // pools_[0]: pushed events; [1]: unknown types; [t + 2]: catalog type t.
     std::vector<std::vector<event>> pools_;
-    std::vector<std::uint32_t> used_;  // per pool: slots in the batch
+    std::vector<std::uint32_t> used_;                             // per pool: slots in the batch
     std::vector<std::pair<std::uint32_t, std::uint32_t>> order_;  // (pool, index), in order
     std::size_t last_pool_ = 0;
     std::size_t bytes_ = 0;

@@ -13,7 +13,8 @@ constexpr std::chrono::seconds warn_every{30};
 }  // namespace
 
 batch_sender::batch_sender(batch_sender_options opts)
-    : opts_(std::move(opts)), client_(opts_.target, opts_.ca_file),
+    : opts_(std::move(opts)),
+      client_(opts_.target, opts_.ca_file),
       rng_state_(std::random_device{}()) {
     if (!opts_.build_body) throw std::invalid_argument(opts_.name + ": no body builder");
     if (opts_.max_batch_records == 0 || opts_.max_batch_bytes == 0 ||
@@ -43,8 +44,8 @@ bool batch_sender::push(std::string rec, std::uint64_t items) {
     buffer_.push_back({std::move(rec), items});
     // Wake the thread only when it has something new to decide: a first record starts the
     // batch delay, a full batch goes at once. Not on every record: handle() stays cheap.
-    const bool full = buffer_.size() == opts_.max_batch_records ||
-                      buffer_bytes_ >= opts_.max_batch_bytes;
+    const bool full =
+        buffer_.size() == opts_.max_batch_records || buffer_bytes_ >= opts_.max_batch_bytes;
     lock.unlock();
     if (was_empty || full) cv_.notify_one();
     return true;
@@ -107,8 +108,7 @@ void batch_sender::run() {
             drop(items, drop_reason::shutdown, "shutdown deadline passed with data queued");
             return;
         }
-        const bool ready = stopping_ || send_now_ ||
-                           buffer_.size() >= opts_.max_batch_records ||
+        const bool ready = stopping_ || send_now_ || buffer_.size() >= opts_.max_batch_records ||
                            buffer_bytes_ >= opts_.max_batch_bytes ||
                            clock::now() >= oldest_at_ + opts_.max_batch_delay;
         if (!ready) {
@@ -152,8 +152,8 @@ void batch_sender::send(std::vector<record> batch) {
         {
             std::lock_guard lock(mu_);
             if (stopping_) {
-                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline_ - clock::now());
+                const auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - clock::now());
                 if (left <= std::chrono::milliseconds(0)) {
                     counters_.add_failed(failure_reason::shutdown);
                     drop(items, drop_reason::shutdown, "shutdown deadline passed before sending");
@@ -169,14 +169,15 @@ void batch_sender::send(std::vector<record> batch) {
             std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - first);
         const decision d = decide(opts_.retry, res, retries, elapsed, random01(),
                                   std::chrono::system_clock::now());
-        const std::string what = res.transport_failed()
-                                     ? std::string(net::to_string(res.error)) + ": " + res.error_text
-                                     : "HTTP " + std::to_string(res.status);
+        const std::string what =
+            res.transport_failed() ? std::string(net::to_string(res.error)) + ": " + res.error_text
+                                   : "HTTP " + std::to_string(res.status);
         if (d.what == verdict::ok) {
             counters_.ok.fetch_add(1);
             std::uint64_t rejected = 0;
             std::string message;
-            if (opts_.count_rejected) rejected = std::min(opts_.count_rejected(res.body, message), items);
+            if (opts_.count_rejected)
+                rejected = std::min(opts_.count_rejected(res.body, message), items);
             counters_.items_sent.fetch_add(items - rejected);
             if (rejected > 0)
                 drop(rejected, drop_reason::rejected,

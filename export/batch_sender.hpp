@@ -51,7 +51,8 @@ struct batch_sender_options {
     // Reads a 2xx response body: how many items the receiver rejected (0 when none), with its
     // message in `message`. Optional (null: nothing is ever rejected).
     std::function<std::uint64_t(const std::string& body, std::string& message)> count_rejected;
-    // Uniform [0, 1) for the backoff's jitter. Optional (null: a generator seeded from std::random_device).
+    // Uniform [0, 1) for the backoff's jitter. Optional (null: a generator seeded from
+    // std::random_device).
     std::function<double()> unit_random;
 };
 

@@ -4,24 +4,36 @@ namespace telecap::exporting {
 
 std::string_view to_string(drop_reason r) noexcept {
     switch (r) {
-        case drop_reason::buffer_full: return "buffer_full";
-        case drop_reason::http_4xx: return "http_4xx";
-        case drop_reason::http_5xx: return "http_5xx";
-        case drop_reason::transport: return "transport";
-        case drop_reason::timeout: return "timeout";
-        case drop_reason::shutdown: return "shutdown";
-        case drop_reason::rejected: return "rejected";
+        case drop_reason::buffer_full:
+            return "buffer_full";
+        case drop_reason::http_4xx:
+            return "http_4xx";
+        case drop_reason::http_5xx:
+            return "http_5xx";
+        case drop_reason::transport:
+            return "transport";
+        case drop_reason::timeout:
+            return "timeout";
+        case drop_reason::shutdown:
+            return "shutdown";
+        case drop_reason::rejected:
+            return "rejected";
     }
     return "transport";
 }
 
 drop_reason drop_reason_for(failure_reason r) noexcept {
     switch (r) {
-        case failure_reason::http_4xx: return drop_reason::http_4xx;
-        case failure_reason::http_5xx: return drop_reason::http_5xx;
-        case failure_reason::transport: return drop_reason::transport;
-        case failure_reason::timeout: return drop_reason::timeout;
-        case failure_reason::shutdown: return drop_reason::shutdown;
+        case failure_reason::http_4xx:
+            return drop_reason::http_4xx;
+        case failure_reason::http_5xx:
+            return drop_reason::http_5xx;
+        case failure_reason::transport:
+            return drop_reason::transport;
+        case failure_reason::timeout:
+            return drop_reason::timeout;
+        case failure_reason::shutdown:
+            return drop_reason::shutdown;
     }
     return drop_reason::transport;
 }

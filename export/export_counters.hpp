@@ -20,7 +20,13 @@
 namespace telecap::exporting {
 
 enum class drop_reason : std::uint8_t {
-    buffer_full, http_4xx, http_5xx, transport, timeout, shutdown, rejected
+    buffer_full,
+    http_4xx,
+    http_5xx,
+    transport,
+    timeout,
+    shutdown,
+    rejected
 };
 inline constexpr std::size_t drop_reason_count = 7;
 std::string_view to_string(drop_reason r) noexcept;

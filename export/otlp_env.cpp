@@ -64,7 +64,8 @@ std::chrono::milliseconds millis(const env_lookup& env, const std::string& name,
     std::int64_t n = 0;
     const auto [ptr, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
     if (ec != std::errc{} || ptr != v->data() + v->size() || n <= 0)
-        throw std::runtime_error(name + "=\"" + *v + "\": expected a positive number of milliseconds");
+        throw std::runtime_error(name + "=\"" + *v +
+                                 "\": expected a positive number of milliseconds");
     return std::chrono::milliseconds(n);
 }
 
@@ -103,9 +104,8 @@ std::vector<std::pair<std::string, std::string>> parse_key_values(
         text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
         if (item.empty()) continue;
         const auto eq = item.find('=');
-        const std::string k = eq == std::string_view::npos
-                                  ? std::string{}
-                                  : percent_decode(trim(item.substr(0, eq)));
+        const std::string k =
+            eq == std::string_view::npos ? std::string{} : percent_decode(trim(item.substr(0, eq)));
         if (eq == std::string_view::npos || k.empty()) {
             warnings.push_back(std::string(what) + ": ignoring \"" + std::string(item) +
                                "\", expected key=value");
@@ -113,9 +113,12 @@ std::vector<std::pair<std::string, std::string>> parse_key_values(
         }
         std::string v = percent_decode(trim(item.substr(eq + 1)));
         // A repeated key: the last one wins, as in the SDKs.
-        auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k; });
-        if (it != out.end()) it->second = std::move(v);
-        else out.emplace_back(k, std::move(v));
+        auto it =
+            std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == k; });
+        if (it != out.end())
+            it->second = std::move(v);
+        else
+            out.emplace_back(k, std::move(v));
     }
     return out;
 }
@@ -130,7 +133,8 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
             return s;
         }
         if (v != "false")
-            s.warnings.push_back("OTEL_SDK_DISABLED=\"" + *d + "\": expected true or false, "
+            s.warnings.push_back("OTEL_SDK_DISABLED=\"" + *d +
+                                 "\": expected true or false, "
                                  "taken as false");
     }
     const std::string sig = signal == otlp_signal::metrics ? "metrics" : "logs";
@@ -155,13 +159,16 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
         get(env, specific + "PROTOCOL") ? specific + "PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL";
     if (auto p = get(env, protocol_var)) {
         if (*p == "http/protobuf")
-            s.warnings.push_back(protocol_var + "=http/protobuf: telecap sends http/json "
+            s.warnings.push_back(protocol_var +
+                                 "=http/protobuf: telecap sends http/json "
                                  "(OTLP/HTTP receivers accept both on the same paths)");
         else if (*p == "grpc")
-            throw std::runtime_error(protocol_var + "=grpc: not supported, telecap exports "
+            throw std::runtime_error(protocol_var +
+                                     "=grpc: not supported, telecap exports "
                                      "OTLP over HTTP only (http/json, usually on port 4318)");
         else if (*p != "http/json")
-            throw std::runtime_error(protocol_var + "=\"" + *p + "\": unknown protocol, "
+            throw std::runtime_error(protocol_var + "=\"" + *p +
+                                     "\": unknown protocol, "
                                      "expected http/json (or http/protobuf, grpc)");
     }
 
@@ -180,8 +187,10 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
             // Header names are case-insensitive: the signal's one replaces the general one.
             auto it = std::find_if(s.headers.begin(), s.headers.end(),
                                    [&](const auto& kv) { return lower(kv.first) == lower(k); });
-            if (it != s.headers.end()) it->second = std::move(v);
-            else s.headers.emplace_back(std::move(k), std::move(v));
+            if (it != s.headers.end())
+                it->second = std::move(v);
+            else
+                s.headers.emplace_back(std::move(k), std::move(v));
         }
     }
 
@@ -195,8 +204,10 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
             s.warnings.push_back("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=\"" + *t +
                                  "\": telecap exports cumulative temporality only");
     }
-    if (auto c = get(env, specific + "CERTIFICATE")) s.ca_file = *c;
-    else if (auto c2 = get(env, "OTEL_EXPORTER_OTLP_CERTIFICATE")) s.ca_file = *c2;
+    if (auto c = get(env, specific + "CERTIFICATE"))
+        s.ca_file = *c;
+    else if (auto c2 = get(env, "OTEL_EXPORTER_OTLP_CERTIFICATE"))
+        s.ca_file = *c2;
 
     string_attributes attrs;
     if (auto r = get(env, "OTEL_RESOURCE_ATTRIBUTES"))

@@ -327,8 +327,8 @@ std::uint64_t read_partial_success(std::string_view body, std::string_view rejec
     const auto msg = obj.FindMember("errorMessage");
     if (msg != obj.MemberEnd() && msg->value.IsString())
         message.assign(msg->value.GetString(), msg->value.GetStringLength());
-    const auto rej = obj.FindMember(rapidjson::Value(rejected_key.data(),
-                                                     static_cast<rapidjson::SizeType>(rejected_key.size())));
+    const auto rej = obj.FindMember(rapidjson::Value(
+        rejected_key.data(), static_cast<rapidjson::SizeType>(rejected_key.size())));
     if (rej == obj.MemberEnd()) return 0;
     if (rej->value.IsUint64()) return rej->value.GetUint64();
     if (rej->value.IsString()) {

@@ -11,11 +11,16 @@ namespace telecap::exporting {
 
 std::string_view to_string(failure_reason r) noexcept {
     switch (r) {
-        case failure_reason::http_4xx: return "http_4xx";
-        case failure_reason::http_5xx: return "http_5xx";
-        case failure_reason::transport: return "transport";
-        case failure_reason::timeout: return "timeout";
-        case failure_reason::shutdown: return "shutdown";
+        case failure_reason::http_4xx:
+            return "http_4xx";
+        case failure_reason::http_5xx:
+            return "http_5xx";
+        case failure_reason::transport:
+            return "transport";
+        case failure_reason::timeout:
+            return "timeout";
+        case failure_reason::shutdown:
+            return "shutdown";
     }
     return "transport";
 }
@@ -34,15 +39,18 @@ classification classify(int status, net::transport_error err) noexcept {
 
 std::optional<std::chrono::milliseconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) {
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (value.empty()) return std::nullopt;
     if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         std::uint64_t secs = 0;
         const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), secs);
         // A value too large to read is as good as "a day": the caller's max_elapsed decides.
-        if (ec == std::errc::result_out_of_range || secs > 86400) secs = 86400;
-        else if (ec != std::errc{} || ptr != value.data() + value.size()) return std::nullopt;
+        if (ec == std::errc::result_out_of_range || secs > 86400)
+            secs = 86400;
+        else if (ec != std::errc{} || ptr != value.data() + value.size())
+            return std::nullopt;
         return std::chrono::milliseconds(secs * 1000);
     }
     // HTTP-date (RFC 9110 5.6.7): the preferred form and the two obsolete ones. strptime

@@ -61,8 +61,8 @@ void check_fast_path(std::string_view payload) {
             std::abort();
         return;
     }
-    if (a.has_event != b.has_event || a.event_is_array != b.event_is_array ||
-        a.event != b.event || a.parts != b.parts || !same_members(a.measurements, b.measurements) ||
+    if (a.has_event != b.has_event || a.event_is_array != b.event_is_array || a.event != b.event ||
+        a.parts != b.parts || !same_members(a.measurements, b.measurements) ||
         !same_members(a.metadata, b.metadata) || a.has_timestamp != b.has_timestamp ||
         a.timestamp != b.timestamp || a.has_correlation_id != b.has_correlation_id ||
         a.correlation_id != b.correlation_id || a.control_seq != b.control_seq)

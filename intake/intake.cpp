@@ -44,8 +44,13 @@ struct intake::stream {
 
 intake::intake(event_loop& loop, dispatcher& events, intake_options o,
                std::vector<stream_writer*> congestion)
-    : loop_(loop), events_(events), o_(std::move(o)), congestion_(std::move(congestion)),
-      budget_(o_.line_budget), batch_(events.take_batch()), linger_(o_.read_linger),
+    : loop_(loop),
+      events_(events),
+      o_(std::move(o)),
+      congestion_(std::move(congestion)),
+      budget_(o_.line_budget),
+      batch_(events.take_batch()),
+      linger_(o_.read_linger),
       buf_(new char[read_size]) {
     std::erase(congestion_, nullptr);
     // A batch never larger than the queue, so that one fits once the queue has room for it.
@@ -69,9 +74,9 @@ intake::stream& intake::make(stream_spec spec) {
     pipeline_options po = o_.pipeline;
     po.recognize = s->spec.recognize;
     po.budget = &budget_;
-    s->pipeline = std::make_unique<capture_pipeline>(*s->spec.cat, s->spec.ctx, po, s->out.get(),
-                                                     s->pass.get(), s->rejects.get(),
-                                                     *s->spec.stats);
+    s->pipeline =
+        std::make_unique<capture_pipeline>(*s->spec.cat, s->spec.ctx, po, s->out.get(),
+                                           s->pass.get(), s->rejects.get(), *s->spec.stats);
     streams_.push_back(std::move(s));
     return *streams_.back();
 }
@@ -263,8 +268,8 @@ void intake::escape() {
 
 void intake::finish(std::chrono::milliseconds patience) {
     const bool wait = o_.overflow == overflow_policy::block && !escape_;
-    const drop_reason why = o_.overflow == overflow_policy::block ? drop_reason::shutdown
-                                                                  : drop_reason::queue_full;
+    const drop_reason why =
+        o_.overflow == overflow_policy::block ? drop_reason::shutdown : drop_reason::queue_full;
     const auto deadline = std::chrono::steady_clock::now() + patience;
     const auto send = [&](std::unique_ptr<event_batch>& b) {
         if (b->empty()) return;

@@ -65,7 +65,7 @@ struct stream_spec {
     passthrough_mux* pass = nullptr;
     std::string label;  // pass-through lines' prefix ("[worker-id] "), may be empty
     rejects_writer* rejects = nullptr;
-    std::string rejects_id;  // the worker id in the rejects records
+    std::string rejects_id;          // the worker id in the rejects records
     capture_stats* stats = nullptr;  // required: the worker's counters
     event_gate* gate = nullptr;      // null: every event leaves
 };
@@ -136,7 +136,7 @@ private:
     std::vector<stream_writer*> congestion_;
     line_budget budget_;  // before streams_: their pipelines give back to it when they go
     std::vector<std::unique_ptr<stream>> streams_;
-    std::unique_ptr<event_batch> batch_;            // being filled
+    std::unique_ptr<event_batch> batch_;              // being filled
     std::vector<std::unique_ptr<event_batch>> held_;  // refused in block mode, oldest first
     capture_stats own_;
     read_linger linger_;

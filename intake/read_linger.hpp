@@ -27,7 +27,10 @@ public:
                          std::chrono::microseconds max = std::chrono::microseconds(1000),
                          std::size_t small = 32 * 1024,
                          std::chrono::microseconds busy_gap = std::chrono::milliseconds(1))
-        : linger_(linger), max_(std::max(max, linger)), small_(small), busy_gap_(busy_gap),
+        : linger_(linger),
+          max_(std::max(max, linger)),
+          small_(small),
+          busy_gap_(busy_gap),
           current_(linger) {}
 
     bool enabled() const noexcept { return linger_.count() > 0; }

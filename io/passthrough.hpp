@@ -105,7 +105,7 @@ private:
 
     std::shared_ptr<stream_writer> out_;
     const passthrough_hold hold_;
-    source* owner_ = nullptr;  // the source streaming a long line
+    source* owner_ = nullptr;       // the source streaming a long line
     std::vector<source*> waiting_;  // sources with held lines, in the order they began to wait
     std::size_t held_bytes_ = 0;
     clock::time_point waiting_since_{};  // since lines began to wait for the owner

@@ -1,19 +1,18 @@
 #include "io/stream_writer.hpp"
 
-#include <pthread.h>
-#include "core/log.hpp"
-
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "core/log.hpp"
 
 namespace telecap {
 
@@ -39,14 +38,16 @@ std::uint64_t count_lines(std::string_view s) {
 }
 
 // Errors after which nobody will ever read what we write.
-bool permanent(int err) { return err == EPIPE || err == EBADF || err == EINVAL || err == ECONNRESET; }
+bool permanent(int err) {
+    return err == EPIPE || err == EBADF || err == EINVAL || err == ECONNRESET;
+}
 
 // A pipe or a terminal we were handed (stdout, stderr) is opened anew through /proc, as a
 // file description of our own that can be non-blocking without changing the one we share
 // with the shell and other processes: so a stalled reader can never hold the writer thread in
 // write(2) past a deadline. Files and sockets keep the fd as it is.
 unique_fd own_description(int fd) {
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) return {};
     const std::string proc = "/proc/self/fd/" + std::to_string(fd);
     return unique_fd(::open(proc.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
@@ -129,7 +130,8 @@ bool stream_writer::append(std::string_view text, std::uint64_t lines, bool forc
                 pending_.append(text);
                 pending_lines_ += lines;
             }
-            const auto b = buffered_.fetch_add(text.size(), std::memory_order_relaxed) + text.size();
+            const auto b =
+                buffered_.fetch_add(text.size(), std::memory_order_relaxed) + text.size();
             if (b > opts_.soft_limit) was_congested_ = true;
             return true;
         }
@@ -181,7 +183,8 @@ bool stream_writer::append_part(std::string_view text, bool ends) {
                 held_.clear();
                 held_lines_ = 0;
             }
-            const auto b = buffered_.fetch_add(text.size(), std::memory_order_relaxed) + text.size();
+            const auto b =
+                buffered_.fetch_add(text.size(), std::memory_order_relaxed) + text.size();
             if (b > opts_.soft_limit) was_congested_ = true;
             return true;
         }
@@ -225,8 +228,9 @@ void stream_writer::close(std::chrono::steady_clock::time_point deadline) {
         closing_ = true;
         work_.notify_all();
         // The writer thread drains what it can until the deadline; then it drops the rest.
-        while (!room_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() +
-                                                             std::chrono::milliseconds(100)),
+        while (!room_.wait_until(lock,
+                                 std::min(deadline, std::chrono::steady_clock::now() +
+                                                        std::chrono::milliseconds(100)),
                                  [&] {
                                      return dead_.load() ||
                                             buffered_.load(std::memory_order_relaxed) == 0;
@@ -292,7 +296,8 @@ void stream_writer::run() {
             if (failing_) {
                 work_.wait_for(lock, backoff, [&] { return deadline_passed_.load(); });
             } else {
-                work_.wait(lock, [&] { return closing_ || !pending_.empty() || buf.size() > partial_; });
+                work_.wait(lock,
+                           [&] { return closing_ || !pending_.empty() || buf.size() > partial_; });
                 if (!closing_ && buf.size() <= partial_ && pending_.size() < opts_.linger_bytes &&
                     opts_.linger.count() > 0)
                     work_.wait_for(lock, opts_.linger, [&] {
@@ -313,8 +318,10 @@ void stream_writer::run() {
             // (close() then never returned).
             if (buf.size() - partial_ < max_write && !pending_.empty()) {
                 tail_complete = !part_open_;  // the last append ended a unit
-                if (buf.empty()) buf.swap(pending_);  // the common case: no copy
-                else buf += pending_;
+                if (buf.empty())
+                    buf.swap(pending_);  // the common case: no copy
+                else
+                    buf += pending_;
                 pending_.clear();
                 pending_lines_ = 0;
             }
@@ -335,7 +342,8 @@ void stream_writer::run() {
             const std::size_t end = partial_ + n;
             const void* nl = ::memrchr(buf.data(), '\n', end);
             if (nl) {
-                const std::size_t cut = static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data()) + 1;
+                const std::size_t cut =
+                    static_cast<std::size_t>(static_cast<const char*>(nl) - buf.data()) + 1;
                 buf.erase(0, cut);
                 partial_ = end - cut;
                 head_gone_ = 0;
@@ -369,7 +377,7 @@ void stream_writer::run() {
             counters_.write_errors.fetch_add(1, std::memory_order_relaxed);
             if (partial_ > 0 && head_gone_ == 0 && !path_.empty()) {
                 // A line half written to a file: take it back, it is written whole on retry.
-                struct stat st{};
+                struct stat st {};
                 if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) &&
                     static_cast<std::uint64_t>(st.st_size) >= partial_ &&
                     ::ftruncate(fd_, st.st_size - static_cast<off_t>(partial_)) == 0) {
@@ -424,7 +432,7 @@ void stream_writer::run() {
         buffered_.store(0);
         const std::uint64_t begun = partial_ + head_gone_;  // the unfinished line, all of it
         if (begun > 0 && !path_.empty()) {
-            struct stat st{};
+            struct stat st {};
             if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) &&
                 static_cast<std::uint64_t>(st.st_size) >= begun &&
                 ::ftruncate(fd_, st.st_size - static_cast<off_t>(begun)) == 0)

@@ -58,10 +58,10 @@ struct stream_writer_options {
 struct stream_counters {
     std::atomic<std::uint64_t> written_lines{0};
     std::atomic<std::uint64_t> written_bytes{0};
-    std::atomic<std::uint64_t> dropped_lines{0};   // never written: stream dead or full
+    std::atomic<std::uint64_t> dropped_lines{0};  // never written: stream dead or full
     std::atomic<std::uint64_t> dropped_bytes{0};
-    std::atomic<std::uint64_t> write_errors{0};    // failed write(2) calls
-    std::atomic<std::uint64_t> reopens{0};         // files reopened after an error
+    std::atomic<std::uint64_t> write_errors{0};  // failed write(2) calls
+    std::atomic<std::uint64_t> reopens{0};       // files reopened after an error
 };
 
 class stream_writer {
@@ -165,10 +165,10 @@ private:
     int fd_;
 
     mutable std::mutex mu_;
-    std::condition_variable work_;   // the writer thread waits for data
-    std::condition_variable room_;   // producers and drain() wait for progress
-    std::string pending_;            // appended, not yet taken by the writer thread
-    std::string held_;               // whole lines waiting for a streamed line to end
+    std::condition_variable work_;  // the writer thread waits for data
+    std::condition_variable room_;  // producers and drain() wait for progress
+    std::string pending_;           // appended, not yet taken by the writer thread
+    std::string held_;              // whole lines waiting for a streamed line to end
     std::uint64_t held_lines_ = 0;
     bool part_open_ = false;
     std::uint64_t pending_lines_ = 0;
@@ -187,9 +187,10 @@ private:
     // longer than 64 KiB is let go, so memory stays bounded; a file error can then no
     // longer take the line back, and its rest is written on the retry (as on a pipe).
     std::uint64_t head_gone_ = 0;
-    bool failing_ = false;       // in a failure episode (writer thread)
+    bool failing_ = false;  // in a failure episode (writer thread)
     std::atomic<bool> deadline_passed_{false};
-    std::atomic<std::int64_t> failing_since_{0};  // steady clock ns; 0: not failing  // close(): stop retrying, drop the rest
+    std::atomic<std::int64_t> failing_since_{
+        0};  // steady clock ns; 0: not failing  // close(): stop retrying, drop the rest
     std::thread thread_;
 };
 

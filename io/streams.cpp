@@ -20,7 +20,7 @@ stream_set::entry* stream_set::find(dev_t dev, ino_t ino) {
 std::shared_ptr<stream_writer> stream_set::standard(int fd) {
     std::lock_guard lock(mu_);
     const std::string name = fd == 1 ? "stdout" : fd == 2 ? "stderr" : "fd " + std::to_string(fd);
-    struct stat st{};
+    struct stat st {};
     const bool ok = ::fstat(fd, &st) == 0;
     if (ok)
         if (auto* e = find(st.st_dev, st.st_ino)) return e->writer;
@@ -38,7 +38,7 @@ std::shared_ptr<stream_writer> stream_set::standard(int fd) {
 
 std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const std::string& use) {
     std::lock_guard lock(mu_);
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) == 0) {
         for (const auto& [id, input] : inputs_)
             if (id.first == st.st_dev && id.second == st.st_ino)
@@ -81,7 +81,7 @@ std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const s
 
 void stream_set::claim_input(const std::string& path) {
     std::lock_guard lock(mu_);
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return;  // unreadable inputs are reported when read
     if (!S_ISREG(st.st_mode)) return;            // /dev/stdin, a FIFO: nothing to overwrite
     if (auto* e = find(st.st_dev, st.st_ino))

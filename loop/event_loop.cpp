@@ -197,15 +197,17 @@ bool event_loop::run_once(std::chrono::milliseconds timeout) {
     bool timers_due = !timers_.empty() && timers_.begin()->first <= clock::now();
     for (int i = 0; i < n; ++i) {
         const int fd = ready[i].data.fd;
-        if (signals_ && fd == signals_.get()) read_signals();
-        else if (fd == wake_.get()) run_posted();
-        else if (fd == timer_.get()) timers_due = true;
+        if (signals_ && fd == signals_.get())
+            read_signals();
+        else if (fd == wake_.get())
+            run_posted();
+        else if (fd == timer_.get())
+            timers_due = true;
     }
     if (timers_due) run_timers();
     for (int i = 0; i < n && !stopped_; ++i) {
         const int fd = ready[i].data.fd;
-        if (fd == wake_.get() || fd == timer_.get() || (signals_ && fd == signals_.get()))
-            continue;
+        if (fd == wake_.get() || fd == timer_.get() || (signals_ && fd == signals_.get())) continue;
         auto it = watches_.find(fd);
         if (it == watches_.end()) continue;
         auto entry = it->second;  // keeps the callback alive if it unwatches itself

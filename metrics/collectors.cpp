@@ -40,10 +40,10 @@ registry::collector_id add_passthrough_collector(registry& r,
         }
         constexpr auto& split_counter = capture_counter_named("long_lines_split");
         constexpr auto& partial_counter = capture_counter_named("partial_lines");
-        out.push_back({std::string(split_counter.series), {}, kind::counter,
-                       static_cast<double>(split)});
-        out.push_back({std::string(partial_counter.series), {}, kind::counter,
-                       static_cast<double>(partial)});
+        out.push_back(
+            {std::string(split_counter.series), {}, kind::counter, static_cast<double>(split)});
+        out.push_back(
+            {std::string(partial_counter.series), {}, kind::counter, static_cast<double>(partial)});
     });
 }
 
@@ -88,9 +88,13 @@ registry::collector_id add_process_collector(registry& r) {
             const auto secs = [](const timeval& t) {
                 return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
             };
-            out.push_back({"process_cpu_seconds_total", {}, kind::counter,
+            out.push_back({"process_cpu_seconds_total",
+                           {},
+                           kind::counter,
                            secs(ru.ru_utime) + secs(ru.ru_stime)});
-            out.push_back({"process_max_resident_memory_bytes", {}, kind::gauge,
+            out.push_back({"process_max_resident_memory_bytes",
+                           {},
+                           kind::gauge,
                            static_cast<double>(ru.ru_maxrss) * 1024.0});
         }
         out.push_back({"process_open_fds", {}, kind::gauge, open_fds()});

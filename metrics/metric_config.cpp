@@ -14,9 +14,12 @@ namespace telecap::metrics {
 
 std::string_view to_string(metric_kind k) noexcept {
     switch (k) {
-        case metric_kind::counter: return "counter";
-        case metric_kind::histogram: return "histogram";
-        case metric_kind::gauge: return "gauge";
+        case metric_kind::counter:
+            return "counter";
+        case metric_kind::histogram:
+            return "histogram";
+        case metric_kind::gauge:
+            return "gauge";
     }
     return "?";
 }
@@ -25,8 +28,8 @@ std::string sanitize_name(std::string_view name, bool label) {
     std::string out;
     out.reserve(name.size() + 1);
     for (const char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '_';
+        const bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         const char put = ok ? c : '_';
         if (put == '_' && !out.empty() && out.back() == '_') continue;
         out += put;
@@ -43,8 +46,7 @@ public:
     explicit reader(std::string source) : source_(std::move(source)) {}
 
     [[noreturn]] void bad(const YAML::Node& n, const std::string& what) const {
-        throw metrics_config_error(source_ + ":" + std::to_string(n.Mark().line + 1) + ": " +
-                                   what);
+        throw metrics_config_error(source_ + ":" + std::to_string(n.Mark().line + 1) + ": " + what);
     }
 
     template <typename T>
@@ -87,8 +89,8 @@ public:
             d.wire_name.resize(d.wire_name.size() - 6);  // the exporters add it
         for (const char* reserved : {"telecap_", "process_", "otel_"})
             if (d.wire_name.rfind(reserved, 0) == 0)
-                bad(name, "\"" + d.name + "\": names starting with " + reserved +
-                              " are telecap's own");
+                bad(name,
+                    "\"" + d.name + "\": names starting with " + reserved + " are telecap's own");
         if (auto v = n["description"]) d.description = scalar<std::string>(v, "description");
         if (d.description.empty()) d.description = d.name;  // every family has a HELP
         if (auto v = n["unit"]) d.unit = scalar<std::string>(v, "unit");
@@ -133,15 +135,16 @@ public:
                 // Unique per event or per moment: as labels they make one series each.
                 for (const char* refused : {"correlation_id", "timestamp_ns", "python_pid"})
                     if (ld.key == refused)
-                        bad(l, "\"" + ld.key + "\" cannot be a label: a new value on every "
-                               "event or process would make a new series each time");
+                        bad(l, "\"" + ld.key +
+                                   "\" cannot be a label: a new value on every "
+                                   "event or process would make a new series each time");
                 ld.name = ld.key == event_name_key ? "event" : sanitize_name(ld.key, true);
-                if (ld.name.rfind("__", 0) == 0) bad(l, "label names starting with __ are reserved");
+                if (ld.name.rfind("__", 0) == 0)
+                    bad(l, "label names starting with __ are reserved");
                 if (ld.name == "otel_metric_overflow" ||
                     (kind == metric_kind::histogram && ld.name == "le"))
                     bad(l, "the label \"" + ld.name + "\" is reserved");
-                if (!seen.insert(ld.name).second)
-                    bad(l, "two labels named \"" + ld.name + "\"");
+                if (!seen.insert(ld.name).second) bad(l, "two labels named \"" + ld.name + "\"");
                 d.labels.push_back(std::move(ld));
             }
         }
@@ -168,8 +171,9 @@ metrics_config parse_metrics_config(std::string_view yaml, const std::string& so
         throw metrics_config_error(source + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
     if (!root.IsMap())
-        throw metrics_config_error(source + ":1: expected a map with service_name, counters, "
-                                            "histograms, gauges");
+        throw metrics_config_error(source +
+                                   ":1: expected a map with service_name, counters, "
+                                   "histograms, gauges");
     r.check_keys(root, {"service_name", "counters", "histograms", "gauges"}, "the metrics file");
     metrics_config cfg;
     if (auto v = root["service_name"]) cfg.service_name = r.scalar<std::string>(v, "service_name");
@@ -188,7 +192,8 @@ metrics_config parse_metrics_config(std::string_view yaml, const std::string& so
             std::vector<std::string> samples{d.wire_name};
             if (kind == metric_kind::counter) samples.push_back(d.wire_name + "_total");
             if (kind == metric_kind::histogram)
-                for (const char* s : {"_bucket", "_count", "_sum"}) samples.push_back(d.wire_name + s);
+                for (const char* s : {"_bucket", "_count", "_sum"})
+                    samples.push_back(d.wire_name + s);
             for (const auto& s : samples)
                 if (auto it = names.find(s); it != names.end())
                     r.bad(item["name"], "\"" + d.name + "\" would be exported as " + s +

@@ -28,8 +28,8 @@ inline constexpr std::size_t max_labels = 16;  // per metric
 
 struct metric_def {
     metric_kind kind = metric_kind::counter;
-    std::string name;         // as configured
-    std::string wire_name;    // a valid Prometheus name, without "_total" for counters
+    std::string name;       // as configured
+    std::string wire_name;  // a valid Prometheus name, without "_total" for counters
     std::string description;
     std::string unit;
     bool capture = true;      // false: a silent no-op (not derived, not exported)

@@ -1,5 +1,4 @@
 #include "metrics/metric_store.hpp"
-#include "core/clock.hpp"
 
 #include <algorithm>
 #include <array>
@@ -10,16 +9,21 @@
 
 #include "capture/string_table.hpp"
 #include "capture/utf8.hpp"
+#include "core/clock.hpp"
 #include "core/glob.hpp"
 
 namespace telecap::metrics {
 
 std::string_view to_string(skip_reason r) noexcept {
     switch (r) {
-        case skip_reason::missing_measurement: return "missing_measurement";
-        case skip_reason::not_numeric: return "not_numeric";
-        case skip_reason::not_finite: return "not_finite";
-        case skip_reason::negative: return "negative";
+        case skip_reason::missing_measurement:
+            return "missing_measurement";
+        case skip_reason::not_numeric:
+            return "not_numeric";
+        case skip_reason::not_finite:
+            return "not_finite";
+        case skip_reason::negative:
+            return "negative";
     }
     return "?";
 }
@@ -55,7 +59,9 @@ inline std::uint64_t hash_bytes(std::string_view s, std::uint64_t h) noexcept {
         std::memcpy(&b, p + n - 4, 4);
         h = mix(h, (std::uint64_t{a} << 32) | b);
     } else if (n) {
-        const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+        const auto byte = [&](std::size_t i) {
+            return std::uint64_t{static_cast<unsigned char>(p[i])};
+        };
         h = mix(h, (byte(0) << 16) | (byte(n >> 1) << 8) | byte(n - 1));
     }
     return h;
@@ -253,8 +259,12 @@ struct metric_store::state {
 
     [[gnu::always_inline]] void update(cell& s, double v) {
         switch (def.kind) {
-            case metric_kind::counter: s.value += v; break;
-            case metric_kind::gauge: s.value = v; break;
+            case metric_kind::counter:
+                s.value += v;
+                break;
+            case metric_kind::gauge:
+                s.value = v;
+                break;
             case metric_kind::histogram: {
                 const auto it = std::lower_bound(def.buckets.begin(), def.buckets.end(), v);
                 ++s.buckets[static_cast<std::size_t>(it - def.buckets.begin())];
@@ -278,8 +288,8 @@ metric_store::metric_store(const metrics_config& cfg, std::function<std::int64_t
         }
     // Sized once: a label_value holds an integer value's text itself, and views point into it.
     values_.resize(keys_.size());
-    event_key_ = static_cast<std::uint32_t>(
-        std::find(keys_.begin(), keys_.end(), event_name_key) - keys_.begin());
+    event_key_ = static_cast<std::uint32_t>(std::find(keys_.begin(), keys_.end(), event_name_key) -
+                                            keys_.begin());
 }
 
 metric_store::~metric_store() = default;
@@ -407,7 +417,8 @@ void metric_store::forget_terminated(const event& ev) {
 
 void metric_store::record(const event& ev) {
     name_entry& e = entry_for(ev);
-    if (e.terminated) [[unlikely]] forget_terminated(ev);
+    if (e.terminated) [[unlikely]]
+        forget_terminated(ev);
     if (e.targets.empty()) return;
     bool locked = false;
     try {
@@ -458,9 +469,12 @@ void metric_store::record(const event& ev) {
         const auto* m = find_key(ev.measurements.data(), ev.measurements.size(), d.measurement,
                                  t.measurement_hint);
         if (!m) return skip(skip_reason::missing_measurement);
-        if (const auto* i = std::get_if<std::int64_t>(m)) v = static_cast<double>(*i);
-        else if (const auto* f = std::get_if<double>(m)) v = *f;
-        else return skip(skip_reason::not_numeric);
+        if (const auto* i = std::get_if<std::int64_t>(m))
+            v = static_cast<double>(*i);
+        else if (const auto* f = std::get_if<double>(m))
+            v = *f;
+        else
+            return skip(skip_reason::not_numeric);
         v *= d.scale;
         if (!std::isfinite(v)) return skip(skip_reason::not_finite);
         if (d.kind == metric_kind::counter && v < 0) return skip(skip_reason::negative);
@@ -543,7 +557,9 @@ void metric_store::forget_worker(std::string_view worker_id) {
         state& st = *p;
         if (st.def.kind != metric_kind::gauge || st.worker_label < 0) continue;
         const auto l = static_cast<std::size_t>(st.worker_label);
-        const auto gone = [&](const cell& c) { return !c.values.empty() && c.values[l] == worker_id; };
+        const auto gone = [&](const cell& c) {
+            return !c.values.empty() && c.values[l] == worker_id;
+        };
         if (std::none_of(st.all.begin(), st.all.end(), gone)) continue;
         // Rare (a worker's exit): rebuild the table rather than patch it.
         std::vector<cell> keep;
@@ -574,9 +590,9 @@ std::vector<family> metric_store::collect() const {
             f.name = st.def.wire_name;
             f.description = st.def.description;
             f.unit = st.def.unit;
-            f.type = st.def.kind == metric_kind::counter   ? family_type::counter
-                     : st.def.kind == metric_kind::gauge   ? family_type::gauge
-                                                           : family_type::histogram;
+            f.type = st.def.kind == metric_kind::counter ? family_type::counter
+                     : st.def.kind == metric_kind::gauge ? family_type::gauge
+                                                         : family_type::histogram;
             f.bounds = st.def.buckets;
             f.points.reserve(st.all.size());
             for (std::size_t i = 0; i < st.all.size(); ++i) {
@@ -650,7 +666,8 @@ std::size_t metric_store::series(std::string_view metric) const {
 }
 
 registry::collector_id add_store_collector(registry& r, std::shared_ptr<const metric_store> store) {
-    return r.add_collector([store = std::move(store)](std::vector<sample>& out) { store->own_samples(out); });
+    return r.add_collector(
+        [store = std::move(store)](std::vector<sample>& out) { store->own_samples(out); });
 }
 
 void metric_store::own_samples(std::vector<sample>& out) const {
@@ -660,19 +677,27 @@ void metric_store::own_samples(std::vector<sample>& out) const {
             const std::string& m = st.def.wire_name;
             for (std::size_t k = 0; k < skip_reason_count; ++k)
                 out.push_back({"telecap_metrics_skipped_total",
-                               {{"metric", m}, {"reason", std::string(to_string(static_cast<skip_reason>(k)))}},
-                               kind::counter, static_cast<double>(st.skipped[k].load())});
+                               {{"metric", m},
+                                {"reason", std::string(to_string(static_cast<skip_reason>(k)))}},
+                               kind::counter,
+                               static_cast<double>(st.skipped[k].load())});
             for (std::size_t l = 0; l < st.def.labels.size(); ++l) {
                 out.push_back({"telecap_metrics_missing_label_total",
                                {{"label", st.def.labels[l].name}, {"metric", m}},
-                               kind::counter, static_cast<double>(st.missing[l].load())});
+                               kind::counter,
+                               static_cast<double>(st.missing[l].load())});
                 out.push_back({"telecap_metrics_cut_label_total",
                                {{"label", st.def.labels[l].name}, {"metric", m}},
-                               kind::counter, static_cast<double>(st.cut[l].load())});
+                               kind::counter,
+                               static_cast<double>(st.cut[l].load())});
             }
-            out.push_back({"telecap_metrics_overflow_total", {{"metric", m}}, kind::counter,
+            out.push_back({"telecap_metrics_overflow_total",
+                           {{"metric", m}},
+                           kind::counter,
                            static_cast<double>(st.overflowed.load())});
-            out.push_back({"telecap_metrics_series", {{"metric", m}}, kind::gauge,
+            out.push_back({"telecap_metrics_series",
+                           {{"metric", m}},
+                           kind::gauge,
                            static_cast<double>(st.count.load())});
         }
     }

@@ -118,9 +118,9 @@ private:
     flat_map<std::uint64_t, name_entry*> names_{64};    // by the parts' hash
     // name_id -> entry (the normalizer's events skip hashing their name).
     flat_map<const void*, name_entry*> by_id_{64};
-    std::vector<std::string> keys_;    // every label key of the config, once
-    std::vector<label_value> values_;  // by key number: this event's resolved labels
-    std::uint32_t event_key_;          // the number of "$event" among them (or none)
+    std::vector<std::string> keys_;       // every label key of the config, once
+    std::vector<label_value> values_;     // by key number: this event's resolved labels
+    std::uint32_t event_key_;             // the number of "$event" among them (or none)
     std::string_view views_[max_labels];  // the label values of the metric being recorded
 };
 

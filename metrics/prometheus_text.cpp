@@ -45,10 +45,14 @@ void append_escaped(std::string& out, std::string_view v, bool quote) {
     while (p < end) {
         const unsigned char c = *p;
         if (c < 0x80) {
-            if (c == '\\') out += "\\\\";
-            else if (c == '\n') out += "\\n";
-            else if (c == '"' && quote) out += "\\\"";
-            else out += static_cast<char>(c);
+            if (c == '\\')
+                out += "\\\\";
+            else if (c == '\n')
+                out += "\\n";
+            else if (c == '"' && quote)
+                out += "\\\"";
+            else
+                out += static_cast<char>(c);
             ++p;
             continue;
         }
@@ -96,9 +100,12 @@ void sample_line(std::string& out, std::string_view name, std::string_view suffi
 
 std::string_view type_word(family_type t) {
     switch (t) {
-        case family_type::counter: return "counter";
-        case family_type::gauge: return "gauge";
-        case family_type::histogram: return "histogram";
+        case family_type::counter:
+            return "counter";
+        case family_type::gauge:
+            return "gauge";
+        case family_type::histogram:
+            return "histogram";
     }
     return "untyped";
 }
@@ -127,8 +134,12 @@ void render(std::string& out, const std::vector<family>& families, exposition fo
         out += '\n';
         for (const auto& p : f.points) {
             switch (f.type) {
-                case family_type::counter: sample_line(out, f.name, "_total", p.labels, p.value); break;
-                case family_type::gauge: sample_line(out, f.name, "", p.labels, p.value); break;
+                case family_type::counter:
+                    sample_line(out, f.name, "_total", p.labels, p.value);
+                    break;
+                case family_type::gauge:
+                    sample_line(out, f.name, "", p.labels, p.value);
+                    break;
                 case family_type::histogram: {
                     std::uint64_t cumulative = 0;
                     for (std::size_t i = 0; i < f.bounds.size(); ++i) {

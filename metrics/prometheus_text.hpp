@@ -15,7 +15,8 @@ namespace telecap::metrics {
 
 enum class exposition { text_004, openmetrics_100 };
 
-inline constexpr std::string_view text_004_content_type = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view text_004_content_type =
+    "text/plain; version=0.0.4; charset=utf-8";
 inline constexpr std::string_view openmetrics_content_type =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 

@@ -54,7 +54,8 @@ std::vector<sample> registry::snapshot() const {
         for (const auto& [id, fn] : collectors_) {
             const auto from = out.size();
             fn(out);
-            for (auto i = from; i < out.size(); ++i) out[i].labels = sorted(std::move(out[i].labels));
+            for (auto i = from; i < out.size(); ++i)
+                out[i].labels = sorted(std::move(out[i].labels));
         }
     }
     std::sort(out.begin(), out.end(), [](const sample& a, const sample& b) {

@@ -8,11 +8,16 @@ namespace telecap::net {
 
 std::string_view to_string(transport_error e) noexcept {
     switch (e) {
-        case transport_error::none: return "none";
-        case transport_error::connect: return "connect";
-        case transport_error::timeout: return "timeout";
-        case transport_error::tls: return "tls";
-        case transport_error::other: return "other";
+        case transport_error::none:
+            return "none";
+        case transport_error::connect:
+            return "connect";
+        case transport_error::timeout:
+            return "timeout";
+        case transport_error::tls:
+            return "tls";
+        case transport_error::other:
+            return "other";
     }
     return "other";
 }
@@ -114,7 +119,8 @@ http_result http_client::post(const std::string& path, const std::string& body,
         case httplib::Error::SSLLoadingCerts:
         case httplib::Error::SSLServerVerification:
             out.error = transport_error::tls;
-            out.error_text = "TLS handshake or certificate verification failed (httplib: " + name + ")";
+            out.error_text =
+                "TLS handshake or certificate verification failed (httplib: " + name + ")";
             break;
         case httplib::Error::Read:
         case httplib::Error::Write:
@@ -126,11 +132,14 @@ http_result http_client::post(const std::string& path, const std::string& body,
                 out.error_text = "no response within " + std::to_string(timeout.count()) +
                                  " ms (httplib: " + name + ")";
             break;
-        default: out.error = transport_error::other; break;
+        default:
+            out.error = transport_error::other;
+            break;
     }
     if (out.error == transport_error::tls && impl_->target.tls()) {
         const long verify = static_cast<httplib::SSLClient&>(c).get_openssl_verify_result();
-        if (verify != 0) out.error_text += " (certificate verify result " + std::to_string(verify) + ")";
+        if (verify != 0)
+            out.error_text += " (certificate verify result " + std::to_string(verify) + ")";
     }
     return out;
 }

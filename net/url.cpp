@@ -56,8 +56,8 @@ std::optional<url> parse_url(std::string_view text, std::string* error) {
         const auto close = authority.find(']');
         if (close == std::string_view::npos) return fail(error, text, "unterminated [ in host");
         u.host = std::string(authority.substr(1, close - 1));
-        if (u.host.empty() || u.host.find_first_not_of("0123456789abcdefABCDEF:.") !=
-                                  std::string::npos)
+        if (u.host.empty() ||
+            u.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos)
             return fail(error, text, "invalid IPv6 address");
         const auto after = authority.substr(close + 1);
         if (!after.empty()) {
@@ -81,8 +81,8 @@ std::optional<url> parse_url(std::string_view text, std::string* error) {
         const auto* end = port_text.data() + port_text.size();
         const auto [ptr, ec] = std::from_chars(port_text.data(), end, value);
         if (ec != std::errc{} || ptr != end || value == 0 || value > 65535)
-            return fail(error, text, "invalid port \"" + std::string(port_text) +
-                                         "\", expected 1-65535");
+            return fail(error, text,
+                        "invalid port \"" + std::string(port_text) + "\", expected 1-65535");
         u.port = static_cast<std::uint16_t>(value);
     } else {
         u.port = u.tls() ? 443 : 80;

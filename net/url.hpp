@@ -11,10 +11,10 @@
 namespace telecap::net {
 
 struct url {
-    std::string scheme;  // "http" or "https" (lower-cased)
-    std::string host;    // without brackets: "::1", "example.com"
+    std::string scheme;      // "http" or "https" (lower-cased)
+    std::string host;        // without brackets: "::1", "example.com"
     std::uint16_t port = 0;  // the explicit port, else 80 / 443
-    std::string path;    // "" or starting with "/" (query included)
+    std::string path;        // "" or starting with "/" (query included)
 
     bool tls() const noexcept { return scheme == "https"; }
     // "http://host:port" (IPv6 hosts bracketed again), no path.

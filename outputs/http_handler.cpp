@@ -15,7 +15,8 @@ http_handler::http_handler(net::url target, std::string bearer_token,
           o.target = target_;
           o.content_type = "application/x-ndjson";
           o.headers.clear();
-          if (!bearer_token.empty()) o.headers.emplace_back("Authorization", "Bearer " + bearer_token);
+          if (!bearer_token.empty())
+              o.headers.emplace_back("Authorization", "Bearer " + bearer_token);
           o.timeout = timeout;
           o.build_body = [](const std::vector<std::string>& lines) {
               std::size_t n = 0;
@@ -59,7 +60,8 @@ std::shared_ptr<handler> make_http_output(std::string_view url, const exporting:
     if (auto t = env("TELECAP_HTTP_TOKEN")) token = *t;
     // A newline (a secret file read with its last line's end) would inject into the request.
     if (auto why = net::header_problem("Authorization", "Bearer " + token); !why.empty())
-        throw std::runtime_error("TELECAP_HTTP_TOKEN: holds a control character (CR, LF, NUL, ...)");
+        throw std::runtime_error(
+            "TELECAP_HTTP_TOKEN: holds a control character (CR, LF, NUL, ...)");
     return std::make_shared<http_handler>(std::move(*target), std::move(token));
 }
 

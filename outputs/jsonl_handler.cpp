@@ -8,7 +8,7 @@ namespace {
 // Each hand-over may wake the stream's writer thread (a futex wake and a context switch, tens of
 // microseconds on a VM): batches well above a read's worth keep that off the per-event cost.
 constexpr std::size_t batch_bytes = 256 * 1024;
-}
+}  // namespace
 
 void jsonl_handler::handle(const event& ev) {
     json_.append(ev);
@@ -33,7 +33,8 @@ void jsonl_handler::hand_over() {
 }
 
 std::string jsonl_handler::counters_json() const {
-    return "{\"stream\":\"" + std::string(out_->name().find('"') == std::string::npos ? out_->name() : "?") +
+    return "{\"stream\":\"" +
+           std::string(out_->name().find('"') == std::string::npos ? out_->name() : "?") +
            "\",\"events_accepted\":" + std::to_string(events_written()) +
            ",\"events_dropped\":" + std::to_string(events_dropped()) + "}";
 }

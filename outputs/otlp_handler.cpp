@@ -1,11 +1,11 @@
 #include "outputs/otlp_handler.hpp"
-#include "core/clock.hpp"
 
 #include <algorithm>
 #include <iterator>
 #include <stdexcept>
 
 #include "capture/event_json.hpp"
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "export/otlp_json.hpp"
 
@@ -48,8 +48,7 @@ void log_warnings(const exporting::otlp_settings& s) {
 
 otlp_logs_handler::otlp_logs_handler(exporting::otlp_settings settings,
                                      exporting::batch_sender_options tuning)
-    : settings_(std::move(settings)),
-      sender_([&] {
+    : settings_(std::move(settings)), sender_([&] {
           auto o = sender_options(std::move(tuning), settings_, "otlp logs");
           o.build_body = [res = settings_.resource](const std::vector<std::string>& records) {
               return exporting::encode_logs_request(records, res);
@@ -151,8 +150,10 @@ void otlp_metrics_handler::export_now() {
             part.unit = f.unit;
             part.type = f.type;
             part.bounds = f.bounds;
-            part.points.assign(std::make_move_iterator(f.points.begin() + static_cast<std::ptrdiff_t>(from)),
-                               std::make_move_iterator(f.points.begin() + static_cast<std::ptrdiff_t>(from + take)));
+            part.points.assign(
+                std::make_move_iterator(f.points.begin() + static_cast<std::ptrdiff_t>(from)),
+                std::make_move_iterator(f.points.begin() +
+                                        static_cast<std::ptrdiff_t>(from + take)));
             chunk.push_back(std::move(part));
             in_chunk += take;
             from += take;

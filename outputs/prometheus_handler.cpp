@@ -12,8 +12,7 @@
 
 namespace telecap {
 
-std::optional<std::string> parse_prometheus_address(std::string_view arg,
-                                                    prometheus_address& out) {
+std::optional<std::string> parse_prometheus_address(std::string_view arg, prometheus_address& out) {
     out = {};
     if (arg.empty()) return std::nullopt;
     std::string_view port_text = arg;
@@ -33,8 +32,7 @@ std::optional<std::string> parse_prometheus_address(std::string_view arg,
     int port = -1;
     const auto [end, ec] =
         std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port < 0 ||
-        port > 65535)
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || port < 0 || port > 65535)
         return "the port must be a number from 0 to 65535, not \"" + std::string(port_text) + "\"";
     out.port = port;
     return std::nullopt;
@@ -97,7 +95,8 @@ prometheus_handler::~prometheus_handler() {
 }
 
 std::string prometheus_handler::counters_json() const {
-    return "{\"port\":" + std::to_string(port_) + ",\"scrapes\":" + std::to_string(scrapes_.load()) +
+    return "{\"port\":" + std::to_string(port_) +
+           ",\"scrapes\":" + std::to_string(scrapes_.load()) +
            ",\"scrape_bytes\":" + std::to_string(scrape_bytes_.load()) +
            ",\"not_found\":" + std::to_string(not_found_.load()) + "}";
 }

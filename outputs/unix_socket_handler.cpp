@@ -81,7 +81,7 @@ struct unix_socket_handler::client {
     std::uint64_t sent = 0;        // lines sent in full
     bool dropped = false;          // disconnected by a budget: out of clients_, to close
     unix_drop why = unix_drop::backlog;
-    std::uint64_t missed = 0;      // when dropped: the lines it did not get
+    std::uint64_t missed = 0;  // when dropped: the lines it did not get
     // The I/O thread's own.
     bool read_closed = false;
 };
@@ -115,7 +115,7 @@ unix_socket_handler::~unix_socket_handler() {
     }
     listen_fd_.reset();
     // Only our own socket: not a file someone put there since.
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
         ::unlink(path_.c_str());
 }
@@ -191,8 +191,9 @@ void unix_socket_handler::handle(const event& ev) {
     }
     // All hosts together: the slowest (largest backlog) goes first, until the rest fit.
     while (total_backlog_ > opts_.max_total_backlog && !clients_.empty()) {
-        auto slowest = std::min_element(clients_.begin(), clients_.end(),
-                                        [](const auto& a, const auto& b) { return a->pos < b->pos; });
+        auto slowest =
+            std::min_element(clients_.begin(), clients_.end(),
+                             [](const auto& a, const auto& b) { return a->pos < b->pos; });
         drop_locked(*slowest, unix_drop::total_backlog, 0);
         clients_.erase(slowest);
         any_dropped = true;
@@ -320,10 +321,9 @@ bool unix_socket_handler::pump(client& c) {
             if (c.dropped) return false;
             if (c.pos == end_) return true;
             // Its position is in the log: trim_locked() keeps what any host has not passed.
-            auto it = std::upper_bound(log_.begin(), log_.end(), c.pos,
-                                       [](std::uint64_t pos, const auto& ch) {
-                                           return pos < ch->start;
-                                       });
+            auto it =
+                std::upper_bound(log_.begin(), log_.end(), c.pos,
+                                 [](std::uint64_t pos, const auto& ch) { return pos < ch->start; });
             from = *std::prev(it);
             const auto off = static_cast<std::size_t>(c.pos - from->start);
             data = from->data.get() + off;
@@ -440,9 +440,8 @@ void unix_socket_handler::run() {
         if (deadline) until(*deadline);
         if (accept_paused_until) until(*accept_paused_until);
         // Refusals not said yet are said when their second is up.
-        if (last_refusal_note &&
-            (clients_refused(unix_refusal::max_hosts) != refusals_noted[0] ||
-             clients_refused(unix_refusal::fds) != refusals_noted[1]))
+        if (last_refusal_note && (clients_refused(unix_refusal::max_hosts) != refusals_noted[0] ||
+                                  clients_refused(unix_refusal::fds) != refusals_noted[1]))
             until(*last_refusal_note + std::chrono::seconds(1));
 
         const int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), timeout);
@@ -470,8 +469,10 @@ void unix_socket_handler::run() {
                     const ssize_t r = ::read(c.fd.get(), sink, sizeof sink);
                     if (r > 0) continue;
                     if (r < 0 && errno == EINTR) continue;
-                    if (r == 0) c.read_closed = true;  // half-closed: it may still read
-                    else if (errno != EAGAIN && errno != EWOULDBLOCK) alive = false;
+                    if (r == 0)
+                        c.read_closed = true;  // half-closed: it may still read
+                    else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        alive = false;
                     break;
                 }
             }

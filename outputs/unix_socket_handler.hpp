@@ -31,6 +31,8 @@
 //   queued.
 // - Every counter is an atomic: readable at any time from any thread (counters_json() too).
 
+#include <sys/types.h>
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -40,7 +42,6 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <thread>
 #include <vector>
 
@@ -71,9 +72,9 @@ std::string_view to_string(unix_refusal r) noexcept;
 std::string_view to_string(unix_drop d) noexcept;
 
 struct unix_client_info {
-    std::uint64_t id = 0;        // 1, 2, ... in accept order
-    std::uint64_t sent = 0;      // events written to it in full
-    std::size_t backlog = 0;     // bytes queued in telecap for it
+    std::uint64_t id = 0;     // 1, 2, ... in accept order
+    std::uint64_t sent = 0;   // events written to it in full
+    std::size_t backlog = 0;  // bytes queued in telecap for it
 };
 
 class unix_socket_handler final : public handler {
@@ -132,7 +133,7 @@ private:
     ino_t ino_ = 0;
 
     mutable std::mutex mu_;
-    std::vector<std::shared_ptr<client>> clients_;  // guarded by mu_
+    std::vector<std::shared_ptr<client>> clients_;          // guarded by mu_
     std::vector<std::shared_ptr<client>> dropped_clients_;  // guarded by mu_: to close and log
     // The shared log, guarded by mu_: chunks from the slowest host's position to end_.
     std::deque<std::shared_ptr<chunk>> log_;
@@ -140,8 +141,8 @@ private:
     std::uint64_t end_ = 0;               // bytes ever appended
     std::uint64_t end_lines_ = 0;         // lines ever appended
     std::size_t total_backlog_ = 0;       // the hosts' backlogs summed
-    std::size_t unwoken_ = 0;                        // guarded by mu_: bytes queued since a wake
-    std::string line_;                               // handle()'s scratch
+    std::size_t unwoken_ = 0;             // guarded by mu_: bytes queued since a wake
+    std::string line_;                    // handle()'s scratch
 
     std::atomic<std::size_t> connected_{0};
     std::atomic<std::uint64_t> next_id_{1};

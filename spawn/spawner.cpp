@@ -45,7 +45,7 @@ struct child_args {
     int stdout_w;     // -1: inherit fd 1
     int telemetry_w;  // -1: none
     int telemetry_fd;
-    int control_r;   // -1: none
+    int control_r;  // -1: none
     int control_fd;
     bool new_process_group;
     bool die_with_parent;
@@ -94,8 +94,8 @@ void make_plan(const child_spec& spec, int report_fd, pid_t parent_pid, exec_pla
         // execvp's search, done here with the child's PATH.
         auto entry = std::find_if(plan.env.begin(), plan.env.end(),
                                   [](const std::string& e) { return has_key(e, "PATH"); });
-        plan.candidates = exec_candidates(
-            spec.argv.front(), entry != plan.env.end() ? entry->c_str() + 5 : nullptr);
+        plan.candidates = exec_candidates(spec.argv.front(),
+                                          entry != plan.env.end() ? entry->c_str() + 5 : nullptr);
     }
     for (const std::string& arg : spec.argv) plan.argv.push_back(const_cast<char*>(arg.c_str()));
     plan.argv.push_back(nullptr);
@@ -211,7 +211,8 @@ bool cloexec_range(unsigned lo, unsigned hi) noexcept {
     if (a.stdin_null) {
         // Every target is taken by now, so the new fd is none of them.
         const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) child_fail(a.error_w, spawn_step::redirect, errno);
+        if (null < 0 || ::dup2(null, STDIN_FILENO) < 0)
+            child_fail(a.error_w, spawn_step::redirect, errno);
         ::close(null);
     }
 
@@ -240,9 +241,9 @@ bool cloexec_range(unsigned lo, unsigned hi) noexcept {
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
-    const int err = exec_candidates_errno(a.plan->candidate_ptrs.data(),
-                                          a.plan->candidate_ptrs.size(), a.plan->argv.data(),
-                                          a.plan->envp.data());
+    const int err =
+        exec_candidates_errno(a.plan->candidate_ptrs.data(), a.plan->candidate_ptrs.size(),
+                              a.plan->argv.data(), a.plan->envp.data());
     child_fail(a.error_w, a.guarded ? spawn_step::guard : spawn_step::exec, err);
 }
 
@@ -310,8 +311,9 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
         if (std::error_code ec = set_nonblocking(control_w.get())) return ec;
         // The first state, there before the child's first instruction.
         while (control_written < spec.control_initial.size()) {
-            const ssize_t n = ::write(control_w.get(), spec.control_initial.data() + control_written,
-                                      spec.control_initial.size() - control_written);
+            const ssize_t n =
+                ::write(control_w.get(), spec.control_initial.data() + control_written,
+                        spec.control_initial.size() - control_written);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;  // full: the caller writes the rest
             control_written += static_cast<std::size_t>(n);
@@ -387,8 +389,7 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
     if (started) {
         step = spawn_step::none;
         child_process child(pid, spec.new_process_group ? pid : parent_pgid, std::move(stderr_r),
-                            std::move(stdout_r), std::move(telemetry_r),
-                            guarded ? report.pid : -1);
+                            std::move(stdout_r), std::move(telemetry_r), guarded ? report.pid : -1);
         child.set_control(std::move(control_w), control_written);
         return child;
     }

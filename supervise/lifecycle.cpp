@@ -5,14 +5,17 @@
 namespace telecap {
 
 void append_host_metadata(std::vector<std::pair<std::string, metadata_value>>& md,
-                          const worker_context& ctx, const std::optional<std::string>& correlation_id,
+                          const worker_context& ctx,
+                          const std::optional<std::string>& correlation_id,
                           std::int64_t timestamp_ns) {
     md.emplace_back("node", ctx.node);
     if (ctx.worker_id) md.emplace_back("worker_id", *ctx.worker_id);
     md.emplace_back("pool_name", ctx.pool_name);
     if (ctx.pid) md.emplace_back("python_pid", *ctx.pid);
-    if (correlation_id) md.emplace_back("correlation_id", *correlation_id);
-    else md.emplace_back("correlation_id", nullptr);
+    if (correlation_id)
+        md.emplace_back("correlation_id", *correlation_id);
+    else
+        md.emplace_back("correlation_id", nullptr);
     md.emplace_back("timestamp_ns", timestamp_ns);
 }
 

@@ -25,7 +25,8 @@ event lifecycle_event(const catalog& cat, std::string_view short_name, const wor
 // The host metadata the gRPC path adds to every event of a worker, in its order: node,
 // worker_id, pool_name, python_pid, correlation_id, timestamp_ns.
 void append_host_metadata(std::vector<std::pair<std::string, metadata_value>>& md,
-                          const worker_context& ctx, const std::optional<std::string>& correlation_id,
+                          const worker_context& ctx,
+                          const std::optional<std::string>& correlation_id,
                           std::int64_t timestamp_ns);
 
 }  // namespace telecap

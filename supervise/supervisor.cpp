@@ -1,18 +1,18 @@
 #include "supervise/supervisor.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
 
 #include "capture/event_json.hpp"
-#include "metrics/collectors.hpp"
 #include "control/gates.hpp"
+#include "core/log.hpp"
+#include "metrics/collectors.hpp"
 #include "spawn/descendants.hpp"
 #include "spawn/guard.hpp"
 #include "spawn/reaper.hpp"
@@ -20,7 +20,6 @@
 #include "spawn/spawner.hpp"
 #include "supervise/lifecycle.hpp"
 #include "supervise/supervisor_parts.hpp"
-#include "core/log.hpp"
 
 namespace telecap {
 
@@ -42,9 +41,13 @@ std::int64_t wall_ns() {
 }  // namespace
 
 supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
-    : loop_(loop), o_(std::move(o)), io_(std::move(io)),
+    : loop_(loop),
+      o_(std::move(o)),
+      io_(std::move(io)),
       intake_(loop, *checked(io_.events),
-              {.pipeline = o_.pipeline, .overflow = o_.overflow, .line_budget = o_.line_budget,
+              {.pipeline = o_.pipeline,
+               .overflow = o_.overflow,
+               .line_budget = o_.line_budget,
                .read_linger = o_.read_linger},
               {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
                io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
@@ -67,11 +70,12 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
             const std::lock_guard lock(workers_mu_);
             for (const auto& w : workers_) {
                 const metrics::label_set l{{"worker", w->id}, {"pool", w->pool->name}};
-                const auto c = [&](const char* name, std::uint64_t v, metrics::label_set extra = {}) {
+                const auto c = [&](const char* name, std::uint64_t v,
+                                   metrics::label_set extra = {}) {
                     auto labels = l;
                     labels.insert(labels.end(), extra.begin(), extra.end());
-                    out.push_back({name, std::move(labels), metrics::kind::counter,
-                                   static_cast<double>(v)});
+                    out.push_back(
+                        {name, std::move(labels), metrics::kind::counter, static_cast<double>(v)});
                 };
                 metrics::append_capture_series(out, w->stats, l, counter_scope::pipeline);
                 c("telecap_worker_restarts_total", w->restarts);
@@ -81,13 +85,21 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                 }
             }
             metrics::append_capture_series(out, intake_.own(), {}, counter_scope::queue);
-            out.push_back({"telecap_queue_depth", {}, metrics::kind::gauge,
+            out.push_back({"telecap_queue_depth",
+                           {},
+                           metrics::kind::gauge,
                            static_cast<double>(io_.events->depth())});
-            out.push_back({"telecap_line_budget_used_bytes", {}, metrics::kind::gauge,
+            out.push_back({"telecap_line_budget_used_bytes",
+                           {},
+                           metrics::kind::gauge,
                            static_cast<double>(intake_.budget().used())});
-            out.push_back({"telecap_line_budget_cuts_total", {}, metrics::kind::counter,
+            out.push_back({"telecap_line_budget_cuts_total",
+                           {},
+                           metrics::kind::counter,
                            static_cast<double>(intake_.budget().refusals())});
-            out.push_back({"telecap_read_lingers_total", {}, metrics::kind::counter,
+            out.push_back({"telecap_read_lingers_total",
+                           {},
+                           metrics::kind::counter,
                            static_cast<double>(loop_.lingers())});
         });
     }
@@ -120,8 +132,8 @@ void supervisor::lifecycle(std::string_view short_name, worker& w,
                            std::vector<std::pair<std::string, metadata_value>> extra) {
     auto ctx = w.context();
     ctx.node = o_.node;
-    intake_.push(lifecycle_event(*w.cat, short_name, ctx, std::move(measurements),
-                                 std::move(extra), wall_ns()));
+    intake_.push(lifecycle_event(*w.cat, short_name, ctx, std::move(measurements), std::move(extra),
+                                 wall_ns()));
 }
 
 // --- workers -------------------------------------------------------------------------------
@@ -168,8 +180,8 @@ void supervisor::start(worker& w) {
     if (!child) {
         const int code = spawn::exit_code_for_spawn_error(child.error());
         logger()->error("cannot run \"{}\" for worker {}: {} ({})",
-                      spec.argv.empty() ? "" : spec.argv[0], w.id, child.error().message(),
-                      spawn::to_string(step));
+                        spec.argv.empty() ? "" : spec.argv[0], w.id, child.error().message(),
+                        spawn::to_string(step));
         w.fsm.started(0, clock::now());
         w.worker_pid = 0;
         lifecycle("worker_spawn_failed", w, {{"count", std::int64_t{1}}},
@@ -233,8 +245,10 @@ void supervisor::exited(worker& w, int status) {
         intake_.drain(&w);  // whatever the worker wrote before it died is in the pipe
         std::vector<std::pair<std::string, metadata_value>> extra{
             {"exit_code", std::to_string(code)}};
-        if (WIFSIGNALED(status)) extra.emplace_back("reason", spawn::signal_name(WTERMSIG(status)));
-        else extra.emplace_back("reason", std::string(code == 0 ? "normal" : "exit"));
+        if (WIFSIGNALED(status))
+            extra.emplace_back("reason", spawn::signal_name(WTERMSIG(status)));
+        else
+            extra.emplace_back("reason", std::string(code == 0 ? "normal" : "exit"));
         const auto lifetime =
             std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - w.fsm.started_at());
         lifecycle("worker_terminated", w, {{"lifetime", std::int64_t{lifetime.count()}}},
@@ -261,9 +275,11 @@ void supervisor::exited(worker& w, int status) {
             break;
         }
         case worker_phase::done:
-            if (!w.fsm.gave_up().empty()) logger()->error("worker {} gave up: {}", w.id, w.fsm.gave_up());
+            if (!w.fsm.gave_up().empty())
+                logger()->error("worker {} gave up: {}", w.id, w.fsm.gave_up());
             break;
-        default: break;
+        default:
+            break;
     }
 }
 

@@ -6,10 +6,10 @@
 // control socket's commands (handle_control) change the gates and start, stop or restart
 // workers, on the loop thread.
 
-#include <csignal>
-#include <chrono>
-#include <cstdint>
 #include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -25,12 +25,12 @@
 #include "telecap/control/controls.hpp"
 #include "telecap/control/protocol.hpp"
 #include "telecap/dispatch/dispatcher.hpp"
+#include "telecap/intake/intake.hpp"
 #include "telecap/io/passthrough.hpp"
 #include "telecap/io/rejects_writer.hpp"
 #include "telecap/loop/event_loop.hpp"
 #include "telecap/metrics/registry.hpp"
 #include "telecap/spawn/restart_policy.hpp"
-#include "telecap/intake/intake.hpp"
 #include "telecap/supervise/worker.hpp"
 
 namespace telecap {
@@ -105,12 +105,12 @@ struct reload_result {
 
 // What the supervisor writes to; owned by the caller and outliving the supervisor.
 struct supervisor_io {
-    dispatcher* events = nullptr;              // required
-    passthrough_mux* stderr_pass = nullptr;    // stderr and telemetry-fd pass-through
-    passthrough_mux* stdout_pass = nullptr;    // captured stdout's pass-through
-    rejects_writer* rejects = nullptr;         // optional
-    std::vector<const catalog*> catalogs;      // one per pool, in order; required
-    metrics::registry* registry = nullptr;     // optional: per-worker series
+    dispatcher* events = nullptr;            // required
+    passthrough_mux* stderr_pass = nullptr;  // stderr and telemetry-fd pass-through
+    passthrough_mux* stdout_pass = nullptr;  // captured stdout's pass-through
+    rejects_writer* rejects = nullptr;       // optional
+    std::vector<const catalog*> catalogs;    // one per pool, in order; required
+    metrics::registry* registry = nullptr;   // optional: per-worker series
 };
 
 class supervisor final : public control::target {
@@ -228,13 +228,13 @@ private:
     // Held by the loop thread while it adds, removes or re-points workers, and by the readers
     // on other threads (the registry's collector, totals()).
     mutable std::mutex workers_mu_;
-    capture_stats retired_;  // the counters of workers a reload removed (for totals())
-    std::deque<worker*> roll_;  // workers to restart with their pool's new spec, in turn
+    capture_stats retired_;      // the counters of workers a reload removed (for totals())
+    std::deque<worker*> roll_;   // workers to restart with their pool's new spec, in turn
     worker* rolling_ = nullptr;  // the one restarting now
     std::size_t next_start_ = 0;
     std::mt19937_64 rng_;
     control::control_table initial_controls_;  // for reset_controls
-    std::string wire_scratch_;  // the wire name of an event without a catalog entry
+    std::string wire_scratch_;                 // the wire name of an event without a catalog entry
     bool stopping_ = false;
     bool killed_ = false;
     event_loop::timer_id kill_timer_ = 0;

@@ -46,8 +46,8 @@ bool supervisor::admit(worker& w, const event& ev) {
     const auto now = g.controls().limit.events_per_second > 0 ? clock::now() : clock::time_point{};
     // The emitter drew for the current sampling settings already: a second draw would square
     // the rate. Events it tagged with an older state (or none) are sampled here as usual.
-    const bool presampled = ev.control_seq != 0 && ev.control_seq >= w.ctl_sample_since &&
-                            ev.control_seq <= w.ctl_seq;
+    const bool presampled =
+        ev.control_seq != 0 && ev.control_seq >= w.ctl_sample_since && ev.control_seq <= w.ctl_seq;
     const auto v = g.decide(known, wire, now, presampled);
     if (v == control::verdict::pass) return true;
     ++w.gated[static_cast<std::size_t>(v)];
@@ -56,7 +56,8 @@ bool supervisor::admit(worker& w, const event& ev) {
 
 std::optional<std::string> supervisor::check_scope(const scope& where) const {
     switch (where.kind) {
-        case scope_kind::global: return std::nullopt;
+        case scope_kind::global:
+            return std::nullopt;
         case scope_kind::pool:
             for (const auto& p : pools_)
                 if (p->spec.name == where.name) return std::nullopt;
@@ -91,9 +92,15 @@ std::optional<std::string> supervisor::reset_controls(const scope& where) {
             now.erase(where.name);
     };
     switch (where.kind) {
-        case scope_kind::global: t.global = initial_controls_.global; break;
-        case scope_kind::pool: restore(t.pools, initial_controls_.pools); break;
-        case scope_kind::worker: restore(t.workers, initial_controls_.workers); break;
+        case scope_kind::global:
+            t.global = initial_controls_.global;
+            break;
+        case scope_kind::pool:
+            restore(t.pools, initial_controls_.pools);
+            break;
+        case scope_kind::worker:
+            restore(t.workers, initial_controls_.workers);
+            break;
     }
     reconfigure_changed();
     return std::nullopt;
@@ -158,7 +165,7 @@ void supervisor::flush_control(worker& w) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) break;  // full: written when the worker reads
-        close_control(w);  // EPIPE: the worker closed it, which is its right
+        close_control(w);                     // EPIPE: the worker closed it, which is its right
         return;
     }
     const bool pending = w.ctl && !w.ctl_out.empty();
@@ -217,8 +224,10 @@ void supervisor::ask_to_stop(worker& w) {
 void supervisor::kill_now(worker& w) {
     if (!w.fsm.live() || w.fsm.pid() <= 0) return;
     logger()->warn("worker {} still running after the grace period: SIGKILL", w.id);
-    if (o_.guard.empty()) spawn::forward_signal(w.fsm.pid(), SIGKILL, true);
-    else spawn::signal_child(w.fsm.pid(), spawn::guard_kill_signal());  // and its tree
+    if (o_.guard.empty())
+        spawn::forward_signal(w.fsm.pid(), SIGKILL, true);
+    else
+        spawn::signal_child(w.fsm.pid(), spawn::guard_kill_signal());  // and its tree
 }
 
 template <typename F>
@@ -243,7 +252,8 @@ bool supervisor::start_now(worker& w) {
             loop_.cancel(w.restart_timer);
             start(w);
             return true;
-        default: return false;
+        default:
+            return false;
     }
 }
 
@@ -279,7 +289,8 @@ std::optional<std::string> supervisor::restart_workers(const scope& where, int* 
             case worker_phase::stopping:
                 w.again = true;
                 return true;
-            default: return start_now(w);
+            default:
+                return start_now(w);
         }
     });
 }

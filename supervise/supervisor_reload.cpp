@@ -172,7 +172,8 @@ void supervisor::roll_next() {
             case worker_phase::stopping:
                 rolling_ = &w;  // a restart is under way already
                 break;
-            default: break;  // not running: it takes the new spec when it starts
+            default:
+                break;  // not running: it takes the new spec when it starts
         }
     }
 }

@@ -4,11 +4,16 @@ namespace telecap {
 
 const char* to_string(worker_phase p) noexcept {
     switch (p) {
-        case worker_phase::idle: return "idle";
-        case worker_phase::running: return "running";
-        case worker_phase::stopping: return "stopping";
-        case worker_phase::backoff: return "backoff";
-        case worker_phase::done: return "done";
+        case worker_phase::idle:
+            return "idle";
+        case worker_phase::running:
+            return "running";
+        case worker_phase::stopping:
+            return "stopping";
+        case worker_phase::backoff:
+            return "backoff";
+        case worker_phase::done:
+            return "done";
     }
     return "?";
 }
@@ -44,8 +49,11 @@ bool worker_fsm::stop() {
             phase_ = worker_phase::stopping;
             return pid_ > 0;
         case worker_phase::idle:
-        case worker_phase::backoff: phase_ = worker_phase::done; return false;
-        default: return false;
+        case worker_phase::backoff:
+            phase_ = worker_phase::done;
+            return false;
+        default:
+            return false;
     }
 }
 

@@ -31,7 +31,7 @@ public:
         return phase_ == worker_phase::running || phase_ == worker_phase::stopping;
     }
     pid_t pid() const noexcept { return pid_; }
-    int runs() const noexcept { return runs_; }        // starts attempted so far
+    int runs() const noexcept { return runs_; }  // starts attempted so far
     int restarts() const noexcept { return runs_ > 0 ? runs_ - 1 : 0; }
     std::optional<int> exit_code() const noexcept { return exit_code_; }
     clock::time_point started_at() const noexcept { return started_at_; }

@@ -1,14 +1,13 @@
 // The telecap binary on files: parse, lint, catalog, and the usage errors.
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -16,8 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <sstream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,7 +45,7 @@ void write_file(const std::string& path, std::string_view bytes) {
 }
 
 struct run_result {
-    int code = -1;  // exit status, or 128 + signal
+    int code = -1;       // exit status, or 128 + signal
     long maxrss_kb = 0;  // telecap's peak RSS
     std::string out;
     std::string err;
@@ -105,7 +104,7 @@ protected:
             return r;
         }
         int status = 0;
-        struct rusage ru{};
+        struct rusage ru {};
         while (::wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
         }
         r.maxrss_kb = ru.ru_maxrss;
@@ -126,8 +125,8 @@ protected:
     int runs_ = 0;
 };
 
-const std::vector<std::string> fixed_context{"--node", "test-node", "--pool", "test-pool",
-                                             "--worker-id", "w-1", "--pid", "4242"};
+const std::vector<std::string> fixed_context{"--node",      "test-node", "--pool", "test-pool",
+                                             "--worker-id", "w-1",       "--pid",  "4242"};
 
 std::vector<std::string> args(std::initializer_list<std::string> a, bool with_context = true) {
     std::vector<std::string> v(a);
@@ -181,16 +180,17 @@ TEST_F(CliTest, ParseWithoutInputsReadsStdin) {
 }
 
 TEST_F(CliTest, ParseSeveralInputsInOrder) {
-    const auto r = telecap(args({"parse", data("sample.log"), "-", data("clean.log")}),
-                           data("sample.log"));
+    const auto r =
+        telecap(args({"parse", data("sample.log"), "-", data("clean.log")}), data("sample.log"));
     ASSERT_EQ(r.code, 0) << r;
     const std::string ev = read_file(data("sample.expected.jsonl"));
     EXPECT_EQ(r.out, ev + ev + ev);
     const std::string pass = read_file(data("sample.passthrough"));
     // clean.log is sample.log minus its two rejected lines. Each input's last line has no
     // newline: it gets one, so the next input's first line does not glue to it.
-    EXPECT_EQ(r.err, pass + pass + "starting worker\nINFO loading model\n"
-                                   "TELEMETRY_ERROR: cannot serialize payload\nworker done\n");
+    EXPECT_EQ(r.err, pass + pass +
+                         "starting worker\nINFO loading model\n"
+                         "TELEMETRY_ERROR: cannot serialize payload\nworker done\n");
 }
 
 TEST_F(CliTest, ParseDefaultContextUsesHostnameAndDefaultPool) {
@@ -219,15 +219,35 @@ TEST_F(CliTest, ParsePassThroughIsByteExact) {
     for (int i = 0; i < 3000; ++i) {
         std::string pass_line;
         switch (i % 9) {
-            case 0: ++events; input += event + "\n"; continue;
-            case 1: ++events; input += event + "\r\n"; continue;
-            case 2: pass_line = "log " + std::to_string(i) + " with\rcr\r\n"; break;
-            case 3: pass_line = "nul\0" + std::to_string(i) + "\0\n"s; break;
-            case 4: pass_line = "bad \xff\xfe\xc3 utf8\n"; break;
-            case 5: pass_line = "TELEMETRY:{\"event\": \"nope\"}\n"; break;
-            case 6: pass_line = "TELEMETRY:" + std::string(300, '{') + "\n"; break;
-            case 7: pass_line = std::string(250, 'x') + "\n"; break;
-            case 8: pass_line = "\n"; break;
+            case 0:
+                ++events;
+                input += event + "\n";
+                continue;
+            case 1:
+                ++events;
+                input += event + "\r\n";
+                continue;
+            case 2:
+                pass_line = "log " + std::to_string(i) + " with\rcr\r\n";
+                break;
+            case 3:
+                pass_line = "nul\0" + std::to_string(i) + "\0\n"s;
+                break;
+            case 4:
+                pass_line = "bad \xff\xfe\xc3 utf8\n";
+                break;
+            case 5:
+                pass_line = "TELEMETRY:{\"event\": \"nope\"}\n";
+                break;
+            case 6:
+                pass_line = "TELEMETRY:" + std::string(300, '{') + "\n";
+                break;
+            case 7:
+                pass_line = std::string(250, 'x') + "\n";
+                break;
+            case 8:
+                pass_line = "\n";
+                break;
         }
         input += pass_line;
         expected += pass_line;
@@ -278,8 +298,8 @@ TEST_F(CliTest, ParseNeverDropsAfterAHugeLineAndKeepsMemoryBounded) {
         in << tail;
     }
     for (const bool rejects : {false, true}) {
-        std::vector<std::string> a{"parse", "--passthrough", path("pass.log"), "--stats",
-                                   path("stats.json"), path("in.log")};
+        std::vector<std::string> a{"parse",   "--passthrough",    path("pass.log"),
+                                   "--stats", path("stats.json"), path("in.log")};
         if (rejects) a.insert(a.end(), {"--rejects", path("rej.jsonl")});
         std::filesystem::remove(path("pass.log"));
         const auto p = telecap(a);
@@ -334,7 +354,8 @@ TEST_F(CliTest, OutputNullDiscardsEvents) {
 }
 
 TEST_F(CliTest, OutputLogWritesHumanReadableLines) {
-    const auto r = telecap(args({"parse", "-o", "log", "--passthrough", "none", data("sample.log")}));
+    const auto r =
+        telecap(args({"parse", "-o", "log", "--passthrough", "none", data("sample.log")}));
     ASSERT_EQ(r.code, 0) << r;
     EXPECT_EQ(r.out, "");
     EXPECT_EQ(lines_of(r.err).size(), 3u) << r;
@@ -364,8 +385,7 @@ TEST_F(CliTest, PassthroughStderrIsTheDefaultAndExplicit) {
 }
 
 TEST_F(CliTest, PassthroughPath) {
-    const auto r =
-        telecap(args({"parse", "--passthrough", path("pass.log"), data("sample.log")}));
+    const auto r = telecap(args({"parse", "--passthrough", path("pass.log"), data("sample.log")}));
     ASSERT_EQ(r.code, 0) << r;
     EXPECT_EQ(r.out, read_file(data("sample.expected.jsonl")));
     EXPECT_EQ(r.err, "");
@@ -437,7 +457,8 @@ TEST_F(CliTest, RejectsFileRecordsEachRejectedLine) {
     EXPECT_STREQ(a["reason"].GetString(), "unknown_event");
     EXPECT_EQ(a["line"].GetUint64(), 5u);
     EXPECT_STREQ(a["source"].GetString(), data("sample.log").c_str());
-    EXPECT_EQ(std::string(a["text"].GetString()) + "\n", lines_of(read_file(data("sample.log")))[4] + "\n");
+    EXPECT_EQ(std::string(a["text"].GetString()) + "\n",
+              lines_of(read_file(data("sample.log")))[4] + "\n");
     EXPECT_FALSE(a["truncated"].GetBool());
     EXPECT_NE(std::string(a["detail"].GetString()).find("unknown.thing"), std::string::npos);
     EXPECT_STREQ(b["reason"].GetString(), "invalid_json");
@@ -493,9 +514,9 @@ TEST_F(CliTest, FailingOutputRetriesThenCountsItsLoss) {
     // /dev/full: every write fails with ENOSPC, which may pass, so the output keeps its events
     // and retries; at the end it gets 5 s more, then its events are counted as dropped and the
     // exit status says data was lost. The other output and the pass-through are unaffected.
-    const auto r = telecap(args({"parse", "-o", "jsonl:/dev/full", "-o",
-                                 "jsonl:" + path("ok.jsonl"), "--stats", path("stats.json"),
-                                 data("sample.log")}));
+    const auto r =
+        telecap(args({"parse", "-o", "jsonl:/dev/full", "-o", "jsonl:" + path("ok.jsonl"),
+                      "--stats", path("stats.json"), data("sample.log")}));
     EXPECT_EQ(r.out, "");
     EXPECT_EQ(r.code, 3) << r;
     EXPECT_EQ(read_file(path("ok.jsonl")), read_file(data("sample.expected.jsonl")));
@@ -505,7 +526,8 @@ TEST_F(CliTest, FailingOutputRetriesThenCountsItsLoss) {
     EXPECT_EQ(std::regex_replace(r.err, std::regex("telecap: [^\n]*\n"), ""),
               read_file(data("sample.passthrough")))
         << r;
-    EXPECT_NE(r.err.find("/dev/full: write failed: No space left on device"), std::string::npos) << r;
+    EXPECT_NE(r.err.find("/dev/full: write failed: No space left on device"), std::string::npos)
+        << r;
     rapidjson::Document st;
     ASSERT_EQ(json_error(read_file(path("stats.json")), st), "") << r;
     EXPECT_EQ(st["events"].GetUint64(), 3u);
@@ -565,8 +587,8 @@ TEST_F(CliTest, LintMissingFileExits2) {
 }
 
 TEST_F(CliTest, LintStdinAndSeveralFiles) {
-    const auto r = telecap({"lint", data("clean.log"), "-", data("sample.log")},
-                           data("sample.log"));
+    const auto r =
+        telecap({"lint", data("clean.log"), "-", data("sample.log")}, data("sample.log"));
     EXPECT_EQ(r.code, 1) << r;
     const auto lines = lines_of(r.out);
     ASSERT_EQ(lines.size(), 4u) << r;
@@ -602,8 +624,7 @@ TEST_F(CliTest, CatalogPrintsJsonThatCatalogAcceptsBack) {
     const auto again = telecap({"catalog", "--catalog", path("cat.json")});
     ASSERT_EQ(again.code, 0) << again;
     EXPECT_EQ(again.out, r.out);
-    const auto parsed =
-        telecap(args({"parse", "--catalog", path("cat.json"), data("sample.log")}));
+    const auto parsed = telecap(args({"parse", "--catalog", path("cat.json"), data("sample.log")}));
     ASSERT_EQ(parsed.code, 0) << parsed;
     EXPECT_EQ(parsed.out, read_file(data("sample.expected.jsonl")));
 }
@@ -625,18 +646,19 @@ TEST_F(CliTest, ParseWithCustomCatalogPolicies) {
                "\n"
                R"(TELEMETRY:{"event": "other.thing", "timestamp_ns": 4})"
                "\n");
-    const auto r = telecap(
-        {"parse", "--catalog", data("keep_catalog.json"), "--node", "n", path("in.log")});
+    const auto r =
+        telecap({"parse", "--catalog", data("keep_catalog.json"), "--node", "n", path("in.log")});
     ASSERT_EQ(r.code, 0) << r;
-    EXPECT_EQ(r.out,
-              R"({"event":["acme","job","done"],"measurements":{"count":2},"metadata":{"tool":"t",)"
-              R"("node":"n","pool_name":"default","correlation_id":null,"timestamp_ns":3},)"
-              R"("timestamp_ns":3,"correlation_id":null})"
-              "\n"
-              R"({"event":["acme","other","other","thing"],"measurements":{},"metadata":{"node":"n",)"
-              R"("pool_name":"default","correlation_id":null,"timestamp_ns":4},"timestamp_ns":4,)"
-              R"("correlation_id":null})"
-              "\n");
+    EXPECT_EQ(
+        r.out,
+        R"({"event":["acme","job","done"],"measurements":{"count":2},"metadata":{"tool":"t",)"
+        R"("node":"n","pool_name":"default","correlation_id":null,"timestamp_ns":3},)"
+        R"("timestamp_ns":3,"correlation_id":null})"
+        "\n"
+        R"({"event":["acme","other","other","thing"],"measurements":{},"metadata":{"node":"n",)"
+        R"("pool_name":"default","correlation_id":null,"timestamp_ns":4},"timestamp_ns":4,)"
+        R"("correlation_id":null})"
+        "\n");
     EXPECT_EQ(r.err, "");
 }
 
@@ -681,7 +703,8 @@ TEST_F(CliTest, UnknownOutputSpecExits2) {
 }
 
 TEST_F(CliTest, UnopenableOutputFileExits2) {
-    const auto r = telecap({"parse", "-o", "jsonl:" + path("no/such/dir/x.jsonl"), data("clean.log")});
+    const auto r =
+        telecap({"parse", "-o", "jsonl:" + path("no/such/dir/x.jsonl"), data("clean.log")});
     EXPECT_EQ(r.code, 2) << r;
     EXPECT_NE(r.err.find("no/such/dir"), std::string::npos) << r;
 }
@@ -705,9 +728,11 @@ TEST_F(CliTest, HelpExits0) {
 }
 
 TEST_F(CliTest, UsageErrorsExit2WithAHint) {
-    for (const auto& a : std::vector<std::vector<std::string>>{
-             {}, {"frobnicate"}, {"parse", "--no-such-flag"}, {"parse", "--max-line", "abc"},
-             {"parse", "--pid", "x"}}) {
+    for (const auto& a : std::vector<std::vector<std::string>>{{},
+                                                               {"frobnicate"},
+                                                               {"parse", "--no-such-flag"},
+                                                               {"parse", "--max-line", "abc"},
+                                                               {"parse", "--pid", "x"}}) {
         const auto r = telecap(a);
         EXPECT_EQ(r.code, 2) << testing::PrintToString(a) << ": " << r;
         EXPECT_NE(r.err.find("--help"), std::string::npos) << r;
@@ -722,9 +747,8 @@ TEST_F(CliTest, ClosedStdioIsNotReusedForOutputs) {
     for (const auto& closed : std::vector<std::vector<int>>{{2}, {1, 2}, {0, 1, 2}}) {
         const std::string events = path("ev" + std::to_string(closed.size()) + ".jsonl");
         // sample.log has pass-through lines for stderr.
-        const auto r =
-            telecap(args({"parse", "-o", "jsonl:" + events, data("sample.log")}), "/dev/null",
-                    closed);
+        const auto r = telecap(args({"parse", "-o", "jsonl:" + events, data("sample.log")}),
+                               "/dev/null", closed);
         EXPECT_EQ(r.code, 0) << testing::PrintToString(closed) << ": " << r;
         EXPECT_EQ(read_file(events), read_file(data("sample.expected.jsonl")))
             << testing::PrintToString(closed);
@@ -757,65 +781,152 @@ struct bad_setting {
 };
 
 const std::vector<bad_setting> bad_settings{
-    {{"--max-line", "0"}, "max_line: 0", false, 1,
+    {{"--max-line", "0"},
+     "max_line: 0",
+     false,
+     1,
      "{max_line} must be between 64 and 1073741824 (1 GiB), not 0"},
-    {{"--max-line", "1099511627776"}, "max_line: 1099511627776", false, 1,
+    {{"--max-line", "1099511627776"},
+     "max_line: 1099511627776",
+     false,
+     1,
      "{max_line} must be between 64 and 1073741824 (1 GiB), not 1099511627776"},
-    {{"--max-line=-1"}, "max_line: -1", false, 1,
+    {{"--max-line=-1"},
+     "max_line: -1",
+     false,
+     1,
      "{max_line} must be between 64 and 1073741824 (1 GiB), not -1"},
-    {{"--queue", "0"}, "queue: 0", false, 1,
+    {{"--queue", "0"},
+     "queue: 0",
+     false,
+     1,
      "{queue} must be between 1 and 16777216 (2^24), not 0"},
-    {{"--queue", "16777217"}, "queue: 16777217", false, 1,
+    {{"--queue", "16777217"},
+     "queue: 16777217",
+     false,
+     1,
      "{queue} must be between 1 and 16777216 (2^24), not 16777217"},
-    {{"--queue-bytes", "0"}, "queue_bytes: 0", false, 1,
+    {{"--queue-bytes", "0"},
+     "queue_bytes: 0",
+     false,
+     1,
      "{queue_bytes} must be between 65536 (64 KiB) and 17179869184 (16 GiB), not 0"},
-    {{"--queue-bytes", "65535"}, "queue_bytes: 65535", false, 1,
+    {{"--queue-bytes", "65535"},
+     "queue_bytes: 65535",
+     false,
+     1,
      "{queue_bytes} must be between 65536 (64 KiB) and 17179869184 (16 GiB), not 65535"},
-    {{"--queue-bytes", "17179869185"}, "queue_bytes: 17179869185", false, 1,
+    {{"--queue-bytes", "17179869185"},
+     "queue_bytes: 17179869185",
+     false,
+     1,
      "{queue_bytes} must be between 65536 (64 KiB) and 17179869184 (16 GiB), not 17179869185"},
     {{"--prefix", ""}, "prefix: \"\"", false, 1, "{prefix} must not be empty"},
     {{"--prefix", "A\nB:"}, "prefix: \"A\\nB:\"", false, 1, "{prefix} must not contain a newline"},
-    {{"--grace", "1e300"}, "grace: 1e300", false, 1,
+    {{"--grace", "1e300"},
+     "grace: 1e300",
+     false,
+     1,
      "{grace} must be a number of seconds between 0 and 86400 (1 day), not 1e+300"},
-    {{"--grace", "nan"}, "grace: .nan", false, 1,
+    {{"--grace", "nan"},
+     "grace: .nan",
+     false,
+     1,
      "{grace} must be a number of seconds between 0 and 86400 (1 day), not nan"},
-    {{"--grace", "inf"}, "grace: .inf", false, 1,
+    {{"--grace", "inf"},
+     "grace: .inf",
+     false,
+     1,
      "{grace} must be a number of seconds between 0 and 86400 (1 day), not inf"},
-    {{"--grace=-1"}, "grace: -1", false, 1,
+    {{"--grace=-1"},
+     "grace: -1",
+     false,
+     1,
      "{grace} must be a number of seconds between 0 and 86400 (1 day), not -1"},
-    {{"--grace", "86401"}, "grace: 86401", false, 1,
+    {{"--grace", "86401"},
+     "grace: 86401",
+     false,
+     1,
      "{grace} must be a number of seconds between 0 and 86400 (1 day), not 86401"},
-    {{"--overflow", "drop-oldest"}, "overflow: drop-oldest", false, 1,
+    {{"--overflow", "drop-oldest"},
+     "overflow: drop-oldest",
+     false,
+     1,
      "{overflow} must be drop-newest or block, not \"drop-oldest\""},
-    {{"--stop-signal", "NOPE"}, "stop_signal: NOPE", false, 1,
+    {{"--stop-signal", "NOPE"},
+     "stop_signal: NOPE",
+     false,
+     1,
      "{stop_signal} must be a signal name or number (TERM, SIGTERM, 15), not \"NOPE\""},
-    {{"--restart", "sometimes"}, "restart: sometimes", true, 3,
+    {{"--restart", "sometimes"},
+     "restart: sometimes",
+     true,
+     3,
      "{restart} must be never, on-failure or always, not \"sometimes\""},
-    {{"--restart", "on-failure", "--backoff-min", "0"}, "backoff_min: 0", true, 3,
+    {{"--restart", "on-failure", "--backoff-min", "0"},
+     "backoff_min: 0",
+     true,
+     3,
      "{backoff_min} must be at least 0.01 (10 ms) when workers restart, not 0"},
-    {{"--restart", "always", "--backoff-min", "0.001"}, "restart: always\nbackoff_min: 0.001",
-     true, 4, "{backoff_min} must be at least 0.01 (10 ms) when workers restart, not 0.001"},
-    {{"--backoff-min", "2", "--backoff-max", "1"}, "backoff_min: 2\nbackoff_max: 1", true, 4,
+    {{"--restart", "always", "--backoff-min", "0.001"},
+     "restart: always\nbackoff_min: 0.001",
+     true,
+     4,
+     "{backoff_min} must be at least 0.01 (10 ms) when workers restart, not 0.001"},
+    {{"--backoff-min", "2", "--backoff-max", "1"},
+     "backoff_min: 2\nbackoff_max: 1",
+     true,
+     4,
      "{backoff_max} must not be less than {backoff_min} (1 < 2)"},
-    {{"--backoff-max", "1e300"}, "backoff_max: 1e300", true, 3,
+    {{"--backoff-max", "1e300"},
+     "backoff_max: 1e300",
+     true,
+     3,
      "{backoff_max} must be a number of seconds between 0 and 86400 (1 day), not 1e+300"},
-    {{"--backoff-min", "nan"}, "backoff_min: .nan", true, 3,
+    {{"--backoff-min", "nan"},
+     "backoff_min: .nan",
+     true,
+     3,
      "{backoff_min} must be a number of seconds between 0 and 86400 (1 day), not nan"},
-    {{"--healthy-after=-1"}, "healthy_after: -1", true, 3,
+    {{"--healthy-after=-1"},
+     "healthy_after: -1",
+     true,
+     3,
      "{healthy_after} must be a number of seconds between 0 and 86400 (1 day), not -1"},
-    {{"--restart-window", "1e9"}, "restart_window: 1e9", true, 3,
+    {{"--restart-window", "1e9"},
+     "restart_window: 1e9",
+     true,
+     3,
      "{restart_window} must be a number of seconds between 0 and 86400 (1 day), not 1e+09"},
-    {{"--instances", "0"}, "instances: 0", true, 3,
+    {{"--instances", "0"},
+     "instances: 0",
+     true,
+     3,
      "{instances} must be between 1 and 10000, not 0"},
-    {{"--instances", "10001"}, "instances: 10001", true, 3,
+    {{"--instances", "10001"},
+     "instances: 10001",
+     true,
+     3,
      "{instances} must be between 1 and 10000, not 10001"},
-    {{"--telemetry-fd", "2"}, "telemetry_fd: 2", true, 3,
+    {{"--telemetry-fd", "2"},
+     "telemetry_fd: 2",
+     true,
+     3,
      "{telemetry_fd} must be between 3 and 1023, not 2"},
-    {{"--telemetry-fd", "1024"}, "telemetry_fd: 1024", true, 3,
+    {{"--telemetry-fd", "1024"},
+     "telemetry_fd: 1024",
+     true,
+     3,
      "{telemetry_fd} must be between 3 and 1023, not 1024"},
-    {{"--telemetry-fd=-1"}, "telemetry_fd: -1", true, 3,
+    {{"--telemetry-fd=-1"},
+     "telemetry_fd: -1",
+     true,
+     3,
      "{telemetry_fd} must be between 3 and 1023, not -1"},
-    {{"--max-restarts=-1"}, "max_restarts: -1", true, 3,
+    {{"--max-restarts=-1"},
+     "max_restarts: -1",
+     true,
+     3,
      "{max_restarts} must be between 0 and 2147483647, not -1"},
 };
 
@@ -858,8 +969,7 @@ TEST_F(CliTest, BadUnixOutputOptionsGiveTheSameMessageEverywhere) {
         {"?max_backlog=abc", "max_backlog must be a whole number, not \"abc\""},
         {"?max_backlog=-1", "max_backlog must be between 4096 and 1073741824 (1 GiB), not -1"},
         {"?max_backlog=", "max_backlog must be a whole number, not \"\""},
-        {"?max_backlog=1024",
-         "max_backlog must be between 4096 and 1073741824 (1 GiB), not 1024"},
+        {"?max_backlog=1024", "max_backlog must be between 4096 and 1073741824 (1 GiB), not 1024"},
         {"?max_total_backlog=99999999999999999999",
          "max_total_backlog must be between 4096 and 17179869184 (16 GiB), not "
          "99999999999999999999"},
@@ -892,13 +1002,14 @@ TEST_F(CliTest, BadUnixOutputOptionsGiveTheSameMessageEverywhere) {
         y = telecap({"run", "--config", cfg});
         EXPECT_EQ(y.code, 2) << y;
         EXPECT_EQ(y.err, "telecap: " + cfg + ":5: " + said + "\n");
-        struct stat st{};
+        struct stat st {};
         EXPECT_NE(::lstat(sock.c_str(), &st), 0) << "the socket was created";
     }
     // Good options are taken, and the counters carry their reasons.
     const auto r = telecap(args({"parse", "-o",
-                                 "unix:" + sock + "?max_hosts=1&max_backlog=65536&"
-                                 "max_total_backlog=65536&fd_reserve=8",
+                                 "unix:" + sock +
+                                     "?max_hosts=1&max_backlog=65536&"
+                                     "max_total_backlog=65536&fd_reserve=8",
                                  "--stats", path("stats.json"), data("sample.log")}));
     ASSERT_EQ(r.code, 0) << r;
     EXPECT_NE(read_file(path("stats.json"))
@@ -912,8 +1023,9 @@ TEST_F(CliTest, ParseAndLintCheckMaxLineAndPrefixLikeRun) {
     for (const char* cmd : {"parse", "lint"}) {
         auto r = telecap({cmd, "--max-line", "1099511627776", data("clean.log")});
         EXPECT_EQ(r.code, 2) << r;
-        EXPECT_EQ(r.err, "telecap: --max-line must be between 64 and 1073741824 (1 GiB), not "
-                         "1099511627776\n");
+        EXPECT_EQ(r.err,
+                  "telecap: --max-line must be between 64 and 1073741824 (1 GiB), not "
+                  "1099511627776\n");
         r = telecap({cmd, "--prefix", "", data("clean.log")});
         EXPECT_EQ(r.code, 2) << r;
         EXPECT_EQ(r.err, "telecap: --prefix must not be empty\n");
@@ -923,11 +1035,20 @@ TEST_F(CliTest, ParseAndLintCheckMaxLineAndPrefixLikeRun) {
 
 TEST_F(CliTest, LimitsAreInclusive) {
     // The edges are accepted (run -- true with every bound at its edge).
-    const auto r = telecap({"run", "--max-line", "64", "--queue", "16777216", "--queue-bytes",
-                            "65536", "--grace", "86400", "--instances", "1", "--restart",
-                            "on-failure", "--backoff-min", "0.01", "--backoff-max", "0.01",
-                            "--healthy-after", "0", "--restart-window", "86400",
-                            "--max-restarts", "0", "-o", "null", "--", "true"});
+    const auto r = telecap({"run",        "--max-line",
+                            "64",         "--queue",
+                            "16777216",   "--queue-bytes",
+                            "65536",      "--grace",
+                            "86400",      "--instances",
+                            "1",          "--restart",
+                            "on-failure", "--backoff-min",
+                            "0.01",       "--backoff-max",
+                            "0.01",       "--healthy-after",
+                            "0",          "--restart-window",
+                            "86400",      "--max-restarts",
+                            "0",          "-o",
+                            "null",       "--",
+                            "true"});
     EXPECT_EQ(r.code, 0) << r;
     write_file(path("edge.yaml"),
                "max_line: 1073741824\nqueue: 1\nqueue_bytes: 17179869184\ngrace: 0\n"
@@ -951,9 +1072,9 @@ TEST_F(CliTest, BadCwdAndEnvInYamlNameTheLine) {
     write_file(path("file"), "x");
     const std::string pool = "pools:\n  - command: [\"true\"]\n";
     const std::vector<std::pair<std::string, std::string>> cases{
-        {"    cwd: " + path("missing") + "\n",
-         ":3: cwd must be an existing directory, not \"" + path("missing") +
-             "\" (No such file or directory)"},
+        {"    cwd: " + path("missing") + "\n", ":3: cwd must be an existing directory, not \"" +
+                                                   path("missing") +
+                                                   "\" (No such file or directory)"},
         {"    cwd: " + path("file") + "\n",
          ":3: cwd must be an existing directory, not \"" + path("file") + "\" (not a directory)"},
         {"    env:\n      OK: \"1\"\n      \"A=B\": x\n",
@@ -980,11 +1101,11 @@ TEST_F(CliTest, BadCwdAndEnvInYamlNameTheLine) {
 TEST_F(CliTest, PoolFlagsWithConfigAreUsageErrorsNamingTheYamlKey) {
     write_file(path("c.yaml"), "pools:\n  - command: [\"true\"]\n");
     const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
-        {{"--instances", "2"}, "instances"},       {{"--restart", "always"}, "restart"},
-        {{"--backoff-min", "1"}, "backoff_min"},   {{"--backoff-max", "1"}, "backoff_max"},
-        {{"--healthy-after", "1"}, "healthy_after"}, {{"--max-restarts", "1"}, "max_restarts"},
+        {{"--instances", "2"}, "instances"},           {{"--restart", "always"}, "restart"},
+        {{"--backoff-min", "1"}, "backoff_min"},       {{"--backoff-max", "1"}, "backoff_max"},
+        {{"--healthy-after", "1"}, "healthy_after"},   {{"--max-restarts", "1"}, "max_restarts"},
         {{"--restart-window", "1"}, "restart_window"}, {{"--telemetry-fd", "3"}, "telemetry_fd"},
-        {{"--capture-stdout"}, "capture_stdout"},  {{"--pool", "p"}, "name"},
+        {{"--capture-stdout"}, "capture_stdout"},      {{"--pool", "p"}, "name"},
     };
     for (const auto& [flag, key] : cases) {
         std::vector<std::string> argv{"run", "--config", path("c.yaml")};
@@ -1000,25 +1121,30 @@ TEST_F(CliTest, PoolFlagsWithConfigAreUsageErrorsNamingTheYamlKey) {
 TEST_F(CliTest, RunWideFlagsOverrideTheConfig) {
     // Every run-wide setting in the file, each also on the command line: the flag wins (a bad
     // value in the file is still an error, so the file's values are valid but different).
-    write_file(path("c.yaml"),
-               "outputs: [\"jsonl:" + path("file.jsonl") + "\"]\n"
-               "passthrough: none\n"
-               "prefix: \"NOPE:\"\n"
-               "max_line: 64\n"
-               "node: file-node\n"
-               "stats: " + path("file-stats.json") + "\n"
-               "rejects: " + path("file-rejects.jsonl") + "\n"
-               "label: false\n"
-               "pools:\n"
-               "  - name: p\n"
-               "    command: [\"sh\", \"-c\", \"echo plain >&2; echo 'TELEMETRY:{\\\"event\\\": "
-               "\\\"python.call.start\\\", \\\"timestamp_ns\\\": 1, \\\"metadata\\\": "
-               "{\\\"tool\\\": \\\"a-tool-name-long-enough-to-pass-64-bytes\\\"}}' >&2\"]\n");
-    const auto r = telecap({"run", "--config", path("c.yaml"), "-o", "jsonl:" + path("cli.jsonl"),
-                            "--passthrough", path("pass.log"), "--prefix", "TELEMETRY:",
-                            "--max-line", "1024", "--node", "cli-node", "--stats",
-                            path("cli-stats.json"), "--rejects", path("cli-rejects.jsonl"),
-                            "--label"});
+    write_file(
+        path("c.yaml"),
+        "outputs: [\"jsonl:" + path("file.jsonl") +
+            "\"]\n"
+            "passthrough: none\n"
+            "prefix: \"NOPE:\"\n"
+            "max_line: 64\n"
+            "node: file-node\n"
+            "stats: " +
+            path("file-stats.json") +
+            "\n"
+            "rejects: " +
+            path("file-rejects.jsonl") +
+            "\n"
+            "label: false\n"
+            "pools:\n"
+            "  - name: p\n"
+            "    command: [\"sh\", \"-c\", \"echo plain >&2; echo 'TELEMETRY:{\\\"event\\\": "
+            "\\\"python.call.start\\\", \\\"timestamp_ns\\\": 1, \\\"metadata\\\": "
+            "{\\\"tool\\\": \\\"a-tool-name-long-enough-to-pass-64-bytes\\\"}}' >&2\"]\n");
+    const auto r = telecap(
+        {"run", "--config", path("c.yaml"), "-o", "jsonl:" + path("cli.jsonl"), "--passthrough",
+         path("pass.log"), "--prefix", "TELEMETRY:", "--max-line", "1024", "--node", "cli-node",
+         "--stats", path("cli-stats.json"), "--rejects", path("cli-rejects.jsonl"), "--label"});
     ASSERT_EQ(r.code, 0) << r;
     // Outputs add up: the flag's and the file's get the same events.
     const std::string events = read_file(path("cli.jsonl"));
@@ -1034,15 +1160,18 @@ TEST_F(CliTest, RunWideFlagsOverrideTheConfig) {
 
 TEST_F(CliTest, ConfigSettingsApplyWhenNoFlagIsGiven) {
     write_file(path("c.yaml"),
-               "passthrough: " + path("pass.log") + "\n"
-               "prefix: \"@T:\"\n"
-               "node: file-node\n"
-               "stats: " + path("stats.json") + "\n"
-               "label: true\n"
-               "pools:\n"
-               "  - name: p\n"
-               "    command: [\"sh\", \"-c\", \"echo plain >&2; echo '@T:{\\\"event\\\": "
-               "\\\"python.call.start\\\", \\\"timestamp_ns\\\": 1}' >&2\"]\n");
+               "passthrough: " + path("pass.log") +
+                   "\n"
+                   "prefix: \"@T:\"\n"
+                   "node: file-node\n"
+                   "stats: " +
+                   path("stats.json") +
+                   "\n"
+                   "label: true\n"
+                   "pools:\n"
+                   "  - name: p\n"
+                   "    command: [\"sh\", \"-c\", \"echo plain >&2; echo '@T:{\\\"event\\\": "
+                   "\\\"python.call.start\\\", \\\"timestamp_ns\\\": 1}' >&2\"]\n");
     const auto r = telecap({"run", "--config", path("c.yaml")});
     ASSERT_EQ(r.code, 0) << r;
     EXPECT_NE(r.out.find("\"python\",\"call\",\"start\"]"), std::string::npos) << r;

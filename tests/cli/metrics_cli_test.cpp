@@ -1,11 +1,10 @@
 // telecap metrics, --metrics and -o prometheus: startup errors (exit 2, FILE:LINE) and the
 // bundled default.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include "support/subprocess.hpp"
 

@@ -39,16 +39,16 @@ static void status(const char* extra) {
         fl = fcntl(atoi(fd), F_GETFL);
         fdfl = fcntl(atoi(fd), F_GETFD);
     }
-    printf("{\"seq\": %llu, \"enabled\": %s, \"telecap_enabled\": %s, \"reading\": %s, "
-           "\"sampling_rate\": %.17g, \"n_sampling_patterns\": %u, \"n_allow\": %u, "
-           "\"n_deny\": %u, \"sampled\": %llu, \"filtered\": %llu, \"written\": %ld, "
-           "\"nonblock\": %s, \"cloexec\": %s, \"pid\": %d%s}\n",
-           (unsigned long long)c.seq, c.enabled ? "true" : "false",
-           telecap_enabled() ? "true" : "false", c.reading ? "true" : "false", c.sampling_rate,
-           c.n_sampling_patterns, c.n_allow, c.n_deny, (unsigned long long)c.sampled,
-           (unsigned long long)c.filtered, written,
-           fl >= 0 && (fl & O_NONBLOCK) ? "true" : "false",
-           fdfl >= 0 && (fdfl & FD_CLOEXEC) ? "true" : "false", (int)getpid(), extra);
+    printf(
+        "{\"seq\": %llu, \"enabled\": %s, \"telecap_enabled\": %s, \"reading\": %s, "
+        "\"sampling_rate\": %.17g, \"n_sampling_patterns\": %u, \"n_allow\": %u, "
+        "\"n_deny\": %u, \"sampled\": %llu, \"filtered\": %llu, \"written\": %ld, "
+        "\"nonblock\": %s, \"cloexec\": %s, \"pid\": %d%s}\n",
+        (unsigned long long)c.seq, c.enabled ? "true" : "false",
+        telecap_enabled() ? "true" : "false", c.reading ? "true" : "false", c.sampling_rate,
+        c.n_sampling_patterns, c.n_allow, c.n_deny, (unsigned long long)c.sampled,
+        (unsigned long long)c.filtered, written, fl >= 0 && (fl & O_NONBLOCK) ? "true" : "false",
+        fdfl >= 0 && (fdfl & FD_CLOEXEC) ? "true" : "false", (int)getpid(), extra);
     fflush(stdout);
 }
 
@@ -101,8 +101,7 @@ int main(int argc, char** argv) {
         for (i = 0; i < n; ++i) emit1(argv[3], i);
         clock_gettime(CLOCK_MONOTONIC, &b);
         printf("%ld %.3f\n", written,
-               ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) /
-                   (double)n);
+               ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n);
         return 0;
     }
     while (fgets(line, sizeof line, stdin)) {

@@ -24,7 +24,8 @@ int main(void) {
         b.n = 0;
         b.cap = sizeof out;
         b.overflow = 0;
-        for (i = 2; i + 1 < n; i += 2) bytes[k++] = (char)(hexval(line[i]) * 16 + hexval(line[i + 1]));
+        for (i = 2; i + 1 < n; i += 2)
+            bytes[k++] = (char)(hexval(line[i]) * 16 + hexval(line[i + 1]));
         bytes[k] = '\0';
         if (line[0] == 'd') {
             uint64_t bits = 0;

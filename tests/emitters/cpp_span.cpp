@@ -22,8 +22,9 @@ int main() {
     } catch (const std::exception&) {
     }
     try {  // traced: the exception's type and what()
-        telecap::traced("python.call", {{"function", "write"}}, []() -> int { throw app::disk_full(); },
-                        "cpp-3");
+        telecap::traced(
+            "python.call", {{"function", "write"}}, []() -> int { throw app::disk_full(); },
+            "cpp-3");
     } catch (const app::disk_full&) {
         std::fprintf(stderr, "rethrown disk_full\n");
     }

@@ -12,15 +12,15 @@
 #include <chrono>
 #include <map>
 #include <set>
-#include <thread>
 #include <sstream>
 #include <string>
+#include <thread>
 
-#include "outputs/http_handler.hpp"
-#include "outputs/otlp_handler.hpp"
 #include "capture/event_json.hpp"
 #include "export/test_receiver.hpp"
 #include "net/http_post.hpp"
+#include "outputs/http_handler.hpp"
+#include "outputs/otlp_handler.hpp"
 #include "support/unit_helpers.hpp"
 
 namespace telecap {
@@ -85,8 +85,8 @@ std::multiset<std::int64_t> accepted_ids(const std::vector<test::received>& reqs
 TEST(http_output, receiver_down_never_slows_handle_and_drops_are_counted) {
     auto o = fast(300ms);
     o.max_batch_records = 1000;  // two batches, each given up after 300 ms of retries
-    http_handler h(parse("http://127.0.0.1:" + std::to_string(refused_port()) + "/x"), "",
-                   1500ms, o);
+    http_handler h(parse("http://127.0.0.1:" + std::to_string(refused_port()) + "/x"), "", 1500ms,
+                   o);
     const auto t0 = clock_type::now();
     for (int i = 0; i < 2000; ++i) h.handle(numbered(i));
     EXPECT_LT(clock_type::now() - t0, 1s) << "handle() must not wait for the network";
@@ -260,7 +260,8 @@ exporting::otlp_settings settings_for(const test::test_receiver& rx, exporting::
 
 TEST(otlp_output, logs_batches_records_to_v1_logs_and_counts_partial_success) {
     test::test_receiver rx([](std::size_t) {
-        return test::reply{200, "", R"({"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"x"}})"};
+        return test::reply{200, "",
+                           R"({"partialSuccess":{"rejectedLogRecords":"1","errorMessage":"x"}})"};
     });
     otlp_logs_handler h(settings_for(rx, exporting::otlp_signal::logs), fast());
     for (int i = 0; i < 3; ++i) h.handle(numbered(i));
@@ -273,8 +274,9 @@ TEST(otlp_output, logs_batches_records_to_v1_logs_and_counts_partial_success) {
     rapidjson::Document d;
     d.Parse(reqs[0].body.c_str());
     ASSERT_FALSE(d.HasParseError());
-    EXPECT_STREQ(d["resourceLogs"][0]["resource"]["attributes"][0]["value"]["stringValue"].GetString(),
-                 "svc");
+    EXPECT_STREQ(
+        d["resourceLogs"][0]["resource"]["attributes"][0]["value"]["stringValue"].GetString(),
+        "svc");
     EXPECT_EQ(d["resourceLogs"][0]["scopeLogs"][0]["logRecords"].Size(), 3u);
     EXPECT_EQ(h.counters().items_sent.load(), 2u);
     EXPECT_EQ(h.counters().dropped_count(drop_reason::rejected), 1u);
@@ -362,7 +364,8 @@ TEST(otlp_output, metrics_interval_from_the_environment) {
     test::test_receiver rx;
     auto s = settings_for(rx, exporting::otlp_signal::metrics);
     s.export_interval = 30ms;
-    otlp_metrics_handler h(std::move(s), [] { return std::vector<metrics::family>{}; }, fast());
+    otlp_metrics_handler h(
+        std::move(s), [] { return std::vector<metrics::family>{}; }, fast());
     EXPECT_TRUE(rx.wait_for([](const auto& r) { return r.size() >= 2; }))
         << "two exports by the interval alone";
 }

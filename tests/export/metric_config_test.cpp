@@ -72,22 +72,22 @@ TEST(MetricConfigTest, MistakesNameTheirLine) {
     const bad_case cases[] = {
         {"counters:\n  - name: a\n    evnt: x\n", "m.yaml:3:", "unknown key \"evnt\""},
         {"counters:\n  - name: a\n", "m.yaml:2:", "needs an event"},
-        {"histograms:\n  - name: h\n    event: x\n    measurement: d\n", "m.yaml:2:",
-         "needs buckets"},
+        {"histograms:\n  - name: h\n    event: x\n    measurement: d\n",
+         "m.yaml:2:", "needs buckets"},
         {"histograms:\n  - name: h\n    event: x\n    measurement: d\n    buckets: [1, 1]\n",
          "m.yaml:5:", "strictly increasing"},
         {"gauges:\n  - name: g\n    event: x\n", "m.yaml:2:", "needs a measurement"},
-        {"counters:\n  - name: a\n    event: x\n    labels: [correlation_id]\n", "m.yaml:4:",
-         "cannot be a label"},
-        {"counters:\n  - name: a\n    event: x\n    labels: [timestamp_ns]\n", "m.yaml:4:",
-         "cannot be a label"},
-        {"counters:\n  - name: a\n    event: x\n    labels: [python_pid]\n", "m.yaml:4:",
-         "cannot be a label"},
+        {"counters:\n  - name: a\n    event: x\n    labels: [correlation_id]\n",
+         "m.yaml:4:", "cannot be a label"},
+        {"counters:\n  - name: a\n    event: x\n    labels: [timestamp_ns]\n",
+         "m.yaml:4:", "cannot be a label"},
+        {"counters:\n  - name: a\n    event: x\n    labels: [python_pid]\n",
+         "m.yaml:4:", "cannot be a label"},
         {"counters:\n  - name: a\n    event: x\n    labels: [pool.name, pool_name]\n",
          "m.yaml:4:", "two labels named \"pool_name\""},
         {"counters:\n  - name: a\n    event: \"x[\"\n", "m.yaml:3:", "unclosed"},
-        {"counters:\n  - name: a.b\n    event: x\n  - name: a_b\n    event: y\n", "m.yaml:4:",
-         "as the metric at line 2"},
+        {"counters:\n  - name: a.b\n    event: x\n  - name: a_b\n    event: y\n",
+         "m.yaml:4:", "as the metric at line 2"},
         {"counters:\n  - name: c\n    event: x\ngauges:\n  - name: c_total\n    event: x\n"
          "    measurement: v\n",
          "m.yaml:5:", "c_total"},
@@ -100,8 +100,8 @@ TEST(MetricConfigTest, MistakesNameTheirLine) {
         {"histograms:\n  - name: h\n    event: x\n    measurement: d\n    buckets: [1]\n"
          "    labels: [le]\n",
          "m.yaml:6:", "reserved"},
-        {"counters:\n  - name: a\n    event: x\n    buckets: [1]\n", "m.yaml:4:",
-         "only histograms"},
+        {"counters:\n  - name: a\n    event: x\n    buckets: [1]\n",
+         "m.yaml:4:", "only histograms"},
         {"counters: {a: 1}\n", "m.yaml:1:", "must be a list"},
         {"foo: 1\n", "m.yaml:1:", "unknown key \"foo\""},
         {"counters:\n  - [\n", "m.yaml:", ""},  // a YAML syntax error
@@ -118,12 +118,11 @@ TEST(MetricConfigTest, TheDefaultParsesAndCoversTheCatalog) {
     const auto cfg = default_metrics_config();
     std::vector<std::string> names;
     for (const auto& m : cfg.metrics) names.push_back(m.wire_name);
-    for (const char* want :
-         {"snakepit_events", "snakepit_python_call_duration_seconds",
-          "snakepit_tool_execution_duration_seconds", "snakepit_python_exceptions",
-          "snakepit_python_memory_rss_bytes", "snakepit_python_cpu_ratio",
-          "snakepit_pool_worker_spawned", "snakepit_pool_worker_restarted",
-          "snakepit_pool_worker_terminated"})
+    for (const char* want : {"snakepit_events", "snakepit_python_call_duration_seconds",
+                             "snakepit_tool_execution_duration_seconds",
+                             "snakepit_python_exceptions", "snakepit_python_memory_rss_bytes",
+                             "snakepit_python_cpu_ratio", "snakepit_pool_worker_spawned",
+                             "snakepit_pool_worker_restarted", "snakepit_pool_worker_terminated"})
         EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
 }
 

@@ -43,7 +43,8 @@ TEST(MetricStoreTest, CountersCountMatchingEventsByLabel) {
     event: "snakepit.python.*"
     labels: [$event, pool_name]
 )"));
-    s.record(make("snakepit.python.call.start", {{"count", std::int64_t{1}}}, {{"pool_name", "a"}}));
+    s.record(
+        make("snakepit.python.call.start", {{"count", std::int64_t{1}}}, {{"pool_name", "a"}}));
     s.record(make("snakepit.python.call.start", {}, {{"pool_name", "a"}}));
     s.record(make("snakepit.python.call.stop", {}, {{"pool_name", "b"}}));
     s.record(make("snakepit.pool.worker.spawned", {}, {{"pool_name", "a"}}));  // no match
@@ -60,8 +61,9 @@ TEST(MetricStoreTest, CountersCountMatchingEventsByLabel) {
 }
 
 TEST(MetricStoreTest, CounterWithAMeasurementAddsItScaled) {
-    metric_store s(config("counters:\n  - name: bytes\n    event: x\n    measurement: n\n"
-                          "    scale: 2\n"));
+    metric_store s(
+        config("counters:\n  - name: bytes\n    event: x\n    measurement: n\n"
+               "    scale: 2\n"));
     s.record(make("x", {{"n", std::int64_t{5}}}));
     s.record(make("x", {{"n", 1.5}}));
     EXPECT_EQ(fam(s.collect(), "bytes").points.at(0).value, 13);
@@ -114,11 +116,11 @@ histograms:
     measurement: v
     buckets: [1]
 )"));
-    s.record(make("x", {}));                                   // missing
-    s.record(make("x", {{"v", std::string("12")}}));           // a string
+    s.record(make("x", {}));                          // missing
+    s.record(make("x", {{"v", std::string("12")}}));  // a string
     s.record(make("x", {{"v", std::numeric_limits<double>::quiet_NaN()}}));
     s.record(make("x", {{"v", std::numeric_limits<double>::infinity()}}));
-    s.record(make("x", {{"v", std::int64_t{-3}}}));            // counters never go down
+    s.record(make("x", {{"v", std::int64_t{-3}}}));  // counters never go down
     s.record(make("x", {{"v", std::int64_t{2}}}));
     EXPECT_EQ(s.skipped("c", skip_reason::missing_measurement), 1u);
     EXPECT_EQ(s.skipped("c", skip_reason::not_numeric), 1u);
@@ -131,8 +133,9 @@ histograms:
 }
 
 TEST(MetricStoreTest, PastMaxSeriesMeasurementsGoToOneOverflowSeries) {
-    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [id]\n"
-                          "    max_series: 3\n"));
+    metric_store s(
+        config("counters:\n  - name: c\n    event: x\n    labels: [id]\n"
+               "    max_series: 3\n"));
     for (int i = 0; i < 10; ++i) s.record(make("x", {}, {{"id", std::to_string(i)}}));
     s.record(make("x", {}, {{"id", "0"}}));  // a known series still counts as itself
     const family f = fam(s.collect(), "c");
@@ -309,8 +312,9 @@ TEST(MetricStoreCacheTest, AChangedLabelValueNeverReusesTheLastSeries) {
 }
 
 TEST(MetricStoreCacheTest, IntegerValuesAreComparedByTheirText) {
-    metric_store s(config("gauges:\n  - name: g\n    event: x\n    measurement: v\n"
-                          "    labels: [worker_id]\n"));
+    metric_store s(
+        config("gauges:\n  - name: g\n    event: x\n    measurement: v\n"
+               "    labels: [worker_id]\n"));
     for (std::int64_t w : {7, 7, 8, 7, 70})
         s.record(named(&name_x, "x", {{"v", w * 10}}, {{"worker_id", w}}));
     const family g = fam(s.collect(), "g");
@@ -351,8 +355,9 @@ histograms:
 // Past max_series, new values go to the overflow series, which is never kept: the next event
 // with a known value goes to its own series, and one with the same unknown value overflows again.
 TEST(MetricStoreCacheTest, TheOverflowSeriesIsNeverReusedForKnownValues) {
-    metric_store s(config("counters:\n  - name: c\n    event: x\n    labels: [id]\n"
-                          "    max_series: 2\n"));
+    metric_store s(
+        config("counters:\n  - name: c\n    event: x\n    labels: [id]\n"
+               "    max_series: 2\n"));
     for (const char* id : {"a", "b", "c", "c", "a", "c", "b", "b", "d", "a"})
         s.record(named(&name_x, "x", {}, {{"id", id}}));
     const family c = fam(s.collect(), "c");
@@ -366,8 +371,9 @@ TEST(MetricStoreCacheTest, TheOverflowSeriesIsNeverReusedForKnownValues) {
 // A worker's exit removes its gauges, which moves the others: kept series must not point at
 // the wrong one, or past the end.
 TEST(MetricStoreCacheTest, KeptSeriesSurviveAWorkersGaugesGoing) {
-    metric_store s(config("gauges:\n  - name: rss\n    event: x\n    measurement: rss\n"
-                          "    labels: [worker_id]\n"));
+    metric_store s(
+        config("gauges:\n  - name: rss\n    event: x\n    measurement: rss\n"
+               "    labels: [worker_id]\n"));
     s.record(named(&name_x, "x", {{"rss", std::int64_t{1}}}, {{"worker_id", "w1"}}));
     s.record(named(&name_x, "x", {{"rss", std::int64_t{2}}}, {{"worker_id", "w2"}}));
     s.record(named(&name_y, "snakepit.pool.worker.terminated", {}, {{"worker_id", "w1"}}));
@@ -446,8 +452,9 @@ TEST(RecordMutexTest, ExcludesUnderContention) {
 
 // A histogram is never seen half-updated: in every snapshot, count = sum of the buckets.
 TEST(MetricStoreTest, CollectSeesWholeUpdatesWhileRecording) {
-    metric_store s(config("histograms:\n  - name: h\n    event: x\n    measurement: v\n"
-                          "    buckets: [1, 2, 3]\n    labels: [k]\n"));
+    metric_store s(
+        config("histograms:\n  - name: h\n    event: x\n    measurement: v\n"
+               "    buckets: [1, 2, 3]\n    labels: [k]\n"));
     std::atomic<bool> done{false};
     std::thread writer([&] {
         for (int i = 0; i < 20000; ++i)

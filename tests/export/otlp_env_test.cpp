@@ -41,7 +41,8 @@ TEST(otlp_env, defaults) {
 }
 
 TEST(otlp_env, endpoint_precedence) {
-    const std::map<std::string, std::string> base{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/"}};
+    const std::map<std::string, std::string> base{
+        {"OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/"}};
     EXPECT_EQ(metrics(base).endpoint.str(), "http://c:4318/v1/metrics");
     EXPECT_EQ(logs(base).endpoint.str(), "http://c:4318/v1/logs");
     EXPECT_EQ(metrics({{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://c/otlp"}}).endpoint.str(),
@@ -79,8 +80,7 @@ TEST(otlp_env, headers_are_percent_decoded_and_the_signal_wins) {
 // (percent-decoded, or a secret with a trailing newline) would end the header early and
 // inject the rest into the request; a name that is not an HTTP token is no header at all.
 TEST(otlp_env, headers_that_would_break_the_request_are_errors) {
-    for (const auto& [var, value] :
-         std::vector<std::pair<std::string, std::string>>{
+    for (const auto& [var, value] : std::vector<std::pair<std::string, std::string>>{
              {"OTEL_EXPORTER_OTLP_HEADERS", "x-a=b%0D%0AX-Injected: yes"},
              {"OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer t%0A"},
              {"OTEL_EXPORTER_OTLP_HEADERS", "x-a=b\ncontinued"},
@@ -101,10 +101,12 @@ TEST(otlp_env, headers_that_would_break_the_request_are_errors) {
 }
 
 TEST(otlp_env, timeouts_and_interval) {
-    auto s = metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"}, {"OTEL_METRIC_EXPORT_INTERVAL", "1000"}});
+    auto s =
+        metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"}, {"OTEL_METRIC_EXPORT_INTERVAL", "1000"}});
     EXPECT_EQ(s.timeout, 2500ms);
     EXPECT_EQ(s.export_interval, 1000ms);
-    s = metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"}, {"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "700"}});
+    s = metrics(
+        {{"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"}, {"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "700"}});
     EXPECT_EQ(s.timeout, 700ms);
     EXPECT_THROW(metrics({{"OTEL_EXPORTER_OTLP_TIMEOUT", "10s"}}), std::runtime_error);
     EXPECT_THROW(metrics({{"OTEL_METRIC_EXPORT_INTERVAL", "0"}}), std::runtime_error);
@@ -112,8 +114,10 @@ TEST(otlp_env, timeouts_and_interval) {
 }
 
 TEST(otlp_env, service_name_wins_over_resource_attributes) {
-    auto s = metrics({{"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=from%20attrs"}});
-    const string_attributes want{{"service.name", "from attrs"}, {"deployment.environment", "prod"}};
+    auto s = metrics(
+        {{"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=from%20attrs"}});
+    const string_attributes want{{"service.name", "from attrs"},
+                                 {"deployment.environment", "prod"}};
     EXPECT_EQ(s.resource, want);
     s = metrics({{"OTEL_RESOURCE_ATTRIBUTES", "service.name=a,k=v"}, {"OTEL_SERVICE_NAME", "svc"}});
     const string_attributes want2{{"service.name", "svc"}, {"k", "v"}};
@@ -133,11 +137,14 @@ TEST(otlp_env, protocol) {
                        {"OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"}}),
                  std::runtime_error)
         << "the signal's protocol wins";
-    EXPECT_EQ(metrics({{"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"}}).warnings.size(), 1u);
+    EXPECT_EQ(
+        metrics({{"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"}}).warnings.size(),
+        1u);
 }
 
 TEST(otlp_env, sdk_disabled) {
-    EXPECT_TRUE(metrics({{"OTEL_SDK_DISABLED", "TRUE"}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}).disabled)
+    EXPECT_TRUE(
+        metrics({{"OTEL_SDK_DISABLED", "TRUE"}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}}).disabled)
         << "nothing else is read";
     EXPECT_FALSE(metrics({{"OTEL_SDK_DISABLED", "false"}}).disabled);
     const auto s = metrics({{"OTEL_SDK_DISABLED", "yes"}});

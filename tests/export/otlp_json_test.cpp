@@ -36,7 +36,7 @@ std::vector<metrics::family> sample_families() {
     gn.value = std::numeric_limits<double>::quiet_NaN();
     g.points = {gp, gn};
     metrics::family h{"latency_seconds", "Latency", "s", metrics::family_type::histogram,
-                      {0.1, 0.5, 1.0}, {}};
+                      {0.1, 0.5, 1.0},   {}};
     metrics::point hp;
     hp.bucket_counts = {1, 2, 3, 4};
     hp.count = 10;
@@ -51,8 +51,8 @@ std::vector<metrics::family> sample_families() {
 
 TEST(otlp_json, metrics_request_structure) {
     std::size_t points = 0;
-    const auto body = encode_metrics_request(sample_families(), {{"service.name", "svc"}},
-                                             5000, 777, &points);
+    const auto body =
+        encode_metrics_request(sample_families(), {{"service.name", "svc"}}, 5000, 777, &points);
     EXPECT_EQ(points, 4u) << "the malformed histogram point is not sent";
     const auto d = parse_strict(body);
     const auto& rm = d["resourceMetrics"][0];
@@ -118,7 +118,9 @@ event sample_event() {
     ev.measurements = {{"duration", std::int64_t{-9223372036854775807LL - 1}},
                        {"ratio", std::numeric_limits<double>::infinity()},
                        {"note", std::string("\x01\"\xff", 3)}};
-    ev.metadata = {{"worker", std::string("w1")}, {"pid", std::int64_t{42}}, {"gone", nullptr},
+    ev.metadata = {{"worker", std::string("w1")},
+                   {"pid", std::int64_t{42}},
+                   {"gone", nullptr},
                    {"duration", std::string("duplicate key")}};
     ev.timestamp_ns = 1700000000123456789;
     ev.correlation_id = "req-1";
@@ -173,11 +175,14 @@ TEST(otlp_json, correlation_id_attribute_and_trace_id) {
 
 TEST(otlp_json, partial_success) {
     std::string msg;
-    EXPECT_EQ(read_partial_success(R"({"partialSuccess":{"rejectedLogRecords":"3","errorMessage":"bad"}})",
-                                   "rejectedLogRecords", msg), 3u);
+    EXPECT_EQ(read_partial_success(
+                  R"({"partialSuccess":{"rejectedLogRecords":"3","errorMessage":"bad"}})",
+                  "rejectedLogRecords", msg),
+              3u);
     EXPECT_EQ(msg, "bad");
     EXPECT_EQ(read_partial_success(R"({"partialSuccess":{"rejectedDataPoints":2}})",
-                                   "rejectedDataPoints", msg), 2u);
+                                   "rejectedDataPoints", msg),
+              2u);
     EXPECT_EQ(read_partial_success(R"({"partialSuccess":{}})", "rejectedLogRecords", msg), 0u);
     EXPECT_EQ(read_partial_success("{}", "rejectedLogRecords", msg), 0u);
     EXPECT_EQ(read_partial_success("", "rejectedLogRecords", msg), 0u);

@@ -29,16 +29,16 @@ prometheus_address any_port() {
 
 TEST(PrometheusHandlerTest, ServesTheSourceAtEveryScrape) {
     std::atomic<int> calls{0};
-    prometheus_handler h(any_port(), [&] {
-        return std::vector<metrics::family>{one_counter(++calls)};
-    });
+    prometheus_handler h(any_port(),
+                         [&] { return std::vector<metrics::family>{one_counter(++calls)}; });
     ASSERT_GT(h.port(), 0);
     httplib::Client c("127.0.0.1", h.port());
     auto r1 = c.Get("/metrics");
     ASSERT_TRUE(r1);
     EXPECT_EQ(r1->status, 200);
     EXPECT_EQ(r1->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-    EXPECT_EQ(r1->body, "# HELP things_total Things.\n# TYPE things_total counter\nthings_total 1\n");
+    EXPECT_EQ(r1->body,
+              "# HELP things_total Things.\n# TYPE things_total counter\nthings_total 1\n");
     auto r2 = c.Get("/metrics");
     ASSERT_TRUE(r2);
     EXPECT_NE(r2->body.find("things_total 2\n"), std::string::npos);

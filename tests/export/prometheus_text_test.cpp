@@ -3,7 +3,6 @@
 #include "metrics/prometheus_text.hpp"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -153,7 +152,7 @@ void check_structure(const std::string& text) {
         const double v = std::stod(line.substr(space + 1));
         if (const auto b = series.find("_bucket{"); b != std::string::npos) {
             const auto le = series.find(",le=\"") != std::string::npos ? series.find(",le=\"")
-                                                                         : series.find("le=\"");
+                                                                       : series.find("le=\"");
             const auto key = series.substr(0, le);
             if (last_bucket.count(key)) {
                 ASSERT_GE(v, last_bucket[key]) << series;
@@ -180,9 +179,9 @@ histograms:
 )",
                                         "t.yaml"));
     const std::vector<std::string> hostile = {
-        "quote\"in", "back\\slash", "new\nline", "both\\\"\n", "\xff\xfe invalid",
-        "\xc3\x28", "trailing\\", "dots.in.value", "tab\there", "emoji \xf0\x9f\x98\x80",
-        "", "{brace}=,", "nul\x01ctl", "# HELP fake", "le=\"+Inf\""};
+        "quote\"in", "back\\slash", "new\nline",     "both\\\"\n",  "\xff\xfe invalid",
+        "\xc3\x28",  "trailing\\",  "dots.in.value", "tab\there",   "emoji \xf0\x9f\x98\x80",
+        "",          "{brace}=,",   "nul\x01ctl",    "# HELP fake", "le=\"+Inf\""};
     for (const auto& v : hostile) {
         event ev;
         ev.name = {"snakepit", "py.thon", "call"};

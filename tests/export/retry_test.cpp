@@ -23,7 +23,8 @@ net::http_result transport(transport_error e) {
     return r;
 }
 
-const auto epoch = std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37 GMT
+const auto epoch =
+    std::chrono::system_clock::from_time_t(784111777);  // Sun, 06 Nov 1994 08:49:37 GMT
 
 TEST(retry, retries_only_429_502_503_504_and_transport_errors) {
     for (int s = 100; s < 600; ++s) {
@@ -32,7 +33,8 @@ TEST(retry, retries_only_429_502_503_504_and_transport_errors) {
         EXPECT_EQ(c.retryable, retryable) << s;
         EXPECT_EQ(c.ok, s >= 200 && s < 300) << s;
         if (!c.ok) {
-            EXPECT_EQ(c.reason, s >= 500 ? failure_reason::http_5xx : failure_reason::http_4xx) << s;
+            EXPECT_EQ(c.reason, s >= 500 ? failure_reason::http_5xx : failure_reason::http_4xx)
+                << s;
         }
     }
     for (auto e : {transport_error::connect, transport_error::tls, transport_error::other}) {

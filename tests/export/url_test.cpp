@@ -20,7 +20,8 @@ TEST(url, parses_the_accepted_forms) {
     const ok_case cases[] = {
         {"http://localhost:4318", "http", "localhost", 4318, ""},
         {"http://localhost:4318/", "http", "localhost", 4318, "/"},
-        {"HTTPS://collector.example/otlp/v1/logs", "https", "collector.example", 443, "/otlp/v1/logs"},
+        {"HTTPS://collector.example/otlp/v1/logs", "https", "collector.example", 443,
+         "/otlp/v1/logs"},
         {"http://10.0.0.1", "http", "10.0.0.1", 80, ""},
         {"http://[::1]:4318/v1/metrics", "http", "::1", 4318, "/v1/metrics"},
         {"https://[2001:db8::2]", "https", "2001:db8::2", 443, ""},
@@ -45,20 +46,13 @@ TEST(url, origin_brackets_ipv6_again) {
 
 TEST(url, refuses_malformed_urls_with_a_reason) {
     const std::pair<const char*, const char*> cases[] = {
-        {"localhost:4318", "missing scheme"},
-        {"ftp://h/", "unsupported scheme"},
-        {"http://", "missing host"},
-        {"http://:80/", "missing host"},
-        {"http://h:/", "empty port"},
-        {"http://h:0", "invalid port"},
-        {"http://h:65536", "invalid port"},
-        {"http://h:12x", "invalid port"},
-        {"http://[::1", "unterminated"},
-        {"http://[zz]:1", "invalid IPv6"},
-        {"http://[::1]x", "junk after"},
-        {"http://u:p@h/", "user info"},
-        {"http://h/#frag", "fragments"},
-        {"http://h o/", "invalid character"},
+        {"localhost:4318", "missing scheme"}, {"ftp://h/", "unsupported scheme"},
+        {"http://", "missing host"},          {"http://:80/", "missing host"},
+        {"http://h:/", "empty port"},         {"http://h:0", "invalid port"},
+        {"http://h:65536", "invalid port"},   {"http://h:12x", "invalid port"},
+        {"http://[::1", "unterminated"},      {"http://[zz]:1", "invalid IPv6"},
+        {"http://[::1]x", "junk after"},      {"http://u:p@h/", "user info"},
+        {"http://h/#frag", "fragments"},      {"http://h o/", "invalid character"},
     };
     for (const auto& [text, why] : cases) {
         std::string error;

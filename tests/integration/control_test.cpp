@@ -202,7 +202,6 @@ std::vector<std::string> steady_emitter() {
             "sleep 0.01; done"};
 }
 
-
 // The "dropped" counts of one worker in a status reply: {"disabled":N,...}.
 long worker_dropped(const std::string& status, const std::string& worker,
                     const std::string& reason) {
@@ -211,7 +210,6 @@ long worker_dropped(const std::string& status, const std::string& worker,
                         "\":([0-9]+)");
     return std::regex_search(status, m, re) ? std::stol(m[1]) : -1;
 }
-
 
 struct running_telecap {
     process p;

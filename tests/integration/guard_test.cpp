@@ -1,6 +1,8 @@
 // telecap-guard (spawn/guard.hpp) and kill_all_descendants() (spawn/descendants.hpp) against
 // real process trees: the fixtures in tests/fixtures/, spawn_tree especially.
 
+#include "spawn/guard.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -24,7 +26,6 @@
 
 #include "spawn/child_process.hpp"
 #include "spawn/descendants.hpp"
-#include "spawn/guard.hpp"
 #include "spawn/reaper.hpp"
 #include "spawn/signals.hpp"
 #include "spawn/spawner.hpp"
@@ -182,9 +183,8 @@ std::vector<proc_id> parse_tree(const std::string& out, pid_t worker,
     }
     EXPECT_EQ(ids.size(), kinds.size()) << out;
     for (const std::string& k : kinds) {
-        EXPECT_EQ(std::count_if(ids.begin(), ids.end(),
-                                [&](const proc_id& i) { return i.kind == k; }),
-                  1)
+        EXPECT_EQ(
+            std::count_if(ids.begin(), ids.end(), [&](const proc_id& i) { return i.kind == k; }), 1)
             << k << " in " << out;
     }
     return ids;
@@ -269,20 +269,21 @@ TEST(guard, worker_starts_with_the_same_fds_signals_and_environment) {
     ::close(null_fd);
     ASSERT_EQ(leaked, 900);
     ::setenv("TELECAP_TEST_INHERITED", "parent", 1);
-    struct sigaction ignore {}, old_pipe{};
+    struct sigaction ignore {
+    }, old_pipe{};
     ignore.sa_handler = SIG_IGN;
     ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
 
     std::map<std::string, std::string> reports[2];
     temp_dir dir;
     for (int guarded = 0; guarded < 2; ++guarded) {
-        ts::child_process child = spawn_ok(
-            {.argv = {FIXTURE_FD_REPORT, "TELECAP_TEST_INHERITED", "TELECAP_TEST_ADDED"},
-             .env_add = {"TELECAP_TEST_ADDED=yes"},
-             .cwd = dir.path().string(),
-             .capture_stdout = true,
-             .telemetry_fd = 7,
-             .guard = guarded ? guard_bin : ""});
+        ts::child_process child =
+            spawn_ok({.argv = {FIXTURE_FD_REPORT, "TELECAP_TEST_INHERITED", "TELECAP_TEST_ADDED"},
+                      .env_add = {"TELECAP_TEST_ADDED=yes"},
+                      .cwd = dir.path().string(),
+                      .capture_stdout = true,
+                      .telemetry_fd = 7,
+                      .guard = guarded ? guard_bin : ""});
         ASSERT_TRUE(child.valid());
         std::string out;
         read_until(child.stdout_fd(), out);
@@ -316,8 +317,8 @@ TEST(guard, every_exit_code_round_trips) {
 TEST(guard, death_by_signal_is_seen_unchanged) {
     for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGKILL, SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM,
                     SIGTERM, SIGABRT, SIGRTMIN + 1}) {
-        ts::child_process child = spawn_ok(
-            {.argv = {FIXTURE_EXIT_WITH, "0", std::to_string(sig)}, .guard = guard_bin});
+        ts::child_process child =
+            spawn_ok({.argv = {FIXTURE_EXIT_WITH, "0", std::to_string(sig)}, .guard = guard_bin});
         ASSERT_TRUE(child.valid());
         const int status = wait_status(child.pid());
         ASSERT_TRUE(WIFSIGNALED(status)) << ts::signal_name(sig) << " status " << status;
@@ -362,8 +363,8 @@ TEST(guard, exec_failures_are_the_same_errors_as_without) {
 
 TEST(guard, a_missing_guard_is_a_guard_error) {
     ts::spawn_step step{};
-    auto result = ts::spawn(
-        {.argv = {FIXTURE_EXIT_WITH, "0"}, .guard = "/nonexistent/telecap-guard"}, &step);
+    auto result =
+        ts::spawn({.argv = {FIXTURE_EXIT_WITH, "0"}, .guard = "/nonexistent/telecap-guard"}, &step);
     ASSERT_FALSE(result);
     EXPECT_EQ(result.error(), std::errc::no_such_file_or_directory);
     EXPECT_EQ(step, ts::spawn_step::guard);
@@ -417,9 +418,8 @@ TEST(guard, signals_sent_to_the_guard_reach_the_worker) {
 }
 
 TEST(guard, nothing_survives_the_worker_exit) {
-    ts::child_process child =
-        spawn_ok({.argv = tree_argv({"--exit-on-usr1", "3"}), .capture_stdout = true,
-                  .guard = guard_bin});
+    ts::child_process child = spawn_ok(
+        {.argv = tree_argv({"--exit-on-usr1", "3"}), .capture_stdout = true, .guard = guard_bin});
     ASSERT_TRUE(child.valid());
     std::string out;
     read_until(child.stdout_fd(), out, "ready\n");
@@ -471,8 +471,8 @@ TEST(guard, nothing_survives_a_sigkill_of_the_spawner) {
     ASSERT_GE(helper, 0);
     if (helper == 0) {
         ::close(pipe_fds[0]);
-        auto child = ts::spawn(
-            {.argv = tree_argv({"--wait"}), .capture_stdout = true, .guard = guard_bin});
+        auto child =
+            ts::spawn({.argv = tree_argv({"--wait"}), .capture_stdout = true, .guard = guard_bin});
         if (!child) ::_exit(1);
         std::string out;
         read_until(child->stdout_fd(), out, "ready\n");

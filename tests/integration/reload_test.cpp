@@ -69,8 +69,9 @@ running_telecap start_config(const std::string& tag, const std::string& config,
     t.stats = temp_path(tag + ".stats.json");
     ::unlink(t.out.c_str());  // outputs append: a test run again starts afresh
     write_file(t.cfg, config);
-    std::vector<std::string> argv{bin,     "run", "--config", t.cfg,  "--control", t.sock,
-                                  "--stats", t.stats, "-o",    "jsonl:" + t.out, "--grace", "2"};
+    std::vector<std::string> argv{bin,       "run",     "--config", t.cfg, "--control",
+                                  t.sock,    "--stats", t.stats,    "-o",  "jsonl:" + t.out,
+                                  "--grace", "2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     t.p = start(argv, tag);
     EXPECT_TRUE(eventually([&] { return socket_ready(t.sock); })) << "no control socket";
@@ -177,7 +178,8 @@ TEST(Reload, AChangedPoolRestartsOneWorkerAtATime) {
         for (const char* w : {"p-0", "p-1", "p-2"}) {
             if (line.find(std::string("\"worker_id\":\"") + w + "\"") == std::string::npos)
                 continue;
-            if (line.find("\"restarted\"]") != std::string::npos) seq.push_back(std::string("R") + w);
+            if (line.find("\"restarted\"]") != std::string::npos)
+                seq.push_back(std::string("R") + w);
             if (line.find("\"terminated\"]") != std::string::npos && seq.size() < 6)
                 seq.push_back(std::string("T") + w);
         }
@@ -257,8 +259,8 @@ TEST(Reload, OutputsAreRebuiltWithoutLosingEvents) {
                           "    outputs: [\"jsonl:" + pool_out + "\"]\n");
     auto r = ctl(t.sock, {"--json", "reload"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("\"outputs\":{\"added\":[\"jsonl:" + added + "\",\"p: jsonl:" +
-                         pool_out + "\"],\"removed\":[]}"),
+    EXPECT_NE(r.out.find("\"outputs\":{\"added\":[\"jsonl:" + added + "\",\"p: jsonl:" + pool_out +
+                         "\"],\"removed\":[]}"),
               std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("\"unchanged\":[\"p\"]"), std::string::npos) << r.out;
@@ -359,20 +361,24 @@ TEST(Reload, SighupReloadsWithAConfigAndIsForwardedWithout) {
     // USR1 is forwarded: once the worker says so, a forwarded HUP (sent earlier) would have
     // been said too.
     ::kill(t.p.pid, SIGUSR1);
-    ASSERT_TRUE(eventually([&] { return read_file(t.p.err_path).find("got-USR1") != std::string::npos; }));
+    ASSERT_TRUE(
+        eventually([&] { return read_file(t.p.err_path).find("got-USR1") != std::string::npos; }));
     auto end = stop(t);
     EXPECT_EQ(end.err.find("got-HUP"), std::string::npos) << end.err;
 
     const std::string sock = temp_path("hup-plain.sock");
-    const auto plain = start({bin, "run", "--control", sock, "--", "/bin/sh", "-c", traps}, "plain");
+    const auto plain =
+        start({bin, "run", "--control", sock, "--", "/bin/sh", "-c", traps}, "plain");
     ASSERT_TRUE(eventually([&] { return socket_ready(sock); }));
     const auto r = ctl(sock, {"reload"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("without --config"), std::string::npos) << r.err;
-    ASSERT_TRUE(eventually([&] {
-        ::kill(plain.pid, SIGHUP);
-        return read_file(plain.err_path).find("got-HUP") != std::string::npos;
-    }, std::chrono::seconds(10)));
+    ASSERT_TRUE(eventually(
+        [&] {
+            ::kill(plain.pid, SIGHUP);
+            return read_file(plain.err_path).find("got-HUP") != std::string::npos;
+        },
+        std::chrono::seconds(10)));
     ::kill(plain.pid, SIGTERM);
     EXPECT_FALSE(wait(plain).timed_out);
 }
@@ -383,15 +389,16 @@ TEST(Reload, DuringARestartStorm) {
     const std::string storm_opts =
         "    restart: always\n    backoff_min: 0.01\n    backoff_max: 0.02\n"
         "    max_restarts: 100000\n";
-    auto t = start_config("storm", "pools:\n" + pool("crash", "exit 1", 4, storm_opts) +
-                                       pool("steady", idle));
+    auto t = start_config(
+        "storm", "pools:\n" + pool("crash", "exit 1", 4, storm_opts) + pool("steady", idle));
     std::string st;
     ASSERT_TRUE(eventually([&] { return all_running(t, {"steady-0"}, &st); })) << st;
     const std::string steady = worker_field(st, "steady-0", "pid");
     for (int i = 0; i < 10; ++i) {
-        write_file(t.cfg, "pools:\n" + pool("crash", "exit " + std::to_string(i % 2 + 1),
-                                            1 + i % 4, storm_opts) +
-                              pool("steady", idle));
+        write_file(t.cfg,
+                   "pools:\n" +
+                       pool("crash", "exit " + std::to_string(i % 2 + 1), 1 + i % 4, storm_opts) +
+                       pool("steady", idle));
         const auto r = ctl(t.sock, {"--json", "reload"});
         ASSERT_EQ(r.exit_code, 0) << r.err;
     }

@@ -1,9 +1,9 @@
 // telecap run with real worker processes (fixtures built by tests/spawn.cmake).
-#include <gtest/gtest.h>
-#include <rapidjson/document.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
+#include <rapidjson/document.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -193,10 +193,10 @@ TEST(RunSupervision, OnFailureDoesNotRestartASuccess) {
 }
 
 TEST(RunSupervision, AlwaysRestartsASuccessToo) {
-    const auto r = run(telecap_run({"--restart", "always", "--backoff-min", "0.01",
-                                    "--max-restarts", "2"},
-                                   {FIXTURE_EXIT_WITH, "0"}),
-                       "always");
+    const auto r =
+        run(telecap_run({"--restart", "always", "--backoff-min", "0.01", "--max-restarts", "2"},
+                        {FIXTURE_EXIT_WITH, "0"}),
+            "always");
     EXPECT_EQ(count(r.out, "\"spawned\"]"), 3u) << r.out;
     EXPECT_EQ(r.exit_code, 0);
 }
@@ -220,9 +220,9 @@ TEST(RunSupervision, ManyWorkersEndingAtOnceAreAllReaped) {
     // an orphan's (one was lost before when it came between two waits, and telecap waited
     // for it for ever).
     for (int round = 0; round < 3; ++round) {
-        const auto argv = telecap_run({"--instances", "64", "--grace", "60", "--passthrough",
-                                       "none", "-o", "jsonl"},
-                                      {FIXTURE_WRITE_LINES, "0", "hang"});
+        const auto argv = telecap_run(
+            {"--instances", "64", "--grace", "60", "--passthrough", "none", "-o", "jsonl"},
+            {FIXTURE_WRITE_LINES, "0", "hang"});
         const auto [pid, out] = start_piped(argv);
         std::string got;
         const bool all_up = read_until_count(out, got, "\"spawned\"]", 64);
@@ -253,13 +253,14 @@ TEST(RunSupervision, LifecycleEventsCarryWorkerAndPid) {
 
 TEST(RunSignals, ForwardsSignalsToTheWorkerGroupAndStopsOnTerm) {
     const auto p = start(telecap_run({"-o", "null"}, {FIXTURE_SIGNAL_ECHO}), "echo");
-    ASSERT_TRUE(eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+    ASSERT_TRUE(
+        eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
     for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT}) {
         ::kill(p.pid, sig);
         const std::string want = "got SIG" + std::string(sigabbrev_np(sig));
-        ASSERT_TRUE(eventually(
-            [&] { return read_file(p.out_path).find(want) != std::string::npos; }))
-            << want;
+        ASSERT_TRUE(eventually([&] {
+            return read_file(p.out_path).find(want) != std::string::npos;
+        })) << want;
     }
     ::kill(p.pid, SIGTERM);
     const auto r = wait(p);
@@ -274,8 +275,8 @@ TEST(RunSignals, SigintStopsWithTheStopSignal) {
         std::vector<std::string> opts{"-o", "null", "--grace", "0.5"};
         if (!stop.empty()) opts.insert(opts.end(), {"--stop-signal", stop});
         const auto p = start(telecap_run(opts, {FIXTURE_SIGNAL_ECHO}), "sigint");
-        ASSERT_TRUE(eventually(
-            [&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+        ASSERT_TRUE(
+            eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
         ::kill(p.pid, SIGINT);
         const auto r = wait(p);
         EXPECT_NE(r.out.find(want), std::string::npos) << stop << ": " << r.out;
@@ -284,10 +285,11 @@ TEST(RunSignals, SigintStopsWithTheStopSignal) {
 }
 
 TEST(RunSignals, KillsAfterTheGracePeriod) {
-    const auto p = start(telecap_run({"-o", "null", "--grace", "0.3"},
-                                     {FIXTURE_SIGNAL_ECHO, "--ignore-term"}),
-                         "grace");
-    ASSERT_TRUE(eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+    const auto p =
+        start(telecap_run({"-o", "null", "--grace", "0.3"}, {FIXTURE_SIGNAL_ECHO, "--ignore-term"}),
+              "grace");
+    ASSERT_TRUE(
+        eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
     const auto t0 = std::chrono::steady_clock::now();
     ::kill(p.pid, SIGTERM);
     const auto r = wait(p);
@@ -301,7 +303,8 @@ TEST(RunSignals, KillsAfterTheGracePeriod) {
 TEST(RunSignals, SigkillOfTelecapTakesTheWorkerDown) {
     const std::string events = temp_path("sigkill.jsonl");
     const auto p = start(telecap_run({"-o", "jsonl:" + events}, {FIXTURE_SIGNAL_ECHO}), "kill9");
-    ASSERT_TRUE(eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
+    ASSERT_TRUE(
+        eventually([&] { return read_file(p.out_path).find("ready") != std::string::npos; }));
     pid_t worker = -1;
     const bool found =
         eventually([&] { return (worker = pid_in(read_file(events), "spawned")) > 0; });
@@ -343,9 +346,9 @@ TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
     // stdout is a pipe nobody reads: the jsonl output blocks for good once it is full.
     const std::string stats = temp_path("stuck.json");
     const std::string in = "/dev/null";
-    std::vector<std::string> argv = telecap_run(
-        {"--queue", "64", "--grace", "1", "--stats", stats, "--passthrough", "none"},
-        {FIXTURE_WRITE_LINES, "20000"});
+    std::vector<std::string> argv =
+        telecap_run({"--queue", "64", "--grace", "1", "--stats", stats, "--passthrough", "none"},
+                    {FIXTURE_WRITE_LINES, "20000"});
     const auto [pid, out] = start_piped(argv);
     process p{pid, "/dev/null", "/dev/null"};
     const auto r = wait(p, std::chrono::seconds(30));
@@ -363,8 +366,9 @@ TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
     const std::uint64_t lost = queue_full + jsonl["events_dropped"].GetUint64() +
                                d["streams"]["stdout"]["dropped_lines"].GetUint64();
     EXPECT_GT(lost, 0u) << s;
-    EXPECT_EQ(queue_full + jsonl["events_accepted"].GetUint64() + jsonl["events_dropped"].GetUint64(),
-              20002u)
+    EXPECT_EQ(
+        queue_full + jsonl["events_accepted"].GetUint64() + jsonl["events_dropped"].GetUint64(),
+        20002u)
         << "events + 2 lifecycle events, each written or counted once: " << s;
 }
 
@@ -372,10 +376,10 @@ TEST(RunCapture, BlockModeDeliversEverythingWhileWorkersExit) {
     // A reader that stalls keeps the queue full, so the loop waits for room while workers
     // exit: their SIGCHLD must not end the wait (only a stop does), so nothing is dropped.
     const std::string stats = temp_path("block.json");
-    std::vector<std::string> argv = telecap_run(
-        {"--overflow", "block", "--queue", "64", "--instances", "20", "--stats", stats,
-         "--passthrough", "none"},
-        {FIXTURE_WRITE_LINES, "2000"});
+    std::vector<std::string> argv =
+        telecap_run({"--overflow", "block", "--queue", "64", "--instances", "20", "--stats", stats,
+                     "--passthrough", "none"},
+                    {FIXTURE_WRITE_LINES, "2000"});
     const auto [pid, out] = start_piped(argv);
     std::size_t lines = 0;
     std::thread reader([&] {
@@ -414,8 +418,8 @@ void read_first_line(int fd) {
 // so the kernel says no room to a writer (POLLOUT off). Asked through a write end of our own,
 // opened by /proc and closed at once.
 bool pipe_full(int fd) {
-    const int w = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(),
-                         O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    const int w =
+        ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (w < 0) return false;
     pollfd p{w, POLLOUT, 0};
     const int n = ::poll(&p, 1, 0);
@@ -427,10 +431,9 @@ TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
     // stdout is a pipe nobody reads after the first event: the loop waits for room for good,
     // until SIGTERM; the stop's grace period (1 s) then ends the wait.
     const std::string stats = temp_path("blockstuck.json");
-    const auto argv = telecap_run(
-        {"--overflow", "block", "--queue", "64", "--grace", "1", "--stats", stats,
-         "--passthrough", "none"},
-        {FIXTURE_WRITE_LINES, "20000"});
+    const auto argv = telecap_run({"--overflow", "block", "--queue", "64", "--grace", "1",
+                                   "--stats", stats, "--passthrough", "none"},
+                                  {FIXTURE_WRITE_LINES, "20000"});
     const auto [pid, out] = start_piped(argv);
     read_first_line(out);  // running, its signals handled: TERM cannot kill it outright
     // Stuck for good: the pipe is full, so the handler, then the queue, then the loop wait.
@@ -448,8 +451,9 @@ TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
         std::smatch m;
         return std::regex_search(s, m, std::regex(re)) ? std::stol(m[1]) : -1L;
     };
-    const long events = num("^\\{\"bytes\":[0-9]+,\"lines\":[0-9]+,\"telemetry_lines\":[0-9]+,"
-                            "\"events\":([0-9]+)");
+    const long events =
+        num("^\\{\"bytes\":[0-9]+,\"lines\":[0-9]+,\"telemetry_lines\":[0-9]+,"
+            "\"events\":([0-9]+)");
     const long shutdown = num("\"shutdown\":([0-9]+)");
     const long written = num("\"stdout\":\\{\"written_lines\":([0-9]+)");
     const long dropped = num("\"stdout\":\\{[^}]*\"dropped_lines\":([0-9]+)");
@@ -466,10 +470,9 @@ TEST(RunCapture, BlockModeStopWithASlowHandlerLosesNothing) {
     // SIGTERM while the loop waits for a handler that is only slow: the stop begins, and
     // every event read from the workers is still delivered within the grace period (10 s).
     const std::string stats = temp_path("blockslow.json");
-    const auto argv = telecap_run(
-        {"--overflow", "block", "--queue", "64", "--instances", "4", "--stats", stats,
-         "--passthrough", "none"},
-        {FIXTURE_WRITE_LINES, "100000"});
+    const auto argv = telecap_run({"--overflow", "block", "--queue", "64", "--instances", "4",
+                                   "--stats", stats, "--passthrough", "none"},
+                                  {FIXTURE_WRITE_LINES, "100000"});
     const auto [pid, out] = start_piped(argv);
     read_first_line(out);
     // The handler stalls (nobody reads) while the SIGTERM arrives and the workers end, then
@@ -545,15 +548,20 @@ long lingers(const std::string& stats) {
 std::vector<std::string> paced_emitter(int n, double gap_s) {
     return {"python3", "-c",
             "import os, time\n"
-            "for i in range(" + std::to_string(n) + "):\n"
-            "    os.write(2, b'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}\\n')\n"
-            "    time.sleep(" + std::to_string(gap_s) + ")\n"};
+            "for i in range(" +
+                std::to_string(n) +
+                "):\n"
+                "    os.write(2, "
+                "b'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}\\n')\n"
+                "    time.sleep(" +
+                std::to_string(gap_s) + ")\n"};
 }
 
 TEST(RunCapture, SmallFrequentReadsAreCoalescedAndNothingIsLost) {
     const std::string stats = temp_path("linger.json");
-    auto r = run(telecap_run({"--overflow", "block", "--stats", stats}, paced_emitter(3000, 0.0001)),
-                 "linger");
+    auto r =
+        run(telecap_run({"--overflow", "block", "--stats", stats}, paced_emitter(3000, 0.0001)),
+            "linger");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count(r.out, "\"call\",\"start\"]"), 3000u);
     std::string s = read_file(stats);
@@ -570,16 +578,19 @@ TEST(RunCapture, StatsCarryAPoolSocketOutputsCounters) {
     const std::string sock = temp_path("pool.sock");
     const std::string stats = temp_path("poolsock.json");
     const std::string cfg = temp_path("poolsock.yaml");
-    write_file(cfg, "pools:\n"
-                    "  - name: alpha\n"
-                    "    command: [\"" FIXTURE_WRITE_LINES "\", \"3\"]\n"
-                    "    outputs: [\"unix:" + sock + "\"]\n");
+    write_file(cfg,
+               "pools:\n"
+               "  - name: alpha\n"
+               "    command: [\"" FIXTURE_WRITE_LINES
+               "\", \"3\"]\n"
+               "    outputs: [\"unix:" +
+                   sock + "\"]\n");
     const auto r = run({bin, "run", "--config", cfg, "-o", "null", "--stats", stats}, "poolsock");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const std::string s = read_file(stats);
-    EXPECT_NE(s.find("\"outputs\":{\"pool.alpha.output.0:unix:" + sock +
-                     "\":{\"clients_accepted\":0,"),
-              std::string::npos)
+    EXPECT_NE(
+        s.find("\"outputs\":{\"pool.alpha.output.0:unix:" + sock + "\":{\"clients_accepted\":0,"),
+        std::string::npos)
         << s;
 }
 
@@ -592,11 +603,12 @@ TEST(RunCapture, StalledSocketHostsAreCutOffAndNeverHoldUpTheCapture) {
     const std::string out = temp_path("stalled.jsonl");
     const std::string stats = temp_path("stalled.json");
     ::unlink(ready.c_str());
-    const auto p = start(telecap_run({"-o", "unix:" + sock +
-                                                "?max_hosts=3&max_backlog=65536&"
-                                                "max_total_backlog=131072",
-                                      "-o", "jsonl:" + out, "--overflow", "block", "--stats",
-                                      stats, "--passthrough", "none"},
+    const auto p = start(telecap_run({"-o",
+                                      "unix:" + sock +
+                                          "?max_hosts=3&max_backlog=65536&"
+                                          "max_total_backlog=131072",
+                                      "-o", "jsonl:" + out, "--overflow", "block", "--stats", stats,
+                                      "--passthrough", "none"},
                                      {"/bin/sh", "-c",
                                       "while [ ! -e '" + ready + "' ]; do sleep 0.01; done; exec " +
                                           FIXTURE_WRITE_LINES + " 20000"}),
@@ -643,16 +655,16 @@ TEST(RunCapture, StalledSocketHostsAreCutOffAndNeverHoldUpTheCapture) {
     EXPECT_NE(s.find("\"clients_refused\":{\"max_hosts\":2,\"fds\":0}"), std::string::npos) << s;
     std::smatch m;
     ASSERT_TRUE(std::regex_search(
-        s, m, std::regex("\"clients_dropped\":\\{\"backlog\":([0-9]+),\"total_backlog\":([0-9]+)\\}")))
+        s, m,
+        std::regex("\"clients_dropped\":\\{\"backlog\":([0-9]+),\"total_backlog\":([0-9]+)\\}")))
         << s;
     EXPECT_EQ(std::stoul(m[1]) + std::stoul(m[2]), 3u) << s;
     EXPECT_NE(r.err.find("disconnected"), std::string::npos) << r.err;
 }
 
 TEST(RunCapture, DedicatedTelemetryFd) {
-    const auto r = run(telecap_run({"--telemetry-fd", "3"},
-                                   {FIXTURE_WRITE_LINES, "5", "fd=telemetry"}),
-                       "tfd");
+    const auto r = run(
+        telecap_run({"--telemetry-fd", "3"}, {FIXTURE_WRITE_LINES, "5", "fd=telemetry"}), "tfd");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 5u) << r.out;
 }
@@ -665,16 +677,15 @@ TEST(RunCapture, WithTelemetryFdStderrCannotInjectEvents) {
 }
 
 TEST(RunCapture, CaptureStdout) {
-    const auto r = run(telecap_run({"--capture-stdout"}, {FIXTURE_WRITE_LINES, "4", "fd=stdout"}),
-                       "stdout");
+    const auto r =
+        run(telecap_run({"--capture-stdout"}, {FIXTURE_WRITE_LINES, "4", "fd=stdout"}), "stdout");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count(r.out, "\"execution\",\"start\"]"), 4u) << r.out;
 }
 
 TEST(RunCapture, LabelPrefixesPassThroughLines) {
-    const auto r = run(telecap_run({"--label", "--instances", "2"},
-                                   {FIXTURE_WRITE_LINES, "3", "plain"}),
-                       "label");
+    const auto r = run(
+        telecap_run({"--label", "--instances", "2"}, {FIXTURE_WRITE_LINES, "3", "plain"}), "label");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count(r.err, "[default-0] line "), 3u) << r.err;
     EXPECT_EQ(count(r.err, "[default-1] line "), 3u) << r.err;
@@ -691,12 +702,14 @@ TEST(RunConfig, BadConfigNamesFileAndLine) {
 
 TEST(RunConfig, PoolsFromConfig) {
     const std::string path = temp_path("pools.yaml");
-    write_file(path, "pools:\n"
-                     "  - name: alpha\n"
-                     "    command: [\"" FIXTURE_WRITE_LINES "\", \"2\"]\n"
-                     "    instances: 2\n"
-                     "  - name: beta\n"
-                     "    command: [\"" FIXTURE_WRITE_LINES "\", \"3\"]\n");
+    write_file(path,
+               "pools:\n"
+               "  - name: alpha\n"
+               "    command: [\"" FIXTURE_WRITE_LINES
+               "\", \"2\"]\n"
+               "    instances: 2\n"
+               "  - name: beta\n"
+               "    command: [\"" FIXTURE_WRITE_LINES "\", \"3\"]\n");
     const auto r = run({bin, "run", "--config", path}, "pools");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(count(r.out, "\"worker_id\":\"alpha-1\""), 2u + 2u) << r.out;  // spawned+terminated
@@ -745,8 +758,7 @@ bool read_until(int fd, std::string& got, const std::string& needle,
 
 int exit_of(pid_t pid, std::chrono::milliseconds timeout, bool* timed_out) {
     int status = 0;
-    const bool done = eventually(
-        [&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+    const bool done = eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
     *timed_out = !done;
     if (!done) {
         ::kill(pid, SIGKILL);
@@ -802,9 +814,10 @@ TEST(RunFaults, AWorkersStdoutNeverCutsIntoTheEventsOnStdout) {
     const long n = 20000;
     const std::string lines = std::to_string(n);
     const pid_t pid = faults::start_with(
-        telecap_run({"--stats", temp_path("stdout-shared.json")},
-                    {"/bin/sh", "-c", "\"$0\" " + lines + " plain fd=stdout & \"$0\" " + lines +
-                                          "; wait", FIXTURE_WRITE_LINES}),
+        telecap_run(
+            {"--stats", temp_path("stdout-shared.json")},
+            {"/bin/sh", "-c", "\"$0\" " + lines + " plain fd=stdout & \"$0\" " + lines + "; wait",
+             FIXTURE_WRITE_LINES}),
         -1, fds[1], -1);
     ::close(fds[1]);
     const std::string out = drain_fd(fds[0]);
@@ -842,13 +855,17 @@ TEST(RunCapture, AnotherWorkersLineIsNeverWrittenInsideALongLine) {
     // worker 1 starts once worker 0's head is out (the flag).
     const std::string script =
         "if [ \"$TELECAP_WORKER_ID\" = default-0 ]; then"
-        "  printf '%0200d' 0 | tr 0 x >&2; : > " + flag + "; sleep 3; printf 'yyyy\\n' >&2;"
+        "  printf '%0200d' 0 | tr 0 x >&2; : > " +
+        flag +
+        "; sleep 3; printf 'yyyy\\n' >&2;"
         " else"
-        "  while [ ! -e " + flag + " ]; do sleep 0.01; done; echo 'progress b line 1' >&2;"
+        "  while [ ! -e " +
+        flag +
+        " ]; do sleep 0.01; done; echo 'progress b line 1' >&2;"
         "  sleep 1.5; echo 'progress b line 2' >&2;"
         " fi";
-    const auto r = run(telecap_run({"--instances", "2", "--label", "--max-line", "64", "-o",
-                                    "null", "--stats", stats},
+    const auto r = run(telecap_run({"--instances", "2", "--label", "--max-line", "64", "-o", "null",
+                                    "--stats", stats},
                                    {"/bin/sh", "-c", script}),
                        "split");
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -946,8 +963,9 @@ TEST(ParseLive, AClosedOutputPipeIsDataLostNotSuccess) {
     const auto input = temp_path("big.log");
     std::string text;
     for (int i = 0; i < 20000; ++i)
-        text += R"(TELEMETRY:{"event": "tool.execution.start", "measurements": {"count": 1}, "metadata": {}, "timestamp_ns": 1, "correlation_id": ""})"
-                "\n";
+        text +=
+            R"(TELEMETRY:{"event": "tool.execution.start", "measurements": {"count": 1}, "metadata": {}, "timestamp_ns": 1, "correlation_id": ""})"
+            "\n";
     write_file(input, text);
     int out[2], err[2];
     ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
@@ -984,9 +1002,8 @@ TEST(RunFaults, FilesAreAppendedToNotTruncated) {
 
 TEST(RunFaults, OneFileForTwoUsesIsAStartupError) {
     const auto f = temp_path("twice.jsonl");
-    const auto r = run(telecap_run({"-o", "jsonl:" + f, "--rejects", f},
-                                   {FIXTURE_WRITE_LINES, "1"}),
-                       "twice");
+    const auto r =
+        run(telecap_run({"-o", "jsonl:" + f, "--rejects", f}, {FIXTURE_WRITE_LINES, "1"}), "twice");
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("are both"), std::string::npos) << r.err;
     const auto input = temp_path("input.log");

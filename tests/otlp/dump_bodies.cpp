@@ -18,8 +18,10 @@ void write(const std::filesystem::path& p, const std::string& body) {
 }
 
 std::vector<metrics::family> families() {
-    const std::string hostile = std::string("q\"b\\s\n\t\x01 \xff\xc3(\xe2\x82 ") + "\xf0\x9f\x98\x80";
-    metrics::family c{"telecap_events", "Events \"seen\"", "1", metrics::family_type::counter, {}, {}};
+    const std::string hostile =
+        std::string("q\"b\\s\n\t\x01 \xff\xc3(\xe2\x82 ") + "\xf0\x9f\x98\x80";
+    metrics::family c{
+        "telecap_events", "Events \"seen\"", "1", metrics::family_type::counter, {}, {}};
     metrics::point p;
     p.labels = {{"kind", hostile}, {"worker", "w1"}};
     p.value = 12345;
@@ -35,7 +37,7 @@ std::vector<metrics::family> families() {
     metrics::point g3;
     g3.value = -7;
     g.points = {g1, g2, g3};
-    metrics::family h{"call_duration_seconds", "Call duration", "s",
+    metrics::family h{"call_duration_seconds",         "Call duration",     "s",
                       metrics::family_type::histogram, {0.005, 0.1, 1, 10}, {}};
     metrics::point hp;
     hp.labels = {{"fn", hostile}};
@@ -61,7 +63,8 @@ std::vector<event> events() {
                       {"nan", std::numeric_limits<double>::quiet_NaN()},
                       {"neg_inf", -std::numeric_limits<double>::infinity()},
                       {"note", std::string("\xff\xfe bad \"utf8\"\n")}};
-    a.metadata = {{"worker", std::string("w\xc3")}, {"python_pid", std::int64_t{42}},
+    a.metadata = {{"worker", std::string("w\xc3")},
+                  {"python_pid", std::int64_t{42}},
                   {"correlation_id", nullptr}};
     a.timestamp_ns = 1700000000123456789;
     a.correlation_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -83,8 +86,8 @@ int main(int argc, char** argv) {
     const std::filesystem::path dir = argv[1];
     std::filesystem::create_directories(dir);
     const exporting::string_attributes res{{"service.name", "svc \xff"}, {"host.name", "h"}};
-    write(dir / "metrics.json", exporting::encode_metrics_request(families(), res,
-                                                                  1700000001000000000, 1700000000000000000));
+    write(dir / "metrics.json", exporting::encode_metrics_request(
+                                    families(), res, 1700000001000000000, 1700000000000000000));
     write(dir / "metrics_empty.json", exporting::encode_metrics_request({}, {}, 1, 1));
     std::vector<std::string> records;
     for (const auto& ev : events()) {

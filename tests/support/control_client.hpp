@@ -27,8 +27,7 @@ inline result ctl(const std::string& sock, std::vector<std::string> args) {
 inline std::string worker_field(const std::string& status, const std::string& worker,
                                 const std::string& field) {
     std::smatch m;
-    const std::regex re("\"" + worker + "\":\\{\"pool\"[^{]*\"" + field +
-                        "\":(\"[a-z]+\"|[0-9]+)");
+    const std::regex re("\"" + worker + "\":\\{\"pool\"[^{]*\"" + field + "\":(\"[a-z]+\"|[0-9]+)");
     return std::regex_search(status, m, re) ? std::string(m[1]) : "";
 }
 

@@ -4,11 +4,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -19,8 +18,8 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
-#include <system_error>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 

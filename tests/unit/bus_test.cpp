@@ -1,9 +1,7 @@
 // handler_bus: attach/detach/list, prefix matching, order, failure isolation.
 #include "capture/bus.hpp"
-#include "core/log.hpp"
 
 #include <gtest/gtest.h>
-
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +10,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "core/log.hpp"
 
 namespace telecap {
 namespace {
@@ -47,8 +47,9 @@ protected:
 
     // Attaches a handler that records "<id>:<dotted name>" into log.
     std::error_code record(const std::string& id, parts prefix) {
-        return bus.attach(id, std::move(prefix),
-                          [this, id](const event& ev) { log.push_back(id + ":" + ev.dotted_name()); });
+        return bus.attach(id, std::move(prefix), [this, id](const event& ev) {
+            log.push_back(id + ":" + ev.dotted_name());
+        });
     }
 
     handler_bus bus;
@@ -100,11 +101,10 @@ TEST_F(BusTest, PrefixMatching) {
     record("partial_part", {"snake"});
 
     bus.dispatch(make_event({"snakepit", "python", "tool", "execution", "start"}));
-    EXPECT_EQ(log, (std::vector<std::string>{
-                       "all:snakepit.python.tool.execution.start",
-                       "snakepit:snakepit.python.tool.execution.start",
-                       "python:snakepit.python.tool.execution.start",
-                       "tool_start:snakepit.python.tool.execution.start"}));
+    EXPECT_EQ(log, (std::vector<std::string>{"all:snakepit.python.tool.execution.start",
+                                             "snakepit:snakepit.python.tool.execution.start",
+                                             "python:snakepit.python.tool.execution.start",
+                                             "tool_start:snakepit.python.tool.execution.start"}));
     log.clear();
     bus.dispatch(make_event({"snakepit", "pool", "worker", "spawned"}));
     EXPECT_EQ(log, (std::vector<std::string>{"all:snakepit.pool.worker.spawned",

@@ -2,38 +2,102 @@
 #include "capture/catalog.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 namespace telecap {
 namespace {
 
 const char* const wire_names[] = {
-    "python.call.start",     "python.call.stop",       "python.call.exception",
-    "python.memory.sampled", "python.cpu.sampled",     "python.gc.completed",
-    "python.error.occurred", "tool.execution.start",   "tool.execution.stop",
+    "python.call.start",        "python.call.stop",     "python.call.exception",
+    "python.memory.sampled",    "python.cpu.sampled",   "python.gc.completed",
+    "python.error.occurred",    "tool.execution.start", "tool.execution.stop",
     "tool.execution.exception", "tool.result_size"};
 
-const char* const measurement_keys[] = {
-    "duration", "duration_ms", "bytes", "system_time", "queue_depth", "queue_time",
-    "available_workers", "busy_workers", "total_workers", "worker_count", "lifetime",
-    "total_commands", "command_count", "downtime", "restart_count", "retry_count",
-    "request_size", "response_size", "message_size", "sequence_number", "message_count",
-    "network_time", "uptime", "call_count", "affinity_duration", "commands_with_affinity",
-    "rss_bytes", "vms_bytes", "cpu_percent", "collected", "generation", "latency_ms", "count",
-    "python_pid"};
+const char* const measurement_keys[] = {"duration",
+                                        "duration_ms",
+                                        "bytes",
+                                        "system_time",
+                                        "queue_depth",
+                                        "queue_time",
+                                        "available_workers",
+                                        "busy_workers",
+                                        "total_workers",
+                                        "worker_count",
+                                        "lifetime",
+                                        "total_commands",
+                                        "command_count",
+                                        "downtime",
+                                        "restart_count",
+                                        "retry_count",
+                                        "request_size",
+                                        "response_size",
+                                        "message_size",
+                                        "sequence_number",
+                                        "message_count",
+                                        "network_time",
+                                        "uptime",
+                                        "call_count",
+                                        "affinity_duration",
+                                        "commands_with_affinity",
+                                        "rss_bytes",
+                                        "vms_bytes",
+                                        "cpu_percent",
+                                        "collected",
+                                        "generation",
+                                        "latency_ms",
+                                        "count",
+                                        "python_pid"};
 
-const char* const metadata_keys[] = {
-    "node", "pool_name", "worker_id", "session_id", "command", "correlation_id", "worker_pid",
-    "python_port", "python_pid", "mode", "reason", "planned", "previous_pid", "new_pid",
-    "retry_count", "timeout_ms", "result", "error_type", "error_category", "error_message",
-    "traceback", "rpc_method", "grpc_status", "stream_id", "direction", "is_final", "tool",
-    "library", "function", "python_type", "model", "operation", "timestamp_ns", "worker_module",
-    "adapter_module", "size", "failure_reason", "kind", "device", "dtype", "shape", "exit_code",
-    "payload_version", "call_type", "idempotent", "retry"};
+const char* const metadata_keys[] = {"node",
+                                     "pool_name",
+                                     "worker_id",
+                                     "session_id",
+                                     "command",
+                                     "correlation_id",
+                                     "worker_pid",
+                                     "python_port",
+                                     "python_pid",
+                                     "mode",
+                                     "reason",
+                                     "planned",
+                                     "previous_pid",
+                                     "new_pid",
+                                     "retry_count",
+                                     "timeout_ms",
+                                     "result",
+                                     "error_type",
+                                     "error_category",
+                                     "error_message",
+                                     "traceback",
+                                     "rpc_method",
+                                     "grpc_status",
+                                     "stream_id",
+                                     "direction",
+                                     "is_final",
+                                     "tool",
+                                     "library",
+                                     "function",
+                                     "python_type",
+                                     "model",
+                                     "operation",
+                                     "timestamp_ns",
+                                     "worker_module",
+                                     "adapter_module",
+                                     "size",
+                                     "failure_reason",
+                                     "kind",
+                                     "device",
+                                     "dtype",
+                                     "shape",
+                                     "exit_code",
+                                     "payload_version",
+                                     "call_type",
+                                     "idempotent",
+                                     "retry"};
 
 TEST(Catalog, BuiltinHasElevenWireEvents) {
     const catalog c = catalog::builtin();
@@ -46,8 +110,8 @@ TEST(Catalog, BuiltinHasElevenWireEvents) {
         std::string dotted;
         for (const auto& p : e->parts) dotted += (dotted.empty() ? "" : ".") + p;
         const std::string wire(w);
-        EXPECT_EQ(dotted, wire.starts_with("python.") ? "snakepit." + wire
-                                                      : "snakepit.python." + wire);
+        EXPECT_EQ(dotted,
+                  wire.starts_with("python.") ? "snakepit." + wire : "snakepit.python." + wire);
         EXPECT_FALSE(e->expected_measurements.empty()) << w;
     }
     EXPECT_EQ(c.find_event("python.call"), nullptr);
@@ -129,8 +193,8 @@ std::string with_events(const std::string& events, const std::string& extra = ""
 }
 
 TEST(Catalog, MinimalCatalogLoads) {
-    const catalog c = catalog::from_json(with_events(R"({"a.b": {"event": ["x", "a", "b"]}})"),
-                                         "my.json");
+    const catalog c =
+        catalog::from_json(with_events(R"({"a.b": {"event": ["x", "a", "b"]}})"), "my.json");
     EXPECT_EQ(c.event_count(), 1u);
     ASSERT_NE(c.find_event("a.b"), nullptr);
     EXPECT_EQ(c.find_event("a.b")->parts, (std::vector<std::string>{"x", "a", "b"}));
@@ -213,7 +277,8 @@ TEST(Catalog, BadPolicyValue) {
 }
 
 TEST(Catalog, UnknownPolicy) {
-    const std::string e = load_error(with_events("{}", R"(, "policies": {"unknown_evnt": "keep"})"));
+    const std::string e =
+        load_error(with_events("{}", R"(, "policies": {"unknown_evnt": "keep"})"));
     EXPECT_EQ(e.rfind("my.json: policies.unknown_evnt: ", 0), 0u) << e;
     EXPECT_NE(e.find("unknown policy"), std::string::npos) << e;
 }
@@ -247,7 +312,8 @@ void expect_same_lookups(const catalog& a, const catalog& b) {
         EXPECT_EQ(ea->parts, eb->parts) << w;
         EXPECT_EQ(ea->expected_measurements, eb->expected_measurements) << w;
     }
-    for (const char* k : measurement_keys) EXPECT_EQ(a.known_measurement(k), b.known_measurement(k));
+    for (const char* k : measurement_keys)
+        EXPECT_EQ(a.known_measurement(k), b.known_measurement(k));
     for (const char* k : metadata_keys) EXPECT_EQ(a.known_metadata(k), b.known_metadata(k));
     for (const char* p : {"initialized", "worker_spawned", "worker_ready", "worker_restarted",
                           "queue_timeout", "status"}) {

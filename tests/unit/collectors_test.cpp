@@ -1,9 +1,9 @@
 // metrics/collectors: the streams' and the process's series, and the registry as JSON.
-#include <gtest/gtest.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "metrics/collectors.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace telecap::metrics {
 namespace {

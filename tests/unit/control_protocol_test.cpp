@@ -1,11 +1,11 @@
 // control/protocol and control/status: requests against a fake target (no processes), and the
 // status and workers JSON from a snapshot.
-#include "control/protocol.hpp"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
+
+#include "control/protocol.hpp"
 
 namespace telecap::control {
 namespace {
@@ -89,7 +89,8 @@ TEST(ControlProtocol, LifecycleCommandsReplyWithTheCountTheTargetGives) {
     EXPECT_EQ(handle(R"({"cmd":"stop","worker":"p-0"})", t), R"({"ok":true,"workers":2})");
     EXPECT_EQ(handle(R"({"cmd":"start"})", t), R"({"ok":true,"workers":1})");
     EXPECT_EQ(handle(R"({"cmd":"restart","pool":"p"})", t), R"({"ok":true,"workers":3})");
-    EXPECT_EQ(t.calls, (std::vector<std::string>{"stop worker:p-0", "start all", "restart pool:p"}));
+    EXPECT_EQ(t.calls,
+              (std::vector<std::string>{"stop worker:p-0", "start all", "restart pool:p"}));
 }
 
 TEST(ControlProtocol, RefusalsAndBadRequestsAreErrorReplies) {
@@ -111,11 +112,13 @@ TEST(ControlProtocol, StatusAndStatsSpliceTheirObjectsIntoTheReply) {
     t.stats.events = 5;
     t.stats.lines = 9;
     const std::string status = handle(R"({"cmd":"status"})", t);
-    EXPECT_EQ(status.rfind(R"({"ok":true,"uptime_seconds":1.5,"stopping":false,"pools":[{"name":"p","instances":1}],)"
-                           R"("workers":{"p-0":{"pool":"p","pid":11,"state":"running","stopped_on_request":false,)"
-                           R"("restarts":2,"uptime_seconds":0.5,"events":5,"dropped":{"disabled":0,"sampled":7,)",
-                           0),
-              0u)
+    EXPECT_EQ(
+        status.rfind(
+            R"({"ok":true,"uptime_seconds":1.5,"stopping":false,"pools":[{"name":"p","instances":1}],)"
+            R"("workers":{"p-0":{"pool":"p","pid":11,"state":"running","stopped_on_request":false,)"
+            R"("restarts":2,"uptime_seconds":0.5,"events":5,"dropped":{"disabled":0,"sampled":7,)",
+            0),
+        0u)
         << status;
     EXPECT_NE(status.find(R"("controls":{"enabled":true)"), std::string::npos) << status;
     EXPECT_EQ(handle(R"({"cmd":"stats"})", t), R"({"ok":true,"metrics":{"telecap_workers_up":1}})");
@@ -127,10 +130,11 @@ TEST(ControlStatus, WorkersJsonNamesTheWaitedPidAndTheLineCounters) {
     t.stats.events = 5;
     t.stats.passthrough_lines = 4;
     const auto w = t.status().workers;
-    EXPECT_EQ(workers_json(w),
-              R"({"p-0":{"pool":"p","pid":10,"state":"running","restarts":2,"lines":9,"events":5,)"
-              R"("passthrough_lines":4,"rejected":0,"dropped":{"disabled":0,"sampled":7,"filtered":0,)"
-              R"("rate_limited":0}}})");
+    EXPECT_EQ(
+        workers_json(w),
+        R"({"p-0":{"pool":"p","pid":10,"state":"running","restarts":2,"lines":9,"events":5,)"
+        R"("passthrough_lines":4,"rejected":0,"dropped":{"disabled":0,"sampled":7,"filtered":0,)"
+        R"("rate_limited":0}}})");
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ TEST(ControlRequest, RepliesAreOneJsonObject) {
 }
 
 class ControlServerTest : public ::testing::Test {
-  protected:
+protected:
     test::temp_dir dir_;
     std::string path_ = dir_ / "ctl.sock";
 

@@ -78,10 +78,9 @@ TEST(EventJson, NullCorrelationIdAndEmptyMaps) {
     ev.name = {"a"};
     ev.metadata = {{"correlation_id", nullptr}};
     ev.timestamp_ns = -5;
-    EXPECT_EQ(to_json(ev),
-              R"({"event":["a"],"measurements":{},"metadata":{"correlation_id":null},)"
-              R"("timestamp_ns":-5,"correlation_id":null})"
-              "\n");
+    EXPECT_EQ(to_json(ev), R"({"event":["a"],"measurements":{},"metadata":{"correlation_id":null},)"
+                           R"("timestamp_ns":-5,"correlation_id":null})"
+                           "\n");
 }
 
 TEST(EventJson, AppendsAfterExistingText) {
@@ -197,8 +196,10 @@ TEST(EventJson, ValidUtf8IsKeptAsIs) {
 
 TEST(EventJson, InvalidUtf8BecomesReplacementCharacter) {
     const std::string fffd = "\xEF\xBF\xBD";
-    EXPECT_EQ(json_string("a\xff" "b"), "\"a" + fffd + "b\"");
-    EXPECT_EQ(json_string("\xc0\xaf"), "\"" + fffd + fffd + "\"");        // overlong
+    EXPECT_EQ(json_string("a\xff"
+                          "b"),
+              "\"a" + fffd + "b\"");
+    EXPECT_EQ(json_string("\xc0\xaf"), "\"" + fffd + fffd + "\"");             // overlong
     EXPECT_EQ(json_string("\xed\xa0\x80"), "\"" + fffd + fffd + fffd + "\"");  // surrogate
     EXPECT_EQ(json_string("\xf4\x90\x80\x80"),
               "\"" + fffd + fffd + fffd + fffd + "\"");  // above U+10FFFF
@@ -286,8 +287,12 @@ TEST(EventJsonWriter, AnIdReusedForAnotherNameIsNotTrusted) {
     event ev;
     ev.name_id = &id;
     event_json_writer w;
-    for (const auto& name : {std::vector<std::string>{"a", "b"}, {"a", "c"}, {"x", "b"},
-                             {"a", "b", "c"}, {"a"}, {"a", "b"}}) {
+    for (const auto& name : {std::vector<std::string>{"a", "b"},
+                             {"a", "c"},
+                             {"x", "b"},
+                             {"a", "b", "c"},
+                             {"a"},
+                             {"a", "b"}}) {
         ev.name = name;
         w.append(ev);
         const std::string out = written(w);
@@ -332,15 +337,21 @@ TEST(EventJsonWriter, EscapedKeysInvalidUtf8AndExtremes) {
                        {"nan", std::numeric_limits<double>::quiet_NaN()},
                        {"ninf", -std::numeric_limits<double>::infinity()},
                        {"s", std::string("caf\xC3\xA9 \xC3(\x01")}};
-    ev.metadata = {{"\xe2\x82", std::string("v")}, {"ok", std::int64_t{-1}},
-                   {"correlation_id", nullptr}};
+    ev.metadata = {
+        {"\xe2\x82", std::string("v")}, {"ok", std::int64_t{-1}}, {"correlation_id", nullptr}};
     ev.timestamp_ns = std::numeric_limits<std::int64_t>::min();
     const std::string expected =
-        R"({"event":["we\"ird","n)" "\xEF\xBF\xBD" R"(me"],"measurements":{"k\"ey":1,)"
+        R"({"event":["we\"ird","n)"
+        "\xEF\xBF\xBD"
+        R"(me"],"measurements":{"k\"ey":1,)"
         R"("back\\slash\ttab":-9223372036854775808,"max":9223372036854775807,"zero":0,)"
         R"("big":1e+21,"tiny":5e-324,"negzero":-0.0,"tenth":0.1,"one":1.0,"nan":"NaN",)"
-        R"("ninf":"-Infinity","s":"caf)" "\xC3\xA9 \xEF\xBF\xBD" R"((\u0001"},)"
-        R"("metadata":{")" "\xEF\xBF\xBD\xEF\xBF\xBD" R"(":"v","ok":-1,"correlation_id":null},)"
+        R"("ninf":"-Infinity","s":"caf)"
+        "\xC3\xA9 \xEF\xBF\xBD"
+        R"((\u0001"},)"
+        R"("metadata":{")"
+        "\xEF\xBF\xBD\xEF\xBF\xBD"
+        R"(":"v","ok":-1,"correlation_id":null},)"
         R"("timestamp_ns":-9223372036854775808,"correlation_id":null})"
         "\n";
     EXPECT_EQ(to_json(ev), expected);
@@ -395,13 +406,20 @@ std::string reference_json_string(std::string_view s) {
             continue;
         }
         ++q;
-        if (c == '"') out += "\\\"";
-        else if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else if (c == '\r') out += "\\r";
-        else if (c == '\t') out += "\\t";
-        else if (c == '\b') out += "\\b";
-        else if (c == '\f') out += "\\f";
+        if (c == '"')
+            out += "\\\"";
+        else if (c == '\\')
+            out += "\\\\";
+        else if (c == '\n')
+            out += "\\n";
+        else if (c == '\r')
+            out += "\\r";
+        else if (c == '\t')
+            out += "\\t";
+        else if (c == '\b')
+            out += "\\b";
+        else if (c == '\f')
+            out += "\\f";
         else if (c < 0x20) {
             char u[8];
             std::snprintf(u, sizeof u, "\\u%04x", c);

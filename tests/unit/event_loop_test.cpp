@@ -198,7 +198,7 @@ TEST(EventLoopTest, TimersRunInTimeOrderThenInInsertionOrder) {
     loop.at(now - 3ms, [&] { order.push_back(1); });
     loop.at(now - 2ms, [&] { order.push_back(2); });
     loop.at(now - 1ms, [&] { order.push_back(4); });  // same time as 3: after it
-    loop.run_once(0ms);  // all due: one turn runs them
+    loop.run_once(0ms);                               // all due: one turn runs them
     EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
 }
 

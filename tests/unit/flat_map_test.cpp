@@ -1,12 +1,12 @@
 // core/flat_map: insert, find, growth, collisions, clear keeping values, and the wrap-around.
+#include "core/flat_map.hpp"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
-
-#include "core/flat_map.hpp"
 
 namespace telecap {
 namespace {
@@ -64,10 +64,12 @@ TEST(flat_map, equal_hashes_are_told_apart_by_the_callers_equality) {
     EXPECT_EQ(m.find(42, key_is(50)), nullptr);
     // Another hash on the same probe path is skipped without asking the equality.
     int asked = 0;
-    EXPECT_EQ(m.find(42 + m.capacity(), [&](std::uint64_t, const std::string&) {
-        ++asked;
-        return true;
-    }), nullptr);
+    EXPECT_EQ(m.find(42 + m.capacity(),
+                     [&](std::uint64_t, const std::string&) {
+                         ++asked;
+                         return true;
+                     }),
+              nullptr);
     EXPECT_EQ(asked, 0);
 }
 

@@ -56,12 +56,12 @@ event make(std::vector<std::string> name, std::size_t width, bool corr) {
     event ev;
     ev.name = std::move(name);
     for (std::size_t i = 0; i < width; ++i) {
-        ev.measurements.emplace_back("measurement_key_" + std::to_string(i),
-                                     i % 2 ? measurement_value{std::int64_t(i)}
-                                           : measurement_value{std::string(40, 'm')});
-        ev.metadata.emplace_back("metadata_key_number_" + std::to_string(i),
-                                 i % 2 ? metadata_value{std::string(30, 'v')}
-                                       : metadata_value{std::int64_t(i)});
+        ev.measurements.emplace_back(
+            "measurement_key_" + std::to_string(i),
+            i % 2 ? measurement_value{std::int64_t(i)} : measurement_value{std::string(40, 'm')});
+        ev.metadata.emplace_back(
+            "metadata_key_number_" + std::to_string(i),
+            i % 2 ? metadata_value{std::string(30, 'v')} : metadata_value{std::int64_t(i)});
     }
     if (corr) ev.correlation_id = std::string(36, 'c');
     ev.timestamp_ns = static_cast<std::int64_t>(width);
@@ -180,7 +180,8 @@ TEST(Intake, FedBytesBecomeEventsThroughTheGateInOrder) {
     std::string bytes;
     for (int i = 0; i < 10; ++i) bytes += start_line + stop_line + "plain line\n";
     // Fed in odd pieces: framing across feeds.
-    for (std::size_t at = 0; at < bytes.size(); at += 37) in.feed(s, std::string_view(bytes).substr(at, 37));
+    for (std::size_t at = 0; at < bytes.size(); at += 37)
+        in.feed(s, std::string_view(bytes).substr(at, 37));
     in.end_turn();
     f.done(in);
     EXPECT_EQ(f.stats.lines, 30u);
@@ -223,7 +224,8 @@ TEST(Intake, ReadsAPipeAndEndsAnUnterminatedLastLineAtEof) {
     auto p = test::make_pipe();
     in.add(std::move(p.read), f.spec());
     const std::string bytes = start_line + start_line + stop_line.substr(0, stop_line.size() - 1);
-    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
     p.write.reset();
     while (in.reading(&f)) {
         f.loop.run_once(std::chrono::milliseconds(1000));

@@ -95,15 +95,17 @@ recording_sink frame_bytewise(std::string_view input, std::size_t max_line) {
     return frame_chunks(chunks, max_line);
 }
 
-framed line(std::string bytes, std::string eol) { return {false, std::move(bytes), std::move(eol), 0}; }
+framed line(std::string bytes, std::string eol) {
+    return {false, std::move(bytes), std::move(eol), 0};
+}
 framed long_line(std::string bytes, std::string eol, std::size_t head) {
     return {true, std::move(bytes), std::move(eol), head};
 }
 
 TEST(LineFramer, SplitsOnNewline) {
     const auto s = frame("one\ntwo\nthree\n");
-    EXPECT_EQ(s.lines, (std::vector<framed>{line("one", "\n"), line("two", "\n"),
-                                            line("three", "\n")}));
+    EXPECT_EQ(s.lines,
+              (std::vector<framed>{line("one", "\n"), line("two", "\n"), line("three", "\n")}));
 }
 
 TEST(LineFramer, CrLfIsALineEnding) {
@@ -136,9 +138,7 @@ TEST(LineFramer, LastLineEndingInCrWithoutNewlineKeepsTheCr) {
     EXPECT_EQ(s.lines, (std::vector<framed>{line("x\r", "")}));
 }
 
-TEST(LineFramer, EmptyInputGivesNoLines) {
-    EXPECT_TRUE(frame("").lines.empty());
-}
+TEST(LineFramer, EmptyInputGivesNoLines) { EXPECT_TRUE(frame("").lines.empty()); }
 
 TEST(LineFramer, EmptyLines) {
     const auto s = frame("\n\r\n\nx\n\n");
@@ -236,8 +236,8 @@ const std::string& mixed_input() {
         "nul\0byte\n"s
         "\xff\xfe bad utf8\n"
         "exactly-16-bytes\n"   // 16 bytes: max_line in the tests below (not long)
-        "exactly-15-byte\r\n"   // 15 + "\r\n" (a 16-byte "\r\n" line split between the two
-                                // is LineOfMaxLineWithCrLfSplitBetweenCrAndLf)
+        "exactly-15-byte\r\n"  // 15 + "\r\n" (a 16-byte "\r\n" line split between the two
+                               // is LineOfMaxLineWithCrLfSplitBetweenCrAndLf)
         "seventeen-bytes!!\n"  // 17: long
         "a much longer line that goes well past the limit\r\n"
         "\r\n"

@@ -259,7 +259,8 @@ TEST(Normalizer, UnknownEventKeptUnderPrefixWithPolicyKeep) {
     EXPECT_EQ(run(line("tool.execution.start", C), cat),
               expect("snakepit.python.tool.execution.start", " count=i:1"));
     // Array form.
-    EXPECT_EQ(run(R"({"event": ["x", "y"], "timestamp_ns": 7})", cat), expect("snakepit.python.x.y"));
+    EXPECT_EQ(run(R"({"event": ["x", "y"], "timestamp_ns": 7})", cat),
+              expect("snakepit.python.x.y"));
     // Empty parts are still malformed.
     EXPECT_EQ(run(line("a..b"), cat), "reject:bad_shape");
     EXPECT_EQ(run(line(".a"), cat), "reject:bad_shape");
@@ -315,11 +316,12 @@ TEST(Normalizer, WorkerValuesKeptWhenTheHostHasNone) {
     const catalog cat = catalog::builtin();
     worker_context ctx;
     ctx.node = "host-a";
-    EXPECT_EQ(run(line("python.call.stop", "", R"("python_pid": 77, "worker_id": "w-3", "node": "x")"),
-                  cat, ctx),
-              "snakepit.python.call.stop | m: | md: python_pid=s:77 worker_id=s:w-3 "
-              "node=s:host-a pool_name=s:default correlation_id=null timestamp_ns=i:7 | ts=7 | "
-              "cid=null");
+    EXPECT_EQ(
+        run(line("python.call.stop", "", R"("python_pid": 77, "worker_id": "w-3", "node": "x")"),
+            cat, ctx),
+        "snakepit.python.call.stop | m: | md: python_pid=s:77 worker_id=s:w-3 "
+        "node=s:host-a pool_name=s:default correlation_id=null timestamp_ns=i:7 | ts=7 | "
+        "cid=null");
 }
 
 TEST(Normalizer, EnrichmentTypes) {
@@ -386,8 +388,8 @@ TEST(Normalizer, RejectDetailNamesTheProblem) {
     EXPECT_FALSE(n.normalize(raw, full_context(), 0, ev, err));
     EXPECT_EQ(err.reason, reject_reason::unknown_event);
     EXPECT_NE(err.detail.find("no.such.event"), std::string::npos) << err.detail;
-    ASSERT_TRUE(parser.parse(R"({"event": "python.call.stop", "measurements": {"zap": 1}})", raw,
-                             err));
+    ASSERT_TRUE(
+        parser.parse(R"({"event": "python.call.stop", "measurements": {"zap": 1}})", raw, err));
     EXPECT_FALSE(n.normalize(raw, full_context(), 0, ev, err));
     EXPECT_EQ(err.reason, reject_reason::unknown_measurement);
     EXPECT_NE(err.detail.find("zap"), std::string::npos) << err.detail;

@@ -77,8 +77,8 @@ TEST_F(ParserTest, CompactJsonToo) {
 }
 
 TEST_F(ParserTest, BareNanAndInfinityAreAccepted) {
-    ASSERT_TRUE(parse(
-        R"({"event": "e", "measurements": {"a": NaN, "b": Infinity, "c": -Infinity}})"))
+    ASSERT_TRUE(
+        parse(R"({"event": "e", "measurements": {"a": NaN, "b": Infinity, "c": -Infinity}})"))
         << err.detail;
     ASSERT_EQ(ev.measurements.size(), 3u);
     EXPECT_EQ(ev.measurements[0].value.kind, raw_kind::number);
@@ -155,8 +155,8 @@ TEST_F(ParserTest, MissingEventIsBadShape) {
 }
 
 TEST_F(ParserTest, RootNotAnObjectIsBadShape) {
-    for (const char* p : {"[]", R"(["event"])", "\"tool.execution.start\"", "42", "null", "true",
-                          "NaN"}) {
+    for (const char* p :
+         {"[]", R"(["event"])", "\"tool.execution.start\"", "42", "null", "true", "NaN"}) {
         expect_reject(p, reject_reason::bad_shape);
     }
 }
@@ -223,9 +223,9 @@ TEST_F(ParserTest, EscapedNulIsAValidString) {
 TEST_F(ParserTest, RawInvalidUtf8IsInvalidUtf8) {
     for (const std::string& p : {
              "{\"event\": \"e\", \"metadata\": {\"k\": \"\xff\"}}"s,
-             "{\"event\": \"e\xc3\"}"s,                                // truncated sequence
-             "{\"event\": \"e\", \"metadata\": {\"k\": \"\xc0\xaf\"}}"s,  // overlong '/'
-             "{\"event\": \"e\", \"metadata\": {\"\xfe\": 1}}"s,          // in a key
+             "{\"event\": \"e\xc3\"}"s,                                       // truncated sequence
+             "{\"event\": \"e\", \"metadata\": {\"k\": \"\xc0\xaf\"}}"s,      // overlong '/'
+             "{\"event\": \"e\", \"metadata\": {\"\xfe\": 1}}"s,              // in a key
              "{\"event\": \"e\", \"metadata\": {\"k\": \"\xed\xa0\x80\"}}"s,  // raw surrogate
              "{\"event\": \"e\", \"metadata\": {\"k\": \"\xf4\x90\x80\x80\"}}"s,  // > U+10FFFF
          }) {
@@ -238,8 +238,7 @@ TEST_F(ParserTest, InvalidUtf8OutsideStringsIsInvalidUtf8) {
 }
 
 TEST_F(ParserTest, LoneLowSurrogateEscapeIsInvalidUtf8) {
-    expect_reject(R"({"event": "e", "metadata": {"k": "x\udc00y"}})",
-                  reject_reason::invalid_utf8);
+    expect_reject(R"({"event": "e", "metadata": {"k": "x\udc00y"}})", reject_reason::invalid_utf8);
     expect_reject(R"({"event": "e", "metadata": {"\udc00": "v"}})", reject_reason::invalid_utf8);
     expect_reject(R"({"event": "e\udfff"})", reject_reason::invalid_utf8);
 }
@@ -259,7 +258,8 @@ TEST_F(ParserTest, LoneHighSurrogateEscapeIsInvalidUtf8LikeALoneLowOne) {
 }
 
 TEST_F(ParserTest, ValidMultibyteUtf8IsKept) {
-    ASSERT_TRUE(parse("{\"event\": \"e\", \"metadata\": {\"k\": \"\xe2\x82\xac \xf0\x9f\x98\x80\"}}"));
+    ASSERT_TRUE(
+        parse("{\"event\": \"e\", \"metadata\": {\"k\": \"\xe2\x82\xac \xf0\x9f\x98\x80\"}}"));
     EXPECT_EQ(ev.metadata[0].value.text, "\xe2\x82\xac \xf0\x9f\x98\x80");
 }
 
@@ -436,15 +436,18 @@ TEST_F(ParserTest, EscapesAtEveryPositionDecodeExactly) {
     fresh = true;
     // After the first escape the decoded text lags behind the input: the scanner moves bytes.
     const std::pair<std::string_view, std::string_view> escapes[] = {
-        {R"(\n)", "\n"}, {R"(\")", "\""}, {R"(\\)", "\\"}, {R"(\u00e9)", "\xc3\xa9"},
+        {R"(\n)", "\n"},
+        {R"(\")", "\""},
+        {R"(\\)", "\\"},
+        {R"(\u00e9)", "\xc3\xa9"},
         {R"(\ud83d\ude00)", "\xf0\x9f\x98\x80"}};
     for (const auto& [escaped, decoded] : escapes) {
         for (std::size_t n = 0; n <= 40; ++n) {
             for (std::size_t at = 0; at <= n; ++at) {
                 const std::string text = sample_text(n);
                 // Two escapes: the second one is met with the text already moving.
-                const std::string in = text.substr(0, at) + std::string(escaped) +
-                                       text.substr(at) + std::string(escaped) + "z";
+                const std::string in = text.substr(0, at) + std::string(escaped) + text.substr(at) +
+                                       std::string(escaped) + "z";
                 const std::string want = text.substr(0, at) + std::string(decoded) +
                                          text.substr(at) + std::string(decoded) + "z";
                 ASSERT_TRUE(parse(R"({"event": "e", "metadata": {"k": ")" + in + R"("}})"))
@@ -509,7 +512,6 @@ TEST_F(ParserTest, LoneSurrogateIsFoundInLinesOfEveryLength) {
     }
 }
 
-
 // The fast reader (common forms) and RapidJSON (everything) must agree on every input: the same
 // raw_event when it parses, the same reason, offset and detail when it does not.
 std::string describe(bool ok, const raw_event& ev, const parse_error& err) {
@@ -558,22 +560,51 @@ TEST(ParserFastPath, AgreesWithRapidJsonOnEveryForm) {
         R"({"event": "a", "measurements": {"big": 1e400}})",
         R"({"event": "a", "metadata": {"s": "t\u00e9\n\"x\"", "t": true, "f": false}})",
         R"({"event": "a", "metadata": {"s": "\ud800"}})",
-        R"({"event": "caf)" "\xc3\xa9" R"(", "metadata": {"k": "\xe2\x82\xac"}})",
-        R"({"event": "a", "metadata": {"k": "bad )" "\xff" R"("}})",
-        R"({"event": "a"} x)", R"({"event": "a"} {})", R"({"event": "a",})",
-        R"({"event": "a" "b": 1})", R"({"event": ["a",]})", R"({"event": [,"a"]})",
-        R"({"event": "a", "measurements": {"x": 01}})", R"({"event": "a", "m": 1.})",
-        R"({"event": "a", "m": .5})", R"({"event": "a", "m": -})", R"({"event": "a", "m": +1})",
-        R"({"event": "a", "m": tru})", R"({"event": "a", "m": truex})", R"({"event": "a", "m": nul})",
-        R"({"event": "a", "m": True})", R"({"event": 'a'})", R"({event: "a"})",
-        R"({"event": 1})", R"({"event": {}})", R"({"event": [1]})", R"({"event": [[]]})",
-        R"({"measurements": {"x": 1}})", R"({"event": "a", "measurements": [1]})",
+        R"({"event": "caf)"
+        "\xc3\xa9"
+        R"(", "metadata": {"k": "\xe2\x82\xac"}})",
+        R"({"event": "a", "metadata": {"k": "bad )"
+        "\xff"
+        R"("}})",
+        R"({"event": "a"} x)",
+        R"({"event": "a"} {})",
+        R"({"event": "a",})",
+        R"({"event": "a" "b": 1})",
+        R"({"event": ["a",]})",
+        R"({"event": [,"a"]})",
+        R"({"event": "a", "measurements": {"x": 01}})",
+        R"({"event": "a", "m": 1.})",
+        R"({"event": "a", "m": .5})",
+        R"({"event": "a", "m": -})",
+        R"({"event": "a", "m": +1})",
+        R"({"event": "a", "m": tru})",
+        R"({"event": "a", "m": truex})",
+        R"({"event": "a", "m": nul})",
+        R"({"event": "a", "m": True})",
+        R"({"event": 'a'})",
+        R"({event: "a"})",
+        R"({"event": 1})",
+        R"({"event": {}})",
+        R"({"event": [1]})",
+        R"({"event": [[]]})",
+        R"({"measurements": {"x": 1}})",
+        R"({"event": "a", "measurements": [1]})",
         R"({"event": "a", "measurements": {"x": {"y": 1}, "z": [2]}})",
-        R"({"event": "a", "timestamp_ns": "1"})", R"({"event": "a", "correlation_id": 5})",
-        R"({"event": "a", "timestamp_ns": [1]})", R"({"event": "a", "correlation_id": {}})",
-        R"(["event"])", R"("event")", "", " ", "{", "}", "{}", R"({"event": "a")",
+        R"({"event": "a", "timestamp_ns": "1"})",
+        R"({"event": "a", "correlation_id": 5})",
+        R"({"event": "a", "timestamp_ns": [1]})",
+        R"({"event": "a", "correlation_id": {}})",
+        R"(["event"])",
+        R"("event")",
+        "",
+        " ",
+        "{",
+        "}",
+        "{}",
+        R"({"event": "a")",
         R"({"event": "a", "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})",
-        "{\"event\": \"a\x01\"}", "{\"event\": \"a\tb\"}",
+        "{\"event\": \"a\x01\"}",
+        "{\"event\": \"a\tb\"}",
     };
     for (const char* c : cases) expect_fast_path_agrees(c);
     // Nesting on both sides of the limit and of the fast reader's own stack (64).
@@ -588,7 +619,9 @@ TEST(ParserFastPath, AgreesOnEveryTruncationAndEveryByteChanged) {
     const std::string base =
         R"({"event": ["tool", "execution.stop"], "measurements": {"duration": 817077202, )"
         R"("count": 1, "ratio": -0.25, "ok": true}, "metadata": {"tool": "parse", "x": null, )"
-        R"("n": {"a": [1, false]}, "e": "caf)" "\xc3\xa9" R"("}, "timestamp_ns": 1700000000000001000, )"
+        R"("n": {"a": [1, false]}, "e": "caf)"
+        "\xc3\xa9"
+        R"("}, "timestamp_ns": 1700000000000001000, )"
         R"("correlation_id": "a6cecc1b", "control_seq": 12})";
     for (std::size_t n = 0; n <= base.size(); ++n) expect_fast_path_agrees(base.substr(0, n));
     for (std::size_t i = 0; i < base.size(); ++i) {

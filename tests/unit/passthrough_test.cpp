@@ -55,7 +55,7 @@ TEST_F(PassthroughTest, LongLineIsWrittenWholeWhileOthersWait) {
     a->write("AAAA", true, false);
     b->write("held 1\n", true, true);  // must not cut into a's line
     a->write("BBBB", false, false);
-    b->write("held ", true, false);    // even a long line of b's waits
+    b->write("held ", true, false);  // even a long line of b's waits
     b->write("2\n", false, true);
     a->write("CCCC\n", false, true);
     b->write("after\n", true, true);
@@ -233,8 +233,8 @@ TEST_F(PassthroughTest, AHeldLongLineTakesTheStreamAfterTheSplitAndWaitsForNothi
     auto b = mux.make_source("[b] ");
     a->write("AAAA", true, false);
     b->write("b whole\n", true, true);
-    b->write("BBBB", true, false);  // b's own long line, held behind a's
-    a->write("aaaa\n", false, true);  // a's ends: b's held lines go, b's long line owns the stream
+    b->write("BBBB", true, false);     // b's own long line, held behind a's
+    a->write("aaaa\n", false, true);   // a's ends: b's held lines go, b's long line owns the stream
     a->write("a next\n", true, true);  // waits for b's long line
     b->write("bbbb\n", false, true);
     EXPECT_EQ(written(), "[a] AAAAaaaa\n[b] b whole\n[b] BBBBbbbb\n[a] a next\n");

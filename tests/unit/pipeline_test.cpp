@@ -83,7 +83,8 @@ run_result run(std::string_view input, std::size_t chunk = 0, pipeline_options o
         if (chunk == 0) {
             p.feed(input);
         } else {
-            for (std::size_t at = 0; at < input.size(); at += chunk) p.feed(input.substr(at, chunk));
+            for (std::size_t at = 0; at < input.size(); at += chunk)
+                p.feed(input.substr(at, chunk));
         }
         p.finish();
         EXPECT_FALSE(p.mid_line());
@@ -129,11 +130,15 @@ std::vector<piece> mixed_pieces() {
          "invalid_utf8"},
         {"TELEMETRY:{\"event\": \"python.call.start\"\0}\r\n"s, false, "invalid_json"},
         {telemetry("no.such.event") + "\n", false, "unknown_event"},
-        {R"(TELEMETRY:{"measurements": {}})" "\n", false, "bad_shape"},
-        {R"(TELEMETRY:{"event": "python.call.stop", "measurements": {"count": null}})" "\n", false,
-         "bad_measurement"},
-        {R"(TELEMETRY:{"event": "python.call.stop", "measurements": {"bogus": 1}})" "\r\n", false,
-         "unknown_measurement"},
+        {R"(TELEMETRY:{"measurements": {}})"
+         "\n",
+         false, "bad_shape"},
+        {R"(TELEMETRY:{"event": "python.call.stop", "measurements": {"count": null}})"
+         "\n",
+         false, "bad_measurement"},
+        {R"(TELEMETRY:{"event": "python.call.stop", "measurements": {"bogus": 1}})"
+         "\r\n",
+         false, "unknown_measurement"},
         {"TELEMETRY:" + std::string(70, '[') + "\n", false, "bad_shape"},
         {"TELEMETRY:{\"event\": \"e\", \"x\": " + std::string(70, '[') + "\n", false, "too_deep"},
         {"TELEMETRY_ERROR: cannot write telemetry: broken pipe\n", false},
@@ -146,7 +151,7 @@ std::vector<piece> mixed_pieces() {
         {std::string(1000, 'q') + "\r\n", false},
         {"TELEMETRY_ERROR: " + std::string(500, 'e') + "\n", false},
         {" TELEMETRY:" + telemetry("python.call.start").substr(10) + "\n", false},  // not at start
-        {"telemetry:" + telemetry("python.call.start").substr(10) + "\n", false},  // case matters
+        {"telemetry:" + telemetry("python.call.start").substr(10) + "\n", false},   // case matters
         {telemetry("python.memory.sampled") + "\n", true},
         {"last line without newline \xff", false},
     };
@@ -228,8 +233,10 @@ TEST(Pipeline, RejectRecordsHaveLineNumbersAndReasons) {
             EXPECT_FALSE(rec.truncated);
             // The line without its ending.
             std::string line = p.bytes;
-            if (line.ends_with("\r\n")) line.resize(line.size() - 2);
-            else if (line.ends_with("\n")) line.pop_back();
+            if (line.ends_with("\r\n"))
+                line.resize(line.size() - 2);
+            else if (line.ends_with("\n"))
+                line.pop_back();
             EXPECT_EQ(rec.text, line) << rec.line_no;
         }
     }
@@ -246,7 +253,10 @@ TEST(Pipeline, RejectOffsetsCountFromTheStartOfTheLine) {
 TEST(Pipeline, OversizeOffsetIsMaxLine) {
     pipeline_options opts;
     opts.max_line = 64;
-    const auto r = run("ok\n" + telemetry("python.call.start", R"(, "pad": ")" + std::string(100, 'z') + "\"") + "\n", 0, opts);
+    const auto r = run(
+        "ok\n" + telemetry("python.call.start", R"(, "pad": ")" + std::string(100, 'z') + "\"") +
+            "\n",
+        0, opts);
     ASSERT_EQ(r.rejects.size(), 1u);
     EXPECT_EQ(r.rejects[0].reason, reject_reason::oversize);
     EXPECT_EQ(r.rejects[0].line_no, 2u);
@@ -257,8 +267,7 @@ TEST(Pipeline, OversizeOffsetIsMaxLine) {
 // A valid telemetry line of exactly `size` bytes (padded with a metadata value).
 std::string telemetry_of_size(std::size_t size) {
     const std::size_t base = telemetry("python.call.start", R"(, "pad": "")").size();
-    return telemetry("python.call.start",
-                     R"(, "pad": ")" + std::string(size - base, 'x') + "\"");
+    return telemetry("python.call.start", R"(, "pad": ")" + std::string(size - base, 'x') + "\"");
 }
 
 TEST(Pipeline, ATelemetryLineOfExactlyMaxLineIsAccepted) {
@@ -333,7 +342,8 @@ TEST(Pipeline, MissingTimestampUsesTheReceiveTime) {
             .count();
     };
     const auto before = now();
-    const auto r = run(R"(TELEMETRY:{"event": "python.call.start"})" "\n");
+    const auto r = run(R"(TELEMETRY:{"event": "python.call.start"})"
+                       "\n");
     const auto after = now();
     ASSERT_EQ(r.events.size(), 1u);
     EXPECT_GE(r.events[0].timestamp_ns, before);
@@ -349,7 +359,8 @@ TEST(Pipeline, CustomPrefix) {
         mine + other + "@@T_ERROR: oops\n" + "TELEMETRY_ERROR: not mine\n" + "@@T:{bad\n";
     const auto r = run(input, 0, opts);
     EXPECT_EQ(r.stats.events, 1u);
-    EXPECT_EQ(r.passthrough, other + "@@T_ERROR: oops\n" + "TELEMETRY_ERROR: not mine\n" + "@@T:{bad\n");
+    EXPECT_EQ(r.passthrough,
+              other + "@@T_ERROR: oops\n" + "TELEMETRY_ERROR: not mine\n" + "@@T:{bad\n");
     EXPECT_EQ(r.stats.telemetry_lines, 2u);
     EXPECT_EQ(r.stats.emitter_errors, 1u);
     ASSERT_EQ(r.rejects.size(), 1u);

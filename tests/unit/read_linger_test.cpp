@@ -12,12 +12,12 @@ using clock = read_linger::clock;
 TEST(ReadLingerTest, LingersOnlyWhileReadsAreSmallAndFrequent) {
     read_linger l(100us);
     const auto t = clock::time_point{} + 1h;
-    EXPECT_EQ(l.after_turn(200, t), 0us);  // the first read: nothing to say it is busy
-    EXPECT_EQ(l.after_turn(200, t + 300us), 100us);   // again soon, small: wait
-    EXPECT_EQ(l.after_turn(40000, t + 600us), 0us);   // a big read: behind, read on
-    EXPECT_EQ(l.after_turn(0, t + 700us), 0us);       // nothing read (a timer, a signal)
-    EXPECT_EQ(l.after_turn(200, t + 800us), 100us);   // still busy
-    EXPECT_EQ(l.after_turn(200, t + 50ms), 0us);      // a line now and then: at once
+    EXPECT_EQ(l.after_turn(200, t), 0us);            // the first read: nothing to say it is busy
+    EXPECT_EQ(l.after_turn(200, t + 300us), 100us);  // again soon, small: wait
+    EXPECT_EQ(l.after_turn(40000, t + 600us), 0us);  // a big read: behind, read on
+    EXPECT_EQ(l.after_turn(0, t + 700us), 0us);      // nothing read (a timer, a signal)
+    EXPECT_EQ(l.after_turn(200, t + 800us), 100us);  // still busy
+    EXPECT_EQ(l.after_turn(200, t + 50ms), 0us);     // a line now and then: at once
     EXPECT_EQ(l.after_turn(200, t + 100ms), 0us);
 }
 

@@ -116,7 +116,9 @@ TEST(RegistryTest, CollectorsAddSamplesUntilRemoved) {
     std::thread::id called_on;
     const auto id = r.add_collector([&](std::vector<sample>& out) {
         called_on = std::this_thread::get_id();
-        out.push_back({"telecap_lines_total", {{"worker", "w1"}, {"pool", "p"}}, kind::counter,
+        out.push_back({"telecap_lines_total",
+                       {{"worker", "w1"}, {"pool", "p"}},
+                       kind::counter,
                        static_cast<double>(external.load())});
     });
     external.fetch_add(1);
@@ -132,8 +134,12 @@ TEST(RegistryTest, CollectorsAddSamplesUntilRemoved) {
 
 TEST(RegistryTest, CollectorIdsAreDistinct) {
     registry r;
-    const auto a = r.add_collector([](std::vector<sample>& out) { out.push_back({"a", {}, kind::gauge, 0}); });
-    const auto b = r.add_collector([](std::vector<sample>& out) { out.push_back({"b", {}, kind::gauge, 0}); });
+    const auto a = r.add_collector([](std::vector<sample>& out) {
+        out.push_back({"a", {}, kind::gauge, 0});
+    });
+    const auto b = r.add_collector([](std::vector<sample>& out) {
+        out.push_back({"b", {}, kind::gauge, 0});
+    });
     EXPECT_NE(a, b);
     r.remove_collector(a);
     const auto s = r.snapshot();

@@ -1,11 +1,12 @@
 // capture/stats: every counter of capture_counters reaches each place derived from the list
 // (operator+=, --stats, the capture and per-worker series, HELP texts).
+#include "capture/stats.hpp"
+
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
 #include <set>
 
-#include "capture/stats.hpp"
 #include "metrics/collectors.hpp"
 #include "metrics/family.hpp"
 

@@ -1,6 +1,6 @@
 // stream_writer gathers small writes: one write(2) per batch (linger), not one per line.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
 

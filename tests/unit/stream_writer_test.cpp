@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <sstream>
@@ -281,7 +281,7 @@ TEST(StreamWriterTest, FailingFileIsRetriedReopenedAndResumes) {
     EXPECT_TRUE((*w)->append("one\n"));
     ASSERT_TRUE(eventually([&] { return (*w)->counters().reopens.load() >= 1; }));
     EXPECT_GE((*w)->counters().write_errors.load(), 1u);
-    EXPECT_FALSE((*w)->dead());  // a full disk may pass
+    EXPECT_FALSE((*w)->dead());          // a full disk may pass
     EXPECT_TRUE((*w)->append("two\n"));  // kept meanwhile
     EXPECT_FALSE((*w)->drain(std::chrono::steady_clock::now() + 5ms));
     // The disk has room again: the path now leads to a real file, found by the reopen.
@@ -311,8 +311,8 @@ TEST(StreamWriterTest, CloseAtTheDeadlineDropsCountsAndSaysTheRest) {
     EXPECT_EQ(w->counters().dropped_bytes.load(), 33u);
     EXPECT_EQ(w->buffered(), 0u);
     EXPECT_TRUE(w->lost());
-    EXPECT_TRUE(log.contains(
-        "worker-out: 3 lines (33 bytes) could not be written before the end: dropped"))
+    EXPECT_TRUE(
+        log.contains("worker-out: 3 lines (33 bytes) could not be written before the end: dropped"))
         << log.text();
     EXPECT_FALSE(w->append("late\n"));  // closed
     // Nothing of it reached the pipe, not even part of a line.
@@ -330,8 +330,9 @@ TEST(StreamWriterTest, CloseOfAFailingFileDropsAndSaysTheRest) {
     ASSERT_TRUE(eventually([&] { return (*w)->counters().write_errors.load() >= 1; }));
     (*w)->close(std::chrono::steady_clock::now() + 20ms);
     EXPECT_EQ((*w)->counters().dropped_lines.load(), 1u);
-    EXPECT_TRUE(log.contains("/dev/full: 1 lines (2 bytes) could not be written before the end: "
-                             "dropped"))
+    EXPECT_TRUE(
+        log.contains("/dev/full: 1 lines (2 bytes) could not be written before the end: "
+                     "dropped"))
         << log.text();
 }
 

@@ -139,7 +139,8 @@ TEST(StreamSetTest, CloseAllClosesStderrLastSoLossesAreSaid) {
         stream_set set(o);
         auto to_stderr = set.standard(2);
         ASSERT_EQ(to_stderr->name(), "stderr");
-        auto l = std::make_shared<spdlog::logger>("t", std::make_shared<stream_log_sink>(to_stderr));
+        auto l =
+            std::make_shared<spdlog::logger>("t", std::make_shared<stream_log_sink>(to_stderr));
         l->set_pattern("%v");
         set_logger(l);
         // Added after stderr: in creation order it would close after stderr, unheard.

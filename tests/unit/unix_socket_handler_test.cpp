@@ -5,9 +5,8 @@
 // included), counters and warnings, hosts that leave.
 #include "outputs/unix_socket_handler.hpp"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -128,14 +127,17 @@ public:
         while (lines.size() < n) {
             take(lines, n);
             if (lines.size() >= n || eof_) break;
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now());
             if (left.count() <= 0) break;
             pollfd p{fd_.get(), POLLIN, 0};
             if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
             char buf[65536];
             const ssize_t r = ::read(fd_.get(), buf, sizeof buf);
-            if (r > 0) buf_.append(buf, static_cast<std::size_t>(r));
-            else if (r == 0 || errno != EINTR) eof_ = true;
+            if (r > 0)
+                buf_.append(buf, static_cast<std::size_t>(r));
+            else if (r == 0 || errno != EINTR)
+                eof_ = true;
         }
         take(lines, n);
         return lines;
@@ -198,7 +200,7 @@ TEST_F(UnixSocketHandlerTest, SocketHasMode0600EvenUnderAPermissiveUmask) {
     const mode_t old = ::umask(0);
     auto h = std::make_unique<unix_socket_handler>(path_);
     ::umask(old);
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::lstat(path_.c_str(), &st), 0);
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
     EXPECT_EQ(st.st_mode & 07777, 0600u);
@@ -219,7 +221,7 @@ TEST_F(UnixSocketHandlerTest, ProcessUmaskIsNeverChanged) {
     });
     for (int i = 0; i < 50; ++i) {
         unix_socket_handler h(path_);
-        struct stat st{};
+        struct stat st {};
         ASSERT_EQ(::lstat(path_.c_str(), &st), 0);
         EXPECT_EQ(st.st_mode & 07777, 0600u);
     }
@@ -238,12 +240,12 @@ TEST_F(UnixSocketHandlerTest, StaleSocketIsReplaced) {
         ASSERT_EQ(::bind(old.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
         ::umask(mask);
     }
-    struct stat before{};
+    struct stat before {};
     ASSERT_EQ(::lstat(path_.c_str(), &before), 0);
     ASSERT_EQ(before.st_mode & 0777, 0777u);
 
     unix_socket_handler h(path_);
-    struct stat after{};
+    struct stat after {};
     ASSERT_EQ(::lstat(path_.c_str(), &after), 0);
     EXPECT_TRUE(S_ISSOCK(after.st_mode));
     EXPECT_EQ(after.st_mode & 0777, 0600u);  // ours now
@@ -264,7 +266,7 @@ TEST_F(UnixSocketHandlerTest, LiveSocketIsAnError) {
         EXPECT_NE(std::string(e.what()).find(path_), std::string::npos) << e.what();
     }
     // The first one is untouched and still serves.
-    struct stat st{};
+    struct stat st {};
     ASSERT_EQ(::lstat(path_.c_str(), &st), 0);
     line_reader host(connect_to(path_));
     // The second one's probe connected too (and left): wait for ours.
@@ -393,7 +395,8 @@ TEST_F(UnixSocketHandlerTest, StalledHostPastMaxBacklogIsDisconnectedOthersGetEv
             for (const auto& c : h->clients())
                 if (c.id == 2) return c.backlog == 0;
             return false;
-        })) << "round " << r;
+        })) << "round "
+            << r;
         for (const auto& c : h->clients()) EXPECT_LE(c.backlog, opts.max_backlog);
     }
 
@@ -644,7 +647,7 @@ TEST_F(UnixSocketHandlerTest, DestructionUnlinksTheFileAndEndsTheStreams) {
     ASSERT_TRUE(wait_until([&] { return h->clients_connected() == 1; }));
     for (int i = 0; i < 100; ++i) h->handle(make_event(i));  // no flush: the destructor sends
     h.reset();
-    struct stat st{};
+    struct stat st {};
     const int rc = ::lstat(path_.c_str(), &st);
     const int err = errno;
     EXPECT_EQ(rc, -1);
@@ -659,7 +662,7 @@ TEST_F(UnixSocketHandlerTest, DestructionLeavesAFileThatIsNoLongerOurs) {
     ASSERT_EQ(::unlink(path_.c_str()), 0);
     { std::ofstream(path_) << "someone else's\n"; }
     h.reset();
-    struct stat st{};
+    struct stat st {};
     EXPECT_EQ(::lstat(path_.c_str(), &st), 0);
 }
 

@@ -225,7 +225,7 @@ TEST(WorkerFsmTest, StopWhenRunningAsksForTheSignal) {
     w.started(42, t0);
     EXPECT_TRUE(w.stop());
     EXPECT_EQ(w.phase(), worker_phase::stopping);
-    EXPECT_TRUE(w.live());  // still has to exit
+    EXPECT_TRUE(w.live());   // still has to exit
     EXPECT_FALSE(w.stop());  // already stopping: no second signal
     EXPECT_EQ(w.phase(), worker_phase::stopping);
 }

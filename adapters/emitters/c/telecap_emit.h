@@ -228,15 +228,20 @@ static inline size_t telecap__utf8_len(const unsigned char* p, size_t* skip) {
     unsigned char lo = 0x80, hi = 0xBF;
     size_t n, i;
     *skip = 1;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         n = 3;
-        if (c == 0xE0) lo = 0xA0;      /* no overlongs */
-        else if (c == 0xED) hi = 0x9F; /* no surrogates */
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlongs */
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
     } else if (c >= 0xF0 && c <= 0xF4) {
         n = 4;
-        if (c == 0xF0) lo = 0x90;      /* no overlongs */
-        else if (c == 0xF4) hi = 0x8F; /* nothing past U+10FFFF */
+        if (c == 0xF0)
+            lo = 0x90; /* no overlongs */
+        else if (c == 0xF4)
+            hi = 0x8F; /* nothing past U+10FFFF */
     } else
         return 0;
     if (p[1] < lo || p[1] > hi) return 0;
@@ -272,13 +277,27 @@ static inline void telecap__json_str(telecap__buf* b, const char* s) {
             continue;
         }
         switch (*p) {
-            case '"': telecap__puts(b, "\\\""); break;
-            case '\\': telecap__puts(b, "\\\\"); break;
-            case '\b': telecap__puts(b, "\\b"); break;
-            case '\f': telecap__puts(b, "\\f"); break;
-            case '\n': telecap__puts(b, "\\n"); break;
-            case '\r': telecap__puts(b, "\\r"); break;
-            case '\t': telecap__puts(b, "\\t"); break;
+            case '"':
+                telecap__puts(b, "\\\"");
+                break;
+            case '\\':
+                telecap__puts(b, "\\\\");
+                break;
+            case '\b':
+                telecap__puts(b, "\\b");
+                break;
+            case '\f':
+                telecap__puts(b, "\\f");
+                break;
+            case '\n':
+                telecap__puts(b, "\\n");
+                break;
+            case '\r':
+                telecap__puts(b, "\\r");
+                break;
+            case '\t':
+                telecap__puts(b, "\\t");
+                break;
             default: {
                 char u[6];
                 u[0] = '\\';
@@ -359,11 +378,20 @@ static inline void telecap__json_double(telecap__buf* b, double d) {
 
 static inline void telecap__json_value(telecap__buf* b, const telecap_kv* kv) {
     switch (kv->type) {
-        case TELECAP_TYPE_INT: telecap__json_int(b, kv->v.i); break;
-        case TELECAP_TYPE_DOUBLE: telecap__json_double(b, kv->v.d); break;
-        case TELECAP_TYPE_STRING: telecap__json_str(b, kv->v.s); break;
-        case TELECAP_TYPE_BOOL: telecap__puts(b, kv->v.b ? "true" : "false"); break;
-        default: b->overflow = 2; /* not a value: the event is dropped */
+        case TELECAP_TYPE_INT:
+            telecap__json_int(b, kv->v.i);
+            break;
+        case TELECAP_TYPE_DOUBLE:
+            telecap__json_double(b, kv->v.d);
+            break;
+        case TELECAP_TYPE_STRING:
+            telecap__json_str(b, kv->v.s);
+            break;
+        case TELECAP_TYPE_BOOL:
+            telecap__puts(b, kv->v.b ? "true" : "false");
+            break;
+        default:
+            b->overflow = 2; /* not a value: the event is dropped */
     }
 }
 
@@ -425,8 +453,7 @@ static inline int telecap__write_guarded(int fd, const char* p, size_t n) {
     sigemptyset(&pending);
     sigpending(&pending);
     was_pending = sigismember(&pending, SIGPIPE);
-    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask) != 0)
-        return telecap__write_all(fd, p, n);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask) != 0) return telecap__write_all(fd, p, n);
     err = telecap__write_all(fd, p, n);
     if (err == EPIPE && !was_pending) {
         /* Consume the SIGPIPE this write raised, so unblocking does not deliver it. */
@@ -517,12 +544,12 @@ typedef struct telecap__ctl {
     int lock;             /* 1 while a thread reads the pipe (the others do not wait) */
     int looked;           /* 1 once the first look is over */
     int fd;
-    int pid;              /* the process that reads the pipe */
-    int readers[2];       /* threads matching against slot[i] now */
-    int pending;          /* last holds a line not applied yet */
-    int discarding;       /* inside a line longer than TELECAP__CTL_LINE */
-    size_t len;           /* of the partial line in line */
-    size_t last_len;      /* of the last complete line; (size_t)-1: it was too long */
+    int pid;         /* the process that reads the pipe */
+    int readers[2];  /* threads matching against slot[i] now */
+    int pending;     /* last holds a line not applied yet */
+    int discarding;  /* inside a line longer than TELECAP__CTL_LINE */
+    size_t len;      /* of the partial line in line */
+    size_t last_len; /* of the last complete line; (size_t)-1: it was too long */
     uint64_t sampled, filtered;
     char line[TELECAP__CTL_LINE];
     char last[TELECAP__CTL_LINE];
@@ -631,10 +658,14 @@ static inline int telecap__ctl_hex4(const char* p, const char* e, uint32_t* v) {
     for (i = 0; i < 4; ++i) {
         const char h = p[i];
         *v <<= 4;
-        if (h >= '0' && h <= '9') *v |= (uint32_t)(h - '0');
-        else if (h >= 'a' && h <= 'f') *v |= (uint32_t)(h - 'a' + 10);
-        else if (h >= 'A' && h <= 'F') *v |= (uint32_t)(h - 'A' + 10);
-        else return 0;
+        if (h >= '0' && h <= '9')
+            *v |= (uint32_t)(h - '0');
+        else if (h >= 'a' && h <= 'f')
+            *v |= (uint32_t)(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F')
+            *v |= (uint32_t)(h - 'A' + 10);
+        else
+            return 0;
     }
     return 1;
 }
@@ -658,14 +689,30 @@ static inline int telecap__ctl_string(const char** p, const char* e, char* out, 
         } else {
             if (++s >= e) return 0;
             switch (*s++) {
-                case '"': u8[0] = '"'; break;
-                case '\\': u8[0] = '\\'; break;
-                case '/': u8[0] = '/'; break;
-                case 'b': u8[0] = '\b'; break;
-                case 'f': u8[0] = '\f'; break;
-                case 'n': u8[0] = '\n'; break;
-                case 'r': u8[0] = '\r'; break;
-                case 't': u8[0] = '\t'; break;
+                case '"':
+                    u8[0] = '"';
+                    break;
+                case '\\':
+                    u8[0] = '\\';
+                    break;
+                case '/':
+                    u8[0] = '/';
+                    break;
+                case 'b':
+                    u8[0] = '\b';
+                    break;
+                case 'f':
+                    u8[0] = '\f';
+                    break;
+                case 'n':
+                    u8[0] = '\n';
+                    break;
+                case 'r':
+                    u8[0] = '\r';
+                    break;
+                case 't':
+                    u8[0] = '\t';
+                    break;
                 case 'u':
                     if (!telecap__ctl_hex4(s, e, &c) || c == 0) return 0;
                     s += 4;
@@ -695,7 +742,8 @@ static inline int telecap__ctl_string(const char** p, const char* e, char* out, 
                         k = 4;
                     }
                     break;
-                default: return 0;
+                default:
+                    return 0;
             }
         }
         if (out) {
@@ -722,8 +770,10 @@ static inline int telecap__ctl_number(const char** p, const char* e, double* d, 
         ++s;
     }
     for (; s < e && *s >= '0' && *s <= '9'; ++s, ++digits) {
-        if (m < 100000000000000000u) m = m * 10 + (uint64_t)(*s - '0');
-        else ++exp10, big = 1;
+        if (m < 100000000000000000u)
+            m = m * 10 + (uint64_t)(*s - '0');
+        else
+            ++exp10, big = 1;
     }
     if (!digits) return 0;
     if (s < e && *s == '.') {
@@ -875,9 +925,12 @@ static inline uint64_t telecap__ctl_parse(const char* p, const char* e, telecap_
                 seq = u;
                 have_seq = 1;
             } else if (strcmp(key, "enabled") == 0) {
-                if (e - p >= 4 && memcmp(p, "true", 4) == 0) on = 1, p += 4;
-                else if (e - p >= 5 && memcmp(p, "false", 5) == 0) on = 0, p += 5;
-                else return 0;
+                if (e - p >= 4 && memcmp(p, "true", 4) == 0)
+                    on = 1, p += 4;
+                else if (e - p >= 5 && memcmp(p, "false", 5) == 0)
+                    on = 0, p += 5;
+                else
+                    return 0;
             } else if (strcmp(key, "sampling_rate") == 0) {
                 if (!telecap__ctl_number(&p, e, &rate, &integer, &u)) return 0;
             } else if (strcmp(key, "sampling_patterns") == 0 || strcmp(key, "allow") == 0 ||
@@ -999,8 +1052,7 @@ static inline void telecap__ctl_poll(int64_t now) {
          * (bounded: the looker may be this very thread, interrupted by a signal handler), so
          * that no thread emits before the first state applies. */
         int spins;
-        for (spins = 0; spins < 100000 && !__atomic_load_n(&c->looked, __ATOMIC_ACQUIRE);
-             ++spins)
+        for (spins = 0; spins < 100000 && !__atomic_load_n(&c->looked, __ATOMIC_ACQUIRE); ++spins)
             (void)sched_yield();
         return;
     }
@@ -1133,8 +1185,7 @@ static inline int telecap__ctl_gate(const char* event, const char* suffix, uint6
         (st->rate <= 0.0 || telecap__ctl_random() >= st->rate)) {
         __atomic_add_fetch(&telecap__ctl_v1.sampled, 1, __ATOMIC_RELAXED);
         r = 0;
-    } else if (telecap__ctl_any(st, 2, event) ||
-               (st->n[1] && !telecap__ctl_any(st, 1, event))) {
+    } else if (telecap__ctl_any(st, 2, event) || (st->n[1] && !telecap__ctl_any(st, 1, event))) {
         __atomic_add_fetch(&telecap__ctl_v1.filtered, 1, __ATOMIC_RELAXED);
         r = 0;
     }
@@ -1144,9 +1195,9 @@ static inline int telecap__ctl_gate(const char* event, const char* suffix, uint6
 
 /* The controls in force here (a look at the pipe first when one is due). */
 typedef struct telecap_control_info {
-    uint64_t seq;         /* the state applied; 0: none (no pipe, or not held: see above) */
-    int enabled;          /* telecap's toggle */
-    int reading;          /* 1 while the pipe is read (0 before the first look) */
+    uint64_t seq; /* the state applied; 0: none (no pipe, or not held: see above) */
+    int enabled;  /* telecap's toggle */
+    int reading;  /* 1 while the pipe is read (0 before the first look) */
     double sampling_rate;
     unsigned n_sampling_patterns, n_allow, n_deny;
     uint64_t sampled, filtered; /* events they removed in this process, before formatting */
@@ -1187,8 +1238,8 @@ static inline int telecap_enabled(void) {
 /* The one emitter behind every public call: event name + suffix, measurements, two metadata
  * arrays (the second appended: a span's error_type, error_message), correlation id. */
 static inline int telecap__emit(const char* event, const char* suffix, const telecap_kv* m,
-                                size_t nm, const telecap_kv* md, size_t nmd,
-                                const telecap_kv* md2, size_t nmd2, const char* correlation_id) {
+                                size_t nm, const telecap_kv* md, size_t nmd, const telecap_kv* md2,
+                                size_t nmd2, const char* correlation_id) {
     char mem[TELECAP_EMIT_BUFSIZE];
     telecap__buf b;
     int first, fd, err, rc = 0;
@@ -1266,8 +1317,8 @@ static inline int telecap__emit(const char* event, const char* suffix, const tel
 /* Emits one event. measurements/metadata may be NULL with a count of 0; correlation_id may be
  * NULL. Returns 0 (written), 1 (TELECAP_TELEMETRY=off) or -1 (dropped; see above). */
 static inline int telecap_emit(const char* event, const telecap_kv* measurements,
-                               size_t n_measurements, const telecap_kv* metadata,
-                               size_t n_metadata, const char* correlation_id) {
+                               size_t n_measurements, const telecap_kv* metadata, size_t n_metadata,
+                               const char* correlation_id) {
     return telecap__emit(event, NULL, measurements, n_measurements, metadata, n_metadata, NULL, 0,
                          correlation_id);
 }

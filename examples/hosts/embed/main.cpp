@@ -21,11 +21,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <type_traits>
-#include <variant>
-#include <vector>
-
-#include <telecap/version.hpp>
 #include <telecap/capture/bus.hpp>
 #include <telecap/capture/catalog.hpp>
 #include <telecap/capture/event.hpp>
@@ -34,6 +29,10 @@
 #include <telecap/core/unique_fd.hpp>
 #include <telecap/spawn/reaper.hpp>
 #include <telecap/spawn/spawner.hpp>
+#include <telecap/version.hpp>
+#include <type_traits>
+#include <variant>
+#include <vector>
 
 namespace {
 
@@ -127,7 +126,8 @@ int main(int argc, char** argv) {
 
     // Our handlers, attached by id and event prefix (an empty prefix: every event).
     std::map<std::string, std::uint64_t> counts;
-    bus.attach("count-all", {}, [&counts](const telecap::event& ev) { ++counts[ev.dotted_name()]; });
+    bus.attach("count-all", {},
+               [&counts](const telecap::event& ev) { ++counts[ev.dotted_name()]; });
     auto tools = std::make_shared<tool_stats>();
     bus.attach("tool-stats", {"snakepit", "python", "tool", "execution"}, tools);
     std::uint64_t memory_samples = 0;
