@@ -7,8 +7,10 @@
 namespace telecap {
 
 namespace {
-// Empty batches kept for reuse at most; more are freed (a burst that queued many).
-constexpr std::size_t max_free_batches = 4;
+// Empty batches kept for reuse at most. Batches warm up once (their slots are allocated on
+// first use), so every batch a backlog made is kept for the next one: what they hold is at
+// most what the queue held at its peak, which --queue and --queue-bytes bound.
+constexpr std::size_t max_free_batches = 64;
 }  // namespace
 
 dispatcher::dispatcher(handler_bus& bus, dispatcher_options o)

@@ -1,5 +1,6 @@
 #include "dispatch/event_batch.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 namespace telecap {
@@ -44,10 +45,16 @@ void event_batch::push(event&& ev) {
 }
 
 void event_batch::clear() noexcept {
-    // A pool much larger than its last use (the mix of event types changed) gives back what it
-    // keeps beyond that, so a batch's storage follows the traffic instead of its peak per type.
-    for (std::size_t p = 0; p < pools_.size(); ++p)
-        if (pools_[p].size() > 2 * std::size_t{used_[p]} + 32) pools_[p].resize(used_[p] + 32);
+    // Each pool keeps its peak, so that batches of varying sizes and mixes find their slots warm.
+    // Only when the pools together hold more than twice the largest batch (the mix of event
+    // types moved) do they give back what their last use did not need, so a batch's storage
+    // follows the traffic instead of the peak of every type.
+    largest_ = std::max(largest_, order_.size());
+    std::size_t slots = 0;
+    for (const auto& p : pools_) slots += p.size();
+    if (slots > 2 * largest_ + 64)
+        for (std::size_t p = 0; p < pools_.size(); ++p)
+            if (pools_[p].size() > std::size_t{used_[p]} + 32) pools_[p].resize(used_[p] + 32);
     for (auto& u : used_) u = 0;
     order_.clear();
     bytes_ = 0;

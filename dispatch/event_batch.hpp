@@ -46,6 +46,7 @@ private:
     std::vector<std::uint32_t> used_;                             // per pool: slots in the batch
     std::vector<std::pair<std::uint32_t, std::uint32_t>> order_;  // (pool, index), in order
     std::size_t last_pool_ = 0;
+    std::size_t largest_ = 0;  // the most events the batch ever held
     std::size_t bytes_ = 0;
 };
 
