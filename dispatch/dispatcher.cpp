@@ -43,6 +43,7 @@ bool dispatcher::enqueue(batch_ptr b) {
     count_ += b->size();
     bytes_ += b->bytes();
     queued_.push_back(std::move(b));
+    backlog_.store(true, std::memory_order_relaxed);
     return sleeping_;
 }
 
@@ -119,6 +120,11 @@ void dispatcher::when_room(std::function<void()> fn, std::size_t events) {
     if (wake) work_.notify_one();
 }
 
+void dispatcher::when_taken(std::function<void()> fn) {
+    std::lock_guard lock(mu_);
+    taken_fn_ = std::move(fn);
+}
+
 void dispatcher::post(std::function<void()> fn) {
     bool wake = false;
     {
@@ -138,6 +144,7 @@ void dispatcher::run() {
     std::vector<batch_ptr> taken;
     std::vector<std::function<void()>> fns;
     std::function<void()> room_fn;
+    std::function<void()> taken_fn;
     for (;;) {
         bool dry = false;
         {
@@ -154,6 +161,12 @@ void dispatcher::run() {
             }
             if (closed_ && queued_.empty() && posted_.empty()) break;
             taken.swap(queued_);
+            backlog_.store(false, std::memory_order_relaxed);
+            if (!taken.empty()) taken_fn.swap(taken_fn_);
+        }
+        if (taken_fn) {
+            taken_fn();
+            taken_fn = nullptr;
         }
         std::size_t events = 0;
         std::size_t bytes = 0;

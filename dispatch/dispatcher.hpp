@@ -63,6 +63,12 @@ public:
     void when_room(std::function<void()> fn, std::size_t events = 1);
     // Runs fn on the dispatch thread between batches (control, reconfiguration, flush).
     void post(std::function<void()> fn);
+    // Batches are queued that the dispatch thread has not taken yet: a producer's partial batch
+    // would only wait behind them, so it may keep filling it. Any thread.
+    bool backlogged() const noexcept { return backlog_.load(std::memory_order_relaxed); }
+    // fn runs once (on the dispatch thread) when it next takes the queued batches: the moment
+    // a producer that kept filling its batch should hand it over.
+    void when_taken(std::function<void()> fn);
 
     // No more events; waits until the queue is dispatched and the handlers flushed, or the
     // deadline. False when a handler is still busy then; the caller may free what the handler
@@ -117,6 +123,8 @@ private:
     std::vector<std::function<void()>> posted_;
     std::function<void()> room_fn_;
     std::size_t room_need_ = 1;  // the events room_fn_ waits room for
+    std::function<void()> taken_fn_;
+    std::atomic<bool> backlog_{false};  // queued_ is not empty
     std::atomic<std::uint64_t> dispatched_{0};
     std::atomic<std::uint64_t> wakeups_{0};
     std::promise<void> done_;

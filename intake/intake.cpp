@@ -62,6 +62,7 @@ intake::intake(event_loop& loop, dispatcher& events, intake_options o,
 intake::~intake() {
     for (auto* w : congestion_) w->on_room({});
     if (want_room_) events_.when_room({});
+    if (want_taken_) events_.when_taken({});
 }
 
 intake::stream& intake::make(stream_spec spec) {
@@ -255,7 +256,22 @@ void intake::end_turn() {
         removed_ = false;
         std::erase_if(streams_, [](const auto& s) { return !s->open; });
     }
-    flush();
+    if (held_.empty() && !escape_ && events_.backlogged()) {
+        // The dispatcher has not taken what it was given yet: this batch keeps filling (fewer,
+        // fuller batches while it is behind), and goes when the backlog is taken.
+        if (!want_taken_) {
+            want_taken_ = true;
+            events_.when_taken([this] {
+                loop_.post([this] {
+                    want_taken_ = false;
+                    flush();
+                    update_backpressure();
+                });
+            });
+        }
+    } else {
+        flush();
+    }
     update_backpressure();
 }
 

@@ -146,7 +146,8 @@ private:
     bool paused_ = false;
     bool escape_ = false;
     bool want_room_ = false;
-    bool removed_ = false;  // some stream ended this turn
+    bool want_taken_ = false;  // a partial batch waits for the dispatcher to take its backlog
+    bool removed_ = false;     // some stream ended this turn
     std::unique_ptr<char[]> buf_;
 };
 

@@ -336,6 +336,32 @@ TEST(Intake, NoHeapAllocationPerLineOnceWarm) {
 namespace telecap {
 namespace {
 
+TEST(Intake, APartialBatchKeepsFillingWhileTheDispatcherHasABacklog) {
+    fixture f;
+    test::gate hold;
+    f.bus.attach("hold", {}, [&](const event&) { hold.wait(); });
+    intake in(f.loop, *f.events, with([](intake_options& o) { o.batch_events = 4; }));
+    void* s = in.add_unwatched(f.spec());
+    for (int i = 0; i < 4; ++i) in.feed(s, start_line);  // taken; the handler is stuck in it
+    ASSERT_TRUE(hold.wait_arrived(1));
+    for (int i = 0; i < 4; ++i) in.feed(s, start_line);  // full: queued, not taken (backlog)
+    ASSERT_TRUE(f.events->backlogged());
+    in.feed(s, start_line);
+    in.end_turn();  // a partial batch behind a backlog: kept, not submitted
+    EXPECT_EQ(f.events->depth(), 8u);
+    in.feed(s, start_line);
+    in.end_turn();
+    EXPECT_EQ(f.events->depth(), 8u);
+    hold.open();
+    // The dispatcher takes its backlog and says so through the loop: the batch (2 events) goes.
+    ASSERT_TRUE(test::eventually([&] {
+        f.loop.run_once(std::chrono::milliseconds(10));
+        return f.rec.size() == 10u;
+    }));
+    f.done(in);
+    EXPECT_EQ(f.events->dispatched(), 10u);
+}
+
 TEST(Intake, ALongLineWhoseOutputIsBehindPausesReadingEvenWhenDropping) {
     fixture f;
     auto pipe = test::make_pipe();
