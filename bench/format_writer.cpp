@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "write_all.hpp"
+
 int main(int argc, char** argv) {
     const long lines = argc > 1 ? std::atol(argv[1]) : 100000;
     static const char* const tools[] = {"search", "rank", "embed", "parse"};
@@ -24,15 +26,7 @@ int main(int argc, char** argv) {
                               "\"correlation_id\": \"%08lx\"}\n",
                               (i * 7919) % 1000000007, tools[i % 4], i % 65536,
                               1700000000000000000L + i * 1000, static_cast<unsigned long>(i));
-        const char* p = buf;
-        auto left = static_cast<size_t>(n);
-        while (left > 0) {
-            const ssize_t w = ::write(2, p, left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) return 1;
-            p += w;
-            left -= static_cast<size_t>(w);
-        }
+        if (!write_all(2, buf, static_cast<size_t>(n))) return 1;
     }
     return 0;
 }

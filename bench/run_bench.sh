@@ -8,7 +8,6 @@ tc="$build/telecap"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 "$here/gen_workload.py" > "$work/workload.txt"
-python3 "$here/gen_workload.py" 10000 > "$work/w10k.txt"
 
 # best of 3: "user+sys seconds" "wall seconds" "peak RSS KiB"
 measure() {
@@ -90,23 +89,7 @@ echo "|---|---|---|---|"
 echo "| Python worker writing the workload to /dev/null | $alone_wall | 1.00x | |"
 echo "| same worker under telecap run -o null | $run_wall | $(ratio "$run_wall" "$alone_wall")x | $((run_rss / 1024)) MiB |"
 
-cat > "$work/many.yaml" <<YAML
-overflow: block
-passthrough: none
-pools:
-  - name: many
-    command: ["$build/bench/bench_writer", "$work/w10k.txt"]
-    instances: 200
-    restart: never
-YAML
-/usr/bin/time -o "$work/t" -f "%e %M" "$tc" run --config "$work/many.yaml" --stats "$work/many.json" \
-    -o jsonl 2>/dev/null | wc -l > "$work/count"
-read -r many_wall many_rss < "$work/t"
-delivered=$(( $(cat "$work/count") - 400 ))  # minus 200 spawned + 200 terminated events
-expected=$(( 200 * $(grep -c '^TELEMETRY:' "$work/w10k.txt") ))
-echo "| 200 workers x 10,000 lines, --overflow block | $many_wall | events delivered $delivered of $expected | $((many_rss / 1024)) MiB |"
-echo
-echo "stats: $(cat "$work/many.json")"
+# 200 flooding workers (events delivered, peak RSS): bench/intake_bench.sh.
 
 # 200 workers that each hold a 900 KB partial line (no newline yet): memory is bounded by the
 # line budget (default 8 MiB), not by workers x max_line.

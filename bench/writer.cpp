@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "write_all.hpp"
+
 int main(int argc, char** argv) {
     if (argc < 2) return 2;
     FILE* in = std::fopen(argv[1], "rb");
@@ -19,15 +21,7 @@ int main(int argc, char** argv) {
     long n = 0;
     ssize_t len;
     while ((limit < 0 || n < limit) && (len = ::getline(&line, &cap, in)) > 0) {
-        const char* p = line;
-        size_t left = static_cast<size_t>(len);
-        while (left > 0) {
-            const ssize_t w = ::write(2, p, left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) return 1;
-            p += w;
-            left -= static_cast<size_t>(w);
-        }
+        if (!write_all(2, line, static_cast<size_t>(len))) return 1;
         ++n;
     }
     std::free(line);

@@ -48,17 +48,7 @@ bool dispatcher::enqueue(batch_ptr b) {
 }
 
 bool dispatcher::submit(std::unique_ptr<event_batch>& b) {
-    if (!b || b->empty()) return true;
-    bool wake = false;
-    {
-        std::lock_guard lock(mu_);
-        if (closed_ || !fits(*b)) return false;
-        wake = enqueue(std::move(b));
-        b = recycled();
-    }
-    if (wake) work_.notify_one();
-    if (!b) b = std::make_unique<event_batch>();
-    return true;
+    return submit_wait(b, std::chrono::milliseconds(0));
 }
 
 bool dispatcher::submit_wait(std::unique_ptr<event_batch>& b, std::chrono::milliseconds timeout) {
@@ -66,10 +56,13 @@ bool dispatcher::submit_wait(std::unique_ptr<event_batch>& b, std::chrono::milli
     bool wake = false;
     {
         std::unique_lock lock(mu_);
-        ++room_waiters_;
-        const bool ok = room_.wait_for(lock, timeout, [&] { return closed_ || fits(*b); });
-        --room_waiters_;
-        if (!ok || closed_) return false;
+        const auto ready = [&] { return closed_ || fits(*b); };
+        if (!ready() && timeout.count() > 0) {  // no timed wait (a system call) for submit()
+            ++room_waiters_;
+            room_.wait_for(lock, timeout, ready);
+            --room_waiters_;
+        }
+        if (closed_ || !fits(*b)) return false;
         wake = enqueue(std::move(b));
         b = recycled();
     }

@@ -98,22 +98,27 @@ void intake::feed(void* handle, std::string_view bytes) {
     if (s->open) s->pipeline->feed(bytes);
 }
 
-void intake::read(stream& s) {
-    for (int i = 0; i < reads_per_wakeup; ++i) {
+std::size_t intake::pull(stream& s) {
+    for (;;) {
         const ssize_t n = ::read(s.fd.get(), buf_.get(), read_size);
-        ++reads_;
         if (n > 0) {
             s.pipeline->feed({buf_.get(), static_cast<std::size_t>(n)});
-            turn_bytes_ += static_cast<std::size_t>(n);
-            // A read that did not fill the buffer emptied the pipe: the one after it would
-            // only say EAGAIN (the linger's next turn reads again anyway).
-            if (static_cast<std::size_t>(n) < read_size) return;
-            continue;
+            return static_cast<std::size_t>(n);
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0 && errno == EAGAIN) return 0;
         end(s);  // EOF, or an error that ends the stream all the same
-        return;
+        return 0;
+    }
+}
+
+void intake::read(stream& s) {
+    for (int i = 0; i < reads_per_wakeup; ++i) {
+        const std::size_t n = pull(s);
+        turn_bytes_ += n;
+        // A read that did not fill the buffer emptied the pipe: the one after it would only
+        // say EAGAIN (the linger's next turn reads again anyway).
+        if (n < read_size) return;
     }
 }
 
@@ -128,24 +133,16 @@ void intake::end(stream& s) {
     removed_ = true;
 }
 
-void intake::drain(const void* owner) {
-    for (auto& sp : streams_) {
-        stream& s = *sp;
-        if (s.spec.owner != owner || !s.fd) continue;
-        for (;;) {
-            const ssize_t n = ::read(s.fd.get(), buf_.get(), read_size);
-            if (n > 0) {
-                s.pipeline->feed({buf_.get(), static_cast<std::size_t>(n)});
-            } else if (n < 0 && errno == EINTR) {
-                continue;
-            } else if (n < 0 && errno == EAGAIN) {
-                break;  // a descendant still holds the pipe open: it is read as usual
-            } else {
-                end(s);
-                break;
-            }
-        }
+void intake::drain_stream(stream& s) {
+    // To the end, or until a descendant that still holds the pipe has nothing more for now
+    // (then it is read as usual).
+    while (s.fd && pull(s) > 0) {
     }
+}
+
+void intake::drain(const void* owner) {
+    for (auto& s : streams_)
+        if (s->spec.owner == owner) drain_stream(*s);
 }
 
 void intake::close(const void* owner) {
@@ -160,7 +157,7 @@ bool intake::reading(const void* owner) const {
 
 void intake::close_all() {
     for (auto& s : streams_) {
-        drain(s->spec.owner);
+        drain_stream(*s);
         end(*s);
     }
 }

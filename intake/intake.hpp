@@ -113,15 +113,17 @@ public:
     // Events dropped by the intake itself (queue_full, shutdown). Any thread.
     const capture_stats& own() const noexcept { return own_; }
     const line_budget& budget() const noexcept { return budget_; }
-    // Turns that lingered, and reads, so far (read coalescing at work). Loop thread.
-    std::uint64_t reads() const noexcept { return reads_; }
     std::size_t streams() const noexcept { return streams_.size(); }
 
 private:
     struct stream;
     class sink;
     stream& make(stream_spec spec);
+    // One read(2) fed to the stream's pipeline: the bytes read, 0 when the pipe is empty for
+    // now or ended (then the stream is ended).
+    std::size_t pull(stream& s);
     void read(stream& s);
+    void drain_stream(stream& s);
     void end(stream& s);
     void added();  // an event joined the batch
     void flush();
@@ -141,7 +143,6 @@ private:
     capture_stats own_;
     read_linger linger_;
     std::size_t turn_bytes_ = 0;
-    std::uint64_t reads_ = 0;
     std::uint64_t pauses_ = 0;
     bool paused_ = false;
     bool escape_ = false;

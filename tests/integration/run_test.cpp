@@ -767,6 +767,31 @@ int exit_of(pid_t pid, std::chrono::milliseconds timeout, bool* timed_out) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+struct line_kinds {
+    std::size_t events = 0;  // whole event lines
+    std::size_t plain = 0;   // whole "line N" lines of write_lines
+    std::size_t bad = 0;     // anything else: a line cut into another (the first few reported)
+};
+
+line_kinds whole_lines(const std::string& out) {
+    line_kinds k;
+    std::size_t pos = 0;
+    const std::regex plain_re("line [0-9]+");
+    while (pos < out.size()) {
+        const auto nl = out.find('\n', pos);
+        const std::string line = out.substr(pos, nl == std::string::npos ? nl : nl - pos);
+        pos = nl == std::string::npos ? out.size() : nl + 1;
+        if (line.rfind("{\"event\":[", 0) == 0 && line.back() == '}' &&
+            count(line, "{\"event\":[") == 1)
+            ++k.events;
+        else if (std::regex_match(line, plain_re))
+            ++k.plain;
+        else if (++k.bad < 5)
+            ADD_FAILURE() << "cut line: " << line.substr(0, 200);
+    }
+    return k;
+}
+
 }  // namespace faults
 
 TEST(RunFaults, EventsAndPassThroughOnOneStreamNeverCutEachOther) {
@@ -784,21 +809,7 @@ TEST(RunFaults, EventsAndPassThroughOnOneStreamNeverCutEachOther) {
     ::close(fds[0]);
     bool timed_out = false;
     EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(60), &timed_out), 0);
-    std::size_t events = 0, plain = 0, bad = 0;
-    std::size_t pos = 0;
-    const std::regex plain_re("line [0-9]+");
-    while (pos < out.size()) {
-        const auto nl = out.find('\n', pos);
-        const std::string line = out.substr(pos, nl == std::string::npos ? nl : nl - pos);
-        pos = nl == std::string::npos ? out.size() : nl + 1;
-        if (line.rfind("{\"event\":[", 0) == 0 && line.back() == '}' &&
-            count(line, "{\"event\":[") == 1)
-            ++events;
-        else if (std::regex_match(line, plain_re))
-            ++plain;
-        else if (++bad < 5)
-            ADD_FAILURE() << "cut line: " << line.substr(0, 200);
-    }
+    const auto [events, plain, bad] = faults::whole_lines(out);
     EXPECT_EQ(bad, 0u);
     EXPECT_EQ(plain, static_cast<std::size_t>(n / 2));
     EXPECT_EQ(events, static_cast<std::size_t>(n / 2 + 2));  // + spawned, terminated
@@ -825,20 +836,7 @@ TEST(RunFaults, AWorkersStdoutNeverCutsIntoTheEventsOnStdout) {
     bool timed_out = false;
     EXPECT_EQ(faults::exit_of(pid, std::chrono::seconds(60), &timed_out), 0);
     EXPECT_FALSE(timed_out);
-    std::size_t events = 0, plain = 0, bad = 0, pos = 0;
-    const std::regex plain_re("line [0-9]+");
-    while (pos < out.size()) {
-        const auto nl = out.find('\n', pos);
-        const std::string line = out.substr(pos, nl == std::string::npos ? nl : nl - pos);
-        pos = nl == std::string::npos ? out.size() : nl + 1;
-        if (line.rfind("{\"event\":[", 0) == 0 && line.back() == '}' &&
-            count(line, "{\"event\":[") == 1)
-            ++events;
-        else if (std::regex_match(line, plain_re))
-            ++plain;
-        else if (++bad < 5)
-            ADD_FAILURE() << "mangled line: " << line.substr(0, 200);
-    }
+    const auto [events, plain, bad] = faults::whole_lines(out);
     EXPECT_EQ(bad, 0u);
     EXPECT_EQ(plain, static_cast<std::size_t>(n));
     EXPECT_EQ(events, static_cast<std::size_t>(n + 2));  // + spawned, terminated
