@@ -51,7 +51,8 @@ struct cli_values {
     double healthy_after = seconds(spawn::restart_options{}.healthy_after);
     double restart_window = seconds(spawn::restart_options{}.restart_window);
     double grace = seconds(run_options{}.grace);
-    std::string restart = "never", stop_signal = "TERM", overflow = "drop-newest";
+    std::string restart = "never", stop_signal = "TERM", overflow = "drop-newest",
+                dispatch = "loop";
     // The gates' defaults for every worker (docs/control.md).
     double sample = 1.0;
     std::vector<std::string> sample_patterns, allow, deny;
@@ -243,6 +244,10 @@ int main_cli(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--overflow", v.overflow, "When the queue is full: drop-newest|block")
         ->capture_default_str();
+    run->add_option("--dispatch", v.dispatch,
+                    "Where the outputs run: loop (on the thread that reads the workers: the "
+                    "least CPU per event) or thread (a thread of their own, behind --queue)")
+        ->capture_default_str();
     run->add_flag("--label", label, "Prefix pass-through lines with [worker-id]");
     run->add_flag("--capture-stdout", capture_stdout, "Also scan the workers' stdout");
     run->add_option("--telemetry-fd", v.telemetry_fd,
@@ -337,6 +342,7 @@ int main_cli(int argc, char** argv) {
             need("queue_bytes", check_queue_bytes(v.queue_bytes));
             need("line_budget", check_line_budget(v.line_budget));
             need("overflow", check_overflow(v.overflow));
+            need("dispatch", check_dispatch(v.dispatch));
             need("stop_signal", check_stop_signal(v.stop_signal));
 
             // The config over the defaults, then every flag given over both (outputs add up).
@@ -365,6 +371,7 @@ int main_cli(int argc, char** argv) {
                 if (given("--line-budget"))
                     ro.line_budget = static_cast<std::size_t>(v.line_budget);
                 if (given("--overflow")) ro.overflow = parse_overflow(v.overflow);
+                if (given("--dispatch")) ro.dispatch = parse_dispatch(v.dispatch);
                 if (label) ro.label = true;
                 apply_control_flags(v, ro, given);
                 if (given("--control")) ro.control_socket = control_socket;

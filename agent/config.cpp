@@ -142,8 +142,8 @@ void load_config(const std::string& path, run_options& o) {
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     check_keys(path, root,
                {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes",
-                "line_budget", "overflow", "grace", "stop_signal", "label", "stats", "rejects",
-                "prefix", "max_line", "metrics", "control"});
+                "line_budget", "overflow", "dispatch", "grace", "stop_signal", "label", "stats",
+                "rejects", "prefix", "max_line", "metrics", "control"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
         auto list = output_list(path, v);
@@ -180,6 +180,11 @@ void load_config(const std::string& path, run_options& o) {
         const auto text = scalar<std::string>(path, v, "overflow");
         need(path, v, "overflow", check_overflow(text));
         o.overflow = parse_overflow(text);
+    }
+    if (auto v = root["dispatch"]) {
+        const auto text = scalar<std::string>(path, v, "dispatch");
+        need(path, v, "dispatch", check_dispatch(text));
+        o.dispatch = parse_dispatch(text);
     }
 
     if (auto v = root["control"]) control::merge(o.controls.global, read_controls(path, v));

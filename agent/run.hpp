@@ -22,7 +22,9 @@ struct run_options {
     std::chrono::milliseconds grace{10000};
     std::size_t queue = 65536;
     std::size_t queue_bytes = std::size_t{16} << 20;  // event memory bound of the queue
-    std::size_t line_budget = std::size_t{8} << 20;   // partial lines of all workers together
+    // Where the handlers run: on the loop thread (caller) or a dispatch thread of their own.
+    dispatch_mode dispatch = dispatch_mode::caller;
+    std::size_t line_budget = std::size_t{8} << 20;  // partial lines of all workers together
     overflow_policy overflow = overflow_policy::drop_newest;
     bool label = false;
     // The gates' defaults: the config's top-level and per-pool `control:`, the CLI's

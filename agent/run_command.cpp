@@ -69,7 +69,7 @@ int run_workers(const run_options& o) {
 
     handler_bus bus;
     output_env env{.streams = streams,
-                   .wait = block,
+                   .wait = block && o.dispatch == dispatch_mode::thread,
                    .registry = &registry,
                    .metrics_path = o.capture.metrics_path};
     run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
@@ -78,7 +78,7 @@ int run_workers(const run_options& o) {
     passthrough_mux stdout_pass(streams.standard(1));
     auto rejects = open_rejects(o.capture.rejects_path, streams);
 
-    dispatcher events(bus, {o.queue, o.queue_bytes});
+    dispatcher events(bus, {o.queue, o.queue_bytes, o.dispatch});
     io.events = &events;
     io.stderr_pass = &pass;
     io.stdout_pass = &stdout_pass;

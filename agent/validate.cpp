@@ -133,6 +133,15 @@ std::chrono::milliseconds to_millis(double seconds) {
     return std::chrono::milliseconds(std::llround(seconds * 1000));
 }
 
+problem check_dispatch(std::string_view text) {
+    if (text == "loop" || text == "thread") return std::nullopt;
+    return "must be loop or thread, not " + quoted(text);
+}
+
+dispatch_mode parse_dispatch(std::string_view text) {
+    return text == "thread" ? dispatch_mode::thread : dispatch_mode::caller;
+}
+
 overflow_policy parse_overflow(std::string_view text) {
     return text == "block" ? overflow_policy::block : overflow_policy::drop_newest;
 }

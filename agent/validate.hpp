@@ -43,6 +43,7 @@ problem check_env_key(std::string_view key);
 problem check_env_value(std::string_view value);
 problem check_restart_mode(std::string_view text);  // never|on-failure|always
 problem check_overflow(std::string_view text);      // drop-newest|block
+problem check_dispatch(std::string_view text);      // loop|thread
 problem check_stop_signal(std::string_view text);
 
 // A unix output's argument, "PATH[?name=N&name=N...]" (PATH cannot hold a '?'): the socket
@@ -62,6 +63,7 @@ problem check_output(std::string_view spec);
 // Seconds that passed check_seconds, rounded to milliseconds (no overflow: at most 1 day).
 std::chrono::milliseconds to_millis(double seconds);
 overflow_policy parse_overflow(std::string_view text);  // after check_overflow
+dispatch_mode parse_dispatch(std::string_view text);    // after check_dispatch
 
 // Rules across one pool's restart settings. These return the whole message, names included.
 // backoff_min must be at least 10 ms when workers restart (a crash loop would spin).

@@ -132,6 +132,11 @@ void handler_bus::dispatch(const event& ev) {
     announce_failures();
 }
 
+bool handler_bus::congested() const {
+    return std::any_of(entries_.begin(), entries_.end(),
+                       [](const entry& e) { return e.attached && e.h->congested(); });
+}
+
 std::uint64_t handler_bus::events_dropped() const {
     std::uint64_t n = 0;
     for (const auto& e : entries_) n += e.h ? e.h->events_dropped() : 0;

@@ -45,6 +45,9 @@ public:
     // {"<id>": <counters>, ...} over the attached handlers that keep counters; "{}" if none.
     std::string counters_json() const;
 
+    // Some attached handler is congested (handler::congested).
+    bool congested() const;
+
     std::uint64_t failures() const noexcept { return failures_; }
     // The sum of events_dropped() over the handlers (attached, or detached for failing).
     std::uint64_t events_dropped() const;

@@ -28,6 +28,10 @@ public:
     // The handler's own counters as a JSON object ("{\"sent\":3}"), or "" when it keeps none.
     // Read once handling has stopped (--stats at exit), from the thread that drove the bus.
     virtual std::string counters_json() const { return {}; }
+    // Its output is behind (a stream above its soft limit) and it would rather not be given
+    // more now: a producer that may wait (overflow block) stops reading until it is not. Asked
+    // by the thread that drives the bus, when the bus runs on the producer's thread.
+    virtual bool congested() const { return false; }
     // Events this handler could not deliver (its stream full or dead): counted under
     // dropped.output. Any thread.
     virtual std::uint64_t events_dropped() const { return 0; }

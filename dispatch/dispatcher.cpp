@@ -15,11 +15,16 @@ constexpr std::size_t max_free_batches = 64;
 
 dispatcher::dispatcher(handler_bus& bus, dispatcher_options o)
     : bus_(bus), o_(o), done_future_(done_.get_future()) {
+    if (o_.mode == dispatch_mode::caller) return;
     thread_ = std::thread([this] { run(); });
     ::pthread_setname_np(thread_.native_handle(), "tc-dispatch");
 }
 
 dispatcher::~dispatcher() {
+    if (o_.mode == dispatch_mode::caller) {
+        finish(std::chrono::steady_clock::now());
+        return;
+    }
     if (!joined_ && !finish(std::chrono::steady_clock::now() + std::chrono::seconds(5))) give_up();
 }
 
@@ -36,7 +41,7 @@ std::unique_ptr<event_batch> dispatcher::take_batch() {
         std::lock_guard lock(mu_);
         b = recycled();
     }
-    return b ? std::move(b) : std::make_unique<event_batch>();
+    return b ? std::move(b) : std::make_unique<event_batch>(o_.mode == dispatch_mode::thread);
 }
 
 bool dispatcher::enqueue(batch_ptr b) {
@@ -51,8 +56,19 @@ bool dispatcher::submit(std::unique_ptr<event_batch>& b) {
     return submit_wait(b, std::chrono::milliseconds(0));
 }
 
+void dispatcher::dispatch_here(const event_batch& b) {
+    for (std::size_t i = 0; i < b.size(); ++i) bus_.dispatch(b[i]);
+    dispatched_.fetch_add(b.size(), std::memory_order_relaxed);
+}
+
 bool dispatcher::submit_wait(std::unique_ptr<event_batch>& b, std::chrono::milliseconds timeout) {
     if (!b || b->empty()) return true;
+    if (o_.mode == dispatch_mode::caller) {
+        if (closed_) return false;
+        dispatch_here(*b);
+        b->clear();  // the same batch again: its slots are warm and in this core's cache
+        return true;
+    }
     bool wake = false;
     {
         std::unique_lock lock(mu_);
@@ -77,6 +93,13 @@ std::size_t dispatcher::submit(std::vector<event>& batch, std::size_t from) {
 
 std::size_t dispatcher::submit_wait(std::vector<event>& batch, std::size_t from,
                                     std::chrono::milliseconds timeout) {
+    if (o_.mode == dispatch_mode::caller) {
+        if (closed_) return from;
+        event_batch b;
+        for (; from < batch.size(); ++from) b.push(std::move(batch[from]));
+        dispatch_here(b);
+        return from;
+    }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     std::unique_lock lock(mu_);
     while (from < batch.size() && !closed_) {
@@ -103,6 +126,10 @@ std::size_t dispatcher::submit_wait(std::vector<event>& batch, std::size_t from,
 }
 
 void dispatcher::when_room(std::function<void()> fn, std::size_t events) {
+    if (o_.mode == dispatch_mode::caller) {  // never full: there is no queue
+        if (fn) fn();
+        return;
+    }
     bool wake = false;
     {
         std::lock_guard lock(mu_);
@@ -114,11 +141,19 @@ void dispatcher::when_room(std::function<void()> fn, std::size_t events) {
 }
 
 void dispatcher::when_taken(std::function<void()> fn) {
+    if (o_.mode == dispatch_mode::caller) {  // nothing is ever left untaken
+        if (fn) fn();
+        return;
+    }
     std::lock_guard lock(mu_);
     taken_fn_ = std::move(fn);
 }
 
 void dispatcher::post(std::function<void()> fn) {
+    if (o_.mode == dispatch_mode::caller) {  // between batches already: the caller drives the bus
+        fn();
+        return;
+    }
     bool wake = false;
     {
         std::lock_guard lock(mu_);
@@ -128,7 +163,14 @@ void dispatcher::post(std::function<void()> fn) {
     if (wake) work_.notify_one();
 }
 
+void dispatcher::flush() {
+    if (o_.mode == dispatch_mode::caller && !closed_) bus_.flush();
+}
+
+bool dispatcher::congested() const { return o_.mode == dispatch_mode::caller && bus_.congested(); }
+
 std::size_t dispatcher::depth() const {
+    if (o_.mode == dispatch_mode::caller) return 0;
     std::lock_guard lock(mu_);
     return count_;
 }
@@ -200,6 +242,12 @@ void dispatcher::run() {
 
 bool dispatcher::finish(std::chrono::steady_clock::time_point deadline) {
     if (joined_) return true;
+    if (o_.mode == dispatch_mode::caller) {
+        closed_ = true;
+        bus_.flush();
+        joined_ = true;
+        return true;
+    }
     if (abandoned_) return false;
     if (!finished_) {
         {
@@ -217,6 +265,7 @@ bool dispatcher::finish(std::chrono::steady_clock::time_point deadline) {
 }
 
 void dispatcher::give_up() {
+    if (o_.mode == dispatch_mode::caller) return;
     if (joined_ || abandoned_) return;
     abandoned_ = true;
     thread_.detach();

@@ -26,12 +26,23 @@
 
 namespace telecap {
 
+// Where the handlers run.
+// - thread: on the dispatch thread, behind the bounded queue. Handlers get a core of their own
+//   (pipelining), and a handler that is slow in CPU costs the producers queue room, not reads.
+// - caller: on the producer's thread, inside submit(): no queue, no hand-off between threads,
+//   and each event is handled while it is still in the producer's cache (the events a batch
+//   carries are written and read by the same core). The handlers must never block (every
+//   output of the run command only appends to its own bounded buffers); the producer asks
+//   congested() instead of waiting on a full queue.
+enum class dispatch_mode { thread, caller };
+
 struct dispatcher_options {
     // Events queued at most (queued or being dispatched), and their memory. A batch is taken
     // whole when it fits, or when the queue is empty (so a batch larger than the bounds still
     // goes, alone).
     std::size_t queue = 65536;
     std::size_t queue_bytes = std::size_t{16} << 20;
+    dispatch_mode mode = dispatch_mode::thread;
 };
 
 class dispatcher {
@@ -77,6 +88,14 @@ public:
     bool finish(std::chrono::steady_clock::time_point deadline);
     void give_up();
 
+    // The handlers flush: in caller mode now (the producer's turn is over); in thread mode
+    // the dispatch thread does it whenever it runs dry, so this does nothing.
+    void flush();
+    // Caller mode: a handler's output is behind (handler::congested): a producer that can wait
+    // should stop producing until it is not. Always false in thread mode (the queue says it).
+    bool congested() const;
+    dispatch_mode mode() const noexcept { return o_.mode; }
+
     // Events queued or being dispatched.
     std::size_t depth() const;
     // The bound in events (dispatcher_options::queue): a producer's batches should not be larger.
@@ -91,6 +110,8 @@ public:
 private:
     using batch_ptr = std::unique_ptr<event_batch>;
     void run();
+    // Caller mode: the events of b to the bus, here and now.
+    void dispatch_here(const event_batch& b);
     // Room for one more event; an empty queue always has room. mu_ held.
     bool room() const noexcept {
         return count_ == 0 || (count_ < o_.queue && bytes_ < o_.queue_bytes);

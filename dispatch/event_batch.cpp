@@ -31,7 +31,7 @@ void event_batch::commit() {
     const auto pool = static_cast<std::uint32_t>(last_pool_);
     const std::uint32_t index = used_[pool]++;
     order_.emplace_back(pool, index);
-    bytes_ += pools_[pool][index].approximate_size();
+    if (sized_) bytes_ += pools_[pool][index].approximate_size();
 }
 
 void event_batch::push(const event& ev) {

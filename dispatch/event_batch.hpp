@@ -17,6 +17,9 @@ namespace telecap {
 
 class event_batch final : public event_slot_source {
 public:
+    // `sized`: keep bytes() (a queue bounded in memory needs it; handlers run at once do not).
+    explicit event_batch(bool sized = true) : sized_(sized) {}
+
     // The next free slot for an event of catalog type `type` (npos: unknown); it joins the
     // batch only with commit(). Asking again before commit gives the same slot.
     event& slot(std::size_t type) override;
@@ -28,7 +31,8 @@ public:
 
     std::size_t size() const noexcept { return order_.size(); }
     bool empty() const noexcept { return order_.empty(); }
-    // Estimated memory of the events in the batch, for the dispatcher's byte bound.
+    // Estimated memory of the events in the batch, for the dispatcher's byte bound (0 unless
+    // sized).
     std::size_t bytes() const noexcept { return bytes_; }
     const event& operator[](std::size_t i) const noexcept {
         const auto [pool, index] = order_[i];
@@ -48,6 +52,7 @@ private:
     std::size_t last_pool_ = 0;
     std::size_t largest_ = 0;  // the most events the batch ever held
     std::size_t bytes_ = 0;
+    bool sized_ = true;
 };
 
 }  // namespace telecap

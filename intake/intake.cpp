@@ -12,6 +12,8 @@ namespace {
 constexpr std::size_t read_size = 64 * 1024;
 // Reads per wake-up of one stream: one flooding worker cannot starve the others.
 constexpr int reads_per_wakeup = 8;
+// How soon reading paused for a congested handler looks again (dispatch on the loop thread).
+constexpr std::chrono::milliseconds handler_recheck{2};
 }  // namespace
 
 // A worker's pipeline normalizes its events straight into the intake's current batch; each
@@ -54,6 +56,7 @@ intake::intake(event_loop& loop, dispatcher& events, intake_options o,
       buf_(new char[read_size]) {
     std::erase(congestion_, nullptr);
     // A batch never larger than the queue, so that one fits once the queue has room for it.
+    if (o_.batch_events == 0) o_.batch_events = events.mode() == dispatch_mode::caller ? 64 : 1024;
     o_.batch_events = std::clamp<std::size_t>(o_.batch_events, 1, events.capacity());
     for (auto* w : congestion_)
         w->on_room([this] { loop_.post([this] { update_backpressure(); }); });
@@ -63,6 +66,7 @@ intake::~intake() {
     for (auto* w : congestion_) w->on_room({});
     if (want_room_) events_.when_room({});
     if (want_taken_) events_.when_taken({});
+    if (recheck_armed_) loop_.cancel(recheck_);
 }
 
 intake::stream& intake::make(stream_spec spec) {
@@ -232,9 +236,19 @@ void intake::update_backpressure() {
     // A line longer than --max-line streams to its output in parts that cannot be dropped
     // without cutting it: while its output is behind, reading waits, whatever --overflow says,
     // so memory stays bounded by the stream's limits and not by the line.
+    const bool handlers_behind = events_.congested();
     const bool pause = (o_.overflow == overflow_policy::block && !escape_ &&
-                        (!held_.empty() || output_congested())) ||
+                        (!held_.empty() || output_congested() || handlers_behind)) ||
                        long_line_stalled();
+    if (pause && handlers_behind && !recheck_armed_) {
+        // A handler's stream says when it has room to its own writer, not to us: look again
+        // soon (only while reading is paused for it).
+        recheck_armed_ = true;
+        recheck_ = loop_.after(handler_recheck, [this] {
+            recheck_armed_ = false;
+            update_backpressure();
+        });
+    }
     if (pause == paused_) return;
     paused_ = pause;
     if (pause) ++pauses_;
@@ -269,6 +283,7 @@ void intake::end_turn() {
     } else {
         flush();
     }
+    events_.flush();  // handlers on this thread: the turn's output leaves now
     update_backpressure();
 }
 

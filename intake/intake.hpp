@@ -50,9 +50,11 @@ struct intake_options {
     // (intake/read_linger.hpp). 0: read at once, always.
     std::chrono::microseconds read_linger{100};
     // Events per batch: a full batch goes to the dispatcher without waiting for the turn's end.
-    // Each hand-off costs a wake-up of the dispatch thread (and of an output's writer thread)
-    // when they sleep: large batches keep that under one per hundred events.
-    std::size_t batch_events = 1024;
+    // 0: chosen by the dispatcher's mode. With a dispatch thread, each hand-off costs it a
+    // wake-up when it sleeps: 1024 keeps that under one per hundred events. With the handlers
+    // on this thread (dispatch_mode::caller) a hand-off costs nothing, and 64 keeps the batch's
+    // slots in this core's cache from normalizing to handling.
+    std::size_t batch_events = 0;
 };
 
 // What one stream reads for, and where its lines go.
@@ -147,8 +149,11 @@ private:
     bool paused_ = false;
     bool escape_ = false;
     bool want_room_ = false;
-    bool want_taken_ = false;  // a partial batch waits for the dispatcher to take its backlog
-    bool removed_ = false;     // some stream ended this turn
+    bool want_taken_ = false;
+    bool recheck_armed_ = false;  // a timer looks at the handlers' congestion again
+    event_loop::timer_id recheck_ =
+        0;                  // a partial batch waits for the dispatcher to take its backlog
+    bool removed_ = false;  // some stream ended this turn
     std::unique_ptr<char[]> buf_;
 };
 

@@ -7,7 +7,8 @@
 // When the stream is congested (its reader is slow): with `wait` the handler waits for room
 // (back-pressure: the dispatcher's queue fills and the producers apply their overflow policy),
 // else the batch is offered anyway and the stream drops it whole above its hard limit. Every
-// event is counted as written or dropped.
+// event is counted as written or dropped. A producer that cannot wait here (the run loop, when
+// it drives the bus itself) asks congested() and stops reading instead.
 
 #include <atomic>
 #include <cstdint>
@@ -27,6 +28,10 @@ public:
 
     void handle(const event& ev) override;
     void flush() override;
+    // Behind, for a producer that does not let this handler wait (the bus on the loop thread).
+    bool congested() const override {
+        return !wait_ && out_->congested() && !out_->given_up() && !out_->closing();
+    }
     std::string counters_json() const override;
 
     std::uint64_t events_written() const noexcept { return written_.load(); }

@@ -362,3 +362,70 @@ TEST(DispatcherTest, FinishCanWaitAgainAfterATimeout) {
 }
 
 }  // namespace telecap
+
+namespace telecap {
+namespace {
+
+// A handler whose output says it is behind when the test says so; counts flushes.
+struct behind_handler final : handler {
+    std::atomic<bool> behind{false};
+    int flushes = 0;
+    void handle(const event&) override {}
+    void flush() override { ++flushes; }
+    bool congested() const override { return behind.load(); }
+};
+
+dispatcher_options on_caller() {
+    dispatcher_options o;
+    o.mode = dispatch_mode::caller;
+    return o;
+}
+
+TEST(DispatcherCallerMode, HandlesEachBatchInsideSubmitOnTheCallersThread) {
+    handler_bus bus;
+    recorder rec;
+    rec.attach(bus);
+    dispatcher d(bus, on_caller());
+    auto events = batch_of(0, 10);
+    EXPECT_EQ(d.submit(events), 10u);
+    EXPECT_EQ(rec.get(), iota(0, 10));  // before submit returned: no queue, no thread
+    EXPECT_EQ(rec.thread, std::this_thread::get_id());
+    auto b = d.take_batch();
+    event_batch* same = b.get();
+    for (int i = 10; i < 20; ++i) b->push(make_event(i));
+    EXPECT_TRUE(d.submit(b));
+    EXPECT_EQ(b.get(), same) << "the same batch comes back, empty: its slots stay warm";
+    EXPECT_TRUE(b->empty());
+    EXPECT_EQ(rec.get(), iota(0, 20));
+    EXPECT_EQ(d.depth(), 0u);
+    EXPECT_EQ(d.dispatched(), 20u);
+    bool posted = false;
+    d.post([&] { posted = true; });
+    EXPECT_TRUE(posted) << "between batches already: a post runs at once";
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    auto late = batch_of(20, 1);
+    EXPECT_EQ(d.submit(late), 0u);
+}
+
+TEST(DispatcherCallerMode, FlushAndCongestionAreTheHandlers) {
+    handler_bus bus;
+    auto h = std::make_shared<behind_handler>();
+    ASSERT_FALSE(bus.attach("behind", {}, h));
+    {
+        dispatcher d(bus, on_caller());
+        EXPECT_FALSE(d.congested());
+        h->behind = true;
+        EXPECT_TRUE(d.congested());
+        d.flush();
+        EXPECT_EQ(h->flushes, 1);
+        EXPECT_TRUE(d.finish(test::deadline_in()));
+        EXPECT_EQ(h->flushes, 2) << "finish flushes what the last turn left";
+    }
+    // With a dispatch thread the queue says when to wait; a handler's word is not asked.
+    dispatcher t(bus, {});
+    EXPECT_FALSE(t.congested());
+    EXPECT_TRUE(t.finish(test::deadline_in()));
+}
+
+}  // namespace
+}  // namespace telecap

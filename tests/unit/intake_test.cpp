@@ -401,3 +401,104 @@ TEST(Intake, ALongLineWhoseOutputIsBehindPausesReadingEvenWhenDropping) {
 
 }  // namespace
 }  // namespace telecap
+
+namespace telecap {
+namespace {
+
+// A handler that counts events and flushes and is behind when the test says so.
+struct slow_output final : handler {
+    std::atomic<bool> behind{false};
+    std::size_t events = 0;
+    int flushes = 0;
+    void handle(const event&) override { ++events; }
+    void flush() override { ++flushes; }
+    bool congested() const override { return behind.load(); }
+};
+
+dispatcher_options on_loop() {
+    dispatcher_options d;
+    d.mode = dispatch_mode::caller;
+    return d;
+}
+
+TEST(Intake, WithTheHandlersOnTheLoopATurnsEventsAreHandledAndFlushedInTheTurn) {
+    fixture f(on_loop());
+    auto out = std::make_shared<slow_output>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, {});
+    void* s = in.add_unwatched(f.spec());
+    for (int i = 0; i < 100; ++i) in.feed(s, start_line);
+    EXPECT_EQ(out->events, 64u) << "a full batch (64 events) is handled as it fills";
+    EXPECT_EQ(out->flushes, 0);
+    for (int turn = 1; turn <= 3; ++turn) {
+        if (turn > 1)
+            for (int i = 0; i < 100; ++i) in.feed(s, start_line);
+        in.end_turn();
+        EXPECT_EQ(out->events, std::size_t(100 * turn)) << "the rest at the turn's end";
+        EXPECT_EQ(out->flushes, turn) << "one flush per turn, not per batch";
+    }
+    f.done(in);
+    EXPECT_EQ(f.events->dispatched(), 300u);
+}
+
+TEST(Intake, WithTheHandlersOnTheLoopBlockModePausesWhileAnOutputIsBehind) {
+    fixture f(on_loop());
+    auto out = std::make_shared<slow_output>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events,
+              with([](intake_options& o) { o.overflow = overflow_policy::block; }));
+    auto p = test::make_pipe();
+    in.add(std::move(p.read), f.spec());
+    void* s = in.add_unwatched(f.spec());
+    out->behind = true;
+    in.feed(s, start_line);
+    in.end_turn();
+    EXPECT_TRUE(in.paused()) << "the output is behind: stop reading, never wait in the loop";
+    EXPECT_EQ(out->events, 1u);
+    out->behind = false;
+    // The intake looks again on its own (a timer on the loop) and resumes.
+    ASSERT_TRUE(test::eventually([&] {
+        f.loop.run_once(std::chrono::milliseconds(10));
+        return !in.paused();
+    }));
+    f.done(in);
+}
+
+TEST(Intake, WithTheHandlersOnTheLoopDropNewestDoesNotPauseForAnOutput) {
+    fixture f(on_loop());
+    auto out = std::make_shared<slow_output>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, {});
+    void* s = in.add_unwatched(f.spec());
+    out->behind = true;
+    in.feed(s, start_line);
+    in.end_turn();
+    EXPECT_FALSE(in.paused()) << "drop-newest: the output drops and counts what it cannot keep";
+    f.done(in);
+}
+
+#ifdef TELECAP_COUNT_ALLOCATIONS
+TEST(Intake, WithTheHandlersOnTheLoopNoHeapAllocationPerLineOnceWarm) {
+    fixture f(on_loop());
+    f.bus.detach("rec");  // it keeps names (allocating), and would now run on this thread
+    ASSERT_FALSE(f.bus.attach("out", {}, std::make_shared<slow_output>()));
+    intake in(f.loop, *f.events, {});
+    void* s = in.add_unwatched(f.spec());
+    std::string chunk;
+    for (int i = 0; i < 100; ++i) chunk += (i % 3 ? start_line : stop_line) + "log line\n";
+    const auto turn = [&] {
+        in.feed(s, chunk);
+        in.end_turn();
+    };
+    for (int i = 0; i < 20; ++i) turn();
+    counting = true;
+    allocations = 0;
+    for (int i = 0; i < 1000; ++i) turn();
+    counting = false;
+    EXPECT_LE(allocations, 1000u * 100u / 100u) << "at most 0.01 per line";
+    f.done(in);
+}
+#endif
+
+}  // namespace
+}  // namespace telecap
