@@ -21,6 +21,8 @@ namespace {
 constexpr std::size_t max_write = std::size_t{1} << 20;
 // The written head of a line kept to rewrite it whole after a file error, at most.
 constexpr std::size_t max_kept_head = std::size_t{64} << 10;
+// Pending bytes from which the writer writes at once instead of lingering for more.
+constexpr std::size_t linger_skip_default = std::size_t{16} << 10;
 
 std::uint64_t count_lines(std::string_view s) {
     // memchr's vector loop is several times faster than std::count's (which widens every
@@ -286,6 +288,8 @@ void stream_writer::run() {
     sigaddset(&pipe_signal, SIGPIPE);
     ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
     std::string buf;  // taken from pending_; buf[0, partial_) is the written head of a line
+    std::uint64_t todo_lines = 0;  // lines in buf after partial_, as the producers counted them
+    bool todo_lines_known = true;
     auto backoff = opts_.retry_min;
     bool tail_complete = true;
     for (;;) {
@@ -298,7 +302,10 @@ void stream_writer::run() {
             } else {
                 work_.wait(lock,
                            [&] { return closing_ || !pending_.empty() || buf.size() > partial_; });
-                if (!closing_ && buf.size() <= partial_ && pending_.size() < opts_.linger_bytes &&
+                // Lingering gathers small appends (lines one by one); a batch handed over whole
+                // (an output's turn of events) is worth a write(2) at once, and waiting for
+                // more would only cost the timed wait.
+                if (!closing_ && buf.size() <= partial_ && pending_.size() < std::min(opts_.linger_bytes, linger_skip_default) &&
                     opts_.linger.count() > 0)
                     work_.wait_for(lock, opts_.linger, [&] {
                         return closing_ || pending_.size() >= opts_.linger_bytes;
@@ -318,10 +325,14 @@ void stream_writer::run() {
             // (close() then never returned).
             if (buf.size() - partial_ < max_write && !pending_.empty()) {
                 tail_complete = !part_open_;  // the last append ended a unit
-                if (buf.empty())
+                if (buf.empty()) {
                     buf.swap(pending_);  // the common case: no copy
-                else
+                    todo_lines = pending_lines_;
+                    todo_lines_known = true;
+                } else {
                     buf += pending_;
+                    todo_lines += pending_lines_;
+                }
                 pending_.clear();
                 pending_lines_ = 0;
             }
@@ -338,7 +349,13 @@ void stream_writer::run() {
         if (n > 0) {
             const std::string_view written = todo.substr(0, n);
             counters_.written_bytes.fetch_add(n, std::memory_order_relaxed);
-            counters_.written_lines.fetch_add(count_lines(written), std::memory_order_relaxed);
+            // The producers said how many lines they appended: when all of it went out at once
+            // (the usual case), no pass over the bytes to count them.
+            const bool all = n == todo.size() && todo_lines_known;
+            counters_.written_lines.fetch_add(all ? todo_lines : count_lines(written),
+                                              std::memory_order_relaxed);
+            todo_lines = 0;
+            todo_lines_known = all;  // after a partial write, counted from the bytes
             const std::size_t end = partial_ + n;
             const void* nl = ::memrchr(buf.data(), '\n', end);
             if (nl) {
