@@ -142,6 +142,13 @@ std::error_code make_pipe(unique_fd& read_end, unique_fd& write_end, int min_fd)
     return {};
 }
 
+// The pipes telecap reads grow from 64 KiB to 1 MiB (pipe-max-size, the default maximum): a
+// worker that writes faster than telecap reads for a moment goes on instead of sleeping on a
+// full pipe (and being woken again), and each read(2) takes more lines. The kernel fills the
+// pages only as data waits, so an idle pipe costs nothing more. Refused (an unprivileged user
+// past pipe-user-pages-soft): the pipe keeps its size.
+void widen_pipe(int fd) noexcept { ::fcntl(fd, F_SETPIPE_SZ, 1 << 20); }
+
 std::error_code set_nonblocking(int fd) noexcept {
     const int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errno_code(errno);
@@ -289,11 +296,14 @@ Result<child_process> spawn(const child_spec& spec, spawn_step* failed_step) noe
     unique_fd control_r, control_w;
     if (std::error_code ec = make_pipe(error_r, error_w, min_fd)) return ec;
     if (std::error_code ec = make_pipe(stderr_r, stderr_w, min_fd)) return ec;
+    widen_pipe(stderr_r.get());
     if (spec.capture_stdout) {
         if (std::error_code ec = make_pipe(stdout_r, stdout_w, min_fd)) return ec;
+        widen_pipe(stdout_r.get());
     }
     if (spec.telemetry_fd >= 0) {
         if (std::error_code ec = make_pipe(telemetry_r, telemetry_w, min_fd)) return ec;
+        widen_pipe(telemetry_r.get());
     }
     std::size_t control_written = 0;
     if (spec.control_fd >= 0) {

@@ -677,3 +677,26 @@ TEST(spawn, die_with_parent_kills_the_orphan) {
     const int code = orphan_exit_code(false);
     EXPECT_TRUE(code == 0 || code == 128 + SIGPIPE) << code;
 }
+
+namespace {
+
+TEST(spawn, the_pipes_telecap_reads_hold_a_megabyte) {
+    // A worker that outpaces telecap for a moment goes on writing instead of sleeping on a full
+    // pipe. (As root nothing limits it; an unprivileged user past pipe-user-pages-soft keeps
+    // 64 KiB pipes, which spawning tolerates.)
+    ts::child_spec spec{.argv = {FIXTURE_EXIT_WITH}, .telemetry_fd = 7};
+    spec.capture_stdout = true;
+    ts::child_process child = spawn_ok(spec);
+    ASSERT_TRUE(child.valid());
+    const bool limited = ::geteuid() != 0;
+    for (int fd : {child.stderr_fd(), child.stdout_fd(), child.telemetry_fd()}) {
+        const int size = ::fcntl(fd, F_GETPIPE_SZ);
+        if (limited)
+            EXPECT_GE(size, 64 * 1024);
+        else
+            EXPECT_EQ(size, 1 << 20);
+    }
+    EXPECT_EQ(wait_exit_code(child.pid()), 0);
+}
+
+}  // namespace
