@@ -342,12 +342,15 @@ TEST(RunCapture, HundredWorkersAtOnce) {
     EXPECT_NE(s.find("\"queue_full\":0"), std::string::npos) << s;
 }
 
-TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
-    // stdout is a pipe nobody reads: the jsonl output blocks for good once it is full.
-    const std::string stats = temp_path("stuck.json");
-    const std::string in = "/dev/null";
+class RunDispatch : public ::testing::TestWithParam<const char*> {};
+INSTANTIATE_TEST_SUITE_P(Modes, RunDispatch, ::testing::Values("loop", "thread"));
+
+TEST_P(RunDispatch, StuckOutputNeverStallsWorkersAndDropsAreCounted) {
+    // stdout is a pipe nobody reads: the jsonl output's stream stays full for good.
+    const std::string stats = temp_path(std::string("stuck-") + GetParam() + ".json");
     std::vector<std::string> argv =
-        telecap_run({"--queue", "64", "--grace", "1", "--stats", stats, "--passthrough", "none"},
+        telecap_run({"--dispatch", GetParam(), "--queue", "64", "--grace", "1", "--stats", stats,
+                     "--passthrough", "none"},
                     {FIXTURE_WRITE_LINES, "20000"});
     const auto [pid, out] = start_piped(argv);
     process p{pid, "/dev/null", "/dev/null"};
@@ -372,13 +375,14 @@ TEST(RunCapture, StuckHandlerNeverStallsWorkersAndDropsAreCounted) {
         << "events + 2 lifecycle events, each written or counted once: " << s;
 }
 
-TEST(RunCapture, BlockModeDeliversEverythingWhileWorkersExit) {
-    // A reader that stalls keeps the queue full, so the loop waits for room while workers
-    // exit: their SIGCHLD must not end the wait (only a stop does), so nothing is dropped.
-    const std::string stats = temp_path("block.json");
+TEST_P(RunDispatch, BlockModeDeliversEverythingWhileWorkersExit) {
+    // A reader that stalls keeps the output (and with a dispatch thread, the queue) full, so the
+    // loop stops reading while workers exit: their SIGCHLD must not end the wait (only a stop
+    // does), so nothing is dropped.
+    const std::string stats = temp_path(std::string("block-") + GetParam() + ".json");
     std::vector<std::string> argv =
-        telecap_run({"--overflow", "block", "--queue", "64", "--instances", "20", "--stats", stats,
-                     "--passthrough", "none"},
+        telecap_run({"--dispatch", GetParam(), "--overflow", "block", "--queue", "64",
+                     "--instances", "20", "--stats", stats, "--passthrough", "none"},
                     {FIXTURE_WRITE_LINES, "2000"});
     const auto [pid, out] = start_piped(argv);
     std::size_t lines = 0;
