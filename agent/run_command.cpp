@@ -106,6 +106,8 @@ int run_workers(const run_options& o) {
             guard.error().message());
     }
 
+    so.reopen = [&streams] { return streams.reopen_files(); };
+
     event_loop loop;
     supervisor* sup_ptr = nullptr;
     std::unique_ptr<reloader> reload;

@@ -12,8 +12,12 @@ namespace telecap {
 stream_set::~stream_set() { close_all(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
 
 stream_set::entry* stream_set::find(dev_t dev, ino_t ino) {
-    for (auto& e : entries_)
-        if (e.identified && e.dev == dev && e.ino == ino) return &e;
+    for (auto& e : entries_) {
+        if (!e.identified) continue;
+        // A file follows its path through rotations: the file open now is the one to match.
+        const auto [d, i] = e.is_file ? e.writer->file_id() : std::pair<std::uint64_t, std::uint64_t>{e.dev, e.ino};
+        if (d == dev && i == ino) return &e;
+    }
     return nullptr;
 }
 
@@ -101,6 +105,13 @@ bool stream_set::lost() const {
     for (const auto& w : all())
         if (w->lost()) return true;
     return false;
+}
+
+int stream_set::reopen_files() {
+    int n = 0;
+    for (const auto& w : all())
+        if (w->reopen()) ++n;
+    return n;
 }
 
 void stream_set::close_all(std::chrono::steady_clock::time_point deadline) {
