@@ -289,7 +289,8 @@ void stream_writer::note_file_id() {
 }
 
 bool stream_writer::path_moved() const {
-    struct stat open_st {}, path_st {};
+    struct stat open_st {};
+    struct stat path_st {};
     // A device or a FIFO named by path (/dev/null): nothing rotates it.
     if (::fstat(fd_, &open_st) != 0 || !S_ISREG(open_st.st_mode)) return false;
     if (::stat(path_.c_str(), &path_st) != 0) return errno == ENOENT || errno == ENOTDIR;
@@ -403,8 +404,7 @@ void stream_writer::run() {
                 next_check = now + opts_.reopen_check;
             } else if (checks && now >= next_check) {
                 next_check = now + opts_.reopen_check;
-                if (path_moved() || reopen_failing_)
-                    reopen_path("the file was renamed or deleted");
+                if (path_moved() || reopen_failing_) reopen_path("the file was renamed or deleted");
             }
         }
 

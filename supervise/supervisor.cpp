@@ -258,10 +258,10 @@ void supervisor::exited(worker& w, int status) {
     // Asked to stop (telecap stops, ctl stop or restart, a reload): the exit is expected.
     const bool asked = stopping_ || w.fsm.phase() == worker_phase::stopping;
     const std::string ended =
-        w.fsm.pid() > 0 ? "worker " + w.id + " (pid " + std::to_string(w.worker_pid) + ") " +
-                              how_it_ended(status, code)
-                        : "worker " + w.id + " could not start (status " + std::to_string(code) +
-                              ")";
+        w.fsm.pid() > 0
+            ? "worker " + w.id + " (pid " + std::to_string(w.worker_pid) + ") " +
+                  how_it_ended(status, code)
+            : "worker " + w.id + " could not start (status " + std::to_string(code) + ")";
     close_control(w);
     if (w.fsm.pid() > 0) {
         if (workers_up_) workers_up_->add(-1);
@@ -377,7 +377,8 @@ void supervisor::on_signal(int sig) {
     }
     if (sig == SIGUSR1) {
         // telecap's own: reopen the output files after a rotation (nginx's USR1, what a
-        // logrotate postrotate sends). Not forwarded: a worker that does not handle USR1 dies of it.
+        // logrotate postrotate sends). Not forwarded: a worker that does not handle USR1 dies of
+        // it.
         const int n = o_.reopen ? o_.reopen() : 0;
         logger()->info("SIGUSR1: reopening {} file{}", n, n == 1 ? "" : "s");
         return;

@@ -113,9 +113,9 @@ TEST(RunRotation, RenamedAndDeletedFilesAreReopenedWithNothingLostOrTwice) {
     EXPECT_LT(renamed_took, std::chrono::milliseconds(2500));
     EXPECT_LT(deleted_took, std::chrono::milliseconds(2500));
 
-    const auto ev = joined<int>({event_numbers(read_file(events + ".1")),
-                                 event_numbers(read_fd(events_fd)),
-                                 event_numbers(read_file(events))});
+    const auto ev =
+        joined<int>({event_numbers(read_file(events + ".1")), event_numbers(read_fd(events_fd)),
+                     event_numbers(read_file(events))});
     const auto lines = joined<int>({line_numbers(read_file(pass + ".1")),
                                     line_numbers(read_fd(pass_fd)), line_numbers(read_file(pass))});
     ::close(events_fd);
@@ -154,8 +154,8 @@ TEST(RunRotation, CtlReopenAndSigusr1ReopenEveryFile) {
     ::kill(p.pid, SIGUSR1);
     ASSERT_TRUE(eventually([&] { return reopened(2); }));
     ::kill(p.pid, SIGUSR2);  // still forwarded: once the worker says so, a USR1 would show
-    ASSERT_TRUE(eventually(
-        [&] { return read_file(p.out_path).find("got SIGUSR2") != std::string::npos; }));
+    ASSERT_TRUE(
+        eventually([&] { return read_file(p.out_path).find("got SIGUSR2") != std::string::npos; }));
     ::kill(p.pid, SIGTERM);
     const auto end = wait(p);
     EXPECT_FALSE(end.timed_out);
@@ -170,9 +170,9 @@ TEST(RunLog, ExitsAndRestartsAreLoggedAtTheDefaultLevel) {
     // The first run dies of SIGSEGV, the second exits 3 and is not restarted by on-failure's
     // limit of one, so both kinds of exit show.
     const std::string script = "if [ ! -e \"$1\" ]; then : > \"$1\"; kill -SEGV $$; fi; exit 3";
-    const auto r = run({bin, "run", "-o", "null", "--restart", "on-failure", "--max-restarts",
-                        "1", "--backoff-min", "0.05", "--backoff-max", "0.05", "--", "/bin/sh",
-                        "-c", script, "sh", marker},
+    const auto r = run({bin, "run", "-o", "null", "--restart", "on-failure", "--max-restarts", "1",
+                        "--backoff-min", "0.05", "--backoff-max", "0.05", "--", "/bin/sh", "-c",
+                        script, "sh", marker},
                        "crashlog");
     ASSERT_FALSE(r.timed_out);
     EXPECT_EQ(r.exit_code, 3) << r.err;

@@ -59,8 +59,8 @@ void expect_split_sequence(const std::string& before, const std::string& after, 
     EXPECT_GT(lines_in(after), 0u);
     std::string want;
     for (int i = 0; i < n; ++i) want += std::to_string(i) + "\n";
-    EXPECT_EQ(before + after, want) << "before: " << lines_in(before)
-                                    << " lines, after: " << lines_in(after) << ", sent " << n;
+    EXPECT_EQ(before + after, want)
+        << "before: " << lines_in(before) << " lines, after: " << lines_in(after) << ", sent " << n;
 }
 
 stream_writer_options quick_check() {
