@@ -351,6 +351,7 @@ void supervisor::begin_stop() {
         return;
     }
     stopping_ = true;
+    if (o_.notify) o_.notify("STOPPING=1");
     kill_timer_ = loop_.after(o_.grace, [this] { on_grace_end(); });
     for (auto& w : workers_) {
         if (w->restart_timer) loop_.cancel(w->restart_timer);

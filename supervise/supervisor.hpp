@@ -88,6 +88,9 @@ struct supervisor_options {
     // Asked to reopen the output files (SIGUSR1, the control socket's reopen): returns how
     // many files will be reopened. Empty: none.
     std::function<int()> reopen;
+    // Told the service manager's states (sd_notify: "STOPPING=1" when the stop begins). Empty:
+    // nobody to tell.
+    std::function<void(std::string_view)> notify;
 };
 
 // A config read again (supervisor::reload): the pools as they should be now, each with its

@@ -37,7 +37,7 @@ if command -v systemd-analyze >/dev/null; then
 else
     echo "note: no systemd-analyze (Debian's systemd package): the unit's keys are checked only"
 fi
-for key in Type=exec KillMode=mixed SuccessExitStatus=143 'ExecReload=/bin/kill -HUP $MAINPID'; do
+for key in Type=notify NotifyAccess=main KillMode=mixed SuccessExitStatus=143 'ExecReload=/bin/kill -HUP $MAINPID'; do
     grep -qxF "$key" "$unit" || fail "telecap.service lacks $key"
 done
 

@@ -2,11 +2,16 @@
 // `ctl reopen`, SIGUSR1) and worker exits and restarts at the default log level.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <regex>
 #include <string>
 #include <vector>
@@ -189,6 +194,39 @@ TEST(RunLog, ExitsAndRestartsAreLoggedAtTheDefaultLevel) {
     const auto clean = run({bin, "run", "-o", "null", "--", "true"}, "cleanlog");
     EXPECT_EQ(clean.exit_code, 0);
     EXPECT_EQ(clean.err, "");  // a normal end is not news
+}
+
+// Under systemd's Type=notify: READY=1 once telecap is set up, STOPPING=1 when the stop
+// begins; the workers do not inherit NOTIFY_SOCKET.
+TEST(RunNotify, ReadyAndStoppingReachTheServiceManagerNotTheWorkers) {
+    const std::string path = temp_path("notify.sock");
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    const auto receive = [&] {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 10000) != 1) return std::string("(nothing within 10 s)");
+        char buf[256];
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        return n < 0 ? std::string("(error)") : std::string(buf, static_cast<std::size_t>(n));
+    };
+    ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
+    const auto p = start({bin, "run", "-o", "null", "--", "/bin/sh", "-c",
+                          "echo \"notify=${NOTIFY_SOCKET-unset}\"; exec sleep 30"},
+                         "notify");
+    ::unsetenv("NOTIFY_SOCKET");
+    EXPECT_EQ(receive(), "READY=1");
+    ASSERT_TRUE(
+        eventually([&] { return read_file(p.out_path).find("notify=") != std::string::npos; }));
+    EXPECT_EQ(read_file(p.out_path), "notify=unset\n");
+    ::kill(p.pid, SIGTERM);
+    EXPECT_EQ(receive(), "STOPPING=1");
+    const auto r = wait(p);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;  // the worker died of the forwarded TERM
+    ::close(fd);
 }
 
 }  // namespace
