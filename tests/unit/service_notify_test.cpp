@@ -66,7 +66,7 @@ TEST(ServiceNotify, WithoutASocketNothingIsSent) {
     const auto n = service_notifier::from_environment();
     EXPECT_FALSE(n.active());
     EXPECT_FALSE(n.send("READY=1"));
-    EXPECT_FALSE(service_notifier("vsock:2:1").send("READY=1"));    // not a Unix address
+    EXPECT_FALSE(service_notifier("vsock:2:1").send("READY=1"));          // not a Unix address
     EXPECT_FALSE(service_notifier("/nonexistent/sock").send("READY=1"));  // nobody there
 }
 
