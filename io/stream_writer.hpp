@@ -158,6 +158,8 @@ public:
     std::size_t buffered() const noexcept { return buffered_.load(std::memory_order_relaxed); }
     const stream_counters& counters() const noexcept { return counters_; }
     const std::string& name() const noexcept { return name_; }
+    // The fd written to. For a file it changes when the writer thread reopens it: read
+    // file_id() from other threads instead.
     int fd() const noexcept { return fd_; }
     // Lines or bytes lost so far.
     bool lost() const noexcept {
