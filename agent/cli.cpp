@@ -287,7 +287,7 @@ int main_cli(int argc, char** argv) {
         ->capture_default_str();
     ctl->add_option("command", co.command,
                     "status | stats | toggle on|off | sample RATE [PATTERN...] | filter | "
-                    "rate-limit N[/BURST] | reset | start | stop | restart")
+                    "rate-limit N[/BURST] | reset | start | stop | restart | reload | reopen")
         ->required();
     ctl->add_option("args", co.args, "The command's arguments");
 

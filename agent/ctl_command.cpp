@@ -44,7 +44,7 @@ std::string build_request(const ctl_options& o) {
     std::string r = "{\"cmd\":";
     append_json_string(r, o.command);
     const std::string& c = o.command;
-    if (c == "status" || c == "stats" || c == "reload") {
+    if (c == "status" || c == "stats" || c == "reload" || c == "reopen") {
         need_args(0, 0, c.c_str());
         if (!o.pool.empty() || !o.worker.empty())
             throw usage_error(c + " takes no --pool or --worker");
@@ -75,7 +75,7 @@ std::string build_request(const ctl_options& o) {
     } else {
         throw usage_error("unknown control command \"" + c +
                           "\": status, stats, toggle, sample, filter, rate-limit, reset, start, "
-                          "stop, restart, reload");
+                          "stop, restart, reload, reopen");
     }
     if (!o.pool.empty()) {
         r += ",\"pool\":";
@@ -184,6 +184,9 @@ int run_ctl(const ctl_options& o) {
                             m.value.IsNumber() ? m.value.GetDouble() : 0.0);
     } else if (o.command == "reload") {
         print_reload(d);
+    } else if (o.command == "reopen") {
+        const double n = num(d, "files");
+        std::printf("ok: reopening %.0f file%s\n", n, n == 1 ? "" : "s");
     } else {
         const double n = num(d, "workers");
         std::printf("ok: %s applied to %.0f worker%s\n", o.command.c_str(), n, n == 1 ? "" : "s");

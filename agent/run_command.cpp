@@ -3,16 +3,19 @@
 // file builds them from the options and writes --stats.
 
 #include <spdlog/spdlog.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 #include "agent/reload.hpp"
 #include "agent/run.hpp"
 #include "agent/run_outputs.hpp"
 #include "control/server.hpp"
+#include "core/service_notify.hpp"
 #include "metrics/collectors.hpp"
 #include "metrics/registry.hpp"
 #include "spawn/guard.hpp"
@@ -31,6 +34,9 @@ std::chrono::milliseconds stuck_handler_limit(const run_options& o) {
 }  // namespace
 
 int run_workers(const run_options& o) {
+    // systemd's Type=notify (docs/run.md, "Deployment"): taken out of the environment before
+    // any worker starts, so none inherits it.
+    const service_notifier notifier = service_notifier::from_environment();
     // Signals are blocked before any thread exists, so only the loop's signalfd sees them.
     if (auto ec = spawn::block_signals(spawn::loop_signal_set(), nullptr))
         throw std::runtime_error("cannot block signals: " + ec.message());
@@ -106,12 +112,23 @@ int run_workers(const run_options& o) {
             guard.error().message());
     }
 
+    so.reopen = [&streams] { return streams.reopen_files(); };
+    if (notifier.active()) so.notify = [&notifier](std::string_view s) { notifier.send(s); };
+
     event_loop loop;
     supervisor* sup_ptr = nullptr;
     std::unique_ptr<reloader> reload;
     if (o.reread) {
         reload = std::make_unique<reloader>(o.reread, running, outputs, events, registry);
-        so.reload = [&reload, &sup_ptr] { return (*reload)(*sup_ptr); };
+        so.reload = [&reload, &sup_ptr, &notifier] {
+            timespec now{};
+            ::clock_gettime(CLOCK_MONOTONIC, &now);
+            notifier.send("RELOADING=1\nMONOTONIC_USEC=" +
+                          std::to_string(now.tv_sec * 1000000LL + now.tv_nsec / 1000));
+            std::string reply = (*reload)(*sup_ptr);
+            notifier.send("READY=1");
+            return reply;
+        };
     }
     // A long line whose worker goes quiet must not hold the other workers' lines past the
     // mux's bound: the mux asks for a call back when that bound passes.
@@ -134,6 +151,10 @@ int run_workers(const run_options& o) {
             throw usage_error(e.what());
         }
     }
+    // Ready: the config, catalogs, outputs and control socket are all in place; the workers
+    // start with the loop's first turns.
+    if (notifier.active() && !notifier.send("READY=1"))
+        spdlog::warn("NOTIFY_SOCKET is set but telecap could not notify the service manager");
     int rc = sup.run();
     control_socket.reset();  // no client waits on a loop that no longer turns
 

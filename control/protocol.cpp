@@ -47,6 +47,9 @@ std::string handle(std::string_view line, target& t) {
                     "reload");
             return *reply;
         }
+        case command::reopen:
+            if (auto p = t.reopen_files(&n)) return error_reply(*p);
+            return ok_reply(",\"files\":" + std::to_string(n));
     }
     if (problem) return error_reply(*problem);
     return ok_reply(",\"workers\":" + std::to_string(n));

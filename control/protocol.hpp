@@ -31,6 +31,9 @@ public:
     virtual std::optional<std::string> metrics_json() const = 0;
     // The reply of a reload, or nullopt when there is nothing to reload (no --config).
     virtual std::optional<std::string> reload_config() = 0;
+    // Every output file, pass-through and rejects file reopened by path (after a rotation);
+    // *count: the files.
+    virtual std::optional<std::string> reopen_files(int* count) = 0;
 
 protected:
     ~target() = default;

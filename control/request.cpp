@@ -11,9 +11,9 @@ namespace telecap::control {
 
 namespace {
 
-constexpr std::array<std::string_view, 11> command_names{"status", "stats",      "toggle", "sample",
-                                                         "filter", "rate-limit", "reset",  "start",
-                                                         "stop",   "restart",    "reload"};
+constexpr std::array<std::string_view, 12> command_names{
+    "status", "stats", "toggle", "sample",  "filter", "rate-limit",
+    "reset",  "start", "stop",   "restart", "reload", "reopen"};
 
 using value = rapidjson::Value;
 
@@ -84,8 +84,8 @@ std::optional<std::string> parse_request(std::string_view line, request& out) {
         default:
             break;
     }
-    const bool scoped =
-        r.cmd != command::status && r.cmd != command::stats && r.cmd != command::reload;
+    const bool scoped = r.cmd != command::status && r.cmd != command::stats &&
+                        r.cmd != command::reload && r.cmd != command::reopen;
     for (const auto& m : doc.GetObject()) {
         const std::string_view key(m.name.GetString(), m.name.GetStringLength());
         bool ok = key == "cmd" || (scoped && (key == "pool" || key == "worker"));

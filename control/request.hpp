@@ -24,7 +24,8 @@ enum class command {
     start,
     stop,
     restart,
-    reload
+    reload,
+    reopen
 };
 std::string_view to_string(command c) noexcept;
 

@@ -60,6 +60,7 @@ unique_fd own_description(int fd) {
 stream_writer::stream_writer(int fd, unique_fd owned, std::string name, std::string path,
                              stream_writer_options o)
     : name_(std::move(name)), path_(std::move(path)), opts_(o), owned_(std::move(owned)), fd_(fd) {
+    if (!path_.empty()) note_file_id();
     thread_ = std::thread([this] { run(); });
     // Named for top -H, perf and strace: which stream's writer is busy.
     ::pthread_setname_np(thread_.native_handle(), ("tc-w:" + name_).substr(0, 15).c_str());
@@ -272,11 +273,53 @@ std::size_t stream_writer::write_some(std::string_view data, int& err) {
 
 bool stream_writer::reopen() {
     if (path_.empty()) return false;
-    unique_fd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-    if (!fd) return false;
+    {
+        std::lock_guard lock(mu_);
+        reopen_asked_.store(true);
+    }
+    work_.notify_one();
+    return true;
+}
+
+void stream_writer::note_file_id() {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return;
+    file_dev_.store(st.st_dev, std::memory_order_relaxed);
+    file_ino_.store(st.st_ino, std::memory_order_relaxed);
+}
+
+bool stream_writer::path_moved() const {
+    struct stat open_st {};
+    struct stat path_st {};
+    // A device or a FIFO named by path (/dev/null): nothing rotates it.
+    if (::fstat(fd_, &open_st) != 0 || !S_ISREG(open_st.st_mode)) return false;
+    if (::stat(path_.c_str(), &path_st) != 0) return errno == ENOENT || errno == ENOTDIR;
+    return path_st.st_dev != open_st.st_dev || path_st.st_ino != open_st.st_ino;
+}
+
+bool stream_writer::reopen_path(const char* why) {
+    if (path_.empty()) return false;
+    // O_NONBLOCK: a FIFO put at the path must not hold this thread in open(2) until a reader
+    // comes (ENXIO instead); on a regular file it changes nothing.
+    unique_fd fd(
+        ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644));
+    if (!fd) {
+        const int err = errno;
+        if (why && !reopen_failing_)
+            say(true, name_ + ": cannot reopen (" + why + "): " + std::strerror(err) +
+                          "; still writing to the file it was, retrying");
+        if (why) reopen_failing_ = true;
+        return false;
+    }
     owned_ = std::move(fd);
     fd_ = owned_.get();
+    note_file_id();
     counters_.reopens.fetch_add(1, std::memory_order_relaxed);
+    if (why) {
+        if (reopen_failing_) say(false, name_ + ": reopened at last");
+        reopen_failing_ = false;
+        logger()->info("{}: reopened ({})", name_, why);
+    }
     return true;
 }
 
@@ -292,7 +335,11 @@ void stream_writer::run() {
     bool todo_lines_known = true;
     auto backoff = opts_.retry_min;
     bool tail_complete = true;
+    const bool checks = !path_.empty() && opts_.reopen_check.count() > 0;
+    auto next_check = std::chrono::steady_clock::now() + opts_.reopen_check;
     for (;;) {
+        // Between two lines: where a reopen may switch files without cutting a line.
+        const bool boundary = partial_ == 0 && head_gone_ == 0;
         bool closing = false;
         bool give_up = false;
         {
@@ -300,12 +347,19 @@ void stream_writer::run() {
             if (failing_) {
                 work_.wait_for(lock, backoff, [&] { return deadline_passed_.load(); });
             } else {
-                work_.wait(lock,
-                           [&] { return closing_ || !pending_.empty() || buf.size() > partial_; });
+                const auto ready = [&] {
+                    return closing_ || !pending_.empty() || buf.size() > partial_ ||
+                           (boundary && reopen_asked_.load());
+                };
+                // Mid-line the check waits for the line's end: no timed wake-ups meanwhile.
+                if (checks && boundary)
+                    work_.wait_until(lock, next_check, ready);
+                else
+                    work_.wait(lock, ready);
                 // Lingering gathers small appends (lines one by one); a batch handed over whole
                 // (an output's turn of events) is worth a write(2) at once, and waiting for
                 // more would only cost the timed wait.
-                if (!closing_ && buf.size() <= partial_ &&
+                if (!closing_ && !pending_.empty() && buf.size() <= partial_ &&
                     pending_.size() < std::min(opts_.linger_bytes, linger_skip_default) &&
                     opts_.linger.count() > 0)
                     work_.wait_for(lock, opts_.linger, [&] {
@@ -342,7 +396,17 @@ void stream_writer::run() {
             if (buf.size() == partial_ && pending_.empty() && closing) break;
         }
         if (give_up && (failing_ || dead_.load())) break;
-        if (failing_ && !path_.empty()) reopen();
+        if (failing_ && !path_.empty()) reopen_path(nullptr);
+        if (boundary && !path_.empty()) {
+            const auto now = std::chrono::steady_clock::now();
+            if (reopen_asked_.exchange(false)) {
+                reopen_path("asked");
+                next_check = now + opts_.reopen_check;
+            } else if (checks && now >= next_check) {
+                next_check = now + opts_.reopen_check;
+                if (path_moved() || reopen_failing_) reopen_path("the file was renamed or deleted");
+            }
+        }
 
         int err = 0;
         const std::string_view todo(buf.data() + partial_, buf.size() - partial_);

@@ -22,6 +22,10 @@
 //   the rest of it is written first when the pipe accepts data again.
 // Files are opened with O_APPEND: earlier content stays, and logrotate's copytruncate leaves
 // no hole of NUL bytes.
+// Rotation: a file renamed or deleted under the writer (logrotate's `create`) is reopened by
+// path within `reopen_check` (the writer thread compares the path's device and inode with the
+// open fd's), and reopen() asks for it at once (`telecap ctl reopen`, SIGUSR1). The switch
+// happens between two lines, so each line lands whole in one file, once.
 
 #include <atomic>
 #include <chrono>
@@ -34,6 +38,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "telecap/core/result.hpp"
 #include "telecap/core/unique_fd.hpp"
@@ -52,6 +57,9 @@ struct stream_writer_options {
     // stream of small lines costs one write(2) per batch, not one per line; 0: write at once.
     std::chrono::microseconds linger{1000};
     std::size_t linger_bytes = std::size_t{64} << 10;
+    // How often a file's path is checked for a rotation (renamed or deleted: reopened);
+    // 0: never.
+    std::chrono::milliseconds reopen_check{1000};
 };
 
 // Counters of one stream, readable at any time from any thread.
@@ -61,7 +69,7 @@ struct stream_counters {
     std::atomic<std::uint64_t> dropped_lines{0};  // never written: stream dead or full
     std::atomic<std::uint64_t> dropped_bytes{0};
     std::atomic<std::uint64_t> write_errors{0};  // failed write(2) calls
-    std::atomic<std::uint64_t> reopens{0};       // files reopened after an error
+    std::atomic<std::uint64_t> reopens{0};  // files reopened: after an error, a rotation, or asked
 };
 
 class stream_writer {
@@ -118,6 +126,16 @@ public:
     void on_room(std::function<void()> fn);
     void set_log_hook(log_hook hook);
 
+    // A file: reopens its path (creating it) before the next line, or at once when idle;
+    // counted in `reopens`. False (nothing done) for a stream that is not a file of ours.
+    bool reopen();
+    // The device and inode of the file open now (0, 0 when not a file of ours or unknown):
+    // a rotation changes them.
+    std::pair<std::uint64_t, std::uint64_t> file_id() const noexcept {
+        return {file_dev_.load(std::memory_order_relaxed),
+                file_ino_.load(std::memory_order_relaxed)};
+    }
+
     // Waits until everything appended so far is written, or the deadline. True when drained.
     bool drain(std::chrono::steady_clock::time_point deadline);
     // Stops the writer thread after draining until the deadline; what is left is dropped and
@@ -140,6 +158,8 @@ public:
     std::size_t buffered() const noexcept { return buffered_.load(std::memory_order_relaxed); }
     const stream_counters& counters() const noexcept { return counters_; }
     const std::string& name() const noexcept { return name_; }
+    // The fd written to. For a file it changes when the writer thread reopens it: read
+    // file_id() from other threads instead.
     int fd() const noexcept { return fd_; }
     // Lines or bytes lost so far.
     bool lost() const noexcept {
@@ -154,7 +174,11 @@ private:
     // Returns the number of bytes written; sets err on failure.
     std::size_t write_some(std::string_view data, int& err);
     void fail(int err, std::string_view unwritten);
-    bool reopen();
+    // Opens path_ again in place of fd_ (writer thread). `why` for the log; quiet: no log.
+    bool reopen_path(const char* why);
+    // The path no longer names the open file (renamed or deleted), writer thread.
+    bool path_moved() const;
+    void note_file_id();
     void drop(std::string_view text, std::uint64_t lines);
     void say(bool error, const std::string& message);
 
@@ -181,6 +205,10 @@ private:
 
     std::atomic<std::size_t> buffered_{0};
     std::atomic<bool> dead_{false};
+    std::atomic<bool> reopen_asked_{false};
+    std::atomic<std::uint64_t> file_dev_{0};
+    std::atomic<std::uint64_t> file_ino_{0};
+    bool reopen_failing_ = false;  // a rotation's reopen failed: said once (writer thread)
     stream_counters counters_;
     std::uint64_t partial_ = 0;  // bytes of the current line already written (writer thread)
     // Bytes of the current line written and no longer kept (writer thread): the head of a line

@@ -12,8 +12,13 @@ namespace telecap {
 stream_set::~stream_set() { close_all(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
 
 stream_set::entry* stream_set::find(dev_t dev, ino_t ino) {
-    for (auto& e : entries_)
-        if (e.identified && e.dev == dev && e.ino == ino) return &e;
+    for (auto& e : entries_) {
+        if (!e.identified) continue;
+        // A file follows its path through rotations: the file open now is the one to match.
+        const auto [d, i] =
+            e.is_file ? e.writer->file_id() : std::pair<std::uint64_t, std::uint64_t>{e.dev, e.ino};
+        if (d == dev && i == ino) return &e;
+    }
     return nullptr;
 }
 
@@ -63,7 +68,10 @@ std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const s
     e.is_file = true;
     e.use = use;
     e.writer = *w;
-    if (::fstat((*w)->fd(), &st) == 0) {
+    // The writer's thread may reopen its file already: its identity, not its fd, is read here.
+    if (const auto [dev, ino] = (*w)->file_id(); dev != 0 || ino != 0) {
+        st.st_dev = static_cast<dev_t>(dev);
+        st.st_ino = static_cast<ino_t>(ino);
         if (auto* other = find(st.st_dev, st.st_ino)) {  // created just now via another name
             (*w)->close(std::chrono::steady_clock::now());
             if (other->is_file)
@@ -101,6 +109,13 @@ bool stream_set::lost() const {
     for (const auto& w : all())
         if (w->lost()) return true;
     return false;
+}
+
+int stream_set::reopen_files() {
+    int n = 0;
+    for (const auto& w : all())
+        if (w->reopen()) ++n;
+    return n;
 }
 
 void stream_set::close_all(std::chrono::steady_clock::time_point deadline) {

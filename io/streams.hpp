@@ -36,6 +36,9 @@ public:
 
     std::vector<std::shared_ptr<stream_writer>> all() const;
     bool lost() const;
+    // Every file (outputs, pass-through, rejects) reopened by path before its next line
+    // (`telecap ctl reopen`, SIGUSR1); the count of files.
+    int reopen_files();
     // Drains every stream until the deadline, then closes it (the rest is dropped, counted).
     void close_all(std::chrono::steady_clock::time_point deadline);
 

@@ -32,6 +32,14 @@ dispatcher* checked(dispatcher* d) {
     return d;
 }
 
+// "exited with status 3", "killed by SIGSEGV": how a worker ended, for the log.
+std::string how_it_ended(int status, int code) {
+    if (WIFSIGNALED(status))
+        return "killed by " + spawn::signal_name(WTERMSIG(status)) + " (status " +
+               std::to_string(code) + ")";
+    return "exited with status " + std::to_string(code);
+}
+
 std::int64_t wall_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -204,6 +212,14 @@ void supervisor::start(worker& w) {
     }
     if (workers_up_) workers_up_->add(1);
     if (restart) {
+        // A restart the policy made is said at the default level (as supervisord does); one on
+        // request (ctl restart, a reload) was asked for.
+        if (w.restart_due)
+            logger()->warn("worker {} restarted: pid {} (restart {})", w.id, w.worker_pid,
+                           w.fsm.runs() - 1);
+        else
+            logger()->info("worker {} started again: pid {}", w.id, w.worker_pid);
+        w.restart_due = false;
         ++w.restarts;
         lifecycle("worker_restarted", w,
                   {{"restart_count", std::int64_t{w.fsm.runs() - 1}}, {"system_time", wall_ns()}},
@@ -239,6 +255,13 @@ void supervisor::start(worker& w) {
 
 void supervisor::exited(worker& w, int status) {
     const int code = spawn::exit_code_from_status(status);
+    // Asked to stop (telecap stops, ctl stop or restart, a reload): the exit is expected.
+    const bool asked = stopping_ || w.fsm.phase() == worker_phase::stopping;
+    const std::string ended =
+        w.fsm.pid() > 0
+            ? "worker " + w.id + " (pid " + std::to_string(w.worker_pid) + ") " +
+                  how_it_ended(status, code)
+            : "worker " + w.id + " could not start (status " + std::to_string(code) + ")";
     close_control(w);
     if (w.fsm.pid() > 0) {
         if (workers_up_) workers_up_->add(-1);
@@ -261,6 +284,7 @@ void supervisor::exited(worker& w, int status) {
     if (w.fsm.phase() == worker_phase::done && w.again && !stopping_) {
         // A restart on request: at once, not after a backoff.
         w.again = false;
+        logger()->info("{}; starting it again as asked", ended);
         w.fsm.revive();
         start(w);
         return;
@@ -270,13 +294,19 @@ void supervisor::exited(worker& w, int status) {
         case worker_phase::backoff: {
             const auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
                 w.fsm.restart_at() - clock::now());
-            logger()->info("worker {} exited ({}), restarting in {} ms", w.id, code, delay.count());
+            // Said at the default level whatever the status: a restart is coming.
+            logger()->warn("{}; restarting in {} ms", ended, delay.count());
+            w.restart_due = true;
             w.restart_timer = loop_.at(w.fsm.restart_at(), [this, &w] { start(w); });
             break;
         }
         case worker_phase::done:
             if (!w.fsm.gave_up().empty())
-                logger()->error("worker {} gave up: {}", w.id, w.fsm.gave_up());
+                logger()->error("{}; not restarted, gave up: {}", ended, w.fsm.gave_up());
+            else if (asked || code == 0 || w.fsm.pid() <= 0)  // spawn failures: said already
+                logger()->info("{}", ended);
+            else
+                logger()->warn("{}; not restarted (restart policy)", ended);
             break;
         default:
             break;
@@ -321,6 +351,7 @@ void supervisor::begin_stop() {
         return;
     }
     stopping_ = true;
+    if (o_.notify) o_.notify("STOPPING=1");
     kill_timer_ = loop_.after(o_.grace, [this] { on_grace_end(); });
     for (auto& w : workers_) {
         if (w->restart_timer) loop_.cancel(w->restart_timer);
@@ -343,6 +374,14 @@ void supervisor::on_signal(int sig) {
         // With a config, SIGHUP reloads it (as for nginx or Prometheus), and is not forwarded.
         const std::string reply = o_.reload();
         if (reply.rfind("{\"ok\":true", 0) == 0) logger()->info("reloaded on SIGHUP: {}", reply);
+        return;
+    }
+    if (sig == SIGUSR1) {
+        // telecap's own: reopen the output files after a rotation (nginx's USR1, what a
+        // logrotate postrotate sends). Not forwarded: a worker that does not handle USR1 dies of
+        // it.
+        const int n = o_.reopen ? o_.reopen() : 0;
+        logger()->info("SIGUSR1: reopening {} file{}", n, n == 1 ? "" : "s");
         return;
     }
     for (auto& w : workers_)

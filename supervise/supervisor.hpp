@@ -85,6 +85,12 @@ struct supervisor_options {
     // socket. Empty: nothing to reload; SIGHUP is then forwarded to the workers as any other
     // signal, and the reload command is refused.
     std::function<std::string()> reload;
+    // Asked to reopen the output files (SIGUSR1, the control socket's reopen): returns how
+    // many files will be reopened. Empty: none.
+    std::function<int()> reopen;
+    // Told the service manager's states (sd_notify: "STOPPING=1" when the stop begins). Empty:
+    // nobody to tell.
+    std::function<void(std::string_view)> notify;
 };
 
 // A config read again (supervisor::reload): the pools as they should be now, each with its
@@ -161,6 +167,7 @@ public:
     std::string status_json() const { return control::status_json(status()); }
     std::optional<std::string> metrics_json() const override;
     std::optional<std::string> reload_config() override;
+    std::optional<std::string> reopen_files(int* count) override;
     // One control request line in, its reply out (control/protocol.hpp). Loop thread.
     std::string handle_control(std::string_view line) { return control::handle(line, *this); }
 

@@ -332,6 +332,11 @@ std::optional<std::string> supervisor::metrics_json() const {
     return metrics::to_json(io_.registry->snapshot());
 }
 
+std::optional<std::string> supervisor::reopen_files(int* count) {
+    *count = o_.reopen ? o_.reopen() : 0;
+    return std::nullopt;
+}
+
 std::optional<std::string> supervisor::reload_config() {
     if (!o_.reload) return std::nullopt;
     return o_.reload();

@@ -61,6 +61,7 @@ struct supervisor::worker {
     // exit status ignored, telecap keeps running); `again` to be started once it has exited.
     bool held = false;
     bool again = false;
+    bool restart_due = false;             // the next start is the restart policy's (after an exit)
     event_loop::timer_id kill_timer = 0;  // SIGKILL after the grace period of a requested stop
 
     // The control pipe to the worker's emitter (docs/control.md, "The control pipe"): the

@@ -350,7 +350,7 @@ TEST(Reload, TheMetricsFileIsReadAgain) {
 // before, and ctl reload is refused.
 TEST(Reload, SighupReloadsWithAConfigAndIsForwardedWithout) {
     const std::string traps =
-        "trap 'echo got-HUP >&2' HUP; trap 'echo got-USR1 >&2' USR1; "
+        "trap 'echo got-HUP >&2' HUP; trap 'echo got-USR2 >&2' USR2; "
         "while :; do sleep 0.05; done";
     auto t = start_config("hup", "pools:\n" + pool("p", traps));
     std::string st;
@@ -358,11 +358,11 @@ TEST(Reload, SighupReloadsWithAConfigAndIsForwardedWithout) {
     write_file(t.cfg, "pools:\n" + pool("p", traps) + pool("q", idle));
     ::kill(t.p.pid, SIGHUP);
     ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0", "q-0"}, &st); })) << st;
-    // USR1 is forwarded: once the worker says so, a forwarded HUP (sent earlier) would have
+    // USR2 is forwarded: once the worker says so, a forwarded HUP (sent earlier) would have
     // been said too.
-    ::kill(t.p.pid, SIGUSR1);
+    ::kill(t.p.pid, SIGUSR2);
     ASSERT_TRUE(
-        eventually([&] { return read_file(t.p.err_path).find("got-USR1") != std::string::npos; }));
+        eventually([&] { return read_file(t.p.err_path).find("got-USR2") != std::string::npos; }));
     auto end = stop(t);
     EXPECT_EQ(end.err.find("got-HUP"), std::string::npos) << end.err;
 

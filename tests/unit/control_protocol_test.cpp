@@ -74,6 +74,11 @@ struct fake_target final : target {
         if (!has_config) return std::nullopt;
         return std::string("{\"ok\":true,\"reloaded\":true}");
     }
+    std::optional<std::string> reopen_files(int* n) override {
+        calls.push_back("reopen");
+        *n = 2;
+        return std::nullopt;
+    }
 };
 
 TEST(ControlProtocol, ControlsReachTheScopeAndCountItsWorkers) {
@@ -105,6 +110,15 @@ TEST(ControlProtocol, RefusalsAndBadRequestsAreErrorReplies) {
     EXPECT_NE(handle(R"({"cmd":"reload"})", t).find("without --config"), std::string::npos);
     t.has_config = true;
     EXPECT_EQ(handle(R"({"cmd":"reload"})", t), R"({"ok":true,"reloaded":true})");
+}
+
+TEST(ControlProtocol, ReopenTakesNoScopeAndCountsTheFiles) {
+    fake_target t;
+    EXPECT_EQ(handle(R"({"cmd":"reopen"})", t), R"({"ok":true,"files":2})");
+    EXPECT_EQ(t.calls, (std::vector<std::string>{"reopen"}));
+    const std::string scoped = handle(R"({"cmd":"reopen","pool":"p"})", t);
+    EXPECT_EQ(scoped, R"({"ok":false,"error":"unknown field \"pool\" for reopen"})");
+    EXPECT_EQ(t.calls.size(), 1u);
 }
 
 TEST(ControlProtocol, StatusAndStatsSpliceTheirObjectsIntoTheReply) {
