@@ -124,13 +124,23 @@ public:
             bad(n, "the histogram \"" + d.name + "\" needs buckets");
         }
         if (auto v = n["labels"]) {
-            if (!v.IsSequence()) bad(v, "labels must be a list of metadata keys");
+            if (!v.IsSequence())
+                bad(v, "labels must be a list of metadata keys (or {name: key} pairs)");
             if (v.size() > max_labels)
                 bad(v, "at most " + std::to_string(max_labels) + " labels per metric");
             std::set<std::string> seen;
             for (const auto& l : v) {
                 label_def ld;
-                ld.key = scalar<std::string>(l, "a label");
+                std::string wire;  // a name given for the label ({pool: pool_name})
+                if (l.IsMap()) {
+                    if (l.size() != 1) bad(l, "a renamed label is one {name: metadata_key} pair");
+                    const auto pair = *l.begin();
+                    wire = scalar<std::string>(pair.first, "a label name");
+                    ld.key = scalar<std::string>(pair.second, "a label");
+                    if (wire.empty()) bad(l, "a label name is empty");
+                } else {
+                    ld.key = scalar<std::string>(l, "a label");
+                }
                 if (ld.key.empty()) bad(l, "a label key is empty");
                 // Unique per event or per moment: as labels they make one series each.
                 for (const char* refused : {"correlation_id", "timestamp_ns", "python_pid"})
@@ -138,7 +148,9 @@ public:
                         bad(l, "\"" + ld.key +
                                    "\" cannot be a label: a new value on every "
                                    "event or process would make a new series each time");
-                ld.name = ld.key == event_name_key ? "event" : sanitize_name(ld.key, true);
+                ld.name = !wire.empty()              ? sanitize_name(wire, true)
+                          : ld.key == event_name_key ? "event"
+                                                     : sanitize_name(ld.key, true);
                 if (ld.name.rfind("__", 0) == 0)
                     bad(l, "label names starting with __ are reserved");
                 if (ld.name == "otel_metric_overflow" ||

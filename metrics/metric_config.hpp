@@ -16,7 +16,8 @@ namespace telecap::metrics {
 enum class metric_kind { counter, histogram, gauge };
 std::string_view to_string(metric_kind k) noexcept;
 
-// A label: a metadata key of the event, or "$event" for the event's dotted name.
+// A label: a metadata key of the event, or "$event" for the event's dotted name; named after
+// the key, or as the config says ({pool: pool_name}).
 struct label_def {
     std::string key;
     std::string name;  // the label's name on the wire: the key made a valid label name

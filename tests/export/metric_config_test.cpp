@@ -42,7 +42,7 @@ gauges:
   - name: rss
     event: snakepit.python.memory.sampled
     measurement: rss_bytes
-    labels: [worker_id]
+    labels: [worker_id, {pool: pool_name}]
 )");
     EXPECT_EQ(cfg.service_name, "svc");
     ASSERT_EQ(cfg.metrics.size(), 4u);
@@ -53,6 +53,10 @@ gauges:
     ASSERT_EQ(c.labels.size(), 2u);
     EXPECT_EQ(c.labels[1].key, "$event");
     EXPECT_EQ(c.labels[1].name, "event");
+    const auto& g = cfg.metrics[3];
+    ASSERT_EQ(g.labels.size(), 2u);
+    EXPECT_EQ(g.labels[1].key, "pool_name") << "renamed: {pool: pool_name}";
+    EXPECT_EQ(g.labels[1].name, "pool");
     EXPECT_FALSE(cfg.metrics[1].capture);
     EXPECT_EQ(cfg.metrics[1].description, "off");  // every family gets a HELP
     const auto& h = cfg.metrics[2];
@@ -85,6 +89,11 @@ TEST(MetricConfigTest, MistakesNameTheirLine) {
          "m.yaml:4:", "cannot be a label"},
         {"counters:\n  - name: a\n    event: x\n    labels: [pool.name, pool_name]\n",
          "m.yaml:4:", "two labels named \"pool_name\""},
+        {"counters:\n  - name: a\n    event: x\n    labels: [pool, {pool: pool_name}]\n",
+         "m.yaml:4:", "two labels named \"pool\""},
+        {"counters:\n  - name: a\n    event: x\n    labels: [{pool: pool_name, w: worker_id}]\n",
+         "m.yaml:4:", "one {name: metadata_key} pair"},
+
         {"counters:\n  - name: a\n    event: \"x[\"\n", "m.yaml:3:", "unclosed"},
         {"counters:\n  - name: a.b\n    event: x\n  - name: a_b\n    event: y\n",
          "m.yaml:4:", "as the metric at line 2"},
@@ -124,6 +133,22 @@ TEST(MetricConfigTest, TheDefaultParsesAndCoversTheCatalog) {
                              "snakepit_python_cpu_ratio", "snakepit_pool_worker_spawned",
                              "snakepit_pool_worker_restarted", "snakepit_pool_worker_terminated"})
         EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+}
+
+TEST(MetricConfigTest, TheDefaultSpeaksTelecapsOwnLabelNames) {
+    // One vocabulary: the derived series say pool and worker, as telecap_* series do, though
+    // the events' metadata keys are Snakepit's pool_name and worker_id.
+    for (const auto& m : default_metrics_config().metrics)
+        for (const auto& l : m.labels) {
+            EXPECT_NE(l.name, "pool_name") << m.wire_name;
+            EXPECT_NE(l.name, "worker_id") << m.wire_name;
+            if (l.key == "pool_name") {
+                EXPECT_EQ(l.name, "pool") << m.wire_name;
+            }
+            if (l.key == "worker_id") {
+                EXPECT_EQ(l.name, "worker") << m.wire_name;
+            }
+        }
 }
 
 TEST(MetricConfigTest, SanitizeName) {

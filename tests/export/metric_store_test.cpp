@@ -191,6 +191,10 @@ gauges:
     event: x
     measurement: rss
     labels: [worker_id]
+  - name: renamed_rss
+    event: x
+    measurement: rss
+    labels: [{worker: worker_id}]
   - name: pool_rss
     event: x
     measurement: rss
@@ -203,6 +207,9 @@ gauges:
     const family rss = fam(all, "rss");
     ASSERT_EQ(rss.points.size(), 1u);
     EXPECT_EQ(rss.points[0].labels, (label_set{{"worker_id", "w2"}}));
+    const family renamed = fam(all, "renamed_rss");  // the key decides, whatever the label's name
+    ASSERT_EQ(renamed.points.size(), 1u);
+    EXPECT_EQ(renamed.points[0].labels, (label_set{{"worker", "w2"}}));
     EXPECT_EQ(fam(all, "calls").points.size(), 2u);     // counters never expire
     EXPECT_EQ(fam(all, "pool_rss").points.size(), 1u);  // not a worker's series
     // The worker's next sample brings its gauge back.

@@ -101,7 +101,7 @@ class PrometheusScrape(unittest.TestCase):
 
         ev = self.wait_for(base, 'snakepit_events_total{event="snakepit.python.call.stop"}', 1)
         self.assertEqual(ev[0]["value"][1], str(N))
-        self.assertEqual(ev[0]["metric"]["pool_name"], "default")
+        self.assertEqual(ev[0]["metric"]["pool"], "default")
 
         count = self.query(base, "snakepit_python_call_duration_seconds_count")
         self.assertEqual(count[0]["value"][1], str(N))
@@ -121,7 +121,7 @@ class PrometheusScrape(unittest.TestCase):
         self.assertEqual(tools, sorted(['quote"d', "back\\slash", "new\nline", "caf\u00e9",
                                         "dots.in.name"]))
 
-        rss = self.query(base, 'snakepit_python_memory_rss_bytes{worker_id="w1"}')
+        rss = self.query(base, 'snakepit_python_memory_rss_bytes{worker="w1"}')
         self.assertEqual(rss[0]["value"][1], "123456789")
 
         own = self.query(base, "telecap_events_total")
