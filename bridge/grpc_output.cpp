@@ -342,7 +342,8 @@ std::vector<stream_info> grpc_output::streams() const {
     }
     std::vector<stream_info> open;
     for (const auto& s : states) open.push_back(s->info());
-    out.insert(out.begin(), open.begin(), open.end());
+    out.insert(out.end(), open.begin(), open.end());
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
     return out;
 }
 

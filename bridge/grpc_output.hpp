@@ -77,7 +77,7 @@ public:
         std::uint64_t host_events_skipped = 0, controls_applied = 0, controls_rejected = 0;
     };
     totals sum() const;
-    // The open streams, then the last closed ones (at most closed_kept).
+    // The open streams and the last closed ones (at most closed_kept), by id.
     std::vector<stream_info> streams() const;
     static constexpr std::size_t closed_kept = 64;
 
