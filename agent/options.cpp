@@ -154,10 +154,11 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
             throw usage_error(e.what());
         }
     }
-    if (kind == "grpc") {
+    if (kind == "grpc" || spec.starts_with("grpc?")) {
 #ifdef TELECAP_HAVE_GRPC
         bridge::grpc_output_options g;
-        if (auto p = bridge::parse_grpc_output(arg, g))
+        // "grpc?queue=N": options without an address.
+        if (auto p = bridge::parse_grpc_output(kind == "grpc" ? arg : spec.substr(4), g))
             throw usage_error("output \"" + spec + "\": " + *p);
         capture_options co;
         co.catalog_path = env.catalog_path;

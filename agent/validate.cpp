@@ -225,10 +225,10 @@ problem check_output(std::string_view spec) {
         if (!net::parse_url(arg, &why)) return "output " + quoted(spec) + ": " + why;
         return std::nullopt;
     }
-    if (kind == "grpc") {
+    if (kind == "grpc" || spec.starts_with("grpc?")) {
 #ifdef TELECAP_HAVE_GRPC
         bridge::grpc_output_options g;
-        if (auto p = bridge::parse_grpc_output(arg, g))
+        if (auto p = bridge::parse_grpc_output(kind == "grpc" ? arg : spec.substr(4), g))
             return "output " + quoted(spec) + ": " + *p;
         return std::nullopt;
 #else

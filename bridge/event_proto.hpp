@@ -24,7 +24,7 @@ namespace pb = ::snakepit::bridge;
 class wire_names {
 public:
     struct entry {
-        std::string wire;  // "tool.execution.start"
+        std::string wire;                            // "tool.execution.start"
         std::size_t index = std::string_view::npos;  // in the catalog, npos for a kept unknown
     };
     explicit wire_names(const catalog& cat);

@@ -36,14 +36,13 @@ std::string_view meta_string(const event& ev, std::string_view key) {
     return {};
 }
 
-std::optional<std::string> parse_count(std::string_view name, std::string_view text,
-                                       std::size_t lo, std::size_t hi, std::size_t& out) {
+std::optional<std::string> parse_count(std::string_view name, std::string_view text, std::size_t lo,
+                                       std::size_t hi, std::size_t& out) {
     std::size_t v = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < lo ||
-        v > hi)
-        return std::string(name) + " must be a whole number from " + std::to_string(lo) +
-               " to " + std::to_string(hi) + ", not \"" + std::string(text) + "\"";
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < lo || v > hi)
+        return std::string(name) + " must be a whole number from " + std::to_string(lo) + " to " +
+               std::to_string(hi) + ", not \"" + std::string(text) + "\"";
     out = v;
     return std::nullopt;
 }
@@ -77,7 +76,10 @@ std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_o
         const std::string_view name = item.substr(0, eq);
         const std::string_view value =
             eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
-        int which = name == "queue" ? 0 : name == "max_streams" ? 1 : name == "host_events" ? 2 : -1;
+        int which = name == "queue"         ? 0
+                    : name == "max_streams" ? 1
+                    : name == "host_events" ? 2
+                                            : -1;
         if (which < 0)
             return "unknown option \"" + std::string(name) +
                    "\": use queue, max_streams or host_events (NAME=VALUE, joined by &)";
@@ -188,12 +190,13 @@ grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ctx) {
         if (k == "telecap-pool") sel.pool.assign(value.data(), value.size());
     }
     std::lock_guard lock(mu);
-    if (stopping) return new refusal(grpc::Status(grpc::StatusCode::UNAVAILABLE, "telecap is stopping"));
+    if (stopping)
+        return new refusal(grpc::Status(grpc::StatusCode::UNAVAILABLE, "telecap is stopping"));
     if (live.size() >= opts.max_streams) {
         ++refused;
-        return new refusal(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                                        "telecap: too many streams (max_streams=" +
-                                            std::to_string(opts.max_streams) + ")"));
+        return new refusal(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            "telecap: too many streams (max_streams=" + std::to_string(opts.max_streams) + ")"));
     }
     ++accepted;
     auto state = std::make_shared<stream_state>(next_id++, ctx->peer(), std::move(sel), opts.queue,
@@ -246,9 +249,7 @@ grpc_output::grpc_output(grpc_output_options opts, const catalog& cat)
     telecap::logger()->info("output grpc: serving StreamTelemetry on {}", im.address);
 }
 
-grpc_output::~grpc_output() {
-    finish(std::chrono::steady_clock::now());
-}
+grpc_output::~grpc_output() { finish(std::chrono::steady_clock::now()); }
 
 const std::string& grpc_output::address() const noexcept { return impl_->address; }
 int grpc_output::port() const noexcept { return impl_->port; }
@@ -356,8 +357,9 @@ std::string grpc_output::counters_json() const {
            ",\"streams_active\":" + n(t.streams_active) +
            ",\"streams_refused\":" + n(t.streams_refused) + ",\"events_sent\":" + n(t.sent) +
            ",\"events_dropped\":{\"queue_full\":" + n(t.dropped_queue_full) +
-           ",\"closed\":" + n(t.dropped_closed) + "},\"events_removed\":{\"disabled\":" +
-           n(t.disabled) + ",\"sampled\":" + n(t.sampled) + ",\"filtered\":" + n(t.filtered) +
+           ",\"closed\":" + n(t.dropped_closed) +
+           "},\"events_removed\":{\"disabled\":" + n(t.disabled) + ",\"sampled\":" + n(t.sampled) +
+           ",\"filtered\":" + n(t.filtered) +
            "},\"host_events_skipped\":" + n(t.host_events_skipped) +
            ",\"controls\":{\"applied\":" + n(t.controls_applied) +
            ",\"rejected\":" + n(t.controls_rejected) + "},\"streams\":[";
@@ -377,8 +379,9 @@ std::string grpc_output::counters_json() const {
                n(s.dropped[static_cast<std::size_t>(stream_drop::queue_full)]) +
                ",\"closed\":" + n(s.dropped[static_cast<std::size_t>(stream_drop::closed)]) +
                "},\"removed\":{\"disabled\":" + n(s.disabled) + ",\"sampled\":" + n(s.sampled) +
-               ",\"filtered\":" + n(s.filtered) + "},\"controls\":{\"applied\":" +
-               n(s.controls_applied) + ",\"rejected\":" + n(s.controls_rejected) + "}}";
+               ",\"filtered\":" + n(s.filtered) +
+               "},\"controls\":{\"applied\":" + n(s.controls_applied) +
+               ",\"rejected\":" + n(s.controls_rejected) + "}}";
     }
     return out + "]}";
 }

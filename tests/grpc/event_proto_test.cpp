@@ -62,18 +62,23 @@ TEST(EventProto, MetadataOfEveryTypeBecomesStrings) {
     auto ev = make_event({"snakepit", "python", "call", "start"});
     // As the normalizer leaves them: the worker's values str()'d already, then the host's
     // enrichment with integers and a null correlation id.
-    ev.metadata = {{"flag", std::string("True")},   {"none", std::string("None")},
-                   {"ratio", std::string("1.5")},   {"tool", std::string("search")},
-                   {"node", std::string("host1")},  {"worker_id", std::string("p-0")},
-                   {"pool_name", std::string("p")}, {"python_pid", std::int64_t{4242}},
-                   {"correlation_id", nullptr},     {"timestamp_ns", std::int64_t{17}},
+    ev.metadata = {{"flag", std::string("True")},
+                   {"none", std::string("None")},
+                   {"ratio", std::string("1.5")},
+                   {"tool", std::string("search")},
+                   {"node", std::string("host1")},
+                   {"worker_id", std::string("p-0")},
+                   {"pool_name", std::string("p")},
+                   {"python_pid", std::int64_t{4242}},
+                   {"correlation_id", nullptr},
+                   {"timestamp_ns", std::int64_t{17}},
                    {"odd", nullptr}};
     pb::TelemetryEvent m;
     to_proto(ev, "python.call.start", m);
     const std::map<std::string, std::string> want{
-        {"flag", "True"}, {"none", "None"},   {"ratio", "1.5"}, {"tool", "search"},
-        {"node", "host1"}, {"worker_id", "p-0"}, {"pool_name", "p"}, {"python_pid", "4242"},
-        {"odd", "None"}};
+        {"flag", "True"},   {"none", "None"},       {"ratio", "1.5"},
+        {"tool", "search"}, {"node", "host1"},      {"worker_id", "p-0"},
+        {"pool_name", "p"}, {"python_pid", "4242"}, {"odd", "None"}};
     // correlation_id and timestamp_ns are the message's own fields, not metadata.
     EXPECT_EQ(metadata_of(m), want);
 }

@@ -45,7 +45,7 @@ TEST(StreamState, OneWriteInFlightAndTheQueueBehindIt) {
     f.s.on_metadata_sent(true);
     ASSERT_TRUE(f.offer().write);  // the slot was free: written at once
     for (int i = 0; i < 4; ++i) EXPECT_FALSE(f.offer().write);  // queued behind it
-    EXPECT_FALSE(f.offer().write);                                 // the 5th behind: full
+    EXPECT_FALSE(f.offer().write);                              // the 5th behind: full
     auto info = f.s.info();
     EXPECT_EQ(info.queued, 4u);
     EXPECT_EQ(info.dropped[static_cast<std::size_t>(stream_drop::queue_full)], 1u);
@@ -130,7 +130,7 @@ TEST(StreamState, SamplingHonoursItsPatterns) {
     c.mutable_sampling()->set_sampling_rate(0.0);
     c.mutable_sampling()->add_event_patterns("python.call.*");
     EXPECT_FALSE(f.s.apply(c));
-    f.offer("python.call.start");  // sampled out
+    f.offer("python.call.start");                        // sampled out
     EXPECT_TRUE(f.offer("tool.execution.start").write);  // not matched: not sampled
     EXPECT_EQ(f.s.info().sampled, 1u);
 }

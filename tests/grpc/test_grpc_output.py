@@ -348,5 +348,36 @@ class GrpcOutputTest(unittest.TestCase):
         self.assertFalse(g["streams"][0]["open"])
 
 
+class GrpcOutputUsageTest(unittest.TestCase):
+    def run_telecap(self, spec):
+        return subprocess.run([TELECAP, "run", "-o", spec, "--", "true"],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT)
+
+    def test_bad_specs_are_usage_errors(self):
+        cases = {
+            "grpc:nope": "the address must be HOST:PORT or unix:PATH",
+            "grpc:127.0.0.1:70000": "the port must be a whole number from 0 to 65535",
+            "grpc:unix:": "needs a socket path",
+            "grpc?queue=0": "queue must be a whole number from 1 to 1048576",
+            "grpc?max_streams=x": "max_streams must be a whole number",
+            "grpc?host_events=yes": "host_events must be 0 or 1",
+            "grpc?size=1": "unknown option \"size\"",
+            "grpc?queue=1&queue=2": "queue is given twice",
+        }
+        for spec, message in cases.items():
+            with self.subTest(spec=spec):
+                r = self.run_telecap(spec)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr.decode())
+
+    def test_an_address_in_use_is_a_usage_error(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            r = self.run_telecap("grpc:127.0.0.1:%d" % s.getsockname()[1])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("cannot listen on 127.0.0.1:", r.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main()
