@@ -327,6 +327,18 @@ class GrpcOutputTest(unittest.TestCase):
         self.assertEqual(s_toggled["removed"]["disabled"], 5)
         self.assertEqual(s_toggled["controls"], {"applied": 2, "rejected": 0})
 
+    def test_host_events_go_out_only_when_asked(self):
+        t = self.start(["bursts", "1", "1"], spec="grpc:127.0.0.1:0?host_events=1")
+        c = self.client()
+        t.step()
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        self.assertTrue(c.ended.wait(WAIT))
+        # The worker's event under its wire name, the pool's (after the client came) whole.
+        self.assertEqual([e["event_parts"] for e in c.events],
+                         [["python", "call", "start"], ["snakepit", "pool", "worker", "terminated"]])
+        self.assertEqual(grpc_output_stats(stats)["host_events_skipped"], 0)
+
     def test_deadline_ends_the_stream_and_max_streams_refuses(self):
         path = os.path.join(self.tmp.name, "grpc.sock")
         t = self.start(["bursts", "1", "1"], spec="grpc:unix:" + path + "?max_streams=1")
