@@ -47,8 +47,8 @@ int main(int argc, char** argv) {
         const auto i = static_cast<std::size_t>(q * static_cast<double>(latency_ns.size() - 1));
         return static_cast<double>(latency_ns[i]) / 1000.0;
     };
-    std::printf("{\"received\":%zu,\"status\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n",
-                latency_ns.size(), static_cast<int>(status.error_code()), at(0.5), at(0.99),
-                at(1.0));
+    std::printf(
+        "{\"received\":%zu,\"status\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n",
+        latency_ns.size(), static_cast<int>(status.error_code()), at(0.5), at(0.99), at(1.0));
     return 0;
 }
