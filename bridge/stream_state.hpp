@@ -11,7 +11,7 @@
 //   after a failed write or a cancel (the client left, its deadline passed) what was queued is
 //   counted as `closed`;
 // - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK.
-// Thread-safe: the dispatch thread offers, gRPC's threads report.
+// Thread-safe: the thread that runs the outputs offers, gRPC's threads report.
 
 #include <chrono>
 #include <cstdint>

@@ -305,7 +305,8 @@ void stream_writer::run() {
                 // Lingering gathers small appends (lines one by one); a batch handed over whole
                 // (an output's turn of events) is worth a write(2) at once, and waiting for
                 // more would only cost the timed wait.
-                if (!closing_ && buf.size() <= partial_ && pending_.size() < std::min(opts_.linger_bytes, linger_skip_default) &&
+                if (!closing_ && buf.size() <= partial_ &&
+                    pending_.size() < std::min(opts_.linger_bytes, linger_skip_default) &&
                     opts_.linger.count() > 0)
                     work_.wait_for(lock, opts_.linger, [&] {
                         return closing_ || pending_.size() >= opts_.linger_bytes;
