@@ -299,6 +299,23 @@ class GrpcOutputTest(unittest.TestCase):
         self.assertEqual(len(key), 1)
         self.assertEqual(m[key[0]], s_stalled["dropped"]["queue_full"])
 
+    def test_sigterm_stops_promptly_with_clients_connected(self):
+        t = self.start(["bursts", "2", "3"])  # the second step never comes
+        self.client(read=False)  # connected, never reads
+        reader = self.client()
+        t.step()
+        reader.wait_for(3)
+        begin = time.monotonic()
+        t.proc.terminate()
+        t.proc.wait(timeout=WAIT)
+        self.assertLess(time.monotonic() - begin, 10)
+        self.assertTrue(reader.ended.wait(WAIT))
+        self.assertIsNone(reader.error)  # ended with OK, after every event
+        self.assertEqual(len(reader.events), 3)
+        with open(t.stats) as f:
+            streams = grpc_output_stats(json.load(f))["streams"]
+        self.assertEqual([s["open"] for s in streams], [False, False])
+
     def test_toggle_off_on_the_stream_stops_its_delivery_only(self):
         t = self.start(["bursts", "2", "5"])
         toggled = self.client(controls=[toggle(True)])
