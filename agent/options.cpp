@@ -23,6 +23,9 @@
 #include "outputs/prometheus_handler.hpp"
 #include "outputs/unix_socket_handler.hpp"
 #include "spdlog/spdlog.h"
+#ifdef TELECAP_HAVE_GRPC
+#include "bridge/grpc_output.hpp"
+#endif
 
 namespace telecap::agent {
 
@@ -151,6 +154,23 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
             throw usage_error(e.what());
         }
     }
+    if (kind == "grpc" || spec.starts_with("grpc?")) {
+#ifdef TELECAP_HAVE_GRPC
+        bridge::grpc_output_options g;
+        // "grpc?queue=N": options without an address.
+        if (auto p = bridge::parse_grpc_output(kind == "grpc" ? arg : spec.substr(4), g))
+            throw usage_error("output \"" + spec + "\": " + *p);
+        capture_options co;
+        co.catalog_path = env.catalog_path;
+        try {
+            return std::make_shared<bridge::grpc_output>(std::move(g), load_catalog(co));
+        } catch (const std::runtime_error& e) {
+            throw usage_error(e.what());
+        }
+#else
+        throw usage_error("output \"" + spec + "\": " + grpc_not_built);
+#endif
+    }
     if (kind == "prometheus") {
         prometheus_address at;
         if (auto p = parse_prometheus_address(arg, at))
@@ -180,7 +200,7 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
     }
     throw usage_error("unknown output \"" + spec +
                       "\": use jsonl, jsonl:PATH, unix:PATH, log, null, prometheus[:HOST:PORT], "
-                      "otlp[:URL], otlp-logs[:URL] or http:URL");
+                      "otlp[:URL], otlp-logs[:URL], http:URL or grpc[:ADDR]");
 }
 
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, output_env& env,

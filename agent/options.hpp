@@ -80,6 +80,7 @@ struct output_env {
     bool wait = false;
     metrics::registry* registry = nullptr;
     std::string metrics_path;
+    std::string catalog_path;  // the catalog the gRPC output maps event names back with
     std::shared_ptr<metrics::metric_store> store{};  // made by the first metrics exporter
     bool deriver_attached = false;
     std::shared_ptr<store_slot> slot{};                   // with the store: what exporters read
@@ -96,6 +97,9 @@ void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, out
                     attached_outputs* attached = nullptr);
 std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
                                      const std::string& use);  // throws usage_error
+// Why `-o grpc` is refused by a telecap built without the gRPC bridge.
+inline constexpr const char* grpc_not_built =
+    "this telecap was built without gRPC (cmake -DTELECAP_GRPC=ON, with libgrpc++-dev)";
 // True for the outputs that export metrics rather than events (one per telecap, not per pool).
 bool is_metrics_output(std::string_view spec);
 // The store's metrics config: the file, or the bundled default. Throws usage_error.

@@ -4,6 +4,9 @@
 #include "outputs/otlp_handler.hpp"
 #include "outputs/prometheus_handler.hpp"
 #include "outputs/unix_socket_handler.hpp"
+#ifdef TELECAP_HAVE_GRPC
+#include "bridge/grpc_output.hpp"
+#endif
 
 namespace telecap::agent {
 
@@ -43,6 +46,35 @@ metrics::registry::collector_id add_output_series(metrics::registry& registry,
                 for (auto d : {unix_drop::backlog, unix_drop::total_backlog})
                     add("telecap_unix_clients_dropped_total", u->clients_dropped(d),
                         {{"reason", std::string(to_string(d))}});
+#ifdef TELECAP_HAVE_GRPC
+            } else if (const auto* g = dynamic_cast<const bridge::grpc_output*>(h.get())) {
+                // Totals over every stream, closed ones included; then each open stream's own.
+                const auto t = g->sum();
+                add("telecap_grpc_streams_accepted_total", t.streams_accepted);
+                add("telecap_grpc_streams_active", t.streams_active, {}, metrics::kind::gauge);
+                add("telecap_grpc_streams_refused_total", t.streams_refused);
+                add("telecap_grpc_events_sent_total", t.sent);
+                add("telecap_grpc_events_dropped_total", t.dropped_queue_full,
+                    {{"reason", "queue_full"}});
+                add("telecap_grpc_events_dropped_total", t.dropped_closed, {{"reason", "closed"}});
+                add("telecap_grpc_events_removed_total", t.disabled, {{"reason", "disabled"}});
+                add("telecap_grpc_events_removed_total", t.sampled, {{"reason", "sampled"}});
+                add("telecap_grpc_events_removed_total", t.filtered, {{"reason", "filtered"}});
+                add("telecap_grpc_host_events_skipped_total", t.host_events_skipped);
+                add("telecap_grpc_controls_total", t.controls_applied, {{"result", "applied"}});
+                add("telecap_grpc_controls_total", t.controls_rejected, {{"result", "rejected"}});
+                for (const auto& s : g->streams()) {
+                    if (!s.open) continue;
+                    const std::string id = std::to_string(s.id);
+                    add("telecap_grpc_stream_events_sent_total", s.sent, {{"stream", id}});
+                    for (auto d : {bridge::stream_drop::queue_full, bridge::stream_drop::closed})
+                        add("telecap_grpc_stream_events_dropped_total",
+                            s.dropped[static_cast<std::size_t>(d)],
+                            {{"stream", id}, {"reason", std::string(bridge::to_string(d))}});
+                    add("telecap_grpc_stream_queued", s.queued, {{"stream", id}},
+                        metrics::kind::gauge);
+                }
+#endif
             } else if (const auto* p = dynamic_cast<const prometheus_handler*>(h.get())) {
                 add("telecap_prometheus_scrapes_total", p->scrapes());
             } else if (const auto* c = export_counters_of(*h)) {

@@ -134,8 +134,11 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     metrics::add_stream_collector(registry, streams);
     metrics::add_process_collector(registry);
     handler_bus bus;
-    output_env env{
-        .streams = streams, .wait = true, .registry = &registry, .metrics_path = o.metrics_path};
+    output_env env{.streams = streams,
+                   .wait = true,
+                   .registry = &registry,
+                   .metrics_path = o.metrics_path,
+                   .catalog_path = o.catalog_path};
     attached_outputs outputs;
     attach_outputs(o.outputs, bus, env, &outputs);
     add_output_series(registry, outputs);

@@ -77,7 +77,8 @@ int run_workers(const run_options& o) {
     output_env env{.streams = streams,
                    .wait = block && o.dispatch == dispatch_mode::thread,
                    .registry = &registry,
-                   .metrics_path = o.capture.metrics_path};
+                   .metrics_path = o.capture.metrics_path,
+                   .catalog_path = o.capture.catalog_path};
     run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
     outputs.attach(o);
     passthrough_mux pass(open_passthrough(o.capture.passthrough, streams));

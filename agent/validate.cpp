@@ -12,9 +12,13 @@
 #include <cstdio>
 #include <cstring>
 
+#include "agent/options.hpp"
 #include "net/url.hpp"
 #include "outputs/prometheus_handler.hpp"
 #include "spawn/signals.hpp"
+#ifdef TELECAP_HAVE_GRPC
+#include "bridge/grpc_output.hpp"
+#endif
 
 namespace telecap::agent {
 
@@ -220,6 +224,16 @@ problem check_output(std::string_view spec) {
         std::string why;
         if (!net::parse_url(arg, &why)) return "output " + quoted(spec) + ": " + why;
         return std::nullopt;
+    }
+    if (kind == "grpc" || spec.starts_with("grpc?")) {
+#ifdef TELECAP_HAVE_GRPC
+        bridge::grpc_output_options g;
+        if (auto p = bridge::parse_grpc_output(kind == "grpc" ? arg : spec.substr(4), g))
+            return "output " + quoted(spec) + ": " + *p;
+        return std::nullopt;
+#else
+        return "output " + quoted(spec) + ": " + grpc_not_built;
+#endif
     }
     if (kind != "unix") return std::nullopt;
     unix_output_spec u;

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The `-o grpc` server under load: one stderr worker (bench/grpc_worker.py) at RATE events/s
+for SECONDS, under `telecap run -o grpc:127.0.0.1:0`, and one reading C++ client
+(bench_grpc_client). Prints the events sent and received, the drops, telecap's CPU (its
+process_cpu_seconds_total at exit, all its threads: loop, dispatch, gRPC's) per second of
+load, and the latency from the worker's write to the client's receive.
+
+Usage: grpc_bench.py BUILD_DIR [RATE [SECONDS [OPTIONS]]]    (defaults 100000 10 "")
+OPTIONS: the output's options, e.g. "?queue=8192".
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+build = sys.argv[1]
+rate = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
+seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 10
+options = sys.argv[4] if len(sys.argv) > 4 else ""
+here = os.path.dirname(os.path.abspath(__file__))
+with tempfile.TemporaryDirectory() as tmp:
+    stats_path = os.path.join(tmp, "stats.json")
+    telecap = subprocess.Popen(
+        [os.path.join(build, "telecap"), "--log-level", "info", "run",
+         "-o", "grpc:127.0.0.1:0" + options, "--passthrough", "none", "--stats", stats_path, "--",
+         sys.executable, os.path.join(here, "grpc_worker.py"), str(rate), str(seconds)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    address = None
+    for raw in telecap.stderr:
+        m = re.search(rb"serving StreamTelemetry on (\S+)", raw)
+        if m:
+            address = m.group(1).decode()
+            break
+    if address is None:
+        sys.exit("telecap did not serve")
+    client = subprocess.Popen([os.path.join(build, "bench", "bench_grpc_client"), address],
+                              stdout=subprocess.PIPE)
+    assert client.stdout.readline().strip() == b"ready"
+    telecap.stdin.write(b"g")
+    telecap.stdin.close()
+    telecap.stderr.read()
+    rc = telecap.wait()
+    result = json.loads(client.stdout.readline())
+    client.wait()
+    with open(stats_path) as f:
+        stats = json.load(f)
+(grpc_key,) = [k for k in stats["outputs"] if ":grpc" in k]
+g = stats["outputs"][grpc_key]
+cpu = [v for k, v in stats["metrics"].items() if k.startswith("process_cpu_seconds_total")][0]
+print(json.dumps({"rate": rate, "seconds": seconds, "options": options, "telecap_rc": rc,
+                  "events": stats["events"], "sent": g["events_sent"],
+                  "dropped": g["events_dropped"], "received": result["received"],
+                  "telecap_cpu_s": round(cpu, 2), "cores": round(cpu / seconds, 3),
+                  "latency_us": {k: result[k] for k in ("p50_us", "p99_us", "max_us")}}))

@@ -1,0 +1,48 @@
+#pragma once
+// A normalized event as a Snakepit gRPC worker puts it on the wire (docs/grpc.md, "Server"):
+// `event_parts` = the wire name split on ".", measurements as TelemetryValue (int64, double,
+// string), every metadata value as a string, `timestamp_ns`, `correlation_id` "" when none.
+// The host's own keys `correlation_id` and `timestamp_ns` are left out of the metadata: they
+// are the message's fields. Pure; includes the generated protobuf header (not gRPC's).
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "bridge/snakepit_bridge.pb.h"
+#include "capture/catalog.hpp"
+#include "capture/event.hpp"
+
+namespace telecap::bridge {
+
+namespace pb = ::snakepit::bridge;
+
+// From a normalized event back to the wire name a worker emitted: the catalog's wire events,
+// and with the catalog's `keep` policy an unknown name kept under its prefix. Events the
+// catalog did not make (the pool's lifecycle, telecap's own) have no wire name.
+class wire_names {
+public:
+    struct entry {
+        std::string wire;                            // "tool.execution.start"
+        std::size_t index = std::string_view::npos;  // in the catalog, npos for a kept unknown
+    };
+    explicit wire_names(const catalog& cat);
+
+    // The wire name of `ev` into `out`, or false when no worker sends it (a host-side event).
+    // For a kept unknown name `out.index` is npos.
+    bool find(const event& ev, entry& out) const;
+
+private:
+    std::unordered_map<std::string, entry> by_name_;  // the dotted normalized name
+    std::vector<std::string> unknown_prefix_;         // empty: unknown names are not kept
+};
+
+// Fills `out` (cleared first) from `ev`, with `event_parts` from `wire` split on ".".
+void to_proto(const event& ev, std::string_view wire, pb::TelemetryEvent& out);
+
+// A metadata value as Python's str() would give it on the worker: a string as is, an integer
+// in decimal, null as "None".
+std::string metadata_string(const metadata_value& v);
+
+}  // namespace telecap::bridge

@@ -1,0 +1,389 @@
+#include "bridge/grpc_output.hpp"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+
+#include "bridge/event_proto.hpp"
+#include "bridge/snakepit_bridge.grpc.pb.h"
+#include "bridge/stream_state.hpp"
+#include "capture/event_json.hpp"
+#include "core/log.hpp"
+
+namespace telecap::bridge {
+
+namespace {
+
+using reactor_base = grpc::ServerBidiReactor<pb::TelemetryControl, pb::TelemetryEvent>;
+
+// A call refused before it starts (too many streams, or telecap stopping).
+class refusal final : public reactor_base {
+public:
+    explicit refusal(grpc::Status s) { Finish(std::move(s)); }
+    void OnDone() override { delete this; }
+};
+
+std::string_view meta_string(const event& ev, std::string_view key) {
+    const auto* v = ev.meta(key);
+    if (v)
+        if (const auto* s = std::get_if<std::string>(v)) return *s;
+    return {};
+}
+
+std::optional<std::string> parse_count(std::string_view name, std::string_view text, std::size_t lo,
+                                       std::size_t hi, std::size_t& out) {
+    std::size_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || v < lo || v > hi)
+        return std::string(name) + " must be a whole number from " + std::to_string(lo) + " to " +
+               std::to_string(hi) + ", not \"" + std::string(text) + "\"";
+    out = v;
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_options& out) {
+    out = {};
+    const auto q = arg.find('?');
+    const std::string_view addr = arg.substr(0, q);
+    if (!addr.empty()) {
+        if (addr.starts_with("unix:")) {
+            if (addr.size() == 5) return "needs a socket path: grpc:unix:PATH";
+        } else {
+            const auto colon = addr.rfind(':');
+            if (colon == std::string_view::npos || colon == 0)
+                return "the address must be HOST:PORT or unix:PATH, not \"" + std::string(addr) +
+                       "\"";
+            std::size_t port = 0;
+            if (auto p = parse_count("the port", addr.substr(colon + 1), 0, 65535, port)) return p;
+        }
+        out.address = std::string(addr);
+    }
+    if (q == std::string_view::npos) return std::nullopt;
+    std::string_view rest = arg.substr(q + 1);
+    bool seen[3] = {};
+    while (true) {
+        const auto amp = rest.find('&');
+        const std::string_view item = rest.substr(0, amp);
+        const auto eq = item.find('=');
+        const std::string_view name = item.substr(0, eq);
+        const std::string_view value =
+            eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+        int which = name == "queue"         ? 0
+                    : name == "max_streams" ? 1
+                    : name == "host_events" ? 2
+                                            : -1;
+        if (which < 0)
+            return "unknown option \"" + std::string(name) +
+                   "\": use queue, max_streams or host_events (NAME=VALUE, joined by &)";
+        if (seen[which]) return std::string(name) + " is given twice";
+        seen[which] = true;
+        if (which == 0) {
+            if (auto p = parse_count(name, value, 1, 1 << 20, out.queue)) return p;
+        } else if (which == 1) {
+            if (auto p = parse_count(name, value, 1, 1024, out.max_streams)) return p;
+        } else if (value == "1" || value == "0") {
+            out.host_events = value == "1";
+        } else {
+            return "host_events must be 0 or 1, not \"" + std::string(value) + "\"";
+        }
+        if (amp == std::string_view::npos) break;
+        rest = rest.substr(amp + 1);
+    }
+    return std::nullopt;
+}
+
+struct grpc_output::impl final : pb::BridgeService::CallbackService {
+    class stream_reactor;
+
+    grpc_output_options opts;
+    wire_names names;
+    std::size_t known_names;
+    std::string address;
+    int port = 0;
+    std::unique_ptr<grpc::Server> server;
+
+    mutable std::mutex mu;  // guards what follows; taken before any stream's own lock
+    std::condition_variable all_done;
+    std::vector<std::pair<std::shared_ptr<stream_state>, stream_reactor*>> live;
+    std::deque<stream_info> closed;  // the last closed_kept
+    totals closed_sum;               // the closed streams' counters, summed
+    std::uint64_t next_id = 1;
+    std::uint64_t accepted = 0, refused = 0;
+    bool stopping = false;
+    std::atomic<std::size_t> live_count{0};
+    std::atomic<std::uint64_t> host_skipped{0};
+
+    impl(grpc_output_options o, const catalog& cat)
+        : opts(std::move(o)), names(cat), known_names(cat.event_count()) {}
+
+    grpc::ServerBidiReactor<pb::TelemetryControl, pb::TelemetryEvent>* StreamTelemetry(
+        grpc::CallbackServerContext* ctx) override;
+
+    void closed_stream(const std::shared_ptr<stream_state>& s);
+    static void add(totals& t, const stream_info& i);
+};
+
+// The glue between gRPC's callbacks and a stream_state: every decision is the state's, this
+// only starts what it answers. Owned by gRPC until OnDone.
+class grpc_output::impl::stream_reactor final : public reactor_base {
+public:
+    stream_reactor(impl& owner, std::shared_ptr<stream_state> s)
+        : owner_(owner), state_(std::move(s)) {
+        StartSendInitialMetadata();  // the client learns it is registered (tests wait on it)
+        StartRead(&request_);
+    }
+
+    void run(const stream_state::action& a) {
+        if (a.write) {
+            grpc::WriteOptions wo;
+            if (a.more) wo.set_buffer_hint();  // more follows at once: coalesce the frames
+            StartWrite(a.write.get(), wo);
+        }
+        switch (a.finish) {
+            case stream_state::finish_status::ok:
+                Finish(grpc::Status::OK);
+                break;
+            case stream_state::finish_status::cancelled:
+                Finish(grpc::Status::CANCELLED);
+                break;
+            case stream_state::finish_status::none:
+                break;
+        }
+    }
+
+    void OnSendInitialMetadataDone(bool ok) override { run(state_->on_metadata_sent(ok)); }
+    void OnWriteDone(bool ok) override { run(state_->on_write_done(ok)); }
+    void OnCancel() override { run(state_->on_cancel()); }
+    void OnReadDone(bool ok) override {
+        if (!ok) return;  // the client closed its side (or left): no more controls
+        if (auto problem = state_->apply(request_))
+            telecap::logger()->warn("output grpc: stream {}: control refused: {}",
+                                    state_->info().id, *problem);
+        StartRead(&request_);
+    }
+    void OnDone() override {
+        state_->on_done();
+        owner_.closed_stream(state_);
+        delete this;
+    }
+
+private:
+    impl& owner_;
+    std::shared_ptr<stream_state> state_;
+    pb::TelemetryControl request_;
+};
+
+grpc::ServerBidiReactor<pb::TelemetryControl, pb::TelemetryEvent>*
+grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ctx) {
+    selection sel;
+    for (const auto& [key, value] : ctx->client_metadata()) {
+        const std::string_view k(key.data(), key.size());
+        if (k == "telecap-worker") sel.worker.assign(value.data(), value.size());
+        if (k == "telecap-pool") sel.pool.assign(value.data(), value.size());
+    }
+    std::lock_guard lock(mu);
+    if (stopping)
+        return new refusal(grpc::Status(grpc::StatusCode::UNAVAILABLE, "telecap is stopping"));
+    if (live.size() >= opts.max_streams) {
+        ++refused;
+        return new refusal(grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            "telecap: too many streams (max_streams=" + std::to_string(opts.max_streams) + ")"));
+    }
+    ++accepted;
+    auto state = std::make_shared<stream_state>(next_id++, ctx->peer(), std::move(sel), opts.queue,
+                                                known_names);
+    // Registered before its metadata can reach the client: once the client has the headers,
+    // every event handled from then on is offered to it.
+    auto* r = new stream_reactor(*this, state);
+    live.emplace_back(std::move(state), r);
+    live_count.store(live.size());
+    return r;
+}
+
+void grpc_output::impl::add(totals& t, const stream_info& i) {
+    t.sent += i.sent;
+    t.dropped_queue_full += i.dropped[static_cast<std::size_t>(stream_drop::queue_full)];
+    t.dropped_closed += i.dropped[static_cast<std::size_t>(stream_drop::closed)];
+    t.disabled += i.disabled;
+    t.sampled += i.sampled;
+    t.filtered += i.filtered;
+    t.controls_applied += i.controls_applied;
+    t.controls_rejected += i.controls_rejected;
+}
+
+void grpc_output::impl::closed_stream(const std::shared_ptr<stream_state>& s) {
+    const stream_info info = s->info();
+    std::lock_guard lock(mu);
+    std::erase_if(live, [&](const auto& e) { return e.first == s; });
+    live_count.store(live.size());
+    add(closed_sum, info);
+    closed.push_back(info);
+    if (closed.size() > closed_kept) closed.pop_front();
+    all_done.notify_all();
+}
+
+grpc_output::grpc_output(grpc_output_options opts, const catalog& cat)
+    : impl_(std::make_unique<impl>(std::move(opts), cat)) {
+    auto& im = *impl_;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(im.opts.address, grpc::InsecureServerCredentials(), &im.port);
+    builder.RegisterService(impl_.get());
+    // Controls are a few bytes: a large request is refused rather than buffered.
+    builder.SetMaxReceiveMessageSize(64 << 10);
+    im.server = builder.BuildAndStart();
+    if (!im.server || im.port == 0)
+        throw std::runtime_error("output grpc: cannot listen on " + im.opts.address +
+                                 " (in use, or not an address of this machine)");
+    im.address = im.opts.address;
+    if (!im.address.starts_with("unix:"))
+        im.address = im.address.substr(0, im.address.rfind(':') + 1) + std::to_string(im.port);
+    telecap::logger()->info("output grpc: serving StreamTelemetry on {}", im.address);
+}
+
+grpc_output::~grpc_output() { finish(std::chrono::steady_clock::now()); }
+
+const std::string& grpc_output::address() const noexcept { return impl_->address; }
+int grpc_output::port() const noexcept { return impl_->port; }
+
+void grpc_output::handle(const event& ev) {
+    auto& im = *impl_;
+    if (im.live_count.load(std::memory_order_relaxed) == 0) return;
+    wire_names::entry wire;
+    std::string dotted;
+    if (!im.names.find(ev, wire)) {
+        if (!im.opts.host_events) {
+            im.host_skipped.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        wire.wire = ev.dotted_name();
+        wire.index = std::string_view::npos;
+    }
+    const std::string_view worker = meta_string(ev, "worker_id");
+    const std::string_view pool = meta_string(ev, "pool_name");
+    const auto now = stream_state::clock::now();
+    message msg;
+    const auto make = [&] {
+        auto m = std::make_shared<pb::TelemetryEvent>();
+        to_proto(ev, wire.wire, *m);
+        return message(std::move(m));
+    };
+    // Writes start outside the list's lock; a stream with a write in flight cannot be done.
+    std::vector<std::pair<impl::stream_reactor*, stream_state::action>> start;
+    {
+        std::lock_guard lock(im.mu);
+        for (const auto& [state, reactor] : im.live) {
+            if (!state->selects(worker, pool)) continue;
+            auto a = state->offer(wire.index, wire.wire, now, msg, make);
+            if (a.write || a.finish != stream_state::finish_status::none)
+                start.emplace_back(reactor, std::move(a));
+        }
+    }
+    for (const auto& [reactor, a] : start) reactor->run(a);
+}
+
+void grpc_output::finish(std::chrono::steady_clock::time_point deadline) {
+    auto& im = *impl_;
+    if (!im.server) return;
+    std::vector<std::pair<impl::stream_reactor*, stream_state::action>> start;
+    {
+        std::lock_guard lock(im.mu);
+        im.stopping = true;
+        for (const auto& [state, reactor] : im.live) start.emplace_back(reactor, state->finish());
+    }
+    for (const auto& [reactor, a] : start) reactor->run(a);
+    // The clients that read get what is queued for them; a client that does not is cut off.
+    const auto until = std::min(deadline, std::chrono::steady_clock::now() + im.opts.drain_timeout);
+    {
+        std::unique_lock lock(im.mu);
+        im.all_done.wait_until(lock, until, [&] { return im.live.empty(); });
+    }
+    im.server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+    {
+        // Shutdown cancelled the rest; their OnDone comes from gRPC's threads.
+        std::unique_lock lock(im.mu);
+        im.all_done.wait_for(lock, std::chrono::seconds(2), [&] { return im.live.empty(); });
+    }
+    im.server.reset();
+}
+
+grpc_output::totals grpc_output::sum() const {
+    auto& im = *impl_;
+    std::vector<std::shared_ptr<stream_state>> states;
+    totals t;
+    {
+        std::lock_guard lock(im.mu);
+        t = im.closed_sum;
+        t.streams_accepted = im.accepted;
+        t.streams_refused = im.refused;
+        t.streams_active = im.live.size();
+        for (const auto& e : im.live) states.push_back(e.first);
+    }
+    for (const auto& s : states) impl::add(t, s->info());
+    t.host_events_skipped = im.host_skipped.load();
+    return t;
+}
+
+std::vector<stream_info> grpc_output::streams() const {
+    auto& im = *impl_;
+    std::vector<std::shared_ptr<stream_state>> states;
+    std::vector<stream_info> out;
+    {
+        std::lock_guard lock(im.mu);
+        for (const auto& e : im.live) states.push_back(e.first);
+        out.assign(im.closed.begin(), im.closed.end());
+    }
+    std::vector<stream_info> open;
+    for (const auto& s : states) open.push_back(s->info());
+    out.insert(out.end(), open.begin(), open.end());
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+}
+
+std::string grpc_output::counters_json() const {
+    const totals t = sum();
+    const auto n = [](std::uint64_t v) { return std::to_string(v); };
+    std::string out = "{\"address\":";
+    append_json_string(out, impl_->address);
+    out += ",\"streams_accepted\":" + n(t.streams_accepted) +
+           ",\"streams_active\":" + n(t.streams_active) +
+           ",\"streams_refused\":" + n(t.streams_refused) + ",\"events_sent\":" + n(t.sent) +
+           ",\"events_dropped\":{\"queue_full\":" + n(t.dropped_queue_full) +
+           ",\"closed\":" + n(t.dropped_closed) +
+           "},\"events_removed\":{\"disabled\":" + n(t.disabled) + ",\"sampled\":" + n(t.sampled) +
+           ",\"filtered\":" + n(t.filtered) +
+           "},\"host_events_skipped\":" + n(t.host_events_skipped) +
+           ",\"controls\":{\"applied\":" + n(t.controls_applied) +
+           ",\"rejected\":" + n(t.controls_rejected) + "},\"streams\":[";
+    bool first = true;
+    for (const auto& s : streams()) {
+        if (!first) out += ',';
+        first = false;
+        out += "{\"id\":" + n(s.id) + ",\"peer\":";
+        append_json_string(out, s.peer);
+        out += ",\"worker\":";
+        append_json_string(out, s.select.worker);
+        out += ",\"pool\":";
+        append_json_string(out, s.select.pool);
+        out += std::string(",\"open\":") + (s.open ? "true" : "false") +
+               ",\"queued\":" + n(s.queued) + ",\"sent\":" + n(s.sent) +
+               ",\"dropped\":{\"queue_full\":" +
+               n(s.dropped[static_cast<std::size_t>(stream_drop::queue_full)]) +
+               ",\"closed\":" + n(s.dropped[static_cast<std::size_t>(stream_drop::closed)]) +
+               "},\"removed\":{\"disabled\":" + n(s.disabled) + ",\"sampled\":" + n(s.sampled) +
+               ",\"filtered\":" + n(s.filtered) +
+               "},\"controls\":{\"applied\":" + n(s.controls_applied) +
+               ",\"rejected\":" + n(s.controls_rejected) + "}}";
+    }
+    return out + "]}";
+}
+
+}  // namespace telecap::bridge

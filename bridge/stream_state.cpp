@@ -1,0 +1,150 @@
+#include "bridge/stream_state.hpp"
+
+#include <utility>
+
+namespace telecap::bridge {
+
+std::string_view to_string(stream_drop d) noexcept {
+    return d == stream_drop::queue_full ? "queue_full" : "closed";
+}
+
+stream_state::stream_state(std::uint64_t id, std::string peer, selection select,
+                           std::size_t capacity, std::size_t known_names)
+    : capacity_(capacity), known_names_(known_names), gate_(0x9e3779b97f4a7c15ULL ^ id) {
+    info_.id = id;
+    info_.peer = std::move(peer);
+    info_.select = std::move(select);
+    gate_.configure(controls_, known_names_);
+}
+
+bool stream_state::selects(std::string_view worker, std::string_view pool) const noexcept {
+    // Set once at construction: read without the lock.
+    return (info_.select.worker.empty() || info_.select.worker == worker) &&
+           (info_.select.pool.empty() || info_.select.pool == pool);
+}
+
+stream_state::action stream_state::next_locked() {
+    action a;
+    in_flight_.reset();
+    if (!broken_ && !queue_.empty()) {
+        writing_ = true;
+        in_flight_ = std::move(queue_.front());
+        queue_.pop_front();
+        a.write = in_flight_;
+        a.more = !queue_.empty();
+        return a;
+    }
+    writing_ = false;
+    if (!finished_ && (broken_ || finishing_)) {
+        finished_ = true;
+        a.finish = broken_ ? finish_status::cancelled : finish_status::ok;
+    }
+    return a;
+}
+
+stream_state::action stream_state::on_metadata_sent(bool ok) {
+    std::lock_guard lock(mu_);
+    if (!ok) {
+        broken_ = true;
+        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
+        queue_.clear();
+    }
+    return next_locked();
+}
+
+stream_state::action stream_state::on_write_done(bool ok) {
+    std::lock_guard lock(mu_);
+    if (ok) {
+        ++info_.sent;
+    } else {
+        // The client is gone or the call was cancelled: what is left will never arrive.
+        broken_ = true;
+        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += 1 + queue_.size();
+        queue_.clear();
+    }
+    return next_locked();
+}
+
+stream_state::action stream_state::on_cancel() {
+    std::lock_guard lock(mu_);
+    if (!broken_) {
+        broken_ = true;
+        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
+        queue_.clear();
+    }
+    if (writing_) return {};  // the write in flight fails, and its completion finishes
+    return next_locked();
+}
+
+stream_state::action stream_state::finish() {
+    std::lock_guard lock(mu_);
+    finishing_ = true;
+    if (writing_) return {};
+    return next_locked();
+}
+
+void stream_state::on_done() {
+    std::lock_guard lock(mu_);
+    done_ = true;
+    info_.open = false;
+    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
+    queue_.clear();
+}
+
+bool stream_state::done() const {
+    std::lock_guard lock(mu_);
+    return done_;
+}
+
+stream_info stream_state::info() const {
+    std::lock_guard lock(mu_);
+    stream_info out = info_;
+    out.queued = queue_.size();
+    return out;
+}
+
+std::optional<std::string> stream_state::apply(const ::snakepit::bridge::TelemetryControl& c) {
+    namespace pb = ::snakepit::bridge;
+    control::effective_controls next;
+    {
+        std::lock_guard lock(mu_);
+        next = controls_;
+    }
+    std::optional<std::string> problem;
+    switch (c.control_case()) {
+        case pb::TelemetryControl::kToggle:
+            // proto3: a toggle left at its default means enabled=false.
+            next.enabled = c.toggle().enabled();
+            break;
+        case pb::TelemetryControl::kSampling: {
+            control::sampling s;
+            s.rate = c.sampling().sampling_rate();  // proto3 default: 0, every event dropped
+            s.patterns.assign(c.sampling().event_patterns().begin(),
+                              c.sampling().event_patterns().end());
+            problem = control::check(s);
+            next.sample = std::move(s);
+            break;
+        }
+        case pb::TelemetryControl::kFilter: {
+            control::filter f;
+            f.allow.assign(c.filter().allow().begin(), c.filter().allow().end());
+            f.deny.assign(c.filter().deny().begin(), c.filter().deny().end());
+            problem = control::check(f);
+            next.filt = std::move(f);
+            break;
+        }
+        default:
+            problem = "a control message with none of toggle, sampling or filter";
+    }
+    std::lock_guard lock(mu_);
+    if (problem) {
+        ++info_.controls_rejected;
+        return problem;
+    }
+    ++info_.controls_applied;
+    controls_ = std::move(next);
+    gate_.configure(controls_, known_names_);
+    return std::nullopt;
+}
+
+}  // namespace telecap::bridge

@@ -1,0 +1,120 @@
+#pragma once
+// One StreamTelemetry call served by `-o grpc`, as a state machine without gRPC in it: its
+// selection (call metadata), its gates (the controls it sent), its bounded queue and the one
+// write in flight. The gRPC reactor (grpc_output.cpp) feeds it what happens (an event offered,
+// a write done, the call cancelled, the output finishing) and does what it answers, outside
+// the lock: start a write, finish the call. So the rules live here, tested without a network
+// (tests/grpc/stream_state_test.cpp):
+// - at most one write in flight; the queue holds at most `capacity` events behind it; an event
+//   that finds it full is dropped and counted (`queue_full`), never waited for;
+// - the call is finished once, and only when no write is in flight (gRPC forbids the rest);
+//   after a failed write or a cancel (the client left, its deadline passed) what was queued is
+//   counted as `closed`;
+// - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK.
+// Thread-safe: the thread that runs the outputs offers, gRPC's threads report.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "bridge/snakepit_bridge.pb.h"
+#include "bridge/stream_info.hpp"
+#include "control/gates.hpp"
+
+namespace telecap::bridge {
+
+using message = std::shared_ptr<const ::snakepit::bridge::TelemetryEvent>;
+
+class stream_state {
+public:
+    using clock = control::gate::clock;
+    enum class finish_status : std::uint8_t { none, ok, cancelled };
+    // What the caller does next, outside the lock: write `write` (with gRPC's buffer hint when
+    // more is queued behind it), then finish the call when `finish` says so.
+    struct action {
+        message write;
+        bool more = false;
+        finish_status finish = finish_status::none;
+    };
+
+    // `known_names`: the catalog's event count (the gate's index range). The stream starts
+    // with its initial metadata in flight: nothing is written before on_metadata_sent().
+    stream_state(std::uint64_t id, std::string peer, selection select, std::size_t capacity,
+                 std::size_t known_names);
+
+    bool selects(std::string_view worker, std::string_view pool) const noexcept;
+
+    // An event for this stream (selected already): gated, queued or dropped. `msg` is built by
+    // `make` the first time a stream takes the event, and shared by the others.
+    template <class Make>
+    action offer(std::size_t known, std::string_view wire, clock::time_point now, message& msg,
+                 Make&& make);
+
+    action on_metadata_sent(bool ok);
+    action on_write_done(bool ok);
+    action on_cancel();
+    // telecap stops: take no more events, send what is queued, then finish OK.
+    action finish();
+    // The reactor is gone (gRPC's OnDone): the stream is closed for good.
+    void on_done();
+
+    // A TelemetryControl from the request stream, with Snakepit's semantics (docs/grpc.md); a
+    // bad one changes nothing and is counted. The problem, or nothing.
+    std::optional<std::string> apply(const ::snakepit::bridge::TelemetryControl& c);
+
+    bool done() const;
+    stream_info info() const;
+
+private:
+    action next_locked();  // the write slot is free: start the next write or finish
+
+    mutable std::mutex mu_;
+    stream_info info_;  // guarded by mu_
+    std::size_t capacity_;
+    std::size_t known_names_;
+    control::effective_controls controls_;
+    control::gate gate_;
+    std::deque<message> queue_;
+    message in_flight_;
+    bool writing_ = true;  // the initial metadata is in flight
+    bool finishing_ = false;
+    bool finished_ = false;  // Finish asked of gRPC (once)
+    bool broken_ = false;    // a write failed or the call was cancelled
+    bool done_ = false;
+};
+
+template <class Make>
+stream_state::action stream_state::offer(std::size_t known, std::string_view wire,
+                                         clock::time_point now, message& msg, Make&& make) {
+    std::lock_guard lock(mu_);
+    action a;
+    if (finishing_ || broken_ || finished_) return a;
+    switch (gate_.decide(known, wire, now)) {
+        case control::verdict::pass:
+            break;
+        case control::verdict::disabled:
+            ++info_.disabled;
+            return a;
+        case control::verdict::sampled:
+            ++info_.sampled;
+            return a;
+        default:
+            ++info_.filtered;
+            return a;
+    }
+    if (queue_.size() >= capacity_) {
+        ++info_.dropped[static_cast<std::size_t>(stream_drop::queue_full)];
+        return a;
+    }
+    if (!msg) msg = make();
+    queue_.push_back(msg);
+    if (!writing_) return next_locked();
+    return a;
+}
+
+}  // namespace telecap::bridge

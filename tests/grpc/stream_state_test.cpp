@@ -1,0 +1,179 @@
+// One stream of `-o grpc` without a network (bridge/stream_state.hpp): the queue bound and its
+// drops, one write in flight, finishing once, and the controls of the request stream.
+
+#include "bridge/stream_state.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace telecap::bridge {
+namespace {
+
+namespace pb = ::snakepit::bridge;
+using fs = stream_state::finish_status;
+
+struct fixture {
+    stream_state s{1, "ipv4:127.0.0.1:1", {}, 4, 0};
+    int made = 0;
+
+    stream_state::action offer(std::string_view wire = "python.call.start") {
+        message msg;
+        return s.offer(std::string_view::npos, wire, stream_state::clock::now(), msg, [&] {
+            ++made;
+            return std::make_shared<const pb::TelemetryEvent>();
+        });
+    }
+};
+
+pb::TelemetryControl toggle(bool on) {
+    pb::TelemetryControl c;
+    c.mutable_toggle()->set_enabled(on);
+    return c;
+}
+
+TEST(StreamState, NothingIsWrittenBeforeTheInitialMetadata) {
+    fixture f;
+    EXPECT_FALSE(f.offer().write);
+    const auto a = f.s.on_metadata_sent(true);
+    ASSERT_TRUE(a.write);  // the queued event goes once the metadata is out
+    EXPECT_FALSE(a.more);
+}
+
+TEST(StreamState, OneWriteInFlightAndTheQueueBehindIt) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    ASSERT_TRUE(f.offer().write);  // the slot was free: written at once
+    for (int i = 0; i < 4; ++i) EXPECT_FALSE(f.offer().write);  // queued behind it
+    EXPECT_FALSE(f.offer().write);                              // the 5th behind: full
+    auto info = f.s.info();
+    EXPECT_EQ(info.queued, 4u);
+    EXPECT_EQ(info.dropped[static_cast<std::size_t>(stream_drop::queue_full)], 1u);
+    auto a = f.s.on_write_done(true);
+    ASSERT_TRUE(a.write);
+    EXPECT_TRUE(a.more);  // three more behind it: gRPC may coalesce
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(f.s.on_write_done(true).write);
+    a = f.s.on_write_done(true);
+    EXPECT_FALSE(a.write);
+    EXPECT_EQ(a.finish, fs::none);
+    info = f.s.info();
+    EXPECT_EQ(info.sent, 5u);
+    EXPECT_EQ(info.queued, 0u);
+    EXPECT_EQ(f.made, 5);  // the dropped event was never converted
+}
+
+TEST(StreamState, FinishingSendsWhatIsQueuedThenFinishesOkOnce) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    f.offer();
+    f.offer();
+    EXPECT_EQ(f.s.finish().finish, fs::none);  // a write is in flight
+    EXPECT_FALSE(f.offer().write);             // no new event once finishing
+    ASSERT_TRUE(f.s.on_write_done(true).write);
+    const auto a = f.s.on_write_done(true);
+    EXPECT_EQ(a.finish, fs::ok);
+    EXPECT_EQ(f.s.on_cancel().finish, fs::none);  // finished already
+    EXPECT_EQ(f.s.info().sent, 2u);
+}
+
+TEST(StreamState, FinishWithNothingInFlightFinishesAtOnce) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    EXPECT_EQ(f.s.finish().finish, fs::ok);
+}
+
+TEST(StreamState, CancelCountsTheQueueAsClosedAndFinishesAfterTheWrite) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    f.offer();
+    f.offer();
+    f.offer();
+    EXPECT_EQ(f.s.on_cancel().finish, fs::none);  // the write in flight ends first
+    const auto a = f.s.on_write_done(false);
+    EXPECT_FALSE(a.write);
+    EXPECT_EQ(a.finish, fs::cancelled);
+    f.s.on_done();
+    const auto info = f.s.info();
+    EXPECT_FALSE(info.open);
+    EXPECT_EQ(info.sent, 0u);
+    EXPECT_EQ(info.dropped[static_cast<std::size_t>(stream_drop::closed)], 3u);
+    EXPECT_FALSE(f.offer().write);
+}
+
+TEST(StreamState, ToggleOffStopsNewEventsButQueuedOnesStillGo) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    f.offer();
+    f.offer();  // queued
+    EXPECT_FALSE(f.s.apply(toggle(false)));
+    f.offer();
+    ASSERT_TRUE(f.s.on_write_done(true).write);  // the queued one
+    EXPECT_FALSE(f.s.on_write_done(true).write);
+    auto info = f.s.info();
+    EXPECT_EQ(info.sent, 2u);
+    EXPECT_EQ(info.disabled, 1u);
+    EXPECT_FALSE(f.s.apply(toggle(true)));
+    EXPECT_TRUE(f.offer().write);
+    // proto3: an empty toggle means enabled=false.
+    pb::TelemetryControl empty_toggle;
+    empty_toggle.mutable_toggle();
+    EXPECT_FALSE(f.s.apply(empty_toggle));
+    f.offer();
+    EXPECT_EQ(f.s.info().disabled, 2u);
+    EXPECT_EQ(f.s.info().controls_applied, 3u);
+}
+
+TEST(StreamState, SamplingHonoursItsPatterns) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    pb::TelemetryControl c;
+    c.mutable_sampling()->set_sampling_rate(0.0);
+    c.mutable_sampling()->add_event_patterns("python.call.*");
+    EXPECT_FALSE(f.s.apply(c));
+    f.offer("python.call.start");                        // sampled out
+    EXPECT_TRUE(f.offer("tool.execution.start").write);  // not matched: not sampled
+    EXPECT_EQ(f.s.info().sampled, 1u);
+}
+
+TEST(StreamState, FilterDenyWinsAndEmptyAllowAllowsAll) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    pb::TelemetryControl c;
+    c.mutable_filter()->add_allow("python.*");
+    c.mutable_filter()->add_deny("python.call.stop");
+    EXPECT_FALSE(f.s.apply(c));
+    f.offer("python.call.stop");      // denied
+    f.offer("tool.execution.start");  // not allowed
+    EXPECT_TRUE(f.offer("python.call.start").write);
+    EXPECT_EQ(f.s.info().filtered, 2u);
+}
+
+TEST(StreamState, BadControlsChangeNothingAndAreCounted) {
+    fixture f;
+    f.s.on_metadata_sent(true);
+    pb::TelemetryControl nan;
+    nan.mutable_sampling()->set_sampling_rate(std::nan(""));
+    EXPECT_TRUE(f.s.apply(nan));
+    pb::TelemetryControl bad_glob;
+    bad_glob.mutable_filter()->add_deny("[python");
+    EXPECT_TRUE(f.s.apply(bad_glob));
+    EXPECT_TRUE(f.s.apply(pb::TelemetryControl{}));  // none of the three
+    EXPECT_TRUE(f.offer().write);                    // still open
+    EXPECT_EQ(f.s.info().controls_rejected, 3u);
+    EXPECT_EQ(f.s.info().controls_applied, 0u);
+}
+
+TEST(StreamState, SelectionByWorkerAndPool) {
+    stream_state any(1, "", {}, 4, 0);
+    stream_state worker(2, "", {"p-1", ""}, 4, 0);
+    stream_state pool(3, "", {"", "p"}, 4, 0);
+    EXPECT_TRUE(any.selects("p-0", "p"));
+    EXPECT_TRUE(worker.selects("p-1", "p"));
+    EXPECT_FALSE(worker.selects("p-0", "p"));
+    EXPECT_TRUE(pool.selects("q-0", "p"));
+    EXPECT_FALSE(pool.selects("p-0", "q"));
+    EXPECT_FALSE(worker.selects("", ""));  // an event without a worker id
+}
+
+}  // namespace
+}  // namespace telecap::bridge

@@ -1,0 +1,415 @@
+"""`telecap run -o grpc` end to end: stderr workers (tests/grpc/worker.py) under telecap, and
+Python gRPC clients with stubs generated from the project's proto (bridge/snakepit_bridge.proto)
+at build time. Runs under Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf).
+
+TELECAP_BIN: the telecap binary; TELECAP_GRPC_STUBS: the directory of the generated stubs.
+"""
+
+import json
+import os
+import queue
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.environ["TELECAP_GRPC_STUBS"])
+import grpc  # noqa: E402
+from bridge import snakepit_bridge_pb2 as pb  # noqa: E402
+from bridge import snakepit_bridge_pb2_grpc as pb_grpc  # noqa: E402
+
+TELECAP = os.environ["TELECAP_BIN"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+WORKER = os.path.join(HERE, "worker.py")
+WAIT = 30  # seconds: the bound of every wait (a failure, never a pace)
+
+
+def catalog_wire_names():
+    with open(os.path.join(ROOT, "capture", "snakepit_catalog.json")) as f:
+        cat = json.load(f)
+    return {tuple(v["event"]): k for k, v in cat["wire_events"].items()}
+
+
+def toggle(on):
+    return pb.TelemetryControl(toggle=pb.TelemetryToggle(enabled=on))
+
+
+def as_dict(ev):
+    """A received TelemetryEvent as plain data."""
+    def value(v):
+        return getattr(v, v.WhichOneof("value"))
+    return {"event_parts": list(ev.event_parts),
+            "measurements": {k: value(v) for k, v in ev.measurements.items()},
+            "metadata": dict(ev.metadata),
+            "timestamp_ns": ev.timestamp_ns,
+            "correlation_id": ev.correlation_id}
+
+
+def expected_from_jsonl(obj, wire_names):
+    """What a Snakepit gRPC worker sends for the event telecap wrote as this JSON line, or None
+    for an event no worker sends (the pool's lifecycle)."""
+    wire = wire_names.get(tuple(obj["event"]))
+    if wire is None:
+        return None
+
+    def s(v):
+        return "None" if v is None else str(v)
+    return {"event_parts": wire.split("."),
+            "measurements": obj["measurements"],
+            "metadata": {k: s(v) for k, v in obj["metadata"].items()
+                         if k not in ("correlation_id", "timestamp_ns")},
+            "timestamp_ns": obj["timestamp_ns"],
+            "correlation_id": obj["correlation_id"] or ""}
+
+
+class Telecap:
+    """telecap run with its gRPC output; the worker's steps go through telecap's stdin."""
+
+    def __init__(self, tmp, worker_args, spec="grpc:127.0.0.1:0", extra=()):
+        self.stats = os.path.join(tmp, "stats.json")
+        self.jsonl = os.path.join(tmp, "events.jsonl")
+        self.control = os.path.join(tmp, "control.sock")
+        self.proc = subprocess.Popen(
+            [TELECAP, "--log-level", "info", "run", "-o", spec, "-o", "jsonl:" + self.jsonl,
+             "--passthrough", "none", "--stats", self.stats, "--control", self.control,
+             *extra, "--", sys.executable, WORKER, *worker_args],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = []
+        found = queue.Queue()
+
+        def read_log():
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace")
+                self.log.append(line)
+                m = re.search(r"serving StreamTelemetry on (\S+)", line)
+                if m:
+                    found.put(m.group(1))
+            found.put(None)
+        self.reader = threading.Thread(target=read_log, daemon=True)
+        self.reader.start()
+        self.address = found.get(timeout=WAIT)
+        if self.address is None:
+            raise AssertionError("telecap did not serve: " + "".join(self.log))
+
+    def step(self, n=1):
+        self.proc.stdin.write(b"g" * n)
+        self.proc.stdin.flush()
+
+    def wait(self):
+        self.proc.stdin.close()
+        rc = self.proc.wait(timeout=WAIT)
+        with open(self.stats) as f:
+            return rc, json.load(f)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(WAIT)
+        self.proc.stderr.close()
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    def control_stats(self):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.control)
+            s.sendall(b'{"cmd":"stats"}\n')
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)["metrics"]
+
+
+def grpc_output_stats(stats):
+    (key,) = [k for k in stats["outputs"] if ":grpc" in k]
+    return stats["outputs"][key]
+
+
+class Client:
+    """One StreamTelemetry call. Its controls go on the request stream; it returns once telecap
+    has registered the stream (the initial metadata came back)."""
+
+    def __init__(self, address, metadata=(), controls=(), read=True, timeout=None, options=()):
+        self.channel = grpc.insecure_channel(address, options=list(options))
+        self.requests = queue.Queue()
+        for c in controls:
+            self.requests.put(c)
+
+        def gen():
+            while True:
+                item = self.requests.get()
+                if item is None:
+                    return
+                yield item
+        self.call = pb_grpc.BridgeServiceStub(self.channel).StreamTelemetry(
+            gen(), metadata=metadata, timeout=timeout)
+        self.events = []
+        self.error = None
+        self.ended = threading.Event()
+        self.got = threading.Condition()
+        if read:
+            threading.Thread(target=self._read, daemon=True).start()
+        self.call.initial_metadata()
+
+    def _read(self):
+        try:
+            for ev in self.call:
+                with self.got:
+                    self.events.append(as_dict(ev))
+                    self.got.notify_all()
+        except grpc.RpcError as e:
+            self.error = e
+        finally:
+            self.ended.set()
+
+    def wait_for(self, n):
+        with self.got:
+            ok = self.got.wait_for(lambda: len(self.events) >= n, timeout=WAIT)
+        if not ok:
+            raise AssertionError("got %d events, expected %d" % (len(self.events), n))
+
+    def send(self, control):
+        self.requests.put(control)
+
+    def close(self):
+        self.requests.put(None)
+        self.call.cancel()
+        self.channel.close()
+
+
+class GrpcOutputTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.telecap = None
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        if self.telecap:
+            self.telecap.kill()
+        self.tmp.cleanup()
+
+    def start(self, worker_args, **kw):
+        self.telecap = Telecap(self.tmp.name, worker_args, **kw)
+        return self.telecap
+
+    def client(self, **kw):
+        c = Client(self.telecap.address, **kw)
+        self.clients.append(c)
+        return c
+
+    def test_round_trip_gives_the_events_of_jsonl_as_a_grpc_worker_sends_them(self):
+        t = self.start(["table"])
+        c = self.client(controls=[toggle(True)])  # what Snakepit's host sends first
+        t.step()
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        self.assertTrue(c.ended.wait(WAIT))
+        self.assertIsNone(c.error)  # the stream ended with OK when telecap stopped
+
+        names = catalog_wire_names()
+        with open(t.jsonl) as f:
+            expected = [e for e in (expected_from_jsonl(json.loads(line), names) for line in f)
+                        if e is not None]
+        self.assertEqual(len(expected), 11)  # every catalog event; the two bad ones rejected
+        self.assertEqual(c.events, expected)
+        # Value types as a Python gRPC worker encodes them, not only as jsonl has them.
+        by_name = {".".join(e["event_parts"]): e for e in c.events}
+        start = by_name["python.call.start"]
+        self.assertEqual(start["correlation_id"], "c-1")
+        self.assertEqual(start["metadata"]["flag"], "True")
+        self.assertEqual(start["metadata"]["worker_id"], "default-0")
+        self.assertEqual(by_name["python.call.stop"]["correlation_id"], "")
+        self.assertEqual(by_name["python.call.stop"]["metadata"]["none"], "None")
+        self.assertEqual(by_name["python.call.stop"]["metadata"]["ratio"], "1.5")
+        self.assertIsInstance(by_name["python.call.stop"]["measurements"]["duration"], float)
+        self.assertEqual(by_name["python.call.exception"]["metadata"]["n"], "3")
+        self.assertEqual(by_name["python.gc.completed"]["measurements"],
+                         {"collected": 1, "generation": 0})
+        self.assertEqual(by_name["tool.execution.start"]["event_parts"],
+                         ["tool", "execution", "start"])
+        self.assertEqual(by_name["tool.execution.start"]["measurements"]["bytes"], "12k")
+        self.assertEqual(by_name["python.error.occurred"]["metadata"]["error_message"],
+                         "caf\u00e9 \u2603")
+        self.assertNotIn("correlation_id", start["metadata"])
+        g = grpc_output_stats(stats)
+        self.assertEqual(g["events_sent"], 11)
+        self.assertGreaterEqual(g["host_events_skipped"], 2)  # spawned, terminated
+        self.assertEqual(g["events_dropped"], {"queue_full": 0, "closed": 0})
+
+    def test_selection_by_worker_and_pool_metadata(self):
+        t = self.start(["bursts", "1", "5"], extra=["--instances", "2"])
+        everyone = self.client()
+        one = self.client(metadata=[("telecap-worker", "default-1")])
+        pool = self.client(metadata=[("telecap-pool", "default")])
+        other = self.client(metadata=[("telecap-pool", "other")])
+        t.step(2)  # one step for each worker
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        for c in (everyone, one, pool, other):
+            self.assertTrue(c.ended.wait(WAIT))
+            self.assertIsNone(c.error)
+        self.assertEqual(len(everyone.events), 10)
+        self.assertEqual(len(pool.events), 10)
+        self.assertEqual(len(one.events), 5)
+        self.assertEqual({e["metadata"]["worker_id"] for e in one.events}, {"default-1"})
+        self.assertEqual(other.events, [])
+        streams = grpc_output_stats(stats)["streams"]
+        self.assertEqual([s["worker"] for s in streams], ["", "default-1", "", ""])
+        self.assertEqual([s["pool"] for s in streams], ["", "", "default", "other"])
+
+    def test_a_client_that_does_not_read_loses_events_counted_and_the_others_get_all(self):
+        bursts, per_burst = 40, 50  # each burst fits the queue of 64
+        t = self.start(["bursts", str(bursts), str(per_burst)],
+                       spec="grpc:127.0.0.1:0?queue=64")
+        # Without BDP probing its window stays at 64 KiB: what gRPC buffers for it is bounded.
+        stalled = self.client(read=False, options=[("grpc.http2.bdp_probe", 0)])
+        reader = self.client()
+        for b in range(bursts):
+            t.step()
+            reader.wait_for((b + 1) * per_burst)  # the reader keeps up, burst by burst
+        begin = time.monotonic()
+        rc, stats = t.wait()
+        # Stop is prompt with a client that reads nothing: its queue is given up.
+        self.assertLess(time.monotonic() - begin, 10)
+        self.assertEqual(rc, 0, "".join(t.log))
+        self.assertEqual([e["measurements"]["count"] for e in reader.events],
+                         list(range(per_burst)) * bursts)
+        g = grpc_output_stats(stats)
+        s_stalled, s_reader = g["streams"]
+        total = bursts * per_burst
+        self.assertEqual(s_reader["sent"], total)
+        self.assertEqual(s_reader["dropped"], {"queue_full": 0, "closed": 0})
+        self.assertGreater(s_stalled["dropped"]["queue_full"], 0)
+        self.assertEqual(s_stalled["sent"] + s_stalled["dropped"]["queue_full"] +
+                         s_stalled["dropped"]["closed"], total)
+        self.assertEqual(g["events_dropped"]["queue_full"], s_stalled["dropped"]["queue_full"])
+        m = stats["metrics"]
+        key = [k for k in m if k.startswith("telecap_grpc_events_dropped_total") and
+               'reason="queue_full"' in k]
+        self.assertEqual(len(key), 1)
+        self.assertEqual(m[key[0]], s_stalled["dropped"]["queue_full"])
+
+    def test_sigterm_stops_promptly_with_clients_connected(self):
+        t = self.start(["bursts", "2", "3"])  # the second step never comes
+        self.client(read=False)  # connected, never reads
+        reader = self.client()
+        t.step()
+        reader.wait_for(3)
+        begin = time.monotonic()
+        t.proc.terminate()
+        t.proc.wait(timeout=WAIT)
+        self.assertLess(time.monotonic() - begin, 10)
+        self.assertTrue(reader.ended.wait(WAIT))
+        self.assertIsNone(reader.error)  # ended with OK, after every event
+        self.assertEqual(len(reader.events), 3)
+        with open(t.stats) as f:
+            streams = grpc_output_stats(json.load(f))["streams"]
+        self.assertEqual([s["open"] for s in streams], [False, False])
+
+    def test_toggle_off_on_the_stream_stops_its_delivery_only(self):
+        t = self.start(["bursts", "2", "5"])
+        toggled = self.client(controls=[toggle(True)])
+        plain = self.client()
+        t.step()
+        toggled.wait_for(5)
+        plain.wait_for(5)
+        toggled.send(toggle(False))
+        # The control is applied on gRPC's thread: wait until telecap counts it.
+        deadline = time.monotonic() + WAIT
+        while True:
+            applied = [v for k, v in t.control_stats().items()
+                       if k.startswith("telecap_grpc_controls_total") and "applied" in k]
+            if applied == [2]:
+                break
+            self.assertLess(time.monotonic(), deadline, "the toggle was never applied")
+            time.sleep(0.01)
+        t.step()
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        for c in (toggled, plain):
+            self.assertTrue(c.ended.wait(WAIT))
+        self.assertEqual(len(toggled.events), 5)
+        self.assertEqual(len(plain.events), 10)
+        s_toggled = grpc_output_stats(stats)["streams"][0]
+        self.assertEqual(s_toggled["removed"]["disabled"], 5)
+        self.assertEqual(s_toggled["controls"], {"applied": 2, "rejected": 0})
+
+    def test_host_events_go_out_only_when_asked(self):
+        t = self.start(["bursts", "1", "1"], spec="grpc:127.0.0.1:0?host_events=1")
+        c = self.client()
+        t.step()
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        self.assertTrue(c.ended.wait(WAIT))
+        # The worker's event under its wire name, the pool's whole ("spawned" too when it was
+        # handled after the client came: where the outputs run decides).
+        parts = [e["event_parts"] for e in c.events
+                 if e["event_parts"] != ["snakepit", "pool", "worker", "spawned"]]
+        self.assertEqual(parts, [["python", "call", "start"],
+                                 ["snakepit", "pool", "worker", "terminated"]])
+        self.assertEqual(grpc_output_stats(stats)["host_events_skipped"], 0)
+
+    def test_deadline_ends_the_stream_and_max_streams_refuses(self):
+        path = os.path.join(self.tmp.name, "grpc.sock")
+        t = self.start(["bursts", "1", "1"], spec="grpc:unix:" + path + "?max_streams=1")
+        self.assertEqual(t.address, "unix:" + path)
+        begin = time.monotonic()
+        short = self.client(timeout=1.0)  # as Snakepit's host, with 1 s instead of 5 s
+        refused = self.client()  # the second stream: over max_streams
+        self.assertTrue(refused.ended.wait(WAIT))
+        self.assertEqual(refused.error.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertTrue(short.ended.wait(WAIT))
+        self.assertEqual(short.error.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertGreater(time.monotonic() - begin, 0.9)
+        t.step()
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        g = grpc_output_stats(stats)
+        self.assertEqual(g["streams_accepted"], 1)
+        self.assertEqual(g["streams_refused"], 1)
+        self.assertFalse(g["streams"][0]["open"])
+
+
+class GrpcOutputUsageTest(unittest.TestCase):
+    def run_telecap(self, spec):
+        return subprocess.run([TELECAP, "run", "-o", spec, "--", "true"],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT)
+
+    def test_bad_specs_are_usage_errors(self):
+        cases = {
+            "grpc:nope": "the address must be HOST:PORT or unix:PATH",
+            "grpc:127.0.0.1:70000": "the port must be a whole number from 0 to 65535",
+            "grpc:unix:": "needs a socket path",
+            "grpc?queue=0": "queue must be a whole number from 1 to 1048576",
+            "grpc?max_streams=x": "max_streams must be a whole number",
+            "grpc?host_events=yes": "host_events must be 0 or 1",
+            "grpc?size=1": "unknown option \"size\"",
+            "grpc?queue=1&queue=2": "queue is given twice",
+        }
+        for spec, message in cases.items():
+            with self.subTest(spec=spec):
+                r = self.run_telecap(spec)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(message, r.stderr.decode())
+
+    def test_an_address_in_use_is_a_usage_error(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            r = self.run_telecap("grpc:127.0.0.1:%d" % s.getsockname()[1])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("cannot listen on 127.0.0.1:", r.stderr.decode())
+
+
+if __name__ == "__main__":
+    unittest.main()
