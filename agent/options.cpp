@@ -157,7 +157,12 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
             throw usage_error("output \"" + spec + "\": " + *p);
         auto source = families_of(env);
         try {
-            return std::make_shared<prometheus_handler>(at, std::move(source));
+            auto h = std::make_shared<prometheus_handler>(at, std::move(source));
+            // Port 0 asked for any free port: this line (and ctl status) is the only place
+            // that says which, so it is shown at the default level (warn).
+            spdlog::log(at.port == 0 ? spdlog::level::warn : spdlog::level::info,
+                        "output prometheus: serving /metrics on http://{}/metrics", h->address());
+            return h;
         } catch (const std::runtime_error& e) {
             throw usage_error(e.what());
         }
