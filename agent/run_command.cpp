@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -84,6 +85,11 @@ int run_workers(const run_options& o) {
     io.stdout_pass = &stdout_pass;
     io.rejects = rejects.get();
     io.registry = &registry;
+    io.listeners = [book = env.listeners] {
+        std::vector<control::listener_status> out;
+        for (auto& [output, url] : book->live()) out.push_back({output, url});
+        return out;
+    };
 
     supervisor_options so;
     so.pools = running.pools;
@@ -126,10 +132,20 @@ int run_workers(const run_options& o) {
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
     if (!o.control_socket.empty()) {
+        // Clients the socket cut off, by reason (all of them present from the start, at 0).
+        std::array<metrics::counter*, control::close_reason_count> closed{};
+        for (std::size_t r = 0; r < closed.size(); ++r)
+            closed[r] = &registry.get_counter(
+                "telecap_control_clients_closed_total",
+                {{"reason", std::string(control::to_string(static_cast<control::close_reason>(r)))}});
+        control::server_options co;
+        co.on_close = [closed](control::close_reason r) {
+            closed[static_cast<std::size_t>(r)]->inc();
+        };
         try {
             control_socket = std::make_unique<control::server>(
                 loop, o.control_socket,
-                [&sup](std::string_view line) { return sup.handle_control(line); });
+                [&sup](std::string_view line) { return sup.handle_control(line); }, co);
         } catch (const std::runtime_error& e) {
             throw usage_error(e.what());
         }

@@ -111,6 +111,8 @@ struct supervisor_io {
     rejects_writer* rejects = nullptr;       // optional
     std::vector<const catalog*> catalogs;    // one per pool, in order; required
     metrics::registry* registry = nullptr;   // optional: per-worker series
+    // Optional: the endpoints telecap serves now, for ctl status (called on the loop thread).
+    std::function<std::vector<control::listener_status>()> listeners;
 };
 
 class supervisor final : public control::target {
