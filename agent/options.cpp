@@ -209,7 +209,8 @@ std::vector<std::pair<std::string, std::string>> listener_book::live() const {
     std::lock_guard lock(mu_);
     std::vector<std::pair<std::string, std::string>> out;
     for (const auto& [output, weak] : entries_)
-        if (const auto h = weak.lock()) out.emplace_back(output, "http://" + h->address() + "/metrics");
+        if (const auto h = weak.lock())
+            out.emplace_back(output, "http://" + h->address() + "/metrics");
     return out;
 }
 

@@ -137,7 +137,8 @@ int run_workers(const run_options& o) {
         for (std::size_t r = 0; r < closed.size(); ++r)
             closed[r] = &registry.get_counter(
                 "telecap_control_clients_closed_total",
-                {{"reason", std::string(control::to_string(static_cast<control::close_reason>(r)))}});
+                {{"reason",
+                  std::string(control::to_string(static_cast<control::close_reason>(r)))}});
         control::server_options co;
         co.on_close = [closed](control::close_reason r) {
             closed[static_cast<std::size_t>(r)]->inc();
@@ -163,8 +164,7 @@ int run_workers(const run_options& o) {
         return stop_end ? std::min(t, *stop_end) : t;
     };
     // The fallbacks after a stuck handler need a moment even past the deadline.
-    const auto at_least = [](std::chrono::steady_clock::time_point t,
-                             std::chrono::milliseconds d) {
+    const auto at_least = [](std::chrono::steady_clock::time_point t, std::chrono::milliseconds d) {
         return std::max(t, std::chrono::steady_clock::now() + d);
     };
     capture_stats stats = sup.totals();

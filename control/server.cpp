@@ -15,12 +15,18 @@ using clock = std::chrono::steady_clock;
 
 std::string_view to_string(close_reason r) noexcept {
     switch (r) {
-        case close_reason::request_size: return "request_size";
-        case close_reason::stalled_reader: return "stalled_reader";
-        case close_reason::idle: return "idle";
-        case close_reason::evicted: return "evicted";
-        case close_reason::refused: return "refused";
-        case close_reason::count_: break;
+        case close_reason::request_size:
+            return "request_size";
+        case close_reason::stalled_reader:
+            return "stalled_reader";
+        case close_reason::idle:
+            return "idle";
+        case close_reason::evicted:
+            return "evicted";
+        case close_reason::refused:
+            return "refused";
+        case close_reason::count_:
+            break;
     }
     return "?";
 }
@@ -29,14 +35,18 @@ namespace {
 
 std::string_view what(close_reason r) noexcept {
     switch (r) {
-        case close_reason::request_size: return "its request was longer than the limit";
-        case close_reason::stalled_reader: return "it left its replies unread";
-        case close_reason::idle: return "it sent no whole request within the idle limit";
+        case close_reason::request_size:
+            return "its request was longer than the limit";
+        case close_reason::stalled_reader:
+            return "it left its replies unread";
+        case close_reason::idle:
+            return "it sent no whole request within the idle limit";
         case close_reason::evicted:
             return "it waited longest for a request while the client limit was reached";
         case close_reason::refused:
             return "every client had replies pending when it connected";
-        case close_reason::count_: break;
+        case close_reason::count_:
+            break;
     }
     return "?";
 }
@@ -95,8 +105,8 @@ void server::on_accept() {
         if (clients_.size() >= o_.max_clients && !evict_one()) {
             count(close_reason::refused);
             const std::string msg =
-                error_reply("too many control clients (at most " +
-                            std::to_string(o_.max_clients) + ", all of them being answered)") +
+                error_reply("too many control clients (at most " + std::to_string(o_.max_clients) +
+                            ", all of them being answered)") +
                 "\n";
             (void)::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             continue;  // closed
@@ -142,8 +152,7 @@ bool server::evict_one() {
             oldest = c.get();
     if (!oldest) return false;
     drop(oldest->fd.get(), close_reason::evicted,
-         error_reply("disconnected: the control socket is full (" +
-                     std::to_string(o_.max_clients) +
+         error_reply("disconnected: the control socket is full (" + std::to_string(o_.max_clients) +
                      " clients) and this client waited longest for a request"));
     return true;
 }

@@ -84,7 +84,8 @@ private:
     bool evict_one();  // false: every client has replies pending
     void count(close_reason r);
     // Disconnects; a limit's reason is counted, and `goodbye` (an error line) sent first.
-    void drop(int fd, std::optional<close_reason> why = std::nullopt, std::string_view goodbye = {});
+    void drop(int fd, std::optional<close_reason> why = std::nullopt,
+              std::string_view goodbye = {});
 
     event_loop& loop_;
     std::string path_;

@@ -46,30 +46,41 @@ std::string_view trim(std::string_view s) noexcept {
 
 std::string_view reason_phrase(int status) noexcept {
     switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 431: return "Request Header Fields Too Large";
-        case 500: return "Internal Server Error";
-        default: return "Unknown";
+        case 200:
+            return "OK";
+        case 400:
+            return "Bad Request";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 431:
+            return "Request Header Fields Too Large";
+        case 500:
+            return "Internal Server Error";
+        default:
+            return "Unknown";
     }
 }
 
 std::string_view what(http_close_reason r) noexcept {
     switch (r) {
-        case http_close_reason::idle: return "no request within the head deadline";
+        case http_close_reason::idle:
+            return "no request within the head deadline";
         case http_close_reason::slow_head:
             return "its request head was not complete within the head deadline";
-        case http_close_reason::head_too_large: return "its request head was too large (431)";
-        case http_close_reason::bad_request: return "it did not speak HTTP (400)";
+        case http_close_reason::head_too_large:
+            return "its request head was too large (431)";
+        case http_close_reason::bad_request:
+            return "it did not speak HTTP (400)";
         case http_close_reason::slow_reader:
             return "it did not take its reply within the write deadline";
         case http_close_reason::evicted:
             return "it waited for its request head while the connection limit was reached";
         case http_close_reason::refused:
             return "a new connection while the connection limit was reached";
-        case http_close_reason::count_: break;
+        case http_close_reason::count_:
+            break;
     }
     return "?";
 }
@@ -78,14 +89,22 @@ std::string_view what(http_close_reason r) noexcept {
 
 std::string_view to_string(http_close_reason r) noexcept {
     switch (r) {
-        case http_close_reason::idle: return "idle";
-        case http_close_reason::slow_head: return "slow_head";
-        case http_close_reason::head_too_large: return "head_too_large";
-        case http_close_reason::bad_request: return "bad_request";
-        case http_close_reason::slow_reader: return "slow_reader";
-        case http_close_reason::evicted: return "evicted";
-        case http_close_reason::refused: return "refused";
-        case http_close_reason::count_: break;
+        case http_close_reason::idle:
+            return "idle";
+        case http_close_reason::slow_head:
+            return "slow_head";
+        case http_close_reason::head_too_large:
+            return "head_too_large";
+        case http_close_reason::bad_request:
+            return "bad_request";
+        case http_close_reason::slow_reader:
+            return "slow_reader";
+        case http_close_reason::evicted:
+            return "evicted";
+        case http_close_reason::refused:
+            return "refused";
+        case http_close_reason::count_:
+            break;
     }
     return "?";
 }
@@ -109,8 +128,8 @@ struct http_server::connection {
     std::string out;  // the reply being written
     std::size_t out_off = 0;
     enum class phase : std::uint8_t { head, reply, linger } state = phase::head;
-    bool close_after = false;  // close once the reply is out
-    bool served = false;       // answered a request already (kept alive)
+    bool close_after = false;         // close once the reply is out
+    bool served = false;              // answered a request already (kept alive)
     clock::time_point waiting_since;  // for its head: the eviction order
     clock::time_point deadline;
     bool gone = false;
@@ -131,8 +150,8 @@ http_server::http_server(const std::string& host, int port, handler fn, http_ser
     std::unique_ptr<addrinfo, void (*)(addrinfo*)> list(found, ::freeaddrinfo);
     int err = 0;
     for (const addrinfo* a = found; a && !listen_fd_; a = a->ai_next) {
-        unique_fd fd(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                              a->ai_protocol));
+        unique_fd fd(
+            ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol));
         if (!fd) {
             err = errno;
             continue;
@@ -161,8 +180,7 @@ http_server::http_server(const std::string& host, int port, handler fn, http_ser
     }
     wake_fd_ = unique_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!wake_fd_)
-        throw std::runtime_error(o_.name + ": cannot create an eventfd: " +
-                                 std::strerror(errno));
+        throw std::runtime_error(o_.name + ": cannot create an eventfd: " + std::strerror(errno));
     // The serving thread must not take the signals meant for telecap's loop or its host.
     sigset_t all, old;
     ::sigfillset(&all);
@@ -208,7 +226,8 @@ void http_server::run() noexcept {
         c.out += type;
         c.out += "\r\nContent-Length: " + std::to_string(body.size());
         c.out += extra_header;
-        c.out += c.close_after ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n";
+        c.out +=
+            c.close_after ? "\r\nConnection: close\r\n\r\n" : "\r\nConnection: keep-alive\r\n\r\n";
         if (!head_only) c.out += body;
         c.state = connection::phase::reply;
         c.deadline = clock::now() + o_.write_deadline;
@@ -226,8 +245,7 @@ void http_server::run() noexcept {
                 c.close_after = true;
                 close_counted(http_close_reason::head_too_large);
                 start_reply(c, 431, "text/plain; charset=utf-8",
-                            "request head longer than " + std::to_string(o_.max_head) +
-                                " bytes\n",
+                            "request head longer than " + std::to_string(o_.max_head) + " bytes\n",
                             false);
             }
             return;
@@ -235,9 +253,8 @@ void http_server::run() noexcept {
         const std::string head = c.in.substr(0, head_end);
         c.in.erase(0, head_end + sep);  // a pipelined request stays for the next turn
         const auto first_nl = head.find('\n');
-        const std::string_view line =
-            trim(std::string_view(head).substr(0, first_nl == std::string::npos ? head.size()
-                                                                                 : first_nl));
+        const std::string_view line = trim(std::string_view(head).substr(
+            0, first_nl == std::string::npos ? head.size() : first_nl));
         http_request req;
         req.head = first_nl == std::string::npos ? std::string_view{}
                                                  : std::string_view(head).substr(first_nl + 1);
@@ -260,8 +277,8 @@ void http_server::run() noexcept {
                                                 : iequals(connection_header, "keep-alive");
         // A body is never read: after one is announced the connection cannot be reused.
         const auto length = req.header("Content-Length");
-        const bool body = (!length.empty() && length != "0") ||
-                          !req.header("Transfer-Encoding").empty();
+        const bool body =
+            (!length.empty() && length != "0") || !req.header("Transfer-Encoding").empty();
         c.close_after = !keep || body;
         const bool head_only = req.method == "HEAD";
         if (req.method != "GET" && !head_only) {
@@ -280,8 +297,8 @@ void http_server::run() noexcept {
 
     const auto write_some = [&](connection& c) {
         while (c.out_off < c.out.size()) {
-            const ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off,
-                                     c.out.size() - c.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            const ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off,
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0) {
                 c.out_off += static_cast<std::size_t>(n);
                 continue;
@@ -376,10 +393,9 @@ void http_server::run() noexcept {
         fds.push_back({listen_fd_.get(), POLLIN, 0});
         auto next = clock::time_point::max();
         for (const auto& c : conns) {
-            fds.push_back({c->fd.get(),
-                           static_cast<short>(c->state == connection::phase::reply ? POLLOUT
-                                                                                    : POLLIN),
-                           0});
+            fds.push_back(
+                {c->fd.get(),
+                 static_cast<short>(c->state == connection::phase::reply ? POLLOUT : POLLIN), 0});
             next = std::min(next, c->deadline);
         }
         int timeout = -1;
@@ -407,12 +423,15 @@ void http_server::run() noexcept {
             if (c->gone || now < c->deadline) continue;
             c->gone = true;
             switch (c->state) {
-                case connection::phase::reply: close_counted(http_close_reason::slow_reader); break;
+                case connection::phase::reply:
+                    close_counted(http_close_reason::slow_reader);
+                    break;
                 case connection::phase::head:
                     close_counted(c->in.empty() ? http_close_reason::idle
                                                 : http_close_reason::slow_head);
                     break;
-                case connection::phase::linger: break;  // counted when answered
+                case connection::phase::linger:
+                    break;  // counted when answered
             }
         }
         std::erase_if(conns, [](const auto& c) { return c->gone; });

@@ -70,10 +70,10 @@ std::string prometheus_handler::address() const {
 }
 
 std::string prometheus_handler::counters_json() const {
-    std::string out = "{\"port\":" + std::to_string(port_) +
-           ",\"scrapes\":" + std::to_string(scrapes_.load()) +
-           ",\"scrape_bytes\":" + std::to_string(scrape_bytes_.load()) +
-           ",\"not_found\":" + std::to_string(not_found_.load()) + ",\"connections_closed\":{";
+    std::string out =
+        "{\"port\":" + std::to_string(port_) + ",\"scrapes\":" + std::to_string(scrapes_.load()) +
+        ",\"scrape_bytes\":" + std::to_string(scrape_bytes_.load()) +
+        ",\"not_found\":" + std::to_string(not_found_.load()) + ",\"connections_closed\":{";
     for (std::size_t r = 0; r < net::http_close_reason_count; ++r) {
         const auto reason = static_cast<net::http_close_reason>(r);
         out += (r ? ",\"" : "\"") + std::string(net::to_string(reason)) +

@@ -47,8 +47,8 @@ bool read_until_closed(int fd, std::string& out, clock::time_point deadline) {
     char buf[65536];
     while (clock::now() < deadline) {
         pollfd p{fd, POLLIN, 0};
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
         if (::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 1))) <= 0) continue;
         const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
         if (n <= 0) return true;  // EOF or reset: closed
@@ -192,7 +192,8 @@ TEST(HttpServerTest, AScraperGetsInPastTheConnectionCap) {
     for (int i = 0; i < 12; ++i) idle.push_back(connect_to(s.port()));  // never send a byte
     ASSERT_TRUE(eventually([&] {
         return s.closed(http_close_reason::evicted) >= 8 && s.connections() == 4;
-    })) << s.closed(http_close_reason::evicted) << " " << s.connections();
+    })) << s.closed(http_close_reason::evicted)
+        << " " << s.connections();
     const auto reply = scrape(s.port());
     EXPECT_NE(reply.find("200 OK"), std::string::npos) << reply;
     EXPECT_GE(s.closed(http_close_reason::evicted), 9u);
@@ -202,13 +203,14 @@ TEST(HttpServerTest, AScraperGetsInPastTheConnectionCap) {
 TEST(HttpServerTest, AReaderThatStallsIsCutAtTheWriteDeadline) {
     http_server_options o;
     o.write_deadline = 300ms;
-    http_server s("127.0.0.1", 0,
-                  [](const http_request&) {
-                      http_response r;
-                      r.body.assign(32 << 20, 'x');  // far more than the socket buffers hold
-                      return r;
-                  },
-                  o);
+    http_server s(
+        "127.0.0.1", 0,
+        [](const http_request&) {
+            http_response r;
+            r.body.assign(32 << 20, 'x');  // far more than the socket buffers hold
+            return r;
+        },
+        o);
     const int fd = connect_to(s.port());
     ASSERT_TRUE(send_all(fd, "GET / HTTP/1.1\r\n\r\n"));  // and never read
     EXPECT_TRUE(eventually([&] { return s.closed(http_close_reason::slow_reader) == 1; }));

@@ -269,9 +269,9 @@ TEST(ControlListener, StatusGetsInPastIdleClientsAndNamesThePrometheusPort) {
     for (int i = 0; i < 3; ++i) {
         const auto r = run({bin, "ctl", "--socket", sock, "status"}, "idle-ctl-status");
         EXPECT_EQ(r.exit_code, 0) << r.err;
-        EXPECT_NE(r.out.find("prometheus serves http://127.0.0.1:" + std::to_string(port) +
-                             "/metrics"),
-                  std::string::npos)
+        EXPECT_NE(
+            r.out.find("prometheus serves http://127.0.0.1:" + std::to_string(port) + "/metrics"),
+            std::string::npos)
             << r.out;
     }
     const auto js = run({bin, "ctl", "--socket", sock, "--json", "status"}, "idle-ctl-json");
@@ -343,10 +343,10 @@ TEST(StopDeadline, AStalledStdoutReaderStopsWithinGracePlusTwoSeconds) {
         int out[2];
         ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
         const int err = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-        const pid_t pid = spawn_with_stdio({bin, "run", "--overflow", overflow, "--grace", "1",
-                                            "-o", "jsonl", "--", FIXTURE_WRITE_LINES, "200000",
-                                            "telemetry", "hang"},
-                                           out[1], err);
+        const pid_t pid =
+            spawn_with_stdio({bin, "run", "--overflow", overflow, "--grace", "1", "-o", "jsonl",
+                              "--", FIXTURE_WRITE_LINES, "200000", "telemetry", "hang"},
+                             out[1], err);
         ::close(out[1]);
         ::close(err);
         ASSERT_GT(pid, 0);
