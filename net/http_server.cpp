@@ -354,13 +354,18 @@ void http_server::run() noexcept {
         }
     };
 
+    // Out of fds (EMFILE, ENFILE): the pending connection keeps the listening socket readable,
+    // so accepting pauses for a moment instead of spinning.
+    auto accept_paused_until = clock::time_point::min();
     const auto accept_some = [&] {
         for (int i = 0; i < 64; ++i) {
             unique_fd fd(
                 ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
             if (!fd) {
                 if (errno == EINTR || errno == ECONNABORTED) continue;
-                return;  // EAGAIN; EMFILE and the like: the next wake-up tries again
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                    accept_paused_until = clock::now() + std::chrono::milliseconds(100);
+                return;  // EAGAIN
             }
             if (conns.size() >= o_.max_connections) {
                 // Room for the newcomer: the connection that has waited longest for its head.
@@ -390,8 +395,9 @@ void http_server::run() noexcept {
         open_.store(conns.size(), std::memory_order_relaxed);
         fds.clear();
         fds.push_back({wake_fd_.get(), POLLIN, 0});
-        fds.push_back({listen_fd_.get(), POLLIN, 0});
-        auto next = clock::time_point::max();
+        const bool accepting = clock::now() >= accept_paused_until;
+        fds.push_back({listen_fd_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
+        auto next = accepting ? clock::time_point::max() : accept_paused_until;
         for (const auto& c : conns) {
             fds.push_back(
                 {c->fd.get(),
