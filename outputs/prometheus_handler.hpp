@@ -12,7 +12,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "telecap/capture/handler.hpp"
 #include "telecap/metrics/family.hpp"
