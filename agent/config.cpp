@@ -121,7 +121,11 @@ control::controls read_controls(const std::string& path, const YAML::Node& n) {
         control::rate_limit r;
         if (!v["events_per_second"]) bad(path, v, "rate_limit needs events_per_second");
         r.events_per_second = scalar<double>(path, v["events_per_second"], "events_per_second");
-        if (auto b = v["burst"]) r.burst = scalar<double>(path, b, "burst");
+        if (auto b = v["burst"]) {
+            r.burst = scalar<double>(path, b, "burst");
+            if (r.burst == 0)  // 0 would silently mean the default
+                bad(path, b, "burst must be at least 1 (leave it out for the default)");
+        }
         if (auto e = control::check(r)) bad(path, v, *e);
         c.limit = r;
     }

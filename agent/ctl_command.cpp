@@ -117,6 +117,10 @@ void print_status(const rapidjson::Document& d) {
                     str(v, "pool").c_str(), num(v, "pid"), state.c_str(), num(v, "restarts"),
                     num(v, "uptime_seconds"), num(v, "events"), removed);
     }
+    if (d.HasMember("listeners") && d["listeners"].IsArray())
+        for (const auto& l : d["listeners"].GetArray())
+            if (l.IsObject())
+                std::printf("%s serves %s\n", str(l, "output").c_str(), str(l, "url").c_str());
 }
 
 // "reload: pools added a, b; removed c; ..." from the reply's lists (docs/control.md).

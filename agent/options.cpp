@@ -177,7 +177,13 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
             throw usage_error("output \"" + spec + "\": " + *p);
         auto source = families_of(env);
         try {
-            return std::make_shared<prometheus_handler>(at, std::move(source));
+            auto h = std::make_shared<prometheus_handler>(at, std::move(source));
+            // Port 0 asked for any free port: this line (and ctl status) is the only place
+            // that says which, so it is shown at the default level (warn).
+            spdlog::log(at.port == 0 ? spdlog::level::warn : spdlog::level::info,
+                        "output prometheus: serving /metrics on http://{}/metrics", h->address());
+            env.listeners->add("prometheus", h);
+            return h;
         } catch (const std::runtime_error& e) {
             throw usage_error(e.what());
         }
@@ -217,6 +223,15 @@ void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, out
         bus.attach("metrics", {}, std::make_shared<metrics::deriver>(env.store));
         env.deriver_attached = true;
     }
+}
+
+std::vector<std::pair<std::string, std::string>> listener_book::live() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [output, weak] : entries_)
+        if (const auto h = weak.lock())
+            out.emplace_back(output, "http://" + h->address() + "/metrics");
+    return out;
 }
 
 std::shared_ptr<stream_writer> open_passthrough(const std::string& spec, stream_set& streams) {

@@ -23,6 +23,10 @@ namespace spdlog {
 class logger;
 }
 
+namespace telecap {
+class prometheus_handler;
+}
+
 namespace telecap::agent {
 
 // A startup problem the user can fix: printed as "telecap: <what>", exit 2.
@@ -75,6 +79,23 @@ private:
     std::shared_ptr<metrics::metric_store> store_;
 };
 
+// The network endpoints the outputs serve, as outputs come and go (a reload): ctl status
+// names them (`-o prometheus:0` picks its port at start). Any thread.
+class listener_book {
+public:
+    void add(std::string output, std::weak_ptr<const prometheus_handler> h) {
+        std::lock_guard lock(mu_);
+        std::erase_if(entries_, [](const auto& e) { return e.second.expired(); });
+        entries_.emplace_back(std::move(output), std::move(h));
+    }
+    // The live ones: {output, url}.
+    std::vector<std::pair<std::string, std::string>> live() const;
+
+private:
+    mutable std::mutex mu_;
+    std::vector<std::pair<std::string, std::weak_ptr<const prometheus_handler>>> entries_;
+};
+
 struct output_env {
     stream_set& streams;
     bool wait = false;
@@ -85,6 +106,7 @@ struct output_env {
     bool deriver_attached = false;
     std::shared_ptr<store_slot> slot{};                   // with the store: what exporters read
     metrics::registry::collector_id store_collector = 0;  // the store's own series
+    std::shared_ptr<listener_book> listeners = std::make_shared<listener_book>();
 };
 
 // Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null",

@@ -77,6 +77,12 @@ metrics::registry::collector_id add_output_series(metrics::registry& registry,
 #endif
             } else if (const auto* p = dynamic_cast<const prometheus_handler*>(h.get())) {
                 add("telecap_prometheus_scrapes_total", p->scrapes());
+                for (std::size_t r = 0; r < net::http_close_reason_count; ++r) {
+                    const auto reason = static_cast<net::http_close_reason>(r);
+                    add("telecap_prometheus_connections_closed_total",
+                        p->connections_closed(reason),
+                        {{"reason", std::string(net::to_string(reason))}});
+                }
             } else if (const auto* c = export_counters_of(*h)) {
                 add("telecap_export_requests_total", c->requests.load());
                 add("telecap_export_ok_total", c->ok.load());

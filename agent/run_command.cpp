@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -91,6 +92,11 @@ int run_workers(const run_options& o) {
     io.stdout_pass = &stdout_pass;
     io.rejects = rejects.get();
     io.registry = &registry;
+    io.listeners = [book = env.listeners] {
+        std::vector<control::listener_status> out;
+        for (auto& [output, url] : book->live()) out.push_back({output, url});
+        return out;
+    };
 
     supervisor_options so;
     so.pools = running.pools;
@@ -144,10 +150,21 @@ int run_workers(const run_options& o) {
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
     if (!o.control_socket.empty()) {
+        // Clients the socket cut off, by reason (all of them present from the start, at 0).
+        std::array<metrics::counter*, control::close_reason_count> closed{};
+        for (std::size_t r = 0; r < closed.size(); ++r)
+            closed[r] = &registry.get_counter(
+                "telecap_control_clients_closed_total",
+                {{"reason",
+                  std::string(control::to_string(static_cast<control::close_reason>(r)))}});
+        control::server_options co;
+        co.on_close = [closed](control::close_reason r) {
+            closed[static_cast<std::size_t>(r)]->inc();
+        };
         try {
             control_socket = std::make_unique<control::server>(
                 loop, o.control_socket,
-                [&sup](std::string_view line) { return sup.handle_control(line); });
+                [&sup](std::string_view line) { return sup.handle_control(line); }, co);
         } catch (const std::runtime_error& e) {
             throw usage_error(e.what());
         }
@@ -159,22 +176,40 @@ int run_workers(const run_options& o) {
     int rc = sup.run();
     control_socket.reset();  // no client waits on a loop that no longer turns
 
-    // A handler stuck for good must not keep telecap (and its caller) waiting forever.
+    // A handler stuck for good must not keep telecap (and its caller) waiting forever. After
+    // a stop (SIGTERM), every step below shares the stop's one deadline (grace + 2 s from the
+    // signal), so their bounds do not add up; `by(d)` is now + d, or that deadline if sooner.
     const auto limit = stuck_handler_limit(o);
+    const auto stop_end = sup.stop_deadline();
+    const auto by = [&stop_end](std::chrono::milliseconds d) {
+        const auto t = std::chrono::steady_clock::now() + d;
+        return stop_end ? std::min(t, *stop_end) : t;
+    };
+    // The fallbacks after a stuck handler need a moment even past the deadline.
+    const auto at_least = [](std::chrono::steady_clock::time_point t, std::chrono::milliseconds d) {
+        return std::max(t, std::chrono::steady_clock::now() + d);
+    };
     capture_stats stats = sup.totals();
     for (const auto* mux : {&pass, &stdout_pass}) {
         stats.long_lines_split += mux->long_lines_split();
         stats.partial_lines += mux->partial_lines();
     }
-    bool done = events.finish(std::chrono::steady_clock::now() + limit);
+    const auto handlers_from = std::chrono::steady_clock::now();
+    // Handlers get the time up to the stop's deadline less a little for the streams' drain.
+    bool done = events.finish(
+        stop_end ? std::min(by(limit), at_least(*stop_end - std::chrono::milliseconds(250),
+                                                std::chrono::milliseconds(0)))
+                 : by(limit));
     if (!done) {
         // Most often a handler waits for room in an output stream whose reader stopped
         // reading: closing the streams (what they hold is dropped and counted) lets it go on,
         // and the rest of the queue then counts as dropped by that output.
         spdlog::warn("a handler has not returned within {} ms: closing the output streams",
-                     limit.count());
-        cs.finish(std::chrono::steady_clock::now() + std::chrono::seconds(1));
-        done = events.finish(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - handlers_from)
+                         .count());
+        cs.finish(at_least(by(std::chrono::seconds(1)), std::chrono::milliseconds(50)));
+        done = events.finish(at_least(by(std::chrono::seconds(2)), std::chrono::milliseconds(200)));
     }
     if (!done) {
         events.give_up();
@@ -185,18 +220,18 @@ int run_workers(const run_options& o) {
                              ",\"workers\":" + sup.workers_json() +
                                  ",\"streams\":" + streams_json(streams) +
                                  ",\"metrics\":" + metrics::to_json(registry.snapshot()));
-        cs.finish(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+        cs.finish(at_least(by(std::chrono::seconds(1)), std::chrono::milliseconds(50)));
         std::fflush(nullptr);
         ::_exit(rc ? rc : exit_data_lost);  // the stuck thread cannot be joined
     }
     // Network outputs send what they still hold (a last metrics export) within the grace
     // period (at least 1 s, at most 10 s: the workers are gone already).
-    bus.finish(std::chrono::steady_clock::now() +
-               std::clamp<std::chrono::milliseconds>(o.grace, std::chrono::seconds(1),
-                                                     std::chrono::seconds(10)));
+    bus.finish(by(std::clamp<std::chrono::milliseconds>(o.grace, std::chrono::seconds(1),
+                                                        std::chrono::seconds(10))));
     stats.handler_failures = bus.failures();
     stats.dropped_for(drop_reason::output) += bus.events_dropped() + outputs.removed_drops();
-    cs.finish(std::chrono::steady_clock::now() + limit);
+    // Every stream drains against the same deadline (stream_set::close_all).
+    cs.finish(by(limit));
     if (!o.capture.stats_path.empty() &&
         !write_stats_file(o.capture.stats_path, stats, bus.counters_json(),
                           ",\"workers\":" + sup.workers_json() +

@@ -100,6 +100,8 @@ std::optional<std::string> parse_rate_limit(std::string_view text, rate_limit& o
     if (!num(text.substr(0, slash), r.events_per_second) ||
         (slash != std::string_view::npos && !num(text.substr(slash + 1), r.burst)))
         return "must be N or N/BURST (events per second, burst), not \"" + std::string(text) + "\"";
+    if (slash != std::string_view::npos && r.burst == 0)  // 0 would mean "the default"
+        return "rate limit burst must be at least 1 (write N alone for the default), not 0";
     if (auto e = check(r)) return e;
     out = r;
     return std::nullopt;

@@ -47,6 +47,13 @@ std::optional<std::string> parse_request(std::string_view line, request& out) {
         return std::string("not JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()) +
                " at offset " + std::to_string(doc.GetErrorOffset());
     if (!doc.IsObject()) return "a request must be a JSON object";
+    // RapidJSON keeps every member and FindMember takes the first: a key given twice would
+    // silently mean its first value. Refused, like the config's duplicate keys.
+    for (auto a = doc.MemberBegin(); a != doc.MemberEnd(); ++a)
+        for (auto b = a + 1; b != doc.MemberEnd(); ++b)
+            if (a->name == b->name)
+                return "duplicate field \"" + std::string(a->name.GetString()) +
+                       "\": give each field once";
     const auto cmd_it = doc.FindMember("cmd");
     if (cmd_it == doc.MemberEnd() || !cmd_it->value.IsString())
         return "a request needs \"cmd\": a string";
@@ -139,8 +146,14 @@ std::optional<std::string> parse_request(std::string_view line, request& out) {
             const value* v = get("events_per_second");
             if (!v) return "rate-limit needs \"events_per_second\" (0: no limit)";
             if (auto e = number(*v, "events_per_second", l.events_per_second)) return e;
-            if (const value* b = get("burst"))
+            if (const value* b = get("burst")) {
                 if (auto e = number(*b, "burst", l.burst)) return e;
+                // Internally 0 means "the default"; said explicitly it is a mistake (a bucket
+                // that never holds a token), not a request for the default.
+                if (l.burst == 0)
+                    return "\"burst\" must be at least 1 (leave it out for the default: "
+                           "events_per_second)";
+            }
             r.update.limit = l;
             break;
         }

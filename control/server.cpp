@@ -13,13 +13,55 @@ namespace telecap::control {
 
 using clock = std::chrono::steady_clock;
 
+std::string_view to_string(close_reason r) noexcept {
+    switch (r) {
+        case close_reason::request_size:
+            return "request_size";
+        case close_reason::stalled_reader:
+            return "stalled_reader";
+        case close_reason::idle:
+            return "idle";
+        case close_reason::evicted:
+            return "evicted";
+        case close_reason::refused:
+            return "refused";
+        case close_reason::count_:
+            break;
+    }
+    return "?";
+}
+
+namespace {
+
+std::string_view what(close_reason r) noexcept {
+    switch (r) {
+        case close_reason::request_size:
+            return "its request was longer than the limit";
+        case close_reason::stalled_reader:
+            return "it left its replies unread";
+        case close_reason::idle:
+            return "it sent no whole request within the idle limit";
+        case close_reason::evicted:
+            return "it waited longest for a request while the client limit was reached";
+        case close_reason::refused:
+            return "every client had replies pending when it connected";
+        case close_reason::count_:
+            break;
+    }
+    return "?";
+}
+
+}  // namespace
+
 struct server::client {
     unique_fd fd;
     std::string in;                   // bytes of the request line not yet complete
     std::string out;                  // replies not yet written
     std::size_t out_off = 0;          // written part of out
     clock::time_point last_progress;  // the last write that took something
+    clock::time_point waiting_since;  // connected, or last answered: waits for a request
     event_loop::timer_id retry = 0;
+    event_loop::timer_id idle_timer = 0;
     bool paused = false;  // not read from while replies are pending
 };
 
@@ -34,6 +76,7 @@ server::~server() {
     if (accept_retry_) loop_.cancel(accept_retry_);
     for (auto& [fd, c] : clients_) {
         if (c->retry) loop_.cancel(c->retry);
+        if (c->idle_timer) loop_.cancel(c->idle_timer);
         loop_.unwatch(fd);
     }
     clients_.clear();
@@ -59,11 +102,12 @@ void server::on_accept() {
             }
             return;
         }
-        if (clients_.size() >= o_.max_clients) {
-            ++refused_;
-            const std::string msg = error_reply("too many control clients (at most " +
-                                                std::to_string(o_.max_clients) + ")") +
-                                    "\n";
+        if (clients_.size() >= o_.max_clients && !evict_one()) {
+            count(close_reason::refused);
+            const std::string msg =
+                error_reply("too many control clients (at most " + std::to_string(o_.max_clients) +
+                            ", all of them being answered)") +
+                "\n";
             (void)::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             continue;  // closed
         }
@@ -71,7 +115,8 @@ void server::on_accept() {
         auto c = std::make_unique<client>();
         const int raw = fd.get();
         c->fd = std::move(fd);
-        c->last_progress = clock::now();
+        c->last_progress = c->waiting_since = clock::now();
+        c->idle_timer = loop_.after(o_.idle_limit, [this, raw] { check_idle(raw); });
         clients_.emplace(raw, std::move(c));
         loop_.watch(raw, [this, raw] { on_readable(raw); });
     }
@@ -93,9 +138,51 @@ void server::on_readable(int fd) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
-        drop(fd, false);  // EOF or an error: the client is gone
+        drop(fd);  // EOF or an error: the client is gone
         return;
     }
+}
+
+bool server::evict_one() {
+    // The one that has waited longest for a request, among those with no reply pending (a
+    // client being answered has stall_limit for that).
+    client* oldest = nullptr;
+    for (auto& [fd, c] : clients_)
+        if (c->out.empty() && (!oldest || c->waiting_since < oldest->waiting_since))
+            oldest = c.get();
+    if (!oldest) return false;
+    drop(oldest->fd.get(), close_reason::evicted,
+         error_reply("disconnected: the control socket is full (" + std::to_string(o_.max_clients) +
+                     " clients) and this client waited longest for a request"));
+    return true;
+}
+
+void server::check_idle(int fd) {
+    const auto it = clients_.find(fd);
+    if (it == clients_.end()) return;
+    client& c = *it->second;
+    c.idle_timer = 0;
+    const auto now = clock::now();
+    // A client with replies pending is not idle: stall_limit covers it.
+    if (c.out.empty() && now - c.waiting_since >= o_.idle_limit) {
+        drop(fd, close_reason::idle,
+             error_reply("disconnected: no whole request within " +
+                         std::to_string(o_.idle_limit.count()) + " ms"));
+        return;
+    }
+    const auto due = c.out.empty() ? c.waiting_since + o_.idle_limit : now + o_.idle_limit;
+    c.idle_timer = loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(due - now) +
+                                   std::chrono::milliseconds(1),
+                               [this, fd] { check_idle(fd); });
+}
+
+void server::count(close_reason r) {
+    const auto i = static_cast<std::size_t>(r);
+    ++closed_[i];
+    if (o_.on_close) o_.on_close(r);
+    if (said_[i]) return;
+    said_[i] = true;
+    logger()->warn("control client disconnected: {} (counted by reason, said once)", what(r));
 }
 
 void server::answer(client& c) {
@@ -112,11 +199,12 @@ void server::answer(client& c) {
         if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
         if (line.size() > o_.max_request) {
             c.out += too_long;
-            if (flush(c)) drop(fd, true);
+            if (flush(c)) drop(fd, close_reason::request_size);
             return;
         }
         c.out += fn_(line);
         c.out += '\n';
+        c.waiting_since = clock::now();
         // A client that sends faster than it reads: stop answering until it reads, so its
         // unread replies stay small (the rest of its requests wait in `in`).
         if (c.out.size() - c.out_off >= 64 * 1024) {
@@ -129,7 +217,7 @@ void server::answer(client& c) {
     const auto last_nl = c.in.rfind('\n');
     if (c.in.size() - (last_nl == std::string::npos ? 0 : last_nl + 1) > o_.max_request) {
         c.out += too_long;
-        if (flush(c)) drop(fd, true);
+        if (flush(c)) drop(fd, close_reason::request_size);
         return;
     }
     (void)flush(c);
@@ -147,7 +235,7 @@ bool server::flush(client& c) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) break;
-        drop(fd, false);  // EPIPE and the like: the client is gone
+        drop(fd);  // EPIPE and the like: the client is gone
         return false;
     }
     if (c.out_off == c.out.size()) {
@@ -184,19 +272,23 @@ void server::check_stalled(int fd) {
         if (c.in.find('\n') != std::string::npos) answer(c);  // requests kept while paused
         return;
     }
-    if (clock::now() - c.last_progress > o_.stall_limit) drop(fd, true);
+    if (clock::now() - c.last_progress > o_.stall_limit) drop(fd, close_reason::stalled_reader);
 }
 
-void server::drop(int fd, bool by_limit) {
+void server::drop(int fd, std::optional<close_reason> why, std::string_view goodbye) {
     const auto it = clients_.find(fd);
     if (it == clients_.end()) return;
     if (it->second->retry) loop_.cancel(it->second->retry);
+    if (it->second->idle_timer) loop_.cancel(it->second->idle_timer);
     loop_.unwatch(fd);
-    if (by_limit) {
+    if (!goodbye.empty()) {
+        // Best effort, never waited for: the client learns why before the close.
+        const std::string line = std::string(goodbye) + "\n";
+        (void)::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    if (why) {
         ++disconnected_;
-        logger()->warn(
-            "control client disconnected: it exceeded a limit (request size, "
-            "unread replies)");
+        count(*why);
     }
     clients_.erase(it);
 }

@@ -1,16 +1,27 @@
 #pragma once
 // The control socket: a Unix stream socket (mode 0600) served by the event loop, one JSON
-// request per line in, one JSON reply per line out (docs/control.md). Never blocks the loop:
-// every fd is non-blocking; a request longer than max_request gets an error and the client is
-// disconnected; a client that leaves its replies unread is not read from (nor answered) until
-// it does, so what it leaves unread stays near one reply, and it is disconnected when it reads
-// nothing for stall_limit; past max_clients a new client gets an error and is disconnected.
+// request per line in, one JSON reply per line out (docs/control.md). Never blocks the loop,
+// and no client can lock the operator out:
+// - every fd is non-blocking; a request longer than max_request gets an error and the client
+//   is disconnected, without more of it being buffered;
+// - a client that leaves its replies unread is not read from (nor answered) until it does, so
+//   what it leaves unread stays near one reply, and it is disconnected when it reads nothing
+//   for stall_limit;
+// - a client must send a whole request line within idle_limit of connecting (or of its last
+//   reply), whatever the pace of its bytes: else it gets an error and is disconnected;
+// - past max_clients a new client evicts the client that has waited longest for a request
+//   (it gets an error line first); only when every client has replies pending is the new one
+//   refused (an error, then disconnected).
+// Each disconnection by a limit is counted by reason, logged once per reason, and reported
+// to on_close (telecap_control_clients_closed_total).
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,11 +30,26 @@
 
 namespace telecap::control {
 
+// Why the server disconnected a client.
+enum class close_reason : std::uint8_t {
+    request_size,    // a request line longer than max_request
+    stalled_reader,  // replies left unread for stall_limit
+    idle,            // no whole request line within idle_limit
+    evicted,         // waited longest for a request when a new client needed the room
+    refused,         // a new client while every client had replies pending
+    count_
+};
+inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(close_reason::count_);
+std::string_view to_string(close_reason r) noexcept;
+
 struct server_options {
     std::size_t max_clients = 16;
     std::size_t max_request = 64 * 1024;  // bytes of one request line
     std::chrono::milliseconds stall_limit{5000};
+    std::chrono::milliseconds idle_limit{10000};
     int backlog = 16;
+    // Called on the loop thread for each client disconnected by a limit (a counter).
+    std::function<void(close_reason)> on_close;
 };
 
 class server {
@@ -39,8 +65,12 @@ public:
     server& operator=(const server&) = delete;
 
     std::uint64_t accepted() const noexcept { return accepted_; }
-    std::uint64_t refused() const noexcept { return refused_; }            // past max_clients
-    std::uint64_t disconnected() const noexcept { return disconnected_; }  // by a limit
+    std::uint64_t refused() const noexcept { return closed(close_reason::refused); }
+    // Disconnected by a limit, refusals not included.
+    std::uint64_t disconnected() const noexcept { return disconnected_; }
+    std::uint64_t closed(close_reason r) const noexcept {
+        return closed_[static_cast<std::size_t>(r)];
+    }
     std::size_t clients() const noexcept { return clients_.size(); }
 
 private:
@@ -50,7 +80,12 @@ private:
     void answer(client& c);
     bool flush(client& c);  // false: the client is gone
     void check_stalled(int fd);
-    void drop(int fd, bool by_limit);
+    void check_idle(int fd);
+    bool evict_one();  // false: every client has replies pending
+    void count(close_reason r);
+    // Disconnects; a limit's reason is counted, and `goodbye` (an error line) sent first.
+    void drop(int fd, std::optional<close_reason> why = std::nullopt,
+              std::string_view goodbye = {});
 
     event_loop& loop_;
     std::string path_;
@@ -59,7 +94,9 @@ private:
     unix_listening listening_;
     std::map<int, std::unique_ptr<client>> clients_;
     event_loop::timer_id accept_retry_ = 0;
-    std::uint64_t accepted_ = 0, refused_ = 0, disconnected_ = 0;
+    std::uint64_t accepted_ = 0, disconnected_ = 0;
+    std::array<std::uint64_t, close_reason_count> closed_{};
+    std::array<bool, close_reason_count> said_{};
 };
 
 }  // namespace telecap::control

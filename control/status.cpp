@@ -60,7 +60,16 @@ std::string status_json(const status_snapshot& s) {
         append_controls_json(out, *w.controls);
         out += '}';
     }
-    out += "}}";
+    out += "},\"listeners\":[";
+    for (std::size_t i = 0; i < s.listeners.size(); ++i) {
+        if (i) out += ',';
+        out += "{\"output\":";
+        append_json_string(out, s.listeners[i].output);
+        out += ",\"url\":";
+        append_json_string(out, s.listeners[i].url);
+        out += '}';
+    }
+    out += "]}";
     return out;
 }
 

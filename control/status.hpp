@@ -36,14 +36,22 @@ struct pool_status {
     int instances = 0;
 };
 
+// A network endpoint telecap serves (a Prometheus output), with the address it is bound to.
+struct listener_status {
+    std::string output;  // "prometheus"
+    std::string url;     // "http://127.0.0.1:9464/metrics"
+};
+
 struct status_snapshot {
     double uptime_seconds = 0;
     bool stopping = false;
     std::vector<pool_status> pools;
     std::vector<worker_status> workers;
+    std::vector<listener_status> listeners;
 };
 
-// {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..}} (docs/control.md).
+// {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..},"listeners":[..]}
+// (docs/control.md).
 std::string status_json(const status_snapshot& s);
 // {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}: the
 // "workers" member of --stats.

@@ -35,6 +35,12 @@ constexpr help_entry help_table[] = {
     {"telecap_metrics_skipped_total", "Events a derived metric could not record, by reason."},
     {"telecap_output_events_dropped_total", "Events an output could not deliver."},
     {"telecap_prometheus_scrapes_total", "Scrapes served by a Prometheus output."},
+    {"telecap_control_clients_closed_total",
+     "Control socket clients disconnected by a limit (idle, evicted, too large, unread replies, "
+     "refused), by reason."},
+    {"telecap_prometheus_connections_closed_total",
+     "Connections a Prometheus output closed by a limit (slow, idle, too large, evicted), by "
+     "reason."},
     {"telecap_export_requests_total", "HTTP requests made by a network output."},
     {"telecap_export_ok_total", "Exports a receiver accepted."},
     {"telecap_export_retried_total", "Exports that failed retryably and were tried again."},

@@ -3,6 +3,8 @@
 // scraper's Accept asks for it) from its own HTTP threads. It reads a family_source (the
 // derived metrics and telecap's own series) per scrape; the events themselves are recorded
 // by the metrics deriver, so handle() does nothing and a scrape never waits on capture.
+// The HTTP server is net/http_server: a deadline on each request head, a cap on its size and
+// on the connections, evictions; see docs/metrics.md "Limits".
 
 #include <atomic>
 #include <cstdint>
@@ -10,14 +12,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 
 #include "telecap/capture/handler.hpp"
 #include "telecap/metrics/family.hpp"
-
-namespace httplib {
-class Server;
-}
+#include "telecap/net/http_server.hpp"
 
 namespace telecap {
 
@@ -35,7 +33,9 @@ class prometheus_handler final : public handler {
 public:
     // Binds now (throws std::runtime_error naming the address when it cannot: in use, no such
     // host), then serves from a thread of its own. Port 0 takes a free one (see port()).
-    prometheus_handler(const prometheus_address& at, metrics::family_source families);
+    // `limits`: the server's bounds (tests shorten them).
+    prometheus_handler(const prometheus_address& at, metrics::family_source families,
+                       net::http_server_options limits = {});
     ~prometheus_handler() override;
 
     void handle(const event&) override {}
@@ -43,12 +43,18 @@ public:
     std::string counters_json() const override;
 
     int port() const noexcept { return port_; }
+    // "HOST:PORT" (brackets around an IPv6 host) with the port actually bound.
+    std::string address() const;
     std::uint64_t scrapes() const noexcept { return scrapes_.load(); }
+    // Connections the server closed, by reason (net::http_close_reason).
+    std::uint64_t connections_closed(net::http_close_reason r) const noexcept {
+        return server_->closed(r);
+    }
 
 private:
     metrics::family_source families_;
-    std::unique_ptr<httplib::Server> server_;
-    std::thread thread_;
+    std::string host_;
+    std::unique_ptr<net::http_server> server_;
     int port_ = 0;
     std::atomic<std::uint64_t> scrapes_{0}, scrape_bytes_{0}, not_found_{0};
 };

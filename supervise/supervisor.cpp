@@ -352,6 +352,7 @@ void supervisor::begin_stop() {
     }
     stopping_ = true;
     if (o_.notify) o_.notify("STOPPING=1");
+    stop_began_ = clock::now();
     kill_timer_ = loop_.after(o_.grace, [this] { on_grace_end(); });
     for (auto& w : workers_) {
         if (w->restart_timer) loop_.cancel(w->restart_timer);
@@ -422,8 +423,14 @@ int supervisor::run() {
     sweep();
     intake_.close_all();
     // The last batch: in block mode it may wait for room, with the same bound a stuck handler
-    // gets at shutdown.
-    intake_.finish(std::max<std::chrono::milliseconds>(o_.grace, std::chrono::seconds(5)));
+    // gets at shutdown, and within the stop's deadline (what is after it needs a moment too:
+    // half of what is left).
+    auto patience = std::max<std::chrono::milliseconds>(o_.grace, std::chrono::seconds(5));
+    if (const auto end = stop_deadline())
+        patience = std::clamp(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*end - clock::now()) / 2,
+            std::chrono::milliseconds(0), patience);
+    intake_.finish(patience);
     for (auto& w : workers_)
         if (!w->held && w->fsm.exit_code() && *w->fsm.exit_code() != 0)
             return *w->fsm.exit_code();  // a stop on request is not a failure

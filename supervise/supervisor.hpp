@@ -117,6 +117,8 @@ struct supervisor_io {
     rejects_writer* rejects = nullptr;       // optional
     std::vector<const catalog*> catalogs;    // one per pool, in order; required
     metrics::registry* registry = nullptr;   // optional: per-worker series
+    // Optional: the endpoints telecap serves now, for ctl status (called on the loop thread).
+    std::function<std::vector<control::listener_status>()> listeners;
 };
 
 class supervisor final : public control::target {
@@ -135,6 +137,18 @@ public:
     // Begins the stop (as SIGTERM does). Loop thread only.
     void request_stop();
     bool stopping() const noexcept { return stopping_; }
+    // What a stop may take past the grace period, all of it together: the pipes' rest, the
+    // last batches, the outputs' flush and the streams' drain. telecap promises grace + 2 s;
+    // the last 250 ms are for what follows the deadline (a writer thread notices it within
+    // 100 ms, --stats is written, the process exits).
+    static constexpr std::chrono::milliseconds after_grace{1750};
+    // Once a stop began (a signal, request_stop): when everything must be over, the stop's
+    // start + grace + after_grace. One deadline shared by every step after the workers,
+    // rather than a bound per step (which add up). Nullopt while no stop was asked for.
+    std::optional<std::chrono::steady_clock::time_point> stop_deadline() const noexcept {
+        if (!stopping_) return std::nullopt;
+        return stop_began_ + o_.grace + after_grace;
+    }
 
     // Counters over all workers, plus the supervisor's own drops. Any thread.
     capture_stats totals() const;
@@ -243,6 +257,7 @@ private:
     control::control_table initial_controls_;  // for reset_controls
     std::string wire_scratch_;                 // the wire name of an event without a catalog entry
     bool stopping_ = false;
+    std::chrono::steady_clock::time_point stop_began_{};
     bool killed_ = false;
     event_loop::timer_id kill_timer_ = 0;
     std::chrono::steady_clock::time_point born_ = std::chrono::steady_clock::now();

@@ -324,6 +324,7 @@ control::status_snapshot supervisor::status() const {
         ws.controls = &w->gate.controls();
         s.workers.push_back(ws);
     }
+    if (io_.listeners) s.listeners = io_.listeners();
     return s;
 }
 

@@ -184,6 +184,13 @@ TEST(ControlGates, BadConfigControlsNameTheLine) {
     r = run({bin, "run", "--config", path}, "badlimit");
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find(path + ":2:"), std::string::npos) << r.err;
+    write_file(path,
+               "control:\n  rate_limit: {events_per_second: 5,\n    burst: 0}\npools:\n  - "
+               "command: [\"true\"]\n");
+    r = run({bin, "run", "--config", path}, "burst0");
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find(path + ":3:"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("burst must be at least 1"), std::string::npos) << r.err;
     write_file(path, "control:\n  sample: 0.5\npools:\n  - command: [\"true\"]\n");
     r = run({bin, "run", "--config", path}, "badkey");
     EXPECT_EQ(r.exit_code, 2);

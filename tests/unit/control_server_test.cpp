@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "control/client.hpp"
 #include "control/request.hpp"
@@ -70,6 +71,11 @@ TEST(ControlRequest, RefusesWithAReason) {
         {R"({"cmd":"filter","deny":[""]})", "empty pattern"},
         {R"({"cmd":"rate-limit","events_per_second":-1})", "rate limit"},
         {R"({"cmd":"rate-limit","events_per_second":10,"burst":0.5})", "burst"},
+        {R"({"cmd":"rate-limit","events_per_second":10,"burst":0})",
+         "\"burst\" must be at least 1"},
+        {R"({"cmd":"toggle","enabled":true,"enabled":false})", "duplicate field \"enabled\""},
+        {R"({"cmd":"stop","cmd":"start"})", "duplicate field \"cmd\""},
+        {R"({"cmd":"stop","pool":"a","pool":"b"})", "duplicate field \"pool\""},
     };
     for (const auto& [line, why] : bad) {
         request r;
@@ -215,29 +221,99 @@ TEST_F(ControlServerTest, AHugeReplyIsDeliveredWhole) {
     EXPECT_EQ(s.disconnected(), 0u);
 }
 
-TEST_F(ControlServerTest, TooManyClientsAreRefusedWithAnError) {
+// Idle clients cannot lock the operator out: at the cap, the client that has waited longest
+// for a request makes room (it is told why), and the newcomer is answered.
+TEST_F(ControlServerTest, AtTheClientCapTheLongestWaitingClientIsEvicted) {
+    event_loop loop;
+    server_options o;
+    o.max_clients = 16;
+    server s(
+        loop, path_, [](std::string_view) { return ok_reply(); }, o);
+    std::vector<unique_fd> idle;
+    for (int i = 0; i < 20; ++i) {
+        idle.push_back(connect_client());
+        EXPECT_TRUE(test::eventually([&] {
+            loop.run_once(5ms);
+            return s.accepted() == static_cast<std::uint64_t>(i + 1);
+        }));
+    }
+    EXPECT_EQ(s.clients(), 16u);
+    EXPECT_EQ(s.closed(close_reason::evicted), 4u);
+    EXPECT_EQ(s.refused(), 0u);
+    // The first four went, each told why.
+    bool eof = false;
+    EXPECT_NE(reply(loop, idle[0].get(), &eof).find("the control socket is full"),
+              std::string::npos);
+    auto ctl = connect_client();
+    send_all(ctl.get(), "{\"cmd\":\"status\"}\n");
+    EXPECT_EQ(reply(loop, ctl.get()), R"({"ok":true})");
+    EXPECT_EQ(s.closed(close_reason::evicted), 5u);
+}
+
+// Only when every client is being answered (replies pending) is a newcomer refused.
+TEST_F(ControlServerTest, ANewClientIsRefusedWhenEveryClientHasRepliesPending) {
     event_loop loop;
     server_options o;
     o.max_clients = 2;
+    const std::string big(1 << 20, 'y');
     server s(
-        loop, path_, [](std::string_view) { return ok_reply(); }, o);
+        loop, path_, [&](std::string_view) { return ok_reply(",\"x\":\"" + big + "\""); }, o);
     auto a = connect_client();
     auto b = connect_client();
-    send_all(a.get(), "x\n");
+    send_all(a.get(), "x\n");  // neither reads its megabyte
     send_all(b.get(), "x\n");
-    EXPECT_EQ(reply(loop, a.get()), R"({"ok":true})");
-    EXPECT_EQ(reply(loop, b.get()), R"({"ok":true})");
+    // Both answered: the head of each reply has arrived, the rest (more than the socket
+    // buffers hold) is pending.
+    ASSERT_TRUE(test::eventually([&] {
+        loop.run_once(5ms);
+        char byte;
+        return ::recv(a.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1 &&
+               ::recv(b.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+    }));
     auto c = connect_client();
     EXPECT_NE(reply(loop, c.get()).find("too many control clients"), std::string::npos);
     EXPECT_EQ(s.refused(), 1u);
-    a.reset();  // a place frees up
+    EXPECT_EQ(s.closed(close_reason::evicted), 0u);
+}
+
+// A client that trickles a request (or sends nothing) is cut at idle_limit, told why.
+TEST_F(ControlServerTest, AClientWithoutAWholeRequestIsCutAtTheIdleLimit) {
+    event_loop loop;
+    server_options o;
+    o.idle_limit = 300ms;
+    std::vector<close_reason> reported;
+    o.on_close = [&](close_reason r) { reported.push_back(r); };
+    server s(
+        loop, path_, [](std::string_view) { return ok_reply(); }, o);
+    auto talker = connect_client();
+    send_all(talker.get(), "x\n");
+    EXPECT_EQ(reply(loop, talker.get()), R"({"ok":true})");
+    auto trickler = connect_client();
+    const auto t0 = std::chrono::steady_clock::now();
+    bool eof = false;
+    std::string got;
+    // A byte every 20 ms, never a newline: fresh bytes do not extend the limit.
+    while (!eof && std::chrono::steady_clock::now() - t0 < 5s) {
+        (void)::send(trickler.get(), "{", 1, MSG_NOSIGNAL);
+        loop.run_once(20ms);
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(trickler.get(), buf, sizeof buf, MSG_DONTWAIT)) > 0)
+            got.append(buf, static_cast<std::size_t>(n));
+        eof = n == 0 || (n < 0 && errno != EAGAIN);
+    }
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_TRUE(eof);
+    EXPECT_GE(took, 280ms);
+    EXPECT_LT(took, 2s);
+    EXPECT_NE(got.find("no whole request within 300 ms"), std::string::npos) << got;
+    // The talker, idle since its reply, went too.
     EXPECT_TRUE(test::eventually([&] {
         loop.run_once(10ms);
-        return s.clients() == 1;
+        return s.clients() == 0;
     }));
-    auto d = connect_client();
-    send_all(d.get(), "x\n");
-    EXPECT_EQ(reply(loop, d.get()), R"({"ok":true})");
+    EXPECT_EQ(s.closed(close_reason::idle), 2u);
+    EXPECT_EQ(reported, (std::vector<close_reason>{close_reason::idle, close_reason::idle}));
 }
 
 TEST_F(ControlServerTest, StaleSocketReplacedLiveOneRefusedFileRemovedAtTheEnd) {

@@ -97,7 +97,8 @@ TEST(Controls, RateLimitChecksAndBurstDefault) {
     EXPECT_TRUE(parse_rate_limit("x", p));
     EXPECT_TRUE(parse_rate_limit("10/", p));
     EXPECT_TRUE(parse_rate_limit("10/0.5", p));
-    EXPECT_EQ(p, (rate_limit{5, 5}));  // a refused value changes nothing
+    EXPECT_TRUE(parse_rate_limit("10/0", p));  // 0 would silently mean the default
+    EXPECT_EQ(p, (rate_limit{5, 5}));          // a refused value changes nothing
 }
 
 TEST(Controls, WorkerOverridesPoolOverridesGlobalPerKind) {
