@@ -73,6 +73,11 @@ void add_capture_options(CLI::App& cmd, capture_options& o, cli_values& v, bool 
         ->capture_default_str();
     cmd.add_option("--node", o.node, "Metadata node (default: the hostname)");
     cmd.add_option("--pool", o.pool, "Metadata pool_name")->capture_default_str();
+    cmd.add_option("--unknown-events", o.unknown_events,
+                   "reject|keep: an event name the catalog does not know is rejected "
+                   "(unknown_event, passed through as text) or kept as an event under the "
+                   "catalog's unknown_event_prefix (default: the catalog's policy, reject for "
+                   "the built-in one; docs/catalog.md)");
     if (!with_outputs) return;
     cmd.add_option("--worker-id", o.worker_id, "Metadata worker_id");
     cmd.add_option("--pid", o.pid, "Metadata python_pid");
@@ -192,6 +197,8 @@ int main_cli(int argc, char** argv) {
     auto* cat = app.add_subcommand("catalog", "Print the active catalog as JSON");
     cat->add_option("--catalog", o.catalog_path, "Catalog JSON file (default: built-in)")
         ->check(CLI::ExistingFile);
+    cat->add_option("--unknown-events", o.unknown_events,
+                    "reject|keep over the catalog's unknown_event policy");
 
     auto* met = app.add_subcommand("metrics", "Print or check a metrics file (--metrics)");
     bool print_default = false;
@@ -302,6 +309,8 @@ int main_cli(int argc, char** argv) {
     spdlog::set_level(spdlog::level::from_str(log_level));
 
     try {
+        if (!o.unknown_events.empty())
+            need("unknown_events", check_unknown_events(o.unknown_events));
         if (*cat) return run_catalog(o);
         if (*met) return run_metrics(print_default, check_path);
         if (*ctl) {
@@ -353,6 +362,7 @@ int main_cli(int argc, char** argv) {
                 if (given("--rejects")) c.rejects_path = o.rejects_path;
                 if (given("--stats")) c.stats_path = o.stats_path;
                 if (given("--metrics")) c.metrics_path = o.metrics_path;
+                if (given("--unknown-events")) c.unknown_events = o.unknown_events;
                 c.outputs.insert(c.outputs.begin(), o.outputs.begin(), o.outputs.end());
                 c.pool = o.pool;
                 c.worker_id = o.worker_id;

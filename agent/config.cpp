@@ -143,7 +143,7 @@ void load_config(const std::string& path, run_options& o) {
     check_keys(path, root,
                {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes",
                 "line_budget", "overflow", "grace", "stop_signal", "label", "stats", "rejects",
-                "prefix", "max_line", "metrics", "control"});
+                "prefix", "max_line", "metrics", "control", "unknown_events"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
         auto list = output_list(path, v);
@@ -155,6 +155,10 @@ void load_config(const std::string& path, run_options& o) {
     if (auto v = root["stats"]) c.stats_path = scalar<std::string>(path, v, "stats");
     if (auto v = root["rejects"]) c.rejects_path = scalar<std::string>(path, v, "rejects");
     if (auto v = root["metrics"]) c.metrics_path = scalar<std::string>(path, v, "metrics");
+    if (auto v = root["unknown_events"]) {
+        c.unknown_events = scalar<std::string>(path, v, "unknown_events");
+        need(path, v, "unknown_events", check_unknown_events(c.unknown_events));
+    }
     if (auto v = root["prefix"]) {
         c.prefix = scalar<std::string>(path, v, "prefix");
         need(path, v, "prefix", check_prefix(c.prefix));

@@ -1219,4 +1219,141 @@ TEST_F(CliTest, StatsCheckLeavesNoFileAndKeepsOldContentUntilTheEnd) {
     EXPECT_EQ(read_file(stats), "old");
 }
 
+// --stats is written whole at exit: the same file as an output, the pass-through, the
+// rejects or an input would be overwritten (`parse --stats in.log in.log` destroyed the
+// input); each is a usage error, before anything is read or written.
+TEST_F(CliTest, StatsOnAnEventsFileOrAnInputIsAUsageError) {
+    const std::string input = path("in.log");
+    write_file(input, read_file(data("sample.log")));
+    auto r = telecap({"parse", "--stats", input, input});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("the input " + input + " is also --stats"), std::string::npos) << r;
+    EXPECT_EQ(read_file(input), read_file(data("sample.log")));  // untouched
+    r = telecap({"lint", "--stats", input, input});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(read_file(input), read_file(data("sample.log")));
+
+    const std::string events = path("events.jsonl");
+    for (const bool exists : {false, true}) {
+        if (exists) write_file(events, "kept\n");
+        for (const auto& use : std::vector<std::vector<std::string>>{
+                 {"-o", "jsonl:" + events}, {"--passthrough", events}, {"--rejects", events}}) {
+            auto a = use;
+            a.insert(a.begin(), {"parse", "--stats", events});
+            a.push_back(data("sample.log"));
+            r = telecap(a);
+            EXPECT_EQ(r.code, 2) << testing::PrintToString(a) << r;
+            EXPECT_NE(r.err.find("--stats are both " + events), std::string::npos) << r;
+            EXPECT_EQ(fs::exists(events), exists) << testing::PrintToString(a);
+            if (exists) {
+                EXPECT_EQ(read_file(events), "kept\n");
+            }
+        }
+    }
+    // run, from the flags and from a config.
+    r = telecap({"run", "--stats", events, "-o", "jsonl:" + events, "--", "true"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("--stats are both " + events), std::string::npos) << r;
+    write_file(path("c.yaml"), "stats: " + events + "\noutputs: [\"jsonl:" + events +
+                                   "\"]\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("--stats are both " + events), std::string::npos) << r;
+    EXPECT_EQ(read_file(events), "kept\n");
+    // Another file is fine.
+    r = telecap({"parse", "--stats", path("s.json"), "-o", "jsonl:" + events, input});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+// --- unknown events --------------------------------------------------------------------
+
+const std::string custom_events =
+    "TELEMETRY:{\"event\":\"my.custom.event\",\"measurements\":{\"count\":1}}\n"
+    "hello\n"
+    "TELEMETRY:{\"event\":\"my.custom.event\",\"measurements\":{\"count\":2}}\n"
+    "TELEMETRY:{\"event\":\"other.one\",\"measurements\":{}}\n";
+
+std::size_t occurrences(const std::string& hay, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+    return n;
+}
+
+// By default (the built-in catalog's policy) an unknown event is rejected as before, and
+// now said: one warning per distinct name at the default log level, with what to do.
+TEST_F(CliTest, UnknownEventsAreRejectedWithOneWarningPerName) {
+    const std::string in = path("custom.log"), rejects = path("rejects.jsonl");
+    write_file(in, custom_events);
+    for (const std::vector<std::string>& flag :
+         {std::vector<std::string>{}, std::vector<std::string>{"--unknown-events", "reject"}}) {
+        auto a = flag;
+        a.insert(a.begin(), {"parse", "--rejects", rejects, "--stats", path("s.json")});
+        a.push_back(in);
+        ::unlink(rejects.c_str());
+        const auto r = telecap(a);
+        EXPECT_EQ(r.code, 0) << r;
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(occurrences(r.err, "unknown event \"my.custom.event\""), 1u) << r;
+        EXPECT_EQ(occurrences(r.err, "unknown event \"other.one\""), 1u) << r;
+        EXPECT_NE(r.err.find("--catalog FILE"), std::string::npos) << r;
+        EXPECT_NE(r.err.find("--unknown-events keep"), std::string::npos) << r;
+        EXPECT_EQ(occurrences(read_file(rejects), "\"reason\":\"unknown_event\""), 3u);
+        EXPECT_NE(read_file(path("s.json")).find("\"unknown_event\":3"), std::string::npos);
+    }
+    // --log-level error silences the warning.
+    const auto quiet = telecap({"--log-level", "error", "parse", in});
+    EXPECT_EQ(quiet.err.find("unknown event"), std::string::npos) << quiet;
+}
+
+// keep: events with their wire name's parts under the catalog's unknown_event_prefix, no
+// warning; the flag wins over the catalog's own policy either way.
+TEST_F(CliTest, UnknownEventsKeepMakesThemEvents) {
+    const std::string in = path("custom.log");
+    write_file(in, custom_events);
+    auto r = telecap({"parse", "--unknown-events", "keep", in});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(occurrences(r.out, "\"event\":[\"snakepit\",\"python\",\"my\",\"custom\",\"event\"]"),
+              2u)
+        << r;
+    EXPECT_EQ(occurrences(r.out, "\"event\":[\"snakepit\",\"python\",\"other\",\"one\"]"), 1u) << r;
+    EXPECT_EQ(r.err.find("unknown event"), std::string::npos) << r;
+    // keep_catalog.json keeps unknown events under acme.other; reject overrides it.
+    r = telecap({"parse", "--catalog", data("keep_catalog.json"), "--unknown-events", "reject",
+                 "--passthrough", "none", in});
+    EXPECT_EQ(r.out, "") << r;
+    EXPECT_NE(r.err.find("unknown event \"other.one\""), std::string::npos) << r;
+    r = telecap({"catalog", "--unknown-events", "keep"});
+    EXPECT_NE(r.out.find("\"unknown_event\": \"keep\""), std::string::npos) << r;
+    // A bad value, from the flag and from a config.
+    r = telecap({"parse", "--unknown-events", "drop", in});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("--unknown-events must be reject or keep, not \"drop\""),
+              std::string::npos)
+        << r;
+    write_file(path("c.yaml"), "pools:\n  - command: [\"true\"]\nunknown_events: drop\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(path("c.yaml") + ":3: unknown_events must be reject or keep"),
+              std::string::npos)
+        << r;
+}
+
+// The YAML key under run, and the warnings' memory is bounded: 64 names, then one line.
+TEST_F(CliTest, UnknownEventsFromTheConfigAndBoundedWarnings) {
+    std::string lines;
+    for (int i = 0; i < 100; ++i)
+        lines += "TELEMETRY:{\"event\":\"custom.n" + std::to_string(i) + "\",\"measurements\":{}}\n";
+    write_file(path("many.log"), lines);
+    auto r = telecap({"parse", "--passthrough", "none", path("many.log")});
+    EXPECT_EQ(occurrences(r.err, "unknown event \"custom.n"), 64u) << r;
+    EXPECT_EQ(occurrences(r.err, "more than 64 distinct unknown event names"), 1u) << r;
+
+    write_file(path("c.yaml"), "unknown_events: keep\noutputs: [\"jsonl:" + path("ev.jsonl") +
+                                   "\"]\npools:\n  - command: [\"/bin/sh\", \"-c\", \"cat " +
+                                   path("many.log") + " >&2\"]\n    restart: never\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(occurrences(read_file(path("ev.jsonl")), "\"python\",\"custom\",\"n"), 100u) << r;
+}
+
 }  // namespace
