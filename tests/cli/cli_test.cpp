@@ -1356,4 +1356,162 @@ TEST_F(CliTest, UnknownEventsFromTheConfigAndBoundedWarnings) {
     EXPECT_EQ(occurrences(read_file(path("ev.jsonl")), "\"python\",\"custom\",\"n"), 100u) << r;
 }
 
+// --- the command line -------------------------------------------------------------------
+
+// An unknown flag is named, with the nearest known one; not what CLI11 could not place.
+TEST_F(CliTest, AnUnknownOptionIsNamedWithASuggestion) {
+    auto r = telecap({"run", "--restrat", "always", "--", "sleep", "1"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("unknown option --restrat for run: did you mean --restart?"),
+              std::string::npos)
+        << r;
+    r = telecap({"parse", "--prefx=X", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("unknown option --prefx for parse: did you mean --prefix?"),
+              std::string::npos)
+        << r;
+    r = telecap({"ctl", "--socket", path("s"), "--jsno", "status"});
+    EXPECT_NE(r.err.find("unknown option --jsno for ctl: did you mean --json?"),
+              std::string::npos)
+        << r;
+    // Far from every option: named, no guess.
+    r = telecap({"parse", "--foo", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("unknown option --foo for parse\n"), std::string::npos) << r;
+    // A value that looks like an option is a value.
+    r = telecap({"parse", "--prefix", "--X:", "--passthrough", "none", data("clean.log")});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+// Global options work after the subcommand too.
+TEST_F(CliTest, GlobalOptionsWorkAfterTheSubcommand) {
+    auto r = telecap({"run", "--log-level", "debug", "--", "true"});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_NE(r.err.find("telecap: debug: "), std::string::npos) << r;
+    r = telecap({"parse", "--log-level", "debug", data("clean.log")});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+// --help lists every output kind, and ctl --help every command.
+TEST_F(CliTest, HelpListsEveryOutputAndCtlCommand) {
+    for (const char* cmd : {"run", "parse"}) {
+        const auto r = telecap({cmd, "--help"});
+        EXPECT_EQ(r.code, 0) << r;
+        for (const char* kind : {"jsonl:PATH", "unix:PATH", "log", "null", "prometheus[:HOST:PORT]",
+                                 "otlp[:URL]", "otlp-logs[:URL]", "http:URL", "--unknown-events"})
+            EXPECT_NE(r.out.find(kind), std::string::npos) << cmd << " " << kind << "\n" << r;
+    }
+    const auto r = telecap({"ctl", "--help"});
+    for (const char* c : {"status", "stats", "toggle", "sample", "filter", "rate-limit", "reset",
+                          "start", "stop", "restart", "reload"})
+        EXPECT_NE(r.out.find(c), std::string::npos) << c << "\n" << r;
+}
+
+// --- run --check, ${VAR} and paths in a config ------------------------------------------
+
+// --check validates what a start would and starts nothing: no worker runs, no file is made.
+TEST_F(CliTest, RunCheckValidatesAndStartsNothing) {
+    fs::create_directories(path("conf"));
+    const std::string cfg = path("conf/c.yaml");
+    write_file(cfg,
+               "stats: stats.json\noutputs: [\"jsonl:ev.jsonl\"]\nrejects: rej.jsonl\n"
+               "pools:\n  - name: a\n    command: [\"/bin/sh\", \"-c\", \"touch " +
+                   path("ran") + "\"]\n    instances: 2\n");
+    auto r = telecap({"run", "--config", cfg, "--check"});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, cfg + ": ok: 1 pool: a (2); 1 output\n") << r;
+    EXPECT_FALSE(fs::exists(path("ran")));
+    EXPECT_FALSE(fs::exists(path("conf/ev.jsonl")));
+    EXPECT_FALSE(fs::exists(path("conf/stats.json")));
+    EXPECT_FALSE(fs::exists(path("conf/rej.jsonl")));
+
+    // Each problem at its line, exit 2, and still nothing started.
+    write_file(path("conf/bad_catalog.json"), "{");
+    write_file(path("conf/bad_metrics.yaml"), "metrics: 3\n");
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"pools:\n  - command: [\"true\"]\n    restart: sometimes\n",
+         ":3: restart must be never, on-failure or always"},
+        {"catalog: bad_catalog.json\npools:\n  - command: [\"true\"]\n", ":1: bad catalog: "},
+        {"pools:\n  - command: [\"true\"]\n    catalog: nope.json\n", ":3: bad catalog: "},
+        {"metrics: bad_metrics.yaml\npools:\n  - command: [\"true\"]\n", ":1: bad metrics file"},
+        {"pools:\n  - command: [\"true\"]\noutputs: [\"jsonl:no/such/dir/x.jsonl\"]\n",
+         ":3: outputs: cannot create "},
+        {"stats: /no/such/dir/s.json\npools:\n  - command: [\"true\"]\n", ":1: stats: cannot "},
+        {"pools:\n  - command: [\"true\"]\n  - name: b\n    command: [\"no-such-program-x\"]\n",
+         ":4: command \"no-such-program-x\" is not found on PATH"},
+        {"pools:\n  - command: [\"./nope.sh\"]\n", ":2: command \"./nope.sh\" is not an executable"},
+        {"outputs: [\"otlp:ftp://x\"]\npools:\n  - command: [\"true\"]\n", ":1: output "},
+    };
+    for (const auto& [text, want] : cases) {
+        write_file(cfg, text);
+        r = telecap({"run", "--config", cfg, "--check"});
+        EXPECT_EQ(r.code, 2) << text << r;
+        EXPECT_NE(r.err.find(cfg + want), std::string::npos) << text << r;
+        EXPECT_EQ(r.out, "") << text;
+    }
+    // Two uses of one file (said at start, so by --check too).
+    write_file(cfg, "stats: x.json\noutputs: [\"jsonl:x.json\"]\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", cfg, "--check"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("are both " + path("conf/x.json")), std::string::npos) << r;
+}
+
+// ${VAR} and ${VAR:-default} in values; unset without a default is an error at its line;
+// $${ is a literal ${ (for a shell in a command).
+TEST_F(CliTest, ConfigValuesExpandEnvironmentVariables) {
+    const std::string cfg = path("env.yaml");
+    ::setenv("TELECAP_TEST_OUT", path("from-env.jsonl").c_str(), 1);
+    ::setenv("TELECAP_TEST_EMPTY", "", 1);
+    ::unsetenv("TELECAP_TEST_UNSET");
+    write_file(cfg,
+               "outputs: [\"jsonl:${TELECAP_TEST_OUT}\", \"jsonl:${TELECAP_TEST_UNSET:-" +
+                   path("default.jsonl") +
+                   "}\"]\ngrace: ${TELECAP_TEST_EMPTY:-3}\npools:\n  - command: [\"/bin/sh\", "
+                   "\"-c\", \"echo \\\"TELEMETRY:{\\\\\\\"event\\\\\\\":\\\\\\\"python.call."
+                   "start\\\\\\\",\\\\\\\"measurements\\\\\\\":{}}\\\" >&2; echo $${HOME}\"]\n"
+                   "    restart: never\n");
+    auto r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 0) << r << read_file(cfg);
+    EXPECT_NE(read_file(path("from-env.jsonl")).find("\"call\",\"start\""), std::string::npos);
+    EXPECT_NE(read_file(path("default.jsonl")).find("\"call\",\"start\""), std::string::npos);
+    EXPECT_NE(r.out.find(std::string(std::getenv("HOME")) + "\n"), std::string::npos) << r;
+
+    write_file(cfg, "grace: 2\npools:\n  - command: [\"${TELECAP_TEST_UNSET}\"]\n");
+    r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(cfg + ":3: ${TELECAP_TEST_UNSET} is not set"), std::string::npos) << r;
+    write_file(cfg, "grace: ${TELECAP_TEST_OUT}\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(cfg + ":1: grace has the wrong type"), std::string::npos) << r;
+    write_file(cfg, "pools:\n  - command: [\"${1BAD}\"]\n");
+    r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(cfg + ":2: \"${1BAD}\" is not a variable"), std::string::npos) << r;
+}
+
+// Relative paths in a config are from its folder, not from where telecap starts.
+TEST_F(CliTest, RelativePathsInAConfigAreFromItsFolder) {
+    fs::create_directories(path("conf/work"));
+    write_file(path("conf/cat.json"), read_file(data("keep_catalog.json")));
+    const std::string cfg = path("conf/c.yaml");
+    write_file(cfg,
+               "outputs: [\"jsonl:ev.jsonl\"]\nstats: stats.json\nrejects: rej.jsonl\n"
+               "passthrough: pass.log\ncatalog: cat.json\npools:\n  - name: p\n    cwd: work\n"
+               "    outputs: [\"jsonl:pool.jsonl\"]\n"
+               "    command: [\"/bin/sh\", \"-c\", \"pwd > where; echo hello >&2; "
+               "echo 'TELEMETRY:{\\\"event\\\":\\\"job.done\\\",\\\"measurements\\\":{}}' >&2; "
+               "echo 'TELEMETRY:{' >&2\"]\n    restart: never\n");
+    const auto r = telecap({"run", "--config", cfg});  // from the test's working directory
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(read_file(path("conf/work/where")), path("conf/work") + "\n");
+    EXPECT_NE(read_file(path("conf/ev.jsonl")).find("[\"acme\",\"job\",\"done\"]"),
+              std::string::npos);
+    EXPECT_NE(read_file(path("conf/pool.jsonl")).find("[\"acme\",\"job\",\"done\"]"),
+              std::string::npos);
+    EXPECT_NE(read_file(path("conf/pass.log")).find("hello\n"), std::string::npos);
+    EXPECT_NE(read_file(path("conf/rej.jsonl")).find("invalid_json"), std::string::npos);
+    EXPECT_TRUE(fs::exists(path("conf/stats.json")));
+}
+
 }  // namespace
