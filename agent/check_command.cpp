@@ -67,8 +67,8 @@ int run_check(const run_options& ro, const std::string& config_path) {
     std::string names;
     for (const auto& pool : o.pools) {
         outputs += pool.outputs.size();
-        names += (names.empty() ? "" : ", ") + pool.name + " (" +
-                 std::to_string(pool.instances) + ")";
+        names +=
+            (names.empty() ? "" : ", ") + pool.name + " (" + std::to_string(pool.instances) + ")";
     }
     std::printf("%s: ok: %zu pool%s: %s; %zu output%s\n",
                 config_path.empty() ? "command line" : config_path.c_str(), o.pools.size(),

@@ -2,10 +2,9 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
-
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -54,8 +53,9 @@ std::string expand(const std::string& path, const YAML::Node& n, const std::stri
         const std::string name = inner.substr(0, sep);
         if (!variable_name(name))
             bad(path, n,
-                "\"${" + inner + "}\" is not a variable (${NAME} or ${NAME:-default}; $${ for a "
-                "literal ${)");
+                "\"${" + inner +
+                    "}\" is not a variable (${NAME} or ${NAME:-default}; $${ for a "
+                    "literal ${)");
         const char* v = std::getenv(name.c_str());
         if (sep != std::string::npos && (!v || !*v))
             out += inner.substr(sep + 2);
@@ -313,8 +313,7 @@ void load_config(const std::string& path, run_options& o, bool check) {
     }
     if (auto v = root["passthrough"]) {
         c.passthrough = from.passthrough(scalar<std::string>(path, v, "passthrough"));
-        if (c.passthrough != "stderr" && c.passthrough != "stdout" &&
-            c.passthrough != "none")
+        if (c.passthrough != "stderr" && c.passthrough != "stdout" && c.passthrough != "none")
             need_writable_file(path, v, "passthrough", c.passthrough);
     }
     if (auto v = root["catalog"]) {

@@ -34,8 +34,7 @@ std::string hostname() {
 
 catalog load_catalog(const capture_options& o) {
     try {
-        auto cat =
-            o.catalog_path.empty() ? catalog::builtin() : catalog::from_file(o.catalog_path);
+        auto cat = o.catalog_path.empty() ? catalog::builtin() : catalog::from_file(o.catalog_path);
         if (o.unknown_events == "keep")
             cat.policies().unknown_event = unknown_event_policy::keep;
         else if (o.unknown_events == "reject")

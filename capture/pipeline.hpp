@@ -13,8 +13,8 @@
 #include "telecap/capture/parser.hpp"
 #include "telecap/capture/prefix.hpp"
 #include "telecap/capture/sinks.hpp"
-#include "telecap/capture/unknown_events.hpp"
 #include "telecap/capture/stats.hpp"
+#include "telecap/capture/unknown_events.hpp"
 
 namespace telecap {
 

@@ -39,8 +39,7 @@ std::shared_ptr<stream_writer> stream_set::standard(int fd) {
 const std::string* stream_set::claimed(dev_t dev, ino_t ino) const {
     for (const auto& [path, use] : claimed_) {
         struct stat c {};
-        if (::stat(path.c_str(), &c) == 0 && c.st_dev == dev && c.st_ino == ino)
-            return &use;
+        if (::stat(path.c_str(), &c) == 0 && c.st_dev == dev && c.st_ino == ino) return &use;
     }
     return nullptr;
 }
@@ -94,7 +93,8 @@ std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const s
     e.use = use;
     e.writer = *w;
     if (::fstat((*w)->fd(), &st) == 0) {
-        if (const auto* other = claimed(st.st_dev, st.st_ino)) {  // created just now: it was a claimed name
+        if (const auto* other =
+                claimed(st.st_dev, st.st_ino)) {  // created just now: it was a claimed name
             (*w)->close(std::chrono::steady_clock::now());
             ::unlink(path.c_str());
             throw std::invalid_argument(use + " and " + *other + " are both " + path +

@@ -1342,7 +1342,8 @@ TEST_F(CliTest, UnknownEventsKeepMakesThemEvents) {
 TEST_F(CliTest, UnknownEventsFromTheConfigAndBoundedWarnings) {
     std::string lines;
     for (int i = 0; i < 100; ++i)
-        lines += "TELEMETRY:{\"event\":\"custom.n" + std::to_string(i) + "\",\"measurements\":{}}\n";
+        lines +=
+            "TELEMETRY:{\"event\":\"custom.n" + std::to_string(i) + "\",\"measurements\":{}}\n";
     write_file(path("many.log"), lines);
     auto r = telecap({"parse", "--passthrough", "none", path("many.log")});
     EXPECT_EQ(occurrences(r.err, "unknown event \"custom.n"), 64u) << r;
@@ -1371,8 +1372,7 @@ TEST_F(CliTest, AnUnknownOptionIsNamedWithASuggestion) {
               std::string::npos)
         << r;
     r = telecap({"ctl", "--socket", path("s"), "--jsno", "status"});
-    EXPECT_NE(r.err.find("unknown option --jsno for ctl: did you mean --json?"),
-              std::string::npos)
+    EXPECT_NE(r.err.find("unknown option --jsno for ctl: did you mean --json?"), std::string::npos)
         << r;
     // Far from every option: named, no guess.
     r = telecap({"parse", "--foo", data("clean.log")});
@@ -1439,7 +1439,8 @@ TEST_F(CliTest, RunCheckValidatesAndStartsNothing) {
         {"stats: /no/such/dir/s.json\npools:\n  - command: [\"true\"]\n", ":1: stats: cannot "},
         {"pools:\n  - command: [\"true\"]\n  - name: b\n    command: [\"no-such-program-x\"]\n",
          ":4: command \"no-such-program-x\" is not found on PATH"},
-        {"pools:\n  - command: [\"./nope.sh\"]\n", ":2: command \"./nope.sh\" is not an executable"},
+        {"pools:\n  - command: [\"./nope.sh\"]\n",
+         ":2: command \"./nope.sh\" is not an executable"},
         {"outputs: [\"otlp:ftp://x\"]\npools:\n  - command: [\"true\"]\n", ":1: output "},
     };
     for (const auto& [text, want] : cases) {
@@ -1450,7 +1451,8 @@ TEST_F(CliTest, RunCheckValidatesAndStartsNothing) {
         EXPECT_EQ(r.out, "") << text;
     }
     // Two uses of one file (said at start, so by --check too).
-    write_file(cfg, "stats: x.json\noutputs: [\"jsonl:x.json\"]\npools:\n  - command: [\"true\"]\n");
+    write_file(cfg,
+               "stats: x.json\noutputs: [\"jsonl:x.json\"]\npools:\n  - command: [\"true\"]\n");
     r = telecap({"run", "--config", cfg, "--check"});
     EXPECT_EQ(r.code, 2) << r;
     EXPECT_NE(r.err.find("are both " + path("conf/x.json")), std::string::npos) << r;
@@ -1463,13 +1465,12 @@ TEST_F(CliTest, ConfigValuesExpandEnvironmentVariables) {
     ::setenv("TELECAP_TEST_OUT", path("from-env.jsonl").c_str(), 1);
     ::setenv("TELECAP_TEST_EMPTY", "", 1);
     ::unsetenv("TELECAP_TEST_UNSET");
-    write_file(cfg,
-               "outputs: [\"jsonl:${TELECAP_TEST_OUT}\", \"jsonl:${TELECAP_TEST_UNSET:-" +
-                   path("default.jsonl") +
-                   "}\"]\ngrace: ${TELECAP_TEST_EMPTY:-3}\npools:\n  - command: [\"/bin/sh\", "
-                   "\"-c\", \"echo \\\"TELEMETRY:{\\\\\\\"event\\\\\\\":\\\\\\\"python.call."
-                   "start\\\\\\\",\\\\\\\"measurements\\\\\\\":{}}\\\" >&2; echo $${HOME}\"]\n"
-                   "    restart: never\n");
+    write_file(cfg, "outputs: [\"jsonl:${TELECAP_TEST_OUT}\", \"jsonl:${TELECAP_TEST_UNSET:-" +
+                        path("default.jsonl") +
+                        "}\"]\ngrace: ${TELECAP_TEST_EMPTY:-3}\npools:\n  - command: [\"/bin/sh\", "
+                        "\"-c\", \"echo \\\"TELEMETRY:{\\\\\\\"event\\\\\\\":\\\\\\\"python.call."
+                        "start\\\\\\\",\\\\\\\"measurements\\\\\\\":{}}\\\" >&2; echo $${HOME}\"]\n"
+                        "    restart: never\n");
     auto r = telecap({"run", "--config", cfg});
     EXPECT_EQ(r.code, 0) << r << read_file(cfg);
     EXPECT_NE(read_file(path("from-env.jsonl")).find("\"call\",\"start\""), std::string::npos);
@@ -1512,6 +1513,23 @@ TEST_F(CliTest, RelativePathsInAConfigAreFromItsFolder) {
     EXPECT_NE(read_file(path("conf/pass.log")).find("hello\n"), std::string::npos);
     EXPECT_NE(read_file(path("conf/rej.jsonl")).find("invalid_json"), std::string::npos);
     EXPECT_TRUE(fs::exists(path("conf/stats.json")));
+}
+
+// docs/catalog.md's example catalog (tests/data/custom_catalog.json) turns the custom event
+// into an event of its own.
+TEST_F(CliTest, TheDocumentedCustomCatalogKeepsACustomEvent) {
+    write_file(path("w.log"),
+               "TELEMETRY:{\"event\":\"my.custom.event\",\"measurements\":{\"amount_cents\":1200},"
+               "\"metadata\":{\"customer\":\"c-7\"}}\n");
+    auto r = telecap({"lint", "--catalog", data("custom_catalog.json"), path("w.log")});
+    EXPECT_EQ(r.code, 0) << r;
+    r = telecap({"parse", "--catalog", data("custom_catalog.json"), path("w.log")});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_NE(r.out.find("{\"event\":[\"acme\",\"billing\",\"invoice\",\"sent\"],\"measurements\":"
+                         "{\"amount_cents\":1200}"),
+              std::string::npos)
+        << r;
+    EXPECT_EQ(r.err, "");
 }
 
 }  // namespace

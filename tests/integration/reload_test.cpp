@@ -328,8 +328,7 @@ TEST(Reload, ASighupStormWithSwappedOutputsLosesNoEvent) {
     ::unlink(a.c_str());
     ::unlink(b.c_str());
     const auto config = [&](int i) {
-        return "outputs: [\"jsonl:" + (i % 2 == 0 ? a : b) + "\"]\npools:\n" +
-               pool("p", numbered);
+        return "outputs: [\"jsonl:" + (i % 2 == 0 ? a : b) + "\"]\npools:\n" + pool("p", numbered);
     };
     replace_file(cfg, config(0));
     running_telecap t;
@@ -382,6 +381,33 @@ TEST(Reload, ASighupStormWithSwappedOutputsLosesNoEvent) {
     EXPECT_NE(st.find("telecap_reloads_total{result=\\\"failed\\\"}\":0"), std::string::npos);
     std::cerr << "reload storm: " << last << " events, " << hups << " SIGHUPs, " << reloads
               << " reloads, A " << in_a.size() << ", B " << in_b.size() << "\n";
+}
+
+// An output removed and added back by the next reload, at once: the second reload is applied
+// (before, it was refused with "output jsonl:X and output jsonl:X are both X" while the
+// removed output had not been let go), and the file gets the events again.
+TEST(Reload, AnOutputRemovedAndAddedBackAtOnceWorks) {
+    const std::string side = temp_path("readd-side.jsonl");
+    ::unlink(side.c_str());
+    auto t =
+        start_config("readd", "outputs: [\"jsonl:" + side + "\"]\npools:\n" + pool("p", ticker),
+                     {"--overflow", "block"});
+    ASSERT_TRUE(eventually([&] { return count(read_file(side), tick) >= 3; }));
+    for (int i = 0; i < 5; ++i) {
+        write_file(t.cfg, "pools:\n" + pool("p", ticker));
+        auto r = ctl(t.sock, {"--json", "reload"});
+        ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+        write_file(t.cfg, "outputs: [\"jsonl:" + side + "\"]\npools:\n" + pool("p", ticker));
+        r = ctl(t.sock, {"--json", "reload"});
+        ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+        EXPECT_NE(r.out.find("\"outputs\":{\"added\":[\"jsonl:" + side + "\"]"), std::string::npos)
+            << r.out;
+    }
+    const std::size_t before = count(read_file(side), tick);
+    ASSERT_TRUE(eventually([&] { return count(read_file(side), tick) > before + 3; }));
+    const auto end = stop(t);
+    EXPECT_EQ(end.exit_code, 0) << end.err;
+    EXPECT_EQ(end.err.find("refused"), std::string::npos) << end.err;
 }
 
 // A port nothing listens on now (the kernel's pick for port 0).
