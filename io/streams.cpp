@@ -39,7 +39,10 @@ std::shared_ptr<stream_writer> stream_set::standard(int fd) {
 const std::string* stream_set::claimed(dev_t dev, ino_t ino) const {
     for (const auto& [path, use] : claimed_) {
         struct stat c {};
-        if (::stat(path.c_str(), &c) == 0 && c.st_dev == dev && c.st_ino == ino) return &use;
+        // Only a regular file is replaced at exit; /dev/stderr or a FIFO is written in place.
+        if (::stat(path.c_str(), &c) == 0 && S_ISREG(c.st_mode) && c.st_dev == dev &&
+            c.st_ino == ino)
+            return &use;
     }
     return nullptr;
 }
@@ -47,7 +50,7 @@ const std::string* stream_set::claimed(dev_t dev, ino_t ino) const {
 void stream_set::claim_output(const std::string& path, const std::string& use) {
     std::lock_guard lock(mu_);
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
         for (const auto& [id, input] : inputs_)
             if (id.first == st.st_dev && id.second == st.st_ino)
                 throw std::invalid_argument(use + " " + path + " is the input " + input +

@@ -35,7 +35,8 @@ public:
     void claim_input(const std::string& path);
 
     // Notes a file telecap writes by other means (--stats, written whole at exit), so that no
-    // output, other file or input may be it. std::invalid_argument when one is already.
+    // output, other file or input may be it. std::invalid_argument when one is already. Only a
+    // regular file (or one not there yet) counts: /dev/stderr is written in place.
     void claim_output(const std::string& path, const std::string& use);
 
     std::vector<std::shared_ptr<stream_writer>> all() const;
