@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <optional>
+#include <string_view>
 
 #include "agent/commands.hpp"
 #include "agent/run.hpp"
@@ -74,14 +76,21 @@ void add_capture_options(CLI::App& cmd, capture_options& o, cli_values& v, bool 
         ->capture_default_str();
     cmd.add_option("--node", o.node, "Metadata node (default: the hostname)");
     cmd.add_option("--pool", o.pool, "Metadata pool_name")->capture_default_str();
+    cmd.add_option("--unknown-events", o.unknown_events,
+                   "reject|keep: an event name the catalog does not know is rejected "
+                   "(unknown_event, passed through as text) or kept as an event under the "
+                   "catalog's unknown_event_prefix (default: the catalog's policy, reject for "
+                   "the built-in one; docs/catalog.md)");
     if (!with_outputs) return;
     cmd.add_option("--worker-id", o.worker_id, "Metadata worker_id");
     cmd.add_option("--pid", o.pid, "Metadata python_pid");
     cmd.add_option("-o,--output", o.outputs,
                    "Output, repeatable: jsonl (stdout), jsonl:PATH, unix:PATH, log, null, "
-                   "prometheus[:HOST:PORT] (default: jsonl); unix:PATH?max_hosts=16&"
+                   "prometheus[:HOST:PORT], otlp[:URL] (metrics), otlp-logs[:URL] (events), "
+                   "http:URL (events as JSON lines) (default: jsonl); unix:PATH?max_hosts=16&"
                    "max_backlog=4194304&max_total_backlog=16777216&fd_reserve=64 sets the "
-                   "socket's budgets; prometheus serves /metrics on 127.0.0.1:9464 by default")
+                   "socket's budgets; prometheus serves /metrics on 127.0.0.1:9464 by default; "
+                   "otlp and otlp-logs read the OTEL_* variables (docs/metrics.md)")
         ->allow_extra_args(false);
     cmd.add_option("--passthrough", o.passthrough,
                    "Where non-telemetry goes: stderr|stdout|none|PATH")
@@ -156,6 +165,68 @@ void apply_control_flags(const cli_values& v, run_options& ro, Given given) {
     }
 }
 
+// Edits from a to b (insert, delete, replace, swap two neighbours): how far a typo is.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                                d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+
+// The first option on the command line that neither the subcommand nor telecap itself has,
+// as a message with the nearest known one: "unknown option --restrat for run: did you mean
+// --restart?". Options that take a value skip it; nothing after "--" is looked at.
+std::optional<std::string> unknown_option(CLI::App& app, int argc, char** argv) {
+    CLI::App* sub = nullptr;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--") break;
+        if (arg.size() < 2 || arg[0] != '-') {
+            if (!sub) {
+                for (auto* c : app.get_subcommands({}))
+                    if (c->get_name() == arg) sub = c;
+                if (!sub) return std::nullopt;  // CLI11 says it: not a command
+            }
+            continue;
+        }
+        const std::string name = arg.substr(0, arg.find('='));
+        const CLI::Option* opt = sub ? sub->get_option_no_throw(name) : nullptr;
+        if (!opt) opt = app.get_option_no_throw(name);
+        if (opt) {
+            if (opt->get_expected_min() > 0 && name == arg) ++i;  // its value
+            continue;
+        }
+        // At most two edits away, one for a short name ("--foo" is not "--pool").
+        const std::size_t letters = name.size() - name.find_first_not_of('-');
+        std::size_t best_distance = std::clamp<std::size_t>(letters / 3, 1, 2) + 1;
+        std::string best;
+        const auto consider = [&](const CLI::App& from) {
+            for (const auto* o : from.get_options())
+                for (const auto& l : o->get_lnames()) {
+                    const std::size_t dist = edit_distance(name, "--" + l);
+                    if (dist < best_distance) {
+                        best_distance = dist;
+                        best = "--" + l;
+                    }
+                }
+        };
+        if (sub) consider(*sub);
+        consider(app);
+        std::string msg = "unknown option " + name;
+        if (sub) msg += " for " + sub->get_name();
+        msg += best.empty() ? "" : ": did you mean " + best + "?";
+        return msg;
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 int main_cli(int argc, char** argv) {
@@ -173,6 +244,9 @@ int main_cli(int argc, char** argv) {
                  "telecap"};
     app.set_version_flag("--version", std::string("telecap ") + TELECAP_VERSION_STRING);
     app.require_subcommand(1);
+    // Before the subcommands, which inherit it: `telecap run --log-level debug -- ...` (a
+    // global option after the subcommand) goes to the global option.
+    app.fallthrough();
     std::string log_level = "warn";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")
         ->capture_default_str();
@@ -193,6 +267,8 @@ int main_cli(int argc, char** argv) {
     auto* cat = app.add_subcommand("catalog", "Print the active catalog as JSON");
     cat->add_option("--catalog", o.catalog_path, "Catalog JSON file (default: built-in)")
         ->check(CLI::ExistingFile);
+    cat->add_option("--unknown-events", o.unknown_events,
+                    "reject|keep over the catalog's unknown_event policy");
 
     auto* met = app.add_subcommand("metrics", "Print or check a metrics file (--metrics)");
     bool print_default = false;
@@ -248,6 +324,10 @@ int main_cli(int argc, char** argv) {
                     "Where the outputs run: loop (on the thread that reads the workers: the "
                     "least CPU per event) or thread (a thread of their own, behind --queue)")
         ->capture_default_str();
+    bool check_only = false;
+    run->add_flag("--check", check_only,
+                  "Check the config and flags as a start would (YAML, catalogs, metrics, "
+                  "outputs, paths, commands) and start nothing: exit 0, or 2 with FILE:LINE");
     run->add_flag("--label", label, "Prefix pass-through lines with [worker-id]");
     run->add_flag("--capture-stdout", capture_stdout, "Also scan the workers' stdout");
     run->add_option("--telemetry-fd", v.telemetry_fd,
@@ -287,7 +367,8 @@ int main_cli(int argc, char** argv) {
         ->capture_default_str();
     ctl->add_option("command", co.command,
                     "status | stats | toggle on|off | sample RATE [PATTERN...] | filter | "
-                    "rate-limit N[/BURST] | reset | start | stop | restart | reload | reopen")
+                    "rate-limit N[/BURST] | reset | start | stop | restart | reload (with "
+                    "run --config: read the config again) | reopen")
         ->required();
     ctl->add_option("args", co.args, "The command's arguments");
 
@@ -300,13 +381,18 @@ int main_cli(int argc, char** argv) {
     } catch (const CLI::Success& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
+        // CLI11 names what it could not place ("not expected: 1 sleep"), often not the flag
+        // that was wrong: name that flag when there is one.
+        const auto unknown = unknown_option(app, argc, argv);
         std::fprintf(stderr, "telecap: %s\nRun 'telecap --help' or 'telecap COMMAND --help'.\n",
-                     e.what());
+                     unknown ? unknown->c_str() : e.what());
         return 2;
     }
     spdlog::set_level(spdlog::level::from_str(log_level));
 
     try {
+        if (!o.unknown_events.empty())
+            need("unknown_events", check_unknown_events(o.unknown_events));
         if (*cat) return run_catalog(o);
         if (*met) return run_metrics(print_default, check_path);
         if (*ctl) {
@@ -349,7 +435,7 @@ int main_cli(int argc, char** argv) {
             // A reload (SIGHUP, ctl reload) does the same again.
             const auto build = [&]() {
                 run_options ro;
-                if (with_config) load_config(config_path, ro);
+                if (with_config) load_config(config_path, ro, check_only);
                 auto& c = ro.capture;
                 if (given("--catalog")) c.catalog_path = o.catalog_path;
                 if (given("--prefix")) c.prefix = o.prefix;
@@ -359,6 +445,7 @@ int main_cli(int argc, char** argv) {
                 if (given("--rejects")) c.rejects_path = o.rejects_path;
                 if (given("--stats")) c.stats_path = o.stats_path;
                 if (given("--metrics")) c.metrics_path = o.metrics_path;
+                if (given("--unknown-events")) c.unknown_events = o.unknown_events;
                 c.outputs.insert(c.outputs.begin(), o.outputs.begin(), o.outputs.end());
                 c.pool = o.pool;
                 c.worker_id = o.worker_id;
@@ -382,6 +469,7 @@ int main_cli(int argc, char** argv) {
                 return ro;
             };
             run_options ro = build();
+            if (check_only) return run_check(ro, config_path);
             if (with_config) ro.reread = build;
             auto& c = ro.capture;
             need_writable_stats(c.stats_path);

@@ -25,6 +25,12 @@ int run_catalog(const capture_options& o);
 // (exit 2 with FILE:LINE: problem when it is bad).
 int run_metrics(bool print_default, const std::string& check_path);
 
+// telecap run --check: validates what a start would (the config, catalogs, metrics file,
+// files to write) and starts nothing. Prints "FILE: ok: ..." and returns 0; a problem throws
+// usage_error (FILE:LINE: problem when the config says where).
+struct run_options;
+int run_check(const run_options& o, const std::string& config_path);
+
 // telecap ctl: one command to a running telecap's control socket (docs/control.md). Prints the
 // reply (readable, or the JSON line with `json`); exit 0, or 1 when the command is refused or
 // no server answers. A malformed command line throws usage_error.

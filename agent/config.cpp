@@ -1,4 +1,14 @@
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <type_traits>
 
 #include "agent/run.hpp"
 #include "agent/validate.hpp"
@@ -14,14 +24,100 @@ namespace {
     throw usage_error(path + ":" + std::to_string(mark.line + 1) + ": " + what);
 }
 
+bool variable_name(std::string_view name) {
+    if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+}
+
+// ${VAR} and ${VAR:-default} in a value, from telecap's environment (as docker compose does):
+// the default when VAR is unset or empty; VAR unset without a default is an error at the
+// value's line. $${ stands for a literal ${ (a shell script in a command).
+std::string expand(const std::string& path, const YAML::Node& n, const std::string& text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size();) {
+        if (text.compare(i, 3, "$${") == 0) {
+            out += "${";
+            i += 3;
+            continue;
+        }
+        if (text.compare(i, 2, "${") != 0) {
+            out += text[i++];
+            continue;
+        }
+        const auto close = text.find('}', i + 2);
+        if (close == std::string::npos) bad(path, n, "\"${\" without a closing \"}\"");
+        const std::string inner = text.substr(i + 2, close - i - 2);
+        const auto sep = inner.find(":-");
+        const std::string name = inner.substr(0, sep);
+        if (!variable_name(name))
+            bad(path, n,
+                "\"${" + inner +
+                    "}\" is not a variable (${NAME} or ${NAME:-default}; $${ for a "
+                    "literal ${)");
+        const char* v = std::getenv(name.c_str());
+        if (sep != std::string::npos && (!v || !*v))
+            out += inner.substr(sep + 2);
+        else if (v)
+            out += v;
+        else
+            bad(path, n,
+                "${" + name + "} is not set (export it, or give a default: ${" + name +
+                    ":-VALUE})");
+        i = close + 1;
+    }
+    return out;
+}
+
+// A value, with ${VAR} expanded (agent/config.cpp expand), as T.
 template <typename T>
 T scalar(const std::string& path, const YAML::Node& n, const char* what) {
     try {
+        if (n.IsScalar() && n.Scalar().find("${") != std::string::npos) {
+            std::string text = expand(path, n, n.Scalar());
+            if constexpr (std::is_same_v<T, std::string>)
+                return text;
+            else
+                return YAML::Node(text).as<T>();
+        }
         return n.as<T>();
     } catch (const YAML::Exception&) {
         bad(path, n, std::string(what) + " has the wrong type");
     }
 }
+
+// A mapping's key, as written (keys are names: no ${VAR}).
+std::string key_of(const std::string& path, const YAML::Node& n, const char* what) {
+    try {
+        return n.as<std::string>();
+    } catch (const YAML::Exception&) {
+        bad(path, n, std::string(what) + " has the wrong type");
+    }
+}
+
+// A relative path in the config is relative to the config file's folder, wherever telecap
+// is started from; an absolute one (and "", "-") stays.
+struct paths_from {
+    std::filesystem::path dir;
+    std::string operator()(const std::string& p) const {
+        if (p.empty() || p == "-" || p.front() == '/') return p;
+        return (dir / p).lexically_normal().string();
+    }
+    // The file of an output spec: jsonl:PATH and unix:PATH[?options]; the others stay.
+    std::string output(const std::string& spec) const {
+        for (const char* kind : {"jsonl:", "unix:"})
+            if (spec.starts_with(kind)) {
+                const std::size_t n = std::strlen(kind);
+                return kind + (*this)(spec.substr(n));
+            }
+        return spec;
+    }
+    // --passthrough: a file, or one of the names.
+    std::string passthrough(const std::string& p) const {
+        return p == "stderr" || p == "stdout" || p == "none" ? p : (*this)(p);
+    }
+};
 
 // The shared checks (agent/validate.hpp), reported at the value's line.
 void need(const std::string& path, const YAML::Node& n, const char* key, const problem& p) {
@@ -49,22 +145,85 @@ std::vector<std::string> string_list(const std::string& path, const YAML::Node& 
     return out;
 }
 
-// Output specs, each checked (agent/validate.hpp check_output) at its own line.
-std::vector<std::string> output_list(const std::string& path, const YAML::Node& n) {
+// Output specs, each checked (agent/validate.hpp check_output) at its own line, their files
+// relative to the config's folder.
+std::vector<std::string> output_list(const std::string& path, const YAML::Node& n,
+                                     const paths_from& from) {
     auto out = string_list(path, n, "outputs");
-    for (std::size_t i = 0; i < out.size(); ++i)
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = from.output(out[i]);
         if (auto p = check_output(out[i])) bad(path, n[i], *p);
+    }
     return out;
 }
 
 void check_keys(const std::string& path, const YAML::Node& map,
                 std::initializer_list<const char*> known) {
     for (const auto& kv : map) {
-        const auto key = scalar<std::string>(path, kv.first, "a key");
+        const auto key = key_of(path, kv.first, "a key");
         bool ok = false;
         for (const char* k : known) ok = ok || key == k;
         if (!ok) bad(path, kv.first, "unknown key \"" + key + "\"");
     }
+}
+
+// A file telecap will write (an output, pass-through, rejects, stats): it must be writable, or
+// creatable in an existing folder. access(2) only: nothing is created or opened.
+void need_writable_file(const std::string& path, const YAML::Node& n, const char* key,
+                        const std::string& file) {
+    if (::access(file.c_str(), F_OK) == 0) {
+        if (::access(file.c_str(), W_OK) != 0)
+            bad(path, n, std::string(key) + ": cannot write " + file + ": " + std::strerror(errno));
+        return;
+    }
+    const auto dir = std::filesystem::path(file).parent_path();
+    const std::string d = dir.empty() ? "." : dir.string();
+    if (::access(d.c_str(), W_OK | X_OK) != 0)
+        bad(path, n,
+            std::string(key) + ": cannot create " + file + ": " + d + ": " + std::strerror(errno));
+}
+
+// The file of a jsonl output (unix sockets are made at start: their folder must exist).
+void need_output_files(const std::string& path, const YAML::Node& n,
+                       const std::vector<std::string>& specs) {
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        const auto& spec = specs[i];
+        if (spec.starts_with("jsonl:") && spec.size() > 6 && spec != "jsonl:-")
+            need_writable_file(path, n[i], "outputs", spec.substr(6));
+    }
+}
+
+// A catalog file, loaded as a start would: its problem at the key's line.
+void need_catalog(const std::string& path, const YAML::Node& n, const std::string& file) {
+    try {
+        (void)catalog::from_file(file);
+    } catch (const catalog_error& e) {
+        bad(path, n, std::string("bad catalog: ") + e.what());
+    }
+}
+
+// The first word of a command: a path (from the pool's cwd) or a program on PATH.
+problem command_problem(const std::vector<std::string>& command, const std::string& cwd) {
+    const std::string& prog = command.front();
+    const auto runnable = [](const std::string& f) {
+        struct stat st {};
+        return ::stat(f.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(f.c_str(), X_OK) == 0;
+    };
+    if (prog.find('/') != std::string::npos) {
+        const std::string f = prog.front() == '/' || cwd.empty() ? prog : cwd + "/" + prog;
+        if (runnable(f)) return std::nullopt;
+        return "command \"" + prog + "\" is not an executable file";
+    }
+    const char* env_path = std::getenv("PATH");
+    std::string_view dirs = env_path ? env_path : "/usr/local/bin:/usr/bin:/bin";
+    while (true) {
+        const auto colon = dirs.find(':');
+        std::string dir(dirs.substr(0, colon));
+        if (runnable((dir.empty() ? "." : dir) + "/" + prog)) return std::nullopt;
+        if (colon == std::string_view::npos) break;
+        dirs.remove_prefix(colon + 1);
+    }
+    return "command \"" + prog + "\" is not found on PATH";
 }
 
 void read_restart(const std::string& path, const YAML::Node& n, spawn::restart_options& r) {
@@ -134,7 +293,7 @@ control::controls read_controls(const std::string& path, const YAML::Node& n) {
 
 }  // namespace
 
-void load_config(const std::string& path, run_options& o) {
+void load_config(const std::string& path, run_options& o, bool check) {
     YAML::Node root;
     try {
         root = YAML::LoadFile(path);
@@ -144,21 +303,48 @@ void load_config(const std::string& path, run_options& o) {
         throw usage_error(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
     }
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
+    std::error_code ec;
+    const paths_from from{std::filesystem::absolute(path, ec).parent_path()};
     check_keys(path, root,
                {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes",
                 "line_budget", "overflow", "dispatch", "grace", "stop_signal", "label", "stats",
-                "rejects", "prefix", "max_line", "metrics", "control"});
+                "rejects", "prefix", "max_line", "metrics", "control", "unknown_events"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
-        auto list = output_list(path, v);
+        auto list = output_list(path, v, from);
+        need_output_files(path, v, list);
         c.outputs.insert(c.outputs.end(), list.begin(), list.end());
     }
-    if (auto v = root["passthrough"]) c.passthrough = scalar<std::string>(path, v, "passthrough");
-    if (auto v = root["catalog"]) c.catalog_path = scalar<std::string>(path, v, "catalog");
+    if (auto v = root["passthrough"]) {
+        c.passthrough = from.passthrough(scalar<std::string>(path, v, "passthrough"));
+        if (c.passthrough != "stderr" && c.passthrough != "stdout" && c.passthrough != "none")
+            need_writable_file(path, v, "passthrough", c.passthrough);
+    }
+    if (auto v = root["catalog"]) {
+        c.catalog_path = from(scalar<std::string>(path, v, "catalog"));
+        need_catalog(path, v, c.catalog_path);
+    }
     if (auto v = root["node"]) c.node = scalar<std::string>(path, v, "node");
-    if (auto v = root["stats"]) c.stats_path = scalar<std::string>(path, v, "stats");
-    if (auto v = root["rejects"]) c.rejects_path = scalar<std::string>(path, v, "rejects");
-    if (auto v = root["metrics"]) c.metrics_path = scalar<std::string>(path, v, "metrics");
+    if (auto v = root["stats"]) {
+        c.stats_path = from(scalar<std::string>(path, v, "stats"));
+        need_writable_file(path, v, "stats", c.stats_path);
+    }
+    if (auto v = root["rejects"]) {
+        c.rejects_path = from(scalar<std::string>(path, v, "rejects"));
+        need_writable_file(path, v, "rejects", c.rejects_path);
+    }
+    if (auto v = root["metrics"]) {
+        c.metrics_path = from(scalar<std::string>(path, v, "metrics"));
+        try {
+            (void)load_metrics(c.metrics_path);
+        } catch (const usage_error& e) {
+            bad(path, v, e.what());
+        }
+    }
+    if (auto v = root["unknown_events"]) {
+        c.unknown_events = scalar<std::string>(path, v, "unknown_events");
+        need(path, v, "unknown_events", check_unknown_events(c.unknown_events));
+    }
     if (auto v = root["prefix"]) {
         c.prefix = scalar<std::string>(path, v, "prefix");
         need(path, v, "prefix", check_prefix(c.prefix));
@@ -213,7 +399,7 @@ void load_config(const std::string& path, run_options& o) {
         if (auto v = p["env"]) {
             if (!v.IsMap()) bad(path, v, "env must be a mapping");
             for (const auto& kv : v) {
-                const auto key = scalar<std::string>(path, kv.first, "env key");
+                const auto key = key_of(path, kv.first, "env key");
                 need(path, kv.first, "env key", check_env_key(key));
                 const auto value = scalar<std::string>(path, kv.second, "env");
                 if (auto e = check_env_value(value))
@@ -223,14 +409,23 @@ void load_config(const std::string& path, run_options& o) {
         }
         if (auto v = p["cwd"]) {
             // Checked now, not at the first spawn, so the error has a line number.
-            spec.cwd = scalar<std::string>(path, v, "cwd");
+            spec.cwd = from(scalar<std::string>(path, v, "cwd"));
             need(path, v, "cwd", check_cwd(spec.cwd));
         }
         if (auto v = p["instances"])
             spec.instances = static_cast<int>(integer(path, v, "instances", check_instances));
         read_restart(path, p, spec.restart);
-        if (auto v = p["outputs"]) spec.outputs = output_list(path, v);
-        if (auto v = p["catalog"]) spec.catalog_path = scalar<std::string>(path, v, "catalog");
+        if (auto v = p["outputs"]) {
+            spec.outputs = output_list(path, v, from);
+            need_output_files(path, v, spec.outputs);
+        }
+        if (auto v = p["catalog"]) {
+            spec.catalog_path = from(scalar<std::string>(path, v, "catalog"));
+            need_catalog(path, v, spec.catalog_path);
+        }
+        // A start would run it and see it fail (127); --check says so now.
+        if (check)
+            if (auto e = command_problem(spec.command, spec.cwd)) bad(path, p["command"], *e);
         if (auto v = p["capture_stdout"])
             spec.capture_stdout = scalar<bool>(path, v, "capture_stdout");
         if (auto v = p["telemetry_fd"])

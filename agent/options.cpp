@@ -37,7 +37,12 @@ std::string hostname() {
 
 catalog load_catalog(const capture_options& o) {
     try {
-        return o.catalog_path.empty() ? catalog::builtin() : catalog::from_file(o.catalog_path);
+        auto cat = o.catalog_path.empty() ? catalog::builtin() : catalog::from_file(o.catalog_path);
+        if (o.unknown_events == "keep")
+            cat.policies().unknown_event = unknown_event_policy::keep;
+        else if (o.unknown_events == "reject")
+            cat.policies().unknown_event = unknown_event_policy::reject;
+        return cat;
     } catch (const catalog_error& e) {
         throw usage_error(std::string("bad catalog: ") + e.what());
     }

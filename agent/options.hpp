@@ -48,10 +48,13 @@ struct capture_options {
     std::string rejects_path;
     std::string stats_path;
     std::string metrics_path;  // --metrics: derived metrics; empty: the bundled default
+    // --unknown-events reject|keep over the catalog's policies.unknown_event; empty: the
+    // catalog's (reject for the built-in one, as the gRPC path drops them).
+    std::string unknown_events;
 };
 
 std::string hostname();
-catalog load_catalog(const capture_options& o);  // throws usage_error
+catalog load_catalog(const capture_options& o);  // with --unknown-events; throws usage_error
 pipeline_options make_pipeline_options(const capture_options& o);
 worker_context make_context(const capture_options& o);
 

@@ -66,7 +66,8 @@ enum class feed_result { ok, unreadable, stopped };
 // and pass-through as they come.
 feed_result feed_input(const std::string& input, const catalog& cat, const capture_options& o,
                        event_sink* events, passthrough_sink* pass, reject_sink* rejects,
-                       capture_stats& stats, handler_bus* bus, stop_signals& stop) {
+                       capture_stats& stats, handler_bus* bus, stop_signals& stop,
+                       unknown_event_notes* unknown = nullptr) {
     unique_fd owned;
     int fd = 0;
     if (input != "-") {
@@ -77,8 +78,9 @@ feed_result feed_input(const std::string& input, const catalog& cat, const captu
         }
         fd = owned.get();
     }
-    capture_pipeline pipeline(cat, make_context(o), make_pipeline_options(o), events, pass, rejects,
-                              stats);
+    auto po = make_pipeline_options(o);
+    po.unknown_events = unknown;
+    capture_pipeline pipeline(cat, make_context(o), po, events, pass, rejects, stats);
     // Large reads: each one ends with a flush of the outputs, which hands a batch to each
     // stream's writer thread (a wake-up). A pipe still returns what it has at once.
     static char buf[256 * 1024];
@@ -120,6 +122,8 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     stream_set& streams = cs.get();
     const auto all_inputs = inputs_or_stdin(inputs);
     try {
+        // --stats is written whole at exit: it must be none of the inputs and outputs.
+        if (!o.stats_path.empty()) streams.claim_output(o.stats_path, "--stats");
         for (const auto& input : all_inputs)
             if (input != "-") streams.claim_input(input);
     } catch (const std::exception& e) {
@@ -155,11 +159,12 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     if (rejects) reject_source = std::make_unique<rejects_writer::source>(*rejects, "");
 
     bus_sink sink(bus);
+    unknown_event_notes unknown;  // one warning per unknown event name over all inputs
     int rc = 0;
     for (const auto& input : all_inputs) {
         if (reject_source) reject_source->rename(input);
         const auto r = feed_input(input, cat, o, &sink, pass.writer() ? pass_source.get() : nullptr,
-                                  reject_source.get(), stats, &bus, stop);
+                                  reject_source.get(), stats, &bus, stop, &unknown);
         if (r == feed_result::unreadable) rc = 1;
         if (r == feed_result::stopped) {
             rc = 128 + stop.received();
@@ -211,6 +216,16 @@ public:
 }  // namespace
 
 int run_lint(const capture_options& o, const std::vector<std::string>& inputs) {
+    if (!o.stats_path.empty()) {
+        stream_set paths;  // lint writes no stream: only --stats against the inputs
+        try {
+            paths.claim_output(o.stats_path, "--stats");
+            for (const auto& input : inputs)
+                if (input != "-") paths.claim_input(input);
+        } catch (const std::exception& e) {
+            throw usage_error(e.what());
+        }
+    }
     const catalog cat = load_catalog(o);
     lint_printer printer;
     capture_stats stats;

@@ -37,6 +37,7 @@ void for_each_fixed_setting(A& a, B& b, F f) {
     f("passthrough", a.capture.passthrough, b.capture.passthrough);
     f("rejects", a.capture.rejects_path, b.capture.rejects_path);
     f("stats", a.capture.stats_path, b.capture.stats_path);
+    f("unknown_events", a.capture.unknown_events, b.capture.unknown_events);
     f("queue", a.queue, b.queue);
     f("queue_bytes", a.queue_bytes, b.queue_bytes);
     f("line_budget", a.line_budget, b.line_budget);

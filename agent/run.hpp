@@ -37,8 +37,13 @@ struct run_options {
 };
 
 // Reads a YAML config into `o` (pools, and run-wide settings it names). Throws usage_error
-// naming the file, the line and the problem.
-void load_config(const std::string& path, run_options& o);
+// naming the file, the line and the problem. Values may hold ${VAR} and ${VAR:-default}
+// (from the environment; $${ for a literal ${); relative paths (outputs' files, catalog,
+// metrics, passthrough, rejects, stats, a pool's cwd) are from the config file's folder. The
+// files named are checked where they are named: catalogs and the metrics file load, the files
+// to write can be written. `check` (run --check) also checks that each pool's command can be
+// found.
+void load_config(const std::string& path, run_options& o, bool check = false);
 
 // When telecap writes events or pass-through to its own stdout (the default `-o jsonl`,
 // `jsonl:PATH` naming that stream, `--passthrough stdout`), a worker that inherited the same

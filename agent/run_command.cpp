@@ -46,6 +46,15 @@ int run_workers(const run_options& o) {
 
     command_streams cs;
     stream_set& streams = cs.get();
+    // --stats is written whole at exit: no output, pass-through or rejects file may be it,
+    // now or after a reload.
+    if (!o.capture.stats_path.empty()) {
+        try {
+            streams.claim_output(o.capture.stats_path, "--stats");
+        } catch (const std::exception& e) {
+            throw usage_error(e.what());
+        }
+    }
     const bool block = o.overflow == overflow_policy::block;
 
     // Each pool's catalog file made explicit, so a reload can tell whether it changed.
@@ -86,6 +95,7 @@ int run_workers(const run_options& o) {
     passthrough_mux stdout_pass(streams.standard(1));
     auto rejects = open_rejects(o.capture.rejects_path, streams);
 
+    unknown_event_notes unknown_events;  // outlives the supervisor and its pipelines
     dispatcher events(bus, {o.queue, o.queue_bytes, o.dispatch});
     io.events = &events;
     io.stderr_pass = &pass;
@@ -101,6 +111,7 @@ int run_workers(const run_options& o) {
     supervisor_options so;
     so.pools = running.pools;
     so.pipeline = make_pipeline_options(o.capture);
+    so.pipeline.unknown_events = &unknown_events;
     so.node = o.capture.node.empty() ? hostname() : o.capture.node;
     so.worker_id = o.capture.worker_id;
     so.stop_signal = o.stop_signal;

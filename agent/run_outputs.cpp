@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 
@@ -114,7 +115,23 @@ void run_outputs::attach(const run_options& o) {
     publish_series();
 }
 
+void run_outputs::wait_for_removed() {
+    if (!leaving_.valid()) return;
+    // Bounded: a removed output may take removed_output_grace to send what it holds, and the
+    // dispatcher finishes the batches it has taken first.
+    const auto limit = removed_output_grace + std::chrono::seconds(2);
+    if (leaving_.wait_for(limit) != std::future_status::ready)
+        throw usage_error(
+            "the outputs removed by the previous reload are still sending what they hold "
+            "(for more than " +
+            std::to_string(limit.count()) + " s): reload again once they are done");
+    leaving_ = {};
+}
+
 run_outputs::change run_outputs::prepare(const run_options& o) {
+    // A reload that comes right after one that removed outputs: those may still hold a file,
+    // a socket or a port this one asks for again (re-adding an output removed a moment ago).
+    wait_for_removed();
     change c;
     c.metrics_path = o.capture.metrics_path;
     c.metrics_text = metrics_text(c.metrics_path);
@@ -180,8 +197,10 @@ void run_outputs::commit(change c, dispatcher& d) {
     const bool deriver = env_.store && (!env_.deriver_attached || c.store);
     const bool replace = env_.deriver_attached && deriver;
     env_.deriver_attached = env_.deriver_attached || deriver;
+    auto done = std::make_shared<std::promise<void>>();
+    leaving_ = done->get_future().share();
     d.post([this, add = c.add, gone = c.remove, deriver, replace, store = env_.store,
-            slot = env_.slot, drops = removed_drops_] {
+            slot = env_.slot, drops = removed_drops_, done]() mutable {
         for (const auto& out : gone) bus_.detach(out.id);
         for (const auto& [id, h] : add)
             if (auto ec = bus_.attach(id, {}, h))
@@ -191,15 +210,24 @@ void run_outputs::commit(change c, dispatcher& d) {
             bus_.attach("metrics", {}, std::make_shared<metrics::deriver>(store));
             slot->set(store);  // the exporters read the new store from the same batch on
         }
-        // What a removed output still holds goes out now, within a bound.
+        // What a removed output still holds goes out now, within a bound: first what it
+        // batches itself (a jsonl output hands its batch to the stream only on flush), then
+        // what it sends on its own (finish). Its stream writer stays in the stream set and
+        // is drained at exit; anything it cannot deliver is counted as dropped.
         for (const auto& out : gone) {
             try {
+                out.inner->flush();
                 out.inner->finish(std::chrono::steady_clock::now() + removed_output_grace);
             } catch (const std::exception& e) {
-                spdlog::warn("reload: a removed output failed at its end: {}", e.what());
+                spdlog::warn("reload: the removed output {} failed at its end: {}", out.label,
+                             e.what());
             }
             drops->fetch_add(out.inner->events_dropped());
         }
+        // Let go of them now, not when the dispatcher clears its list: a later reload may take
+        // their files, sockets or ports again as soon as `done` says so.
+        gone.clear();
+        done->set_value();
     });
     outputs_ = std::move(c.next);
     publish_series();

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,6 +55,11 @@ public:
     change prepare(const run_options& o);
     void commit(change c, dispatcher& d);
 
+    // Waits (bounded) until the outputs removed by the last commit have sent what they held
+    // and are let go, so that their files, sockets and ports are free again; prepare() calls
+    // it. Throws usage_error when that takes too long (a stalled network output).
+    void wait_for_removed();
+
     // The events the outputs removed by reloads had dropped (they leave the bus).
     std::uint64_t removed_drops() const noexcept { return removed_drops_->load(); }
 
@@ -79,6 +85,7 @@ private:
     int next_index_ = 0;
     std::string metrics_path_, metrics_text_;  // the metrics file the store was made from
     metrics::registry::collector_id series_ = 0;
+    std::shared_future<void> leaving_;  // ready once the last commit's removed outputs are gone
     std::shared_ptr<std::atomic<std::uint64_t>> removed_drops_ =
         std::make_shared<std::atomic<std::uint64_t>>(0);
 };

@@ -132,6 +132,11 @@ problem check_stop_signal(std::string_view text) {
     return "must be a signal name or number (TERM, SIGTERM, 15), not " + quoted(text);
 }
 
+problem check_unknown_events(std::string_view text) {
+    if (text == "reject" || text == "keep") return std::nullopt;
+    return "must be reject or keep, not " + quoted(text);
+}
+
 std::chrono::milliseconds to_millis(double seconds) {
     assert(!check_seconds(seconds));
     return std::chrono::milliseconds(std::llround(seconds * 1000));
@@ -263,6 +268,8 @@ problem validate(const capture_options& o, spelling s) {
     };
     if (auto p = named("max_line", check_max_line(as_ll(o.max_line)))) return p;
     if (auto p = named("prefix", check_prefix(o.prefix))) return p;
+    if (!o.unknown_events.empty())
+        if (auto p = named("unknown_events", check_unknown_events(o.unknown_events))) return p;
     for (const auto& spec : o.outputs)
         if (auto p = check_output(spec)) return p;
     return std::nullopt;

@@ -45,6 +45,7 @@ problem check_restart_mode(std::string_view text);  // never|on-failure|always
 problem check_overflow(std::string_view text);      // drop-newest|block
 problem check_dispatch(std::string_view text);      // loop|thread
 problem check_stop_signal(std::string_view text);
+problem check_unknown_events(std::string_view text);  // reject|keep
 
 // A unix output's argument, "PATH[?name=N&name=N...]" (PATH cannot hold a '?'): the socket
 // path and its budgets, max_hosts (1 .. 65536), max_backlog (4096 .. 1 GiB),

@@ -174,6 +174,7 @@ const catalog::wire_event* normalizer::resolve(const raw_event& raw, std::string
         }
         wire = name_;
     }
+    wire_ = wire;
     return wire.empty() ? nullptr : catalog_.find_event(wire);
 }
 

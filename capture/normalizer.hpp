@@ -57,6 +57,9 @@ public:
     event* normalize(const raw_event& raw, const worker_context& ctx, std::int64_t receive_time_ns,
                      event_slot_source& slots, parse_error& err);
 
+    // The wire name of the event last given to normalize() (valid while its raw_event is).
+    std::string_view last_wire_name() const noexcept { return wire_; }
+
 private:
     // The wire name of `raw` (joined from its parts if need be) and its catalog entry, if any.
     const catalog::wire_event* resolve(const raw_event& raw, std::string_view& wire);
@@ -66,6 +69,7 @@ private:
 
     const catalog& catalog_;
     std::string name_;  // scratch: the dotted name of an array-form event
+    std::string_view wire_;
 };
 
 // Python's str() of a JSON scalar as the gRPC encoder would apply it to metadata:

@@ -34,7 +34,8 @@ capture_pipeline::capture_pipeline(const catalog& cat, worker_context ctx,
       stats_(stats),
       events_by_type_(cat),
       slots_(events && events->slots() ? events->slots() : &events_by_type_),
-      recognize_(opts.recognize) {}
+      recognize_(opts.recognize),
+      unknown_events_(opts.unknown_events) {}
 
 void capture_pipeline::feed(std::string_view bytes) {
     stats_.bytes += bytes.size();
@@ -68,6 +69,8 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
                 if (events_) events_->on_event(*ev);
                 return;
             }
+            if (unknown_events_ && err_.reason == reject_reason::unknown_event)
+                unknown_events_->rejected(normalizer_.last_wire_name());
         } else {
             err_.offset += prefix_.size();
         }

@@ -14,6 +14,7 @@
 #include "telecap/capture/prefix.hpp"
 #include "telecap/capture/sinks.hpp"
 #include "telecap/capture/stats.hpp"
+#include "telecap/capture/unknown_events.hpp"
 
 namespace telecap {
 
@@ -26,6 +27,9 @@ struct pipeline_options {
     // Shared by the pipelines of many streams (optional; must outlive them): bounds what
     // their partial lines hold together (capture/line_budget.hpp).
     line_budget* budget = nullptr;
+    // Shared the same way (optional): told each event rejected as unknown_event, to warn once
+    // per name (capture/unknown_events.hpp).
+    unknown_event_notes* unknown_events = nullptr;
 };
 
 class capture_pipeline final : private line_sink {
@@ -66,6 +70,7 @@ private:
     parse_error err_;
     std::uint64_t line_no_ = 0;
     bool recognize_;
+    unknown_event_notes* unknown_events_;
 };
 
 }  // namespace telecap

@@ -41,10 +41,42 @@ std::shared_ptr<stream_writer> stream_set::standard(int fd) {
     return e.writer;
 }
 
+const std::string* stream_set::claimed(dev_t dev, ino_t ino) const {
+    for (const auto& [path, use] : claimed_) {
+        struct stat c {};
+        // Only a regular file is replaced at exit; /dev/stderr or a FIFO is written in place.
+        if (::stat(path.c_str(), &c) == 0 && S_ISREG(c.st_mode) && c.st_dev == dev &&
+            c.st_ino == ino)
+            return &use;
+    }
+    return nullptr;
+}
+
+void stream_set::claim_output(const std::string& path, const std::string& use) {
+    std::lock_guard lock(mu_);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        for (const auto& [id, input] : inputs_)
+            if (id.first == st.st_dev && id.second == st.st_ino)
+                throw std::invalid_argument(use + " " + path + " is the input " + input +
+                                            ": it would be overwritten while it is read");
+        if (const auto* e = find(st.st_dev, st.st_ino); e && e->is_file)
+            throw std::invalid_argument(use + " and " + e->use + " are both " + path +
+                                        ": give each its own file");
+        if (const auto* other = claimed(st.st_dev, st.st_ino))
+            throw std::invalid_argument(use + " and " + *other + " are both " + path +
+                                        ": give each its own file");
+    }
+    claimed_.emplace_back(path, use);
+}
+
 std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const std::string& use) {
     std::lock_guard lock(mu_);
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) {
+        if (const auto* other = claimed(st.st_dev, st.st_ino))
+            throw std::invalid_argument(use + " and " + *other + " are both " + path +
+                                        ": give each its own file");
         for (const auto& [id, input] : inputs_)
             if (id.first == st.st_dev && id.second == st.st_ino)
                 throw std::invalid_argument(use + " " + path + " is the input " + input +
@@ -72,6 +104,13 @@ std::shared_ptr<stream_writer> stream_set::file(const std::string& path, const s
     if (const auto [dev, ino] = (*w)->file_id(); dev != 0 || ino != 0) {
         st.st_dev = static_cast<dev_t>(dev);
         st.st_ino = static_cast<ino_t>(ino);
+        if (const auto* other =
+                claimed(st.st_dev, st.st_ino)) {  // created just now: it was a claimed name
+            (*w)->close(std::chrono::steady_clock::now());
+            ::unlink(path.c_str());
+            throw std::invalid_argument(use + " and " + *other + " are both " + path +
+                                        ": give each its own file");
+        }
         if (auto* other = find(st.st_dev, st.st_ino)) {  // created just now via another name
             (*w)->close(std::chrono::steady_clock::now());
             if (other->is_file)
@@ -94,6 +133,9 @@ void stream_set::claim_input(const std::string& path) {
     if (!S_ISREG(st.st_mode)) return;            // /dev/stdin, a FIFO: nothing to overwrite
     if (auto* e = find(st.st_dev, st.st_ino))
         throw std::invalid_argument("the input " + path + " is also " + e->use +
+                                    ": it would be overwritten while it is read");
+    if (const auto* use = claimed(st.st_dev, st.st_ino))
+        throw std::invalid_argument("the input " + path + " is also " + *use +
                                     ": it would be overwritten while it is read");
     inputs_.push_back({{st.st_dev, st.st_ino}, path});
 }

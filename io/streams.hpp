@@ -34,6 +34,11 @@ public:
     // std::invalid_argument when an output is that file already.
     void claim_input(const std::string& path);
 
+    // Notes a file telecap writes by other means (--stats, written whole at exit), so that no
+    // output, other file or input may be it. std::invalid_argument when one is already. Only a
+    // regular file (or one not there yet) counts: /dev/stderr is written in place.
+    void claim_output(const std::string& path, const std::string& use);
+
     std::vector<std::shared_ptr<stream_writer>> all() const;
     bool lost() const;
     // Every file (outputs, pass-through, rejects) reopened by path before its next line
@@ -56,7 +61,12 @@ private:
     stream_writer_options opts_;
     mutable std::mutex mu_;
     std::vector<entry> entries_;
+    // The claimed path (by name: the file may not exist yet) with what it is for, if it is
+    // the file (dev, ino).
+    const std::string* claimed(dev_t dev, ino_t ino) const;
+
     std::vector<std::pair<std::pair<dev_t, ino_t>, std::string>> inputs_;
+    std::vector<std::pair<std::string, std::string>> claimed_;  // path, use
 };
 
 }  // namespace telecap

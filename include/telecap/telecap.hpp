@@ -17,6 +17,7 @@
 #include "telecap/capture/sinks.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/capture/string_table.hpp"
+#include "telecap/capture/unknown_events.hpp"
 #include "telecap/control/controls.hpp"
 #include "telecap/control/gates.hpp"
 #include "telecap/control/request.hpp"

@@ -125,8 +125,11 @@ protected:
     int runs_ = 0;
 };
 
+// With --log-level error: these runs compare stderr with the pass-through byte for byte, and
+// sample.log's unknown event would add its warning (UnknownEvents* tests check it).
 const std::vector<std::string> fixed_context{"--node",      "test-node", "--pool", "test-pool",
-                                             "--worker-id", "w-1",       "--pid",  "4242"};
+                                             "--worker-id", "w-1",       "--pid",  "4242",
+                                             "--log-level", "error"};
 
 std::vector<std::string> args(std::initializer_list<std::string> a, bool with_context = true) {
     std::vector<std::string> v(a);
@@ -1201,10 +1204,12 @@ TEST_F(CliTest, UnwritableStatsPathIsAUsageErrorAtStartup) {
     EXPECT_EQ(r.code, 2) << r;
     EXPECT_EQ(r.err, msg);
     EXPECT_EQ(r.out, "");  // no worker was spawned
+    // From a config, at the key's line.
     write_file(path("c.yaml"), "stats: " + bad + "\npools:\n  - command: [\"true\"]\n");
     r = telecap({"run", "--config", path("c.yaml")});
     EXPECT_EQ(r.code, 2) << r;
-    EXPECT_EQ(r.err, msg);
+    EXPECT_EQ(r.err, "telecap: " + path("c.yaml") + ":1: stats: cannot create " + bad + ": " +
+                         path("no/such/dir") + ": No such file or directory\n");
     // A directory is not writable as a file either.
     r = telecap({"parse", "--stats", dir_, data("clean.log")});
     EXPECT_EQ(r.code, 2) << r;
@@ -1222,6 +1227,319 @@ TEST_F(CliTest, StatsCheckLeavesNoFileAndKeepsOldContentUntilTheEnd) {
     r = telecap({"parse", "--stats", stats, "-o", "xml", data("clean.log")});
     EXPECT_EQ(r.code, 2) << r;
     EXPECT_EQ(read_file(stats), "old");
+}
+
+// --stats is written whole at exit: the same file as an output, the pass-through, the
+// rejects or an input would be overwritten (`parse --stats in.log in.log` destroyed the
+// input); each is a usage error, before anything is read or written.
+TEST_F(CliTest, StatsOnAnEventsFileOrAnInputIsAUsageError) {
+    const std::string input = path("in.log");
+    write_file(input, read_file(data("sample.log")));
+    auto r = telecap({"parse", "--stats", input, input});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("the input " + input + " is also --stats"), std::string::npos) << r;
+    EXPECT_EQ(read_file(input), read_file(data("sample.log")));  // untouched
+    r = telecap({"lint", "--stats", input, input});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(read_file(input), read_file(data("sample.log")));
+
+    const std::string events = path("events.jsonl");
+    for (const bool exists : {false, true}) {
+        if (exists) write_file(events, "kept\n");
+        for (const auto& use : std::vector<std::vector<std::string>>{
+                 {"-o", "jsonl:" + events}, {"--passthrough", events}, {"--rejects", events}}) {
+            auto a = use;
+            a.insert(a.begin(), {"parse", "--stats", events});
+            a.push_back(data("sample.log"));
+            r = telecap(a);
+            EXPECT_EQ(r.code, 2) << testing::PrintToString(a) << r;
+            EXPECT_NE(r.err.find("--stats are both " + events), std::string::npos) << r;
+            EXPECT_EQ(fs::exists(events), exists) << testing::PrintToString(a);
+            if (exists) {
+                EXPECT_EQ(read_file(events), "kept\n");
+            }
+        }
+    }
+    // run, from the flags and from a config.
+    r = telecap({"run", "--stats", events, "-o", "jsonl:" + events, "--", "true"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("--stats are both " + events), std::string::npos) << r;
+    write_file(path("c.yaml"), "stats: " + events + "\noutputs: [\"jsonl:" + events +
+                                   "\"]\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("--stats are both " + events), std::string::npos) << r;
+    EXPECT_EQ(read_file(events), "kept\n");
+    // Another file is fine.
+    r = telecap({"parse", "--stats", path("s.json"), "-o", "jsonl:" + events, input});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+// --- unknown events --------------------------------------------------------------------
+
+const std::string custom_events =
+    "TELEMETRY:{\"event\":\"my.custom.event\",\"measurements\":{\"count\":1}}\n"
+    "hello\n"
+    "TELEMETRY:{\"event\":\"my.custom.event\",\"measurements\":{\"count\":2}}\n"
+    "TELEMETRY:{\"event\":\"other.one\",\"measurements\":{}}\n";
+
+std::size_t occurrences(const std::string& hay, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+    return n;
+}
+
+// By default (the built-in catalog's policy) an unknown event is rejected as before, and
+// now said: one warning per distinct name at the default log level, with what to do.
+TEST_F(CliTest, UnknownEventsAreRejectedWithOneWarningPerName) {
+    const std::string in = path("custom.log"), rejects = path("rejects.jsonl");
+    write_file(in, custom_events);
+    for (const std::vector<std::string>& flag :
+         {std::vector<std::string>{}, std::vector<std::string>{"--unknown-events", "reject"}}) {
+        auto a = flag;
+        a.insert(a.begin(), {"parse", "--rejects", rejects, "--stats", path("s.json")});
+        a.push_back(in);
+        ::unlink(rejects.c_str());
+        const auto r = telecap(a);
+        EXPECT_EQ(r.code, 0) << r;
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(occurrences(r.err, "unknown event \"my.custom.event\""), 1u) << r;
+        EXPECT_EQ(occurrences(r.err, "unknown event \"other.one\""), 1u) << r;
+        EXPECT_NE(r.err.find("--catalog FILE"), std::string::npos) << r;
+        EXPECT_NE(r.err.find("--unknown-events keep"), std::string::npos) << r;
+        EXPECT_EQ(occurrences(read_file(rejects), "\"reason\":\"unknown_event\""), 3u);
+        EXPECT_NE(read_file(path("s.json")).find("\"unknown_event\":3"), std::string::npos);
+    }
+    // --log-level error silences the warning.
+    const auto quiet = telecap({"--log-level", "error", "parse", in});
+    EXPECT_EQ(quiet.err.find("unknown event"), std::string::npos) << quiet;
+}
+
+// keep: events with their wire name's parts under the catalog's unknown_event_prefix, no
+// warning; the flag wins over the catalog's own policy either way.
+TEST_F(CliTest, UnknownEventsKeepMakesThemEvents) {
+    const std::string in = path("custom.log");
+    write_file(in, custom_events);
+    auto r = telecap({"parse", "--unknown-events", "keep", in});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(occurrences(r.out, "\"event\":[\"snakepit\",\"python\",\"my\",\"custom\",\"event\"]"),
+              2u)
+        << r;
+    EXPECT_EQ(occurrences(r.out, "\"event\":[\"snakepit\",\"python\",\"other\",\"one\"]"), 1u) << r;
+    EXPECT_EQ(r.err.find("unknown event"), std::string::npos) << r;
+    // keep_catalog.json keeps unknown events under acme.other; reject overrides it.
+    r = telecap({"parse", "--catalog", data("keep_catalog.json"), "--unknown-events", "reject",
+                 "--passthrough", "none", in});
+    EXPECT_EQ(r.out, "") << r;
+    EXPECT_NE(r.err.find("unknown event \"other.one\""), std::string::npos) << r;
+    r = telecap({"catalog", "--unknown-events", "keep"});
+    EXPECT_NE(r.out.find("\"unknown_event\": \"keep\""), std::string::npos) << r;
+    // A bad value, from the flag and from a config.
+    r = telecap({"parse", "--unknown-events", "drop", in});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("--unknown-events must be reject or keep, not \"drop\""),
+              std::string::npos)
+        << r;
+    write_file(path("c.yaml"), "pools:\n  - command: [\"true\"]\nunknown_events: drop\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(path("c.yaml") + ":3: unknown_events must be reject or keep"),
+              std::string::npos)
+        << r;
+}
+
+// The YAML key under run, and the warnings' memory is bounded: 64 names, then one line.
+TEST_F(CliTest, UnknownEventsFromTheConfigAndBoundedWarnings) {
+    std::string lines;
+    for (int i = 0; i < 100; ++i)
+        lines +=
+            "TELEMETRY:{\"event\":\"custom.n" + std::to_string(i) + "\",\"measurements\":{}}\n";
+    write_file(path("many.log"), lines);
+    auto r = telecap({"parse", "--passthrough", "none", path("many.log")});
+    EXPECT_EQ(occurrences(r.err, "unknown event \"custom.n"), 64u) << r;
+    EXPECT_EQ(occurrences(r.err, "more than 64 distinct unknown event names"), 1u) << r;
+
+    write_file(path("c.yaml"), "unknown_events: keep\noutputs: [\"jsonl:" + path("ev.jsonl") +
+                                   "\"]\npools:\n  - command: [\"/bin/sh\", \"-c\", \"cat " +
+                                   path("many.log") + " >&2\"]\n    restart: never\n");
+    r = telecap({"run", "--config", path("c.yaml")});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(occurrences(read_file(path("ev.jsonl")), "\"python\",\"custom\",\"n"), 100u) << r;
+}
+
+// --- the command line -------------------------------------------------------------------
+
+// An unknown flag is named, with the nearest known one; not what CLI11 could not place.
+TEST_F(CliTest, AnUnknownOptionIsNamedWithASuggestion) {
+    auto r = telecap({"run", "--restrat", "always", "--", "sleep", "1"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("unknown option --restrat for run: did you mean --restart?"),
+              std::string::npos)
+        << r;
+    r = telecap({"parse", "--prefx=X", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("unknown option --prefx for parse: did you mean --prefix?"),
+              std::string::npos)
+        << r;
+    r = telecap({"ctl", "--socket", path("s"), "--jsno", "status"});
+    EXPECT_NE(r.err.find("unknown option --jsno for ctl: did you mean --json?"), std::string::npos)
+        << r;
+    // Far from every option: named, no guess.
+    r = telecap({"parse", "--foo", data("clean.log")});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("unknown option --foo for parse\n"), std::string::npos) << r;
+    // A value that looks like an option is a value.
+    r = telecap({"parse", "--prefix", "--X:", "--passthrough", "none", data("clean.log")});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+// Global options work after the subcommand too.
+TEST_F(CliTest, GlobalOptionsWorkAfterTheSubcommand) {
+    auto r = telecap({"run", "--log-level", "debug", "--", "true"});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_NE(r.err.find("telecap: debug: "), std::string::npos) << r;
+    r = telecap({"parse", "--log-level", "debug", data("clean.log")});
+    EXPECT_EQ(r.code, 0) << r;
+}
+
+// --help lists every output kind, and ctl --help every command.
+TEST_F(CliTest, HelpListsEveryOutputAndCtlCommand) {
+    for (const char* cmd : {"run", "parse"}) {
+        const auto r = telecap({cmd, "--help"});
+        EXPECT_EQ(r.code, 0) << r;
+        for (const char* kind : {"jsonl:PATH", "unix:PATH", "log", "null", "prometheus[:HOST:PORT]",
+                                 "otlp[:URL]", "otlp-logs[:URL]", "http:URL", "--unknown-events"})
+            EXPECT_NE(r.out.find(kind), std::string::npos) << cmd << " " << kind << "\n" << r;
+    }
+    const auto r = telecap({"ctl", "--help"});
+    for (const char* c : {"status", "stats", "toggle", "sample", "filter", "rate-limit", "reset",
+                          "start", "stop", "restart", "reload"})
+        EXPECT_NE(r.out.find(c), std::string::npos) << c << "\n" << r;
+}
+
+// --- run --check, ${VAR} and paths in a config ------------------------------------------
+
+// --check validates what a start would and starts nothing: no worker runs, no file is made.
+TEST_F(CliTest, RunCheckValidatesAndStartsNothing) {
+    fs::create_directories(path("conf"));
+    const std::string cfg = path("conf/c.yaml");
+    write_file(cfg,
+               "stats: stats.json\noutputs: [\"jsonl:ev.jsonl\"]\nrejects: rej.jsonl\n"
+               "pools:\n  - name: a\n    command: [\"/bin/sh\", \"-c\", \"touch " +
+                   path("ran") + "\"]\n    instances: 2\n");
+    auto r = telecap({"run", "--config", cfg, "--check"});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, cfg + ": ok: 1 pool: a (2); 1 output\n") << r;
+    EXPECT_FALSE(fs::exists(path("ran")));
+    EXPECT_FALSE(fs::exists(path("conf/ev.jsonl")));
+    EXPECT_FALSE(fs::exists(path("conf/stats.json")));
+    EXPECT_FALSE(fs::exists(path("conf/rej.jsonl")));
+
+    // Each problem at its line, exit 2, and still nothing started.
+    write_file(path("conf/bad_catalog.json"), "{");
+    write_file(path("conf/bad_metrics.yaml"), "metrics: 3\n");
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"pools:\n  - command: [\"true\"]\n    restart: sometimes\n",
+         ":3: restart must be never, on-failure or always"},
+        {"catalog: bad_catalog.json\npools:\n  - command: [\"true\"]\n", ":1: bad catalog: "},
+        {"pools:\n  - command: [\"true\"]\n    catalog: nope.json\n", ":3: bad catalog: "},
+        {"metrics: bad_metrics.yaml\npools:\n  - command: [\"true\"]\n", ":1: bad metrics file"},
+        {"pools:\n  - command: [\"true\"]\noutputs: [\"jsonl:no/such/dir/x.jsonl\"]\n",
+         ":3: outputs: cannot create "},
+        {"stats: /no/such/dir/s.json\npools:\n  - command: [\"true\"]\n", ":1: stats: cannot "},
+        {"pools:\n  - command: [\"true\"]\n  - name: b\n    command: [\"no-such-program-x\"]\n",
+         ":4: command \"no-such-program-x\" is not found on PATH"},
+        {"pools:\n  - command: [\"./nope.sh\"]\n",
+         ":2: command \"./nope.sh\" is not an executable"},
+        {"outputs: [\"otlp:ftp://x\"]\npools:\n  - command: [\"true\"]\n", ":1: output "},
+    };
+    for (const auto& [text, want] : cases) {
+        write_file(cfg, text);
+        r = telecap({"run", "--config", cfg, "--check"});
+        EXPECT_EQ(r.code, 2) << text << r;
+        EXPECT_NE(r.err.find(cfg + want), std::string::npos) << text << r;
+        EXPECT_EQ(r.out, "") << text;
+    }
+    // Two uses of one file (said at start, so by --check too).
+    write_file(cfg,
+               "stats: x.json\noutputs: [\"jsonl:x.json\"]\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", cfg, "--check"});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find("are both " + path("conf/x.json")), std::string::npos) << r;
+}
+
+// ${VAR} and ${VAR:-default} in values; unset without a default is an error at its line;
+// $${ is a literal ${ (for a shell in a command).
+TEST_F(CliTest, ConfigValuesExpandEnvironmentVariables) {
+    const std::string cfg = path("env.yaml");
+    ::setenv("TELECAP_TEST_OUT", path("from-env.jsonl").c_str(), 1);
+    ::setenv("TELECAP_TEST_EMPTY", "", 1);
+    ::unsetenv("TELECAP_TEST_UNSET");
+    write_file(cfg, "outputs: [\"jsonl:${TELECAP_TEST_OUT}\", \"jsonl:${TELECAP_TEST_UNSET:-" +
+                        path("default.jsonl") +
+                        "}\"]\ngrace: ${TELECAP_TEST_EMPTY:-3}\npools:\n  - command: [\"/bin/sh\", "
+                        "\"-c\", \"echo \\\"TELEMETRY:{\\\\\\\"event\\\\\\\":\\\\\\\"python.call."
+                        "start\\\\\\\",\\\\\\\"measurements\\\\\\\":{}}\\\" >&2; echo $${HOME}\"]\n"
+                        "    restart: never\n");
+    auto r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 0) << r << read_file(cfg);
+    EXPECT_NE(read_file(path("from-env.jsonl")).find("\"call\",\"start\""), std::string::npos);
+    EXPECT_NE(read_file(path("default.jsonl")).find("\"call\",\"start\""), std::string::npos);
+    EXPECT_NE(r.out.find(std::string(std::getenv("HOME")) + "\n"), std::string::npos) << r;
+
+    write_file(cfg, "grace: 2\npools:\n  - command: [\"${TELECAP_TEST_UNSET}\"]\n");
+    r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(cfg + ":3: ${TELECAP_TEST_UNSET} is not set"), std::string::npos) << r;
+    write_file(cfg, "grace: ${TELECAP_TEST_OUT}\npools:\n  - command: [\"true\"]\n");
+    r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(cfg + ":1: grace has the wrong type"), std::string::npos) << r;
+    write_file(cfg, "pools:\n  - command: [\"${1BAD}\"]\n");
+    r = telecap({"run", "--config", cfg});
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_NE(r.err.find(cfg + ":2: \"${1BAD}\" is not a variable"), std::string::npos) << r;
+}
+
+// Relative paths in a config are from its folder, not from where telecap starts.
+TEST_F(CliTest, RelativePathsInAConfigAreFromItsFolder) {
+    fs::create_directories(path("conf/work"));
+    write_file(path("conf/cat.json"), read_file(data("keep_catalog.json")));
+    const std::string cfg = path("conf/c.yaml");
+    write_file(cfg,
+               "outputs: [\"jsonl:ev.jsonl\"]\nstats: stats.json\nrejects: rej.jsonl\n"
+               "passthrough: pass.log\ncatalog: cat.json\npools:\n  - name: p\n    cwd: work\n"
+               "    outputs: [\"jsonl:pool.jsonl\"]\n"
+               "    command: [\"/bin/sh\", \"-c\", \"pwd > where; echo hello >&2; "
+               "echo 'TELEMETRY:{\\\"event\\\":\\\"job.done\\\",\\\"measurements\\\":{}}' >&2; "
+               "echo 'TELEMETRY:{' >&2\"]\n    restart: never\n");
+    const auto r = telecap({"run", "--config", cfg});  // from the test's working directory
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(read_file(path("conf/work/where")), path("conf/work") + "\n");
+    EXPECT_NE(read_file(path("conf/ev.jsonl")).find("[\"acme\",\"job\",\"done\"]"),
+              std::string::npos);
+    EXPECT_NE(read_file(path("conf/pool.jsonl")).find("[\"acme\",\"job\",\"done\"]"),
+              std::string::npos);
+    EXPECT_NE(read_file(path("conf/pass.log")).find("hello\n"), std::string::npos);
+    EXPECT_NE(read_file(path("conf/rej.jsonl")).find("invalid_json"), std::string::npos);
+    EXPECT_TRUE(fs::exists(path("conf/stats.json")));
+}
+
+// docs/catalog.md's example catalog (tests/data/custom_catalog.json) turns the custom event
+// into an event of its own.
+TEST_F(CliTest, TheDocumentedCustomCatalogKeepsACustomEvent) {
+    write_file(path("w.log"),
+               "TELEMETRY:{\"event\":\"my.custom.event\",\"measurements\":{\"amount_cents\":1200},"
+               "\"metadata\":{\"customer\":\"c-7\"}}\n");
+    auto r = telecap({"lint", "--catalog", data("custom_catalog.json"), path("w.log")});
+    EXPECT_EQ(r.code, 0) << r;
+    r = telecap({"parse", "--catalog", data("custom_catalog.json"), path("w.log")});
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_NE(r.out.find("{\"event\":[\"acme\",\"billing\",\"invoice\",\"sent\"],\"measurements\":"
+                         "{\"amount_cents\":1200}"),
+              std::string::npos)
+        << r;
+    EXPECT_EQ(r.err, "");
 }
 
 }  // namespace
