@@ -241,7 +241,8 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
                                  "\": telecap exports cumulative temporality only");
     }
     // The signal's variable, else the general one: (name, value) of the one set.
-    const auto either = [&](const std::string& what) -> std::optional<std::pair<std::string, std::string>> {
+    const auto either =
+        [&](const std::string& what) -> std::optional<std::pair<std::string, std::string>> {
         if (auto v = get(env, specific + what)) return std::pair{specific + what, *v};
         if (auto v = get(env, "OTEL_EXPORTER_OTLP_" + what))
             return std::pair{"OTEL_EXPORTER_OTLP_" + what, *v};
@@ -312,19 +313,19 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
 
 std::vector<std::string> unhonoured_otel_variables(const std::vector<std::string>& names) {
     static const char* const read_here[] = {
-        "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
-        "OTEL_METRIC_EXPORT_INTERVAL", "OTEL_METRIC_EXPORT_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"};
-    static const char* const per_signal[] = {"ENDPOINT",    "HEADERS",           "TIMEOUT",
-                                             "PROTOCOL",    "CERTIFICATE",       "CLIENT_KEY",
+        "OTEL_SDK_DISABLED",          "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",   "OTEL_METRIC_EXPORT_INTERVAL",
+        "OTEL_METRIC_EXPORT_TIMEOUT", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"};
+    static const char* const per_signal[] = {"ENDPOINT",           "HEADERS",     "TIMEOUT",
+                                             "PROTOCOL",           "CERTIFICATE", "CLIENT_KEY",
                                              "CLIENT_CERTIFICATE", "COMPRESSION"};
     std::vector<std::string> out;
     for (const auto& n : names) {
         if (n.rfind("OTEL_", 0) != 0) continue;
         bool known = std::any_of(std::begin(read_here), std::end(read_here),
                                  [&](const char* k) { return n == k; });
-        for (const char* scope : {"OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_METRICS_",
-                                  "OTEL_EXPORTER_OTLP_LOGS_"})
+        for (const char* scope :
+             {"OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_METRICS_", "OTEL_EXPORTER_OTLP_LOGS_"})
             for (const char* v : per_signal)
                 if (!known && n == std::string(scope) + v) known = true;
         if (!known) out.push_back(n);

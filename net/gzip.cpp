@@ -9,8 +9,7 @@ namespace telecap::net {
 std::string gzip_compress(std::string_view data) {
     z_stream z{};
     // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         throw std::bad_alloc();
     std::string out(deflateBound(&z, static_cast<uLong>(data.size())) + 32, '\0');
     z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));

@@ -75,8 +75,8 @@ http_client::http_client(const url& target, std::string ca_file, const std::stri
     if (target.tls()) {
         auto ssl = client_cert.empty()
                        ? std::make_unique<httplib::SSLClient>(target.host, target.port)
-                       : std::make_unique<httplib::SSLClient>(target.host, target.port,
-                                                              client_cert, client_key);
+                       : std::make_unique<httplib::SSLClient>(target.host, target.port, client_cert,
+                                                              client_key);
         ssl->enable_server_certificate_verification(true);
         // Without a CA path httplib loads OpenSSL's default paths: the system store.
         if (!ca_file.empty()) ssl->set_ca_cert_path(ca_file);

@@ -1,7 +1,7 @@
 #include "net/url.hpp"
 
-#include <cctype>
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 namespace telecap::net {

@@ -7,6 +7,7 @@
 #include <rapidjson/document.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,10 +17,6 @@
 #include <string>
 #include <thread>
 
-#include <zlib.h>
-
-#include "telecap/version.hpp"
-
 #include "capture/event_json.hpp"
 #include "export/test_receiver.hpp"
 #include "net/gzip.hpp"
@@ -27,6 +24,7 @@
 #include "outputs/http_handler.hpp"
 #include "outputs/otlp_handler.hpp"
 #include "support/unit_helpers.hpp"
+#include "telecap/version.hpp"
 
 namespace telecap {
 namespace {
@@ -425,9 +423,9 @@ TEST(gzip, round_trip) {
 
 TEST(otlp_output, gzip_bodies_with_content_encoding) {
     test::test_receiver rx;
-    otlp_logs_handler h(
-        settings_with(rx, exporting::otlp_signal::logs, {{"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"}}),
-        fast());
+    otlp_logs_handler h(settings_with(rx, exporting::otlp_signal::logs,
+                                      {{"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"}}),
+                        fast());
     for (int i = 0; i < 3; ++i) h.handle(numbered(i));
     h.finish(clock_type::now() + 5s);
     const auto reqs = rx.requests();
@@ -495,12 +493,12 @@ TEST(otlp_output, metric_export_timeout_ends_the_retries) {
         f.points.push_back(metrics::point{});
         return std::vector<metrics::family>{f};
     };
-    auto s = exporting::read_otlp_settings(
-        exporting::otlp_signal::metrics, "http://127.0.0.1:" + std::to_string(refused_port()),
-        [](const std::string& n) -> std::optional<std::string> {
-            if (n == "OTEL_METRIC_EXPORT_TIMEOUT") return "300";
-            return std::nullopt;
-        });
+    auto s = exporting::read_otlp_settings(exporting::otlp_signal::metrics,
+                                           "http://127.0.0.1:" + std::to_string(refused_port()),
+                                           [](const std::string& n) -> std::optional<std::string> {
+                                               if (n == "OTEL_METRIC_EXPORT_TIMEOUT") return "300";
+                                               return std::nullopt;
+                                           });
     otlp_metrics_handler h(std::move(s), source, fast(60s));
     const auto t0 = clock_type::now();
     h.export_now();

@@ -3,7 +3,6 @@
 #include "export/otlp_env.hpp"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <fstream>

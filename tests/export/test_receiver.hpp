@@ -1,8 +1,9 @@
 #pragma once
 // A real HTTP receiver for the exporter tests: an httplib::Server on 127.0.0.1 with an
 // ephemeral port, on its own thread. It records every request (arrival time, path, headers,
-// body, Content-Encoding, User-Agent) and answers with what `respond(n)` returns for the n-th request (0-based): a status,
-// optional Retry-After and body; a respond() may block (a slow receiver) on a gate.
+// body, Content-Encoding, User-Agent) and answers with what `respond(n)` returns for the n-th
+// request (0-based): a status, optional Retry-After and body; a respond() may block (a slow
+// receiver) on a gate.
 
 #include <httplib.h>
 
@@ -22,7 +23,7 @@ struct received {
     std::string content_type;
     std::string authorization;
     std::string custom_header;  // X-Test
-    std::string body;  // as received; httplib's server has already undone a gzip encoding
+    std::string body;           // as received; httplib's server has already undone a gzip encoding
     std::string content_encoding;
     std::string user_agent;
     int answered = 0;

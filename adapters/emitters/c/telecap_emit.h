@@ -107,12 +107,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -484,7 +484,7 @@ static inline int telecap__write_guarded(int fd, const char* p, size_t n) {
  * emitter) take in turn. One per program (weak symbols), like the controls' state. */
 __attribute__((weak)) uintptr_t telecap__wlock_owner_v1; /* the holding thread, 0: free */
 __attribute__((weak)) int telecap__wlock_pid_v1;         /* the holder's pid */
-__attribute__((weak)) int telecap__wlock_fd_v1;          /* 0 unknown, else (fd << 1 | lockable) + 1 */
+__attribute__((weak)) int telecap__wlock_fd_v1; /* 0 unknown, else (fd << 1 | lockable) + 1 */
 
 /* Returns what it took: 1 the threads' lock, 2 the fd's record lock. */
 static inline int telecap__line_lock(int fd) {
