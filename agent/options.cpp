@@ -207,9 +207,9 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
     } catch (const usage_error&) {
         throw;
     } catch (const std::exception& e) {
-        throw usage_error("output \"" + spec + "\": " + e.what());
+        throw usage_error("output \"" + net::redact_url(spec) + "\": " + e.what());
     }
-    throw usage_error("unknown output \"" + spec +
+    throw usage_error("unknown output \"" + net::redact_url(spec) +
                       "\": use jsonl, jsonl:PATH, unix:PATH, log, null, prometheus[:HOST:PORT], "
                       "otlp[:URL], otlp-logs[:URL], http:URL or grpc[:ADDR]");
 }
@@ -327,7 +327,7 @@ bool write_stats_file(const std::string& path, const capture_stats& s, std::stri
 bool data_lost(const capture_stats& s, const handler_bus& bus, const stream_set& streams) {
     for (auto d : s.dropped)
         if (d > 0) return true;
-    return bus.failures() > 0 || streams.lost();
+    return bus.failures() > 0 || bus.items_lost() > 0 || streams.lost();
 }
 
 }  // namespace telecap::agent

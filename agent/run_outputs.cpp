@@ -32,6 +32,7 @@ public:
     }
     std::string counters_json() const override { return inner_->counters_json(); }
     std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
+    std::uint64_t items_lost() const override { return inner_->items_lost(); }
 
 private:
     std::string pool_;

@@ -227,7 +227,8 @@ problem check_output(std::string_view spec) {
     if (kind == "http" || ((kind == "otlp" || kind == "otlp-logs") && !arg.empty())) {
         if (kind == "http" && arg.empty()) return "output \"http\" needs a URL: http:URL";
         std::string why;
-        if (!net::parse_url(arg, &why)) return "output " + quoted(spec) + ": " + why;
+        if (!net::parse_url(arg, &why))
+            return "output " + quoted(net::redact_url(spec)) + ": " + why;
         return std::nullopt;
     }
     if (kind == "grpc" || spec.starts_with("grpc?")) {

@@ -143,6 +143,12 @@ std::uint64_t handler_bus::events_dropped() const {
     return n;
 }
 
+std::uint64_t handler_bus::items_lost() const {
+    std::uint64_t n = 0;
+    for (const auto& e : entries_) n += e.h ? e.h->items_lost() : 0;
+    return n;
+}
+
 std::string handler_bus::counters_json() const {
     std::string out = "{";
     for (const auto& e : entries_) {

@@ -51,6 +51,8 @@ public:
     std::uint64_t failures() const noexcept { return failures_; }
     // The sum of events_dropped() over the handlers (attached, or detached for failing).
     std::uint64_t events_dropped() const;
+    // The sum of items_lost() over the same handlers.
+    std::uint64_t items_lost() const;
 
 private:
     template <typename F>

@@ -35,6 +35,9 @@ public:
     // Events this handler could not deliver (its stream full or dead): counted under
     // dropped.output. Any thread.
     virtual std::uint64_t events_dropped() const { return 0; }
+    // Other data this handler could not deliver (an OTLP metrics export's points): data lost
+    // (exit status 3) but not events, so not under dropped.output. Any thread.
+    virtual std::uint64_t items_lost() const { return 0; }
 };
 
 }  // namespace telecap

@@ -1,22 +1,54 @@
 #include "export/batch_sender.hpp"
 
+#include <cctype>
 #include <random>
 #include <stdexcept>
+#include <string_view>
 
 #include "core/log.hpp"
+#include "net/gzip.hpp"
 
 namespace telecap::exporting {
 
 namespace {
 using clock = std::chrono::steady_clock;
 constexpr std::chrono::seconds warn_every{30};
+
+// The start of an error reply's body, quoted and escaped, for the log ("" for none).
+std::string reply_excerpt(const net::http_result& res) {
+    if (res.status >= 200 && res.status < 300) return {};
+    std::string_view body = res.body;
+    while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back())))
+        body.remove_suffix(1);
+    if (body.empty()) return {};
+    constexpr std::size_t most = 512;
+    std::string out = ": \"";
+    for (const char c : body.substr(0, most)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (u < 0x20 || u >= 0x7f) {
+            static constexpr char digits[] = "0123456789abcdef";
+            out += "\\x";
+            out += digits[u >> 4];
+            out += digits[u & 15];
+        } else {
+            out += c;
+        }
+    }
+    out += body.size() > most ? "\"..." : "\"";
+    return out;
+}
+
 }  // namespace
 
 batch_sender::batch_sender(batch_sender_options opts)
     : opts_(std::move(opts)),
-      client_(opts_.target, opts_.ca_file),
+      client_(opts_.target, opts_.ca_file, opts_.client_cert, opts_.client_key),
       rng_state_(std::random_device{}()) {
     if (!opts_.build_body) throw std::invalid_argument(opts_.name + ": no body builder");
+    if (opts_.gzip) opts_.headers.emplace_back("Content-Encoding", "gzip");
     if (opts_.max_batch_records == 0 || opts_.max_batch_bytes == 0 ||
         opts_.max_buffer_records == 0 || opts_.max_buffer_bytes == 0)
         throw std::invalid_argument(opts_.name + ": batch and buffer bounds must be positive");
@@ -143,7 +175,8 @@ void batch_sender::send(std::vector<record> batch) {
         items += r.items;
         records.push_back(std::move(r.data));
     }
-    const std::string body = opts_.build_body(records);
+    const std::string body =
+        opts_.gzip ? net::gzip_compress(opts_.build_body(records)) : opts_.build_body(records);
     records.clear();
     const auto first = clock::now();
     unsigned retries = 0;
@@ -171,7 +204,7 @@ void batch_sender::send(std::vector<record> batch) {
                                   std::chrono::system_clock::now());
         const std::string what =
             res.transport_failed() ? std::string(net::to_string(res.error)) + ": " + res.error_text
-                                   : "HTTP " + std::to_string(res.status);
+                                   : "HTTP " + std::to_string(res.status) + reply_excerpt(res);
         if (d.what == verdict::ok) {
             counters_.ok.fetch_add(1);
             std::uint64_t rejected = 0;

@@ -12,7 +12,9 @@
 //   is still buffered or retrying then is dropped{shutdown}. The destructor calls
 //   finish(now + shutdown_grace) unless finish() ran.
 // - The first failure is logged as a warning (telecap::logger()), later ones at most every
-//   30 s with the number left unsaid; likewise rejected items in a partial success.
+//   30 s with the number left unsaid; likewise rejected items in a partial success. A reply
+//   with an error status has the start of its body in the message (at most 512 bytes,
+//   control characters and non-ASCII bytes escaped), which is where receivers say why.
 
 #include <chrono>
 #include <condition_variable>
@@ -36,7 +38,10 @@ struct batch_sender_options {
     std::string name;  // for messages: "otlp logs", "http output"
     net::url target;   // where to POST (its path included)
     std::string ca_file;
+    std::string client_cert;  // PEM files for mutual TLS ("": none)
+    std::string client_key;
     std::string content_type = "application/json";
+    bool gzip = false;  // bodies gzip-compressed, sent with "Content-Encoding: gzip"
     net::http_headers headers;
     std::chrono::milliseconds timeout{10000};  // per attempt
     std::size_t max_batch_records = 512;

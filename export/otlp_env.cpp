@@ -1,10 +1,20 @@
 #include "export/otlp_env.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <random>
 #include <stdexcept>
+
+#include "telecap/version.hpp"
+
+extern char** environ;
 
 namespace telecap::exporting {
 
@@ -83,6 +93,32 @@ std::string append_signal(std::string path, std::string_view suffix) {
 
 bool ends_with(std::string_view s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string host_name() {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+    return buf;
+}
+
+// A version 4 UUID (RFC 9562), one per process: a start of telecap is one instance.
+const std::string& instance_id() {
+    static const std::string id = [] {
+        std::random_device rd;
+        unsigned char b[16];
+        for (auto& c : b) c = static_cast<unsigned char>(rd());
+        b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+        b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+        static constexpr char hexd[] = "0123456789abcdef";
+        std::string out;
+        for (int i = 0; i < 16; ++i) {
+            if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+            out += hexd[b[i] >> 4];
+            out += hexd[b[i] & 15];
+        }
+        return out;
+    }();
+    return id;
 }
 
 }  // namespace
@@ -204,10 +240,47 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
             s.warnings.push_back("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=\"" + *t +
                                  "\": telecap exports cumulative temporality only");
     }
-    if (auto c = get(env, specific + "CERTIFICATE"))
-        s.ca_file = *c;
-    else if (auto c2 = get(env, "OTEL_EXPORTER_OTLP_CERTIFICATE"))
-        s.ca_file = *c2;
+    // The signal's variable, else the general one: (name, value) of the one set.
+    const auto either =
+        [&](const std::string& what) -> std::optional<std::pair<std::string, std::string>> {
+        if (auto v = get(env, specific + what)) return std::pair{specific + what, *v};
+        if (auto v = get(env, "OTEL_EXPORTER_OTLP_" + what))
+            return std::pair{"OTEL_EXPORTER_OTLP_" + what, *v};
+        return std::nullopt;
+    };
+    // A file named for TLS must be there at startup, not at the first export.
+    const auto readable = [](const std::pair<std::string, std::string>& var) {
+        if (::access(var.second.c_str(), R_OK) != 0)
+            throw std::runtime_error(var.first + "=\"" + var.second +
+                                     "\": cannot read it: " + std::strerror(errno));
+        return var.second;
+    };
+    if (auto c = either("CERTIFICATE")) s.ca_file = readable(*c);
+    const auto cert = either("CLIENT_CERTIFICATE");
+    const auto key = either("CLIENT_KEY");
+    if (cert.has_value() != key.has_value())
+        throw std::runtime_error((cert ? cert->first : key->first) +
+                                 " is set without its pair: a client certificate needs "
+                                 "both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _CLIENT_KEY");
+    if (cert) {
+        s.client_cert = readable(*cert);
+        s.client_key = readable(*key);
+    }
+    if ((!s.ca_file.empty() || cert) && !s.endpoint.tls())
+        s.warnings.push_back("TLS files are set but the endpoint " + s.endpoint.str() +
+                             " is http: they are not used");
+    if (auto c = either("COMPRESSION")) {
+        const auto v = lower(c->second);
+        if (v == "gzip")
+            s.gzip = true;
+        else if (v != "none")
+            throw std::runtime_error(c->first + "=\"" + c->second +
+                                     "\": unknown compression, expected gzip or none");
+    }
+    if (signal == otlp_signal::metrics) {
+        s.export_timeout = millis(env, "OTEL_METRIC_EXPORT_TIMEOUT", s.export_timeout);
+        s.timeout = std::min(s.timeout, s.export_timeout);
+    }
 
     string_attributes attrs;
     if (auto r = get(env, "OTEL_RESOURCE_ATTRIBUTES"))
@@ -222,7 +295,51 @@ otlp_settings read_otlp_settings(otlp_signal signal, std::string_view cli_url,
     if (auto n = get(env, "OTEL_SERVICE_NAME")) service = *n;
     s.resource.emplace_back("service.name", std::move(service));
     for (auto& kv : attrs) s.resource.push_back(std::move(kv));
+    // What tells this telecap from another one pushing the same series: set by the
+    // attributes, or else found here.
+    const auto add = [&](const char* k, std::string v) {
+        if (std::none_of(s.resource.begin(), s.resource.end(),
+                         [&](const auto& kv) { return kv.first == k; }))
+            s.resource.emplace_back(k, std::move(v));
+    };
+    add("host.name", host_name());
+    add("service.instance.id", instance_id());
+    add("process.pid", std::to_string(::getpid()));
+    add("telemetry.sdk.name", "telecap");
+    add("telemetry.sdk.language", "cpp");
+    add("telemetry.sdk.version", version_string);
     return s;
+}
+
+std::vector<std::string> unhonoured_otel_variables(const std::vector<std::string>& names) {
+    static const char* const read_here[] = {
+        "OTEL_SDK_DISABLED",          "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",   "OTEL_METRIC_EXPORT_INTERVAL",
+        "OTEL_METRIC_EXPORT_TIMEOUT", "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"};
+    static const char* const per_signal[] = {"ENDPOINT",           "HEADERS",     "TIMEOUT",
+                                             "PROTOCOL",           "CERTIFICATE", "CLIENT_KEY",
+                                             "CLIENT_CERTIFICATE", "COMPRESSION"};
+    std::vector<std::string> out;
+    for (const auto& n : names) {
+        if (n.rfind("OTEL_", 0) != 0) continue;
+        bool known = std::any_of(std::begin(read_here), std::end(read_here),
+                                 [&](const char* k) { return n == k; });
+        for (const char* scope :
+             {"OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_METRICS_", "OTEL_EXPORTER_OTLP_LOGS_"})
+            for (const char* v : per_signal)
+                if (!known && n == std::string(scope) + v) known = true;
+        if (!known) out.push_back(n);
+    }
+    return out;
+}
+
+std::vector<std::string> environment_names() {
+    std::vector<std::string> out;
+    for (char** e = environ; e && *e; ++e) {
+        const std::string_view entry(*e);
+        out.emplace_back(entry.substr(0, entry.find('=')));
+    }
+    return out;
 }
 
 }  // namespace telecap::exporting

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <string>
+#include <variant>
 
 #include "capture/event_json.hpp"
 #include "telecap/version.hpp"
@@ -245,36 +246,42 @@ void append_log_record(std::string& out, const event& ev, std::int64_t observed_
     out += ",\"body\":{\"stringValue\":";
     append_json_string(out, name);
     out += '}';
-    // Attribute keys must be unique within a record: the first of a repeated key wins, except
-    // that the event's correlation_id beats a metadata entry of that name (the host's
-    // enrichment may add one, null).
+    // Measurements and metadata are two namespaces ("measurement.duration" beside
+    // "metadata.duration"); within one, the first of a repeated key wins (keys must be unique
+    // in a record). A null metadata value says nothing: it is left out.
     std::vector<std::string_view> seen;
-    if (ev.correlation_id) seen.push_back("correlation_id");
+    bool any = false;
+    const auto open = [&] {
+        out += any ? "," : ",\"attributes\":[";
+        any = true;
+    };
     const auto fresh = [&](std::string_view k) {
         for (auto s : seen)
             if (s == k) return false;
         seen.push_back(k);
         return true;
     };
-    bool any = false;
-    const auto open = [&] {
-        out += any ? "," : ",\"attributes\":[";
-        any = true;
+    std::string name_buf;
+    const auto prefixed = [&](std::string_view prefix, std::string_view k) -> const std::string& {
+        name_buf.assign(prefix);
+        name_buf.append(k);
+        return name_buf;
     };
     for (const auto& [k, v] : ev.measurements) {
         if (!fresh(k)) continue;
         open();
         out += "{\"key\":";
-        append_json_string(out, k);
+        append_json_string(out, prefixed("measurement.", k));
         out += ",\"value\":";
         measurement_value(out, v);
         out += '}';
     }
+    seen.clear();
     for (const auto& [k, v] : ev.metadata) {
-        if (!fresh(k)) continue;
+        if (std::holds_alternative<std::nullptr_t>(v) || !fresh(k)) continue;
         open();
         out += "{\"key\":";
-        append_json_string(out, k);
+        append_json_string(out, prefixed("metadata.", k));
         out += ",\"value\":";
         metadata_value(out, v);
         out += '}';

@@ -10,11 +10,11 @@
 //   by the caller through the returned number of points).
 // - Logs: ExportLogsServiceRequest; one logRecord per event: timeUnixNano (the event's, left
 //   out when 0), observedTimeUnixNano, severityNumber 9 / severityText "INFO", eventName and
-//   body = the dotted event name, attributes = measurements then metadata (a key already used
-//   is skipped), correlation_id as the attribute "correlation_id" (it wins over a metadata
-//   entry of that name), and also as traceId when
-//   it is a W3C trace id (32 lower-case hex digits, not all zero). Null metadata values are an
-//   empty AnyValue ({}).
+//   body = the dotted event name, attributes = "measurement.<key>" for each measurement, then
+//   "metadata.<key>" for each metadata entry that is not null (two namespaces: a metadata
+//   "duration" and a measurement "duration" are both kept; a key repeated within one is
+//   skipped), then the correlation id, when there is one, as "correlation_id", and also as
+//   traceId when it is a W3C trace id (32 lower-case hex digits, not all zero).
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,15 @@
 #include "net/http_post.hpp"
 
 #include <httplib.h>
+#include <netdb.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "telecap/version.hpp"
 
 namespace telecap::net {
 
@@ -40,15 +47,36 @@ std::string header_problem(std::string_view name, std::string_view value) {
     return {};
 }
 
+namespace {
+
+// Why `target`'s host does not resolve, or "" when it does (or is an address).
+std::string resolve_problem(const url& target) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const int rc = ::getaddrinfo(target.host.c_str(), nullptr, &hints, &found);
+    if (found) ::freeaddrinfo(found);
+    if (rc == 0) return {};
+    if (rc == EAI_SYSTEM) return std::strerror(errno);
+    return ::gai_strerror(rc);
+}
+
+}  // namespace
+
 struct http_client::impl {
     url target;
     std::unique_ptr<httplib::ClientImpl> client;
 };
 
-http_client::http_client(const url& target, std::string ca_file) : impl_(std::make_unique<impl>()) {
+http_client::http_client(const url& target, std::string ca_file, const std::string& client_cert,
+                         const std::string& client_key)
+    : impl_(std::make_unique<impl>()) {
     impl_->target = target;
     if (target.tls()) {
-        auto ssl = std::make_unique<httplib::SSLClient>(target.host, target.port);
+        auto ssl = client_cert.empty()
+                       ? std::make_unique<httplib::SSLClient>(target.host, target.port)
+                       : std::make_unique<httplib::SSLClient>(target.host, target.port, client_cert,
+                                                              client_key);
         ssl->enable_server_certificate_verification(true);
         // Without a CA path httplib loads OpenSSL's default paths: the system store.
         if (!ca_file.empty()) ssl->set_ca_cert_path(ca_file);
@@ -79,6 +107,10 @@ http_result http_client::post(const std::string& path, const std::string& body,
     if (impl_->target.host.find(':') != std::string::npos && !h.count("Host"))
         h.emplace("Host", "[" + impl_->target.host + "]:" + std::to_string(impl_->target.port));
     h.emplace("Content-Type", content_type);
+    if (std::none_of(headers.begin(), headers.end(), [](const auto& kv) {
+            return kv.first.size() == 10 && strncasecmp(kv.first.c_str(), "user-agent", 10) == 0;
+        }))
+        h.emplace("User-Agent", std::string("telecap/") + version_string);
     const auto started = std::chrono::steady_clock::now();
     http_result out;
     httplib::Request req;
@@ -109,7 +141,12 @@ http_result http_client::post(const std::string& path, const std::string& body,
     switch (err) {
         case httplib::Error::Connection:
             out.error = transport_error::connect;
-            out.error_text = "could not connect: refused or unreachable (httplib: " + name + ")";
+            // httplib says the same for a name that does not resolve: ask the resolver.
+            if (auto why = resolve_problem(impl_->target); !why.empty())
+                out.error_text = "cannot resolve " + impl_->target.host + ": " + why;
+            else
+                out.error_text = "could not connect to " + impl_->target.origin() +
+                                 ": refused or unreachable (httplib: " + name + ")";
             break;
         case httplib::Error::ConnectionTimeout:
             out.error = transport_error::timeout;

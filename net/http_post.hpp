@@ -2,7 +2,10 @@
 // A small HTTP(S) POST client over cpp-httplib for the exporters. Every outcome is a value:
 // a status with its body and Retry-After, or a transport error (refused, timeout, TLS) with a
 // message; it never throws. https verifies the server's certificate against the system CA
-// store (or a given CA file) and its host name; there is no switch to turn that off.
+// store (or a given CA file) and its host name; there is no switch to turn that off. A client
+// certificate and key (PEM files) may be given for mutual TLS. Every request says
+// "User-Agent: telecap/<version>" unless the headers name one. A connection that fails
+// because the host name does not resolve says "cannot resolve HOST".
 // httplib stays out of this header: it needs compile definitions its users must not forget.
 
 #include <chrono>
@@ -46,7 +49,9 @@ class http_client {
 public:
     // `target`'s scheme, host and port are used; its path is not (post() takes one).
     // `ca_file`: a PEM bundle to trust instead of the system store ("" = system store).
-    explicit http_client(const url& target, std::string ca_file = {});
+    // `client_cert`, `client_key`: PEM files for a client certificate (both or neither).
+    explicit http_client(const url& target, std::string ca_file = {},
+                         const std::string& client_cert = {}, const std::string& client_key = {});
     ~http_client();
     http_client(const http_client&) = delete;
     http_client& operator=(const http_client&) = delete;

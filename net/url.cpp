@@ -1,5 +1,6 @@
 #include "net/url.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 
@@ -8,7 +9,7 @@ namespace telecap::net {
 namespace {
 
 std::optional<url> fail(std::string* error, std::string_view text, std::string_view why) {
-    if (error) *error = "url \"" + std::string(text) + "\": " + std::string(why);
+    if (error) *error = "url \"" + redact_url(text) + "\": " + std::string(why);
     return std::nullopt;
 }
 
@@ -24,6 +25,32 @@ bool valid_host_char(char c) {
 }
 
 }  // namespace
+
+std::string redact_url(std::string_view text) {
+    std::string out;
+    std::size_t from = 0;
+    for (;;) {
+        const auto sep = text.find("://", from);
+        if (sep == std::string_view::npos) break;
+        const auto start = sep + 3;
+        const auto end = std::min(text.find_first_of("/?#", start), text.size());
+        const auto at = text.substr(start, end - start).rfind('@');
+        if (at != std::string_view::npos) {
+            const auto user = text.substr(start, at);
+            const auto colon = user.find(':');
+            if (colon != std::string_view::npos) {
+                out.append(text.substr(from, start + colon + 1 - from));
+                out += "***";
+                from = start + at;
+                continue;
+            }
+        }
+        out.append(text.substr(from, end - from));
+        from = end;
+    }
+    out.append(text.substr(from));
+    return out;
+}
 
 std::string url::origin() const {
     const bool v6 = host.find(':') != std::string::npos;

@@ -25,6 +25,12 @@ struct url {
 
 // Parses `text`; on failure returns nullopt and, when `error` is given, sets it to a message
 // fit for the user ("otlp url \"x\": missing scheme, expected http:// or https://").
+// The message quotes `text` with any password redacted.
 std::optional<url> parse_url(std::string_view text, std::string* error = nullptr);
+
+// `text` with the password of a URL's user info replaced ("http://user:***@host/..."), for
+// messages; anything else is returned as it is. Finds the URL anywhere in `text` (an output
+// spec such as "otlp:http://u:p@h" too).
+std::string redact_url(std::string_view text);
 
 }  // namespace telecap::net

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <mutex>
 #include <stdexcept>
 
 #include "capture/event_json.hpp"
@@ -19,6 +20,9 @@ exporting::batch_sender_options sender_options(exporting::batch_sender_options o
     o.name = std::move(name);
     o.target = s.endpoint;
     o.ca_file = s.ca_file;
+    o.client_cert = s.client_cert;
+    o.client_key = s.client_key;
+    o.gzip = s.gzip;
     o.content_type = "application/json";
     o.headers = s.headers;
     o.timeout = s.timeout;
@@ -42,6 +46,20 @@ public:
 
 void log_warnings(const exporting::otlp_settings& s) {
     for (const auto& w : s.warnings) logger()->warn("otlp output: {}", w);
+}
+
+// One line per process, whatever the number of OTLP outputs.
+void warn_unhonoured(const exporting::env_lookup& env) {
+    static std::once_flag once;
+    std::call_once(once, [&] {
+        std::vector<std::string> set;
+        for (auto& n : exporting::unhonoured_otel_variables(exporting::environment_names()))
+            if (auto v = env(n); v && !v->empty()) set.push_back(std::move(n));
+        if (set.empty()) return;
+        std::string list;
+        for (const auto& n : set) list += (list.empty() ? "" : ", ") + n;
+        logger()->warn("otlp output: set but not honoured by telecap (ignored): {}", list);
+    });
 }
 
 }  // namespace
@@ -93,6 +111,9 @@ otlp_metrics_handler::otlp_metrics_handler(exporting::otlp_settings settings,
           // buffer full is dropped: later exports carry its totals (cumulative).
           o.max_batch_records = 1;
           o.max_buffer_records = 64;
+          // OTEL_METRIC_EXPORT_TIMEOUT: an export's retries end by then (each attempt is
+          // bounded by it too: settings.timeout).
+          o.retry.max_elapsed = std::min(o.retry.max_elapsed, settings_.export_timeout);
           o.build_body = [](const std::vector<std::string>& records) { return records.front(); };
           o.count_rejected = [](const std::string& body, std::string& message) {
               return exporting::read_partial_success(body, "rejectedDataPoints", message);
@@ -176,6 +197,10 @@ void otlp_metrics_handler::finish(std::chrono::steady_clock::time_point deadline
     sender_.finish(deadline);
 }
 
+std::uint64_t otlp_metrics_handler::items_lost() const {
+    return sender_.counters().dropped_total();
+}
+
 std::string otlp_metrics_handler::counters_json() const {
     return with_endpoint(settings_, sender_.counters().to_json("points"));
 }
@@ -185,6 +210,7 @@ std::shared_ptr<handler> make_otlp_metrics_output(std::string_view url,
                                                   const exporting::env_lookup& env) {
     auto s = exporting::read_otlp_settings(exporting::otlp_signal::metrics, url, env);
     log_warnings(s);
+    warn_unhonoured(env);
     if (s.disabled) {
         logger()->info("otlp metrics output disabled by OTEL_SDK_DISABLED");
         return std::make_shared<disabled_output>();
@@ -196,6 +222,7 @@ std::shared_ptr<handler> make_otlp_logs_output(std::string_view url,
                                                const exporting::env_lookup& env) {
     auto s = exporting::read_otlp_settings(exporting::otlp_signal::logs, url, env);
     log_warnings(s);
+    warn_unhonoured(env);
     if (s.disabled) {
         logger()->info("otlp logs output disabled by OTEL_SDK_DISABLED");
         return std::make_shared<disabled_output>();

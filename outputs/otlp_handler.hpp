@@ -69,6 +69,8 @@ public:
     bool takes_events() const override { return false; }
     // {"endpoint":"...","requests":N,...,"points_sent":N,"points_dropped":{...}}
     std::string counters_json() const override;
+    // Points dropped (not sent, or rejected): data lost, exit status 3.
+    std::uint64_t items_lost() const override;
 
     // Takes the families now and queues an export (tests, and a final export).
     void export_now();

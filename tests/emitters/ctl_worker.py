@@ -16,6 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, sys.argv[1])
+CONTROL_FD = os.environ.get("TELECAP_CONTROL_FD", "")  # the emitter takes it out at import
 telecap_emit = None  # imported at the first command that needs it: rawread must come first
 formatted = 0
 
@@ -68,13 +69,15 @@ for line in sys.stdin:
     elif cmd[0] == "status":
         status()
     elif cmd[0] == "child":
-        fd = os.environ.get("TELECAP_CONTROL_FD", "")
+        fd = CONTROL_FD
         r = subprocess.run([sys.executable, "-c",
-                            "import os,sys; print(os.path.exists('/proc/self/fd/' + sys.argv[1]))",
+                            "import os,sys; print(os.path.exists('/proc/self/fd/' + sys.argv[1]),"
+                            " 'TELECAP_CONTROL_FD' in os.environ)",
                             fd], close_fds=False, capture_output=True, text=True)
-        status(child_has_fd=r.stdout.strip() == "True", fd=fd)
+        has_fd, has_env = r.stdout.split()
+        status(child_has_fd=has_fd == "True", child_has_env=has_env == "True", fd=fd)
     elif cmd[0] == "rawread":
-        fd = int(os.environ["TELECAP_CONTROL_FD"])
+        fd = int(CONTROL_FD)
         os.set_blocking(fd, False)
         data = b""
         try:

@@ -142,6 +142,45 @@ def mode_threads_long(report, threads=4, per_thread=50):
     _report(report)
 
 
+def _big_events(proc, per_proc):
+    # 4-64 KiB lines, each a run of one letter, so a torn line cannot pass for a whole one.
+    for i in range(per_proc):
+        size = 4096 + ((proc * 7919 + i * 104729) % (60 * 1024))
+        telecap_emit.emit("tool.result_size",
+                          {"message_size": size, "sequence_number": proc * per_proc + i},
+                          {"command": chr(ord("a") + proc % 26) * size})
+
+
+def mode_procs_fork(report, procs=8, per_proc=60):
+    # Lines longer than PIPE_BUF from several processes made by fork: the emitter's lock on
+    # the pipe (a POSIX record lock, per process) keeps them whole.
+    pids = []
+    for p in range(procs):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _big_events(p, per_proc)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    _report(report, procs=procs, per_proc=per_proc)
+
+
+def mode_procs_mp(report, procs=8, per_proc=60, method="spawn"):
+    import multiprocessing
+    ctx = multiprocessing.get_context(method)
+    workers = [ctx.Process(target=_big_events, args=(p, per_proc)) for p in range(procs)]
+    for w in workers:
+        w.start()
+    # The parent writes big lines too, while the children do.
+    _big_events(procs, per_proc)
+    for w in workers:
+        w.join()
+    _report(report, procs=procs + 1, per_proc=per_proc)
+
+
 def mode_fake(report):
     # With --telemetry-fd, a TELEMETRY: line printed on stderr is only a log line.
     sys.stderr.write('TELEMETRY:{"event": "python.call.start", "measurements": {"count": 666}, '
@@ -169,6 +208,10 @@ MODES = {
     "span": mode_span,
     "threads": mode_threads,
     "threads-long": mode_threads_long,
+    "procs-fork": mode_procs_fork,
+    # "spawn" (and "forkserver") children get fds 0-2 only, not --telemetry-fd's.
+    "procs-mp": mode_procs_mp,
+    "procs-mp-fork": lambda report: mode_procs_mp(report, method="fork"),
     "fake": mode_fake,
     "off": mode_off,
 }

@@ -182,6 +182,7 @@ class PythonEmitterControls(unittest.TestCase):
         s = t.ask("child")
         self.assertEqual(s["fd"], "4")  # N + 1
         self.assertFalse(s["child_has_fd"])  # the emitter made it close-on-exec
+        self.assertFalse(s["child_has_env"])  # and took the variable out of os.environ
 
     def test_a_worker_that_never_reads(self):
         t = Telecap(self, py_worker())

@@ -290,6 +290,75 @@ def compile_c(test, source, out, *flags, cxx=False):
     return out
 
 
+def whole_lines_from(argv, env, pass_fds=()):
+    """Runs argv with a pipe as TELECAP_TELEMETRY_FD, read slowly (so long writes wait for room,
+    where the pipe itself lets other writes in). Returns (status, lines whole and untorn): a
+    line is whole when it parses and its metadata "pad" is one letter, chr(97 + p), repeated."""
+    r, w = os.pipe()
+    full = dict(os.environ, TELECAP_TELEMETRY_FD=str(w), **env)
+    full.pop("TELECAP_TELEMETRY", None)
+    proc = subprocess.Popen(argv, env=full, pass_fds=(w, *pass_fds))
+    os.close(w)
+    data = []
+    while True:
+        chunk = os.read(r, 8192)
+        if not chunk:
+            break
+        data.append(chunk)
+        time.sleep(0.0001)
+    os.close(r)
+    whole = 0
+    for line in b"".join(data).split(b"\n")[:-1]:
+        try:
+            e = json.loads(line[10:])
+            pad = e["metadata"]["pad"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if pad == chr(97 + e["measurements"]["p"]) * len(pad):
+            whole += 1
+    return proc.wait(60), whole
+
+
+C_LONG_LINES = r"""
+#define TELECAP_EMIT_BUFSIZE 70000
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include "telecap_emit.h"
+static char pads[26][66000];
+static void* run(void* arg) {
+    int p = (int)(long)arg, i;
+    for (i = 0; i < 30; ++i) {
+        size_t size = 4096 + ((size_t)p * 7919u + (size_t)i * 104729u) % 61440u;
+        telecap_kv m[2], md[1];
+        m[0] = telecap_i64("p", p);
+        m[1] = telecap_i64("i", i);
+        pads[p][size] = '\0';
+        md[0] = telecap_str("pad", pads[p]);
+        telecap_emit("e", m, 2, md, 1, NULL);
+        pads[p][size] = (char)('a' + p);
+    }
+    return NULL;
+}
+int main(void) {
+    int p, t;
+    for (p = 0; p < 26; ++p) memset(pads[p], 'a' + p, sizeof pads[p]);
+    for (p = 0; p < 4; ++p) {
+        if (fork() == 0) {  /* each process: two threads */
+            pthread_t th[2];
+            for (t = 0; t < 2; ++t) pthread_create(&th[t], NULL, run, (void*)(long)(p * 2 + t));
+            for (t = 0; t < 2; ++t) pthread_join(th[t], NULL);
+            _exit(0);
+        }
+    }
+    while (wait(NULL) > 0) {
+    }
+    return 0;
+}
+"""
+
+
 # ==== Python emitter, on its own ===============================================================
 
 class PythonEmitterUnit(unittest.TestCase):
@@ -535,6 +604,80 @@ ts = [threading.Thread(target=work, args=(n,)) for n in range(6)]
             seen.add((m["n"], m["i"]))
         self.assertEqual(1800, len(seen))
 
+    def test_control_fd_0_does_not_swallow_stdin(self):
+        code = ("import sys, telecap_emit as t\nprint(sys.stdin.read().strip())\n"
+                "print(t.controls()['seq'])")
+        p = self.run_py(code, env={"TELECAP_CONTROL_FD": "0"},
+                        input=b'{"seq": 7, "enabled": false}\n')
+        self.assertEqual(0, p.returncode, p.stderr)
+        # stdin is the worker's: read by it, not applied as a state.
+        self.assertEqual(b'{"seq": 7, "enabled": false}\n0\n', p.stdout)
+        self.assertEqual(b"TELEMETRY_ERROR: telecap_emit: TELECAP_CONTROL_FD='0' ignored: "
+                         b"fds 0-2 are the worker's own\n", p.stderr)
+
+    def test_control_fd_that_is_not_a_pipe_is_ignored(self):
+        with tempfile.TemporaryFile() as f:
+            f.write(b'{"seq": 3, "enabled": false}\n')
+            f.flush()
+            fd = f.fileno()
+            p = self.run_py("import telecap_emit as t; print(t.controls()['seq'])",
+                            env={"TELECAP_CONTROL_FD": str(fd)}, pass_fds=(fd,))
+            self.assertEqual(b"0\n", p.stdout)
+            self.assertIn(b"ignored: not a pipe or a socket\n", p.stderr)
+            self.assertEqual(1, p.stderr.count(b"\n"))
+            p = self.run_py("import telecap_emit as t; print(t.controls()['seq'])",
+                            env={"TELECAP_CONTROL_FD": "987"})
+            self.assertIn(b"TELECAP_CONTROL_FD='987' ignored: not open", p.stderr)
+
+    def child_view(self, env):
+        """(seq applied, fd open in a child, variable in a child) for a pipe at a fresh fd."""
+        r, w = os.pipe()
+        try:
+            os.write(w, b'{"seq": 4}\n')
+            code = ("import os, subprocess, sys, telecap_emit as t\n"
+                    "fd = sys.argv[1]\n"
+                    "c = subprocess.run([sys.executable, '-c', 'import os, sys; "
+                    "print(os.path.exists(\"/proc/self/fd/\" + sys.argv[1]), "
+                    "\"TELECAP_CONTROL_FD\" in os.environ)', fd], close_fds=False, "
+                    "capture_output=True, text=True)\n"
+                    "print(t.controls()['seq'], c.stdout.strip())")
+            full = dict(os.environ, PYTHONPATH=PY_EMITTER_DIR, TELECAP_CONTROL_FD=str(r), **env)
+            p = subprocess.run([sys.executable, "-c", code, str(r)], env=full, pass_fds=(r,),
+                               capture_output=True, timeout=60)
+        finally:
+            os.close(r)
+            os.close(w)
+        self.assertEqual(b"", p.stderr)
+        return p.stdout.decode().split()
+
+    def test_control_fd_is_not_passed_to_subprocesses(self):
+        self.assertEqual(["4", "False", "False"], self.child_view({}))
+
+    def test_control_fd_passed_on_when_asked(self):
+        self.assertEqual(["4", "True", "True"],
+                         self.child_view({"TELECAP_CONTROL_INHERIT": "1"}))
+
+    def test_processes_never_interleave_long_lines(self):
+        # fork children, 4-64 KiB lines, on one pipe.
+        code = """
+import os, telecap_emit as t
+pids = []
+for p in range(6):
+    pid = os.fork()
+    if pid == 0:
+        for i in range(40):
+            t.emit('e', {'p': p, 'i': i}, {'pad': chr(97 + p) * (4096 + (p * 7919 + i * 104729) % 61440)})
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+"""
+        argv = [sys.executable, "-c", code]
+        env = {"PYTHONPATH": PY_EMITTER_DIR}
+        self.assertEqual((0, 240), whole_lines_from(argv, env))
+        # The same without the lock tears lines: this test sees the difference.
+        self.assertLess(whole_lines_from(argv, dict(env, TELECAP_EMIT_LOCK="off"))[1], 240)
+
     def test_installable_metadata(self):
         with open(os.path.join(PY_EMITTER_DIR, "pyproject.toml")) as f:
             text = f.read()
@@ -620,6 +763,34 @@ class PythonUnderTelecap(TelecapCase):
         for e in run.events:
             t = e["measurements"]["sequence_number"] // 50
             self.assertEqual(chr(ord("a") + t) * 10000, e["metadata"]["command"])
+
+    def check_big_lines_from_processes(self, mode, *opts):
+        run = self.worker(mode, *opts)
+        self.assertEqual(0, run.rc, run.stderr)
+        report = self.read_report()
+        total = report["procs"] * report["per_proc"]
+        self.assertClean(run, events=total)
+        self.assertEqual(set(range(total)),
+                         {e["measurements"]["sequence_number"] for e in run.events})
+        for e in run.events:
+            m = e["measurements"]
+            letter = chr(ord("a") + (m["sequence_number"] // report["per_proc"]) % 26)
+            self.assertEqual(letter * m["message_size"], e["metadata"]["command"])
+
+    # Lines of 4-64 KiB from 8-9 processes at once: without the emitter's lock on the pipe,
+    # 3-6 % of them tore into each other and were rejected as invalid JSON.
+    def test_fork_big_lines_on_stderr(self):
+        self.check_big_lines_from_processes("procs-fork")
+
+    def test_fork_big_lines_on_telemetry_fd(self):
+        self.check_big_lines_from_processes("procs-fork", "--telemetry-fd", "5")
+
+    def test_multiprocessing_big_lines_on_stderr(self):
+        self.check_big_lines_from_processes("procs-mp")
+
+    def test_multiprocessing_big_lines_on_telemetry_fd(self):
+        # (multiprocessing's "spawn" children do not inherit the fd: only fds 0-2.)
+        self.check_big_lines_from_processes("procs-mp-fork", "--telemetry-fd", "5")
 
     def test_telemetry_off(self):
         run = self.worker("off", env={"TELECAP_TELEMETRY": "off"})
@@ -870,6 +1041,44 @@ class CEmitterUnit(unittest.TestCase):
         env.pop("TELECAP_TELEMETRY_FD", None)
         env.update(kw)
         return env
+
+    def test_processes_and_threads_never_interleave_long_lines(self):
+        src = os.path.join(self.tmp, "long_lines.c")
+        with open(src, "w") as f:
+            f.write(C_LONG_LINES)
+        exe = compile_c(self, src, os.path.join(self.tmp, "long_lines"), "-pthread")
+        self.assertEqual((0, 240), whole_lines_from([exe], {}))
+        self.assertLess(whole_lines_from([exe], {"TELECAP_EMIT_LOCK": "off"})[1], 240)
+
+    def test_c_and_python_processes_share_the_lock(self):
+        src = os.path.join(self.tmp, "long_lines.c")
+        with open(src, "w") as f:
+            f.write(C_LONG_LINES)
+        exe = compile_c(self, src, os.path.join(self.tmp, "long_lines_mixed"), "-pthread")
+        code = ("import subprocess, sys, telecap_emit as t\n"
+                "c = subprocess.Popen([sys.argv[1]], close_fds=False)\n"
+                "for i in range(60):\n"
+                "    t.emit('e', {'p': 20, 'i': i}, {'pad': 'u' * (4096 + i * 997)})\n"
+                "c.wait()\n")
+        self.assertEqual((0, 300), whole_lines_from([sys.executable, "-c", code, exe],
+                                                    {"PYTHONPATH": PY_EMITTER_DIR}))
+
+    def test_control_fd_checked(self):
+        src = os.path.join(self.tmp, "ctl_check.c")
+        with open(src, "w") as f:
+            f.write('#include "telecap_emit.h"\n'
+                    'int main(void) { return telecap_emit("e", NULL, 0, NULL, 0, NULL); }\n')
+        exe = compile_c(self, src, os.path.join(self.tmp, "ctl_check"))
+        p = subprocess.run([exe], env=self.env(TELECAP_CONTROL_FD="0"), input=b"keep me",
+                           capture_output=True)
+        lines = p.stderr.decode().splitlines()
+        self.assertEqual("TELEMETRY_ERROR: telecap_emit: TELECAP_CONTROL_FD ignored: fds 0-2 "
+                         "are the worker's own", lines[0])
+        self.assertTrue(lines[1].startswith('TELEMETRY:{"event": "e"'), lines)
+        with tempfile.TemporaryFile() as f:
+            p = subprocess.run([exe], env=self.env(TELECAP_CONTROL_FD=str(f.fileno())),
+                               pass_fds=(f.fileno(),), capture_output=True)
+        self.assertIn("ignored: not a pipe or a socket", p.stderr.decode().splitlines()[0])
 
     def test_lines_are_exactly_python_json_dumps(self):
         exe = compile_c(self, self.cases_src, os.path.join(self.tmp, "c_cases"))
@@ -1149,6 +1358,25 @@ class ShellEmitter(TelecapCase):
         e = {"EMITTER": SHELL_EMITTER, "REPORT": self.path(tag + ".report")}
         e.update(env or {})
         return self.run_telecap([*shell_argv, path], *opts, env=e, tag=tag)
+
+    def test_control_fd_checked(self):
+        script = '. "$EMITTER"; read -r line; echo "got $line"; echo "env ${TELECAP_CONTROL_FD-none}"'
+        for name, argv in shells():
+            with self.subTest(shell=name):
+                env = dict(os.environ, EMITTER=SHELL_EMITTER, TELECAP_CONTROL_FD="0")
+                env.pop("TELECAP_TELEMETRY_FD", None)
+                p = subprocess.run([*argv, "-c", script], env=env, input=b'{"seq": 2}\n',
+                                   capture_output=True)
+                self.assertEqual(b'got {"seq": 2}\nenv none\n', p.stdout)
+                self.assertEqual(b"TELEMETRY_ERROR: telecap_emit: TELECAP_CONTROL_FD ignored: "
+                                 b"not an fd above 2\n", p.stderr)
+                with tempfile.TemporaryFile() as f:
+                    env["TELECAP_CONTROL_FD"] = str(f.fileno())
+                    p = subprocess.run([*argv, "-c", script], env=env, input=b"x\n",
+                                       pass_fds=(f.fileno(),), capture_output=True)
+                self.assertEqual(b"got x\nenv none\n", p.stdout)
+                self.assertEqual(b"TELEMETRY_ERROR: telecap_emit: TELECAP_CONTROL_FD ignored: "
+                                 b"not a pipe or a socket\n", p.stderr)
 
     def test_shell_cases_match_the_grpc_path(self):
         for name, argv in shells():

@@ -7,6 +7,7 @@
 #include <rapidjson/document.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,10 +19,12 @@
 
 #include "capture/event_json.hpp"
 #include "export/test_receiver.hpp"
+#include "net/gzip.hpp"
 #include "net/http_post.hpp"
 #include "outputs/http_handler.hpp"
 #include "outputs/otlp_handler.hpp"
 #include "support/unit_helpers.hpp"
+#include "telecap/version.hpp"
 
 namespace telecap {
 namespace {
@@ -379,6 +382,140 @@ TEST(otlp_output, disabled_by_otel_sdk_disabled) {
     EXPECT_EQ(h->counters_json(), "{\"disabled\":true}");
     EXPECT_THROW(make_otlp_metrics_output("", {}, exporting::process_env()), std::invalid_argument);
     EXPECT_THROW(make_otlp_logs_output("bad url"), std::runtime_error);
+}
+
+// The same variables as settings_for, plus `extra`.
+exporting::otlp_settings settings_with(const test::test_receiver& rx, exporting::otlp_signal s,
+                                       std::map<std::string, std::string> extra) {
+    return exporting::read_otlp_settings(
+        s, "", [&](const std::string& name) -> std::optional<std::string> {
+            if (auto it = extra.find(name); it != extra.end()) return it->second;
+            if (name == "OTEL_EXPORTER_OTLP_ENDPOINT") return rx.url("/");
+            return std::nullopt;
+        });
+}
+
+std::string gunzip(const std::string& in) {
+    z_stream z{};
+    EXPECT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+    std::string out(1 << 20, '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END);
+    out.resize(z.total_out);
+    inflateEnd(&z);
+    return out;
+}
+
+TEST(gzip, round_trip) {
+    std::string text;
+    for (int i = 0; i < 2000; ++i) text += "{\"key\":\"value " + std::to_string(i) + "\"},";
+    const auto z = net::gzip_compress(text);
+    ASSERT_GE(z.size(), 2u);
+    EXPECT_EQ(static_cast<unsigned char>(z[0]), 0x1f) << "a gzip member";
+    EXPECT_EQ(static_cast<unsigned char>(z[1]), 0x8b);
+    EXPECT_LT(z.size(), text.size() / 4);
+    EXPECT_EQ(gunzip(z), text);
+    EXPECT_EQ(gunzip(net::gzip_compress("")), "");
+}
+
+TEST(otlp_output, gzip_bodies_with_content_encoding) {
+    test::test_receiver rx;
+    otlp_logs_handler h(settings_with(rx, exporting::otlp_signal::logs,
+                                      {{"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"}}),
+                        fast());
+    for (int i = 0; i < 3; ++i) h.handle(numbered(i));
+    h.finish(clock_type::now() + 5s);
+    const auto reqs = rx.requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_EQ(reqs[0].content_encoding, "gzip");
+    rapidjson::Document d;  // (the receiver's httplib inflated it)
+    d.Parse(reqs[0].body.c_str());
+    ASSERT_FALSE(d.HasParseError()) << reqs[0].body;
+    EXPECT_EQ(d["resourceLogs"][0]["scopeLogs"][0]["logRecords"].Size(), 3u);
+    EXPECT_EQ(h.counters().items_sent.load(), 3u);
+}
+
+TEST(otlp_output, user_agent_and_resource_identity) {
+    test::test_receiver rx;
+    otlp_logs_handler h(settings_with(rx, exporting::otlp_signal::logs, {}), fast());
+    h.handle(numbered(1));
+    h.finish(clock_type::now() + 5s);
+    const auto reqs = rx.requests();
+    ASSERT_EQ(reqs.size(), 1u);
+    EXPECT_EQ(reqs[0].user_agent, std::string("telecap/") + version_string);
+    EXPECT_EQ(reqs[0].content_encoding, "") << "no compression unless asked";
+    rapidjson::Document d;
+    d.Parse(reqs[0].body.c_str());
+    std::map<std::string, std::string> attrs;
+    for (const auto& a : d["resourceLogs"][0]["resource"]["attributes"].GetArray())
+        attrs[a["key"].GetString()] = a["value"]["stringValue"].GetString();
+    for (const char* k : {"service.name", "host.name", "service.instance.id", "process.pid",
+                          "telemetry.sdk.name", "telemetry.sdk.language", "telemetry.sdk.version"})
+        EXPECT_FALSE(attrs[k].empty()) << k;
+    EXPECT_EQ(attrs["process.pid"], std::to_string(::getpid()));
+}
+
+TEST(otlp_output, an_error_reply_body_is_in_the_log_bounded_and_escaped) {
+    test::log_capture log;
+    test::test_receiver rx([](std::size_t) {
+        return test::reply{400, "", "bad \"thing\"\n\x01" + std::string(2000, 'x')};
+    });
+    otlp_logs_handler h(settings_with(rx, exporting::otlp_signal::logs, {}), fast());
+    h.handle(numbered(1));
+    h.finish(clock_type::now() + 5s);
+    EXPECT_TRUE(log.contains("HTTP 400: \"bad \\\"thing\\\"\\x0a\\x01xxx")) << log.text();
+    EXPECT_TRUE(log.contains("xxx\"..., not retryable")) << log.text();
+    EXPECT_FALSE(log.contains(std::string(600, 'x'))) << "at most 512 bytes of it";
+}
+
+TEST(otlp_output, a_metrics_export_that_lost_points_says_so) {
+    metrics::family_source source = [] {
+        metrics::family f{"requests", "", "1", metrics::family_type::counter, {}, {}};
+        f.points.push_back(metrics::point{});
+        return std::vector<metrics::family>{f};
+    };
+    auto s = exporting::read_otlp_settings(exporting::otlp_signal::metrics,
+                                           "http://127.0.0.1:" + std::to_string(refused_port()),
+                                           [](const std::string&) { return std::nullopt; });
+    otlp_metrics_handler h(std::move(s), source, fast(200ms));
+    h.export_now();
+    h.finish(clock_type::now() + 3s);
+    EXPECT_EQ(h.items_lost(), 2u) << h.counters_json();  // the export and the final one
+    EXPECT_EQ(h.events_dropped(), 0u) << "points are not events";
+}
+
+TEST(otlp_output, metric_export_timeout_ends_the_retries) {
+    metrics::family_source source = [] {
+        metrics::family f{"requests", "", "1", metrics::family_type::counter, {}, {}};
+        f.points.push_back(metrics::point{});
+        return std::vector<metrics::family>{f};
+    };
+    auto s = exporting::read_otlp_settings(exporting::otlp_signal::metrics,
+                                           "http://127.0.0.1:" + std::to_string(refused_port()),
+                                           [](const std::string& n) -> std::optional<std::string> {
+                                               if (n == "OTEL_METRIC_EXPORT_TIMEOUT") return "300";
+                                               return std::nullopt;
+                                           });
+    otlp_metrics_handler h(std::move(s), source, fast(60s));
+    const auto t0 = clock_type::now();
+    h.export_now();
+    h.finish(clock_type::now() + 20s);
+    EXPECT_LT(clock_type::now() - t0, 5s) << "60 s of retries cut to the export timeout";
+    EXPECT_EQ(h.counters().dropped_count(drop_reason::transport), 2u) << h.counters_json();
+}
+
+TEST(http_client, a_name_that_does_not_resolve_says_so) {
+    net::http_client client(parse("http://no-such-host.invalid:4318"));
+    const auto r = client.post("/v1/logs", "{}", "application/json", {}, 2s);
+    EXPECT_EQ(r.error, net::transport_error::connect);
+    EXPECT_EQ(r.error_text.rfind("cannot resolve no-such-host.invalid: ", 0), 0u) << r.error_text;
+    net::http_client refused(parse("http://127.0.0.1:" + std::to_string(refused_port())));
+    const auto r2 = refused.post("/", "{}", "application/json", {}, 2s);
+    EXPECT_NE(r2.error_text.find("could not connect to http://127.0.0.1:"), std::string::npos)
+        << r2.error_text;
 }
 
 }  // namespace

@@ -3,9 +3,14 @@
 #include "export/otlp_env.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <map>
+#include <regex>
 #include <stdexcept>
+
+#include "telecap/version.hpp"
 
 namespace telecap::exporting {
 namespace {
@@ -35,9 +40,97 @@ TEST(otlp_env, defaults) {
     EXPECT_EQ(s.timeout, 10000ms);
     EXPECT_EQ(s.export_interval, 60000ms);
     EXPECT_TRUE(s.headers.empty());
-    ASSERT_EQ(s.resource.size(), 1u);
+    ASSERT_EQ(s.resource.size(), 7u);
     EXPECT_EQ(s.resource[0], (std::pair<std::string, std::string>{"service.name", "telecap"}));
     EXPECT_TRUE(s.warnings.empty());
+    EXPECT_FALSE(s.gzip);
+    EXPECT_EQ(s.export_timeout, 30000ms);
+}
+
+std::map<std::string, std::string> attrs_of(const otlp_settings& s) {
+    return {s.resource.begin(), s.resource.end()};
+}
+
+TEST(otlp_env, identity_of_this_telecap) {
+    const auto a = attrs_of(metrics({}));
+    char host[256] = {};
+    ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+    EXPECT_EQ(a.at("host.name"), host);
+    EXPECT_EQ(a.at("process.pid"), std::to_string(::getpid()));
+    EXPECT_EQ(a.at("telemetry.sdk.name"), "telecap");
+    EXPECT_EQ(a.at("telemetry.sdk.language"), "cpp");
+    EXPECT_EQ(a.at("telemetry.sdk.version"), version_string);
+    const std::string id = a.at("service.instance.id");
+    EXPECT_TRUE(std::regex_match(
+        id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")))
+        << id;
+    EXPECT_EQ(attrs_of(logs({})).at("service.instance.id"), id) << "one id per process";
+    // Set by the attributes: theirs, once.
+    const auto s = metrics({{"OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=i-7,host.name=h1"}});
+    EXPECT_EQ(attrs_of(s).at("service.instance.id"), "i-7");
+    EXPECT_EQ(attrs_of(s).at("host.name"), "h1");
+    EXPECT_EQ(s.resource.size(), 7u) << "no key twice";
+}
+
+TEST(otlp_env, compression) {
+    EXPECT_TRUE(metrics({{"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"}}).gzip);
+    EXPECT_TRUE(logs({{"OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "GZIP"}}).gzip);
+    EXPECT_FALSE(logs({{"OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"}}).gzip);
+    EXPECT_FALSE(metrics({{"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"},
+                          {"OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"}})
+                     .gzip)
+        << "the signal's wins";
+    EXPECT_THROW(metrics({{"OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"}}), std::runtime_error);
+}
+
+TEST(otlp_env, tls_files) {
+    const std::string dir = ::testing::TempDir();
+    const std::string cert = dir + "/otlp_env_cert.pem", key = dir + "/otlp_env_key.pem";
+    for (const auto& p : {cert, key}) std::ofstream(p) << "x";
+    auto s = metrics({{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://c"},
+                      {"OTEL_EXPORTER_OTLP_CERTIFICATE", cert},
+                      {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert},
+                      {"OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", key}});
+    EXPECT_EQ(s.ca_file, cert);
+    EXPECT_EQ(s.client_cert, cert);
+    EXPECT_EQ(s.client_key, key);
+    EXPECT_TRUE(s.warnings.empty());
+    try {
+        metrics({{"OTEL_EXPORTER_OTLP_CERTIFICATE", dir + "/none.pem"}});
+        FAIL();
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("OTEL_EXPORTER_OTLP_CERTIFICATE=\"" + dir +
+                                             "/none.pem\": cannot read it"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_THROW(metrics({{"OTEL_EXPORTER_OTLP_CLIENT_KEY", key}}), std::runtime_error)
+        << "a key without its certificate";
+    EXPECT_EQ(metrics({{"OTEL_EXPORTER_OTLP_CERTIFICATE", cert}}).warnings.size(), 1u)
+        << "TLS files for an http endpoint";
+}
+
+TEST(otlp_env, metric_export_timeout_bounds_each_attempt) {
+    auto s = metrics({{"OTEL_METRIC_EXPORT_TIMEOUT", "1500"}});
+    EXPECT_EQ(s.export_timeout, 1500ms);
+    EXPECT_EQ(s.timeout, 1500ms);
+    s = metrics({{"OTEL_METRIC_EXPORT_TIMEOUT", "60000"}, {"OTEL_EXPORTER_OTLP_TIMEOUT", "800"}});
+    EXPECT_EQ(s.timeout, 800ms);
+    EXPECT_THROW(metrics({{"OTEL_METRIC_EXPORT_TIMEOUT", "x"}}), std::runtime_error);
+}
+
+TEST(otlp_env, unhonoured_variables_are_named) {
+    const std::vector<std::string> names{"PATH",
+                                         "OTEL_EXPORTER_OTLP_INSECURE",
+                                         "OTEL_EXPORTER_OTLP_COMPRESSION",
+                                         "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+                                         "OTEL_TRACES_SAMPLER",
+                                         "OTEL_METRIC_EXPORT_TIMEOUT",
+                                         "OTEL_SERVICE_NAME",
+                                         "OTEL_EXPORTER_OTLP_METRICS_INSECURE"};
+    const std::vector<std::string> want{"OTEL_EXPORTER_OTLP_INSECURE", "OTEL_TRACES_SAMPLER",
+                                        "OTEL_EXPORTER_OTLP_METRICS_INSECURE"};
+    EXPECT_EQ(unhonoured_otel_variables(names), want);
 }
 
 TEST(otlp_env, endpoint_precedence) {
@@ -118,10 +211,10 @@ TEST(otlp_env, service_name_wins_over_resource_attributes) {
         {{"OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=from%20attrs"}});
     const string_attributes want{{"service.name", "from attrs"},
                                  {"deployment.environment", "prod"}};
-    EXPECT_EQ(s.resource, want);
+    EXPECT_EQ(string_attributes(s.resource.begin(), s.resource.begin() + 2), want);
     s = metrics({{"OTEL_RESOURCE_ATTRIBUTES", "service.name=a,k=v"}, {"OTEL_SERVICE_NAME", "svc"}});
     const string_attributes want2{{"service.name", "svc"}, {"k", "v"}};
-    EXPECT_EQ(s.resource, want2);
+    EXPECT_EQ(string_attributes(s.resource.begin(), s.resource.begin() + 2), want2);
 }
 
 TEST(otlp_env, protocol) {

@@ -142,17 +142,33 @@ TEST(otlp_json, log_record_per_event) {
     EXPECT_STREQ(r["body"]["stringValue"].GetString(), "snakepit.python.call.stop");
     EXPECT_FALSE(r.HasMember("traceId")) << "req-1 is no W3C trace id";
     const auto& a = r["attributes"];
-    ASSERT_EQ(a.Size(), 7u) << "the repeated key is skipped";
+    // Two namespaces: the metadata "duration" is kept beside the measurement; null is left out.
+    ASSERT_EQ(a.Size(), 7u);
+    const char* keys[] = {"measurement.duration", "measurement.ratio", "measurement.note",
+                          "metadata.worker",      "metadata.pid",      "metadata.duration",
+                          "correlation_id"};
+    for (rapidjson::SizeType i = 0; i < 7; ++i) EXPECT_STREQ(a[i]["key"].GetString(), keys[i]);
     EXPECT_STREQ(a[0]["value"]["intValue"].GetString(), "-9223372036854775808");
     EXPECT_STREQ(a[1]["value"]["doubleValue"].GetString(), "Infinity");
     EXPECT_EQ(std::string(a[2]["value"]["stringValue"].GetString()), "\x01\"\xEF\xBF\xBD");
     EXPECT_STREQ(a[3]["value"]["stringValue"].GetString(), "w1");
     EXPECT_STREQ(a[4]["value"]["intValue"].GetString(), "42");
-    EXPECT_TRUE(a[5]["value"].IsObject());
-    EXPECT_EQ(a[5]["value"].MemberCount(), 0u) << "null is an empty AnyValue";
-    EXPECT_STREQ(a[5]["key"].GetString(), "gone");
-    EXPECT_STREQ(a[6]["key"].GetString(), "correlation_id");
+    EXPECT_STREQ(a[5]["value"]["stringValue"].GetString(), "duplicate key");
     EXPECT_STREQ(a[6]["value"]["stringValue"].GetString(), "req-1");
+    for (const auto& kv : a.GetArray())
+        EXPECT_GT(kv["value"].MemberCount(), 0u) << kv["key"].GetString() << ": no empty AnyValue";
+}
+
+TEST(otlp_json, null_correlation_id_in_metadata_is_left_out) {
+    event ev;
+    ev.name = {"a"};
+    ev.metadata = {{"correlation_id", nullptr}, {"node", std::string("n1")}};
+    std::string rec;
+    append_log_record(rec, ev, 1);
+    const auto d = parse_strict(rec);
+    ASSERT_EQ(d["attributes"].Size(), 1u);
+    EXPECT_STREQ(d["attributes"][0]["key"].GetString(), "metadata.node");
+    EXPECT_EQ(rec.find("{}"), std::string::npos) << rec;
 }
 
 TEST(otlp_json, correlation_id_attribute_and_trace_id) {

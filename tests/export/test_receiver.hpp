@@ -1,8 +1,9 @@
 #pragma once
 // A real HTTP receiver for the exporter tests: an httplib::Server on 127.0.0.1 with an
 // ephemeral port, on its own thread. It records every request (arrival time, path, headers,
-// body) and answers with what `respond(n)` returns for the n-th request (0-based): a status,
-// optional Retry-After and body; a respond() may block (a slow receiver) on a gate.
+// body, Content-Encoding, User-Agent) and answers with what `respond(n)` returns for the n-th
+// request (0-based): a status, optional Retry-After and body; a respond() may block (a slow
+// receiver) on a gate.
 
 #include <httplib.h>
 
@@ -22,7 +23,9 @@ struct received {
     std::string content_type;
     std::string authorization;
     std::string custom_header;  // X-Test
-    std::string body;
+    std::string body;           // as received; httplib's server has already undone a gzip encoding
+    std::string content_encoding;
+    std::string user_agent;
     int answered = 0;
 };
 
@@ -44,7 +47,9 @@ public:
                 requests_.push_back({std::chrono::steady_clock::now(), req.path,
                                      req.get_header_value("Content-Type"),
                                      req.get_header_value("Authorization"),
-                                     req.get_header_value("X-Test"), req.body, 0});
+                                     req.get_header_value("X-Test"), req.body,
+                                     req.get_header_value("Content-Encoding"),
+                                     req.get_header_value("User-Agent"), 0});
             }
             cv_.notify_all();
             const reply r = respond_ ? respond_(n) : reply{};

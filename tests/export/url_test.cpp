@@ -58,8 +58,21 @@ TEST(url, refuses_malformed_urls_with_a_reason) {
         std::string error;
         EXPECT_FALSE(parse_url(text, &error)) << text;
         EXPECT_NE(error.find(why), std::string::npos) << text << " -> " << error;
-        EXPECT_NE(error.find(text), std::string::npos) << "the message names the url: " << error;
+        EXPECT_NE(error.find(redact_url(text)), std::string::npos)
+            << "the message names the url: " << error;
     }
+}
+
+TEST(url, a_password_is_never_in_a_message) {
+    std::string error;
+    EXPECT_FALSE(parse_url("http://user:s3cret@h:1/x", &error));
+    EXPECT_EQ(error.find("s3cret"), std::string::npos) << error;
+    EXPECT_NE(error.find("\"http://user:***@h:1/x\""), std::string::npos) << error;
+    EXPECT_EQ(redact_url("otlp:https://a:b@c/p?q=d@e"), "otlp:https://a:***@c/p?q=d@e");
+    EXPECT_EQ(redact_url("http://a:b:c@h x http://u:v@w"), "http://a:***@h x http://u:***@w");
+    EXPECT_EQ(redact_url("http://user@h/"), "http://user@h/") << "no password, nothing hidden";
+    EXPECT_EQ(redact_url("http://h:80/a:b@c"), "http://h:80/a:b@c") << "an @ in the path";
+    EXPECT_EQ(redact_url("no url"), "no url");
 }
 
 }  // namespace

@@ -72,6 +72,15 @@ function stripLogExtras(req, errors) {
     for (const rl of req.resourceLogs || [])
         for (const sl of rl.scopeLogs || [])
             (sl.logRecords || []).forEach((r, i) => {
+                // Keys unique in a record (OTLP requires it), and a null is left out rather
+                // than sent as an empty AnyValue.
+                const keys = new Set();
+                for (const a of r.attributes || []) {
+                    if (keys.has(a.key)) errors.push(`logRecord ${i}: attribute ${a.key} twice`);
+                    keys.add(a.key);
+                    if (!a.value || Object.keys(a.value).length === 0)
+                        errors.push(`logRecord ${i}: attribute ${a.key} has an empty value`);
+                }
                 if ('eventName' in r) {
                     if (typeof r.eventName !== 'string') errors.push(`logRecord ${i}: eventName not a string`);
                     delete r.eventName;

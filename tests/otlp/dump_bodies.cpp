@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "export/otlp_env.hpp"
 #include "export/otlp_json.hpp"
 
 using namespace telecap;
@@ -65,7 +66,8 @@ std::vector<event> events() {
                       {"note", std::string("\xff\xfe bad \"utf8\"\n")}};
     a.metadata = {{"worker", std::string("w\xc3")},
                   {"python_pid", std::int64_t{42}},
-                  {"correlation_id", nullptr}};
+                  {"correlation_id", nullptr},
+                  {"duration", std::string("metadata beside a measurement")}};
     a.timestamp_ns = 1700000000123456789;
     a.correlation_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     event b;
@@ -85,7 +87,15 @@ int main(int argc, char** argv) {
     }
     const std::filesystem::path dir = argv[1];
     std::filesystem::create_directories(dir);
-    const exporting::string_attributes res{{"service.name", "svc \xff"}, {"host.name", "h"}};
+    // The resource as the outputs make it (host.name, service.instance.id, process.pid,
+    // telemetry.sdk.*), with a service name that is not UTF-8.
+    const auto res =
+        exporting::read_otlp_settings(exporting::otlp_signal::metrics, "",
+                                      [](const std::string& name) -> std::optional<std::string> {
+                                          if (name == "OTEL_SERVICE_NAME") return "svc \xff";
+                                          return std::nullopt;
+                                      })
+            .resource;
     write(dir / "metrics.json", exporting::encode_metrics_request(
                                     families(), res, 1700000001000000000, 1700000000000000000));
     write(dir / "metrics_empty.json", exporting::encode_metrics_request({}, {}, 1, 1));

@@ -1,9 +1,11 @@
 """telecap parse with -o otlp, -o otlp-logs and -o http against a local receiver: what
 arrives, its headers, and the strict OTLP schema check of the bodies telecap really sent.
 A receiver that is down costs events (counted, exit 3), never the capture of the others."""
+import gzip
 import http.server
 import json
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -27,10 +29,16 @@ class Receiver(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), Handler)
 
+    def requests_for(self, path):
+        with self.lock:
+            return [r for r in self.requests if r[0] == path]
+
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)  # fails the request (and the test) if it is not gzip
         with self.server.lock:
             self.server.requests.append((self.path, dict(self.headers), body))
         self.send_response(200)
@@ -174,6 +182,96 @@ class CliExporters(unittest.TestCase):
             % dead], 20000)
         # Bounded by the shutdown deadline (5 s), not by retries of every batch.
         self.assertLess(elapsed, 20, r.stderr)
+
+    def resource_of(self, path):
+        body = json.loads(self.receiver.requests_for(path)[-1][2])
+        key = "resourceMetrics" if path == "/v1/metrics" else "resourceLogs"
+        return {a["key"]: a["value"]["stringValue"]
+                for a in body[key][0]["resource"]["attributes"]}
+
+    def test_gzip_identity_user_agent_and_two_namespaces(self):
+        text = line("python.call.stop", {"duration": 5, "count": 1},
+                    {"duration": "from metadata", "tool": "t"})
+        ids = []
+        for _ in range(2):
+            self.receiver.requests.clear()
+            r = self.telecap(["-o", "otlp:" + self.base, "-o", "otlp-logs:" + self.base,
+                              "--passthrough", "none"], text,
+                             {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            for path in ("/v1/metrics", "/v1/logs"):
+                headers = self.receiver.requests_for(path)[-1][1]
+                self.assertEqual(headers["Content-Encoding"], "gzip")
+                self.assertRegex(headers["User-Agent"], r"^telecap/\d+\.\d+\.\d+$")
+            res = self.resource_of("/v1/metrics")
+            self.assertEqual(res, self.resource_of("/v1/logs"), "one identity per start")
+            self.assertEqual(res["host.name"], socket.gethostname())
+            self.assertRegex(res["process.pid"], r"^\d+$")
+            self.assertEqual(res["telemetry.sdk.name"], "telecap")
+            self.assertEqual(res["telemetry.sdk.language"], "cpp")
+            self.assertRegex(res["service.instance.id"],
+                             r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+            ids.append(res["service.instance.id"])
+            rec = json.loads(self.receiver.requests_for("/v1/logs")[-1][2])[
+                "resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+            attrs = {a["key"]: a["value"] for a in rec["attributes"]}
+            self.assertEqual(attrs["measurement.duration"], {"intValue": "5"})
+            self.assertEqual(attrs["metadata.duration"], {"stringValue": "from metadata"})
+            self.assertNotIn("metadata.correlation_id", attrs)  # null: left out, not {}
+            self.assertTrue(all(v for v in attrs.values()), attrs)
+        self.assertNotEqual(ids[0], ids[1], "a fresh instance id per start")
+        r = self.telecap(["-o", "otlp:" + self.base, "--passthrough", "none"], text,
+                         {"OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=pinned"})
+        self.assertEqual(self.resource_of("/v1/metrics")["service.instance.id"], "pinned")
+
+    def test_a_metrics_export_that_lost_points_exits_3(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]
+        r = self.telecap(["-o", "otlp:http://127.0.0.1:%d" % dead, "--passthrough", "none"],
+                         line("python.call.stop", {"duration": 1, "count": 1}, {}))
+        self.assertEqual(r.returncode, 3, r.stderr)
+        with open(os.path.join(self.tmp, "stats.json")) as f:
+            stats = json.load(f)
+        out = [v for k, v in stats["outputs"].items() if ":otlp:" in k][0]
+        self.assertGreater(sum(out["points_dropped"].values()), 0, out)
+        self.assertEqual(stats["dropped"]["output"], 0, "points are not events")
+
+    def test_a_url_password_is_never_printed(self):
+        for spec in ("otlp:http://user:s3cret@127.0.0.1:1", "otlp-logs:http://user:s3cret@h/x",
+                     "http:http://user:s3cret@h/x"):
+            r = self.telecap(["-o", spec], "")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertNotIn("s3cret", r.stderr)
+            self.assertIn("user:***@", r.stderr)
+        r = self.telecap(["-o", "otlp"], "", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://u:s3cret@h"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertNotIn("s3cret", r.stderr)
+        self.assertIn("u:***@h", r.stderr)
+
+    def test_a_host_that_does_not_resolve_says_so(self):
+        r = self.telecap(["-o", "otlp-logs:http://no-such-host.invalid:4318",
+                          "--passthrough", "none"],
+                         line("python.call.stop", {"duration": 1, "count": 1}, {}),
+                         {"OTEL_EXPORTER_OTLP_TIMEOUT": "1000"})
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("cannot resolve no-such-host.invalid", r.stderr)
+        self.assertNotIn("refused or unreachable", r.stderr)
+
+    def test_otel_variables_not_honoured_get_one_warning(self):
+        r = self.telecap(["-o", "otlp:" + self.base, "-o", "otlp-logs:" + self.base,
+                          "--passthrough", "none"], "",
+                         {"OTEL_EXPORTER_OTLP_INSECURE": "true", "OTEL_TRACES_SAMPLER": "x",
+                          "OTEL_METRIC_EXPORT_TIMEOUT": "5000", "OTEL_EXPORTER_OTLP_COMPRESSION": "none"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        warned = [l for l in r.stderr.splitlines() if "not honoured" in l]
+        self.assertEqual(len(warned), 1, r.stderr)
+        names = re.search(r"\(ignored\): (.*)$", warned[0]).group(1).split(", ")
+        self.assertEqual(sorted(names), ["OTEL_EXPORTER_OTLP_INSECURE", "OTEL_TRACES_SAMPLER"])
+        r = self.telecap(["-o", "otlp:" + self.base, "--passthrough", "none"], "",
+                         {"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("OTEL_EXPORTER_OTLP_COMPRESSION=\"brotli\": unknown compression", r.stderr)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,14 @@
  *   #define it before the #include to change it). A longer line is not written: a
  *   "TELEMETRY_ERROR: ..." line is written instead and telecap_emit returns -1.
  * - Exactly one write(2) per line, retried on EINTR and continued after a partial write (only
- *   possible past PIPE_BUF). Lines of up to PIPE_BUF (4096 bytes on Linux) are atomic on a
- *   pipe, so threads and processes sharing the fd never interleave them; a line longer than
- *   that may interleave with another thread's long line. Define TELECAP_EMIT_BUFSIZE 4096 to
- *   make every line atomic.
+ *   possible past PIPE_BUF). Lines never interleave, whatever their size: each is written
+ *   under a lock, a spin lock among this process's threads, plus, when the fd is a pipe or a
+ *   socket, a POSIX record lock on it (fcntl F_SETLKW) that other processes' emitters take
+ *   in turn (fork children, the Python emitter): the pipe itself keeps only writes of up to
+ *   PIPE_BUF (4 KiB) whole, and a short one can land inside a long one that waited for room.
+ *   Two fcntl(2) calls per line (and an fstat(2) when the fd changes). TELECAP_EMIT_LOCK=off
+ *   (read at each call), or #define TELECAP_EMIT_NO_LOCK, skips it all. Writers that do not
+ *   take the lock (plain fprintf to stderr, the shell emitter) are not held back.
  * - Destination: the fd in TELECAP_TELEMETRY_FD when it is a valid integer (telecap run
  *   --telemetry-fd N sets it), else stderr (fd 2). TELECAP_TELEMETRY=off makes every call a
  *   no-op. Both are read at each call (getenv), so do not setenv() them from another thread
@@ -66,6 +70,8 @@
  * written under a state carries "control_seq": N (the state it was decided under), so telecap
  * does not sample it again. telecap_enabled() also says 0 while the toggle is off;
  * telecap_controls() tells the state in force and how many events it removed here.
+ * - The fd is taken only when it is above 2 and a pipe or a socket (else one TELEMETRY_ERROR
+ *   line says why, and there are no controls here: telecap applies them all).
  * - The pipe is made non-blocking and close-on-exec at the first look. Only complete lines
  *   count, and of those read at one look only the last; a partial line waits for its end.
  *   A line that is not a state this emitter understands changes nothing (the previous state
@@ -106,6 +112,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -466,6 +473,89 @@ static inline int telecap__write_guarded(int fd, const char* p, size_t n) {
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     return err;
 #endif
+}
+
+/* ---- internals: the lock that keeps lines whole across threads and processes ----------- */
+
+/* A pipe keeps only writes of up to PIPE_BUF whole, and a short write can land inside a long
+ * one that waited for room. So each line goes out under a lock: a spin lock among this
+ * process's threads (a POSIX record lock is per process), then a POSIX record lock on the fd
+ * when it is a pipe or a socket, which other processes' emitters (fork children, the Python
+ * emitter) take in turn. One per program (weak symbols), like the controls' state. */
+__attribute__((weak)) uintptr_t telecap__wlock_owner_v1; /* the holding thread, 0: free */
+__attribute__((weak)) int telecap__wlock_pid_v1;         /* the holder's pid */
+__attribute__((weak)) int telecap__wlock_fd_v1; /* 0 unknown, else (fd << 1 | lockable) + 1 */
+
+/* Returns what it took: 1 the threads' lock, 2 the fd's record lock. */
+static inline int telecap__line_lock(int fd) {
+#if defined(TELECAP_EMIT_NO_LOCK)
+    (void)fd;
+    return 0;
+#else
+#ifdef __cplusplus
+    static thread_local char me;
+#else
+    static __thread char me;
+#endif
+    const uintptr_t self = (uintptr_t)&me;
+    const char* off = getenv("TELECAP_EMIT_LOCK");
+    int taken = 0, spins, cached;
+    struct flock fl;
+    if (off && strcmp(off, "off") == 0) return 0;
+    if (__atomic_load_n(&telecap__wlock_owner_v1, __ATOMIC_RELAXED) != self) {
+        /* (Held by this very thread: a signal handler emitting inside a write; go on.) */
+        for (spins = 0;; ++spins) {
+            uintptr_t expected = 0;
+            if (__atomic_compare_exchange_n(&telecap__wlock_owner_v1, &expected, self, 0,
+                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                __atomic_store_n(&telecap__wlock_pid_v1, (int)getpid(), __ATOMIC_RELAXED);
+                taken = 1;
+                break;
+            }
+            /* A holder of another pid is a thread that fork() left behind: take it over. */
+            if (spins % 1024 == 1023 &&
+                __atomic_load_n(&telecap__wlock_pid_v1, __ATOMIC_RELAXED) != (int)getpid() &&
+                __atomic_compare_exchange_n(&telecap__wlock_owner_v1, &expected, self, 0,
+                                            __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                __atomic_store_n(&telecap__wlock_pid_v1, (int)getpid(), __ATOMIC_RELAXED);
+                taken = 1;
+                break;
+            }
+            (void)sched_yield();
+        }
+    } else {
+        return 0;
+    }
+    cached = __atomic_load_n(&telecap__wlock_fd_v1, __ATOMIC_RELAXED);
+    if (cached == 0 || ((cached - 1) >> 1) != fd) {
+        struct stat st;
+        int lockable = 0;
+        if (fstat(fd, &st) == 0) lockable = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+        cached = ((fd << 1) | lockable) + 1;
+        __atomic_store_n(&telecap__wlock_fd_v1, cached, __ATOMIC_RELAXED);
+    }
+    if ((cached - 1) & 1) {
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        while (fcntl(fd, F_SETLKW, &fl) < 0) {
+            if (errno != EINTR) return taken; /* the line goes out anyway */
+        }
+        taken |= 2;
+    }
+    return taken;
+#endif
+}
+
+static inline void telecap__line_unlock(int fd, int taken) {
+    if (taken & 2) {
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_UNLCK;
+        fl.l_whence = SEEK_SET;
+        (void)fcntl(fd, F_SETLK, &fl);
+    }
+    if (taken & 1) __atomic_store_n(&telecap__wlock_owner_v1, (uintptr_t)0, __ATOMIC_RELEASE);
 }
 
 /* Writes "TELEMETRY_ERROR: <what>[: <event>]\n" to fd (falling back to stderr). */
@@ -1027,7 +1117,27 @@ static inline int telecap__ctl_open(telecap__ctl* c) {
         if (digits >= 9) return 0;
         fd = fd * 10 + (*v - '0');
     }
-    if (digits == 0 || *v != '\0') return 0;
+    if (digits == 0 || *v != '\0') {
+        telecap__report(telecap_telemetry_fd(), "TELECAP_CONTROL_FD ignored: not an fd number",
+                        NULL, NULL);
+        return 0;
+    }
+    {
+        /* Only a pipe or socket above 2 (what telecap gives): never the worker's stdin, nor a
+         * file it opened. */
+        struct stat st;
+        const char* problem = NULL;
+        if (fd <= 2)
+            problem = "TELECAP_CONTROL_FD ignored: fds 0-2 are the worker's own";
+        else if (fstat((int)fd, &st) != 0)
+            problem = "TELECAP_CONTROL_FD ignored: not open";
+        else if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode))
+            problem = "TELECAP_CONTROL_FD ignored: not a pipe or a socket";
+        if (problem) {
+            telecap__report(telecap_telemetry_fd(), problem, NULL, NULL);
+            return 0;
+        }
+    }
     fl = fcntl((int)fd, F_GETFL);
     if (fl < 0 || fcntl((int)fd, F_SETFL, fl | O_NONBLOCK) < 0) return 0;
     fl = fcntl((int)fd, F_GETFD);
@@ -1298,8 +1408,11 @@ static inline int telecap__emit(const char* event, const char* suffix, const tel
         telecap__report(fd, "a NULL key or a bad value type, dropped", event, suffix);
         rc = -1;
     } else {
+        const int taken = telecap__line_lock(fd);
         err = telecap__write_guarded(fd, mem, b.n);
+        telecap__line_unlock(fd, taken);
         if (err != 0) {
+            if (err == EBADF) __atomic_store_n(&telecap__wlock_fd_v1, 0, __ATOMIC_RELAXED);
             rc = -1;
             if (err != EPIPE && fd != 2) {
                 char what[128];

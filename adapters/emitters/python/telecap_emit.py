@@ -24,6 +24,14 @@ Guarantees:
 * One ``os.write`` per line, the whole line in one buffer, under a process-wide lock: lines of
   different threads never interleave. (A partial write, possible only for lines longer than
   PIPE_BUF, is continued under the same lock.)
+* Lines of different processes never interleave either, whatever their size: when the
+  destination is a pipe or a socket, each line is written under a POSIX record lock on it
+  (``fcntl.lockf(fd, LOCK_EX)``, one per process, not inherited by ``fork``), which processes
+  sharing the pipe (``fork``, ``multiprocessing``, the C/C++ emitter) take in turn. The pipe
+  itself only keeps writes of up to PIPE_BUF (4 KiB) whole, and a short line can land inside a
+  long one that waited for room, so every line takes it. Writers that do not take it (a plain
+  ``print`` to stderr, the shell emitter) are not held back. ``TELECAP_EMIT_LOCK=off`` skips
+  it. A failure to take it writes the line anyway.
 * Destination: the file descriptor in ``TELECAP_TELEMETRY_FD`` when it holds a valid
   non-negative integer (``telecap run --telemetry-fd N`` sets it), else stderr (fd 2). Nothing
   goes through ``sys.stderr``, so redirecting or replacing ``sys.stderr`` does not matter.
@@ -47,9 +55,13 @@ matching ``sampling_patterns`` when there are any), then the filter (``fnmatch.f
 the name passed to ``emit``; deny wins; an empty allow list allows all). An event these remove
 costs a function call and a branch: it is neither formatted nor written. While controls apply,
 each line carries ``"control_seq": N`` (the state it was decided under), so telecap does not
-sample it a second time. The fd is made close-on-exec at the first read, so programs the worker
-runs do not inherit it; a child made by ``fork`` without ``exec`` keeps the last state and does
-not read the pipe (the parent does).
+sample it a second time. The fd is taken only when it is above 2 and a pipe or a socket (else
+one ``TELEMETRY_ERROR:`` line says why, and the controls are off here: telecap still applies
+them); it is made close-on-exec and ``TELECAP_CONTROL_FD`` is taken out of ``os.environ`` at
+import, so programs the worker runs neither inherit the fd nor take another fd of theirs for
+it (``TELECAP_CONTROL_INHERIT=1`` keeps both, for a program meant to read the pipe instead);
+a child made by ``fork`` without ``exec`` keeps the last state and does not read the pipe (the
+parent does).
 
 Span semantics follow Snakepit's ``telemetry.span``: ``<op>.start`` with measurement
 ``system_time`` (``time.time_ns()``), then ``<op>.stop`` with ``duration`` (ns, from the
@@ -61,10 +73,12 @@ here any ``BaseException`` (``KeyboardInterrupt``, ``SystemExit``) also ends the
 """
 
 import errno
+import fcntl
 import json
 import os
 import random
 import select
+import stat
 import threading
 import time
 from fnmatch import fnmatchcase
@@ -83,8 +97,9 @@ _lock = threading.RLock()
 
 def _reset_lock_in_child() -> None:
     # A fork while another thread held the lock must not leave the child's lock held forever.
-    global _lock
+    global _lock, _depth
     _lock = threading.RLock()
+    _depth = 0  # (POSIX record locks do not pass to a child: it holds none)
 
 
 if hasattr(os, "register_at_fork"):
@@ -193,13 +208,34 @@ def _ctl_start() -> None:
     """At import: the first state (telecap wrote it before the worker started), then a reader
     thread for the changes."""
     global _ctl_fd
-    value = os.environ.get("TELECAP_CONTROL_FD", "").strip()
-    if not (value.isdigit() and len(value) < 10):
+    raw = os.environ.get("TELECAP_CONTROL_FD")
+    if raw is None:
         return
-    fd = int(value)
+    inherit = os.environ.get("TELECAP_CONTROL_INHERIT") == "1"
+    if not inherit:
+        # Programs the worker runs must not take the number for a pipe of their own.
+        os.environ.pop("TELECAP_CONTROL_FD", None)
+    value = raw.strip()
+    fd = int(value) if value.isdigit() and len(value) < 10 else -1
+    problem = None
+    if fd < 0:
+        problem = "not an fd number"
+    elif fd <= 2:
+        problem = "fds 0-2 are the worker's own"
+    else:
+        try:
+            mode = os.fstat(fd).st_mode
+            if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+                problem = "not a pipe or a socket"
+        except OSError as e:
+            problem = "not open (%s)" % (e.strerror,)
+    if problem:
+        _report(telemetry_fd(), "telecap_emit: TELECAP_CONTROL_FD=%r ignored: %s" % (raw, problem))
+        return
     try:
         os.set_blocking(fd, False)
-        os.set_inheritable(fd, False)
+        if not inherit:
+            os.set_inheritable(fd, False)
     except OSError:
         return
     _ctl_fd = fd
@@ -284,14 +320,56 @@ def _report(fd: int, message: str) -> None:
             continue
 
 
+_lockable = {}  # fd -> True when it is a pipe or a socket (the fds other processes share)
+_depth = 0      # _write_line calls in progress in this process (a signal handler nests them)
+
+
+def _lock_fd(fd: int) -> bool:
+    """Takes the POSIX record lock on fd when it is a pipe or a socket: other processes that
+    write to the same pipe (fork, multiprocessing, other emitters) wait for this line to be
+    whole. True when taken. Any failure: the line is written without it."""
+    ok = _lockable.get(fd)
+    if ok is None:
+        try:
+            mode = os.fstat(fd).st_mode
+            ok = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        except OSError:
+            return False
+        _lockable[fd] = ok
+    if not ok or _no_lock():
+        return False
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        return True
+    except OSError:
+        return False
+
+
+def _no_lock() -> bool:
+    return os.environ.get("TELECAP_EMIT_LOCK") == "off"
+
+
 def _write_line(line: bytes) -> None:
+    global _depth
     fd = telemetry_fd()
     try:
         with _lock:
-            _write_all(fd, line)
+            # The lock is per process, so a handler nested in a write must not release it.
+            locked = _depth == 0 and _lock_fd(fd)
+            _depth += 1
+            try:
+                _write_all(fd, line)
+            finally:
+                _depth -= 1
+                if locked:
+                    try:
+                        fcntl.lockf(fd, fcntl.LOCK_UN)
+                    except OSError:
+                        pass
     except BrokenPipeError:
         pass  # the reader is gone: nothing to tell anyone
     except OSError as e:
+        _lockable.pop(fd, None)  # the fd may be another file next time
         if e.errno == errno.EPIPE:
             return
         if fd != 2:

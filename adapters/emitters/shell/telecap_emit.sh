@@ -49,8 +49,10 @@
 #   the shell matches: characters in bash under a UTF-8 locale, bytes in dash; a script that
 #   sets bash's nocasematch makes the match case-insensitive.
 # - The state line is parsed by one awk per new state (no eval of telecap's text).
-# - TELECAP_CONTROL_FD is taken out of the environment of the commands the script runs (they
-#   still inherit the fd: a shell cannot make it close-on-exec).
+# - TELECAP_CONTROL_FD is taken only when it is above 2 and a pipe or a socket (test -p/-S on
+#   /dev/fd/N; else one TELEMETRY_ERROR line and no controls here: telecap applies them all).
+#   It is taken out of the environment of the commands the script runs (they still inherit
+#   the fd: a shell cannot make it close-on-exec).
 # - telecap_enabled: true (0) unless TELECAP_TELEMETRY=off or telecap's toggle is off.
 #   telecap_controls: the state in force as one JSON line.
 #
@@ -502,10 +504,19 @@ if [ -z "${_telecap_cinit:-}" ]; then
     _telecap_cseq=0 _telecap_con=1 _telecap_cgated= _telecap_csamp= _telecap_ctag=
     _telecap_cthr=1073741824 _telecap_nsp=0 _telecap_nal=0 _telecap_nde=0
     _telecap_sp= _telecap_al= _telecap_de= _telecap_nsampled=0 _telecap_nfiltered=0
-    case ${TELECAP_CONTROL_FD:-} in
-    '' | *[!0-9]* | ?????????*) ;;
+    case ${TELECAP_CONTROL_FD-unset} in
+    unset) ;;
+    '' | *[!0-9]* | ?????????* | 0 | 1 | 2 | 0[0-9]*)
+        # Never the script's own stdin (or anything that is not a pipe from telecap).
+        _telecap_write "TELEMETRY_ERROR: telecap_emit: TELECAP_CONTROL_FD ignored: not an fd above 2" \
+            "${TELECAP_TELEMETRY_FD:-2}" || :
+        unset TELECAP_CONTROL_FD ;;
     *)
-        if [ "${TELECAP_TELEMETRY:-}" != off ] && { true <&"$TELECAP_CONTROL_FD"; } 2>/dev/null; then
+        if [ ! -p "/dev/fd/$TELECAP_CONTROL_FD" ] && [ ! -S "/dev/fd/$TELECAP_CONTROL_FD" ]; then
+            _telecap_write "TELEMETRY_ERROR: telecap_emit: TELECAP_CONTROL_FD ignored: not a pipe or a socket" \
+                "${TELECAP_TELEMETRY_FD:-2}" || :
+            unset TELECAP_CONTROL_FD
+        elif [ "${TELECAP_TELEMETRY:-}" != off ] && { true <&"$TELECAP_CONTROL_FD"; } 2>/dev/null; then
             _telecap_cfd=$TELECAP_CONTROL_FD
             _telecap_cpid=${BASHPID:-$$}
             if [ -z "${BASH_VERSION:-}" ] &&
