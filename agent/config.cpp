@@ -305,10 +305,10 @@ void load_config(const std::string& path, run_options& o, bool check) {
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     std::error_code ec;
     const paths_from from{std::filesystem::absolute(path, ec).parent_path()};
-    check_keys(path, root,
-               {"pools", "outputs", "passthrough", "catalog", "node", "queue", "queue_bytes",
-                "line_budget", "overflow", "dispatch", "grace", "stop_signal", "label", "stats",
-                "rejects", "prefix", "max_line", "metrics", "control", "unknown_events"});
+    check_keys(path, root, {"pools",  "outputs",     "passthrough", "catalog",  "node",
+                            "queue",  "queue_bytes", "line_budget", "overflow", "dispatch",
+                            "grace",  "stop_signal", "label",       "stats",    "rejects",
+                            "prefix", "max_line",    "metrics",     "control",  "unknown_events"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
         auto list = output_list(path, v, from);
