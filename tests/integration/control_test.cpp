@@ -261,6 +261,12 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
         return worker_dropped(st, "p-1", "disabled") > 0;
     })) << st;
     EXPECT_EQ(worker_dropped(st, "p-0", "disabled"), 0) << st;
+    // The table says which worker's telemetry is off, and what its words mean.
+    r = ctl(t.sock, {"status"});
+    EXPECT_NE(r.out.find("TELEMETRY"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  off\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  on\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("done (exited, not restarted)"), std::string::npos) << r.out;
 
     // filter for the pool, sampling for every worker: the worker's own toggle still wins.
     ASSERT_EQ(ctl(t.sock, {"--pool", "p", "filter", "--deny", "python.*"}).exit_code, 0);
@@ -271,6 +277,8 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
                worker_dropped(st, "p-0", "sampled") > 0;
     })) << st;
     EXPECT_NE(st.find("\"deny\":[\"python.*\"]"), std::string::npos) << st;
+    r = ctl(t.sock, {"status"});
+    EXPECT_NE(r.out.find("  sample 0(1 patterns),deny 1\n"), std::string::npos) << r.out;
     r = ctl(t.sock, {"--worker", "p-1", "toggle", "on"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
 
@@ -333,6 +341,9 @@ TEST(ControlSocket, EveryCommandThroughCtl) {
                worker_field(st, "p-1", "state") == "\"done\"";
     })) << st;
     EXPECT_NE(st.find("\"stopped_on_request\":true"), std::string::npos);
+    r = ctl(t.sock, {"status"});
+    EXPECT_NE(r.out.find("done*"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("*: stopped on request (ctl stop)"), std::string::npos) << r.out;
     EXPECT_FALSE(process_gone(t.p.pid));
     ASSERT_EQ(ctl(t.sock, {"start"}).exit_code, 0);
     EXPECT_TRUE(eventually([&] {
