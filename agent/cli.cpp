@@ -87,7 +87,8 @@ void add_capture_options(CLI::App& cmd, capture_options& o, cli_values& v, bool 
     cmd.add_option("-o,--output", o.outputs,
                    "Output, repeatable: jsonl (stdout), jsonl:PATH, unix:PATH, log, null, "
                    "prometheus[:HOST:PORT], otlp[:URL] (metrics), otlp-logs[:URL] (events), "
-                   "http:URL (events as JSON lines) (default: jsonl); unix:PATH?max_hosts=16&"
+                   "http:URL (events as JSON lines), grpc[:ADDR] (Snakepit's StreamTelemetry, "
+                   "docs/grpc.md) (default: jsonl); unix:PATH?max_hosts=16&"
                    "max_backlog=4194304&max_total_backlog=16777216&fd_reserve=64 sets the "
                    "socket's budgets; prometheus serves /metrics on 127.0.0.1:9464 by default; "
                    "otlp and otlp-logs read the OTEL_* variables (docs/metrics.md)")

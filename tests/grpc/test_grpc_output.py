@@ -243,7 +243,9 @@ class GrpcOutputTest(unittest.TestCase):
         self.assertNotIn("correlation_id", start["metadata"])
         g = grpc_output_stats(stats)
         self.assertEqual(g["events_sent"], 11)
-        self.assertGreaterEqual(g["host_events_skipped"], 2)  # spawned, terminated
+        # terminated (after the client is in: the worker waits for step()); spawned too when
+        # the client was in before the worker started, which this test does not wait for.
+        self.assertGreaterEqual(g["host_events_skipped"], 1)
         self.assertEqual(g["events_dropped"], {"queue_full": 0, "closed": 0})
 
     def test_selection_by_worker_and_pool_metadata(self):
