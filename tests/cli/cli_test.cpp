@@ -1407,9 +1407,9 @@ TEST_F(CliTest, HelpListsEveryOutputAndCtlCommand) {
     for (const char* cmd : {"run", "parse"}) {
         const auto r = telecap({cmd, "--help"});
         EXPECT_EQ(r.code, 0) << r;
-        for (const char* kind : {"jsonl:PATH", "unix:PATH", "log", "null", "prometheus[:HOST:PORT]",
-                                 "otlp[:URL]", "otlp-logs[:URL]", "http:URL", "grpc[:ADDR]",
-                                 "--unknown-events"})
+        for (const char* kind :
+             {"jsonl:PATH", "unix:PATH", "log", "null", "prometheus[:HOST:PORT]", "otlp[:URL]",
+              "otlp-logs[:URL]", "http:URL", "grpc[:ADDR]", "--unknown-events"})
             EXPECT_NE(r.out.find(kind), std::string::npos) << cmd << " " << kind << "\n" << r;
     }
     const auto r = telecap({"ctl", "--help"});
