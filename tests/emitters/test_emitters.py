@@ -312,9 +312,10 @@ def whole_lines_from(argv, env, pass_fds=()):
         try:
             e = json.loads(line[10:])
             pad = e["metadata"]["pad"]
+            p = e["measurements"]["p"]  # a torn line may still parse, without these
         except (ValueError, KeyError, TypeError):
             continue
-        if pad == chr(97 + e["measurements"]["p"]) * len(pad):
+        if isinstance(p, int) and isinstance(pad, str) and pad == chr(97 + p) * len(pad):
             whole += 1
     return proc.wait(60), whole
 
