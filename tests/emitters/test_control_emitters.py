@@ -355,7 +355,10 @@ class CEmitterControlsUnit(unittest.TestCase):
         lines = w.lines()
         self.assertEqual(len(lines), s["written"])
         self.assertEqual(s["written"] + s["filtered"], 80000)
-        self.assertEqual([], [e["control_seq"] for e in lines if e["control_seq"] % 2])
+        # A line without control_seq was decided under no state from the pipe (the defaults,
+        # allow all), never under an odd one. (Seen in about 1 run of 10 under load: the first
+        # lines of a thread before the emitter's first look; kept out of the odd-state check.)
+        self.assertEqual([], [e["control_seq"] for e in lines if e.get("control_seq", 0) % 2])
 
     def test_threads_under_thread_sanitizer(self):
         # The slot swap and the one-reader lock, checked by TSan (data races fail the run).
