@@ -145,6 +145,46 @@ class PrometheusScrape(unittest.TestCase):
         telecap.send_signal(signal.SIGTERM)
         telecap.wait(20)
 
+    def test_every_panel_of_the_grafana_dashboard_finds_series(self):
+        """examples/grafana/telecap.json is a dashboard in Grafana's shape, and each of its
+        queries returns at least one series from a Prometheus that scrapes a telecap running
+        the test worker with the bundled default metrics."""
+        path = os.path.join(HERE, "..", "..", "examples", "grafana", "telecap.json")
+        with open(path) as f:
+            dash = json.load(f)
+        self.assertIsInstance(dash.get("title"), str)
+        self.assertIsInstance(dash.get("uid"), str)
+        self.assertIsInstance(dash.get("schemaVersion"), int)
+        self.assertIsInstance(dash.get("templating", {}).get("list"), list)
+        panels = dash["panels"]
+        self.assertGreaterEqual(len(panels), 10)
+        self.assertEqual(len({p["id"] for p in panels}), len(panels), "panel ids are unique")
+        exprs = []
+        for p in panels:
+            for key in ("type", "title", "gridPos", "datasource", "targets"):
+                self.assertIn(key, p, p.get("title"))
+            self.assertTrue({"h", "w", "x", "y"} <= set(p["gridPos"]), p["title"])
+            self.assertTrue(p["targets"], p["title"])
+            for t in p["targets"]:
+                self.assertIn("refId", t, p["title"])
+                exprs.append((p["title"], t["expr"]))
+
+        port = free_port()
+        telecap = self.start_telecap(port)
+        base = self.start_prometheus(port)
+        # rate() and increase() need two samples in their window: three scrapes in.
+        self.wait_for(base, 'count_over_time(up{job="telecap"}[1m]) >= 3', 1)
+        # Grafana's variables, as Grafana fills them for "All" and a short range.
+        fill = {"$__rate_interval": "1m", "$pool": ".*"}
+        for title, expr in exprs:
+            q = expr
+            for k, v in fill.items():
+                q = q.replace(k, v)
+            self.assertNotIn("$", q, "a variable the test does not fill: " + expr)
+            self.assertGreaterEqual(len(self.query(base, q)), 1, "%s: %s" % (title, q))
+        telecap.send_signal(signal.SIGTERM)
+        telecap.wait(20)
+
 
 if __name__ == "__main__":
     unittest.main()
