@@ -37,6 +37,22 @@ std::string policy_string(const rapidjson::Value& policies, const char* key,
     return it->value.GetString();
 }
 
+// policies.KEY, when given, is one of two words: out takes the value that goes with it.
+template <typename Policy>
+void policy_choice(const rapidjson::Value& policies, const char* key, std::string_view source,
+                   std::pair<const char*, Policy> a, std::pair<const char*, Policy> b,
+                   Policy& out) {
+    const std::string s = policy_string(policies, key, source);
+    if (s.empty()) return;
+    if (s == a.first)
+        out = a.second;
+    else if (s == b.first)
+        out = b.second;
+    else
+        fail(source, std::string("policies.") + key,
+             "expected \"" + std::string(a.first) + "\" or \"" + b.first + "\", got \"" + s + "\"");
+}
+
 }  // namespace
 
 catalog catalog::from_json(std::string_view json, std::string_view source) {
@@ -93,37 +109,17 @@ catalog catalog::from_json(std::string_view json, std::string_view source) {
     if (pol != doc.MemberEnd()) {
         if (!pol->value.IsObject()) fail(source, "policies", "expected an object");
         const auto& p = pol->value;
-        if (auto s = policy_string(p, "unknown_event", source); !s.empty()) {
-            if (s == "reject")
-                c.policies_.unknown_event = unknown_event_policy::reject;
-            else if (s == "keep")
-                c.policies_.unknown_event = unknown_event_policy::keep;
-            else
-                fail(source, "policies.unknown_event",
-                     "expected \"reject\" or \"keep\", got \"" + s + "\"");
-        }
+        policy_choice(p, "unknown_event", source, {"reject", unknown_event_policy::reject},
+                      {"keep", unknown_event_policy::keep}, c.policies_.unknown_event);
         const auto prefix = p.FindMember("unknown_event_prefix");
         if (prefix != p.MemberEnd())
             c.policies_.unknown_event_prefix =
                 string_list(prefix->value, source, "policies.unknown_event_prefix");
-        if (auto s = policy_string(p, "unknown_measurement", source); !s.empty()) {
-            if (s == "reject")
-                c.policies_.unknown_measurement = unknown_measurement_policy::reject;
-            else if (s == "drop")
-                c.policies_.unknown_measurement = unknown_measurement_policy::drop;
-            else
-                fail(source, "policies.unknown_measurement",
-                     "expected \"reject\" or \"drop\", got \"" + s + "\"");
-        }
-        if (auto s = policy_string(p, "unknown_metadata", source); !s.empty()) {
-            if (s == "keep")
-                c.policies_.unknown_metadata = unknown_metadata_policy::keep;
-            else if (s == "drop")
-                c.policies_.unknown_metadata = unknown_metadata_policy::drop;
-            else
-                fail(source, "policies.unknown_metadata",
-                     "expected \"keep\" or \"drop\", got \"" + s + "\"");
-        }
+        policy_choice(p, "unknown_measurement", source,
+                      {"reject", unknown_measurement_policy::reject},
+                      {"drop", unknown_measurement_policy::drop}, c.policies_.unknown_measurement);
+        policy_choice(p, "unknown_metadata", source, {"keep", unknown_metadata_policy::keep},
+                      {"drop", unknown_metadata_policy::drop}, c.policies_.unknown_metadata);
         for (const auto& m : p.GetObject()) {
             const std::string_view k(m.name.GetString(), m.name.GetStringLength());
             if (k != "unknown_event" && k != "unknown_event_prefix" && k != "unknown_measurement" &&

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +24,7 @@
 #include <thread>
 #include <utility>
 
+#include "capture/handler.hpp"
 #include "core/log.hpp"
 #include "core/unique_fd.hpp"
 
@@ -232,6 +234,17 @@ public:
 private:
     std::shared_ptr<spdlog::logger> previous_;
     std::shared_ptr<memory_sink> sink_;
+};
+
+// An output that counts what it is given and flushed, and says it is behind (handler::congested)
+// when the test says so. Driven by one thread (the bus's).
+struct behind_output final : handler {
+    std::atomic<bool> behind{false};
+    std::size_t events = 0;
+    int flushes = 0;
+    void handle(const event&) override { ++events; }
+    void flush() override { ++flushes; }
+    bool congested() const override { return behind.load(); }
 };
 
 }  // namespace telecap::test

@@ -366,15 +366,6 @@ TEST(DispatcherTest, FinishCanWaitAgainAfterATimeout) {
 namespace telecap {
 namespace {
 
-// A handler whose output says it is behind when the test says so; counts flushes.
-struct behind_handler final : handler {
-    std::atomic<bool> behind{false};
-    int flushes = 0;
-    void handle(const event&) override {}
-    void flush() override { ++flushes; }
-    bool congested() const override { return behind.load(); }
-};
-
 dispatcher_options on_caller() {
     dispatcher_options o;
     o.mode = dispatch_mode::caller;
@@ -409,7 +400,7 @@ TEST(DispatcherCallerMode, HandlesEachBatchInsideSubmitOnTheCallersThread) {
 
 TEST(DispatcherCallerMode, FlushAndCongestionAreTheHandlers) {
     handler_bus bus;
-    auto h = std::make_shared<behind_handler>();
+    auto h = std::make_shared<test::behind_output>();
     ASSERT_FALSE(bus.attach("behind", {}, h));
     {
         dispatcher d(bus, on_caller());
