@@ -19,48 +19,19 @@
 #include <thread>
 #include <vector>
 
+#include "support/sockets.hpp"
+#include "support/unit_helpers.hpp"
+
 namespace telecap::net {
 namespace {
 
 using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
-int connect_to(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
+using test::read_until_closed;
+using test::send_all;
 
-bool send_all(int fd, std::string_view s) {
-    while (!s.empty()) {
-        const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-        if (n <= 0) return false;
-        s.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
-// Reads until the peer closes (true) or the deadline (false); what came is in `out`.
-bool read_until_closed(int fd, std::string& out, clock::time_point deadline) {
-    char buf[65536];
-    while (clock::now() < deadline) {
-        pollfd p{fd, POLLIN, 0};
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-        if (::poll(&p, 1, static_cast<int>(std::max<long long>(left.count(), 1))) <= 0) continue;
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return true;  // EOF or reset: closed
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return false;
-}
+int connect_to(int port) { return test::tcp_connect(port); }
 
 // Reads one reply with a Content-Length (or the deadline): its whole text. What came after
 // it stays in `out` for the next call.
@@ -84,16 +55,6 @@ std::string read_reply(int fd, std::string& out, clock::time_point deadline) {
         out.append(buf, static_cast<std::size_t>(n));
     }
     return out;
-}
-
-template <class F>
-bool eventually(F pred, std::chrono::milliseconds limit = 5s) {
-    const auto until = clock::now() + limit;
-    while (clock::now() < until) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(5ms);  // polling an observable state, not a handshake
-    }
-    return pred();
 }
 
 http_server::handler hello() {
@@ -195,7 +156,7 @@ TEST(HttpServerTest, AScraperGetsInPastTheConnectionCap) {
     http_server s("127.0.0.1", 0, hello(), o);
     std::vector<int> idle;
     for (int i = 0; i < 12; ++i) idle.push_back(connect_to(s.port()));  // never send a byte
-    ASSERT_TRUE(eventually([&] {
+    ASSERT_TRUE(test::eventually([&] {
         return s.closed(http_close_reason::evicted) >= 8 && s.connections() == 4;
     })) << s.closed(http_close_reason::evicted)
         << " " << s.connections();
@@ -218,7 +179,7 @@ TEST(HttpServerTest, AReaderThatStallsIsCutAtTheWriteDeadline) {
         o);
     const int fd = connect_to(s.port());
     ASSERT_TRUE(send_all(fd, "GET / HTTP/1.1\r\n\r\n"));  // and never read
-    EXPECT_TRUE(eventually([&] { return s.closed(http_close_reason::slow_reader) == 1; }));
+    EXPECT_TRUE(test::eventually([&] { return s.closed(http_close_reason::slow_reader) == 1; }));
     ::close(fd);
 }
 
@@ -229,7 +190,7 @@ TEST(HttpServerTest, StopDoesNotWaitForClients) {
         fds.push_back(connect_to(s->port()));
         send_all(fds.back(), "GET /metrics HTTP/1.1\r\nX-Half: ");  // a head begun, never ended
     }
-    ASSERT_TRUE(eventually([&] { return s->connections() == 8; }));
+    ASSERT_TRUE(test::eventually([&] { return s->connections() == 8; }));
     const auto t0 = clock::now();
     s.reset();
     EXPECT_LT(clock::now() - t0, 500ms);

@@ -20,6 +20,7 @@
 #include <regex>
 #include <thread>
 
+#include "support/sockets.hpp"
 #include "support/subprocess.hpp"
 
 namespace telecap::test {
@@ -29,19 +30,6 @@ using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
 const std::string bin = TELECAP_BIN;
-
-int tcp_connect(int port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 int unix_connect(const std::string& path) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -55,27 +43,10 @@ int unix_connect(const std::string& path) {
     return fd;
 }
 
-bool send_all(int fd, std::string_view s) {
-    while (!s.empty()) {
-        const ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
-        if (n <= 0) return false;
-        s.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
 // Everything until the peer closes, or the deadline.
 std::string read_to_close(int fd, clock::duration limit = 10s) {
     std::string out;
-    char buf[65536];
-    const auto until = clock::now() + limit;
-    while (clock::now() < until) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 50) <= 0) continue;
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
+    test::read_until_closed(fd, out, clock::now() + limit);
     return out;
 }
 
