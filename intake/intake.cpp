@@ -236,9 +236,10 @@ void intake::update_backpressure() {
     // A line longer than --max-line streams to its output in parts that cannot be dropped
     // without cutting it: while its output is behind, reading waits, whatever --overflow says,
     // so memory stays bounded by the stream's limits and not by the line.
-    const bool handlers_behind = events_.congested();
-    const bool pause = (o_.overflow == overflow_policy::block && !escape_ &&
-                        (!held_.empty() || output_congested() || handlers_behind)) ||
+    const bool may_wait = o_.overflow == overflow_policy::block && !escape_;
+    // Asked only when it could matter: a handler's congestion pauses block mode alone.
+    const bool handlers_behind = may_wait && events_.congested();
+    const bool pause = (may_wait && (!held_.empty() || output_congested() || handlers_behind)) ||
                        long_line_stalled();
     if (pause && handlers_behind && !recheck_armed_) {
         // A handler's stream says when it has room to its own writer, not to us: look again
