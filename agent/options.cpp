@@ -132,8 +132,10 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
     try {
         if (kind == "jsonl") {
             if (arg.empty() || arg == "-")
-                return std::make_shared<jsonl_handler>(streams.standard(1), env.wait);
-            return std::make_shared<jsonl_handler>(streams.file(arg, use), env.wait);
+                return std::make_shared<jsonl_handler>(streams.standard(1), env.wait,
+                                                       env.batch_bytes);
+            return std::make_shared<jsonl_handler>(streams.file(arg, use), env.wait,
+                                                   env.batch_bytes);
         }
     } catch (const std::exception& e) {
         throw usage_error(e.what());

@@ -18,6 +18,7 @@
 #include "metrics/metric_config.hpp"
 #include "metrics/metric_store.hpp"
 #include "metrics/registry.hpp"
+#include "outputs/jsonl_handler.hpp"
 
 namespace spdlog {
 class logger;
@@ -102,6 +103,8 @@ private:
 struct output_env {
     stream_set& streams;
     bool wait = false;
+    // What a JSON-lines output gathers before handing it to its stream (jsonl_handler).
+    std::size_t batch_bytes = jsonl_handler::default_batch_bytes;
     metrics::registry* registry = nullptr;
     std::string metrics_path;
     std::string catalog_path;  // the catalog the gRPC output maps event names back with
