@@ -36,6 +36,17 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// What a telecap built without the gRPC bridge throws for `-o grpc`, before any output is
+// made: main_cli() then runs the same command line in telecap-grpc, the build's variant with
+// the bridge linked in (docs/grpc.md, "Two executables"), or says this when there is none.
+class grpc_needed : public usage_error {
+public:
+    using usage_error::usage_error;
+};
+// The variant of telecap with the gRPC bridge, found as telecap-guard is (spawn/guard.hpp).
+inline constexpr const char* grpc_executable_name = "telecap-grpc";
+inline constexpr const char* grpc_path_env = "TELECAP_GRPC_BIN";
+
 struct capture_options {
     std::string catalog_path;  // empty: the built-in catalog
     std::string prefix{default_telemetry_prefix};
@@ -125,9 +136,12 @@ void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, out
                     attached_outputs* attached = nullptr);
 std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
                                      const std::string& use);  // throws usage_error
-// Why `-o grpc` is refused by a telecap built without the gRPC bridge.
+// Why `-o grpc` is refused by a telecap built without the gRPC bridge and without telecap-grpc
+// beside it.
 inline constexpr const char* grpc_not_built =
     "this telecap was built without gRPC (cmake -DTELECAP_GRPC=ON, with libgrpc++-dev)";
+// True for `grpc`, `grpc:ADDR` and `grpc?OPTIONS`.
+bool is_grpc_output(std::string_view spec);
 // True for the outputs that export metrics rather than events (one per telecap, not per pool).
 bool is_metrics_output(std::string_view spec);
 // The store's metrics config: the file, or the bundled default. Throws usage_error.
