@@ -72,12 +72,13 @@ std::string status_json(const status_snapshot& s) {
         append_json_double(out, w.uptime_seconds);
         if (w.exit_code) out += ",\"exit_code\":" + std::to_string(*w.exit_code);
         out += ",\"events\":" + std::to_string(w.stats->events);
-        out += ",\"lines\":" + std::to_string(w.stats->lines);
-        out += ",\"passthrough_lines\":" + std::to_string(w.stats->passthrough_lines);
-        append_rejected(out, *w.stats);
         append_gated(out, w);
         out += ",\"controls\":";
         append_controls_json(out, *w.controls);
+        // Added for top, after the members that were there before it.
+        out += ",\"lines\":" + std::to_string(w.stats->lines);
+        out += ",\"passthrough_lines\":" + std::to_string(w.stats->passthrough_lines);
+        append_rejected(out, *w.stats);
         out += '}';
     }
     out += "},\"listeners\":[";

@@ -42,9 +42,10 @@ void fit(std::vector<column>& cols, std::size_t width) {
     for (auto& c : cols) {
         c.width = c.header.size();
         for (const auto& cell : c.cells) c.width = std::max(c.width, cell.size());
-        if (c.cap) c.width = std::min(c.width, std::max(c.cap, c.header.size()));
     }
-    if (width == 0) return;
+    if (width == 0) return;  // no limit: whole cells, for scripts
+    for (auto& c : cols)
+        if (c.cap) c.width = std::min(c.width, std::max(c.cap, c.header.size()));
     const auto ideal = [&cols] {
         std::vector<std::size_t> w;
         for (const auto& c : cols) w.push_back(c.width);
