@@ -176,12 +176,11 @@ std::vector<std::string> render(const view& v, const view_options& vo, const tex
     const auto add = [&](std::string l) { out.push_back(t.width ? cut(l, t.width) : l); };
 
     // The summary.
-    std::string head = "telecap top";
-    if (!t.title.empty()) head += "  " + t.title;
-    head += "  up " + format_duration(now.uptime_seconds);
+    std::string head = "telecap top  up " + format_duration(now.uptime_seconds);
     head += "  workers " + std::to_string(v.workers_running) + "/" +
             std::to_string(v.workers_total) + " running";
     if (now.stopping) head += "  STOPPING";
+    if (!t.title.empty()) head += "  " + t.title;
     add(head);
     char cpu[32] = "-";
     if (v.cpu_percent >= 0) std::snprintf(cpu, sizeof cpu, "%.1f%%", v.cpu_percent);
