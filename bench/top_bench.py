@@ -143,7 +143,7 @@ def main():
             base, with_top, top_own = one_run(tc, fixture, a.workers, a.seconds, work)
             rows.append((base, with_top, with_top - base, top_own))
             print(f"run {i + 1}: telecap alone {base * 100:.2f} %, with top "
-                  f"{with_top * 100:.2f} % (+{(with_top - base) * 100:.2f}), "
+                  f"{with_top * 100:.2f} % ({(with_top - base) * 100:+.2f}), "
                   f"top {top_own * 100:.2f} % of a core", flush=True)
     print(f"\n{a.workers} workers, one telemetry line a second each; top at a 1 s interval; "
           f"{a.seconds:.0f} s windows, {a.runs} runs; % of one core")
