@@ -377,8 +377,7 @@ int main_cli(int argc, char** argv) {
         "top", "A live view of a running telecap: workers, outputs, rates (docs/top.md)");
     top_options to;
     double top_interval_ms = 1000;
-    topc->add_option("--socket", to.socket, "The control socket (run --control PATH)")
-        ->required();
+    topc->add_option("--socket", to.socket, "The control socket (run --control PATH)")->required();
     topc->add_option("--interval", top_interval_ms,
                      "Milliseconds between two snapshots (the rates' window; 10 .. 3600000)")
         ->capture_default_str();

@@ -240,8 +240,8 @@ std::vector<control::output_status> run_outputs::status() const {
     std::vector<control::output_status> out;
     out.reserve(outputs_.size());
     for (const auto& o : outputs_)
-        out.push_back({o.id, o.inner->events_handed(), o.inner->events_dropped(),
-                       o.inner->errors(), o.inner->last_error()});
+        out.push_back({o.id, o.inner->events_handed(), o.inner->events_dropped(), o.inner->errors(),
+                       o.inner->last_error()});
     return out;
 }
 

@@ -35,8 +35,7 @@ constexpr std::chrono::milliseconds reply_timeout{5000};
 
 std::optional<std::string> fetch(const std::string& socket, top::snapshot& out) {
     std::string reply;
-    if (auto e = control::exchange(socket, R"({"cmd":"status"})", reply_timeout, reply))
-        return e;
+    if (auto e = control::exchange(socket, R"({"cmd":"status"})", reply_timeout, reply)) return e;
     if (auto e = top::parse_status(reply, out)) return "status refused: " + *e;
     return std::nullopt;
 }
@@ -53,7 +52,8 @@ void write_all(int fd, const std::string& s) {
 }
 
 void sleep_for(std::chrono::milliseconds d) {
-    timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>(d.count() % 1000) * 1000000};
+    timespec ts{static_cast<time_t>(d.count() / 1000),
+                static_cast<long>(d.count() % 1000) * 1000000};
     while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
@@ -191,7 +191,8 @@ int run_interactive(const top_options& o) {
                 const auto left =
                     std::chrono::duration_cast<std::chrono::milliseconds>(next_at - clock::now());
                 pollfd fds[2] = {{term.signal_fd(), POLLIN, 0}, {term.keys() ? 0 : -1, POLLIN, 0}};
-                const int r = ::poll(fds, 2, static_cast<int>(std::max<long long>(0, left.count())));
+                const int r =
+                    ::poll(fds, 2, static_cast<int>(std::max<long long>(0, left.count())));
                 if (r < 0 && errno != EINTR) break;
                 if (r <= 0) {
                     cur = 1 - cur;

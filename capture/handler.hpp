@@ -53,9 +53,7 @@ public:
         handle(ev);
     }
     // Events delivered to this handler so far. Any thread.
-    std::uint64_t events_handed() const noexcept {
-        return handed_.load(std::memory_order_relaxed);
-    }
+    std::uint64_t events_handed() const noexcept { return handed_.load(std::memory_order_relaxed); }
 
 private:
     std::atomic<std::uint64_t> handed_{0};

@@ -133,8 +133,7 @@ std::optional<std::string> parse_status(std::string_view reply, snapshot& out) {
             if (const auto r = v.FindMember("rejected"); r != v.MemberEnd() && r->value.IsObject())
                 for (const auto& reason : r->value.GetObject())
                     if (reason.value.IsUint64())
-                        w.rejected.emplace_back(reason.name.GetString(),
-                                                reason.value.GetUint64());
+                        w.rejected.emplace_back(reason.name.GetString(), reason.value.GetUint64());
             if (const auto r = v.FindMember("dropped"); r != v.MemberEnd() && r->value.IsObject())
                 for (const auto& reason : r->value.GetObject())
                     if (reason.value.IsUint64()) w.removed += reason.value.GetUint64();
@@ -158,9 +157,8 @@ std::string gates_summary(const gate_settings& g) {
     char text[64];
     if (g.sampling_rate < 1) {
         std::snprintf(text, sizeof text, "sample %g", g.sampling_rate);
-        add(text + (g.sampling_patterns
-                        ? "(" + std::to_string(g.sampling_patterns) + " patterns)"
-                        : std::string()));
+        add(text + (g.sampling_patterns ? "(" + std::to_string(g.sampling_patterns) + " patterns)"
+                                        : std::string()));
     }
     if (g.allow) add("allow " + std::to_string(g.allow));
     if (g.deny) add("deny " + std::to_string(g.deny));
@@ -173,13 +171,20 @@ std::string gates_summary(const gate_settings& g) {
 
 std::string_view to_string(sort_key k) noexcept {
     switch (k) {
-        case sort_key::activity: return "activity";
-        case sort_key::events: return "events";
-        case sort_key::rejects: return "rejects";
-        case sort_key::drops: return "drops";
-        case sort_key::restarts: return "restarts";
-        case sort_key::uptime: return "uptime";
-        case sort_key::name: return "name";
+        case sort_key::activity:
+            return "activity";
+        case sort_key::events:
+            return "events";
+        case sort_key::rejects:
+            return "rejects";
+        case sort_key::drops:
+            return "drops";
+        case sort_key::restarts:
+            return "restarts";
+        case sort_key::uptime:
+            return "uptime";
+        case sort_key::name:
+            return "name";
     }
     return "?";
 }
@@ -247,13 +252,20 @@ view make_view(const snapshot* before, const snapshot& now, const view_options& 
     // Bigger first for every key but the name; ties by name, so rows do not jump around.
     const auto key = [&o](const worker_row& r) -> double {
         switch (o.sort) {
-            case sort_key::activity: return r.lines_per_s;
-            case sort_key::events: return r.events_per_s;
-            case sort_key::rejects: return r.rejects_per_s;
-            case sort_key::drops: return static_cast<double>(r.w->removed);
-            case sort_key::restarts: return static_cast<double>(r.w->restarts);
-            case sort_key::uptime: return r.w->uptime_seconds;
-            case sort_key::name: return 0;
+            case sort_key::activity:
+                return r.lines_per_s;
+            case sort_key::events:
+                return r.events_per_s;
+            case sort_key::rejects:
+                return r.rejects_per_s;
+            case sort_key::drops:
+                return static_cast<double>(r.w->removed);
+            case sort_key::restarts:
+                return static_cast<double>(r.w->restarts);
+            case sort_key::uptime:
+                return r.w->uptime_seconds;
+            case sort_key::name:
+                return 0;
         }
         return 0;
     };

@@ -26,11 +26,11 @@ std::string cut(const std::string& s, std::size_t width) {
 
 struct column {
     std::string header;
-    bool right = false;       // numbers: right-aligned
-    int keep = 0;             // when too wide, the lowest is left out first
-    bool flex = false;        // may be narrowed (and its cells cut) before columns are dropped
-    std::size_t min = 0;      // a flexible column's narrowest
-    std::size_t cap = 0;      // widest; 0: as wide as its cells
+    bool right = false;   // numbers: right-aligned
+    int keep = 0;         // when too wide, the lowest is left out first
+    bool flex = false;    // may be narrowed (and its cells cut) before columns are dropped
+    std::size_t min = 0;  // a flexible column's narrowest
+    std::size_t cap = 0;  // widest; 0: as wide as its cells
     std::vector<std::string> cells;
     std::size_t width = 0;
     bool shown = true;
@@ -69,7 +69,8 @@ void fit(std::vector<column>& cols, std::size_t width) {
         for (const std::size_t i : order) {
             if (total <= width) break;
             const std::size_t floor = std::max(cols[i].min, std::size_t{1});
-            const std::size_t give = std::min(total - width, cols[i].width - std::min(floor, cols[i].width));
+            const std::size_t give =
+                std::min(total - width, cols[i].width - std::min(floor, cols[i].width));
             cols[i].width -= give;
             total -= give;
         }
@@ -185,15 +186,15 @@ std::vector<std::string> render(const view& v, const view_options& vo, const tex
     char cpu[32] = "-";
     if (v.cpu_percent >= 0) std::snprintf(cpu, sizeof cpu, "%.1f%%", v.cpu_percent);
     add("lines/s " + format_rate(v.lines_per_s) + "  events/s " + format_rate(v.events_per_s) +
-        "  rejects/s " + format_rate(v.rejects_per_s) + "  queue " +
-        format_count(now.queue_depth) + "  cpu " + cpu + "  rss " + bytes(now.rss_bytes));
+        "  rejects/s " + format_rate(v.rejects_per_s) + "  queue " + format_count(now.queue_depth) +
+        "  cpu " + cpu + "  rss " + bytes(now.rss_bytes));
     add("gates: " + (v.gates.empty() ? std::string("-") : v.gates));
     char interval[48] = "first snapshot";
     if (v.interval_seconds > 0)
         std::snprintf(interval, sizeof interval, "over %.1fs", v.interval_seconds);
-    std::string how = "sort: " + std::string(to_string(vo.sort)) + (vo.reverse ? " (reversed)" : "") +
-                      "  pool: " + (vo.pool.empty() ? std::string("all") : vo.pool) +
-                      "  rates " + interval;
+    std::string how =
+        "sort: " + std::string(to_string(vo.sort)) + (vo.reverse ? " (reversed)" : "") +
+        "  pool: " + (vo.pool.empty() ? std::string("all") : vo.pool) + "  rates " + interval;
     if (t.keys) how += "  keys: q quit, s sort, r reverse, p pool";
     add(how);
     add("");
@@ -211,18 +212,12 @@ std::vector<std::string> render(const view& v, const view_options& vo, const tex
     }
 
     std::vector<column> w = {
-        {"WORKER", false, 100, true, 12, 40, {}},
-        {"POOL", false, 3, true, 6, 20, {}},
-        {"STATE", false, 9, false, 0, 0, {}},
-        {"PID", true, 6, false, 0, 0, {}},
-        {"UPTIME", true, 5, false, 0, 0, {}},
-        {"RESTARTS", true, 7, false, 0, 0, {}},
-        {"LINES/S", true, 11, false, 0, 0, {}},
-        {"EVENTS/S", true, 10, false, 0, 0, {}},
-        {"REJECTS/S", true, 8, false, 0, 0, {}},
-        {"TOP_REJECT", false, 2, true, 6, 24, {}},
-        {"DROPS", true, 4, false, 0, 0, {}},
-        {"GATES", false, 1, true, 4, 30, {}},
+        {"WORKER", false, 100, true, 12, 40, {}}, {"POOL", false, 3, true, 6, 20, {}},
+        {"STATE", false, 9, false, 0, 0, {}},     {"PID", true, 6, false, 0, 0, {}},
+        {"UPTIME", true, 5, false, 0, 0, {}},     {"RESTARTS", true, 7, false, 0, 0, {}},
+        {"LINES/S", true, 11, false, 0, 0, {}},   {"EVENTS/S", true, 10, false, 0, 0, {}},
+        {"REJECTS/S", true, 8, false, 0, 0, {}},  {"TOP_REJECT", false, 2, true, 6, 24, {}},
+        {"DROPS", true, 4, false, 0, 0, {}},      {"GATES", false, 1, true, 4, 30, {}},
     };
     for (std::size_t r = 0; r < rows; ++r) {
         const auto& row = v.workers[r];
@@ -254,10 +249,8 @@ std::vector<std::string> render(const view& v, const view_options& vo, const tex
     if (!v.outputs.empty()) {
         add("");
         std::vector<column> o = {
-            {"OUTPUT", false, 5, true, 8, 48, {}},
-            {"SENT/S", true, 4, false, 0, 0, {}},
-            {"DROPPED", true, 3, false, 0, 0, {}},
-            {"ERRORS", true, 2, false, 0, 0, {}},
+            {"OUTPUT", false, 5, true, 8, 48, {}},     {"SENT/S", true, 4, false, 0, 0, {}},
+            {"DROPPED", true, 3, false, 0, 0, {}},     {"ERRORS", true, 2, false, 0, 0, {}},
             {"LAST_ERROR", false, 1, true, 10, 0, {}},
         };
         for (const auto& row : v.outputs) {

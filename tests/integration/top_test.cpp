@@ -41,10 +41,23 @@ struct telecap_run {
 void launch(telecap_run& t, const std::string& tag, int instances) {
     t.sock = temp_path(tag + ".sock");
     t.out = temp_path(tag + ".jsonl");
-    std::vector<std::string> argv{bin,     "run",        "--control",   t.sock,
-                                  "--pool", "p",         "--instances", std::to_string(instances),
-                                  "-o",     "jsonl:" + t.out, "-o",     "null",
-                                  "--passthrough", "none", "--grace", "2", "--"};
+    std::vector<std::string> argv{bin,
+                                  "run",
+                                  "--control",
+                                  t.sock,
+                                  "--pool",
+                                  "p",
+                                  "--instances",
+                                  std::to_string(instances),
+                                  "-o",
+                                  "jsonl:" + t.out,
+                                  "-o",
+                                  "null",
+                                  "--passthrough",
+                                  "none",
+                                  "--grace",
+                                  "2",
+                                  "--"};
     for (auto& a : busy_worker()) argv.push_back(a);
     t.p = start(argv, tag);
     ASSERT_TRUE(eventually([&] { return socket_ready(t.sock); })) << "no control socket";
@@ -134,8 +147,8 @@ TEST(Top, OnceShowsEachWorkerAndOutputWithRates) {
 
     const auto o = table(r.out, "OUTPUT");
     ASSERT_EQ(o.size(), 3u) << r.out;
-    EXPECT_EQ(o[0], (std::vector<std::string>{"OUTPUT", "SENT/S", "DROPPED", "ERRORS",
-                                              "LAST_ERROR"}));
+    EXPECT_EQ(o[0],
+              (std::vector<std::string>{"OUTPUT", "SENT/S", "DROPPED", "ERRORS", "LAST_ERROR"}));
     EXPECT_EQ(o[1][0], "output.0:jsonl:" + t.out);
     EXPECT_EQ(o[2][0], "output.1:null");
     for (std::size_t i = 1; i < o.size(); ++i) {

@@ -15,12 +15,13 @@ namespace {
 
 // A status reply as telecap writes it (docs/control.md), with the members top reads.
 std::string worker_json(const std::string& id, const std::string& pool, std::uint64_t lines,
-                        std::uint64_t events, const std::string& rejected = "{}",
-                        int restarts = 0, const std::string& controls = "") {
+                        std::uint64_t events, const std::string& rejected = "{}", int restarts = 0,
+                        const std::string& controls = "") {
     return "\"" + id + "\":{\"pool\":\"" + pool +
            "\",\"pid\":100,\"state\":\"running\",\"stopped_on_request\":false,\"restarts\":" +
-           std::to_string(restarts) + ",\"uptime_seconds\":5.0,\"events\":" +
-           std::to_string(events) + ",\"lines\":" + std::to_string(lines) +
+           std::to_string(restarts) +
+           ",\"uptime_seconds\":5.0,\"events\":" + std::to_string(events) +
+           ",\"lines\":" + std::to_string(lines) +
            ",\"passthrough_lines\":0,\"rejected\":" + rejected +
            ",\"dropped\":{\"disabled\":1,\"sampled\":2,\"filtered\":0,\"rate_limited\":0}" +
            (controls.empty() ? "" : ",\"controls\":" + controls) + "}";
@@ -114,13 +115,15 @@ TEST(TopModel, RefusedOrNotAReply) {
 }
 
 TEST(TopModel, RatesFromTwoSnapshots) {
-    const auto before = parsed(reply(10, {worker_json("a-0", "a", 100, 50, R"({"invalid_json":2})"),
-                                          worker_json("a-1", "a", 10, 10)},
+    const auto before = parsed(reply(10,
+                                     {worker_json("a-0", "a", 100, 50, R"({"invalid_json":2})"),
+                                      worker_json("a-1", "a", 10, 10)},
                                      R"([{"output":"o","events":100}])", 1.0));
-    const auto now = parsed(reply(
-        12, {worker_json("a-0", "a", 300, 150, R"({"invalid_json":4,"oversize":10})"),
-             worker_json("a-1", "a", 10, 10)},
-        R"([{"output":"o","events":400}])", 1.5));
+    const auto now =
+        parsed(reply(12,
+                     {worker_json("a-0", "a", 300, 150, R"({"invalid_json":4,"oversize":10})"),
+                      worker_json("a-1", "a", 10, 10)},
+                     R"([{"output":"o","events":400}])", 1.5));
     const auto v = make_view(&before, now, {});
     EXPECT_DOUBLE_EQ(v.interval_seconds, 2);
     const auto& r = row_of(v, "a-0");
@@ -142,8 +145,7 @@ TEST(TopModel, RatesFromTwoSnapshots) {
 TEST(TopModel, ACounterThatWentDownCountsFromZero) {
     // a-0 restarted between the snapshots with fresh counters: 40 lines since, not -460.
     const auto before = parsed(reply(10, {worker_json("a-0", "a", 500, 400, R"({"oversize":9})")}));
-    const auto now =
-        parsed(reply(11, {worker_json("a-0", "a", 40, 20, R"({"oversize":3})", 1)}));
+    const auto now = parsed(reply(11, {worker_json("a-0", "a", 40, 20, R"({"oversize":3})", 1)}));
     const auto v = make_view(&before, now, {});
     EXPECT_DOUBLE_EQ(row_of(v, "a-0").lines_per_s, 40);
     EXPECT_DOUBLE_EQ(row_of(v, "a-0").events_per_s, 20);
@@ -152,7 +154,8 @@ TEST(TopModel, ACounterThatWentDownCountsFromZero) {
 
 TEST(TopModel, ANewWorkerCountsFromZero) {
     const auto before = parsed(reply(10, {worker_json("a-0", "a", 5, 5)}));
-    const auto now = parsed(reply(12, {worker_json("a-0", "a", 5, 5), worker_json("b-0", "b", 8, 6)}));
+    const auto now =
+        parsed(reply(12, {worker_json("a-0", "a", 5, 5), worker_json("b-0", "b", 8, 6)}));
     const auto v = make_view(&before, now, {});
     EXPECT_DOUBLE_EQ(row_of(v, "b-0").lines_per_s, 4);
     EXPECT_EQ(ids(v).front(), "b-0");  // the busiest first
@@ -177,12 +180,12 @@ TEST(TopModel, NoRatesWithoutAnInterval) {
 }
 
 TEST(TopModel, SortsByActivityThenNaturalName) {
-    const auto before = parsed(reply(10, {worker_json("a-10", "a", 0, 0), worker_json("a-2", "a", 0, 0),
-                                          worker_json("a-1", "a", 0, 0), worker_json("b-0", "b", 0, 0)}));
-    const auto now = parsed(reply(11, {worker_json("a-10", "a", 5, 0, "{}", 3),
-                                       worker_json("a-2", "a", 5, 1, "{}", 1),
-                                       worker_json("a-1", "a", 1, 1),
-                                       worker_json("b-0", "b", 9, 0)}));
+    const auto before =
+        parsed(reply(10, {worker_json("a-10", "a", 0, 0), worker_json("a-2", "a", 0, 0),
+                          worker_json("a-1", "a", 0, 0), worker_json("b-0", "b", 0, 0)}));
+    const auto now = parsed(
+        reply(11, {worker_json("a-10", "a", 5, 0, "{}", 3), worker_json("a-2", "a", 5, 1, "{}", 1),
+                   worker_json("a-1", "a", 1, 1), worker_json("b-0", "b", 9, 0)}));
     view_options o;
     EXPECT_EQ(ids(make_view(&before, now, o)),
               (std::vector<std::string>{"b-0", "a-2", "a-10", "a-1"}));
@@ -205,8 +208,10 @@ TEST(TopModel, SortsByActivityThenNaturalName) {
 }
 
 TEST(TopModel, PoolFilter) {
-    const auto before = parsed(reply(10, {worker_json("a-0", "a", 0, 0), worker_json("b-0", "b", 0, 0)}));
-    const auto now = parsed(reply(11, {worker_json("a-0", "a", 3, 0), worker_json("b-0", "b", 7, 0)}));
+    const auto before =
+        parsed(reply(10, {worker_json("a-0", "a", 0, 0), worker_json("b-0", "b", 0, 0)}));
+    const auto now =
+        parsed(reply(11, {worker_json("a-0", "a", 3, 0), worker_json("b-0", "b", 7, 0)}));
     view_options o;
     o.pool = "b";
     const auto v = make_view(&before, now, o);
@@ -227,13 +232,15 @@ TEST(TopModel, PoolFilter) {
 
 TEST(TopText, FitsTheWidth) {
     const std::string long_id = "a-worker-with-a-very-long-name-0123456789";
-    const auto before = parsed(reply(10, {worker_json(long_id, "a", 0, 0), worker_json("a-1", "a", 0, 0)},
-                                     R"([{"output":"output.0:jsonl:/var/log/x.jsonl","events":0}])"));
-    const auto now = parsed(reply(
-        11, {worker_json(long_id, "a", 9, 9, R"({"invalid_json":1})", 0, R"({"enabled":false})"),
-             worker_json("a-1", "a", 1, 1)},
-        R"([{"output":"output.0:jsonl:/var/log/x.jsonl","events":5,"errors":1,)"
-        R"("last_error":"x.jsonl: write failed:\nNo space left on device"}])"));
+    const auto before =
+        parsed(reply(10, {worker_json(long_id, "a", 0, 0), worker_json("a-1", "a", 0, 0)},
+                     R"([{"output":"output.0:jsonl:/var/log/x.jsonl","events":0}])"));
+    const auto now = parsed(
+        reply(11,
+              {worker_json(long_id, "a", 9, 9, R"({"invalid_json":1})", 0, R"({"enabled":false})"),
+               worker_json("a-1", "a", 1, 1)},
+              R"([{"output":"output.0:jsonl:/var/log/x.jsonl","events":5,"errors":1,)"
+              R"("last_error":"x.jsonl: write failed:\nNo space left on device"}])"));
     const auto v = make_view(&before, now, {});
     // No limit: every column, whole.
     const auto wide = render(v, {}, {});
