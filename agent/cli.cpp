@@ -385,6 +385,9 @@ int main_cli(int argc, char** argv) {
                    "Print one plain-text snapshot (rates over --interval) and exit; also what "
                    "top does when stdout is not a terminal");
     topc->add_option("--pool", to.pool, "Show this pool's workers only (p cycles the pools)");
+    topc->footer(
+        "Keys: q quit, s sort (activity, events, rejects, drops, restarts, uptime, name), r "
+        "reverse, p next pool. Exit 1 when no telecap answers or it goes away.");
 
     try {
         app.parse(argc, argv);

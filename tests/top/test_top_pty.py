@@ -36,6 +36,12 @@ def last_frame(raw):
     return [line.replace("\x1b[K", "").replace("\r", "") for line in frame.split("\n")]
 
 
+def frame_line(raw, i):
+    """Line i of the last frame, "" while that frame is not drawn that far yet."""
+    lines = last_frame(raw)
+    return lines[i] if i < len(lines) else ""
+
+
 class TopUnderAPty(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.TemporaryDirectory()
@@ -116,11 +122,11 @@ class TopUnderAPty(unittest.TestCase):
         self.assertTrue(all(len(l) <= 120 for l in frame), frame)
 
         os.write(self.master, b"s")
-        self.read_until(lambda t: "sort: events" in last_frame(t)[3])
+        self.read_until(lambda t: "sort: events" in frame_line(t, 3))
         os.write(self.master, b"r")
-        self.read_until(lambda t: "sort: events (reversed)" in last_frame(t)[3])
+        self.read_until(lambda t: "sort: events (reversed)" in frame_line(t, 3))
         os.write(self.master, b"p")
-        self.read_until(lambda t: "pool: p " in last_frame(t)[3])
+        self.read_until(lambda t: "pool: p " in frame_line(t, 3))
 
         # A narrower terminal: the next frame fits it.
         set_size(self.slave, 20, 50)
