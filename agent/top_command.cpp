@@ -157,11 +157,16 @@ int run_once(const top_options& o) {
 }
 
 int run_interactive(const top_options& o) {
+    top::snapshot snaps[2];
+    int cur = 0;
+    // Before the screen is taken: a wrong socket is one line on the normal screen.
+    if (auto e = fetch(o.socket, snaps[cur])) {
+        std::fprintf(stderr, "telecap: top: %s\n", e->c_str());
+        return 1;
+    }
     std::optional<std::string> lost;
     {
         terminal_session term;
-        top::snapshot snaps[2];
-        int cur = 0;
         bool have_before = false;
         top::view_options vo;
         vo.pool = o.pool;
@@ -183,68 +188,67 @@ int run_interactive(const top_options& o) {
             frame += "\x1b[J";
             write_all(1, frame);
         };
-        lost = fetch(o.socket, snaps[cur]);
-        if (!lost) {
-            draw();
-            auto next_at = clock::now() + o.interval;
-            while (true) {
-                const auto left =
-                    std::chrono::duration_cast<std::chrono::milliseconds>(next_at - clock::now());
-                pollfd fds[2] = {{term.signal_fd(), POLLIN, 0}, {term.keys() ? 0 : -1, POLLIN, 0}};
-                const int r =
-                    ::poll(fds, 2, static_cast<int>(std::max<long long>(0, left.count())));
-                if (r < 0 && errno != EINTR) break;
-                if (r <= 0) {
-                    cur = 1 - cur;
-                    if ((lost = fetch(o.socket, snaps[cur]))) break;
-                    have_before = true;
-                    draw();
-                    next_at += o.interval;
-                    if (next_at < clock::now()) next_at = clock::now() + o.interval;
-                    continue;
-                }
-                if (fds[0].revents & POLLIN) {
-                    signalfd_siginfo si{};
-                    bool quit = false;
-                    while (::read(term.signal_fd(), &si, sizeof si) == sizeof si) {
-                        if (si.ssi_signo == SIGWINCH) continue;
-                        if (si.ssi_signo == SIGTSTP) {
-                            term.suspend();
-                            continue;
-                        }
-                        quit = true;
+        draw();
+        auto next_at = clock::now() + o.interval;
+        while (true) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(next_at - clock::now());
+            pollfd fds[2] = {{term.signal_fd(), POLLIN, 0}, {term.keys() ? 0 : -1, POLLIN, 0}};
+            const int r = ::poll(fds, 2, static_cast<int>(std::max<long long>(0, left.count())));
+            if (r < 0) {
+                if (errno == EINTR) continue;  // not the interval's end
+                break;
+            }
+            if (r == 0) {
+                cur = 1 - cur;
+                if ((lost = fetch(o.socket, snaps[cur]))) break;
+                have_before = true;
+                draw();
+                next_at += o.interval;
+                if (next_at < clock::now()) next_at = clock::now() + o.interval;
+                continue;
+            }
+            if (fds[0].revents & POLLIN) {
+                signalfd_siginfo si{};
+                bool quit = false;
+                while (::read(term.signal_fd(), &si, sizeof si) == sizeof si) {
+                    if (si.ssi_signo == SIGWINCH) continue;
+                    if (si.ssi_signo == SIGTSTP) {
+                        term.suspend();
+                        continue;
                     }
-                    if (quit) break;
-                    draw();
+                    quit = true;
                 }
-                if (fds[1].revents & (POLLHUP | POLLERR)) break;  // the terminal went away
-                if (fds[1].revents & POLLIN) {
-                    char keys[64];
-                    const ssize_t n = ::read(0, keys, sizeof keys);
-                    if (n == 0) break;
-                    bool quit = false;
-                    for (ssize_t i = 0; i < n; ++i) {
-                        switch (keys[i]) {
-                            case 'q':
-                            case 'Q':
-                                quit = true;
-                                break;
-                            case 's':
-                                vo.sort = top::next(vo.sort);
-                                break;
-                            case 'r':
-                                vo.reverse = !vo.reverse;
-                                break;
-                            case 'p':
-                                vo.pool = top::next_pool(snaps[cur], vo.pool);
-                                break;
-                            default:
-                                break;
-                        }
+                if (quit) break;
+                draw();
+            }
+            if (fds[1].revents & (POLLHUP | POLLERR)) break;  // the terminal went away
+            if (fds[1].revents & POLLIN) {
+                char keys[64];
+                const ssize_t n = ::read(0, keys, sizeof keys);
+                if (n == 0) break;
+                bool quit = false;
+                for (ssize_t i = 0; i < n; ++i) {
+                    switch (keys[i]) {
+                        case 'q':
+                        case 'Q':
+                            quit = true;
+                            break;
+                        case 's':
+                            vo.sort = top::next(vo.sort);
+                            break;
+                        case 'r':
+                            vo.reverse = !vo.reverse;
+                            break;
+                        case 'p':
+                            vo.pool = top::next_pool(snaps[cur], vo.pool);
+                            break;
+                        default:
+                            break;
                     }
-                    if (quit) break;
-                    draw();
                 }
+                if (quit) break;
+                draw();
             }
         }
     }

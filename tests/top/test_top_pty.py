@@ -155,6 +155,15 @@ class TopUnderAPty(unittest.TestCase):
         after = self.out.rsplit("\x1b[?1049l", 1)[-1]
         self.assertIn("telecap: top: lost " + self.sock, after)
 
+    def test_no_telecap_is_an_error_on_the_normal_screen(self):
+        self.top = subprocess.Popen([BIN, "top", "--socket", self.sock + ".nobody"],
+                                    stdin=self.slave, stdout=self.slave, stderr=self.slave,
+                                    start_new_session=True)
+        self.assertEqual(self.drain_until_exit(), 1)
+        self.assertIn("telecap: top: cannot connect to " + self.sock + ".nobody", self.out)
+        self.assertNotIn("\x1b[?1049h", self.out)  # the screen was never taken
+        self.assertEqual(termios.tcgetattr(self.slave), self.cooked)
+
 
 if __name__ == "__main__":
     unittest.main()
