@@ -246,8 +246,13 @@ view make_view(const snapshot* before, const snapshot& now, const view_options& 
         if (now.cpu_seconds >= 0 && before->cpu_seconds >= 0)
             v.cpu_percent = std::max(0.0, (now.cpu_seconds - before->cpu_seconds) / dt * 100);
     }
-    for (const auto& [kind, n] : gate_kinds)
-        v.gates += (v.gates.empty() ? "" : ", ") + kind + " " + std::to_string(n);
+    // "198 on, 2 off": the most common first.
+    std::vector<std::pair<std::size_t, std::string>> kinds;
+    for (const auto& [kind, n] : gate_kinds) kinds.emplace_back(n, kind);
+    std::stable_sort(kinds.begin(), kinds.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [n, kind] : kinds)
+        v.gates += (v.gates.empty() ? "" : ", ") + std::to_string(n) + " " + kind;
 
     // Bigger first for every key but the name; ties by name, so rows do not jump around.
     const auto key = [&o](const worker_row& r) -> double {

@@ -85,7 +85,7 @@ struct view {
     std::vector<output_row> outputs;
     double lines_per_s = -1, events_per_s = -1, rejects_per_s = -1;  // over the rows shown
     double cpu_percent = -1;                                         // of one core
-    std::string gates;  // "on 198, off 2": the workers' gates, by kind
+    std::string gates;  // "198 on, 2 off": how many workers have which gates
 };
 
 // The rates between `before` (nullptr: none yet) and `now`, which must outlive the view. A

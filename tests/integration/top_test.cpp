@@ -121,7 +121,7 @@ TEST(Top, OnceShowsEachWorkerAndOutputWithRates) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("workers 3/3 running"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("rates over 0."), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("gates: on 3"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("gates: 3 on"), std::string::npos) << r.out;
 
     const auto w = table(r.out, "WORKER");
     ASSERT_EQ(w.size(), 4u) << r.out;  // the header and 3 workers

@@ -140,6 +140,7 @@ TEST(TopModel, RatesFromTwoSnapshots) {
     EXPECT_DOUBLE_EQ(v.outputs[0].sent_per_s, 150);
     EXPECT_EQ(v.workers_total, 2u);
     EXPECT_EQ(v.workers_running, 2u);
+    EXPECT_EQ(v.gates, "2 on");
 }
 
 TEST(TopModel, ACounterThatWentDownCountsFromZero) {
@@ -242,6 +243,7 @@ TEST(TopText, FitsTheWidth) {
               R"([{"output":"output.0:jsonl:/var/log/x.jsonl","events":5,"errors":1,)"
               R"("last_error":"x.jsonl: write failed:\nNo space left on device"}])"));
     const auto v = make_view(&before, now, {});
+    EXPECT_EQ(v.gates, "1 off, 1 on");  // ties by name
     // No limit: every column, whole.
     const auto wide = render(v, {}, {});
     EXPECT_TRUE(has(wide, "GATES"));
