@@ -397,6 +397,22 @@ int main_cli(int argc, char** argv) {
         ->required();
     ctl->add_option("args", co.args, "The command's arguments");
 
+    auto* topc = app.add_subcommand(
+        "top", "A live view of a running telecap: workers, outputs, rates (docs/top.md)");
+    top_options to;
+    double top_interval_ms = 1000;
+    topc->add_option("--socket", to.socket, "The control socket (run --control PATH)")->required();
+    topc->add_option("--interval", top_interval_ms,
+                     "Milliseconds between two snapshots (the rates' window; 10 .. 3600000)")
+        ->capture_default_str();
+    topc->add_flag("--once", to.once,
+                   "Print one plain-text snapshot (rates over --interval) and exit; also what "
+                   "top does when stdout is not a terminal");
+    topc->add_option("--pool", to.pool, "Show this pool's workers only (p cycles the pools)");
+    topc->footer(
+        "Keys: q quit, s sort (activity, events, rejects, drops, restarts, uptime, name), r "
+        "reverse, p next pool. Exit 1 when no telecap answers or it goes away.");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -420,6 +436,12 @@ int main_cli(int argc, char** argv) {
             need("unknown_events", check_unknown_events(o.unknown_events));
         if (*cat) return run_catalog(o);
         if (*met) return run_metrics(print_default, check_path);
+        if (*topc) {
+            if (!(top_interval_ms >= 10 && top_interval_ms <= 3600000))
+                throw usage_error("--interval must be 10 .. 3600000 milliseconds");
+            to.interval = std::chrono::milliseconds(static_cast<long long>(top_interval_ms));
+            return run_top(to);
+        }
         if (*ctl) {
             need("timeout", check_seconds(ctl_timeout));
             co.timeout = to_millis(ctl_timeout);

@@ -44,6 +44,9 @@ public:
 
     std::uint64_t events_written() const noexcept { return written_.load(); }
     std::uint64_t events_dropped() const noexcept override { return dropped_.load(); }
+    // Its stream's failed writes, and the last failure said.
+    std::uint64_t errors() const override { return out_->counters().write_errors.load(); }
+    std::string last_error() const override { return out_->last_error(); }
     stream_writer& stream() const noexcept { return *out_; }
 
 private:
