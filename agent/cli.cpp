@@ -390,7 +390,8 @@ int main_cli(int argc, char** argv) {
         ->allow_extra_args(false);
     ctl->add_option("--timeout", ctl_timeout, "Seconds to wait for the reply")
         ->capture_default_str();
-    ctl->add_option("--format", co.format, "tap: jsonl (as -o jsonl, the default) or log (as -o log)");
+    ctl->add_option("--format", co.format,
+                    "tap: jsonl (as -o jsonl, the default) or log (as -o log)");
     ctl->add_option("--limit", co.limit, "tap: exit after N events");
     ctl->add_flag("--passthrough", co.passthrough,
                   "tap: the workers' other lines too (not built yet: refused)");

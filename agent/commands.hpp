@@ -44,7 +44,7 @@ struct ctl_options {
     bool json = false;
     std::chrono::milliseconds timeout{10000};
     // tap
-    std::string format;      // jsonl (default) or log
+    std::string format;       // jsonl (default) or log
     std::uint64_t limit = 0;  // events, then exit; 0: no limit
     bool passthrough = false;
 };

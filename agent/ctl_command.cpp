@@ -283,7 +283,8 @@ int run_tap(const ctl_options& o) {
             for (std::size_t at = 0; at < end;) {
                 const std::size_t nl = buf.find('\n', at);
                 const std::string_view line(buf.data() + at, nl - at);
-                const bool marker = log ? line.starts_with("# ") : line.starts_with("{\"telecap_tap\"");
+                const bool marker =
+                    log ? line.starts_with("# ") : line.starts_with("{\"telecap_tap\"");
                 at = nl + 1;
                 if (!marker && ++events == o.limit) {
                     end = at;

@@ -90,8 +90,8 @@ run_taps::run_taps(handler_bus& bus, dispatcher& events, metrics::registry& regi
             out.push_back({name, std::move(labels), metrics::kind::counter, v});
         };
         const auto taps = hub->open_taps();
-        out.push_back({"telecap_tap_open", {}, metrics::kind::gauge,
-                       static_cast<double>(taps.size())});
+        out.push_back(
+            {"telecap_tap_open", {}, metrics::kind::gauge, static_cast<double>(taps.size())});
         counter("telecap_tap_opened_total", static_cast<double>(hub->opened()));
         counter("telecap_tap_events_total", static_cast<double>(hub->sent_total()));
         counter("telecap_tap_dropped_total", static_cast<double>(hub->dropped_total()));

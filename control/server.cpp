@@ -62,7 +62,7 @@ struct server::client {
     clock::time_point waiting_since;  // connected, or last answered: waits for a request
     event_loop::timer_id retry = 0;
     event_loop::timer_id idle_timer = 0;
-    bool paused = false;  // not read from while replies are pending
+    bool paused = false;                    // not read from while replies are pending
     std::shared_ptr<stream_source> stream;  // a stream's client (ctl tap): see pump()
     bool writable_watch = false;            // the stream waits for room in the socket
 };

@@ -132,7 +132,8 @@ bool tap_handler::wanted(const event& ev) {
     if (!name_matches(ev)) return false;
     if (r_.where.kind == scope_kind::global) return true;
     const auto* v = ev.meta(r_.where.kind == scope_kind::pool ? "pool_name" : "worker_id");
-    return v && std::holds_alternative<std::string>(*v) && std::get<std::string>(*v) == r_.where.name;
+    return v && std::holds_alternative<std::string>(*v) &&
+           std::get<std::string>(*v) == r_.where.name;
 }
 
 void tap_handler::handle(const event& ev) {
@@ -224,9 +225,9 @@ std::optional<stream_reply> tap_hub::open(std::string_view line) {
     {
         std::lock_guard lock(mu_);
         if (taps_.size() >= h_.max_taps)
-            return stream_reply{error_reply("too many taps open (at most " +
-                                            std::to_string(h_.max_taps) + ")"),
-                                nullptr};
+            return stream_reply{
+                error_reply("too many taps open (at most " + std::to_string(h_.max_taps) + ")"),
+                nullptr};
         id = next_id_++;
         taps_.emplace(id, buf);
     }

@@ -4,7 +4,7 @@
 // - tap_handler sits on the bus. It filters first (the scope, the wire-name globs: a result
 //   kept per event name), so a tap that matches nothing costs a lookup per event; it renders
 //   what matches (the jsonl output's writer, or the log output's formatter) into a batch of
-//   its own and hands the batch over at each flush and every 64 KiB: one lock per batch.
+//   its own and hands the batch over at each flush and every 256 KiB: one lock per batch.
 // - tap_buffer is the hand-off to the control server on the loop thread. It holds at most
 //   max_bytes; a batch that does not fit is dropped whole, counted, and the client is told
 //   with a marker line where the gap is. It never waits, so a client that reads slowly or not
@@ -92,8 +92,9 @@ public:
     using wire_name_fn = std::function<std::string(const event&)>;
     // Appends one event as a log line, with its newline.
     using render_fn = std::function<void(std::string& out, const event&)>;
-    // Bytes batched before a hand-over between two flushes.
-    static constexpr std::size_t batch_bytes = 64 * 1024;
+    // Bytes batched before a hand-over between two flushes (as the jsonl output does: fewer
+    // hand-overs, and fewer copies into a buffer the server has not taken yet).
+    static constexpr std::size_t batch_bytes = 256 * 1024;
 
     tap_handler(tap_request r, std::shared_ptr<tap_buffer> out, wire_name_fn wire,
                 render_fn render_log);

@@ -44,8 +44,9 @@ telecap_run start_run(const std::string& tag, std::vector<std::string> cmd,
     telecap_run t;
     t.sock = temp_path(tag + ".sock");
     t.out = temp_path(tag + ".jsonl");
-    std::vector<std::string> argv{bin,     "run",       "--control",    t.sock, "--pool", "p",
-                                  "--instances", "2", "-o", "jsonl:" + t.out, "--grace", "2"};
+    std::vector<std::string> argv{
+        bin,           "run", "--control", t.sock,           "--pool",  "p",
+        "--instances", "2",   "-o",        "jsonl:" + t.out, "--grace", "2"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back("--");
     argv.insert(argv.end(), cmd.begin(), cmd.end());
@@ -84,18 +85,22 @@ double stat(const std::string& sock, const std::string& series) {
 }
 
 TEST(Tap, EventsArriveAsTheJsonlOutputWritesThemAndLimitExits) {
-    auto t = start_run("tap-limit", steady());
-    const auto r = run(tap_argv(t.sock, {"tap", "--limit", "5"}), "tap");
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(r.err, "");
-    const auto got = lines(r.out);
-    ASSERT_EQ(got.size(), 5u) << r.out;
-    // Each is the line the jsonl output wrote for the same event (its receive time makes it
-    // unique).
-    for (const auto& l : got)
-        EXPECT_TRUE(eventually([&] { return read_file(t.out).find(l + "\n") != std::string::npos; }))
-            << l;
-    stop(t);
+    for (const char* mode : {"loop", "thread"}) {  // the bus on the loop or the dispatch thread
+        SCOPED_TRACE(mode);
+        auto t = start_run(std::string("tap-limit-") + mode, steady(), {"--dispatch", mode});
+        const auto r = run(tap_argv(t.sock, {"tap", "--limit", "5"}), "tap");
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(r.err, "");
+        const auto got = lines(r.out);
+        ASSERT_EQ(got.size(), 5u) << r.out;
+        // Each is the line the jsonl output wrote for the same event (its receive time makes
+        // it unique).
+        for (const auto& l : got)
+            EXPECT_TRUE(eventually([&] {
+                return read_file(t.out).find(l + "\n") != std::string::npos;
+            })) << l;
+        stop(t);
+    }
 }
 
 TEST(Tap, PatternsMatchWireNamesAndScopesPickAPoolOrAWorker) {
@@ -115,8 +120,8 @@ TEST(Tap, PatternsMatchWireNamesAndScopesPickAPoolOrAWorker) {
     for (const auto& l : got) EXPECT_NE(l.find(R"("worker_id":"p-1")"), std::string::npos) << l;
 
     // The log format: the -o log line (a timestamp, then the event's text).
-    r = run(tap_argv(t.sock, {"--pool", "p", "tap", "--format", "log", "--limit", "3",
-                              "python.call.*"}),
+    r = run(tap_argv(t.sock,
+                     {"--pool", "p", "tap", "--format", "log", "--limit", "3", "python.call.*"}),
             "tap");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     got = lines(r.out);
@@ -167,10 +172,10 @@ TEST(Tap, CtrlCAndAClosedStdoutEndItQuietly) {
     EXPECT_TRUE(eventually([&] { return stat(t.sock, "telecap_tap_open") == 0; }));
 
     // `telecap ctl tap | head -n 2`: the tap ends when head does, status 0, no message.
-    const auto h = run({"/bin/sh", "-c",
-                        "{ \"$0\" ctl --socket \"$1\" tap; echo \"tap=$?\" >&2; } | head -n 2",
-                        bin, t.sock},
-                       "tap-head");
+    const auto h =
+        run({"/bin/sh", "-c",
+             "{ \"$0\" ctl --socket \"$1\" tap; echo \"tap=$?\" >&2; } | head -n 2", bin, t.sock},
+            "tap-head");
     EXPECT_EQ(lines(h.out).size(), 2u);
     EXPECT_EQ(h.err, "tap=0\n");
     stop(t);

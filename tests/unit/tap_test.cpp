@@ -345,19 +345,18 @@ TEST_F(TapServerTest, ARequestTurnsTheConnectionIntoAStreamFedFromAnotherThread)
     o.idle_limit = 50ms;  // a stream is not idle, whatever the limit
     o.stall_limit = 50ms;
     o.open_stream = [&](std::string_view line) { return hub.open(line); };
-    server s(loop, path_, [](std::string_view) { return ok_reply(",\"plain\":1"); }, o);
+    server s(
+        loop, path_, [](std::string_view) { return ok_reply(",\"plain\":1"); }, o);
     auto fd = connect_client();
     send_line(fd.get(), R"({"cmd":"status"})");  // a plain request first: answered as before
     std::string got;
-    ASSERT_TRUE(read_until(loop, fd.get(), got, [](const std::string& g) {
-        return g.find('\n') != std::string::npos;
-    }));
+    ASSERT_TRUE(read_until(loop, fd.get(), got,
+                           [](const std::string& g) { return g.find('\n') != std::string::npos; }));
     EXPECT_EQ(got, "{\"ok\":true,\"plain\":1}\n");
     got.clear();
     send_line(fd.get(), R"({"cmd":"tap","limit":300})");
-    ASSERT_TRUE(read_until(loop, fd.get(), got, [](const std::string& g) {
-        return g.find('\n') != std::string::npos;
-    }));
+    ASSERT_TRUE(read_until(loop, fd.get(), got,
+                           [](const std::string& g) { return g.find('\n') != std::string::npos; }));
     EXPECT_EQ(got, "{\"ok\":true,\"tap\":1}\n");
     EXPECT_EQ(s.streams(), 1u);
     ASSERT_EQ(bus.count("tap.1"), 1u);
@@ -398,13 +397,13 @@ TEST_F(TapServerTest, AClientThatNeverReadsLosesEventsAndIsNeverWaitedFor) {
     server_options o;
     o.stall_limit = 20ms;
     o.open_stream = [&](std::string_view line) { return hub.open(line); };
-    server s(loop, path_, [](std::string_view) { return ok_reply(); }, o);
+    server s(
+        loop, path_, [](std::string_view) { return ok_reply(); }, o);
     auto fd = connect_client();
     send_line(fd.get(), R"({"cmd":"tap"})");
     std::string got;
-    ASSERT_TRUE(read_until(loop, fd.get(), got, [](const std::string& g) {
-        return g.find('\n') != std::string::npos;
-    }));
+    ASSERT_TRUE(read_until(loop, fd.get(), got,
+                           [](const std::string& g) { return g.find('\n') != std::string::npos; }));
     // From now on the client reads nothing; the producer offers far more than the socket
     // and the buffer hold, turning the loop between batches as a run would.
     auto tap = bus.at("tap.1");
