@@ -8,7 +8,8 @@ Usage: bench/tap_bench.py TELECAP_BIN [RUNS]   (RUNS: paired runs, default 5)
    `-o jsonl:/dev/null --passthrough none`, three ways in each run, interleaved:
      - no tap (the baseline),
      - a tap reading every event (`telecap ctl tap > /dev/null`),
-     - a tap whose pattern matches nothing (`telecap ctl tap 'nothing.*'`).
+     - a tap whose pattern matches nothing (`telecap ctl tap 'nothing.*'`),
+     - for scale, no tap but a second `-o jsonl:/dev/null` (what one more JSON output costs).
    Each tap is open before the worker writes its first line (it waits for a file).
    Printed: the median and best of the runs, and the ratio to the baseline of the same run
    (median and best of the ratios). Goals: reading tap <= 1.30, no-match tap <= 1.05.
@@ -81,7 +82,7 @@ def own_cpu(stats_path):
     return cpu, events, float(dropped.group(1)) if dropped else 0.0
 
 
-def one_run(tc, work, tap_args, rate, seconds, stamp=False, reader=None):
+def one_run(tc, work, tap_args, rate, seconds, stamp=False, reader=None, outputs=()):
     """Runs telecap with the worker; tap_args None: no tap. Returns (cpu, events, wall,
     tap dropped, reader's result)."""
     sock = os.path.join(work, "ctl.sock")
@@ -92,7 +93,7 @@ def one_run(tc, work, tap_args, rate, seconds, stamp=False, reader=None):
             os.unlink(p)
     worker = os.path.join(work, "worker.py")
     tele = subprocess.Popen(
-        [tc, "run", "--control", sock, "-o", "jsonl:/dev/null", "--passthrough", "none",
+        [tc, "run", "--control", sock, "-o", "jsonl:/dev/null", *outputs, "--passthrough", "none",
          "--stats", stats, "--", sys.executable, worker, go, str(rate), str(seconds),
          "1" if stamp else "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: os.path.exists(sock)), "no control socket"
@@ -118,17 +119,20 @@ def summary(xs, fmt="{:.3f}"):
 
 
 def cpu_part(tc, work, runs):
-    kinds = {"no tap": None, "tap, every event": [], "tap, matches nothing": ["nothing.*"]}
+    kinds = {"no tap": None, "tap, every event": [], "tap, matches nothing": ["nothing.*"],
+             "no tap, a second -o jsonl:/dev/null (for scale)": None}
+    second = {"no tap, a second -o jsonl:/dev/null (for scale)": ("-o", "jsonl:/dev/null")}
     cpu = {k: [] for k in kinds}
     ratio = {k: [] for k in kinds}
     info = {k: [] for k in kinds}
     for _ in range(runs):
         base = None
         for name, args in kinds.items():
-            c, events, wall, dropped, _ = one_run(tc, work, args, RATE, SECONDS)
+            c, events, wall, dropped, _ = one_run(tc, work, args, RATE, SECONDS,
+                                                  outputs=second.get(name, ()))
             cpu[name].append(c)
             info[name].append((events / wall, dropped))
-            if args is None:
+            if base is None:
                 base = c
             ratio[name].append(c / base)
     print(f"## telecap's own CPU at {RATE:,} events/s for {SECONDS:g} s, {runs} runs")

@@ -114,14 +114,25 @@ bool tap_handler::name_matches(const event& ev) {
             if (glob_match(p, wire)) return true;
         return false;
     };
-    if (!ev.name_id) return match(ev);  // lifecycle and unknown events: few
-    const auto h = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(ev.name_id)) *
-                   0x9e3779b97f4a7c15ULL;
+    // Keyed by the catalog entry; events without one (kept unknown events, lifecycle events)
+    // by a hash of their name. Either way the name itself decides a hit.
+    std::uint64_t h = 0;
+    if (ev.name_id) {
+        h = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(ev.name_id)) *
+            0x9e3779b97f4a7c15ULL;
+    } else {
+        h = 0xcbf29ce484222325ULL;  // FNV-1a over the parts, a separator between them
+        for (const auto& part : ev.name) {
+            for (const char c : part) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+            h = (h ^ 0xffu) * 0x100000001b3ULL;
+        }
+    }
     const auto same = [&ev](const void* key, const name_entry& e) {
         return key == ev.name_id && e.name == ev.name;
     };
     if (const name_entry* e = names_.find(h, same)) return e->match;
-    if (names_.full() && names_.size() >= 1024) names_.clear();  // bounded: names are few
+    // Bounded: a worker that invents names cannot grow it.
+    if (names_.full() && names_.size() >= 1024) names_.clear();
     name_entry& e = names_.insert(h, ev.name_id);
     e.name = ev.name;
     e.match = match(ev);

@@ -122,6 +122,15 @@ TEST(TapHandler, AsksTheWireNameOncePerNameAndRendersNothingThatDoesNotMatch) {
     t.h->flush();
     EXPECT_EQ(t.h->matched(), 0u);
     EXPECT_EQ(t.wire_calls, 2);  // one per name: the result is kept
+    // Names without a catalog entry (unknown events kept, lifecycle events) too.
+    for (int i = 0; i < 1000; ++i) {
+        event ev = make(call_stop, "p", "w", i);
+        ev.name_id = nullptr;
+        ev.name.back() = i % 2 ? "stop" : "start";
+        t.h->handle(ev);
+    }
+    t.h->flush();
+    EXPECT_EQ(t.wire_calls, 4);
     EXPECT_EQ(drain(*t.buf), "");
     // A name_id reused for another name (a catalog reloaded at the same address) is not
     // taken for the old name.
