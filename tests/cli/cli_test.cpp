@@ -1414,7 +1414,8 @@ TEST_F(CliTest, HelpListsEveryOutputAndCtlCommand) {
     }
     const auto r = telecap({"ctl", "--help"});
     for (const char* c : {"status", "stats", "toggle", "sample", "filter", "rate-limit", "reset",
-                          "start", "stop", "restart", "reload"})
+                          "start", "stop", "restart", "reload", "reopen", "tap", "--format",
+                          "--limit", "--passthrough"})
         EXPECT_NE(r.out.find(c), std::string::npos) << c << "\n" << r;
 }
 
