@@ -105,8 +105,8 @@ void bm_tap_no_match(benchmark::State& state) {
     telecap::control::tap_request r;
     r.patterns = {"nothing.*"};
     auto buf = std::make_shared<telecap::control::tap_buffer>(1 << 20, r.format);
-    telecap::control::tap_handler h(r, buf, [](const telecap::event& e) { return e.dotted_name(); },
-                                    nullptr);
+    telecap::control::tap_handler h(
+        r, buf, [](const telecap::event& e) { return e.dotted_name(); }, nullptr);
     for (auto _ : state) h.handle(st.ev);
     benchmark::DoNotOptimize(h.matched());
 }
