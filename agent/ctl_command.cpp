@@ -42,6 +42,18 @@ void append_list(std::string& out, const char* key, const std::vector<std::strin
     append_json_string_array(out, list);
 }
 
+// ,"pool":...,"worker":... as given (the server checks them).
+void append_scope(std::string& r, const ctl_options& o) {
+    if (!o.pool.empty()) {
+        r += ",\"pool\":";
+        append_json_string(r, o.pool);
+    }
+    if (!o.worker.empty()) {
+        r += ",\"worker\":";
+        append_json_string(r, o.worker);
+    }
+}
+
 std::string build_request(const ctl_options& o) {
     const auto& a = o.args;
     const auto need_args = [&](std::size_t lo, std::size_t hi, const char* usage) {
@@ -84,14 +96,7 @@ std::string build_request(const ctl_options& o) {
                           "\": status, stats, toggle, sample, filter, rate-limit, reset, start, "
                           "stop, restart, reload, reopen, tap");
     }
-    if (!o.pool.empty()) {
-        r += ",\"pool\":";
-        append_json_string(r, o.pool);
-    }
-    if (!o.worker.empty()) {
-        r += ",\"worker\":";
-        append_json_string(r, o.worker);
-    }
+    append_scope(r, o);
     return r + "}";
 }
 
@@ -177,14 +182,7 @@ std::string tap_request(const ctl_options& o) {
     append_json_string(r, o.format.empty() ? "jsonl" : o.format);
     if (o.limit) r += ",\"limit\":" + std::to_string(o.limit);
     append_list(r, "patterns", o.args);
-    if (!o.pool.empty()) {
-        r += ",\"pool\":";
-        append_json_string(r, o.pool);
-    }
-    if (!o.worker.empty()) {
-        r += ",\"worker\":";
-        append_json_string(r, o.worker);
-    }
+    append_scope(r, o);
     return r + "}";
 }
 

@@ -20,6 +20,7 @@
 #include "control/request.hpp"
 #include "control/server.hpp"
 #include "loop/event_loop.hpp"
+#include "support/sockets.hpp"
 #include "support/unit_helpers.hpp"
 
 namespace telecap::control {
@@ -309,11 +310,8 @@ protected:
     std::string path_ = dir_ / "ctl.sock";
 
     unique_fd connect_client() {
-        unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
-        EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        unique_fd fd(test::unix_connect(path_));
+        EXPECT_GE(fd.get(), 0) << "cannot connect to " << path_;
         return fd;
     }
     static void send_line(int fd, const std::string& s) {
