@@ -10,7 +10,8 @@
                                        "."; bool -> int_value, int -> int_value, float ->
                                        float_value, else string_value of str(); metadata str()'d;
                                        correlation_id "" when none), ends the stream with OK and
-                                       exits. CASES: "parity" (default) or "malformed".
+                                       exits. CASES: "parity" (default), "malformed", or "hold"
+                                       (one event, then the stream stays open until SIGTERM).
 
 Each control the worker receives is written to stderr as `CONTROL {json}` (a plain log line).
 Runs under Debian's /usr/bin/python3 (python3-grpcio, python3-protobuf); TELECAP_GRPC_STUBS: the
@@ -137,6 +138,9 @@ def serve_grpc(port, cases):
     from bridge import snakepit_bridge_pb2_grpc as pb_grpc
 
     done = threading.Event()
+    stop = threading.Event()
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def log(text):
         sys.stderr.write(text + "\n")
@@ -156,6 +160,10 @@ def serve_grpc(port, cases):
                     log("CONTROL " + json.dumps(control_dict(c)))
             threading.Thread(target=read_rest, daemon=True).start()
             context.add_callback(done.set)
+            if cases == "hold":
+                yield encode(pb, "python.call.start", {"count": 1}, {}, "held")
+                stop.wait()
+                return
             events = malformed(pb) if cases == "malformed" else \
                 [encode(pb, *c) for c in PARITY]
             for ev in events:
@@ -167,7 +175,10 @@ def serve_grpc(port, cases):
         log("worker: cannot listen on port %d" % port)
         sys.exit(3)
     server.start()
-    done.wait()
+    if cases == "hold":
+        stop.wait()
+    else:
+        done.wait()
     server.stop(grace=2).wait()
 
 
