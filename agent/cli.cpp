@@ -117,11 +117,16 @@ void need_writable_stats(const std::string& path) {
 
 // Flags that describe the one pool of `run -- CMD`; with --config the pools say it.
 constexpr std::pair<const char*, const char*> pool_flags[] = {
-    {"--instances", "instances"},           {"--restart", "restart"},
-    {"--backoff-min", "backoff_min"},       {"--backoff-max", "backoff_max"},
-    {"--healthy-after", "healthy_after"},   {"--max-restarts", "max_restarts"},
-    {"--restart-window", "restart_window"}, {"--telemetry-fd", "telemetry_fd"},
-    {"--capture-stdout", "capture_stdout"}, {"--pool", "name"},
+    {"--instances", "instances"},
+    {"--restart", "restart"},
+    {"--backoff-min", "backoff_min"},
+    {"--backoff-max", "backoff_max"},
+    {"--healthy-after", "healthy_after"},
+    {"--max-restarts", "max_restarts"},
+    {"--restart-window", "restart_window"},
+    {"--telemetry-fd", "telemetry_fd"},
+    {"--capture-stdout", "capture_stdout"},
+    {"--pool", "name"},
     {"--grpc", "grpc"},
 };
 

@@ -64,7 +64,7 @@ public:
             }
             // Pacing the load (not a handshake): the next batch at its time.
             const auto due = t0 + std::chrono::duration<double>(static_cast<double>(sent) /
-                                                                 static_cast<double>(rate_));
+                                                                static_cast<double>(rate_));
             std::this_thread::sleep_until(due);
         }
         const double took =

@@ -83,7 +83,7 @@ struct grpc_client::impl : std::enable_shared_from_this<impl> {
     std::condition_variable done_cv;
     grpc_client_host* host = nullptr;  // null once stopped
     std::vector<pb::TelemetryEvent> pending;
-    bool paused = false;    // no read outstanding: the loop starts the next one
+    bool paused = false;  // no read outstanding: the loop starts the next one
     bool call_done = true;
     bool read_over = false;  // the call's reads are over (OnReadDone(false))
     bool answered = false;   // the worker answered the call in progress
@@ -92,7 +92,8 @@ struct grpc_client::impl : std::enable_shared_from_this<impl> {
         : opts(std::move(o)), stats(s), host_loop(&h), backoff(opts.backoff_min), host(&h) {
         grpc::ChannelArguments args;
         // gRPC's own reconnection while a call waits for the worker: the same bounds.
-        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(opts.backoff_min.count()));
+        args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                    static_cast<int>(opts.backoff_min.count()));
         args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(opts.backoff_min.count()));
         args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(opts.backoff_max.count()));
         // Each worker its own connection, never one shared with another client's.

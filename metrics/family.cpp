@@ -75,8 +75,7 @@ constexpr help_entry help_table[] = {
     {"telecap_grpc_client_events_received_total", "Events received from a gRPC worker."},
     {"telecap_grpc_client_read_pauses_total",
      "Times reading a gRPC worker waited for the loop to take what was read (flow control)."},
-    {"telecap_grpc_client_controls_sent_total",
-     "TelemetryControl messages sent to a gRPC worker."},
+    {"telecap_grpc_client_controls_sent_total", "TelemetryControl messages sent to a gRPC worker."},
     {"telecap_grpc_client_connected", "1 while telecap's stream from a gRPC worker is open."},
     {"telecap_workers_up", "Workers running."},
 };

@@ -65,9 +65,9 @@ public:
 };
 
 struct event_source_request {
-    std::string address;        // the pool's `grpc`, with {port} replaced
-    std::string worker_id;      // for messages
-    grpc_client_stats* stats;   // the worker's, over all its runs
+    std::string address;       // the pool's `grpc`, with {port} replaced
+    std::string worker_id;     // for messages
+    grpc_client_stats* stats;  // the worker's, over all its runs
     control::effective_controls controls;
     // Loop thread: one event decoded from the wire, into the worker's stream (normalized,
     // counted, gated and batched as its telemetry lines are). `text` renders it for --rejects.

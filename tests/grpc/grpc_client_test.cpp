@@ -16,8 +16,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bridge/event_proto.hpp"
@@ -243,11 +243,11 @@ TEST(GrpcClient, MalformedEventsAreRejectedAndCountedByReason) {
     auto s = serve(w);
     auto no_value = make({"python", "call", "start"});
     (*no_value.mutable_measurements())["count"];  // a TelemetryValue with none of the three
-    w.queue({make({}),                                               // bad_shape
-             no_value,                                               // bad_measurement
-             make({"no", "such", "event"}, {{"count", 1}}),          // unknown_event
-             make({"python", "call", "start"}, {{"nope", 1}}),       // unknown_measurement
-             make({"python", "", "start"}),                          // unknown_event
+    w.queue({make({}),                            // bad_shape
+             no_value,                            // bad_measurement
+             make({"no", "such", "event"}, {{"count", 1}}),              // unknown_event
+             make({"python", "call", "start"}, {{"nope", 1}}),           // unknown_measurement
+             make({"python", "", "start"}),                              // unknown_event
              make({"python", "call", "start"}, {{"count", 7}}, "ok")});  // accepted
     event_loop loop;
     test_host host(loop);
@@ -385,8 +385,8 @@ TEST(GrpcClient, ReadsWaitForTheLoopAndNothingIsLost) {
     EXPECT_EQ(host.delivered, 0u);
     ASSERT_TRUE(run_until(loop, [&] { return host.events().size() == n; }));
     for (int i = 0; i < n; ++i)
-        ASSERT_EQ(std::get<std::int64_t>(*host.events()[static_cast<std::size_t>(i)].measurement(
-                      "count")),
+        ASSERT_EQ(std::get<std::int64_t>(
+                      *host.events()[static_cast<std::size_t>(i)].measurement("count")),
                   i);
     EXPECT_GE(stats.read_pauses.load(), 2u);
     c.stop();
