@@ -434,6 +434,11 @@ int main_cli(int argc, char** argv) {
                         throw usage_error(std::string(flag) +
                                           " applies to a command after --; with --config set `" +
                                           key + ":` in the pool");
+            } else if (command.empty() && !v.grpc.empty()) {
+                // A worker telecap does not start would need a life without a process.
+                throw usage_error(
+                    "--grpc dials the workers telecap runs: give the worker's command after -- "
+                    "(dialling a worker telecap does not start is not supported; docs/grpc.md)");
             } else if (command.empty()) {
                 throw usage_error("nothing to run: telecap run [OPTIONS] -- CMD [ARGS...]");
             }

@@ -92,7 +92,7 @@ problem check_grpc_address(std::string_view address) {
     return bridge::check_grpc_address(address, true);
 #else
     (void)address;
-    return std::string(grpc_not_built);
+    return std::string("is not available: ") + grpc_not_built;
 #endif
 }
 

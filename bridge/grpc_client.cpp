@@ -137,7 +137,10 @@ public:
     }
 
     void read_next() { StartRead(&in_); }
-    void cancel() { ctx_.TryCancel(); }
+    void cancel() {
+        cancelled_.store(true);
+        ctx_.TryCancel();
+    }
     void release() { RemoveHold(); }
 
     void OnReadInitialMetadataDone(bool ok) override {
@@ -189,6 +192,12 @@ public:
     }
 
     void OnDone(const grpc::Status& s) override {
+        // Counted here, not on the loop: a call that ends as the client stops counts too.
+        auto& st = owner_->stats;
+        st.connected.store(0, std::memory_order_relaxed);
+        st.last_status.store(static_cast<std::int64_t>(s.error_code()), std::memory_order_relaxed);
+        if (!cancelled_.load())  // a call telecap let go of has not failed
+            (s.ok() ? st.ended : st.failed).fetch_add(1, std::memory_order_relaxed);
         const bool was_answered = answered_.load();
         const grpc::Status status = s;
         const std::uint64_t gen = gen_;
@@ -227,6 +236,7 @@ private:
     grpc::ClientContext ctx_;
     pb::TelemetryEvent in_;
     std::atomic<bool> answered_{false};
+    std::atomic<bool> cancelled_{false};  // by telecap (stop)
     std::mutex write_mu_;
     std::deque<pb::TelemetryControl> writes_;
     bool writing_ = false;
@@ -282,13 +292,6 @@ void grpc_client::impl::call_finished(std::uint64_t gen, bool answered,
     if (gen != generation) return;
     current = nullptr;
     hold = false;
-    stats.connected.store(0, std::memory_order_relaxed);
-    stats.last_status.store(static_cast<std::int64_t>(status.error_code()),
-                            std::memory_order_relaxed);
-    if (status.ok())
-        stats.ended.fetch_add(1, std::memory_order_relaxed);
-    else
-        stats.failed.fetch_add(1, std::memory_order_relaxed);
     if (stopping || !host_loop) return;
     drain();
     if (answered) backoff = opts.backoff_min;

@@ -123,6 +123,9 @@ class GrpcClient(unittest.TestCase):
             r = run(["run", "--grpc", addr, "--", "true"])
             self.assertEqual(r.returncode, 2, addr + ": " + r.stderr)
             self.assertIn("grpc", r.stderr)
+        r = run(["run", "--grpc", "127.0.0.1:50051"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("give the worker's command after --", r.stderr)
         cfg = self.path("bad.yaml")
         with open(cfg, "w") as f:
             f.write("pools:\n  - name: g\n    command: [true]\n    grpc: nope\n")
