@@ -14,6 +14,7 @@ public:
     grpc_source(event_loop& loop, event_source_request r)
         : loop_(loop),
           deliver_(std::move(r.deliver)),
+          ready_(std::move(r.ready)),
           client_({.address = r.address}, *this, *r.stats) {
         client_.set_controls(r.controls);
         client_.start();
@@ -33,9 +34,11 @@ private:
     void on_event(const raw_event& raw, const std::function<std::string()>& text) override {
         deliver_(raw, text);
     }
+    bool ready() override { return !ready_ || ready_(); }
 
     event_loop& loop_;
     std::function<void(const raw_event&, const std::function<std::string()>&)> deliver_;
+    std::function<bool()> ready_;
     bridge::grpc_client client_;
 };
 

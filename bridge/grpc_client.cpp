@@ -103,7 +103,11 @@ struct grpc_client::impl : std::enable_shared_from_this<impl> {
     }
 
     void start_call();
-    void drain();
+    // Hands what was read to the host. Unless `force`, waits (a timer) while the host is not
+    // ready: the reads stay held back, and the worker waits in flow control.
+    void drain(bool force = false);
+    bool retry_armed = false;
+    std::uint64_t retry_timer = 0;
     void read_ended(std::uint64_t gen);
     void call_finished(std::uint64_t gen, bool answered, const grpc::Status& status);
     void send(std::vector<pb::TelemetryControl> msgs);
@@ -261,8 +265,21 @@ void grpc_client::impl::start_call() {
     c->begin(control_messages(controls, true));
 }
 
-void grpc_client::impl::drain() {
+void grpc_client::impl::drain(bool force) {
     if (!host_loop) return;
+    if (!force && !host_loop->ready()) {
+        if (!retry_armed) {
+            retry_armed = true;
+            std::weak_ptr<impl> weak = shared_from_this();
+            retry_timer = host_loop->after(std::chrono::milliseconds(2), [weak] {
+                if (auto o = weak.lock()) {
+                    o->retry_armed = false;
+                    o->drain();
+                }
+            });
+        }
+        return;
+    }
     bool resume = false;
     {
         std::lock_guard lock(mu);
@@ -346,7 +363,7 @@ void grpc_client::finish(std::chrono::milliseconds patience) {
     while (im.current && im.answered && !im.call_done && std::chrono::steady_clock::now() < until) {
         if (!im.pending.empty() || im.paused) {
             lock.unlock();
-            im.drain();
+            im.drain(true);
             lock.lock();
             continue;
         }
@@ -385,7 +402,9 @@ void grpc_client::stop() {
             telecap::logger()->warn("grpc {}: the call did not end within 2 s of its cancel",
                                     im.opts.address);
     }
-    im.drain();  // the events received before the stop
+    if (im.retry_armed) im.host_loop->cancel(im.retry_timer);
+    im.retry_armed = false;
+    im.drain(true);  // the events received before the stop
     {
         std::lock_guard lock(im.mu);
         im.host = nullptr;

@@ -53,6 +53,9 @@ public:
     // Loop thread: runs fn on the loop thread after d; an id for cancel().
     virtual std::uint64_t after(std::chrono::milliseconds d, std::function<void()> fn) = 0;
     virtual void cancel(std::uint64_t timer) = 0;
+    // Loop thread: whether events may be handed over now. While not, the client holds its
+    // reads back (asking again every 2 ms): the intake's back-pressure (--overflow block).
+    virtual bool ready() { return true; }
     // Loop thread: one event from the wire. `text` renders it (for a rejects record).
     virtual void on_event(const raw_event& raw, const std::function<std::string()>& text) = 0;
 };

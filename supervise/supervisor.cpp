@@ -320,9 +320,11 @@ void supervisor::start(worker& w) {
                                  .worker_id = w.id,
                                  .stats = &w.grpc,
                                  .controls = w.gate.controls(),
-                                 .deliver = [this, stream](const raw_event& raw, const auto& text) {
-                                     intake_.feed_event(stream, raw, text);
-                                 }});
+                                 .deliver =
+                                     [this, stream](const raw_event& raw, const auto& text) {
+                                         intake_.feed_event(stream, raw, text);
+                                     },
+                                 .ready = [this] { return !intake_.paused(); }});
         }
     }
     rolled(w);

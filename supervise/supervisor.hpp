@@ -72,6 +72,9 @@ struct event_source_request {
     // Loop thread: one event decoded from the wire, into the worker's stream (normalized,
     // counted, gated and batched as its telemetry lines are). `text` renders it for --rejects.
     std::function<void(const raw_event&, const std::function<std::string()>& text)> deliver;
+    // Loop thread: false while the intake holds its reading back (--overflow block): the
+    // source then holds back its own.
+    std::function<bool()> ready;
 };
 
 // Starts dialling (the source is started when returned).

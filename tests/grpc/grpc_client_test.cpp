@@ -146,6 +146,7 @@ public:
         return loop_.after(d, std::move(fn));
     }
     void cancel(std::uint64_t t) override { loop_.cancel(t); }
+    bool ready() override { return accepting; }
     void on_event(const raw_event& raw, const std::function<std::string()>& text) override {
         ++delivered;
         if (!pipeline_.accept(raw, text)) last_reject = text();
@@ -153,6 +154,7 @@ public:
 
     const std::vector<event>& events() const { return sink_.events; }
     capture_stats stats;
+    bool accepting = true;
     std::size_t delivered = 0;
     std::string last_reject;
 
@@ -389,6 +391,31 @@ TEST(GrpcClient, ReadsWaitForTheLoopAndNothingIsLost) {
                       *host.events()[static_cast<std::size_t>(i)].measurement("count")),
                   i);
     EXPECT_GE(stats.read_pauses.load(), 2u);
+    c.stop();
+    s.server->Shutdown(std::chrono::system_clock::now());
+}
+
+TEST(GrpcClient, HoldsItsReadsWhileTheIntakeHoldsItsOwn) {
+    test_worker w;
+    std::vector<pb::TelemetryEvent> evs;
+    for (int i = 0; i < 100; ++i) evs.push_back(make({"python", "call", "start"}, {{"count", i}}));
+    w.queue(std::move(evs));
+    auto s = serve(w);
+    event_loop loop;
+    test_host host(loop);
+    host.accepting = false;  // as the intake paused by --overflow block
+    grpc_client_stats stats;
+    auto o = options(s.port);
+    o.max_pending = 16;
+    grpc_client c(o, host, stats);
+    c.start();
+    // The loop runs, but nothing is handed over: the client stops reading at 16.
+    ASSERT_TRUE(run_until(loop, [&] { return stats.read_pauses.load() == 1; }));
+    for (int i = 0; i < 5; ++i) loop.run_once(5ms);
+    EXPECT_EQ(host.delivered, 0u);
+    EXPECT_EQ(stats.read_pauses.load(), 1u);
+    host.accepting = true;
+    ASSERT_TRUE(run_until(loop, [&] { return host.events().size() == 100; }));
     c.stop();
     s.server->Shutdown(std::chrono::system_clock::now());
 }
