@@ -102,6 +102,18 @@ class GrpcClient(unittest.TestCase):
         self.assertEqual(events[1]["correlation_id"], "end")
         self.assertEqual(stats["dropped"], {"queue_full": 0, "shutdown": 0, "output": 0})
 
+    def test_each_restart_dials_its_new_port(self):
+        events, stats, passed = self.capture(
+            "restarts", ["--grpc", "127.0.0.1:{port}", "--restart", "always",
+                         "--max-restarts", "2", "--restart-window", "60",
+                         "--backoff-min", "0.05"], ["grpc", "{port}", "malformed"])
+        # Three runs of the worker, each on a port of its own, each dialled and toggled on.
+        self.assertEqual(passed.count('CONTROL {"toggle": true}'), 3)
+        self.assertEqual(len(events), 6)
+        self.assertEqual(stats["rejected"]["bad_shape"], 3)
+        key = '{pool="default",worker="default-0"}'
+        self.assertEqual(stats["metrics"]["telecap_grpc_client_connects_total" + key], 3)
+
     def test_pool_key_in_a_config(self):
         cfg = self.path("pool.yaml")
         with open(cfg, "w") as f:
