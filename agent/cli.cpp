@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -15,6 +17,7 @@
 #include "agent/run.hpp"
 #include "agent/validate.hpp"
 #include "core/log.hpp"
+#include "spawn/guard.hpp"
 #include "spawn/signals.hpp"
 #include "telecap/version.hpp"
 
@@ -237,9 +240,30 @@ std::optional<std::string> unknown_option(CLI::App& app, int argc, char** argv) 
     return std::nullopt;
 }
 
+// The command line needs the gRPC bridge, which this executable was built without: the same
+// command line runs in telecap-grpc (same pid, same fds, the signal mask telecap started with),
+// found as telecap-guard is. Keeping gRPC's 48 shared libraries out of this executable keeps
+// every other command's start (about 10 ms) and memory (about 6 MiB) as in a build without
+// gRPC (docs/grpc.md). Nothing has been made yet: outputs are checked before any is.
+int run_grpc_variant(char** argv, const sigset_t& initial_mask, const grpc_needed& why) {
+    const auto path = spawn::find_telecap_executable(grpc_executable_name, grpc_path_env);
+    if (!path) {
+        std::fprintf(stderr, "telecap: %s\n", why.what());
+        return 2;
+    }
+    std::fflush(nullptr);
+    ::pthread_sigmask(SIG_SETMASK, &initial_mask, nullptr);
+    ::execv(path->c_str(), argv);
+    std::fprintf(stderr, "telecap: cannot run %s: %s\n", path->c_str(), std::strerror(errno));
+    return 1;
+}
+
 }  // namespace
 
 int main_cli(int argc, char** argv) {
+    // What telecap-grpc must start with, if the command line turns out to need it.
+    sigset_t initial_mask;
+    ::pthread_sigmask(SIG_SETMASK, nullptr, &initial_mask);
     // Before anything opens a file.
     if (!open_missing_stdio()) return 1;
     // A closed output pipe is an error to count, not a reason to die.
@@ -386,6 +410,22 @@ int main_cli(int argc, char** argv) {
         ->required();
     ctl->add_option("args", co.args, "The command's arguments");
 
+    auto* topc = app.add_subcommand(
+        "top", "A live view of a running telecap: workers, outputs, rates (docs/top.md)");
+    top_options to;
+    double top_interval_ms = 1000;
+    topc->add_option("--socket", to.socket, "The control socket (run --control PATH)")->required();
+    topc->add_option("--interval", top_interval_ms,
+                     "Milliseconds between two snapshots (the rates' window; 10 .. 3600000)")
+        ->capture_default_str();
+    topc->add_flag("--once", to.once,
+                   "Print one plain-text snapshot (rates over --interval) and exit; also what "
+                   "top does when stdout is not a terminal");
+    topc->add_option("--pool", to.pool, "Show this pool's workers only (p cycles the pools)");
+    topc->footer(
+        "Keys: q quit, s sort (activity, events, rejects, drops, restarts, uptime, name), r "
+        "reverse, p next pool. Exit 1 when no telecap answers or it goes away.");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -409,6 +449,12 @@ int main_cli(int argc, char** argv) {
             need("unknown_events", check_unknown_events(o.unknown_events));
         if (*cat) return run_catalog(o);
         if (*met) return run_metrics(print_default, check_path);
+        if (*topc) {
+            if (!(top_interval_ms >= 10 && top_interval_ms <= 3600000))
+                throw usage_error("--interval must be 10 .. 3600000 milliseconds");
+            to.interval = std::chrono::milliseconds(static_cast<long long>(top_interval_ms));
+            return run_top(to);
+        }
         if (*ctl) {
             need("timeout", check_seconds(ctl_timeout));
             co.timeout = to_millis(ctl_timeout);
@@ -495,6 +541,8 @@ int main_cli(int argc, char** argv) {
             if (!c.metrics_path.empty()) (void)load_metrics(c.metrics_path);
             return run_workers(ro);
         }
+    } catch (const grpc_needed& e) {
+        return run_grpc_variant(argv, initial_mask, e);
     } catch (const usage_error& e) {
         std::fprintf(stderr, "telecap: %s\n", e.what());
         return 2;

@@ -45,6 +45,18 @@ struct ctl_options {
 };
 int run_ctl(const ctl_options& o);
 
+// telecap top: a live view of a running telecap through its control socket (docs/top.md).
+// On a terminal, interactive until `q`; with `once`, or when stdout is not a terminal, two
+// snapshots `interval` apart printed once as plain text. Exit 0, or 1 when no telecap answers
+// (or it goes away).
+struct top_options {
+    std::string socket;
+    std::chrono::milliseconds interval{1000};
+    bool once = false;
+    std::string pool;  // show this pool's workers only; empty: every pool
+};
+int run_top(const top_options& o);
+
 // The CLI: parses argv and runs the command.
 int main_cli(int argc, char** argv);
 

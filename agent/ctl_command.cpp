@@ -10,6 +10,7 @@
 #include "agent/commands.hpp"
 #include "capture/event_json.hpp"
 #include "control/client.hpp"
+#include "control/top_model.hpp"
 
 namespace telecap::agent {
 
@@ -98,61 +99,22 @@ std::string str(const rapidjson::Value& v, const char* key) {
     return it != v.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
 }
 
-// A worker's gates in a few words: "on", or what removes events ("off", "sample 0.1",
-// "allow 2", "deny 1", "limit 100/s"), from the status reply's "controls" object.
-std::string controls_summary(const rapidjson::Value& w) {
-    const auto c = w.FindMember("controls");
-    if (c == w.MemberEnd() || !c->value.IsObject()) return "-";
-    const auto& v = c->value;
-    if (v.HasMember("enabled") && v["enabled"].IsFalse()) return "off";
-    std::string out;
-    const auto add = [&out](const std::string& part) { out += (out.empty() ? "" : ",") + part; };
-    const auto count = [&v](const char* key) {
-        const auto it = v.FindMember(key);
-        return it != v.MemberEnd() && it->value.IsArray() ? it->value.Size() : 0u;
-    };
-    if (const double rate = v.HasMember("sampling_rate") ? num(v, "sampling_rate") : 1; rate < 1) {
-        char text[32];
-        std::snprintf(text, sizeof text, "sample %g", rate);
-        add(text + (count("sampling_patterns")
-                        ? "(" + std::to_string(count("sampling_patterns")) + " patterns)"
-                        : std::string()));
-    }
-    if (count("allow")) add("allow " + std::to_string(count("allow")));
-    if (count("deny")) add("deny " + std::to_string(count("deny")));
-    const auto lim = v.FindMember("rate_limit");
-    if (lim != v.MemberEnd() && lim->value.IsObject()) {
-        if (const double eps = num(lim->value, "events_per_second"); eps > 0) {
-            char text[48];
-            std::snprintf(text, sizeof text, "limit %g/s", eps);
-            add(text);
-        }
-    }
-    return out.empty() ? "on" : out;
-}
-
-void print_status(const rapidjson::Document& d) {
-    std::printf("uptime %.1f s%s\n", num(d, "uptime_seconds"),
-                d.HasMember("stopping") && d["stopping"].IsTrue() ? " (stopping)" : "");
+void print_status(const rapidjson::Document& d, const control::top::snapshot& s) {
+    std::printf("uptime %.1f s%s\n", s.uptime_seconds, s.stopping ? " (stopping)" : "");
     std::printf("%-20s %-12s %8s %-9s %8s %10s %10s %10s  %s\n", "WORKER", "POOL", "PID", "STATE",
                 "RESTARTS", "UPTIME_S", "EVENTS", "REMOVED", "TELEMETRY");
-    if (!d.HasMember("workers") || !d["workers"].IsObject()) return;
     bool on_request = false;
-    for (const auto& w : d["workers"].GetObject()) {
-        const auto& v = w.value;
-        double removed = 0;
-        if (v.HasMember("dropped") && v["dropped"].IsObject())
-            for (const auto& r : v["dropped"].GetObject())
-                if (r.value.IsNumber()) removed += r.value.GetDouble();
-        std::string state = str(v, "state");
-        if (v.HasMember("stopped_on_request") && v["stopped_on_request"].IsTrue()) {
+    for (const auto& w : s.workers) {
+        std::string state = w.state;
+        if (w.stopped_on_request) {
             state += "*";  // stopped on request
             on_request = true;
         }
-        std::printf("%-20s %-12s %8.0f %-9s %8.0f %10.1f %10.0f %10.0f  %s\n", w.name.GetString(),
-                    str(v, "pool").c_str(), num(v, "pid"), state.c_str(), num(v, "restarts"),
-                    num(v, "uptime_seconds"), num(v, "events"), removed,
-                    controls_summary(v).c_str());
+        std::printf("%-20s %-12s %8ld %-9s %8llu %10.1f %10llu %10llu  %s\n", w.id.c_str(),
+                    w.pool.c_str(), w.pid, state.c_str(),
+                    static_cast<unsigned long long>(w.restarts), w.uptime_seconds,
+                    static_cast<unsigned long long>(w.events),
+                    static_cast<unsigned long long>(w.removed), w.gates.c_str());
     }
     // What the columns' words mean, once, under the table.
     std::printf(
@@ -225,7 +187,13 @@ int run_ctl(const ctl_options& o) {
         return 1;
     }
     if (o.command == "status") {
-        print_status(d);
+        // The same reading of the reply as telecap top's (control/top_model.hpp).
+        control::top::snapshot snap;
+        if (auto e = control::top::parse_status(reply, snap)) {
+            std::fprintf(stderr, "telecap: ctl: %s\n", e->c_str());
+            return 1;
+        }
+        print_status(d, snap);
     } else if (o.command == "stats") {
         if (d.HasMember("metrics") && d["metrics"].IsObject())
             for (const auto& m : d["metrics"].GetObject())

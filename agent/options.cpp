@@ -69,6 +69,10 @@ bool is_metrics_output(std::string_view spec) {
     return kind == "prometheus" || kind == "otlp";
 }
 
+bool is_grpc_output(std::string_view spec) {
+    return spec == "grpc" || spec.starts_with("grpc:") || spec.starts_with("grpc?");
+}
+
 metrics::metrics_config load_metrics(const std::string& path) {
     try {
         return path.empty() ? metrics::default_metrics_config()
@@ -132,8 +136,10 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
     try {
         if (kind == "jsonl") {
             if (arg.empty() || arg == "-")
-                return std::make_shared<jsonl_handler>(streams.standard(1), env.wait);
-            return std::make_shared<jsonl_handler>(streams.file(arg, use), env.wait);
+                return std::make_shared<jsonl_handler>(streams.standard(1), env.wait,
+                                                       env.batch_bytes);
+            return std::make_shared<jsonl_handler>(streams.file(arg, use), env.wait,
+                                                   env.batch_bytes);
         }
     } catch (const std::exception& e) {
         throw usage_error(e.what());
@@ -173,7 +179,7 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
             throw usage_error(e.what());
         }
 #else
-        throw usage_error("output \"" + spec + "\": " + grpc_not_built);
+        throw grpc_needed("output \"" + spec + "\": " + grpc_not_built);
 #endif
     }
     if (kind == "prometheus") {
@@ -218,6 +224,12 @@ void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, out
                     attached_outputs* attached) {
     const std::vector<std::string> defaults{"jsonl"};
     const auto& list = specs.empty() ? defaults : specs;
+#ifndef TELECAP_HAVE_GRPC
+    // Before any output is made (a port bound, a file opened): the command runs again in
+    // telecap-grpc, which must find everything as it was.
+    for (const auto& spec : list)
+        if (is_grpc_output(spec)) throw grpc_needed("output \"" + spec + "\": " + grpc_not_built);
+#endif
     for (std::size_t i = 0; i < list.size(); ++i) {
         const std::string id = "output." + std::to_string(i) + ":" + list[i];
         auto h = make_output(list[i], env, "output " + list[i]);

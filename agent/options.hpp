@@ -18,6 +18,7 @@
 #include "metrics/metric_config.hpp"
 #include "metrics/metric_store.hpp"
 #include "metrics/registry.hpp"
+#include "outputs/jsonl_handler.hpp"
 
 namespace spdlog {
 class logger;
@@ -34,6 +35,17 @@ class usage_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+// What a telecap built without the gRPC bridge throws for `-o grpc`, before any output is
+// made: main_cli() then runs the same command line in telecap-grpc, the build's variant with
+// the bridge linked in (docs/grpc.md, "Two executables"), or says this when there is none.
+class grpc_needed : public usage_error {
+public:
+    using usage_error::usage_error;
+};
+// The variant of telecap with the gRPC bridge, found as telecap-guard is (spawn/guard.hpp).
+inline constexpr const char* grpc_executable_name = "telecap-grpc";
+inline constexpr const char* grpc_path_env = "TELECAP_GRPC_BIN";
 
 struct capture_options {
     std::string catalog_path;  // empty: the built-in catalog
@@ -102,6 +114,8 @@ private:
 struct output_env {
     stream_set& streams;
     bool wait = false;
+    // What a JSON-lines output gathers before handing it to its stream (jsonl_handler).
+    std::size_t batch_bytes = jsonl_handler::default_batch_bytes;
     metrics::registry* registry = nullptr;
     std::string metrics_path;
     std::string catalog_path;  // the catalog the gRPC output maps event names back with
@@ -122,9 +136,12 @@ void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, out
                     attached_outputs* attached = nullptr);
 std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
                                      const std::string& use);  // throws usage_error
-// Why `-o grpc` is refused by a telecap built without the gRPC bridge.
+// Why `-o grpc` is refused by a telecap built without the gRPC bridge and without telecap-grpc
+// beside it.
 inline constexpr const char* grpc_not_built =
     "this telecap was built without gRPC (cmake -DTELECAP_GRPC=ON, with libgrpc++-dev)";
+// True for `grpc`, `grpc:ADDR` and `grpc?OPTIONS`.
+bool is_grpc_output(std::string_view spec);
 // True for the outputs that export metrics rather than events (one per telecap, not per pool).
 bool is_metrics_output(std::string_view spec);
 // The store's metrics config: the file, or the bundled default. Throws usage_error.

@@ -82,8 +82,9 @@ feed_result feed_input(const std::string& input, const catalog& cat, const captu
     po.unknown_events = unknown;
     capture_pipeline pipeline(cat, make_context(o), po, events, pass, rejects, stats);
     // Large reads: each one ends with a flush of the outputs, which hands a batch to each
-    // stream's writer thread (a wake-up). A pipe still returns what it has at once.
-    static char buf[256 * 1024];
+    // stream's writer thread (a wake-up); 1 MiB reads and batches (env.batch_bytes) halve the
+    // hand-overs of 256 KiB ones. A pipe still returns what it has at once.
+    static char buf[1024 * 1024];
     feed_result result = feed_result::ok;
     while (true) {
         pollfd p[2] = {{fd, POLLIN, 0}, {stop.fd(), POLLIN, 0}};
@@ -140,6 +141,8 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     handler_bus bus;
     output_env env{.streams = streams,
                    .wait = true,
+                   // Its outputs may wait for their streams, so a batch may pass the soft limit.
+                   .batch_bytes = std::size_t{1} << 20,
                    .registry = &registry,
                    .metrics_path = o.metrics_path,
                    .catalog_path = o.catalog_path};

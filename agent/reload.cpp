@@ -90,6 +90,10 @@ std::string reloader::operator()(supervisor& sup) {
             r.catalogs.push_back(cat);
         }
         outs = outputs_.prepare(next);
+    } catch (const grpc_needed& e) {
+        // The bridge lives in telecap-grpc, which this process did not start as.
+        return fail(std::string(e.what()) +
+                    "; this telecap started without the gRPC bridge: restart it to add one");
     } catch (const std::exception& e) {
         return fail(e.what());
     }

@@ -103,6 +103,7 @@ int run_workers(const run_options& o) {
     io.stdout_pass = &stdout_pass;
     io.rejects = rejects.get();
     io.registry = &registry;
+    io.outputs = [&outputs] { return outputs.status(); };
     io.listeners = [book = env.listeners] {
         std::vector<control::listener_status> out;
         for (auto& [output, url] : book->live()) out.push_back({output, url});

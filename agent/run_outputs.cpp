@@ -24,7 +24,7 @@ public:
     void handle(const event& ev) override {
         const auto* p = ev.meta("pool_name");
         if (p && std::holds_alternative<std::string>(*p) && std::get<std::string>(*p) == pool_)
-            inner_->handle(ev);
+            inner_->deliver(ev);
     }
     void flush() override { inner_->flush(); }
     void finish(std::chrono::steady_clock::time_point deadline) override {
@@ -33,6 +33,8 @@ public:
     std::string counters_json() const override { return inner_->counters_json(); }
     std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
     std::uint64_t items_lost() const override { return inner_->items_lost(); }
+    std::uint64_t errors() const override { return inner_->errors(); }
+    std::string last_error() const override { return inner_->last_error(); }
 
 private:
     std::string pool_;
@@ -232,6 +234,15 @@ void run_outputs::commit(change c, dispatcher& d) {
     });
     outputs_ = std::move(c.next);
     publish_series();
+}
+
+std::vector<control::output_status> run_outputs::status() const {
+    std::vector<control::output_status> out;
+    out.reserve(outputs_.size());
+    for (const auto& o : outputs_)
+        out.push_back({o.id, o.inner->events_handed(), o.inner->events_dropped(), o.inner->errors(),
+                       o.inner->last_error()});
+    return out;
 }
 
 void run_outputs::publish_series() {

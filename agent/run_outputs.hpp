@@ -14,6 +14,7 @@
 
 #include "agent/options.hpp"
 #include "agent/run.hpp"
+#include "control/status.hpp"
 #include "dispatch/dispatcher.hpp"
 
 namespace telecap::agent {
@@ -62,6 +63,10 @@ public:
 
     // The events the outputs removed by reloads had dropped (they leave the bus).
     std::uint64_t removed_drops() const noexcept { return removed_drops_->load(); }
+
+    // Each output as run, with its counters now (ctl status, telecap top). On the thread
+    // that commits reloads (the loop thread).
+    std::vector<control::output_status> status() const;
 
 private:
     struct wanted {

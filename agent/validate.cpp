@@ -248,7 +248,7 @@ problem check_output(std::string_view spec) {
             return "output " + quoted(spec) + ": " + *p;
         return std::nullopt;
 #else
-        return "output " + quoted(spec) + ": " + grpc_not_built;
+        throw grpc_needed("output " + quoted(spec) + ": " + grpc_not_built);
 #endif
     }
     if (kind != "unix") return std::nullopt;

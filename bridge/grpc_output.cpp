@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "bridge/event_proto.hpp"
+#include "bridge/event_wire.hpp"
 #include "bridge/snakepit_bridge.grpc.pb.h"
 #include "bridge/stream_state.hpp"
 #include "capture/event_json.hpp"
@@ -20,7 +21,20 @@ namespace telecap::bridge {
 
 namespace {
 
-using reactor_base = grpc::ServerBidiReactor<pb::TelemetryControl, pb::TelemetryEvent>;
+// Raw bytes both ways: events go out as append_event_wire wrote them (no protobuf message is
+// built or serialized per event), controls are parsed here.
+using reactor_base = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
+using raw_service =
+    pb::BridgeService::WithRawCallbackMethod_StreamTelemetry<pb::BridgeService::Service>;
+
+// A slice over a message's bytes that keeps the message alive until gRPC lets go of it: no
+// copy of the event's bytes.
+grpc::Slice slice_of(const message& m) {
+    auto* keep = new message(m);
+    return grpc::Slice(
+        const_cast<char*>((*keep)->data()), (*keep)->size(),
+        [](void* p) { delete static_cast<message*>(p); }, keep);
+}
 
 // A call refused before it starts (too many streams, or telecap stopping).
 class refusal final : public reactor_base {
@@ -100,7 +114,7 @@ std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_o
     return std::nullopt;
 }
 
-struct grpc_output::impl final : pb::BridgeService::CallbackService {
+struct grpc_output::impl final : raw_service {
     class stream_reactor;
 
     grpc_output_options opts;
@@ -124,8 +138,7 @@ struct grpc_output::impl final : pb::BridgeService::CallbackService {
     impl(grpc_output_options o, const catalog& cat)
         : opts(std::move(o)), names(cat), known_names(cat.event_count()) {}
 
-    grpc::ServerBidiReactor<pb::TelemetryControl, pb::TelemetryEvent>* StreamTelemetry(
-        grpc::CallbackServerContext* ctx) override;
+    reactor_base* StreamTelemetry(grpc::CallbackServerContext* ctx) override;
 
     void closed_stream(const std::shared_ptr<stream_state>& s);
     static void add(totals& t, const stream_info& i);
@@ -145,7 +158,9 @@ public:
         if (a.write) {
             grpc::WriteOptions wo;
             if (a.more) wo.set_buffer_hint();  // more follows at once: coalesce the frames
-            StartWrite(a.write.get(), wo);
+            grpc::Slice slice = slice_of(a.write);
+            out_ = grpc::ByteBuffer(&slice, 1);  // one write in flight at a time
+            StartWrite(&out_, wo);
         }
         switch (a.finish) {
             case stream_state::finish_status::ok:
@@ -164,7 +179,13 @@ public:
     void OnCancel() override { run(state_->on_cancel()); }
     void OnReadDone(bool ok) override {
         if (!ok) return;  // the client closed its side (or left): no more controls
-        if (auto problem = state_->apply(request_))
+        pb::TelemetryControl control;
+        std::optional<std::string> problem;
+        if (!grpc::SerializationTraits<pb::TelemetryControl>::Deserialize(&request_, &control).ok())
+            problem = state_->refuse("a control message that is not a TelemetryControl");
+        else
+            problem = state_->apply(control);
+        if (problem)
             telecap::logger()->warn("output grpc: stream {}: control refused: {}",
                                     state_->info().id, *problem);
         StartRead(&request_);
@@ -178,11 +199,11 @@ public:
 private:
     impl& owner_;
     std::shared_ptr<stream_state> state_;
-    pb::TelemetryControl request_;
+    grpc::ByteBuffer request_;
+    grpc::ByteBuffer out_;
 };
 
-grpc::ServerBidiReactor<pb::TelemetryControl, pb::TelemetryEvent>*
-grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ctx) {
+reactor_base* grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ctx) {
     selection sel;
     for (const auto& [key, value] : ctx->client_metadata()) {
         const std::string_view k(key.data(), key.size());
@@ -272,8 +293,8 @@ void grpc_output::handle(const event& ev) {
     const auto now = stream_state::clock::now();
     message msg;
     const auto make = [&] {
-        auto m = std::make_shared<pb::TelemetryEvent>();
-        to_proto(ev, wire.wire, *m);
+        auto m = std::make_shared<std::string>();
+        append_event_wire(*m, ev, wire.wire);
         return message(std::move(m));
     };
     // Writes start outside the list's lock; a stream with a write in flight cannot be done.

@@ -103,6 +103,12 @@ stream_info stream_state::info() const {
     return out;
 }
 
+std::optional<std::string> stream_state::refuse(std::string why) {
+    std::lock_guard lock(mu_);
+    ++info_.controls_rejected;
+    return why;
+}
+
 std::optional<std::string> stream_state::apply(const ::snakepit::bridge::TelemetryControl& c) {
     namespace pb = ::snakepit::bridge;
     control::effective_controls next;

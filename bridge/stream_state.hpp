@@ -28,7 +28,9 @@
 
 namespace telecap::bridge {
 
-using message = std::shared_ptr<const ::snakepit::bridge::TelemetryEvent>;
+// One event as the bytes of a serialized TelemetryEvent (bridge/event_wire.hpp), shared by
+// every stream that sends it.
+using message = std::shared_ptr<const std::string>;
 
 class stream_state {
 public:
@@ -66,6 +68,9 @@ public:
     // A TelemetryControl from the request stream, with Snakepit's semantics (docs/grpc.md); a
     // bad one changes nothing and is counted. The problem, or nothing.
     std::optional<std::string> apply(const ::snakepit::bridge::TelemetryControl& c);
+    // A request that is not a TelemetryControl at all: counted as a refused control; `why`
+    // comes back.
+    std::optional<std::string> refuse(std::string why);
 
     bool done() const;
     stream_info info() const;

@@ -121,7 +121,7 @@ void handler_bus::dispatch(const event& ev) {
         // so the handler stays owned even if it detaches itself or others attach.
         handler* h = entries_[i].h.get();
         try {
-            h->handle(ev);
+            h->deliver(ev);
         } catch (const std::exception& ex) {
             fail(i, ex.what(), ev.dotted_name());
         } catch (...) {

@@ -122,18 +122,36 @@ constexpr std::size_t slack = 16;
 // a comma.
 constexpr std::size_t room(std::string_view s) noexcept { return 6 * s.size() + 4; }
 
+// Grows `s` to hold `at + n` bytes, in pages (page_mask + 1 bytes): only what is needed now,
+// since resize() zero-fills, and a batch's buffer that came back with a large capacity must not
+// be cleared whole each time. A free function, so that no raw_writer's address escapes.
+[[gnu::noinline]] char* grow_string(std::string& s, std::size_t at, std::size_t n,
+                                    std::size_t page_mask) {
+    s.resize((at + n + page_mask) & ~page_mask);
+    return s.data();
+}
+
 // Writes into a std::string from an offset, growing it only at need(): the per-byte paths do
 // no capacity checks. The string's size is scratch room; the caller trims it to offset().
+// Its state is three pointers that the functions below copy into a local writer and back
+// (`local_writer`): a local whose address is never taken stays in registers, where a writer
+// reached through a reference would be stored and reloaded around every byte it writes (a
+// char store may alias anything).
 class raw_writer {
 public:
     // `page`: grow in steps of this many bytes (a power of two; 1: just what is needed).
     raw_writer(std::string& s, std::size_t at, std::size_t page = 1) noexcept
-        : s_(s), p_(s.data() + at), lim_(s.data() + s.size()), page_mask_(page - 1) {}
-    std::size_t offset() const noexcept { return static_cast<std::size_t>(p_ - s_.data()); }
+        : s_(&s), base_(s.data()), p_(base_ + at), lim_(base_ + s.size()), page_mask_(page - 1) {}
+    std::size_t offset() const noexcept { return static_cast<std::size_t>(p_ - base_); }
 
     // Room for n more bytes (and the slack of word-wide stores).
     void need(std::size_t n) {
-        if (static_cast<std::size_t>(lim_ - p_) < n + slack) grow(n + slack);
+        if (static_cast<std::size_t>(lim_ - p_) < n + slack) {
+            const std::size_t at = offset();
+            base_ = grow_string(*s_, at, n + slack, page_mask_);
+            p_ = base_ + at;
+            lim_ = base_ + s_->size();
+        }
     }
 
     void lit(std::string_view s) noexcept {
@@ -146,6 +164,17 @@ public:
         p_ += N - 1;
     }
     void ch(char c) noexcept { *p_++ = c; }
+    // n bytes from `src`, which may be read up to 15 bytes past src + n (padded): 16-byte
+    // moves the compiler inlines, no call to memcpy for a short run of varying length.
+    void padded(const char* src, std::size_t n) noexcept {
+        for (std::size_t i = 0; i < n; i += 16) std::memcpy(p_ + i, src + i, 16);
+        p_ += n;
+    }
+    // n bytes written earlier at `at` (before a need() that covers them).
+    void again(std::size_t at, std::size_t n) noexcept {
+        std::memcpy(p_, base_ + at, n);
+        p_ += n;
+    }
     void i64(std::int64_t v) noexcept { p_ = write_i64(p_, v); }
     void dbl(double d) noexcept {
         if (std::isnan(d)) return lit("\"NaN\"");
@@ -210,15 +239,6 @@ public:
     }
 
 private:
-    [[gnu::noinline]] void grow(std::size_t n) {
-        const std::size_t at = offset();
-        // Only what is needed now, in pages: resize() zero-fills, and a batch's buffer that
-        // came back with a large capacity must not be cleared whole each time.
-        s_.resize((at + n + page_mask_) & ~page_mask_);
-        p_ = s_.data() + at;
-        lim_ = s_.data() + s_.size();
-    }
-
     void escape(unsigned char c) noexcept {
         switch (c) {
             case '"':
@@ -249,14 +269,32 @@ private:
         }
     }
 
-    std::string& s_;
+    std::string* s_;
+    char* base_;  // s_->data()
     char* p_;
     char* lim_;
     std::size_t page_mask_;
 };
 
+// A copy of `out` to write with, copied back at the end of the scope (see raw_writer).
+class local_writer {
+public:
+    explicit local_writer(raw_writer& out) noexcept : out_(out), w(out) {}
+    ~local_writer() { out_ = w; }
+    local_writer(const local_writer&) = delete;
+    local_writer& operator=(const local_writer&) = delete;
+
+private:
+    raw_writer& out_;
+
+public:
+    raw_writer w;
+};
+
 // {"event":[...],"measurements":{
-void write_head(raw_writer& w, const std::vector<std::string>& name) {
+void write_head(raw_writer& out, const std::vector<std::string>& name) {
+    local_writer local(out);
+    raw_writer& w = local.w;
     w.need(32);
     w.lit("{\"event\":[");
     for (std::size_t i = 0; i < name.size(); ++i) {
@@ -269,7 +307,9 @@ void write_head(raw_writer& w, const std::vector<std::string>& name) {
 }
 
 // The rest of the event after its head.
-void write_body(raw_writer& w, const event& ev) {
+void write_body(raw_writer& out, const event& ev) {
+    local_writer local(out);
+    raw_writer& w = local.w;
     bool first = true;
     for (const auto& [k, v] : ev.measurements) {
         const auto* s = std::get_if<std::string>(&v);
@@ -288,6 +328,10 @@ void write_body(raw_writer& w, const event& ev) {
     w.need(32);
     w.lit("},\"metadata\":{");
     first = true;
+    // The host's enrichment repeats the event's timestamp in its metadata: its digits are
+    // copied for the top-level one instead of formatted twice.
+    std::int64_t last_int = 0;
+    std::size_t last_at = 0, last_len = 0;
     for (const auto& [k, v] : ev.metadata) {
         const auto* s = std::get_if<std::string>(&v);
         w.need(room(k) + (s ? room(*s) : number_room));
@@ -295,16 +339,23 @@ void write_body(raw_writer& w, const event& ev) {
         first = false;
         w.str(k);
         w.ch(':');
-        if (s)
+        if (s) {
             w.str(*s);
-        else if (const auto* i = std::get_if<std::int64_t>(&v))
+        } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
+            last_int = *i;
+            last_at = w.offset();
             w.i64(*i);
-        else
+            last_len = w.offset() - last_at;
+        } else {
             w.lit("null");
+        }
     }
     w.need(64);
     w.lit("},\"timestamp_ns\":");
-    w.i64(ev.timestamp_ns);
+    if (last_len && last_int == ev.timestamp_ns)
+        w.again(last_at, last_len);
+    else
+        w.i64(ev.timestamp_ns);
     w.lit(",\"correlation_id\":");
     if (ev.correlation_id) {
         w.need(room(*ev.correlation_id) + 4);
@@ -373,6 +424,7 @@ event_json_writer::name_head& event_json_writer::head_slot(const event& ev) {
     name_head& head = heads_.insert(h, id);
     head.name.clear();
     head.text.clear();
+    head.size = 0;
     return head;
 }
 
@@ -380,15 +432,17 @@ void event_json_writer::append(const event& ev) {
     raw_writer w(buf_, used_, 4096);
     if (ev.name_id) {
         name_head& head = head_slot(ev);
-        if (same_name(head.name, ev.name) && !head.text.empty()) {
-            w.need(head.text.size());
-            w.lit(std::string_view(head.text));
+        if (same_name(head.name, ev.name) && head.size) {
+            w.need(head.size);  // and the slack the padded copy may write past it
+            w.padded(head.text.data(), head.size);
         } else {
             // An id seen first, or reused for another name: render the head here, keep a copy.
             const std::size_t start = w.offset();
             write_head(w, ev.name);
             head.name = ev.name;
-            head.text.assign(buf_.data() + start, w.offset() - start);
+            head.size = w.offset() - start;
+            head.text.assign(buf_.data() + start, head.size);
+            head.text.append(16, '\0');  // read by padded() past the head's end
         }
     } else {
         write_head(w, ev.name);

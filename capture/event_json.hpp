@@ -45,7 +45,8 @@ public:
 private:
     struct name_head {
         std::vector<std::string> name;
-        std::string text;
+        std::string text;      // the head, then 16 bytes of padding
+        std::size_t size = 0;  // of the head
     };
     name_head& head_slot(const event& ev);
 

@@ -2,6 +2,7 @@
 // The handler interface: what receives normalized events. Apart from the bus so that an
 // adapter (an output) depends on events only, not on how they are dispatched.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -38,6 +39,24 @@ public:
     // Other data this handler could not deliver (an OTLP metrics export's points): data lost
     // (exit status 3) but not events, so not under dropped.output. Any thread.
     virtual std::uint64_t items_lost() const { return 0; }
+    // Failures of its own delivery so far (failed writes, failed requests; not drops), and
+    // the last one's words, "" when none (`ctl status`, `telecap top`). Any thread.
+    virtual std::uint64_t errors() const { return 0; }
+    virtual std::string last_error() const { return {}; }
+
+    // handle(), counted: what the bus (and a wrapper passing events on) calls. May throw,
+    // like handle().
+    void deliver(const event& ev) {
+        // One writer (the thread that drives the bus): a load and a store, no locked
+        // instruction per event.
+        handed_.store(handed_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        handle(ev);
+    }
+    // Events delivered to this handler so far. Any thread.
+    std::uint64_t events_handed() const noexcept { return handed_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<std::uint64_t> handed_{0};
 };
 
 }  // namespace telecap

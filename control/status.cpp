@@ -19,6 +19,23 @@ void append_gated(std::string& out, const worker_status& w) {
     out += '}';
 }
 
+// ,"rejected":{"bad_json":N,...}: the worker's rejected telemetry lines, the reasons counted
+// so far only (most are 0).
+void append_rejected(std::string& out, const capture_stats& st) {
+    out += ",\"rejected\":{";
+    bool first = true;
+    for (std::size_t r = 0; r < st.rejected.size(); ++r) {
+        const std::uint64_t n = st.rejected[r];
+        if (n == 0) continue;
+        if (!first) out += ',';
+        first = false;
+        out += '"';
+        out += to_string(static_cast<reject_reason>(r));
+        out += "\":" + std::to_string(n);
+    }
+    out += '}';
+}
+
 void append_head(std::string& out, const worker_status& w, long pid) {
     append_json_string(out, w.id);
     out += ":{\"pool\":";
@@ -58,6 +75,10 @@ std::string status_json(const status_snapshot& s) {
         append_gated(out, w);
         out += ",\"controls\":";
         append_controls_json(out, *w.controls);
+        // Added for top, after the members that were there before it.
+        out += ",\"lines\":" + std::to_string(w.stats->lines);
+        out += ",\"passthrough_lines\":" + std::to_string(w.stats->passthrough_lines);
+        append_rejected(out, *w.stats);
         out += '}';
     }
     out += "},\"listeners\":[";
@@ -69,7 +90,25 @@ std::string status_json(const status_snapshot& s) {
         append_json_string(out, s.listeners[i].url);
         out += '}';
     }
-    out += "]}";
+    out += "],\"outputs\":[";
+    for (std::size_t i = 0; i < s.outputs.size(); ++i) {
+        const auto& o = s.outputs[i];
+        if (i) out += ',';
+        out += "{\"output\":";
+        append_json_string(out, o.output);
+        out += ",\"events\":" + std::to_string(o.events);
+        out += ",\"dropped\":" + std::to_string(o.dropped);
+        out += ",\"errors\":" + std::to_string(o.errors);
+        out += ",\"last_error\":";
+        append_json_string(out, o.last_error);
+        out += '}';
+    }
+    out += "],\"queue_depth\":" + std::to_string(s.queue_depth);
+    out += ",\"process\":{\"cpu_seconds\":";
+    append_json_double(out, s.cpu_seconds);
+    out += ",\"rss_bytes\":";
+    append_json_double(out, s.rss_bytes);
+    out += "}}";
     return out;
 }
 

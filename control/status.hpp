@@ -42,16 +42,31 @@ struct listener_status {
     std::string url;     // "http://127.0.0.1:9464/metrics"
 };
 
+// One output as run (its id as in --stats' "outputs"), with its counters now.
+struct output_status {
+    std::string output;
+    std::uint64_t events = 0;   // handed to it by the handler bus
+    std::uint64_t dropped = 0;  // events it could not deliver
+    std::uint64_t errors = 0;   // failed writes or requests
+    std::string last_error;     // "" when none
+};
+
 struct status_snapshot {
     double uptime_seconds = 0;
     bool stopping = false;
     std::vector<pool_status> pools;
     std::vector<worker_status> workers;
     std::vector<listener_status> listeners;
+    std::vector<output_status> outputs;
+    std::uint64_t queue_depth = 0;  // events queued for the outputs
+    // telecap's own CPU time (user + system, all threads) and resident memory now; negative
+    // when unknown.
+    double cpu_seconds = -1;
+    double rss_bytes = -1;
 };
 
-// {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..},"listeners":[..]}
-// (docs/control.md).
+// {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..},"listeners":[..],
+//  "outputs":[..],"queue_depth":..,"process":{..}} (docs/control.md).
 std::string status_json(const status_snapshot& s);
 // {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}: the
 // "workers" member of --stats.

@@ -249,6 +249,7 @@ void batch_sender::drop(std::uint64_t items, drop_reason why, std::string_view w
 
 void batch_sender::warn(std::string_view what) {
     std::lock_guard lock(log_mu_);
+    last_problem_ = what;
     const auto now = clock::now();
     if (warned_ && now - last_warn_ < warn_every) {
         ++unsaid_;
@@ -262,6 +263,11 @@ void batch_sender::warn(std::string_view what) {
     warned_ = true;
     last_warn_ = now;
     unsaid_ = 0;
+}
+
+std::string batch_sender::last_problem() const {
+    std::lock_guard lock(log_mu_);
+    return last_problem_;
 }
 
 double batch_sender::random01() {

@@ -78,6 +78,9 @@ public:
     void finish(std::chrono::steady_clock::time_point deadline);
 
     const export_counters& counters() const noexcept { return counters_; }
+    // The last problem warned about (a failed or retried request, a drop), "" when none. Any
+    // thread.
+    std::string last_problem() const;
     const batch_sender_options& options() const noexcept { return opts_; }
     std::size_t buffered_records() const;
 
@@ -107,7 +110,8 @@ private:
     bool finished_ = false;  // finish() has returned or is running
     std::chrono::steady_clock::time_point deadline_{};
 
-    std::mutex log_mu_;
+    mutable std::mutex log_mu_;
+    std::string last_problem_;  // guarded by log_mu_
     std::chrono::steady_clock::time_point last_warn_{};
     bool warned_ = false;
     std::uint64_t unsaid_ = 0;

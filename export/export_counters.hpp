@@ -47,6 +47,12 @@ struct export_counters {
         return dropped[static_cast<std::size_t>(r)].load();
     }
     std::uint64_t dropped_total() const noexcept;
+    // Requests that did not succeed: retried, or failed for good.
+    std::uint64_t errors() const noexcept {
+        std::uint64_t n = retried.load();
+        for (const auto& f : failed) n += f.load();
+        return n;
+    }
     void add_failed(failure_reason r) noexcept { failed[static_cast<std::size_t>(r)].fetch_add(1); }
     void add_dropped(drop_reason r, std::uint64_t n) noexcept {
         dropped[static_cast<std::size_t>(r)].fetch_add(n);

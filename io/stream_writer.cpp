@@ -101,6 +101,7 @@ void stream_writer::say(bool error, const std::string& message) {
     {
         std::lock_guard lock(mu_);
         hook = log_;
+        if (error) last_error_ = message;
     }
     if (hook) {
         hook(error, message);

@@ -158,6 +158,11 @@ public:
     std::size_t buffered() const noexcept { return buffered_.load(std::memory_order_relaxed); }
     const stream_counters& counters() const noexcept { return counters_; }
     const std::string& name() const noexcept { return name_; }
+    // The last failure said (a write or reopen error, lines lost at the end), "" when none.
+    std::string last_error() const {
+        std::lock_guard lock(mu_);
+        return last_error_;
+    }
     // The fd written to. For a file it changes when the writer thread reopens it: read
     // file_id() from other threads instead.
     int fd() const noexcept { return fd_; }
@@ -202,6 +207,7 @@ private:
     bool was_congested_ = false;
     std::function<void()> on_room_;
     log_hook log_;
+    std::string last_error_;
 
     std::atomic<std::size_t> buffered_{0};
     std::atomic<bool> dead_{false};

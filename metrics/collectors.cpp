@@ -1,7 +1,9 @@
 #include "metrics/collectors.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -80,6 +82,32 @@ double open_fds() {
 }
 
 }  // namespace
+
+process_usage read_process_usage() {
+    process_usage u;
+    rusage ru{};
+    if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+        const auto secs = [](const timeval& t) {
+            return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+        };
+        u.cpu_seconds = secs(ru.ru_utime) + secs(ru.ru_stime);
+    }
+    // statm: size resident shared ... in pages. One read of a short file, no allocation.
+    const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[128];
+        const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            unsigned long size = 0, resident = 0;
+            if (std::sscanf(buf, "%lu %lu", &size, &resident) == 2)
+                u.rss_bytes =
+                    static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+        }
+    }
+    return u;
+}
 
 registry::collector_id add_process_collector(registry& r) {
     return r.add_collector([](std::vector<sample>& out) {

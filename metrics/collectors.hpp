@@ -38,6 +38,14 @@ registry::collector_id add_capture_collector(registry& r, const capture_stats& s
 // name them.
 registry::collector_id add_process_collector(registry& r);
 
+// telecap's CPU time (user + system, all threads, seconds) and resident memory now (bytes,
+// /proc/self/statm); -1 for what cannot be read.
+struct process_usage {
+    double cpu_seconds = -1;
+    double rss_bytes = -1;
+};
+process_usage read_process_usage();
+
 // {"name{label=\"value\",...}": value, ...} in snapshot order (sorted): the series keys are
 // Prometheus' text format, so a reader can grep one series by the name it knows.
 std::string to_json(const std::vector<sample>& samples);

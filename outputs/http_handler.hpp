@@ -37,6 +37,8 @@ public:
     //  "events_sent":N,"events_dropped":{...}}
     std::string counters_json() const override;
     std::uint64_t events_dropped() const override;
+    std::uint64_t errors() const override { return sender_.counters().errors(); }
+    std::string last_error() const override { return sender_.last_problem(); }
 
     void finish(std::chrono::steady_clock::time_point deadline) override;
     const exporting::export_counters& counters() const noexcept { return sender_.counters(); }

@@ -4,16 +4,10 @@
 
 namespace telecap {
 
-namespace {
-// Each hand-over may wake the stream's writer thread (a futex wake and a context switch, tens of
-// microseconds on a VM): batches well above a read's worth keep that off the per-event cost.
-constexpr std::size_t batch_bytes = 256 * 1024;
-}  // namespace
-
 void jsonl_handler::handle(const event& ev) {
     json_.append(ev);
     ++batched_;
-    if (json_.size() >= batch_bytes) hand_over();
+    if (json_.size() >= batch_bytes_) hand_over();
 }
 
 void jsonl_handler::flush() { hand_over(); }

@@ -1,8 +1,9 @@
 #pragma once
 // Output: events as JSON lines (the output contract, capture/event_json.hpp) to a stream
 // (stdout, a file: io/stream_writer.hpp). Lines are batched here and handed to the stream's
-// writer when 256 KiB are waiting and at each flush() (the dispatcher running dry, and after
-// every read in `telecap parse`), so the stream is written as events come, never cut.
+// writer when `batch_bytes` are waiting (256 KiB by default) and at each flush() (the dispatcher
+// running dry, and after every read in `telecap parse`), so the stream is written as events come,
+// never cut.
 //
 // When the stream is congested (its reader is slow): with `wait` the handler waits for room
 // (back-pressure: the dispatcher's queue fills and the producers apply their overflow policy),
@@ -23,8 +24,15 @@ namespace telecap {
 
 class jsonl_handler final : public handler {
 public:
-    explicit jsonl_handler(std::shared_ptr<stream_writer> out, bool wait = true)
-        : out_(std::move(out)), wait_(wait) {}
+    // Each hand-over may wake the stream's writer thread (a futex wake and a context switch,
+    // tens of microseconds on a VM): batches well above a read's worth keep that off the
+    // per-event cost. 256 KiB stays under a stream's 1 MiB soft limit, so one batch alone never
+    // makes it congested (which would pause the run loop in block mode).
+    static constexpr std::size_t default_batch_bytes = 256 * 1024;
+
+    explicit jsonl_handler(std::shared_ptr<stream_writer> out, bool wait = true,
+                           std::size_t batch_bytes = default_batch_bytes)
+        : out_(std::move(out)), wait_(wait), batch_bytes_(batch_bytes) {}
 
     void handle(const event& ev) override;
     void flush() override;
@@ -36,6 +44,9 @@ public:
 
     std::uint64_t events_written() const noexcept { return written_.load(); }
     std::uint64_t events_dropped() const noexcept override { return dropped_.load(); }
+    // Its stream's failed writes, and the last failure said.
+    std::uint64_t errors() const override { return out_->counters().write_errors.load(); }
+    std::string last_error() const override { return out_->last_error(); }
     stream_writer& stream() const noexcept { return *out_; }
 
 private:
@@ -43,6 +54,7 @@ private:
 
     std::shared_ptr<stream_writer> out_;
     bool wait_;
+    std::size_t batch_bytes_;
     event_json_writer json_;  // the batch being written
     std::string buf_;         // handed to the stream (swapped, not copied)
     std::uint64_t batched_ = 0;

@@ -43,6 +43,8 @@ public:
     //  "events_sent":N,"events_dropped":{"buffer_full":N,...}}
     std::string counters_json() const override;
     std::uint64_t events_dropped() const override;
+    std::uint64_t errors() const override { return sender_.counters().errors(); }
+    std::string last_error() const override { return sender_.last_problem(); }
 
     // Sends what is queued until `deadline`, then drops the rest (counted). Idempotent.
     void finish(std::chrono::steady_clock::time_point deadline) override;
@@ -71,6 +73,8 @@ public:
     std::string counters_json() const override;
     // Points dropped (not sent, or rejected): data lost, exit status 3.
     std::uint64_t items_lost() const override;
+    std::uint64_t errors() const override { return sender_.counters().errors(); }
+    std::string last_error() const override { return sender_.last_problem(); }
 
     // Takes the families now and queues an export (tests, and a final export).
     void export_now();

@@ -25,8 +25,9 @@ int check_executable(const std::string& path) noexcept {
     return 0;
 }
 
-Result<std::string> find_impl() {
-    if (const char* env = std::getenv(guard_path_env); env != nullptr && *env != '\0') {
+Result<std::string> find_impl(const char* name, const char* path_env) {
+    if (const char* env = path_env ? std::getenv(path_env) : nullptr;
+        env != nullptr && *env != '\0') {
         std::string path = env;
         if (path.front() != '/') {
             char cwd[4096];
@@ -42,8 +43,7 @@ Result<std::string> find_impl() {
     if (n < 0) return errno_code(errno);
     std::string_view self(exe, static_cast<std::size_t>(n));
     const std::string dir(self.substr(0, self.rfind('/') + 1));  // keeps the final '/'
-    for (std::string path :
-         {dir + guard_executable_name, dir + TELECAP_GUARD_RELDIR + "/" + guard_executable_name}) {
+    for (std::string path : {dir + name, dir + TELECAP_GUARD_RELDIR + "/" + name}) {
         if (check_executable(path) == 0) return path;
     }
     return std::make_error_code(std::errc::no_such_file_or_directory);
@@ -53,12 +53,16 @@ Result<std::string> find_impl() {
 
 int guard_kill_signal() noexcept { return SIGRTMAX; }
 
-Result<std::string> find_guard_executable() noexcept {
+Result<std::string> find_telecap_executable(const char* name, const char* path_env) noexcept {
     try {
-        return find_impl();
+        return find_impl(name, path_env);
     } catch (const std::bad_alloc&) {
         return std::make_error_code(std::errc::not_enough_memory);
     }
+}
+
+Result<std::string> find_guard_executable() noexcept {
+    return find_telecap_executable(guard_executable_name, guard_path_env);
 }
 
 }  // namespace telecap::spawn

@@ -54,4 +54,9 @@ int guard_kill_signal() noexcept;
 // Call it once at startup: the result goes into every child_spec::guard.
 Result<std::string> find_guard_executable() noexcept;
 
+// The same search for another of telecap's executables: `$<path_env>` when set and not empty
+// (path_env may be null: no override), then `name` beside the running executable, then in
+// <its directory>/<TELECAP_GUARD_RELDIR>.
+Result<std::string> find_telecap_executable(const char* name, const char* path_env) noexcept;
+
 }  // namespace telecap::spawn

@@ -154,6 +154,9 @@ struct supervisor_io {
     event_source_factory grpc;
     // Optional: the endpoints telecap serves now, for ctl status (called on the loop thread).
     std::function<std::vector<control::listener_status>()> listeners;
+    // Optional: the outputs as run now, with their counters, for ctl status and top (called
+    // on the loop thread).
+    std::function<std::vector<control::output_status>()> outputs;
 };
 
 class supervisor final : public control::target {

@@ -329,6 +329,11 @@ control::status_snapshot supervisor::status() const {
         s.workers.push_back(ws);
     }
     if (io_.listeners) s.listeners = io_.listeners();
+    if (io_.outputs) s.outputs = io_.outputs();
+    s.queue_depth = io_.events ? io_.events->depth() : 0;
+    const auto usage = metrics::read_process_usage();
+    s.cpu_seconds = usage.cpu_seconds;
+    s.rss_bytes = usage.rss_bytes;
     return s;
 }
 

@@ -21,7 +21,7 @@ struct fixture {
         message msg;
         return s.offer(std::string_view::npos, wire, stream_state::clock::now(), msg, [&] {
             ++made;
-            return std::make_shared<const pb::TelemetryEvent>();
+            return std::make_shared<const std::string>();
         });
     }
 };

@@ -413,5 +413,52 @@ class GrpcOutputUsageTest(unittest.TestCase):
         self.assertIn("cannot listen on 127.0.0.1:", r.stderr.decode())
 
 
+class TwoExecutablesTest(unittest.TestCase):
+    """telecap never links gRPC; a command line with `-o grpc` runs in telecap-grpc, in place
+    (the same process), with the same arguments; without telecap-grpc it is a usage error."""
+
+    def test_telecap_links_no_grpc_and_its_grpc_variant_does(self):
+        variant = os.path.join(os.path.dirname(TELECAP), "telecap-grpc")
+        self.assertTrue(os.access(variant, os.X_OK), variant)
+        def grpc_libraries(path):
+            out = subprocess.run(["ldd", path], capture_output=True, text=True, check=True)
+            return [l for l in out.stdout.splitlines() if "libgrpc" in l]
+        self.assertEqual(grpc_libraries(TELECAP), [])
+        self.assertNotEqual(grpc_libraries(variant), [])
+
+    def test_the_grpc_output_runs_in_the_same_process_as_telecap_grpc(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Telecap(tmp, [])
+            try:
+                exe = os.readlink("/proc/%d/exe" % t.proc.pid)
+                self.assertEqual(os.path.basename(exe), "telecap-grpc")
+                with open("/proc/%d/cmdline" % t.proc.pid, "rb") as f:
+                    argv = f.read().split(b"\0")
+                self.assertEqual(argv[0].decode(), TELECAP)  # as it was started
+                self.assertIn(b"grpc:127.0.0.1:0", argv)
+                # It serves: telecap registers the client's stream (Client returns then).
+                Client(t.address).close()
+            finally:
+                t.kill()
+
+    def test_without_telecap_grpc_beside_it_grpc_is_a_usage_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            alone = os.path.join(tmp, "telecap")
+            subprocess.run(["cp", TELECAP, alone], check=True)
+            env = dict(os.environ)
+            env.pop("TELECAP_GRPC_BIN", None)
+            r = subprocess.run([alone, "parse", "-o", "jsonl", "-o", "grpc", "/dev/null"],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT,
+                               env=env)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(b'output "grpc": this telecap was built without gRPC', r.stderr)
+            # TELECAP_GRPC_BIN names it when it is elsewhere.
+            env["TELECAP_GRPC_BIN"] = os.path.join(os.path.dirname(TELECAP), "telecap-grpc")
+            r = subprocess.run([alone, "run", "--check", "-o", "grpc:127.0.0.1:0", "--",
+                                "true"], stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=WAIT, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

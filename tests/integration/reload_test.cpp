@@ -226,6 +226,26 @@ TEST(Reload, ABadFileChangesNothingAndSaysWhere) {
         << stats;
 }
 
+// telecap runs a command line that needs the gRPC bridge in telecap-grpc, as it starts
+// (docs/grpc.md): a running telecap that started without it cannot take a grpc output on
+// reload, and says to restart it.
+TEST(Reload, AGrpcOutputAddedToATelecapStartedWithoutTheBridgeAsksForARestart) {
+    auto t = start_config("grpc", "pools:\n" + pool("p", calm));
+    std::string st;
+    ASSERT_TRUE(eventually([&] { return all_running(t, {"p-0"}, &st); })) << st;
+    write_file(t.cfg, "outputs: [\"grpc:127.0.0.1:0\"]\npools:\n" + pool("p", calm));
+    const auto r = ctl(t.sock, {"reload"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("reload refused, nothing changed: output \"grpc:127.0.0.1:0\": "),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("started without the gRPC bridge: restart it"), std::string::npos)
+        << r.err;
+    EXPECT_EQ(worker_field(status(t), "p-0", "restarts"), "0");
+    const auto end = stop(t);
+    EXPECT_EQ(end.exit_code, 0) << end.err;
+}
+
 // The controls become the config's; changes made with ctl since are dropped; settings a reload
 // cannot change are named in the reply.
 TEST(Reload, ControlsComeFromTheFileAndFixedSettingsAreNamed) {

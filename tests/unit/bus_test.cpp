@@ -91,6 +91,35 @@ TEST_F(BusTest, DuplicateIdIsAnError) {
     EXPECT_FALSE(record("a", {}));
 }
 
+// The events handed to each handler, counted for ctl status and top (its SENT/S), whether the
+// bus delivers them or a wrapper passes them on.
+TEST_F(BusTest, CountsTheEventsDeliveredToEachHandler) {
+    struct counting final : handler {
+        void handle(const event&) override {}
+    };
+    struct passing_on final : handler {
+        explicit passing_on(std::shared_ptr<handler> inner) : inner_(std::move(inner)) {}
+        void handle(const event& ev) override {
+            if (ev.name.size() > 2) inner_->deliver(ev);
+        }
+        std::shared_ptr<handler> inner_;
+    };
+    auto all = std::make_shared<counting>();
+    auto pool = std::make_shared<counting>();
+    auto inner = std::make_shared<counting>();
+    auto wrapper = std::make_shared<passing_on>(inner);
+    ASSERT_FALSE(bus.attach("all", {}, all));
+    ASSERT_FALSE(bus.attach("pool", {"snakepit", "pool"}, pool));
+    ASSERT_FALSE(bus.attach("wrapped", {}, wrapper));
+    bus.dispatch(make_event({"snakepit", "pool", "worker", "spawned"}));
+    bus.dispatch(make_event({"snakepit", "python"}));
+    bus.dispatch(make_event({"snakepit", "python", "call"}));
+    EXPECT_EQ(all->events_handed(), 3u);
+    EXPECT_EQ(pool->events_handed(), 1u);
+    EXPECT_EQ(wrapper->events_handed(), 3u);
+    EXPECT_EQ(inner->events_handed(), 2u);
+}
+
 TEST_F(BusTest, PrefixMatching) {
     record("all", {});
     record("snakepit", {"snakepit"});

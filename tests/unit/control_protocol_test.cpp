@@ -138,6 +138,29 @@ TEST(ControlProtocol, StatusAndStatsSpliceTheirObjectsIntoTheReply) {
     EXPECT_EQ(handle(R"({"cmd":"stats"})", t), R"({"ok":true,"metrics":{"telecap_workers_up":1}})");
 }
 
+TEST(ControlStatus, StatusNamesLinesRejectsOutputsQueueAndProcess) {
+    fake_target t;
+    t.stats.lines = 9;
+    t.stats.events = 5;
+    t.stats.passthrough_lines = 4;
+    t.stats.rejected_for(reject_reason::invalid_json) = 3;
+    auto s = t.status();
+    s.outputs.push_back({"output.0:jsonl:/x", 12, 1, 2, "/x: write failed: \"full\""});
+    s.queue_depth = 6;
+    s.cpu_seconds = 0.25;
+    s.rss_bytes = 4096;
+    const std::string json = status_json(s);
+    // Each worker's counters after its controls; only the reasons counted so far.
+    EXPECT_NE(json.find(R"("rate_limit":{"events_per_second":0.0,"burst":0.0}},"lines":9,)"
+                        R"("passthrough_lines":4,"rejected":{"invalid_json":3}})"),
+              std::string::npos)
+        << json;
+    EXPECT_EQ(json.substr(json.find("],\"outputs\"")),
+              R"(],"outputs":[{"output":"output.0:jsonl:/x","events":12,"dropped":1,"errors":2,)"
+              R"("last_error":"/x: write failed: \"full\""}],"queue_depth":6,)"
+              R"("process":{"cpu_seconds":0.25,"rss_bytes":4096.0}})");
+}
+
 TEST(ControlStatus, WorkersJsonNamesTheWaitedPidAndTheLineCounters) {
     fake_target t;
     t.stats.lines = 9;

@@ -262,6 +262,29 @@ TEST(EventJsonWriter, SameBytesAsAppendEventJsonAndTakeStartsOver) {
     EXPECT_EQ(written(w), to_json(ev));
 }
 
+// The top-level timestamp is copied from the metadata's last integer only when they are equal:
+// a metadata timestamp that differs (a worker's own), or a last integer of another key, never
+// stands in for the event's.
+TEST(EventJson, TopLevelTimestampIsTheEventsWhateverTheMetadataEndsWith) {
+    event ev = sample_event();
+    ev.metadata.back().second = std::int64_t{1700000000123456788};  // one less
+    EXPECT_NE(to_json(ev).find(",\"timestamp_ns\":1700000000123456788},\"timestamp_ns\":"
+                               "1700000000123456789,"),
+              std::string::npos)
+        << to_json(ev);
+    ev.metadata = {{"python_pid", std::int64_t{4242}}, {"tool", std::string("search")}};
+    EXPECT_NE(to_json(ev).find("\"tool\":\"search\"},\"timestamp_ns\":1700000000123456789,"),
+              std::string::npos)
+        << to_json(ev);
+    ev.metadata = {{"shard", std::int64_t{-7}}};
+    ev.timestamp_ns = -7;  // equal to the last integer: the copy gives the same digits
+    EXPECT_NE(to_json(ev).find("{\"shard\":-7},\"timestamp_ns\":-7,"), std::string::npos)
+        << to_json(ev);
+    event_json_writer w;
+    w.append(ev);
+    EXPECT_EQ(written(w), to_json(ev));
+}
+
 TEST(EventJsonWriter, AlternatingNamesNeverGetAStaleHead) {
     const int ids[3] = {};
     event a, b, c;

@@ -235,6 +235,8 @@ TEST(StreamWriterTest, ClosedPipeKillsTheStreamAndSaysTheLoss) {
     EXPECT_TRUE(w->given_up());
     EXPECT_FALSE(w->append("third\n"));  // dead: dropped at once
     EXPECT_EQ(w->counters().write_errors.load(), 1u);
+    // What ctl status and top show as the output's last error.
+    EXPECT_NE(w->last_error().find("out: write failed"), std::string::npos) << w->last_error();
     EXPECT_EQ(w->counters().written_lines.load(), 1u);
     EXPECT_EQ(w->counters().dropped_lines.load(), 2u);
     EXPECT_EQ(w->counters().dropped_bytes.load(), 13u);
