@@ -91,8 +91,9 @@ problem check_grpc_address(std::string_view address) {
 #ifdef TELECAP_HAVE_GRPC
     return bridge::check_grpc_address(address, true);
 #else
-    (void)address;
-    return std::string("is not available: ") + grpc_not_built;
+    // The bridge is in telecap-grpc: main_cli() runs the same command line there (as for
+    // `-o grpc`), or says this when there is none.
+    throw grpc_needed("grpc " + quoted(address) + ": " + grpc_not_built);
 #endif
 }
 
