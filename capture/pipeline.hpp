@@ -58,7 +58,7 @@ private:
     void on_long_data(std::string_view bytes) override;
     void on_long_end(std::string_view eol) override;
 
-    bool normalized(const raw_event& raw);  // false: err_ says why
+    bool normalized(const raw_event& raw, bool line);  // false: err_ says why
     void pass(std::string_view bytes, bool starts, bool ends);
     void rejected(const parse_error& err, std::string_view text, bool truncated);
 
