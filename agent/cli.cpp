@@ -403,10 +403,16 @@ int main_cli(int argc, char** argv) {
         ->allow_extra_args(false);
     ctl->add_option("--timeout", ctl_timeout, "Seconds to wait for the reply")
         ->capture_default_str();
+    ctl->add_option("--format", co.format,
+                    "tap: jsonl (as -o jsonl, the default) or log (as -o log)");
+    ctl->add_option("--limit", co.limit, "tap: exit after N events");
+    ctl->add_flag("--passthrough", co.passthrough,
+                  "tap: the workers' other lines too (not built yet: refused)");
     ctl->add_option("command", co.command,
                     "status | stats | toggle on|off | sample RATE [PATTERN...] | filter | "
                     "rate-limit N[/BURST] | reset | start | stop | restart | reload (with "
-                    "run --config: read the config again) | reopen")
+                    "run --config: read the config again) | reopen | tap [PATTERN...] (stream "
+                    "the events, after the gates, to stdout until Ctrl-C or --limit)")
         ->required();
     ctl->add_option("args", co.args, "The command's arguments");
 

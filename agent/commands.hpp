@@ -3,6 +3,7 @@
 // usage_error (exit 2).
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,10 @@ struct ctl_options {
     std::string pool, worker;              // the scope; neither: every worker
     bool json = false;
     std::chrono::milliseconds timeout{10000};
+    // tap
+    std::string format;       // jsonl (default) or log
+    std::uint64_t limit = 0;  // events, then exit; 0: no limit
+    bool passthrough = false;
 };
 int run_ctl(const ctl_options& o);
 

@@ -1,10 +1,16 @@
 // telecap ctl: the control socket's client (docs/control.md). Builds one request from the
 // arguments, sends it (control/client.hpp) and prints the reply, readable or as JSON.
 
+#include <poll.h>
 #include <rapidjson/document.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "agent/commands.hpp"
@@ -76,7 +82,7 @@ std::string build_request(const ctl_options& o) {
     } else {
         throw usage_error("unknown control command \"" + c +
                           "\": status, stats, toggle, sample, filter, rate-limit, reset, start, "
-                          "stop, restart, reload, reopen");
+                          "stop, restart, reload, reopen, tap");
     }
     if (!o.pool.empty()) {
         r += ",\"pool\":";
@@ -158,11 +164,124 @@ void print_reload(const rapidjson::Document& d) {
                 std::printf("  not applied until telecap restarts: %s\n", n.GetString());
 }
 
+volatile std::sig_atomic_t tap_stopped = 0;
+extern "C" void on_tap_signal(int) { tap_stopped = 1; }
+
+std::string tap_request(const ctl_options& o) {
+    if (o.passthrough)
+        throw usage_error(
+            "tap --passthrough is not built yet: a tap streams events only (docs/control.md)");
+    if (!o.format.empty() && o.format != "jsonl" && o.format != "log")
+        throw usage_error("tap --format takes jsonl or log, not \"" + o.format + "\"");
+    std::string r = "{\"cmd\":\"tap\",\"format\":";
+    append_json_string(r, o.format.empty() ? "jsonl" : o.format);
+    if (o.limit) r += ",\"limit\":" + std::to_string(o.limit);
+    append_list(r, "patterns", o.args);
+    if (!o.pool.empty()) {
+        r += ",\"pool\":";
+        append_json_string(r, o.pool);
+    }
+    if (!o.worker.empty()) {
+        r += ",\"worker\":";
+        append_json_string(r, o.worker);
+    }
+    return r + "}";
+}
+
+// All of [p, p + n) to stdout; false when stdout is gone (a closed pipe) or on Ctrl-C.
+bool write_out(const char* p, std::size_t n) {
+    while (n > 0) {
+        const ssize_t w = ::write(1, p, n);
+        if (w > 0) {
+            p += w;
+            n -= static_cast<std::size_t>(w);
+        } else if (w < 0 && errno == EINTR) {
+            if (tap_stopped) return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+// telecap ctl tap: the stream to stdout until the server ends it, --limit, Ctrl-C (SIGINT,
+// SIGTERM) or a closed stdout; each of those ends it with status 0 and without a message.
+int run_tap(const ctl_options& o) {
+    const std::string request = tap_request(o);
+    const bool log = o.format == "log";
+    // Signals end the stream: no SA_RESTART, so a poll or a write blocked on stdout returns.
+    struct sigaction sa {};
+    sa.sa_handler = on_tap_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    unique_fd fd;
+    std::string reply, buf;
+    if (auto e = control::open_stream(o.socket, request, o.timeout, reply, fd, buf)) {
+        if (tap_stopped) return 0;
+        std::fprintf(stderr, "telecap: ctl: %s\n", e->c_str());
+        return 1;
+    }
+    rapidjson::Document d;
+    d.Parse(reply.data(), reply.size());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("ok") || !d["ok"].IsBool()) {
+        std::fprintf(stderr, "telecap: ctl: the server's reply is not a reply: %s\n",
+                     reply.c_str());
+        return 1;
+    }
+    if (!d["ok"].GetBool()) {
+        std::fprintf(stderr, "telecap: ctl: %s\n", str(d, "error").c_str());
+        return 1;
+    }
+    std::uint64_t events = 0;
+    char chunk[64 * 1024];
+    while (!tap_stopped) {
+        // Whole lines only; with a limit, up to the line that reaches it (markers not counted).
+        std::size_t end = buf.rfind('\n');
+        end = end == std::string::npos ? 0 : end + 1;
+        bool last = false;
+        if (o.limit) {
+            for (std::size_t at = 0; at < end;) {
+                const std::size_t nl = buf.find('\n', at);
+                const std::string_view line(buf.data() + at, nl - at);
+                const bool marker =
+                    log ? line.starts_with("# ") : line.starts_with("{\"telecap_tap\"");
+                at = nl + 1;
+                if (!marker && ++events == o.limit) {
+                    end = at;
+                    last = true;
+                    break;
+                }
+            }
+        }
+        if (end > 0 && !write_out(buf.data(), end)) return 0;
+        if (last) return 0;
+        buf.erase(0, end);
+        pollfd p{fd.get(), POLLIN, 0};
+        const int r = ::poll(&p, 1, -1);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
+        if (n > 0) {
+            buf.append(chunk, static_cast<std::size_t>(n));
+        } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+            break;  // the server ended the stream (its limit, or telecap stopped)
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 int run_ctl(const ctl_options& o) {
     if (!o.pool.empty() && !o.worker.empty())
         throw usage_error("give --pool or --worker, not both");
+    if (o.command == "tap") return run_tap(o);
+    if (!o.format.empty() || o.limit || o.passthrough)
+        throw usage_error("--format, --limit and --passthrough are options of tap");
     const std::string request = build_request(o);
     std::string reply;
     if (auto e = control::exchange(o.socket, request, o.timeout, reply)) {

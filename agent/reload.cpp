@@ -86,6 +86,7 @@ std::string reloader::operator()(supervisor& sup) {
                 capture_options co = next.capture;
                 co.catalog_path = pool.catalog_path;
                 cat = std::make_shared<const catalog>(load_catalog(co));
+                if (on_catalog) on_catalog(*cat);
             }
             r.catalogs.push_back(cat);
         }

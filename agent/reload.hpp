@@ -26,6 +26,9 @@ public:
     // Loop thread.
     std::string operator()(supervisor& sup);
 
+    // Called with each catalog a reload loads (the taps' wire names).
+    std::function<void(const catalog&)> on_catalog;
+
 private:
     std::function<run_options()> reread_;
     run_options running_;

@@ -16,6 +16,7 @@
 #include "agent/reload.hpp"
 #include "agent/run.hpp"
 #include "agent/run_outputs.hpp"
+#include "agent/run_taps.hpp"
 #include "control/server.hpp"
 #include "core/service_notify.hpp"
 #include "metrics/collectors.hpp"
@@ -66,6 +67,7 @@ int run_workers(const run_options& o) {
             "events or pass-through go to stdout: the workers' stdout is captured, "
             "so their lines cannot cut into telecap's");
     std::map<std::string, std::unique_ptr<catalog>> catalogs;
+    auto tap_names = std::make_shared<wire_names>();  // what `ctl tap` patterns match
     supervisor_io io;
     for (const auto& pool : running.pools) {
         auto& cat = catalogs[pool.catalog_path];
@@ -73,6 +75,7 @@ int run_workers(const run_options& o) {
             capture_options co = o.capture;
             co.catalog_path = pool.catalog_path;
             cat = std::make_unique<catalog>(load_catalog(co));
+            tap_names->add(*cat);
         }
         io.catalogs.push_back(cat.get());
     }
@@ -141,6 +144,7 @@ int run_workers(const run_options& o) {
     std::unique_ptr<reloader> reload;
     if (o.reread) {
         reload = std::make_unique<reloader>(o.reread, running, outputs, events, registry);
+        reload->on_catalog = [tap_names](const catalog& c) { tap_names->add(c); };
         so.reload = [&reload, &sup_ptr, &notifier] {
             timespec now{};
             ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -163,7 +167,9 @@ int run_workers(const run_options& o) {
     // The control socket, served by the loop while the supervisor runs it (before any worker
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
+    std::unique_ptr<run_taps> taps;  // `ctl tap`: outlives the socket, read by --stats
     if (!o.control_socket.empty()) {
+        taps = std::make_unique<run_taps>(bus, events, registry, tap_names);
         // Clients the socket cut off, by reason (all of them present from the start, at 0).
         std::array<metrics::counter*, control::close_reason_count> closed{};
         for (std::size_t r = 0; r < closed.size(); ++r)
@@ -175,6 +181,7 @@ int run_workers(const run_options& o) {
         co.on_close = [closed](control::close_reason r) {
             closed[static_cast<std::size_t>(r)]->inc();
         };
+        co.open_stream = [&taps](std::string_view line) { return taps->hub().open(line); };
         try {
             control_socket = std::make_unique<control::server>(
                 loop, o.control_socket,

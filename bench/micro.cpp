@@ -8,6 +8,7 @@
 #include "capture/line_framer.hpp"
 #include "capture/normalizer.hpp"
 #include "capture/parser.hpp"
+#include "control/tap.hpp"
 
 namespace {
 
@@ -95,6 +96,42 @@ void bm_event_json_writer(benchmark::State& state) {
     }
 }
 BENCHMARK(bm_event_json_writer);
+
+// `ctl tap` on the bus (control/tap.hpp): what a tap costs per event, apart from the run's
+// noise. A tap whose pattern matches nothing: the name's kept glob result and nothing else.
+void bm_tap_no_match(benchmark::State& state) {
+    stages st;
+    st.run();
+    telecap::control::tap_request r;
+    r.patterns = {"nothing.*"};
+    auto buf = std::make_shared<telecap::control::tap_buffer>(1 << 20, r.format);
+    telecap::control::tap_handler h(
+        r, buf, [](const telecap::event& e) { return e.dotted_name(); }, nullptr);
+    for (auto _ : state) h.handle(st.ev);
+    benchmark::DoNotOptimize(h.matched());
+}
+BENCHMARK(bm_tap_no_match);
+
+// A tap of every event, its buffer drained as a reading client's would be: filter, render,
+// hand over (every 256 KiB here; each flush in a run).
+void bm_tap_every_event(benchmark::State& state) {
+    stages st;
+    st.run();
+    telecap::control::tap_request r;
+    auto buf = std::make_shared<telecap::control::tap_buffer>(1 << 20, r.format);
+    telecap::control::tap_handler h(r, buf, nullptr, nullptr);
+    std::string taken;
+    std::size_t n = 0;
+    for (auto _ : state) {
+        h.handle(st.ev);
+        if (++n % 1024 == 0) {
+            taken.clear();
+            buf->take(taken);
+        }
+    }
+    benchmark::DoNotOptimize(buf->dropped());
+}
+BENCHMARK(bm_tap_every_event);
 
 }  // namespace
 

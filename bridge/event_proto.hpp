@@ -39,7 +39,9 @@ private:
     std::vector<std::string> unknown_prefix_;         // empty: unknown names are not kept
 };
 
-// Fills `out` (cleared first) from `ev`, with `event_parts` from `wire` split on ".".
+// Fills `out` (cleared first) from `ev`, with `event_parts` from `wire` split on ".". The
+// reference for append_event_wire (bridge/event_wire.hpp), which writes the same message's
+// bytes without building it: the server sends those, and the tests check the two agree.
 void to_proto(const event& ev, std::string_view wire, pb::TelemetryEvent& out);
 
 // The other way, for telecap dialling a gRPC worker (bridge/grpc_client.hpp): `in` as the

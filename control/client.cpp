@@ -33,6 +33,14 @@ bool wait_for(int fd, short events, clock::time_point deadline) {
 
 std::optional<std::string> exchange(const std::string& path, std::string_view request,
                                     std::chrono::milliseconds timeout, std::string& reply) {
+    unique_fd fd;
+    std::string rest;
+    return open_stream(path, request, timeout, reply, fd, rest);
+}
+
+std::optional<std::string> open_stream(const std::string& path, std::string_view request,
+                                       std::chrono::milliseconds timeout, std::string& reply,
+                                       unique_fd& kept, std::string& rest) {
     const auto deadline = clock::now() + timeout;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -63,7 +71,9 @@ std::optional<std::string> exchange(const std::string& path, std::string_view re
         if (n > 0) {
             reply.append(buf, static_cast<std::size_t>(n));
             if (const auto nl = reply.find('\n'); nl != std::string::npos) {
+                rest.assign(reply, nl + 1);
                 reply.resize(nl);
+                kept = std::move(fd);
                 return std::nullopt;
             }
             continue;

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "telecap/core/unique_fd.hpp"
+
 namespace telecap::control {
 
 // Sends `request` (one JSON object, no newline) to the socket at `path` and reads the reply
@@ -15,5 +17,11 @@ namespace telecap::control {
 // server hung up) or nothing.
 std::optional<std::string> exchange(const std::string& path, std::string_view request,
                                     std::chrono::milliseconds timeout, std::string& reply);
+
+// Like exchange, for a request that opens a stream (tap): the connection stays open in `fd`
+// (non-blocking) for what follows the reply, of which `rest` holds what was read already.
+std::optional<std::string> open_stream(const std::string& path, std::string_view request,
+                                       std::chrono::milliseconds timeout, std::string& reply,
+                                       unique_fd& fd, std::string& rest);
 
 }  // namespace telecap::control

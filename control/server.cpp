@@ -62,19 +62,27 @@ struct server::client {
     clock::time_point waiting_since;  // connected, or last answered: waits for a request
     event_loop::timer_id retry = 0;
     event_loop::timer_id idle_timer = 0;
-    bool paused = false;  // not read from while replies are pending
+    bool paused = false;                    // not read from while replies are pending
+    std::shared_ptr<stream_source> stream;  // a stream's client (ctl tap): see pump()
+    bool writable_watch = false;            // the stream waits for room in the socket
 };
 
 server::server(event_loop& loop, std::string path, handler fn, server_options o)
-    : loop_(loop), path_(std::move(path)), fn_(std::move(fn)), o_(o) {
+    : loop_(loop),
+      path_(std::move(path)),
+      fn_(std::move(fn)),
+      o_(std::move(o)),
+      self_(std::make_shared<server*>(this)) {
     if (auto e = listen_unix(path_, o_.backlog, listening_))
         throw std::runtime_error("cannot listen on the control socket " + path_ + ": " + *e);
     loop_.watch(listening_.fd.get(), [this] { on_accept(); });
 }
 
 server::~server() {
+    self_.reset();  // a waker's post that comes later finds no server
     if (accept_retry_) loop_.cancel(accept_retry_);
     for (auto& [fd, c] : clients_) {
+        if (c->stream) c->stream->close();
         if (c->retry) loop_.cancel(c->retry);
         if (c->idle_timer) loop_.cancel(c->idle_timer);
         loop_.unwatch(fd);
@@ -102,7 +110,7 @@ void server::on_accept() {
             }
             return;
         }
-        if (clients_.size() >= o_.max_clients && !evict_one()) {
+        if (clients_.size() - streams_ >= o_.max_clients && !evict_one()) {
             count(close_reason::refused);
             const std::string msg =
                 error_reply("too many control clients (at most " + std::to_string(o_.max_clients) +
@@ -130,6 +138,7 @@ void server::on_readable(int fd) {
     // Bounded per wake-up: one chatty client cannot hold the loop.
     for (int i = 0; i < 4; ++i) {
         const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0 && c.stream) continue;  // a stream's client has nothing more to say: ignored
         if (n > 0) {
             c.in.append(buf, static_cast<std::size_t>(n));
             answer(c);
@@ -148,7 +157,7 @@ bool server::evict_one() {
     // client being answered has stall_limit for that).
     client* oldest = nullptr;
     for (auto& [fd, c] : clients_)
-        if (c->out.empty() && (!oldest || c->waiting_since < oldest->waiting_since))
+        if (!c->stream && c->out.empty() && (!oldest || c->waiting_since < oldest->waiting_since))
             oldest = c.get();
     if (!oldest) return false;
     drop(oldest->fd.get(), close_reason::evicted,
@@ -201,6 +210,19 @@ void server::answer(client& c) {
             c.out += too_long;
             if (flush(c)) drop(fd, close_reason::request_size);
             return;
+        }
+        if (o_.open_stream) {
+            if (auto s = o_.open_stream(line)) {
+                c.out += s->reply;
+                c.out += '\n';
+                if (s->source) {
+                    c.in.clear();  // what follows a stream's request is not read
+                    start_stream(c, std::move(s->source));
+                    return;
+                }
+                c.waiting_since = clock::now();
+                continue;
+            }
         }
         c.out += fn_(line);
         c.out += '\n';
@@ -262,6 +284,82 @@ bool server::flush(client& c) {
     return true;
 }
 
+void server::start_stream(client& c, std::shared_ptr<stream_source> src) {
+    const int fd = c.fd.get();
+    ++streams_;
+    c.stream = std::move(src);
+    if (c.retry) loop_.cancel(c.retry);
+    if (c.idle_timer) loop_.cancel(c.idle_timer);
+    c.retry = c.idle_timer = 0;
+    if (c.paused) {
+        c.paused = false;
+        loop_.set_reading(fd, true);
+    }
+    // The waker may run on any thread, after this client or this server is gone: it posts
+    // through a weak handle and the stream's identity, and pump() finds out.
+    std::weak_ptr<server*> self = self_;
+    const stream_source* id = c.stream.get();
+    c.stream->set_waker([this, self, fd, id] {
+        loop_.post([self, fd, id] {
+            const auto s = self.lock();
+            if (!s) return;
+            const auto it = (*s)->clients_.find(fd);
+            if (it != (*s)->clients_.end() && it->second->stream.get() == id) (*s)->pump(fd);
+        });
+    });
+    pump(fd);
+}
+
+void server::pump(int fd) {
+    const auto it = clients_.find(fd);
+    if (it == clients_.end()) return;
+    client& c = *it->second;
+    // Bounded per turn: a source refilled as fast as the client reads must not hold the loop.
+    for (int turn = 0;; ++turn) {
+        while (c.out_off < c.out.size()) {
+            const ssize_t n = ::send(fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                c.out_off += static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) {
+                // Full: wait for room (level-triggered, so a client that never reads costs
+                // nothing until it does; the source drops meanwhile).
+                if (!c.writable_watch) {
+                    c.writable_watch = true;
+                    loop_.watch_writable(fd, [this, fd] { pump(fd); });
+                }
+                return;
+            }
+            drop(fd);  // EPIPE and the like: the client is gone
+            return;
+        }
+        c.out.clear();
+        c.out_off = 0;
+        if (turn == 8) {  // more next turn: the socket has room, so its watch fires at once
+            if (!c.writable_watch) {
+                c.writable_watch = true;
+                loop_.watch_writable(fd, [this, fd] { pump(fd); });
+            }
+            return;
+        }
+        const bool ended = c.stream->take(c.out);
+        if (c.out.empty()) {
+            if (ended) {
+                drop(fd);  // everything was written: the end of the stream is the close
+                return;
+            }
+            break;
+        }
+    }
+    if (c.writable_watch) {  // back to watching for the client's hang-up
+        c.writable_watch = false;
+        loop_.watch(fd, [this, fd] { on_readable(fd); });
+    }
+}
+
 void server::check_stalled(int fd) {
     const auto it = clients_.find(fd);
     if (it == clients_.end()) return;
@@ -281,6 +379,10 @@ void server::drop(int fd, std::optional<close_reason> why, std::string_view good
     if (it->second->retry) loop_.cancel(it->second->retry);
     if (it->second->idle_timer) loop_.cancel(it->second->idle_timer);
     loop_.unwatch(fd);
+    if (it->second->stream) {
+        it->second->stream->close();
+        --streams_;
+    }
     if (!goodbye.empty()) {
         // Best effort, never waited for: the client learns why before the close.
         const std::string line = std::string(goodbye) + "\n";

@@ -42,6 +42,27 @@ enum class close_reason : std::uint8_t {
 inline constexpr std::size_t close_reason_count = static_cast<std::size_t>(close_reason::count_);
 std::string_view to_string(close_reason r) noexcept;
 
+// A stream that a request turns its connection into (`ctl tap`): from then on the server reads
+// nothing more from the client but its hang-up, and writes what the source gives whenever the
+// client can take it. No idle or stall limit applies to a stream, nor eviction: the source
+// bounds what it holds and drops the rest itself.
+class stream_source {
+public:
+    virtual ~stream_source() = default;
+    // Called once, before any take(). The source calls fn (from any thread) when it has
+    // something after a take() that found nothing, or when it ends; fn posts to the loop.
+    virtual void set_waker(std::function<void()> fn) = 0;
+    // Appends what is ready to `out`; true when the stream has ended and nothing is left.
+    virtual bool take(std::string& out) = 0;
+    // The client or the server is gone: no more take().
+    virtual void close() = 0;
+};
+
+struct stream_reply {
+    std::string reply;                      // the request's reply line, without its newline
+    std::shared_ptr<stream_source> source;  // null: refused; the connection stays as it was
+};
+
 struct server_options {
     std::size_t max_clients = 16;
     std::size_t max_request = 64 * 1024;  // bytes of one request line
@@ -50,6 +71,9 @@ struct server_options {
     int backlog = 16;
     // Called on the loop thread for each client disconnected by a limit (a counter).
     std::function<void(close_reason)> on_close;
+    // Asked first for each request line (loop thread): nullopt when the request does not open
+    // a stream (then the handler answers it).
+    std::function<std::optional<stream_reply>(std::string_view request)> open_stream;
 };
 
 class server {
@@ -72,6 +96,8 @@ public:
         return closed_[static_cast<std::size_t>(r)];
     }
     std::size_t clients() const noexcept { return clients_.size(); }
+    // Clients whose connection is a stream now.
+    std::size_t streams() const noexcept { return streams_; }
 
 private:
     struct client;
@@ -80,6 +106,9 @@ private:
     void answer(client& c);
     bool flush(client& c);  // false: the client is gone
     void check_stalled(int fd);
+    // A stream client: writes what its source has, for as long as the client takes it.
+    void pump(int fd);
+    void start_stream(client& c, std::shared_ptr<stream_source> src);
     void check_idle(int fd);
     bool evict_one();  // false: every client has replies pending
     void count(close_reason r);
@@ -95,6 +124,8 @@ private:
     std::map<int, std::unique_ptr<client>> clients_;
     event_loop::timer_id accept_retry_ = 0;
     std::uint64_t accepted_ = 0, disconnected_ = 0;
+    std::size_t streams_ = 0;
+    std::shared_ptr<server*> self_;  // what a stream's waker posts through; reset when gone
     std::array<std::uint64_t, close_reason_count> closed_{};
     std::array<bool, close_reason_count> said_{};
 };

@@ -1413,8 +1413,9 @@ TEST_F(CliTest, HelpListsEveryOutputAndCtlCommand) {
             EXPECT_NE(r.out.find(kind), std::string::npos) << cmd << " " << kind << "\n" << r;
     }
     const auto r = telecap({"ctl", "--help"});
-    for (const char* c : {"status", "stats", "toggle", "sample", "filter", "rate-limit", "reset",
-                          "start", "stop", "restart", "reload"})
+    for (const char* c :
+         {"status", "stats", "toggle", "sample", "filter", "rate-limit", "reset", "start", "stop",
+          "restart", "reload", "reopen", "tap", "--format", "--limit", "--passthrough"})
         EXPECT_NE(r.out.find(c), std::string::npos) << c << "\n" << r;
 }
 

@@ -68,7 +68,7 @@ TEST(EventWire, DefaultsAndEmptiesAsProto3WritesThem) {
     expect_same_message(ev, "python.call.start");  // no value, timestamp 0, no correlation
     ev.correlation_id = "";
     ev.timestamp_ns = -5;
-    expect_same_message(ev, "call");  // one part
+    expect_same_message(ev, "call");   // one part
     expect_same_message(ev, "a..b.");  // empty parts are parts
 }
 
@@ -103,8 +103,8 @@ TEST(EventWire, RandomEventsParseIntoTheSameMessage) {
                     ev.measurements.emplace_back(text(12), static_cast<std::int64_t>(rng()));
                     break;
                 case 1:
-                    ev.measurements.emplace_back(text(12), std::ldexp(double(rng() % 100000),
-                                                                      int(rng() % 200) - 100));
+                    ev.measurements.emplace_back(
+                        text(12), std::ldexp(double(rng() % 100000), int(rng() % 200) - 100));
                     break;
                 default:
                     ev.measurements.emplace_back(text(12), text(200));

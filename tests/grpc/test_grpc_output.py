@@ -5,6 +5,7 @@ at build time. Runs under Debian's /usr/bin/python3 (python3-grpcio, python3-pro
 TELECAP_BIN: the telecap binary; TELECAP_GRPC_STUBS: the directory of the generated stubs.
 """
 
+import itertools
 import json
 import os
 import queue
@@ -345,6 +346,42 @@ class GrpcOutputTest(unittest.TestCase):
         s_toggled = grpc_output_stats(stats)["streams"][0]
         self.assertEqual(s_toggled["removed"]["disabled"], 5)
         self.assertEqual(s_toggled["controls"], {"applied": 2, "rejected": 0})
+
+    def test_a_request_that_is_not_a_control_is_refused_and_counted(self):
+        t = self.start(["bursts", "1", "3"])
+        # A raw call: the request bytes are not a TelemetryControl (a field 1 of length 5
+        # with 1 byte behind it), then a real toggle on the same stream.
+        channel = grpc.insecure_channel(t.address)
+        requests = queue.Queue()
+        requests.put(b"\x0a\x05\x08")
+        requests.put(toggle(True).SerializeToString())
+
+        def gen():
+            while True:
+                item = requests.get()
+                if item is None:
+                    return
+                yield item
+        call = channel.stream_stream("/snakepit.bridge.BridgeService/StreamTelemetry")(gen())
+        call.initial_metadata()
+        deadline = time.monotonic() + WAIT
+        while True:
+            counts = {k: v for k, v in t.control_stats().items()
+                      if k.startswith("telecap_grpc_controls_total")}
+            if sorted(counts.values()) == [1, 1]:
+                break
+            self.assertLess(time.monotonic(), deadline, "controls never counted: %s" % counts)
+            time.sleep(0.01)
+        self.assertEqual([v for k, v in counts.items() if "rejected" in k], [1])
+        t.step()
+        received = [pb.TelemetryEvent.FromString(raw) for raw in itertools.islice(call, 3)]
+        self.assertEqual([list(ev.event_parts) for ev in received],
+                         [["python", "call", "start"]] * 3)
+        requests.put(None)
+        call.cancel()
+        channel.close()
+        rc, _ = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
 
     def test_host_events_go_out_only_when_asked(self):
         t = self.start(["bursts", "1", "1"], spec="grpc:127.0.0.1:0?host_events=1")

@@ -36,6 +36,11 @@ def last_frame(raw):
     return [line.replace("\x1b[K", "").replace("\r", "") for line in frame.split("\n")]
 
 
+def frame_complete(raw):
+    """top has drawn its last frame to the end (the clear-to-end after its rows)."""
+    return "\x1b[J" in raw.rsplit("\x1b[H", 1)[-1]
+
+
 def frame_line(raw, i):
     """Line i of the last frame, "" while that frame is not drawn that far yet."""
     lines = last_frame(raw)
@@ -110,7 +115,10 @@ class TopUnderAPty(unittest.TestCase):
 
     def test_keys_then_q_restores_the_terminal(self):
         self.start_top("--interval", "200")
-        self.read_until(lambda t: re.search(r"rates over 0\.\d+s", t) and "p-1" in t)
+        # A whole frame with rates and both workers (a frame may arrive in several reads).
+        self.read_until(lambda t: frame_complete(t) and
+                        re.search(r"rates over 0\.\d+s", "\n".join(last_frame(t))) and
+                        any("p-1" in line for line in last_frame(t)))
         self.assertIn("\x1b[?1049h", self.out)  # the alternate screen
         raw = termios.tcgetattr(self.slave)
         self.assertFalse(raw[3] & termios.ICANON, "not in raw mode")
@@ -131,7 +139,7 @@ class TopUnderAPty(unittest.TestCase):
         # A narrower terminal: the next frame fits it.
         set_size(self.slave, 20, 50)
         self.top.send_signal(signal.SIGWINCH)
-        self.read_until(lambda t: all(len(l) <= 50 for l in last_frame(t))
+        self.read_until(lambda t: frame_complete(t) and all(len(l) <= 50 for l in last_frame(t))
                         and any(l.startswith("WORKER ") for l in last_frame(t)))
 
         os.write(self.master, b"q")

@@ -1,0 +1,111 @@
+#include "agent/run_taps.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "outputs/log_handler.hpp"
+
+namespace telecap::agent {
+
+namespace {
+
+std::string dotted(const std::vector<std::string>& parts, std::size_t from = 0) {
+    std::string out;
+    for (std::size_t i = from; i < parts.size(); ++i) {
+        if (i > from) out += '.';
+        out += parts[i];
+    }
+    return out;
+}
+
+}  // namespace
+
+void wire_names::add(const catalog& c) {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < c.event_count(); ++i) {
+        const auto wire = c.wire_name(i);
+        if (const auto* we = c.find_event(wire))
+            by_name_.try_emplace(dotted(we->parts), std::string(wire));
+    }
+    const auto& prefix = c.policies().unknown_event_prefix;
+    for (const auto& p : unknown_prefixes_)
+        if (p == prefix) return;
+    unknown_prefixes_.push_back(prefix);
+}
+
+std::string wire_names::of(const event& ev) const {
+    std::string name = ev.dotted_name();
+    std::lock_guard lock(mu_);
+    if (const auto it = by_name_.find(name); it != by_name_.end()) return it->second;
+    // Lifecycle events (snakepit.pool.worker.*) are made by telecap: their name as it is.
+    if (ev.name.size() >= 2 && ev.name[0] == "snakepit" && ev.name[1] == "pool") return name;
+    for (const auto& p : unknown_prefixes_)
+        if (ev.name.size() > p.size() && std::equal(p.begin(), p.end(), ev.name.begin()))
+            return dotted(ev.name, p.size());
+    return name;
+}
+
+void append_log_line(std::string& out, const event& ev) {
+    // The second's text is kept: one localtime_r per second, not per event (this thread's).
+    thread_local std::int64_t cached_second = -1;
+    thread_local char head[32];
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+    const std::int64_t second = ms / 1000;
+    if (second != cached_second) {
+        const time_t t = static_cast<time_t>(second);
+        tm local{};
+        ::localtime_r(&t, &local);
+        std::strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &local);
+        cached_second = second;
+    }
+    char millis[8];
+    std::snprintf(millis, sizeof millis, ".%03d ", static_cast<int>(ms % 1000));
+    out += head;
+    out += millis;
+    out += log_handler::format(ev);
+    out += '\n';
+}
+
+run_taps::run_taps(handler_bus& bus, dispatcher& events, metrics::registry& registry,
+                   std::shared_ptr<wire_names> names)
+    : registry_(registry) {
+    control::tap_hooks h;
+    // Attached and detached between two batches, like a reload's outputs: on the dispatch
+    // thread, or at once on the loop thread with --dispatch loop.
+    h.attach = [&bus, &events](const std::string& id, std::shared_ptr<handler> tap) {
+        events.post([&bus, id, tap] { (void)bus.attach(id, {}, tap); });
+    };
+    h.detach = [&bus, &events](const std::string& id) {
+        events.post([&bus, id] { bus.detach(id); });
+    };
+    h.wire_name = [names](const event& ev) { return names->of(ev); };
+    h.render_log = append_log_line;
+    hub_ = std::make_unique<control::tap_hub>(std::move(h));
+    series_ = registry_.add_collector([hub = hub_.get()](std::vector<metrics::sample>& out) {
+        const auto counter = [&out](const char* name, double v, metrics::label_set labels = {}) {
+            out.push_back({name, std::move(labels), metrics::kind::counter, v});
+        };
+        const auto taps = hub->open_taps();
+        out.push_back(
+            {"telecap_tap_open", {}, metrics::kind::gauge, static_cast<double>(taps.size())});
+        counter("telecap_tap_opened_total", static_cast<double>(hub->opened()));
+        counter("telecap_tap_events_total", static_cast<double>(hub->sent_total()));
+        counter("telecap_tap_dropped_total", static_cast<double>(hub->dropped_total()));
+        for (const auto& t : taps) {
+            metrics::label_set l{{"tap", std::to_string(t.id)}};
+            counter("telecap_tap_client_events_total", static_cast<double>(t.sent), l);
+            counter("telecap_tap_client_dropped_total", static_cast<double>(t.dropped), l);
+        }
+    });
+}
+
+run_taps::~run_taps() {
+    registry_.remove_collector(series_);
+    hub_.reset();
+}
+
+}  // namespace telecap::agent

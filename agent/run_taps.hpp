@@ -1,0 +1,54 @@
+#pragma once
+// `telecap ctl tap` in telecap run (docs/control.md, "Tap"): the tap hub (control/tap.hpp)
+// wired to the bus (through the dispatcher, between two batches), to the wire names of the
+// catalogs in use, to the log output's formatter, and to the registry (telecap_tap_*).
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "control/tap.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "metrics/registry.hpp"
+#include "telecap/capture/catalog.hpp"
+
+namespace telecap::agent {
+
+// The wire name of an event from its name, over every catalog added (any thread).
+class wire_names {
+public:
+    void add(const catalog& c);
+    // A catalog event's wire name; an unknown event kept under a catalog's prefix: the name
+    // without it; anything else (lifecycle events): the dotted name.
+    std::string of(const event& ev) const;
+
+private:
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, std::string> by_name_;  // dotted event name -> wire name
+    std::vector<std::vector<std::string>> unknown_prefixes_;
+};
+
+// One line of the log output (-o log) for `ev`, with its newline: the same pattern
+// ("%Y-%m-%dT%H:%M:%S.%e " in local time, then log_handler::format).
+void append_log_line(std::string& out, const event& ev);
+
+class run_taps {
+public:
+    // `bus` is driven by `events`; both, and `registry`, outlive this object.
+    run_taps(handler_bus& bus, dispatcher& events, metrics::registry& registry,
+             std::shared_ptr<wire_names> names);
+    ~run_taps();
+    run_taps(const run_taps&) = delete;
+    run_taps& operator=(const run_taps&) = delete;
+
+    control::tap_hub& hub() noexcept { return *hub_; }
+
+private:
+    metrics::registry& registry_;
+    std::unique_ptr<control::tap_hub> hub_;
+    metrics::registry::collector_id series_ = 0;
+};
+
+}  // namespace telecap::agent

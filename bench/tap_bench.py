@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""What `telecap ctl tap` costs the telecap it taps (docs/control.md "Tap", issue 18's numbers).
+
+Usage: bench/tap_bench.py TELECAP_BIN [RUNS]   (RUNS: paired runs, default 5)
+
+1. telecap's own CPU (process_cpu_seconds_total from --stats: all its threads, not the
+   worker's) while one worker sends it 100,000 events/s for SECONDS (default 3) seconds,
+   `-o jsonl:/dev/null --passthrough none`, three ways in each run, interleaved:
+     - no tap (the baseline),
+     - a tap reading every event (`telecap ctl tap > /dev/null`),
+     - a tap whose pattern matches nothing (`telecap ctl tap 'nothing.*'`),
+     - for scale, no tap but a second `-o jsonl:/dev/null` (what one more JSON output costs).
+   Each tap is open before the worker writes its first line (it waits for a file).
+   Printed: the median and best of the runs, and the ratio to the baseline of the same run
+   (median and best of the ratios). Goals: reading tap <= 1.30, no-match tap <= 1.05.
+2. Event to tap latency at 1,000 events/s: each event carries the wall-clock time the worker
+   wrote it (timestamp_ns); the reader stamps each line as `telecap ctl tap` prints it. p50 and
+   p99 per run over 5 s (5,000 events); median and best of the runs. Goal: p99 <= 100 ms.
+"""
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+SECONDS = float(os.environ.get("SECONDS_PER_RUN", "3"))
+RATE = int(os.environ.get("RATE", "100000"))
+
+# The worker: waits for GO (a file), then writes RATE events a second for SECONDS, in 100
+# writes a second; with STAMP each event carries the wall-clock time of its write.
+WORKER = r'''
+import json, os, sys, time
+go, rate, seconds, stamp = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
+while not os.path.exists(go):
+    time.sleep(0.005)
+def line(ts):
+    return "TELEMETRY:" + json.dumps({"event": "python.call.stop",
+        "measurements": {"duration": 1234567, "count": 1},
+        "metadata": {"tool": "search", "session_id": "s1"}, "timestamp_ns": ts,
+        "correlation_id": ""}) + "\n"
+fixed = line(1700000000000000000)
+batch = max(1, rate // 100)
+start = time.monotonic()
+sent = 0
+while sent < rate * seconds:
+    sys.stderr.write(line(time.time_ns()) * batch if stamp else fixed * batch)
+    sys.stderr.flush()
+    sent += batch
+    ahead = sent / rate - (time.monotonic() - start)
+    if ahead > 0:
+        time.sleep(ahead)  # pacing the load
+'''
+
+
+def wait_for(pred, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def ctl_stat(tc, sock, series):
+    out = subprocess.run([tc, "ctl", "--socket", sock, "stats"], capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[1])
+    return -1.0
+
+
+def own_cpu(stats_path):
+    text = open(stats_path).read()
+    cpu = float(re.search(r'"process_cpu_seconds_total":([0-9.e+-]+)', text).group(1))
+    events = int(re.search(r'"events":([0-9]+)', text).group(1))
+    dropped = re.search(r'"telecap_tap_dropped_total":([0-9.e+-]+)', text)
+    return cpu, events, float(dropped.group(1)) if dropped else 0.0
+
+
+def one_run(tc, work, tap_args, rate, seconds, stamp=False, reader=None, outputs=()):
+    """Runs telecap with the worker; tap_args None: no tap. Returns (cpu, events, wall,
+    tap dropped, reader's result)."""
+    sock = os.path.join(work, "ctl.sock")
+    go = os.path.join(work, "go")
+    stats = os.path.join(work, "stats.json")
+    for p in (sock, go, stats):
+        if os.path.exists(p):
+            os.unlink(p)
+    worker = os.path.join(work, "worker.py")
+    tele = subprocess.Popen(
+        [tc, "run", "--control", sock, "-o", "jsonl:/dev/null", *outputs, "--passthrough", "none",
+         "--stats", stats, "--", sys.executable, worker, go, str(rate), str(seconds),
+         "1" if stamp else "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: os.path.exists(sock)), "no control socket"
+    tap = None
+    if tap_args is not None:
+        tap = subprocess.Popen([tc, "ctl", "--socket", sock, "tap", *tap_args],
+                               stdout=subprocess.PIPE if reader else subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: ctl_stat(tc, sock, "telecap_tap_open") == 1), "tap not open"
+    start = time.monotonic()
+    open(go, "w").close()
+    got = reader(tap.stdout) if reader else None  # until telecap ends the stream
+    tele.wait()  # telecap ends with its worker
+    wall = time.monotonic() - start
+    if tap:
+        tap.wait()
+    cpu, events, dropped = own_cpu(stats)  # the tap's counters are in --stats' snapshot
+    return cpu, events, wall, dropped, got
+
+
+def summary(xs, fmt="{:.3f}"):
+    return f"median {fmt.format(statistics.median(xs))} best {fmt.format(min(xs))}"
+
+
+def cpu_part(tc, work, runs):
+    kinds = {"no tap": None, "tap, every event": [], "tap, matches nothing": ["nothing.*"],
+             "no tap, a second -o jsonl:/dev/null (for scale)": None}
+    second = {"no tap, a second -o jsonl:/dev/null (for scale)": ("-o", "jsonl:/dev/null")}
+    cpu = {k: [] for k in kinds}
+    ratio = {k: [] for k in kinds}
+    info = {k: [] for k in kinds}
+    for _ in range(runs):
+        base = None
+        for name, args in kinds.items():
+            c, events, wall, dropped, _ = one_run(tc, work, args, RATE, SECONDS,
+                                                  outputs=second.get(name, ()))
+            cpu[name].append(c)
+            info[name].append((events / wall, dropped))
+            if base is None:
+                base = c
+            ratio[name].append(c / base)
+    print(f"## telecap's own CPU at {RATE:,} events/s for {SECONDS:g} s, {runs} runs")
+    print("| run | own CPU s | ratio to no tap | events/s reached | tap drops (max) |")
+    print("|---|---|---|---|---|")
+    for name in kinds:
+        eps = statistics.median(x[0] for x in info[name])
+        drops = max(x[1] for x in info[name])
+        print(f"| {name} | {summary(cpu[name])} | {summary(ratio[name])} | {eps:,.0f} | "
+              f"{'-' if kinds[name] is None else f'{drops:.0f}'} |")
+    print("goals: tap of every event <= 1.30; tap matching nothing <= 1.05")
+
+
+def latency_reader(out):
+    lat = []
+    for raw in out:
+        now = time.time_ns()
+        try:
+            ev = json.loads(raw)
+        except ValueError:
+            continue
+        if "telecap_tap" in ev:
+            continue
+        lat.append((now - ev["timestamp_ns"]) / 1e6)
+    return lat
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p / 100))]
+
+
+def latency_part(tc, work, runs):
+    p50s, p99s, counts = [], [], []
+    for _ in range(runs):
+        _, _, _, _, lat = one_run(tc, work, [], 1000, 5.0, stamp=True, reader=latency_reader)
+        p50s.append(pct(lat, 50))
+        p99s.append(pct(lat, 99))
+        counts.append(len(lat))
+    print(f"## event to tap latency at 1,000 events/s, 5 s, {runs} runs "
+          f"({min(counts)}..{max(counts)} events a run)")
+    print(f"p50 ms: {summary(p50s, '{:.2f}')}; p99 ms: {summary(p99s, '{:.2f}')} "
+          "(goal: p99 <= 100 ms)")
+
+
+def main():
+    tc = os.path.abspath(sys.argv[1])
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    cpu = open("/proc/cpuinfo").read()
+    model = re.search(r"model name\s*:\s*(.*)", cpu)
+    print(f"machine: {os.cpu_count()} cores, {model.group(1) if model else '?'}")
+    with tempfile.TemporaryDirectory() as work:
+        with open(os.path.join(work, "worker.py"), "w") as f:
+            f.write(WORKER)
+        cpu_part(tc, work, runs)
+        latency_part(tc, work, runs)
+
+
+if __name__ == "__main__":
+    main()
