@@ -48,6 +48,7 @@ struct cli_values {
     long long instances = pool_spec{}.instances;
     long long max_restarts = spawn::restart_options{}.max_restarts;
     std::optional<long long> telemetry_fd;  // -1 is a bad value, not "none"
+    std::string grpc;                       // --grpc ADDR
     long long queue = static_cast<long long>(run_options{}.queue);
     long long queue_bytes = static_cast<long long>(run_options{}.queue_bytes);
     long long line_budget = static_cast<long long>(run_options{}.line_budget);
@@ -119,11 +120,17 @@ void need_writable_stats(const std::string& path) {
 
 // Flags that describe the one pool of `run -- CMD`; with --config the pools say it.
 constexpr std::pair<const char*, const char*> pool_flags[] = {
-    {"--instances", "instances"},           {"--restart", "restart"},
-    {"--backoff-min", "backoff_min"},       {"--backoff-max", "backoff_max"},
-    {"--healthy-after", "healthy_after"},   {"--max-restarts", "max_restarts"},
-    {"--restart-window", "restart_window"}, {"--telemetry-fd", "telemetry_fd"},
-    {"--capture-stdout", "capture_stdout"}, {"--pool", "name"},
+    {"--instances", "instances"},
+    {"--restart", "restart"},
+    {"--backoff-min", "backoff_min"},
+    {"--backoff-max", "backoff_max"},
+    {"--healthy-after", "healthy_after"},
+    {"--max-restarts", "max_restarts"},
+    {"--restart-window", "restart_window"},
+    {"--telemetry-fd", "telemetry_fd"},
+    {"--capture-stdout", "capture_stdout"},
+    {"--pool", "name"},
+    {"--grpc", "grpc"},
 };
 
 // The pool of `run -- CMD`, from the flags.
@@ -143,6 +150,8 @@ pool_spec pool_from_flags(const cli_values& v, const capture_options& o,
     p.instances = static_cast<int>(v.instances);
     p.capture_stdout = capture_stdout;
     p.telemetry_fd = v.telemetry_fd ? static_cast<int>(*v.telemetry_fd) : -1;
+    if (!v.grpc.empty()) need("grpc", check_grpc_address(v.grpc));
+    p.grpc = v.grpc;
     p.restart.mode = *spawn::parse_restart_mode(v.restart);
     p.restart.max_restarts = static_cast<int>(v.max_restarts);
     p.restart.backoff_min = to_millis(v.backoff_min);
@@ -358,6 +367,10 @@ int main_cli(int argc, char** argv) {
     run->add_option("--telemetry-fd", v.telemetry_fd,
                     "Read telemetry from a dedicated pipe on this fd (3 .. 1023); stderr is "
                     "pass-through only");
+    run->add_option("--grpc", v.grpc,
+                    "Also dial each worker's gRPC StreamTelemetry at HOST:PORT or unix:PATH, as "
+                    "Snakepit's host does; {port}: a free port per worker, put into the command "
+                    "where it has {port} (docs/grpc.md)");
     run->add_option("--sample", v.sample,
                     "Keep each event with this probability (0 .. 1, clamped; default 1)");
     run->add_option("--sample-pattern", v.sample_patterns,
@@ -473,6 +486,11 @@ int main_cli(int argc, char** argv) {
                         throw usage_error(std::string(flag) +
                                           " applies to a command after --; with --config set `" +
                                           key + ":` in the pool");
+            } else if (command.empty() && !v.grpc.empty()) {
+                // A worker telecap does not start would need a life without a process.
+                throw usage_error(
+                    "--grpc dials the workers telecap runs: give the worker's command after -- "
+                    "(dialling a worker telecap does not start is not supported; docs/grpc.md)");
             } else if (command.empty()) {
                 throw usage_error("nothing to run: telecap run [OPTIONS] -- CMD [ARGS...]");
             }

@@ -387,7 +387,7 @@ void load_config(const std::string& path, run_options& o, bool check) {
         check_keys(path, p,
                    {"name", "command", "env", "cwd", "instances", "restart", "backoff_min",
                     "backoff_max", "healthy_after", "restart_window", "max_restarts", "outputs",
-                    "catalog", "capture_stdout", "telemetry_fd", "control"});
+                    "catalog", "capture_stdout", "telemetry_fd", "control", "grpc"});
         pool_spec spec;
         spec.restart.mode = spawn::restart_mode::on_failure;  // the default in a config
         if (auto v = p["name"]) spec.name = scalar<std::string>(path, v, "name");
@@ -431,6 +431,10 @@ void load_config(const std::string& path, run_options& o, bool check) {
         if (auto v = p["telemetry_fd"])
             spec.telemetry_fd =
                 static_cast<int>(integer(path, v, "telemetry_fd", check_telemetry_fd));
+        if (auto v = p["grpc"]) {
+            spec.grpc = scalar<std::string>(path, v, "grpc");
+            need(path, v, "grpc", check_grpc_address(spec.grpc));
+        }
         if (auto v = p["control"]) o.controls.pools[spec.name] = read_controls(path, v);
         o.pools.push_back(std::move(spec));
     }

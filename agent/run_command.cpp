@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "agent/grpc_sources.hpp"
 #include "agent/reload.hpp"
 #include "agent/run.hpp"
 #include "agent/run_outputs.hpp"
@@ -138,6 +139,7 @@ int run_workers(const run_options& o) {
     if (notifier.active()) so.notify = [&notifier](std::string_view s) { notifier.send(s); };
 
     event_loop loop;
+    io.grpc = grpc_sources(loop);  // for the pools with `grpc`
     supervisor* sup_ptr = nullptr;
     std::unique_ptr<reloader> reload;
     if (o.reread) {

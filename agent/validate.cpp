@@ -17,6 +17,7 @@
 #include "outputs/prometheus_handler.hpp"
 #include "spawn/signals.hpp"
 #ifdef TELECAP_HAVE_GRPC
+#include "bridge/grpc_client.hpp"
 #include "bridge/grpc_output.hpp"
 #endif
 
@@ -85,6 +86,16 @@ problem check_seconds(double seconds) {
 }
 
 problem check_instances(long long n) { return in_range(n, 1, 10000); }
+
+problem check_grpc_address(std::string_view address) {
+#ifdef TELECAP_HAVE_GRPC
+    return bridge::check_grpc_address(address, true);
+#else
+    // The bridge is in telecap-grpc: main_cli() runs the same command line there (as for
+    // `-o grpc`), or says this when there is none.
+    throw grpc_needed("grpc " + quoted(address) + ": " + grpc_not_built);
+#endif
+}
 
 problem check_telemetry_fd(long long fd) {
     // 0-2 are the worker's stdio; select() and many runtimes stop at 1024.
@@ -310,6 +321,8 @@ problem validate(const run_options& o, spelling s) {
         }
         if (pool.telemetry_fd != -1)
             if (auto p = named("telemetry_fd", check_telemetry_fd(pool.telemetry_fd))) return p;
+        if (!pool.grpc.empty())
+            if (auto p = named("grpc", check_grpc_address(pool.grpc))) return p;
         if (auto p = named("max_restarts", check_max_restarts(r.max_restarts))) return p;
         if (auto p = named("backoff_min", secs(r.backoff_min))) return p;
         if (auto p = named("backoff_max", secs(r.backoff_max))) return p;

@@ -37,6 +37,10 @@ problem check_prefix(std::string_view prefix);
 problem check_seconds(double seconds);
 problem check_instances(long long n);
 problem check_telemetry_fd(long long fd);
+// A pool's `grpc` (run --grpc): HOST:PORT or unix:PATH, PORT may be {port}. In the executable
+// built without the gRPC bridge it throws grpc_needed (agent/options.hpp): the command line
+// then runs in telecap-grpc.
+problem check_grpc_address(std::string_view address);
 problem check_max_restarts(long long n);
 problem check_cwd(const std::string& dir);  // must exist and be a directory
 problem check_env_key(std::string_view key);

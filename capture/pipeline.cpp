@@ -54,6 +54,29 @@ void capture_pipeline::rejected(const parse_error& err, std::string_view text, b
         rejects_->on_reject({err.reason, err.detail, line_no_, err.offset, text, truncated});
 }
 
+bool capture_pipeline::normalized(const raw_event& raw, bool line) {
+    if (event* ev = normalizer_.normalize(raw, ctx_, raw.has_timestamp ? 0 : wall_clock_ns(),
+                                          *slots_, err_)) {
+        ++stats_.events;
+        if (events_) events_->on_event(*ev);
+        return true;
+    }
+    if (unknown_events_ && err_.reason == reject_reason::unknown_event)
+        unknown_events_->rejected(normalizer_.last_wire_name(), line);
+    return false;
+}
+
+bool capture_pipeline::accept(const raw_event& raw, const std::function<std::string()>& text) {
+    ++line_no_;
+    if (normalized(raw, false)) return true;
+    ++stats_.rejected_for(err_.reason);
+    if (rejects_) {
+        const std::string t = text ? text() : std::string();
+        rejects_->on_reject({err_.reason, err_.detail, line_no_, 0, t, false});
+    }
+    return false;
+}
+
 void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
     ++stats_.lines;
     ++line_no_;
@@ -63,14 +86,7 @@ void capture_pipeline::on_line(std::string_view line, std::string_view eol) {
     if (payload.data() != nullptr) {
         ++stats_.telemetry_lines;
         if (parser_.parse(payload, raw_, err_)) {
-            if (event* ev = normalizer_.normalize(
-                    raw_, ctx_, raw_.has_timestamp ? 0 : wall_clock_ns(), *slots_, err_)) {
-                ++stats_.events;
-                if (events_) events_->on_event(*ev);
-                return;
-            }
-            if (unknown_events_ && err_.reason == reject_reason::unknown_event)
-                unknown_events_->rejected(normalizer_.last_wire_name());
+            if (normalized(raw_, true)) return;
         } else {
             err_.offset += prefix_.size();
         }

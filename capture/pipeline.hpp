@@ -3,6 +3,7 @@
 // go to the event_sink; every other byte goes to the passthrough_sink unchanged, in order.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,12 @@ public:
     void feed(std::string_view bytes);
     void finish();  // end of input: a last partial line is processed like any other
 
+    // An event decoded elsewhere (a gRPC worker's TelemetryEvent: bridge/grpc_client.hpp):
+    // normalized, counted and handed to the event sink exactly as a telemetry line's would be,
+    // or rejected and counted by reason. `text` is asked only for a rejects record (the
+    // event as text); it may be empty. Returns whether the event was accepted.
+    bool accept(const raw_event& raw, const std::function<std::string()>& text);
+
     worker_context& context() noexcept { return ctx_; }
     bool mid_line() const noexcept { return framer_.buffered() > 0 || framer_.in_long_line(); }
 
@@ -51,6 +58,7 @@ private:
     void on_long_data(std::string_view bytes) override;
     void on_long_end(std::string_view eol) override;
 
+    bool normalized(const raw_event& raw, bool line);  // false: err_ says why
     void pass(std::string_view bytes, bool starts, bool ends);
     void rejected(const parse_error& err, std::string_view text, bool truncated);
 

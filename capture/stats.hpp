@@ -228,4 +228,20 @@ consteval const capture_counter& capture_counter_named(std::string_view json) {
 // written as "outputs" unless empty or "{}".
 std::string stats_to_json(const capture_stats& s, std::string_view outputs = {});
 
+// A worker's gRPC StreamTelemetry as telecap dials it (bridge/grpc_client.hpp), over all the
+// worker's runs. Written by gRPC's threads and the loop thread, read anywhere; the events'
+// own counters (events, rejected by reason, dropped) are the worker's capture_stats.
+struct grpc_client_stats {
+    std::atomic<std::uint64_t> calls{0};          // calls started (the first and every retry)
+    std::atomic<std::uint64_t> connects{0};       // calls the worker answered (stream open)
+    std::atomic<std::uint64_t> reconnects{0};     // calls started again after one ended
+    std::atomic<std::uint64_t> ended{0};          // streams the worker ended with OK
+    std::atomic<std::uint64_t> failed{0};         // calls that ended with an error status
+    std::atomic<std::uint64_t> events{0};         // events received
+    std::atomic<std::uint64_t> read_pauses{0};    // reads held back: the loop was behind
+    std::atomic<std::uint64_t> controls_sent{0};  // TelemetryControl messages written
+    std::atomic<std::int64_t> connected{0};       // 1 while a stream is open
+    std::atomic<std::int64_t> last_status{-1};    // the gRPC status code of the last end
+};
+
 }  // namespace telecap

@@ -15,7 +15,7 @@ std::string printable(std::string_view name) {
 }
 }  // namespace
 
-void unknown_event_notes::rejected(std::string_view wire_name) {
+void unknown_event_notes::rejected(std::string_view wire_name, bool line) {
     std::lock_guard lock(mu_);
     if (seen_.find(wire_name) != seen_.end()) return;
     if (seen_.size() >= max_names_) {
@@ -29,10 +29,11 @@ void unknown_event_notes::rejected(std::string_view wire_name) {
     }
     seen_.emplace(wire_name);
     logger()->warn(
-        "unknown event \"{}\" rejected (unknown_event, counted; the line goes on as "
-        "pass-through): to keep it, add it to a catalog (--catalog FILE; `telecap catalog` "
-        "prints the active one; docs/catalog.md) or use --unknown-events keep",
-        printable(wire_name));
+        "unknown event \"{}\" rejected (unknown_event, counted; {}): to keep it, add it to a "
+        "catalog (--catalog FILE; `telecap catalog` prints the active one; docs/catalog.md) or "
+        "use --unknown-events keep",
+        printable(wire_name),
+        line ? "the line goes on as pass-through" : "from a gRPC worker, --rejects records it");
 }
 
 std::size_t unknown_event_notes::names() const {

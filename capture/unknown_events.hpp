@@ -18,8 +18,9 @@ public:
     explicit unknown_event_notes(std::size_t max_names = default_max_names)
         : max_names_(max_names) {}
 
-    // An event named `wire_name` was rejected as unknown_event: warns the first time.
-    void rejected(std::string_view wire_name);
+    // An event named `wire_name` was rejected as unknown_event: warns the first time. `line`:
+    // it came as a telemetry line (which goes on as pass-through), not from a gRPC worker.
+    void rejected(std::string_view wire_name, bool line = true);
     // The names warned about so far (at most max_names).
     std::size_t names() const;
 

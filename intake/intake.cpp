@@ -102,6 +102,12 @@ void intake::feed(void* handle, std::string_view bytes) {
     if (s->open) s->pipeline->feed(bytes);
 }
 
+void intake::feed_event(void* handle, const raw_event& raw,
+                        const std::function<std::string()>& text) {
+    auto* s = static_cast<stream*>(handle);
+    if (s->open) s->pipeline->accept(raw, text);
+}
+
 std::size_t intake::pull(stream& s) {
     for (;;) {
         const ssize_t n = ::read(s.fd.get(), buf_.get(), read_size);

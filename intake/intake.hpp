@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -87,6 +88,10 @@ public:
     // A stream without an fd: its bytes come through feed(). Returns its handle.
     void* add_unwatched(stream_spec spec);
     void feed(void* stream, std::string_view bytes);
+    // An event decoded outside the stream's pipeline (a gRPC worker's: bridge/grpc_client.hpp)
+    // into a stream without an fd: normalized, counted, gated and batched as the stream's
+    // telemetry lines are (capture_pipeline::accept). `text`: the event as text for --rejects.
+    void feed_event(void* stream, const raw_event& raw, const std::function<std::string()>& text);
 
     // Reads what the owner's pipes hold now (its process exited): to EOF, or until a
     // descendant that still holds a pipe has nothing more for now.

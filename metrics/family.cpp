@@ -70,6 +70,19 @@ constexpr help_entry help_table[] = {
     {"telecap_unix_events_missed_total", "Events a cut-off host of a Unix socket output missed."},
     {"telecap_unix_events_sent_total", "Events sent to the hosts of a Unix socket output."},
     {"telecap_worker_restarts_total", "Restarts of a worker."},
+    {"telecap_grpc_client_calls_total",
+     "Calls telecap started to a gRPC worker's StreamTelemetry (the first and every retry)."},
+    {"telecap_grpc_client_connects_total", "Calls to a gRPC worker that the worker answered."},
+    {"telecap_grpc_client_reconnects_total",
+     "Calls to a gRPC worker started again after a stream ended or failed."},
+    {"telecap_grpc_client_stream_ends_total",
+     "Streams from a gRPC worker that ended, by result (ok: the worker ended it; failed: an "
+     "error, including a worker that was not listening)."},
+    {"telecap_grpc_client_events_received_total", "Events received from a gRPC worker."},
+    {"telecap_grpc_client_read_pauses_total",
+     "Times reading a gRPC worker waited for the loop to take what was read (flow control)."},
+    {"telecap_grpc_client_controls_sent_total", "TelemetryControl messages sent to a gRPC worker."},
+    {"telecap_grpc_client_connected", "1 while telecap's stream from a gRPC worker is open."},
     {"telecap_workers_up", "Workers running."},
 };
 

@@ -1,7 +1,10 @@
 #include "supervise/supervisor.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +41,29 @@ std::string how_it_ended(int status, int code) {
         return "killed by " + spawn::signal_name(WTERMSIG(status)) + " (status " +
                std::to_string(code) + ")";
     return "exited with status " + std::to_string(code);
+}
+
+// A TCP port free on 127.0.0.1 now (the kernel's pick), 0 when none could be had. Free when
+// asked, not reserved: the worker binds it a moment later, as with Snakepit's --port.
+int free_port() {
+    const unique_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return 0;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        return 0;
+    return ntohs(a.sin_port);
+}
+
+// Every "{port}" in `s` replaced by `port`.
+std::string with_port(std::string s, const std::string& port) {
+    for (std::size_t at = s.find("{port}"); at != std::string::npos;
+         at = s.find("{port}", at + port.size()))
+        s.replace(at, 6, port);
+    return s;
 }
 
 std::int64_t wall_ns() {
@@ -90,6 +116,20 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                 for (std::size_t v = 1; v < w->gated.size(); ++v) {
                     const auto why = control::to_string(static_cast<control::verdict>(v));
                     c("telecap_dropped_total", w->gated[v], {{"reason", std::string(why)}});
+                }
+                if (!w->pool->grpc.empty()) {
+                    const auto& g = w->grpc;
+                    c("telecap_grpc_client_calls_total", g.calls.load());
+                    c("telecap_grpc_client_connects_total", g.connects.load());
+                    c("telecap_grpc_client_reconnects_total", g.reconnects.load());
+                    c("telecap_grpc_client_stream_ends_total", g.ended.load(), {{"result", "ok"}});
+                    c("telecap_grpc_client_stream_ends_total", g.failed.load(),
+                      {{"result", "failed"}});
+                    c("telecap_grpc_client_events_received_total", g.events.load());
+                    c("telecap_grpc_client_read_pauses_total", g.read_pauses.load());
+                    c("telecap_grpc_client_controls_sent_total", g.controls_sent.load());
+                    out.push_back({"telecap_grpc_client_connected", l, metrics::kind::gauge,
+                                   static_cast<double>(g.connected.load())});
                 }
             }
             metrics::append_capture_series(out, intake_.own(), {}, counter_scope::queue);
@@ -162,6 +202,14 @@ void supervisor::start(worker& w) {
     if (w.next) switch_spec(w);
     spawn::child_spec spec;
     spec.argv = w.pool->command;
+    std::string grpc_address = w.pool->grpc;
+    if (grpc_address.find("{port}") != std::string::npos) {
+        // A port of its own for each start, in the address and wherever the command has it.
+        w.grpc_port = free_port();
+        const std::string port = std::to_string(w.grpc_port);
+        grpc_address = with_port(std::move(grpc_address), port);
+        for (auto& arg : spec.argv) arg = with_port(std::move(arg), port);
+    }
     for (const auto& [k, v] : w.pool->env) spec.env_add.push_back(k + "=" + v);
     spec.env_add.push_back("TELECAP_WORKER_ID=" + w.id);
     spec.env_add.push_back("TELECAP_POOL=" + w.pool->name);
@@ -250,6 +298,35 @@ void supervisor::start(worker& w) {
     add(child->release_stdout(), io_.stdout_pass, !dedicated);
     add(child->release_telemetry(), io_.stderr_pass, true);
     child->release();  // the loop reaps it
+    if (!grpc_address.empty()) {
+        if (!io_.grpc) {
+            logger()->error("worker {}: grpc {}: this telecap cannot dial gRPC", w.id,
+                            grpc_address);
+        } else {
+            // The gRPC events get a stream of their own in the intake (same counters, gates,
+            // rejects and batches as the pipes'), ended when the worker exits.
+            void* stream = intake_.add_unwatched({.owner = &w.grpc,
+                                                  .cat = w.cat,
+                                                  .keep = w.rt,
+                                                  .ctx = ctx,
+                                                  .recognize = true,
+                                                  .pass = nullptr,
+                                                  .label = {},
+                                                  .rejects = io_.rejects,
+                                                  .rejects_id = w.id,
+                                                  .stats = &w.stats,
+                                                  .gate = w.gates.get()});
+            w.source = io_.grpc({.address = grpc_address,
+                                 .worker_id = w.id,
+                                 .stats = &w.grpc,
+                                 .controls = w.gate.controls(),
+                                 .deliver =
+                                     [this, stream](const raw_event& raw, const auto& text) {
+                                         intake_.feed_event(stream, raw, text);
+                                     },
+                                 .ready = [this] { return !intake_.paused(); }});
+        }
+    }
     rolled(w);
 }
 
@@ -263,6 +340,7 @@ void supervisor::exited(worker& w, int status) {
                   how_it_ended(status, code)
             : "worker " + w.id + " could not start (status " + std::to_string(code) + ")";
     close_control(w);
+    stop_source(w);
     if (w.fsm.pid() > 0) {
         if (workers_up_) workers_up_->add(-1);
         intake_.drain(&w);  // whatever the worker wrote before it died is in the pipe
@@ -311,6 +389,13 @@ void supervisor::exited(worker& w, int status) {
         default:
             break;
     }
+}
+
+void supervisor::stop_source(worker& w) {
+    if (!w.source) return;
+    w.source->stop();  // what it received goes into the stream first
+    w.source.reset();
+    intake_.close(&w.grpc);
 }
 
 void supervisor::reap() {
@@ -420,6 +505,7 @@ int supervisor::run() {
         if (finished()) break;
         loop_.run_once();
     }
+    for (auto& w : workers_) stop_source(*w);
     sweep();
     intake_.close_all();
     // The last batch: in block mode it may wait for room, with the same bound a stuck handler

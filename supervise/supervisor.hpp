@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "telecap/capture/catalog.hpp"
+#include "telecap/capture/parser.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/control/controls.hpp"
 #include "telecap/control/protocol.hpp"
@@ -46,7 +47,39 @@ struct pool_spec {
     std::string catalog_path;          // empty: the run's catalog
     bool capture_stdout = false;
     int telemetry_fd = -1;
+    // Dial the worker's gRPC StreamTelemetry at this address (docs/grpc.md, "Client"): its
+    // events join the worker's stderr ones. `{port}` here is a free port picked for each start,
+    // put wherever `{port}` appears in the command too. Empty: no gRPC.
+    std::string grpc;
 };
+
+// A worker's events that come other than through its pipes: telecap dialling the worker's
+// gRPC StreamTelemetry (bridge/grpc_client.hpp; the agent makes them). Loop thread.
+class event_source {
+public:
+    virtual ~event_source() = default;
+    // Promptly: what was received is delivered first; nothing is delivered after.
+    virtual void stop() = 0;
+    // The worker's controls changed (ctl toggle, filter): sent on to the worker.
+    virtual void controls(const control::effective_controls& c) = 0;
+};
+
+struct event_source_request {
+    std::string address;       // the pool's `grpc`, with {port} replaced
+    std::string worker_id;     // for messages
+    grpc_client_stats* stats;  // the worker's, over all its runs
+    control::effective_controls controls;
+    // Loop thread: one event decoded from the wire, into the worker's stream (normalized,
+    // counted, gated and batched as its telemetry lines are). `text` renders it for --rejects.
+    std::function<void(const raw_event&, const std::function<std::string()>& text)> deliver;
+    // Loop thread: false while the intake holds its reading back (--overflow block): the
+    // source then holds back its own.
+    std::function<bool()> ready;
+};
+
+// Starts dialling (the source is started when returned).
+using event_source_factory =
+    std::function<std::unique_ptr<event_source>(event_source_request request)>;
 
 // True when a worker of `a` would have to be restarted to run as `b` says: everything but the
 // name, the number of instances and the outputs (which are the bus's) is compared.
@@ -117,6 +150,8 @@ struct supervisor_io {
     rejects_writer* rejects = nullptr;       // optional
     std::vector<const catalog*> catalogs;    // one per pool, in order; required
     metrics::registry* registry = nullptr;   // optional: per-worker series
+    // Required when a pool has `grpc`: makes the gRPC client of a worker (agent/run_command).
+    event_source_factory grpc;
     // Optional: the endpoints telecap serves now, for ctl status (called on the loop thread).
     std::function<std::vector<control::listener_status>()> listeners;
     // Optional: the outputs as run now, with their counters, for ctl status and top (called
@@ -235,6 +270,7 @@ private:
     bool start_now(worker& w);
     void ask_to_stop(worker& w);
     void kill_now(worker& w);
+    void stop_source(worker& w);
     std::optional<std::string> check_scope(const scope& where) const;
     void reconfigure_changed();
     std::string control_line(const worker& w) const;

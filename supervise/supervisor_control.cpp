@@ -21,6 +21,7 @@ using supervisor_detail::clock;
 
 void supervisor::configure_gate(worker& w) {
     w.gate.configure(o_.controls.resolve(w.pool->name, w.id), w.cat->event_count());
+    if (w.source) w.source->controls(w.gate.controls());
 }
 
 bool supervisor::admit(worker& w, const event& ev) {
@@ -111,7 +112,10 @@ void supervisor::reconfigure_changed() {
     const auto& t = o_.controls;
     for (auto& w : workers_) {
         const auto e = t.resolve(w->pool->name, w->id);
-        if (!(e == w->gate.controls())) w->gate.configure(e, w->cat->event_count());
+        if (!(e == w->gate.controls())) {
+            w->gate.configure(e, w->cat->event_count());
+            if (w->source) w->source->controls(e);  // a gRPC worker's, down its stream
+        }
         update_emitter(*w);
     }
 }

@@ -76,6 +76,12 @@ struct supervisor::worker {
     std::uint64_t ctl_sample_since = 0;  // the first seq with the current sampling settings
     control::effective_controls ctl_state;
 
+    // The gRPC client of a pool with `grpc` (one per run of the worker), its counters over all
+    // runs, and its stream in the intake (owned by &grpc).
+    std::unique_ptr<event_source> source;
+    grpc_client_stats grpc;
+    int grpc_port = 0;  // the last {port} picked
+
     explicit worker(const spawn::restart_options& r) : fsm(r) {}
     worker_context context() const {
         worker_context ctx;

@@ -10,7 +10,7 @@ namespace telecap {
 bool same_process(const pool_spec& a, const pool_spec& b) {
     return a.command == b.command && a.env == b.env && a.cwd == b.cwd && a.restart == b.restart &&
            a.catalog_path == b.catalog_path && a.capture_stdout == b.capture_stdout &&
-           a.telemetry_fd == b.telemetry_fd;
+           a.telemetry_fd == b.telemetry_fd && a.grpc == b.grpc;
 }
 
 // --- reload --------------------------------------------------------------------------------
