@@ -243,7 +243,7 @@ std::optional<std::string> unknown_option(CLI::App& app, int argc, char** argv) 
 // The command line needs the gRPC bridge, which this executable was built without: the same
 // command line runs in telecap-grpc (same pid, same fds, the signal mask telecap started with),
 // found as telecap-guard is. Keeping gRPC's 48 shared libraries out of this executable keeps
-// every other command's start (about 10 ms) and memory (about 6 MiB) as in a build without
+// every other command's start (about 8 ms) and memory (about 6 MiB) as in a build without
 // gRPC (docs/grpc.md). Nothing has been made yet: outputs are checked before any is.
 int run_grpc_variant(char** argv, const sigset_t& initial_mask, const grpc_needed& why) {
     const auto path = spawn::find_telecap_executable(grpc_executable_name, grpc_path_env);

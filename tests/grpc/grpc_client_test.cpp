@@ -338,7 +338,7 @@ TEST(GrpcClient, StopWhileConnectedIsPrompt) {
     const auto t0 = std::chrono::steady_clock::now();
     c.stop();
     const auto took = std::chrono::steady_clock::now() - t0;
-    EXPECT_LT(took, 500ms);
+    EXPECT_LT(took, 1500ms);  // as below: well under stop()'s 2 s bound, with room for a busy CI
     EXPECT_EQ(stats.connected.load(), 0);
     // Nothing is started again after a stop.
     loop.run_once(0ms);
@@ -362,7 +362,10 @@ TEST(GrpcClient, StopWhileWaitingForAWorkerIsPrompt) {
     loop.run_once(0ms);
     const auto t0 = std::chrono::steady_clock::now();
     c.stop();
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+    // Well under the 2 s stop() would wait for a call that does not end; not tighter: on a
+    // loaded 2-core CI machine gRPC's threads may take a few hundred ms to run the cancel
+    // (this took over 500 ms once with the whole suite running).
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
 }
 
 TEST(GrpcClient, ReadsWaitForTheLoopAndNothingIsLost) {
