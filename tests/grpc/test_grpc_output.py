@@ -478,6 +478,22 @@ class TwoExecutablesTest(unittest.TestCase):
             finally:
                 t.kill()
 
+    def test_an_installed_telecap_finds_telecap_grpc_in_libexec(self):
+        build = os.path.dirname(TELECAP)
+        with tempfile.TemporaryDirectory() as prefix:
+            subprocess.run(["cmake", "--install", build, "--prefix", prefix], check=True,
+                           capture_output=True, timeout=120)
+            self.assertTrue(os.access(os.path.join(prefix, "libexec", "telecap",
+                                                   "telecap-grpc"), os.X_OK))
+            env = dict(os.environ)
+            env.pop("TELECAP_GRPC_BIN", None)
+            r = subprocess.run([os.path.join(prefix, "bin", "telecap"), "--log-level", "info",
+                                "parse", "-o", "grpc:127.0.0.1:0", "-"],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT,
+                               env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"serving StreamTelemetry on 127.0.0.1:", r.stderr)
+
     def test_without_telecap_grpc_beside_it_grpc_is_a_usage_error(self):
         with tempfile.TemporaryDirectory() as tmp:
             alone = os.path.join(tmp, "telecap")
