@@ -1,6 +1,7 @@
 // telecap ctl: the control socket's client (docs/control.md). Builds one request from the
 // arguments, sends it (control/client.hpp) and prints the reply, readable or as JSON.
 
+#include <fcntl.h>
 #include <poll.h>
 #include <rapidjson/document.h>
 #include <signal.h>
@@ -170,7 +171,18 @@ void print_reload(const rapidjson::Document& d) {
 }
 
 volatile std::sig_atomic_t tap_stopped = 0;
-extern "C" void on_tap_signal(int) { tap_stopped = 1; }
+// The write end of a pipe the wait below also polls: a signal that lands between the check of
+// tap_stopped and the poll still wakes it (a self-pipe).
+int tap_wake_fd = -1;
+extern "C" void on_tap_signal(int) {
+    tap_stopped = 1;
+    if (tap_wake_fd >= 0) {
+        const int saved = errno;
+        const char c = 1;
+        (void)!::write(tap_wake_fd, &c, 1);
+        errno = saved;
+    }
+}
 
 std::string tap_request(const ctl_options& o) {
     if (o.passthrough)
@@ -208,6 +220,16 @@ int run_tap(const ctl_options& o) {
     const std::string request = tap_request(o);
     const bool log = o.format == "log";
     // Signals end the stream: no SA_RESTART, so a poll or a write blocked on stdout returns.
+    int wake[2] = {-1, -1};
+    if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        std::fprintf(stderr, "telecap: ctl: pipe: %s\n", std::strerror(errno));
+        return 1;
+    }
+    const unique_fd wake_read(wake[0]), wake_write(wake[1]);
+    tap_wake_fd = wake[1];
+    struct forget_wake {  // before the pipe closes: a late signal writes nowhere
+        ~forget_wake() { tap_wake_fd = -1; }
+    } forget;
     struct sigaction sa {};
     sa.sa_handler = on_tap_signal;
     sigemptyset(&sa.sa_mask);
@@ -256,12 +278,13 @@ int run_tap(const ctl_options& o) {
         if (end > 0 && !write_out(buf.data(), end)) return 0;
         if (last) return 0;
         buf.erase(0, end);
-        pollfd p{fd.get(), POLLIN, 0};
-        const int r = ::poll(&p, 1, -1);
+        pollfd p[2] = {{fd.get(), POLLIN, 0}, {wake_read.get(), POLLIN, 0}};
+        const int r = ::poll(p, 2, -1);
         if (r < 0) {
             if (errno == EINTR) continue;
             break;
         }
+        if (p[1].revents) continue;  // a signal: tap_stopped is set
         const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
         if (n > 0) {
             buf.append(chunk, static_cast<std::size_t>(n));

@@ -75,18 +75,17 @@ std::string reloader::operator()(supervisor& sup) {
     run_options next;
     supervisor_reload r;
     run_outputs::change outs;
+    std::map<std::string, std::shared_ptr<const catalog>> loaded;
     try {
         next = reread_();
         resolve_catalog_paths(next);
         capture_stdout_if_shared(next);
-        std::map<std::string, std::shared_ptr<const catalog>> loaded;
         for (const auto& pool : next.pools) {
             auto& cat = loaded[pool.catalog_path];
             if (!cat) {
                 capture_options co = next.capture;
                 co.catalog_path = pool.catalog_path;
                 cat = std::make_shared<const catalog>(load_catalog(co));
-                if (on_catalog) on_catalog(*cat);
             }
             r.catalogs.push_back(cat);
         }
@@ -109,6 +108,9 @@ std::string reloader::operator()(supervisor& sup) {
     const auto removed = std::move(outs.removed_specs);
     const bool metrics = outs.metrics_changed;
     outputs_.commit(std::move(outs), events_);
+    // Only a reload that took effect names its catalogs' events (the taps' wire names).
+    if (on_catalog)
+        for (const auto& [path, cat] : loaded) on_catalog(*cat);
 
     const auto kept = settings_not_reloaded(running_, next);
     for (const auto& key : kept)

@@ -26,7 +26,7 @@ public:
     // Loop thread.
     std::string operator()(supervisor& sup);
 
-    // Called with each catalog a reload loads (the taps' wire names).
+    // Called with each catalog of a reload that took effect (the taps' wire names).
     std::function<void(const catalog&)> on_catalog;
 
 private:

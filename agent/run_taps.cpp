@@ -28,7 +28,7 @@ void wire_names::add(const catalog& c) {
     for (std::size_t i = 0; i < c.event_count(); ++i) {
         const auto wire = c.wire_name(i);
         if (const auto* we = c.find_event(wire))
-            by_name_.try_emplace(dotted(we->parts), std::string(wire));
+            by_name_.insert_or_assign(dotted(we->parts), std::string(wire));  // a reload's wins
     }
     const auto& prefix = c.policies().unknown_event_prefix;
     for (const auto& p : unknown_prefixes_)

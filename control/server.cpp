@@ -299,8 +299,10 @@ void server::start_stream(client& c, std::shared_ptr<stream_source> src) {
     // through a weak handle and the stream's identity, and pump() finds out.
     std::weak_ptr<server*> self = self_;
     const stream_source* id = c.stream.get();
-    c.stream->set_waker([this, self, fd, id] {
-        loop_.post([self, fd, id] {
+    // The loop, not this server: a waker copied on the dispatch thread may run after the
+    // server is destroyed (telecap stopping with --dispatch thread); the loop outlives both.
+    c.stream->set_waker([loop = &loop_, self, fd, id] {
+        loop->post([self, fd, id] {
             const auto s = self.lock();
             if (!s) return;
             const auto it = (*s)->clients_.find(fd);

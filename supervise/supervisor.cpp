@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 
 #include "capture/event_json.hpp"
 #include "control/gates.hpp"
@@ -206,6 +207,9 @@ void supervisor::start(worker& w) {
     if (grpc_address.find("{port}") != std::string::npos) {
         // A port of its own for each start, in the address and wherever the command has it.
         w.grpc_port = free_port();
+        if (w.grpc_port == 0)  // the worker gets port 0 and the client fails its calls, counted
+            logger()->error("worker {}: no free TCP port on 127.0.0.1 for {{port}}: {}", w.id,
+                            std::strerror(errno));
         const std::string port = std::to_string(w.grpc_port);
         grpc_address = with_port(std::move(grpc_address), port);
         for (auto& arg : spec.argv) arg = with_port(std::move(arg), port);
