@@ -362,9 +362,9 @@ TEST(GrpcClient, StopWhileWaitingForAWorkerIsPrompt) {
     loop.run_once(0ms);
     const auto t0 = std::chrono::steady_clock::now();
     c.stop();
-    // Well under the 2 s stop() would wait for a call that does not end; not tighter: on a
-    // loaded 2-core CI machine gRPC's threads may take a few hundred ms to run the cancel
-    // (this took over 500 ms once with the whole suite running).
+    // Well under the 2 s stop() would wait for a call that does not end, with room for a
+    // loaded 2-core CI machine (the one failure seen here was gRPC's at-exit abort, not this
+    // bound: tests/grpc/main.cpp).
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
 }
 
