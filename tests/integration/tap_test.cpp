@@ -25,13 +25,16 @@ namespace {
 
 const std::string bin = TELECAP_BIN;
 
-// python.call.start and tool.execution.start, each worker every 10 ms, for ever.
-std::vector<std::string> steady() {
+// python.call.start and tool.execution.start, each worker every 10 ms, for ever; with `go`,
+// only once that file exists.
+std::vector<std::string> steady(const std::string& go = "") {
+    const std::string wait = go.empty() ? "" : "while [ ! -e '" + go + "' ]; do sleep 0.01; done; ";
     return {"/bin/sh", "-c",
-            "while :; do "
-            "echo 'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}' >&2; "
-            "echo 'TELEMETRY:{\"event\":\"tool.execution.start\",\"measurements\":{}}' >&2; "
-            "sleep 0.01; done"};
+            wait +
+                "while :; do "
+                "echo 'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}' >&2; "
+                "echo 'TELEMETRY:{\"event\":\"tool.execution.start\",\"measurements\":{}}' >&2; "
+                "sleep 0.01; done"};
 }
 
 struct telecap_run {
@@ -142,11 +145,16 @@ TEST(Tap, PatternsMatchWireNamesAndScopesPickAPoolOrAWorker) {
 }
 
 TEST(Tap, TwoTapsAtOnce) {
-    auto t = start_run("tap-two", steady());
+    // The workers wait for `go`: neither tap can reach its limit before both are open (under
+    // ASan the first one used to finish before the second had started).
+    const std::string go = temp_path("tap-two.go");
+    ::unlink(go.c_str());
+    auto t = start_run("tap-two", steady(go));
     auto a = start(tap_argv(t.sock, {"tap", "--limit", "40"}), "tap-a");
     auto b = start(tap_argv(t.sock, {"tap", "--limit", "40", "python.*"}), "tap-b");
     // Both open at the same time.
     EXPECT_TRUE(eventually([&] { return stat(t.sock, "telecap_tap_open") == 2; }));
+    write_file(go, "");
     const auto ra = wait(a), rb = wait(b);
     ASSERT_EQ(ra.exit_code, 0) << ra.err;
     ASSERT_EQ(rb.exit_code, 0) << rb.err;
