@@ -198,6 +198,14 @@ std::string tap_request(const ctl_options& o) {
     return r + "}";
 }
 
+// `reply` parsed into `d`: false (said on stderr) when it is not {"ok":BOOL,...}.
+bool parse_reply(const std::string& reply, rapidjson::Document& d) {
+    d.Parse(reply.data(), reply.size());
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("ok") && d["ok"].IsBool()) return true;
+    std::fprintf(stderr, "telecap: ctl: the server's reply is not a reply: %s\n", reply.c_str());
+    return false;
+}
+
 // All of [p, p + n) to stdout; false when stdout is gone (a closed pipe) or on Ctrl-C.
 bool write_out(const char* p, std::size_t n) {
     while (n > 0) {
@@ -244,12 +252,7 @@ int run_tap(const ctl_options& o) {
         return 1;
     }
     rapidjson::Document d;
-    d.Parse(reply.data(), reply.size());
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("ok") || !d["ok"].IsBool()) {
-        std::fprintf(stderr, "telecap: ctl: the server's reply is not a reply: %s\n",
-                     reply.c_str());
-        return 1;
-    }
+    if (!parse_reply(reply, d)) return 1;
     if (!d["ok"].GetBool()) {
         std::fprintf(stderr, "telecap: ctl: %s\n", str(d, "error").c_str());
         return 1;
@@ -310,12 +313,7 @@ int run_ctl(const ctl_options& o) {
         return 1;
     }
     rapidjson::Document d;
-    d.Parse(reply.data(), reply.size());
-    if (d.HasParseError() || !d.IsObject() || !d.HasMember("ok") || !d["ok"].IsBool()) {
-        std::fprintf(stderr, "telecap: ctl: the server's reply is not a reply: %s\n",
-                     reply.c_str());
-        return 1;
-    }
+    if (!parse_reply(reply, d)) return 1;
     const bool ok = d["ok"].GetBool();
     if (o.json) {
         std::printf("%s\n", reply.c_str());

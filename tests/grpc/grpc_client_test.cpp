@@ -126,6 +126,14 @@ server_handle serve(test_worker& w, int port = 0) {
     return h;
 }
 
+// A port that is free now: nothing listens there until a server is started on it.
+int free_port() {
+    test_worker probe;
+    auto s = serve(probe);
+    s.server->Shutdown(std::chrono::system_clock::now());
+    return s.port;
+}
+
 // The loop-side host: the real capture pipeline (catalog, normalizer, counters) behind
 // capture_pipeline::accept, as the intake feeds it.
 class collecting_sink final : public event_sink {
@@ -270,14 +278,7 @@ TEST(GrpcClient, MalformedEventsAreRejectedAndCountedByReason) {
 }
 
 TEST(GrpcClient, WaitsForAWorkerThatIsNotListeningYet) {
-    // A port that is free now: nothing listens there until the server starts on it.
-    int port = 0;
-    {
-        test_worker probe;
-        auto s = serve(probe);
-        port = s.port;
-        s.server->Shutdown(std::chrono::system_clock::now());
-    }
+    const int port = free_port();  // nothing listens there until the server starts on it
     event_loop loop;
     test_host host(loop);
     grpc_client_stats stats;
@@ -347,13 +348,7 @@ TEST(GrpcClient, StopWhileConnectedIsPrompt) {
 }
 
 TEST(GrpcClient, StopWhileWaitingForAWorkerIsPrompt) {
-    int port = 0;
-    {
-        test_worker probe;
-        auto s = serve(probe);
-        port = s.port;
-        s.server->Shutdown(std::chrono::system_clock::now());
-    }
+    const int port = free_port();
     event_loop loop;
     test_host host(loop);
     grpc_client_stats stats;

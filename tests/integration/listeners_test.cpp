@@ -9,13 +9,11 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <cstring>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -30,18 +28,6 @@ using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
 const std::string bin = TELECAP_BIN;
-
-int unix_connect(const std::string& path) {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 // Everything until the peer closes, or the deadline.
 std::string read_to_close(int fd, clock::duration limit = 10s) {

@@ -306,6 +306,15 @@ TEST(TapHub, OpensTapsOnTheBusClosesThemAndKeepsTheirCounters) {
 // The control server side: a stream on a real loop.
 class TapServerTest : public ::testing::Test {
 protected:
+    // Hooks that attach the taps to a map standing for the bus.
+    static tap_hooks hooks_over(std::map<std::string, std::shared_ptr<handler>>& bus) {
+        tap_hooks h;
+        h.attach = [&bus](const std::string& id, std::shared_ptr<handler> t) { bus[id] = t; };
+        h.detach = [&bus](const std::string& id) { bus.erase(id); };
+        h.wire_name = wire_of;
+        return h;
+    }
+
     test::temp_dir dir_;
     std::string path_ = dir_ / "ctl.sock";
 
@@ -343,10 +352,7 @@ protected:
 TEST_F(TapServerTest, ARequestTurnsTheConnectionIntoAStreamFedFromAnotherThread) {
     event_loop loop;
     std::map<std::string, std::shared_ptr<handler>> bus;
-    tap_hooks h;
-    h.attach = [&](const std::string& id, std::shared_ptr<handler> t) { bus[id] = t; };
-    h.detach = [&](const std::string& id) { bus.erase(id); };
-    h.wire_name = wire_of;
+    tap_hooks h = hooks_over(bus);
     tap_hub hub(h);
     server_options o;
     o.idle_limit = 50ms;  // a stream is not idle, whatever the limit
@@ -395,10 +401,7 @@ TEST_F(TapServerTest, ARequestTurnsTheConnectionIntoAStreamFedFromAnotherThread)
 TEST_F(TapServerTest, AClientThatNeverReadsLosesEventsAndIsNeverWaitedFor) {
     event_loop loop;
     std::map<std::string, std::shared_ptr<handler>> bus;
-    tap_hooks h;
-    h.attach = [&](const std::string& id, std::shared_ptr<handler> t) { bus[id] = t; };
-    h.detach = [&](const std::string& id) { bus.erase(id); };
-    h.wire_name = wire_of;
+    tap_hooks h = hooks_over(bus);
     h.buffer_bytes = 64 * 1024;
     tap_hub hub(h);
     server_options o;
