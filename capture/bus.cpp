@@ -110,6 +110,7 @@ void handler_bus::announce_failures() {
 }
 
 void handler_bus::dispatch(const event& ev) {
+    const shared_event_json::dispatch_scope rendered;  // one JSON rendering for the outputs
     ++depth_;
     const std::size_t n = entries_.size();  // handlers attached during the call wait
     for (std::size_t i = 0; i < n; ++i) {

@@ -428,7 +428,64 @@ event_json_writer::name_head& event_json_writer::head_slot(const event& ev) {
     return head;
 }
 
-void event_json_writer::append(const event& ev) {
+namespace shared_event_json {
+namespace {
+struct published {
+    const event* ev = nullptr;
+    const char* data = nullptr;
+    std::size_t size = 0;
+    int depth = 0;  // dispatch scopes open on this thread
+};
+thread_local published current;
+}  // namespace
+
+std::string_view find(const event& ev) noexcept {
+    return current.ev == &ev ? std::string_view(current.data, current.size) : std::string_view();
+}
+
+void publish(const event& ev, std::string_view line) noexcept {
+    if (current.depth == 0) return;
+    current.ev = &ev;
+    current.data = line.data();
+    current.size = line.size();
+}
+
+// A nested dispatch (a failure announced from inside one) forgets the outer event's line too:
+// its handlers render it again, which is only slower.
+dispatch_scope::dispatch_scope() noexcept {
+    ++current.depth;
+    current.ev = nullptr;
+}
+dispatch_scope::~dispatch_scope() {
+    --current.depth;
+    current.ev = nullptr;
+}
+}  // namespace shared_event_json
+
+std::string_view shared_event_json_line(const event& ev, std::string& scratch) {
+    if (const auto line = shared_event_json::find(ev); !line.empty()) return line;
+    scratch.clear();
+    append_event_json(scratch, ev);
+    shared_event_json::publish(ev, scratch);
+    return scratch;
+}
+
+std::string_view event_json_writer::append_shared(const event& ev) {
+    const auto line = shared_event_json::find(ev);
+    if (line.empty()) {
+        const auto mine = append(ev);
+        shared_event_json::publish(ev, mine);
+        return mine;
+    }
+    raw_writer w(buf_, used_, 4096);
+    w.need(line.size());
+    w.lit(line);
+    used_ = w.offset();
+    return {buf_.data() + used_ - line.size(), line.size()};
+}
+
+std::string_view event_json_writer::append(const event& ev) {
+    const std::size_t start = used_;
     raw_writer w(buf_, used_, 4096);
     if (ev.name_id) {
         name_head& head = head_slot(ev);
@@ -449,6 +506,7 @@ void event_json_writer::append(const event& ev) {
     }
     write_body(w, ev);
     used_ = w.offset();
+    return {buf_.data() + start, used_ - start};
 }
 
 void event_json_writer::take(std::string& out) {

@@ -26,13 +26,42 @@ void append_json_string_array(std::string& out, const std::vector<std::string>& 
 
 void append_json_double(std::string& out, double d);
 
+// One rendering of an event for every output that writes it as a JSON line (the jsonl outputs,
+// the unix socket and http outputs, taps): during one bus dispatch the first of them renders
+// the line and publishes it here, the others copy it (a tap beside a jsonl output costs a copy,
+// not a second rendering). Kept per thread (the bus's); an entry is keyed by the event's
+// address and lives only inside a dispatch: handler_bus::dispatch opens a scope that forgets it
+// on entry and on exit, and nothing is published or found outside one, so an event changed in
+// place or a handler called directly never sees a line of another event. A publisher keeps
+// the bytes unchanged until its next handle() (it hands its batch over before appending).
+namespace shared_event_json {
+// The line published for `ev` in this dispatch (with its newline), or empty.
+std::string_view find(const event& ev) noexcept;
+void publish(const event& ev, std::string_view line) noexcept;
+class dispatch_scope {
+public:
+    dispatch_scope() noexcept;
+    ~dispatch_scope();
+    dispatch_scope(const dispatch_scope&) = delete;
+    dispatch_scope& operator=(const dispatch_scope&) = delete;
+};
+}  // namespace shared_event_json
+
+// The event's JSON line (with its newline): the one published in this dispatch, or rendered
+// into `scratch` (replacing its content) and published.
+std::string_view shared_event_json_line(const event& ev, std::string& scratch);
+
 // Writes a stream of events as JSON lines, byte for byte as append_event_json, into a buffer
 // of its own that is reused: no allocation per event once it has grown to a batch. The
 // `{"event":[...],"measurements":{` head of each name is rendered once and kept per name_id
 // (checked against the event's name on each use, so a reused id never yields a stale name).
 class event_json_writer {
 public:
-    void append(const event& ev);
+    // Returns the line written (valid until the next change to this writer).
+    std::string_view append(const event& ev);
+    // The line published for `ev` in this dispatch copied (shared_event_json), else append()
+    // and publish it.
+    std::string_view append_shared(const event& ev);
 
     std::size_t size() const noexcept { return used_; }
     bool empty() const noexcept { return used_ == 0; }

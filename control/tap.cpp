@@ -150,13 +150,16 @@ bool tap_handler::wanted(const event& ev) {
 void tap_handler::handle(const event& ev) {
     if (done_ || !wanted(ev)) return;
     if (r_.limit && accepted_ + batched_ >= r_.limit) return;
+    // Handed over before appending (a line this tap rendered is shared with the outputs after
+    // it in this dispatch: it stays in place until the next event).
+    if ((r_.format == tap_format::jsonl ? json_.size() : text_.size()) >= batch_bytes) hand_over();
+    if (done_) return;
     ++matched_;
     if (r_.format == tap_format::jsonl)
-        json_.append(ev);
+        json_.append_shared(ev);  // a copy of the jsonl output's line when there is one
     else if (render_log_)
         render_log_(text_, ev);
     ++batched_;
-    if ((r_.format == tap_format::jsonl ? json_.size() : text_.size()) >= batch_bytes) hand_over();
 }
 
 void tap_handler::flush() {

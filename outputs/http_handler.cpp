@@ -32,8 +32,9 @@ http_handler::http_handler(net::url target, std::string bearer_token,
 http_handler::~http_handler() = default;  // the sender's destructor finishes
 
 void http_handler::handle(const event& ev) {
-    std::string line;
-    append_event_json(line, ev);  // ends with "\n"
+    // Another output's line when there is one; not published: the sender's thread owns it next.
+    std::string line(shared_event_json::find(ev));
+    if (line.empty()) append_event_json(line, ev);  // ends with "\n"
     sender_.push(std::move(line));
 }
 

@@ -5,9 +5,11 @@
 namespace telecap {
 
 void jsonl_handler::handle(const event& ev) {
-    json_.append(ev);
-    ++batched_;
+    // Handed over before appending, not after: the line appended stays in place until the next
+    // event, for the other outputs of this dispatch that copy it (shared_event_json).
     if (json_.size() >= batch_bytes_) hand_over();
+    json_.append_shared(ev);
+    ++batched_;
 }
 
 void jsonl_handler::flush() { hand_over(); }

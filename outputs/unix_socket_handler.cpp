@@ -150,9 +150,8 @@ void unix_socket_handler::drop_locked(const std::shared_ptr<client>& c, unix_dro
 
 void unix_socket_handler::handle(const event& ev) {
     if (connected_.load(std::memory_order_relaxed) == 0) return;  // nobody to write for
-    line_.clear();
-    append_event_json(line_, ev);
-    const std::size_t n = line_.size();
+    const std::string_view line = shared_event_json_line(ev, line_);
+    const std::size_t n = line.size();
     std::lock_guard lk(mu_);
     if (clients_.empty()) return;
     bool any_dropped = false;
@@ -182,7 +181,7 @@ void unix_socket_handler::handle(const event& ev) {
             log_.push_back(std::move(fresh));
             tail = log_.back().get();
         }
-        std::memcpy(tail->data.get() + tail->size, line_.data(), n);
+        std::memcpy(tail->data.get() + tail->size, line.data(), n);
         tail->size += n;
         end_ += n;
         ++end_lines_;

@@ -262,6 +262,45 @@ TEST(EventJsonWriter, SameBytesAsAppendEventJsonAndTakeStartsOver) {
     EXPECT_EQ(written(w), to_json(ev));
 }
 
+// One rendering per dispatch (shared_event_json): a writer copies the line published for the
+// same event in the same dispatch scope, and nothing else: not outside a scope, not for another
+// event, not after the scope ends.
+TEST(SharedEventJson, CopiesOnlyTheLinePublishedForThatEventInThatDispatch) {
+    const event ev = sample_event();
+    const event other = sample_event();  // the same value at another address
+    const std::string marked = "{\"published\":1}\n";
+
+    shared_event_json::publish(ev, marked);  // outside a dispatch: ignored
+    EXPECT_TRUE(shared_event_json::find(ev).empty());
+    {
+        const shared_event_json::dispatch_scope scope;
+        shared_event_json::publish(ev, marked);
+        EXPECT_EQ(shared_event_json::find(ev), marked);
+        EXPECT_TRUE(shared_event_json::find(other).empty());
+
+        event_json_writer w;
+        EXPECT_EQ(w.append_shared(ev), marked);             // copied, not rendered again
+        EXPECT_EQ(w.append_shared(other), to_json(other));  // rendered, and now published
+        EXPECT_EQ(shared_event_json::find(other), to_json(other));
+        EXPECT_TRUE(shared_event_json::find(ev).empty());
+        std::string scratch;
+        EXPECT_EQ(shared_event_json_line(other, scratch), to_json(other));
+        EXPECT_TRUE(scratch.empty());  // the published line, not a rendering of its own
+        // (Taking the writer's batch ends its line's life: the publisher's contract is to keep
+        // it in place until its next event.)
+        EXPECT_EQ(written(w), marked + to_json(other));
+        {
+            const shared_event_json::dispatch_scope nested;  // a dispatch inside one
+            EXPECT_TRUE(shared_event_json::find(other).empty());
+        }
+    }
+    EXPECT_TRUE(shared_event_json::find(ev).empty());
+    EXPECT_TRUE(shared_event_json::find(other).empty());
+    event_json_writer w;
+    EXPECT_EQ(w.append_shared(ev), to_json(ev));  // outside a dispatch: rendered, not published
+    EXPECT_TRUE(shared_event_json::find(ev).empty());
+}
+
 // The top-level timestamp is copied from the metadata's last integer only when they are equal:
 // a metadata timestamp that differs (a worker's own), or a last integer of another key, never
 // stands in for the event's.

@@ -16,10 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "capture/bus.hpp"
 #include "capture/event_json.hpp"
 #include "control/request.hpp"
 #include "control/server.hpp"
 #include "loop/event_loop.hpp"
+#include "outputs/jsonl_handler.hpp"
 #include "support/sockets.hpp"
 #include "support/unit_helpers.hpp"
 
@@ -159,6 +161,57 @@ TEST(TapHandler, BatchesUntilFlushThenHandsOverOnce) {
     for (int i = 0; i < 10; ++i) want += jsonl(make(call_stop, "p", "w", i));
     EXPECT_EQ(drain(*t.buf), want);
     EXPECT_EQ(t.buf->sent(), 10u);
+}
+
+// An output before the tap on the bus that published its line for the event (as the jsonl
+// output does): the tap copies that line instead of rendering the event again.
+TEST(TapHandler, CopiesTheLineAnOutputBeforeItPublishedInTheSameDispatch) {
+    struct publisher final : handler {
+        std::string line;
+        void handle(const event& ev) override {
+            line = "{\"published\":" + std::to_string(ev.timestamp_ns) + "}\n";
+            shared_event_json::publish(ev, line);
+        }
+    };
+    handler_bus bus;
+    auto t = make_tap({});
+    ASSERT_FALSE(bus.attach("out", {}, std::make_shared<publisher>()));
+    ASSERT_FALSE(bus.attach("tap", {}, t.h));
+    std::string want;
+    for (int i = 0; i < 3; ++i) {
+        const event ev = make(call_stop, "p", "w", i);
+        bus.dispatch(ev);
+        want += "{\"published\":" + std::to_string(ev.timestamp_ns) + "}\n";
+    }
+    // Called directly, outside a dispatch: nothing is shared, the tap renders.
+    t.h->handle(make(call_stop, "p", "w", 9));
+    want += jsonl(make(call_stop, "p", "w", 9));
+    bus.flush();
+    EXPECT_EQ(drain(*t.buf), want);
+}
+
+// The jsonl output and a tap on one bus, the tap copying the output's lines: every line intact
+// on both, across many of the output's hand-overs (it hands a batch over before appending, so
+// the line it shares is still in place when the tap copies it).
+TEST(TapHandler, BesideAJsonlOutputBothGetEveryLineIntactAcrossHandOvers) {
+    test::temp_dir dir;
+    auto stream = stream_writer::for_file(dir / "out.jsonl");
+    ASSERT_TRUE(stream) << stream.error().message();
+    handler_bus bus;
+    auto t = make_tap({});
+    ASSERT_FALSE(bus.attach("jsonl", {}, std::make_shared<jsonl_handler>(*stream, true, 700)));
+    ASSERT_FALSE(bus.attach("tap", {}, t.h));
+    std::string want;
+    for (int i = 0; i < 2000; ++i) {
+        event ev = make(i % 3 ? call_stop : tool_start, "p", "w-" + std::to_string(i % 7), i);
+        ev.metadata.emplace_back("pad", std::string(static_cast<std::size_t>(i % 300), 'x'));
+        bus.dispatch(ev);
+        want += jsonl(ev);
+    }
+    bus.flush();
+    (*stream)->close(std::chrono::steady_clock::now() + 5s);
+    EXPECT_EQ(drain(*t.buf), want);
+    EXPECT_EQ(test::file_text(dir.path() / "out.jsonl"), want);
 }
 
 TEST(TapHandler, LimitEndsTheStreamAfterNEvents) {
