@@ -9,10 +9,13 @@ Usage: bench/tap_bench.py TELECAP_BIN [RUNS]   (RUNS: paired runs, default 5)
      - no tap (the baseline),
      - a tap reading every event (`telecap ctl tap > /dev/null`),
      - a tap whose pattern matches nothing (`telecap ctl tap 'nothing.*'`),
+     - a tap that never reads (a client that asks for a tap and never reads its socket),
      - for scale, no tap but a second `-o jsonl:/dev/null` (what one more JSON output costs).
    Each tap is open before the worker writes its first line (it waits for a file).
    Printed: the median and best of the runs, and the ratio to the baseline of the same run
-   (median and best of the ratios). Goals: reading tap <= 1.30, no-match tap <= 1.05.
+   (median and best of the ratios). Goals: reading tap <= 1.30, no-match tap <= 1.05; the
+   never-reading tap: events/s reached and the jsonl output's events as without a tap, every
+   event the tap did not get counted as its drop (events = tap sent + tap dropped).
 2. Event to tap latency at 1,000 events/s: each event carries the wall-clock time the worker
    wrote it (timestamp_ns); the reader stamps each line as `telecap ctl tap` prints it. p50 and
    p99 per run over 5 s (5,000 events); median and best of the runs. Goal: p99 <= 100 ms.
@@ -79,7 +82,10 @@ def own_cpu(stats_path):
     cpu = float(re.search(r'"process_cpu_seconds_total":([0-9.e+-]+)', text).group(1))
     events = int(re.search(r'"events":([0-9]+)', text).group(1))
     dropped = re.search(r'"telecap_tap_dropped_total":([0-9.e+-]+)', text)
-    return cpu, events, float(dropped.group(1)) if dropped else 0.0
+    sent = re.search(r'"telecap_tap_events_total":([0-9.e+-]+)', text)
+    accepted = re.search(r'"events_accepted":([0-9]+)', text)  # the jsonl output's
+    return (cpu, events, float(dropped.group(1)) if dropped else 0.0,
+            float(sent.group(1)) if sent else 0.0, int(accepted.group(1)) if accepted else -1)
 
 
 def one_run(tc, work, tap_args, rate, seconds, stamp=False, reader=None, outputs=()):
@@ -98,7 +104,14 @@ def one_run(tc, work, tap_args, rate, seconds, stamp=False, reader=None, outputs
          "1" if stamp else "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: os.path.exists(sock)), "no control socket"
     tap = None
-    if tap_args is not None:
+    stalled = None
+    if tap_args == "never reads":
+        # Asks for a tap and never reads: the socket's buffers fill, then the tap drops.
+        stalled = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stalled.connect(sock)
+        stalled.sendall(b'{"cmd":"tap"}\n')
+        assert wait_for(lambda: ctl_stat(tc, sock, "telecap_tap_open") == 1), "tap not open"
+    elif tap_args is not None:
         tap = subprocess.Popen([tc, "ctl", "--socket", sock, "tap", *tap_args],
                                stdout=subprocess.PIPE if reader else subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -110,8 +123,11 @@ def one_run(tc, work, tap_args, rate, seconds, stamp=False, reader=None, outputs
     wall = time.monotonic() - start
     if tap:
         tap.wait()
-    cpu, events, dropped = own_cpu(stats)  # the tap's counters are in --stats' snapshot
-    return cpu, events, wall, dropped, got
+    if stalled:
+        stalled.close()
+    # The tap's counters are in --stats' snapshot.
+    cpu, events, dropped, sent, accepted = own_cpu(stats)
+    return cpu, events, wall, (dropped, sent, accepted), got
 
 
 def summary(xs, fmt="{:.3f}"):
@@ -120,6 +136,7 @@ def summary(xs, fmt="{:.3f}"):
 
 def cpu_part(tc, work, runs):
     kinds = {"no tap": None, "tap, every event": [], "tap, matches nothing": ["nothing.*"],
+             "tap that never reads": "never reads",
              "no tap, a second -o jsonl:/dev/null (for scale)": None}
     second = {"no tap, a second -o jsonl:/dev/null (for scale)": ("-o", "jsonl:/dev/null")}
     cpu = {k: [] for k in kinds}
@@ -128,22 +145,29 @@ def cpu_part(tc, work, runs):
     for _ in range(runs):
         base = None
         for name, args in kinds.items():
-            c, events, wall, dropped, _ = one_run(tc, work, args, RATE, SECONDS,
-                                                  outputs=second.get(name, ()))
+            c, events, wall, (dropped, sent, accepted), _ = one_run(
+                tc, work, args, RATE, SECONDS, outputs=second.get(name, ()))
             cpu[name].append(c)
-            info[name].append((events / wall, dropped))
+            # Every event the tap did not send is one it counted as dropped.
+            unaccounted = events - sent - dropped if args in ([], "never reads") else 0
+            info[name].append((events / wall, dropped, max(0, events - accepted), unaccounted))
             if base is None:
                 base = c
             ratio[name].append(c / base)
     print(f"## telecap's own CPU at {RATE:,} events/s for {SECONDS:g} s, {runs} runs")
-    print("| run | own CPU s | ratio to no tap | events/s reached | tap drops (max) |")
-    print("|---|---|---|---|---|")
+    print("| run | own CPU s | ratio to no tap | events/s reached | tap drops (max) | "
+          "jsonl output: events missed (max) | tap: events neither sent nor counted (max) |")
+    print("|---|---|---|---|---|---|---|")
     for name in kinds:
         eps = statistics.median(x[0] for x in info[name])
         drops = max(x[1] for x in info[name])
+        missed = max(x[2] for x in info[name])
+        unaccounted = max(x[3] for x in info[name])
         print(f"| {name} | {summary(cpu[name])} | {summary(ratio[name])} | {eps:,.0f} | "
-              f"{'-' if kinds[name] is None else f'{drops:.0f}'} |")
-    print("goals: tap of every event <= 1.30; tap matching nothing <= 1.05")
+              f"{'-' if kinds[name] is None else f'{drops:.0f}'} | {missed} | "
+              f"{f'{unaccounted:.0f}' if kinds[name] in ([], 'never reads') else '-'} |")
+    print("goals: tap of every event <= 1.30; tap matching nothing <= 1.05; a tap that never "
+          "reads: events/s and the jsonl output's events as without a tap, its drops counted")
 
 
 def latency_reader(out):

@@ -92,6 +92,9 @@ bool tap_buffer::take(std::string& out) {
 void tap_buffer::close() {
     std::lock_guard lock(mu_);
     closed_.store(true, std::memory_order_relaxed);
+    // What the client never took is lost with it: counted, as every other loss of a tap.
+    dropped_.fetch_add(pending_events_, std::memory_order_relaxed);
+    pending_events_ = 0;
     pending_.clear();
     pending_.shrink_to_fit();
     waker_.reset();

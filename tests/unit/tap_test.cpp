@@ -233,6 +233,25 @@ TEST(TapHandler, LimitEndsTheStreamAfterNEvents) {
     EXPECT_EQ(t.h->matched(), 3u);
 }
 
+// A client that goes (or a telecap that stops) with events still in the buffer: they are
+// lost, and counted as the tap's drops like any other.
+TEST(TapBuffer, EventsStillPendingAtCloseAreCountedAsDropped) {
+    tap_buffer b(1000, tap_format::jsonl);
+    std::string x = "a\nb\n";
+    EXPECT_EQ(b.offer(x, 2), tap_buffer::offered::taken);
+    std::string out;
+    EXPECT_FALSE(b.take(out));
+    EXPECT_EQ(b.sent(), 2u);
+    x = "c\nd\ne\n";
+    EXPECT_EQ(b.offer(x, 3), tap_buffer::offered::taken);
+    b.close();
+    EXPECT_EQ(b.dropped(), 3u);
+    EXPECT_EQ(b.sent(), 2u);
+    x = "f\n";
+    EXPECT_EQ(b.offer(x, 1), tap_buffer::offered::closed);
+    EXPECT_EQ(b.dropped(), 3u);  // refused after close: the handler stops, nothing to count
+}
+
 TEST(TapBuffer, DropsWholeBatchesCountsThemAndMarksWhereTheGapIs) {
     for (const auto f : {tap_format::jsonl, tap_format::log}) {
         tap_buffer b(100, f);
