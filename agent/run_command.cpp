@@ -195,7 +195,9 @@ int run_workers(const run_options& o) {
     if (notifier.active() && !notifier.send("READY=1"))
         spdlog::warn("NOTIFY_SOCKET is set but telecap could not notify the service manager");
     int rc = sup.run();
-    control_socket.reset();  // no client waits on a loop that no longer turns
+    // The control socket stays until the handlers have run dry (below): the taps' last
+    // events are then written to their clients, and the socket closed. Its clients wait
+    // meanwhile (the loop no longer turns), within the stop's bounds.
 
     // A handler stuck for good must not keep telecap (and its caller) waiting forever. After
     // a stop (SIGTERM), every step below shares the stop's one deadline (grace + 2 s from the
@@ -242,8 +244,15 @@ int run_workers(const run_options& o) {
                                  ",\"streams\":" + streams_json(streams) +
                                  ",\"metrics\":" + metrics::to_json(registry.snapshot()));
         cs.finish(at_least(by(std::chrono::seconds(1)), std::chrono::milliseconds(50)));
+        control_socket.reset();  // its file removed
         std::fflush(nullptr);
         ::_exit(rc ? rc : exit_data_lost);  // the stuck thread cannot be joined
+    }
+    // Every event has passed the bus: a tap that reads gets the last of them (a tap that
+    // does not read costs this stop at most 250 ms), then the socket goes.
+    if (control_socket) {
+        control_socket->drain_streams(by(std::chrono::milliseconds(250)));
+        control_socket.reset();
     }
     // Network outputs send what they still hold (a last metrics export) within the grace
     // period (at least 1 s, at most 10 s: the workers are gone already).

@@ -1,5 +1,6 @@
 #include "control/server.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -359,6 +360,37 @@ void server::pump(int fd) {
     if (c.writable_watch) {  // back to watching for the client's hang-up
         c.writable_watch = false;
         loop_.watch(fd, [this, fd] { on_readable(fd); });
+    }
+}
+
+void server::drain_streams(std::chrono::steady_clock::time_point deadline) {
+    for (auto& [fd, cp] : clients_) {
+        client& c = *cp;
+        if (!c.stream) continue;
+        for (;;) {
+            if (c.out_off == c.out.size()) {
+                c.out.clear();
+                c.out_off = 0;
+                c.stream->take(c.out);
+                if (c.out.empty()) break;  // all of it written
+            }
+            const ssize_t n = ::send(fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
+                                     MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                c.out_off += static_cast<std::size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) {
+                const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) break;
+                pollfd p{fd, POLLOUT, 0};
+                if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+                continue;
+            }
+            break;  // the client is gone
+        }
     }
 }
 

@@ -98,6 +98,11 @@ public:
     std::size_t clients() const noexcept { return clients_.size(); }
     // Clients whose connection is a stream now.
     std::size_t streams() const noexcept { return streams_; }
+    // telecap stopping, the loop no longer turning: each stream's client is given what its
+    // source still holds (blocking writes, all of them until `deadline`), so a tap that reads
+    // gets the events of the run's last moments. What does not go in time is dropped with
+    // the stream at destruction (counted by the source).
+    void drain_streams(std::chrono::steady_clock::time_point deadline);
 
 private:
     struct client;

@@ -167,6 +167,41 @@ TEST(Tap, TwoTapsAtOnce) {
     stop(t);
 }
 
+// A run that ends with a tap reading: the tap gets every event up to the last (the worker's
+// own, written just before it exits, and the terminated event telecap makes when it has),
+// then its stream ends with status 0.
+TEST(Tap, AReadingTapGetsEveryEventUpToTheRunsEnd) {
+    for (const char* mode : {"loop", "thread"}) {
+        SCOPED_TRACE(mode);
+        const std::string tag = std::string("tap-end-") + mode;
+        const std::string sock = temp_path(tag + ".sock"), go = temp_path(tag + ".go");
+        const std::string worker = temp_path(tag + ".sh");
+        ::unlink(go.c_str());
+        // 300 events at once (awk writes them in a few writes), then the worker exits.
+        write_file(worker, "while [ ! -e '" + go +
+                               "' ]; do sleep 0.01; done\n"
+                               "awk 'BEGIN { for (i = 0; i < 300; i++) printf "
+                               "\"TELEMETRY:{\\\"event\\\":\\\"python.call.start\\\","
+                               "\\\"measurements\\\":{}}\\n\" }' >&2\n");
+        auto t = start({bin, "run", "--control", sock, "--dispatch", mode, "-o", "null", "--",
+                        "/bin/sh", worker},
+                       tag);
+        ASSERT_TRUE(eventually([&] { return socket_ready(sock); })) << "no control socket";
+        auto tap = start(tap_argv(sock, {"tap"}), tag + "-tap");
+        ASSERT_TRUE(eventually([&] { return stat(sock, "telecap_tap_open") == 1; }));
+        write_file(go, "");
+        const auto rt = wait(t);
+        EXPECT_EQ(rt.exit_code, 0) << rt.err;
+        const auto r = wait(tap);
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        const auto got = lines(r.out);
+        EXPECT_EQ(count(r.out, R"({"event":["snakepit","python","call","start"],)"), 300u);
+        ASSERT_FALSE(got.empty());
+        EXPECT_EQ(got.back().rfind(R"({"event":["snakepit","pool","worker","terminated"],)", 0), 0u)
+            << got.back();
+    }
+}
+
 TEST(Tap, CtrlCAndAClosedStdoutEndItQuietly) {
     auto t = start_run("tap-sigint", steady());
     auto p = start(tap_argv(t.sock, {"tap"}), "tap-sigint");
