@@ -157,6 +157,9 @@ struct supervisor_io {
     // Optional: the outputs as run now, with their counters, for ctl status and top (called
     // on the loop thread).
     std::function<std::vector<control::output_status>()> outputs;
+    // Optional: adds the losses the supervisor does not see (the outputs' dropped events, the
+    // removed ones' included, and the taps') to status' "dropped" (called on the loop thread).
+    std::function<void(control::run_losses&)> losses;
 };
 
 class supervisor final : public control::target {
