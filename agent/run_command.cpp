@@ -174,7 +174,8 @@ int run_workers(const run_options& o) {
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
     if (!o.control_socket.empty()) {
-        taps = std::make_unique<run_taps>(bus, events, registry, tap_names);
+        taps = std::make_unique<run_taps>(bus, events, registry, tap_names,
+                                          [&sup](bool on) { sup.tap_passthrough(on); });
         // Clients the socket cut off, by reason (all of them present from the start, at 0).
         std::array<metrics::counter*, control::close_reason_count> closed{};
         for (std::size_t r = 0; r < closed.size(); ++r)

@@ -219,6 +219,9 @@ public:
 
     // The pools and workers now (control/status.hpp). Loop thread.
     control::status_snapshot status() const override;
+    // Whether the workers' pass-through lines also go to the handlers that take them (`ctl
+    // tap --passthrough`: intake::tap_passthrough). Loop thread.
+    void tap_passthrough(bool on) { intake_.tap_passthrough(on); }
     std::string status_json() const { return control::status_json(status()); }
     std::optional<std::string> metrics_json() const override;
     std::optional<std::string> reload_config() override;
