@@ -116,6 +116,7 @@ public:
     void tap_passthrough(bool on);
     static constexpr std::size_t tap_line_bytes = std::size_t{1} << 20;
     static constexpr std::size_t tap_line_max = 64 * 1024;  // a longer line is cut (truncated)
+    // Any thread (telecap_tap_passthrough_lines_dropped_total).
     std::uint64_t tap_lines_dropped() const noexcept { return tap_lines_dropped_; }
 
     // After each loop turn: the turn's batch to the dispatcher, the read linger, and
@@ -174,7 +175,7 @@ private:
         0;                  // a partial batch waits for the dispatcher to take its backlog
     bool removed_ = false;  // some stream ended this turn
     bool tap_lines_ = false;
-    std::uint64_t tap_lines_dropped_ = 0;
+    relaxed_counter tap_lines_dropped_;
     std::uint64_t tap_lines_unsaid_ = 0;  // dropped since the last line carried
     std::unique_ptr<char[]> buf_;
 };

@@ -146,6 +146,10 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                            {},
                            metrics::kind::counter,
                            static_cast<double>(intake_.budget().refusals())});
+            out.push_back({"telecap_tap_passthrough_lines_dropped_total",
+                           {},
+                           metrics::kind::counter,
+                           static_cast<double>(intake_.tap_lines_dropped())});
             out.push_back({"telecap_read_lingers_total",
                            {},
                            metrics::kind::counter,

@@ -298,6 +298,7 @@ TEST(Tap, PassthroughShowsTheWorkersLinesInTheirPlacesAmongTheEvents) {
             }
         }
         EXPECT_GE(tapped_lines, 18u) << r.out;
+        EXPECT_EQ(stat(t.sock, "telecap_tap_passthrough_lines_dropped_total"), 0);
         // Pass-through itself is as without a tap: each worker's lines, whole, in order.
         stop(t);
         std::map<std::string, long> next;
