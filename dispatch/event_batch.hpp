@@ -31,11 +31,11 @@ public:
     void push(event&& ev);
 
     // A pass-through line after the events in the batch so far (only while a tap asks for
-    // them). Not an event: size() does not count it; line_bytes() (and bytes(), when sized)
-    // do.
+    // them). Not an event: size() and bytes() leave it out, so the queue's bounds (and its
+    // drops and back-pressure) are the events' alone; line_bytes() counts it (the intake bounds
+    // a batch's lines with it).
     void push_line(passthrough_line&& line) {
         line_bytes_ += line.text.size();
-        if (sized_) bytes_ += line.text.size();
         lines_.emplace_back(order_.size(), std::move(line));
     }
     std::size_t line_bytes() const noexcept { return line_bytes_; }
