@@ -407,7 +407,7 @@ int main_cli(int argc, char** argv) {
                     "tap: jsonl (as -o jsonl, the default) or log (as -o log)");
     ctl->add_option("--limit", co.limit, "tap: exit after N events");
     ctl->add_flag("--passthrough", co.passthrough,
-                  "tap: the workers' other lines too (not built yet: refused)");
+                  "tap: the workers' pass-through lines too, in their places among the events");
     ctl->add_option("command", co.command,
                     "status | stats | toggle on|off | sample RATE [PATTERN...] | filter | "
                     "rate-limit N[/BURST] | reset | start | stop | restart | reload (with "

@@ -185,14 +185,12 @@ extern "C" void on_tap_signal(int) {
 }
 
 std::string tap_request(const ctl_options& o) {
-    if (o.passthrough)
-        throw usage_error(
-            "tap --passthrough is not built yet: a tap streams events only (docs/control.md)");
     if (!o.format.empty() && o.format != "jsonl" && o.format != "log")
         throw usage_error("tap --format takes jsonl or log, not \"" + o.format + "\"");
     std::string r = "{\"cmd\":\"tap\",\"format\":";
     append_json_string(r, o.format.empty() ? "jsonl" : o.format);
     if (o.limit) r += ",\"limit\":" + std::to_string(o.limit);
+    if (o.passthrough) r += ",\"passthrough\":true";
     append_list(r, "patterns", o.args);
     append_scope(r, o);
     return r + "}";
@@ -260,7 +258,8 @@ int run_tap(const ctl_options& o) {
     std::uint64_t events = 0;
     char chunk[64 * 1024];
     while (!tap_stopped) {
-        // Whole lines only; with a limit, up to the line that reaches it (markers not counted).
+        // Whole lines only; with a limit, up to the line that reaches it (markers and
+        // pass-through lines not counted: the limit is of events).
         std::size_t end = buf.rfind('\n');
         end = end == std::string::npos ? 0 : end + 1;
         bool last = false;
@@ -268,8 +267,11 @@ int run_tap(const ctl_options& o) {
             for (std::size_t at = 0; at < end;) {
                 const std::size_t nl = buf.find('\n', at);
                 const std::string_view line(buf.data() + at, nl - at);
+                // A log line's pass-through head follows the time ("YYYY-MM-DDTHH:MM:SS.mmm ").
                 const bool marker =
-                    log ? line.starts_with("# ") : line.starts_with("{\"telecap_tap\"");
+                    log ? line.starts_with("# ") || (line.size() > 24 && line[24] == '[')
+                        : line.starts_with("{\"telecap_tap\"") ||
+                              line.starts_with("{\"passthrough\"");
                 at = nl + 1;
                 if (!marker && ++events == o.limit) {
                     end = at;

@@ -153,7 +153,7 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
         }
         logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %v");
         logger->set_level(spdlog::level::info);  // the debug view is on whatever --log-level
-        return std::make_shared<log_handler>(std::move(logger));
+        return std::make_shared<log_handler>(std::move(logger), streams.standard(2));
     }
     if (kind == "null" && arg.empty()) return std::make_shared<null_handler>();
     if (kind == "unix") {

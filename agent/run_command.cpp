@@ -107,6 +107,12 @@ int run_workers(const run_options& o) {
     io.rejects = rejects.get();
     io.registry = &registry;
     io.outputs = [&outputs] { return outputs.status(); };
+    std::unique_ptr<run_taps> taps;  // `ctl tap`: outlives the socket, read by --stats
+    io.losses = [&outputs, &taps](control::run_losses& l) {
+        for (const auto& o : outputs.status()) l.output += o.dropped;
+        l.output += outputs.removed_drops();
+        if (taps) l.tap = taps->hub().dropped_total();
+    };
     io.listeners = [book = env.listeners] {
         std::vector<control::listener_status> out;
         for (auto& [output, url] : book->live()) out.push_back({output, url});
@@ -167,9 +173,9 @@ int run_workers(const run_options& o) {
     // The control socket, served by the loop while the supervisor runs it (before any worker
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
-    std::unique_ptr<run_taps> taps;  // `ctl tap`: outlives the socket, read by --stats
     if (!o.control_socket.empty()) {
-        taps = std::make_unique<run_taps>(bus, events, registry, tap_names);
+        taps = std::make_unique<run_taps>(bus, events, registry, tap_names,
+                                          [&sup](bool on) { sup.tap_passthrough(on); });
         // Clients the socket cut off, by reason (all of them present from the start, at 0).
         std::array<metrics::counter*, control::close_reason_count> closed{};
         for (std::size_t r = 0; r < closed.size(); ++r)

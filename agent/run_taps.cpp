@@ -48,6 +48,33 @@ std::string wire_names::of(const event& ev) const {
     return name;
 }
 
+namespace {
+
+// The local time with milliseconds and a space ("%Y-%m-%dT%H:%M:%S.%e ", -o log's pattern),
+// for pass-through lines. append_log_line keeps its own copy: the events' renderer is left
+// as it is while its cost is being worked on.
+void append_log_time(std::string& out) {
+    // The second's text is kept: one localtime_r per second, not per line (this thread's).
+    thread_local std::int64_t cached_second = -1;
+    thread_local char head[32];
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+    const std::int64_t second = ms / 1000;
+    if (second != cached_second) {
+        const time_t t = static_cast<time_t>(second);
+        tm local{};
+        ::localtime_r(&t, &local);
+        std::strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &local);
+        cached_second = second;
+    }
+    char millis[8];
+    std::snprintf(millis, sizeof millis, ".%03d ", static_cast<int>(ms % 1000));
+    out += head;
+    out += millis;
+}
+
+}  // namespace
+
 void append_log_line(std::string& out, const event& ev) {
     // The second's text is kept: one localtime_r per second, not per event (this thread's).
     thread_local std::int64_t cached_second = -1;
@@ -70,8 +97,31 @@ void append_log_line(std::string& out, const event& ev) {
     out += '\n';
 }
 
+void append_log_passthrough(std::string& out, const passthrough_line& line) {
+    append_log_time(out);
+    out += '[';
+    out += line.worker;
+    out += ' ';
+    out += line.stream;
+    out += "] ";
+    for (const char c : line.text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (u < 0x20 || u == 0x7f) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\x%02x", u);
+            out += esc;
+        } else {
+            out += c;
+        }
+    }
+    if (line.truncated) out += "[...]";
+    out += '\n';
+}
+
 run_taps::run_taps(handler_bus& bus, dispatcher& events, metrics::registry& registry,
-                   std::shared_ptr<wire_names> names)
+                   std::shared_ptr<wire_names> names, std::function<void(bool)> passthrough)
     : registry_(registry) {
     control::tap_hooks h;
     // Attached and detached between two batches, like a reload's outputs: on the dispatch
@@ -84,6 +134,8 @@ run_taps::run_taps(handler_bus& bus, dispatcher& events, metrics::registry& regi
     };
     h.wire_name = [names](const event& ev) { return names->of(ev); };
     h.render_log = append_log_line;
+    h.render_log_line = append_log_passthrough;
+    h.want_passthrough = std::move(passthrough);
     hub_ = std::make_unique<control::tap_hub>(std::move(h));
     series_ = registry_.add_collector([hub = hub_.get()](std::vector<metrics::sample>& out) {
         const auto counter = [&out](const char* name, double v, metrics::label_set labels = {}) {

@@ -189,24 +189,50 @@ int run_interactive(const top_options& o) {
             write_all(1, frame);
         };
         draw();
+        // The next status request goes out at next_at; while its reply is awaited (at most
+        // reply_timeout) its socket is polled with the keys and signals, so a stalled telecap
+        // never delays `q`.
+        control::pending_exchange pending;
+        clock::time_point reply_by{};
         auto next_at = clock::now() + o.interval;
         while (true) {
+            const auto until = pending.active() ? reply_by : next_at;
             const auto left =
-                std::chrono::duration_cast<std::chrono::milliseconds>(next_at - clock::now());
-            pollfd fds[2] = {{term.signal_fd(), POLLIN, 0}, {term.keys() ? 0 : -1, POLLIN, 0}};
-            const int r = ::poll(fds, 2, static_cast<int>(std::max<long long>(0, left.count())));
+                std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now());
+            pollfd fds[3] = {{term.signal_fd(), POLLIN, 0},
+                             {term.keys() ? 0 : -1, POLLIN, 0},
+                             {pending.active() ? pending.fd() : -1, pending.events(), 0}};
+            const int r = ::poll(fds, 3, static_cast<int>(std::max<long long>(0, left.count())));
             if (r < 0) {
                 if (errno == EINTR) continue;  // not the interval's end
                 break;
             }
-            if (r == 0) {
-                cur = 1 - cur;
-                if ((lost = fetch(o.socket, snaps[cur]))) break;
-                have_before = true;
-                draw();
-                next_at += o.interval;
-                if (next_at < clock::now()) next_at = clock::now() + o.interval;
+            if (r == 0 && !pending.active()) {
+                if ((lost = pending.start(o.socket, R"({"cmd":"status"})"))) break;
+                reply_by = clock::now() + reply_timeout;
                 continue;
+            }
+            if (r == 0) {
+                lost = "timed out waiting for the reply";
+                break;
+            }
+            if (fds[2].revents) {
+                std::string reply;
+                if (auto e = pending.step(reply)) {
+                    if (!e->empty()) {
+                        lost = std::move(e);
+                        break;
+                    }
+                    if (auto bad = top::parse_status(reply, snaps[1 - cur])) {
+                        lost = "status refused: " + *bad;
+                        break;
+                    }
+                    cur = 1 - cur;
+                    have_before = true;
+                    draw();
+                    next_at += o.interval;
+                    if (next_at < clock::now()) next_at = clock::now() + o.interval;
+                }
             }
             if (fds[0].revents & POLLIN) {
                 signalfd_siginfo si{};

@@ -15,6 +15,7 @@
 #include "bridge/snakepit_bridge.grpc.pb.h"
 #include "bridge/stream_state.hpp"
 #include "capture/event_json.hpp"
+#include "core/failure_note.hpp"
 #include "core/log.hpp"
 
 namespace telecap::bridge {
@@ -134,6 +135,7 @@ struct grpc_output::impl final : raw_service {
     bool stopping = false;
     std::atomic<std::size_t> live_count{0};
     std::atomic<std::uint64_t> host_skipped{0};
+    failure_note failures;  // refused streams, refused controls (ctl status, top)
 
     impl(grpc_output_options o, const catalog& cat)
         : opts(std::move(o)), names(cat), known_names(cat.event_count()) {}
@@ -185,9 +187,12 @@ public:
             problem = state_->refuse("a control message that is not a TelemetryControl");
         else
             problem = state_->apply(control);
-        if (problem)
+        if (problem) {
             telecap::logger()->warn("output grpc: stream {}: control refused: {}",
                                     state_->info().id, *problem);
+            owner_.failures.add("stream " + std::to_string(state_->info().id) +
+                                ": control refused: " + *problem);
+        }
         StartRead(&request_);
     }
     void OnDone() override {
@@ -215,6 +220,8 @@ reactor_base* grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ct
         return new refusal(grpc::Status(grpc::StatusCode::UNAVAILABLE, "telecap is stopping"));
     if (live.size() >= opts.max_streams) {
         ++refused;
+        failures.add("refused a stream: too many streams (max_streams=" +
+                     std::to_string(opts.max_streams) + ")");
         return new refusal(grpc::Status(
             grpc::StatusCode::RESOURCE_EXHAUSTED,
             "telecap: too many streams (max_streams=" + std::to_string(opts.max_streams) + ")"));
@@ -273,6 +280,8 @@ grpc_output::grpc_output(grpc_output_options opts, const catalog& cat)
 grpc_output::~grpc_output() { finish(std::chrono::steady_clock::now()); }
 
 const std::string& grpc_output::address() const noexcept { return impl_->address; }
+std::uint64_t grpc_output::errors() const { return impl_->failures.count(); }
+std::string grpc_output::last_error() const { return impl_->failures.last(); }
 int grpc_output::port() const noexcept { return impl_->port; }
 
 void grpc_output::handle(const event& ev) {

@@ -65,6 +65,10 @@ public:
     // Sums over streams, closed ones included; "streams" lists the open ones and the last
     // closed ones.
     std::string counters_json() const override;
+    // Failures to serve (ctl status, telecap top): streams refused past max_streams, control
+    // messages refused.
+    std::uint64_t errors() const override;
+    std::string last_error() const override;
 
     // Where it listens: "127.0.0.1:PORT" with the port taken, or "unix:PATH".
     const std::string& address() const noexcept;

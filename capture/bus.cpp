@@ -133,6 +133,24 @@ void handler_bus::dispatch(const event& ev) {
     announce_failures();
 }
 
+void handler_bus::dispatch_passthrough(const passthrough_line& line) {
+    ++depth_;
+    const std::size_t n = entries_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        if (!entries_[i].attached) continue;
+        handler* h = entries_[i].h.get();
+        try {
+            h->passthrough(line);
+        } catch (const std::exception& ex) {
+            fail(i, ex.what(), "a pass-through line");
+        } catch (...) {
+            fail(i, "unknown exception", "a pass-through line");
+        }
+    }
+    --depth_;
+    announce_failures();
+}
+
 bool handler_bus::congested() const {
     return std::any_of(entries_.begin(), entries_.end(),
                        [](const entry& e) { return e.attached && e.h->congested(); });

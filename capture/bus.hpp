@@ -39,6 +39,9 @@ public:
     std::size_t size() const noexcept;
 
     void dispatch(const event& ev);
+    // A pass-through line to every attached handler (handler::passthrough), in its place
+    // among the events.
+    void dispatch_passthrough(const passthrough_line& line);
     void flush();
     // Calls finish(deadline) on every attached handler (shutdown); failures as for flush().
     void finish(std::chrono::steady_clock::time_point deadline);

@@ -6,10 +6,22 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "telecap/capture/event.hpp"
 
 namespace telecap {
+
+// A worker's line that is not telemetry, as pass-through writes it (without its newline),
+// for the handlers that take such lines (`ctl tap --passthrough`, docs/control.md "Tap").
+struct passthrough_line {
+    std::string worker, pool;
+    std::string_view stream;  // "stderr", "stdout" or "telemetry" (a dedicated telemetry fd)
+    std::string text;
+    bool truncated = false;  // the head of a longer line only
+    // Lines before this one that could not be carried (the batch's bound): a gap to tell.
+    std::uint64_t dropped_before = 0;
+};
 
 class handler {
 public:
@@ -22,6 +34,9 @@ public:
     virtual bool takes_events() const { return true; }
     // Called when the dispatcher runs dry and at shutdown. May throw, like handle().
     virtual void flush() {}
+    // A pass-through line, in its place among the events (only while a handler asked for them:
+    // docs/control.md "Tap"). May throw, like handle(). Default: ignored.
+    virtual void passthrough(const passthrough_line& /*line*/) {}
     // Called once at shutdown, after the last handle() and flush(): deliver what is still
     // pending (a network output's queued batches, a last metrics export) before `deadline`,
     // then give up on the rest (counted). May throw, like handle().

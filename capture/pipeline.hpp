@@ -50,6 +50,9 @@ public:
     bool accept(const raw_event& raw, const std::function<std::string()>& text);
 
     worker_context& context() noexcept { return ctx_; }
+    // Where pass-through bytes go from now on (null: nowhere). Between two feeds: a long line
+    // under way goes on to the new sink.
+    void set_passthrough(passthrough_sink* p) noexcept { passthrough_ = p; }
     bool mid_line() const noexcept { return framer_.buffered() > 0 || framer_.in_long_line(); }
 
 private:

@@ -108,6 +108,14 @@ std::string status_json(const status_snapshot& s) {
     append_json_double(out, s.cpu_seconds);
     out += ",\"rss_bytes\":";
     append_json_double(out, s.rss_bytes);
+    // Added after the members above, so a reader that knows only those is not affected.
+    const auto& d = s.dropped;
+    out += "},\"dropped\":{\"queue_full\":" + std::to_string(d.queue_full);
+    out += ",\"shutdown\":" + std::to_string(d.shutdown);
+    out += ",\"output\":" + std::to_string(d.output);
+    out += ",\"tap\":" + std::to_string(d.tap);
+    out += "},\"dropped_lines\":{\"passthrough\":" + std::to_string(d.passthrough_lines);
+    out += ",\"rejects\":" + std::to_string(d.rejects_lines);
     out += "}}";
     return out;
 }

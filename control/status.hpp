@@ -51,6 +51,15 @@ struct output_status {
     std::string last_error;     // "" when none
 };
 
+// The run's losses so far, by reason (docs/control.md, "status"): events lost on their way to
+// the outputs (--stats' "dropped" reasons: the queue to the dispatcher full, still queued at
+// the stop, an output that could not take them, the removed outputs' included) and by the taps
+// (their own, not data lost), and lines the pass-through and rejects streams dropped.
+struct run_losses {
+    std::uint64_t queue_full = 0, shutdown = 0, output = 0, tap = 0;  // events
+    std::uint64_t passthrough_lines = 0, rejects_lines = 0;           // lines
+};
+
 struct status_snapshot {
     double uptime_seconds = 0;
     bool stopping = false;
@@ -59,6 +68,7 @@ struct status_snapshot {
     std::vector<listener_status> listeners;
     std::vector<output_status> outputs;
     std::uint64_t queue_depth = 0;  // events queued for the outputs
+    run_losses dropped;
     // telecap's own CPU time (user + system, all threads) and resident memory now; negative
     // when unknown.
     double cpu_seconds = -1;
@@ -66,7 +76,8 @@ struct status_snapshot {
 };
 
 // {"uptime_seconds":..,"stopping":..,"pools":[..],"workers":{..},"listeners":[..],
-//  "outputs":[..],"queue_depth":..,"process":{..}} (docs/control.md).
+//  "outputs":[..],"queue_depth":..,"process":{..},"dropped":{..},"dropped_lines":{..}}
+// (docs/control.md).
 std::string status_json(const status_snapshot& s);
 // {"<worker id>": {"pool":..,"pid":..,"state":..,"restarts":..,"lines":..,...}, ...}: the
 // "workers" member of --stats.

@@ -62,6 +62,13 @@ void tap_buffer::finish() {
     if (wake) (*wake)();
 }
 
+void tap_buffer::count_dropped(std::uint64_t n) {
+    std::lock_guard lock(mu_);
+    if (closed_.load(std::memory_order_relaxed)) return;
+    unreported_ += n;
+    dropped_.fetch_add(n, std::memory_order_relaxed);
+}
+
 void tap_buffer::set_waker(std::function<void()> fn) {
     auto w = fn ? std::make_shared<const std::function<void()>>(std::move(fn)) : nullptr;
     std::lock_guard lock(mu_);
@@ -103,11 +110,12 @@ void tap_buffer::close() {
 // ---- tap_handler ----
 
 tap_handler::tap_handler(tap_request r, std::shared_ptr<tap_buffer> out, wire_name_fn wire,
-                         render_fn render_log)
+                         render_fn render_log, render_line_fn render_log_line)
     : r_(std::move(r)),
       out_(std::move(out)),
       wire_(std::move(wire)),
-      render_log_(std::move(render_log)) {}
+      render_log_(std::move(render_log)),
+      render_log_line_(std::move(render_log_line)) {}
 
 bool tap_handler::name_matches(const event& ev) {
     if (r_.patterns.empty()) return true;
@@ -165,26 +173,72 @@ void tap_handler::handle(const event& ev) {
     ++batched_;
 }
 
-void tap_handler::flush() {
-    if (batched_) hand_over();
+void tap_handler::passthrough(const passthrough_line& l) {
+    if (!r_.passthrough || done_) return;
+    if (r_.where.kind != scope_kind::global &&
+        (r_.where.kind == scope_kind::pool ? l.pool : l.worker) != r_.where.name)
+        return;
+    const bool jsonl = r_.format == tap_format::jsonl;
+    if (l.dropped_before) {
+        // Lines the run could not carry: the gap's marker goes after what came before it.
+        if (batched_ || batched_lines_) hand_over();
+        out_->count_dropped(l.dropped_before);
+    } else if (jsonl && batched_) {
+        hand_over();  // the events before the line go first (jsonl batches them apart)
+    }
+    if (jsonl) {
+        lines_ += "{\"passthrough\":{\"worker\":";
+        append_json_string(lines_, l.worker);
+        lines_ += ",\"pool\":";
+        append_json_string(lines_, l.pool);
+        lines_ += ",\"stream\":";
+        append_json_string(lines_, l.stream);
+        lines_ += ",\"line\":";
+        append_json_string(lines_, l.text);
+        lines_ += l.truncated ? ",\"truncated\":true}}\n" : "}}\n";
+    } else if (render_log_line_) {
+        render_log_line_(text_, l);
+    }
+    ++batched_lines_;
+    if ((jsonl ? lines_.size() : text_.size()) >= batch_bytes) hand_over();
 }
 
-void tap_handler::hand_over() {
-    if (r_.format == tap_format::jsonl)
-        json_.take(handing_);
-    else
-        handing_.swap(text_);
-    const std::uint64_t n = batched_;
-    batched_ = 0;
-    const auto r = out_->offer(handing_, n);
+void tap_handler::flush() {
+    if (batched_ || batched_lines_) hand_over();
+}
+
+void tap_handler::offer(std::string& text, std::uint64_t items, std::uint64_t events) {
+    const auto r = out_->offer(text, items);
     if (r == tap_buffer::offered::closed) {
         done_ = true;  // the client is gone: the hub detaches this handler soon
-    } else if (r == tap_buffer::offered::taken) {
-        accepted_ += n;
+    } else if (r == tap_buffer::offered::taken && events) {
+        accepted_ += events;
         if (r_.limit && accepted_ >= r_.limit) {
             done_ = true;
             out_->finish();
         }
+    }
+    text.clear();
+}
+
+void tap_handler::hand_over() {
+    if (r_.format == tap_format::jsonl) {
+        // The lines waiting are older than the events batched: they go first.
+        if (batched_lines_) {
+            const std::uint64_t n = batched_lines_;
+            batched_lines_ = 0;
+            offer(lines_, n, 0);
+        }
+        json_.take(handing_);
+        const std::uint64_t n = batched_;
+        batched_ = 0;
+        if (n) offer(handing_, n, n);
+    } else {
+        handing_.swap(text_);
+        const std::uint64_t n = batched_;
+        const std::uint64_t items = n + batched_lines_;
+        batched_ = batched_lines_ = 0;
+        offer(handing_, items, n);
     }
     handing_.clear();
     text_.clear();
@@ -254,8 +308,10 @@ std::optional<stream_reply> tap_hub::open(std::string_view line) {
     src->buf = buf;
     src->hub = self_;
     const std::string bus_id = "tap." + std::to_string(id);
-    h_.attach(bus_id,
-              std::make_shared<tap_handler>(std::move(r), buf, h_.wire_name, h_.render_log));
+    const bool lines = r.passthrough;
+    h_.attach(bus_id, std::make_shared<tap_handler>(std::move(r), buf, h_.wire_name, h_.render_log,
+                                                    h_.render_log_line));
+    if (lines) want_lines(id, true);
     return stream_reply{ok_reply(",\"tap\":" + std::to_string(id)), std::move(src)};
 }
 
@@ -271,6 +327,16 @@ void tap_hub::closed(std::uint64_t id) {
         closed_dropped_ += buf->dropped();
     }
     if (h_.detach) h_.detach("tap." + std::to_string(id));
+    want_lines(id, false);
+}
+
+void tap_hub::want_lines(std::uint64_t id, bool on) {
+    const bool before = !passthrough_.empty();
+    if (on)
+        passthrough_.insert(id);
+    else
+        passthrough_.erase(id);
+    if (before != !passthrough_.empty() && h_.want_passthrough) h_.want_passthrough(!before);
 }
 
 std::vector<tap_hub::tap_counters> tap_hub::open_taps() const {
@@ -341,7 +407,8 @@ std::optional<std::string> parse_tap_request(std::string_view line, tap_request&
                 r.patterns.push_back(std::move(pat));
             }
         } else if (key == "passthrough") {
-            return "tap: \"passthrough\" is not built yet (events only)";
+            if (!v.IsBool()) return "\"passthrough\" must be true or false";
+            r.passthrough = v.GetBool();
         } else {
             return "unknown field \"" + std::string(key) + "\" for tap";
         }

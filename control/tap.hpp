@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,12 +38,16 @@ namespace telecap::control {
 
 enum class tap_format : std::uint8_t { jsonl, log };
 
-// {"cmd":"tap","format":"jsonl"|"log","limit":N,"patterns":[..],"pool"|"worker":..}
+// {"cmd":"tap","format":"jsonl"|"log","limit":N,"patterns":[..],"pool"|"worker":..,
+//  "passthrough":true|false}
 struct tap_request {
     scope where;                        // a pool, a worker, or every worker
     std::vector<std::string> patterns;  // wire-name globs; empty: every event
     tap_format format = tap_format::jsonl;
     std::uint64_t limit = 0;  // events, then the stream ends; 0: no limit
+    // The workers' pass-through lines too, in their places among the events (scoped like
+    // them; the patterns are for events only; --limit counts events only).
+    bool passthrough = false;
 };
 
 // The marker told to a tap client where events were dropped, with its newline:
@@ -61,6 +66,9 @@ public:
     offered offer(std::string& lines, std::uint64_t events);
     // No more events will come (the limit was reached): the stream ends once drained.
     void finish();
+    // `n` lines lost before reaching the buffer (pass-through lines the intake could not
+    // carry): counted and told with the next marker, as a dropped batch is.
+    void count_dropped(std::uint64_t n);
     bool closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
 
     // Consumer side (stream_source, the loop thread).
@@ -92,15 +100,21 @@ public:
     using wire_name_fn = std::function<std::string(const event&)>;
     // Appends one event as a log line, with its newline.
     using render_fn = std::function<void(std::string& out, const event&)>;
+    // Appends one pass-through line as a log line, with its newline.
+    using render_line_fn = std::function<void(std::string& out, const passthrough_line&)>;
     // Bytes batched before a hand-over between two flushes (as the jsonl output does: fewer
     // hand-overs, and fewer copies into a buffer the server has not taken yet).
     static constexpr std::size_t batch_bytes = 256 * 1024;
 
     tap_handler(tap_request r, std::shared_ptr<tap_buffer> out, wire_name_fn wire,
-                render_fn render_log);
+                render_fn render_log, render_line_fn render_log_line = {});
 
     void handle(const event& ev) override;
     void flush() override;
+    // With r.passthrough: the line in its place, as {"passthrough":{"worker":..,"pool":..,
+    // "stream":..,"line":..}} (and "truncated":true for the head of a longer line) in jsonl,
+    // as render_log_line writes it in log format.
+    void passthrough(const passthrough_line& line) override;
     // Not an output of the run: a tap's losses are its own (ctl stats, telecap_tap_*), not
     // data lost (events_dropped() stays 0, the exit status is not 3 for them).
 
@@ -111,6 +125,8 @@ private:
     bool wanted(const event& ev);
     bool name_matches(const event& ev);
     void hand_over();
+    // `text` (items: events and lines, `events` of them events) to the buffer.
+    void offer(std::string& text, std::uint64_t items, std::uint64_t events);
 
     struct name_entry {
         std::vector<std::string> name;  // checked on each use: a reused id never misleads
@@ -121,11 +137,16 @@ private:
     std::shared_ptr<tap_buffer> out_;
     wire_name_fn wire_;
     render_fn render_log_;
+    render_line_fn render_log_line_;
     flat_map<const void*, name_entry> names_{64};
     event_json_writer json_;
     std::string text_;     // the log batch
     std::string handing_;  // a batch on its way to the buffer (storage reused)
     std::uint64_t batched_ = 0;
+    // jsonl: pass-through lines wait here, older than anything in json_ (a line hands over the
+    // events before it first); log: they are in text_ with the events, in order.
+    std::string lines_;
+    std::uint64_t batched_lines_ = 0;
     std::uint64_t accepted_ = 0;  // taken by the buffer
     std::uint64_t matched_ = 0;
     bool done_ = false;  // the limit reached, or the client gone
@@ -138,6 +159,10 @@ struct tap_hooks {
     std::function<void(const std::string& id)> detach;
     tap_handler::wire_name_fn wire_name;
     tap_handler::render_fn render_log;
+    tap_handler::render_line_fn render_log_line;
+    // Optional: whether some open tap wants pass-through lines (called on the loop thread when
+    // that changes; the run starts or stops carrying them: intake::tap_passthrough).
+    std::function<void(bool)> want_passthrough;
     std::size_t buffer_bytes = std::size_t{1} << 20;  // per tap
     std::size_t max_taps = 8;
 };
@@ -166,10 +191,13 @@ public:
 private:
     struct tap;
     void closed(std::uint64_t id);
+    // Loop thread: a tap that wants pass-through lines opened (on) or closed (off).
+    void want_lines(std::uint64_t id, bool on);
 
     tap_hooks h_;
     mutable std::mutex mu_;
     std::map<std::uint64_t, std::shared_ptr<tap_buffer>> taps_;
+    std::set<std::uint64_t> passthrough_;  // loop thread: the open taps that want lines
     std::uint64_t next_id_ = 1;
     std::uint64_t closed_sent_ = 0, closed_dropped_ = 0;
     std::atomic<std::uint64_t> opened_{0};

@@ -141,6 +141,15 @@ std::optional<std::string> parse_status(std::string_view reply, snapshot& out) {
             out.workers.push_back(std::move(w));
         }
     }
+    // "dropped" counts events, "dropped_lines" lines: the latter's reasons say so.
+    for (const auto& [key, suffix] : {std::pair{"dropped", ""}, {"dropped_lines", " lines"}})
+        if (const auto l = d.FindMember(key); l != d.MemberEnd() && l->value.IsObject())
+            for (const auto& reason : l->value.GetObject())
+                if (reason.value.IsUint64())
+                    out.losses.push_back(
+                        {std::string(reason.name.GetString(), reason.name.GetStringLength()) +
+                             suffix,
+                         reason.value.GetUint64()});
     if (const auto os = d.FindMember("outputs"); os != d.MemberEnd() && os->value.IsArray())
         for (const auto& v : os->value.GetArray()) {
             if (!v.IsObject()) continue;
@@ -292,6 +301,17 @@ view make_view(const snapshot* before, const snapshot& now, const view_options& 
             r.sent_per_s = rate(it == old_outputs.end() ? 0 : it->second->events, out.events, dt);
         }
         v.outputs.push_back(r);
+    }
+    for (const auto& l : now.losses) {
+        loss_row r;
+        r.l = &l;
+        if (before) {
+            std::uint64_t was = 0;
+            for (const auto& b : before->losses)
+                if (b.reason == l.reason) was = b.count;
+            r.per_s = rate(was, l.count, dt);
+        }
+        v.losses.push_back(r);
     }
     return v;
 }

@@ -31,6 +31,12 @@ struct output_sample {
     std::string last_error;
 };
 
+// One loss of the run (status' "dropped" and "dropped_lines"): events or lines, by reason.
+struct loss_sample {
+    std::string reason;  // "queue_full", "output", "tap", "passthrough lines", ...
+    std::uint64_t count = 0;
+};
+
 // One `status` reply. Counters are totals since telecap (or the worker) started.
 struct snapshot {
     double uptime_seconds = 0;  // telecap's: the clock the rates are taken on
@@ -40,6 +46,7 @@ struct snapshot {
     std::vector<output_sample> outputs;
     std::uint64_t queue_depth = 0;
     double cpu_seconds = -1, rss_bytes = -1;  // -1: not in the reply (an older telecap)
+    std::vector<loss_sample> losses;          // in the reply's order; empty: an older telecap
 };
 
 // A status reply line into `out`; the problem when it is not one ({"ok":false,...}: its error).
@@ -77,6 +84,11 @@ struct output_row {
     double sent_per_s = -1;
 };
 
+struct loss_row {
+    const loss_sample* l = nullptr;
+    double per_s = -1;
+};
+
 struct view {
     double interval_seconds = 0;  // 0: one snapshot only, no rates
     const snapshot* now = nullptr;
@@ -85,7 +97,8 @@ struct view {
     std::vector<output_row> outputs;
     double lines_per_s = -1, events_per_s = -1, rejects_per_s = -1;  // over the rows shown
     double cpu_percent = -1;                                         // of one core
-    std::string gates;  // "198 on, 2 off": how many workers have which gates
+    std::string gates;             // "198 on, 2 off": how many workers have which gates
+    std::vector<loss_row> losses;  // the run's, every reason
 };
 
 // The rates between `before` (nullptr: none yet) and `now`, which must outlive the view. A

@@ -2,26 +2,95 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string_view>
+#include <utility>
 
 namespace telecap::control::top {
 
 namespace {
 
-// What a worker's or an output's text may hold: control characters become spaces, so a row
-// stays one line whatever a last error says.
-std::string printable(std::string s) {
-    for (char& c : s)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-    return s;
+// One UTF-8 sequence at s[i]: its code point and length; length 0 when it is not a valid,
+// shortest-form sequence (a stray byte, a cut one, a surrogate, beyond U+10FFFF).
+std::pair<char32_t, std::size_t> decode(std::string_view s, std::size_t i) {
+    const auto b = [&s](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    if (c < 0x80) return {c, 1};
+    std::size_t n = 0;
+    char32_t cp = 0, least = 0;
+    if ((c & 0xe0) == 0xc0) {
+        n = 2, cp = c & 0x1fu, least = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        n = 3, cp = c & 0x0fu, least = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        n = 4, cp = c & 0x07u, least = 0x10000;
+    } else {
+        return {0, 0};
+    }
+    if (i + n > s.size()) return {0, 0};
+    for (std::size_t k = 1; k < n; ++k) {
+        if ((b(i + k) & 0xc0) != 0x80) return {0, 0};
+        cp = (cp << 6) | (b(i + k) & 0x3fu);
+    }
+    if (cp < least || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0, 0};
+    return {cp, n};
 }
 
-// At most `width` bytes, not cutting a UTF-8 character; a cut one ends with '~'.
+// The columns a terminal gives a code point: 2 for East Asian wide and fullwidth ones (Markus
+// Kuhn's wcwidth ranges, with the emoji blocks), 0 for combining marks, zero-width characters
+// and variation selectors, 1 for the rest.
+std::size_t columns_of(char32_t c) {
+    if ((c >= 0x300 && c <= 0x36f) || (c >= 0x1ab0 && c <= 0x1aff) ||
+        (c >= 0x1dc0 && c <= 0x1dff) || (c >= 0x200b && c <= 0x200f) ||
+        (c >= 0x20d0 && c <= 0x20ff) || (c >= 0xfe00 && c <= 0xfe0f) ||
+        (c >= 0xfe20 && c <= 0xfe2f))
+        return 0;
+    if (c < 0x1100) return 1;
+    if (c <= 0x115f || c == 0x2329 || c == 0x232a || (c >= 0x2e80 && c <= 0xa4cf && c != 0x303f) ||
+        (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) ||
+        (c >= 0xfe10 && c <= 0xfe19) || (c >= 0xfe30 && c <= 0xfe6f) ||
+        (c >= 0xff00 && c <= 0xff60) || (c >= 0xffe0 && c <= 0xffe6) ||
+        (c >= 0x1f300 && c <= 0x1f64f) || (c >= 0x1f900 && c <= 0x1f9ff) ||
+        (c >= 0x20000 && c <= 0x2fffd) || (c >= 0x30000 && c <= 0x3fffd))
+        return 2;
+    return 1;
+}
+
+// What a worker's or an output's text may hold: control characters (C0, DEL, C1) become
+// spaces, so a row stays one line whatever a last error says, and bytes that are not UTF-8
+// become '?', so every cell's width is known.
+std::string printable(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        const auto [cp, n] = decode(s, i);
+        if (n == 0) {
+            out += '?';
+            ++i;
+            continue;
+        }
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            out += ' ';
+        else
+            out.append(s, i, n);
+        i += n;
+    }
+    return out;
+}
+
+// At most `width` columns, cut between two characters (a combining mark stays with its
+// base); a cut one ends with '~'.
 std::string cut(const std::string& s, std::size_t width) {
-    if (s.size() <= width) return s;
+    if (display_width(s) <= width) return s;
     if (width == 0) return {};
-    std::size_t n = width - 1;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;
-    return s.substr(0, n) + "~";
+    std::size_t used = 0, i = 0;
+    while (i < s.size()) {
+        const auto [cp, n] = decode(s, i);
+        const std::size_t w = n ? columns_of(cp) : 1;
+        if (used + w > width - 1) break;
+        used += w;
+        i += n ? n : 1;
+    }
+    return s.substr(0, i) + "~";
 }
 
 struct column {
@@ -40,8 +109,8 @@ struct column {
 // space apart.
 void fit(std::vector<column>& cols, std::size_t width) {
     for (auto& c : cols) {
-        c.width = c.header.size();
-        for (const auto& cell : c.cells) c.width = std::max(c.width, cell.size());
+        c.width = display_width(c.header);
+        for (const auto& cell : c.cells) c.width = std::max(c.width, display_width(cell));
     }
     if (width == 0) return;  // no limit: whole cells, for scripts
     for (auto& c : cols)
@@ -90,7 +159,7 @@ void fit(std::vector<column>& cols, std::size_t width) {
 
 std::string pad(const std::string& s, std::size_t width, bool right) {
     std::string t = cut(s, width);
-    const std::string fill(width - t.size(), ' ');
+    const std::string fill(width - std::min(width, display_width(t)), ' ');
     return right ? fill + t : t + fill;
 }
 
@@ -126,6 +195,16 @@ std::string bytes(double b) {
 }
 
 }  // namespace
+
+std::size_t display_width(std::string_view s) {
+    std::size_t w = 0;
+    for (std::size_t i = 0; i < s.size();) {
+        const auto [cp, n] = decode(s, i);
+        w += n ? columns_of(cp) : 1;
+        i += n ? n : 1;
+    }
+    return w;
+}
 
 std::string format_rate(double r) {
     if (r < 0) return "-";
@@ -181,7 +260,7 @@ std::vector<std::string> render(const view& v, const view_options& vo, const tex
     head += "  workers " + std::to_string(v.workers_running) + "/" +
             std::to_string(v.workers_total) + " running";
     if (now.stopping) head += "  STOPPING";
-    if (!t.title.empty()) head += "  " + t.title;
+    if (!t.title.empty()) head += "  " + printable(t.title);
     add(head);
     char cpu[32] = "-";
     if (v.cpu_percent >= 0) std::snprintf(cpu, sizeof cpu, "%.1f%%", v.cpu_percent);
@@ -189,6 +268,14 @@ std::vector<std::string> render(const view& v, const view_options& vo, const tex
         "  rejects/s " + format_rate(v.rejects_per_s) + "  queue " + format_count(now.queue_depth) +
         "  cpu " + cpu + "  rss " + bytes(now.rss_bytes));
     add("gates: " + (v.gates.empty() ? std::string("-") : v.gates));
+    // The run's losses, the reasons with any only: a total, and its rate when it grew.
+    std::string lost;
+    for (const auto& r : v.losses) {
+        if (r.l->count == 0) continue;
+        lost += (lost.empty() ? "" : ", ") + r.l->reason + " " + format_count(r.l->count);
+        if (r.per_s > 0) lost += " (" + format_rate(r.per_s) + "/s)";
+    }
+    if (!v.losses.empty()) add("lost: " + (lost.empty() ? std::string("none") : lost));
     char interval[48] = "first snapshot";
     if (v.interval_seconds > 0)
         std::snprintf(interval, sizeof interval, "over %.1fs", v.interval_seconds);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/top_model.hpp"
@@ -23,6 +24,11 @@ struct text_options {
 // reject reason, pool, drops, ...); long names are cut, marked with '~'; rows that do not fit
 // the height end with "... N more workers".
 std::vector<std::string> render(const view& v, const view_options& vo, const text_options& t);
+
+// The columns `s` takes on a terminal: a code point of UTF-8 is 1, an East Asian wide or
+// fullwidth one (CJK, Hangul, fullwidth forms, the emoji blocks) 2, a combining mark or a
+// zero-width one 0; a byte that is not UTF-8 is 1 (the text shows it as '?').
+std::size_t display_width(std::string_view s);
 
 // A rate for a column: "-" unknown, "0", "3.5", "120", "12.3k", "4.5M".
 std::string format_rate(double per_second);

@@ -56,8 +56,23 @@ bool dispatcher::submit(std::unique_ptr<event_batch>& b) {
     return submit_wait(b, std::chrono::milliseconds(0));
 }
 
+void dispatcher::deliver(const event_batch& b) {
+    const auto& lines = b.lines();
+    if (lines.empty()) {  // the usual case: lines ride only while a tap asks for them
+        for (std::size_t i = 0; i < b.size(); ++i) bus_.dispatch(b[i]);
+        return;
+    }
+    std::size_t l = 0;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        for (; l < lines.size() && lines[l].first <= i; ++l)
+            bus_.dispatch_passthrough(lines[l].second);
+        bus_.dispatch(b[i]);
+    }
+    for (; l < lines.size(); ++l) bus_.dispatch_passthrough(lines[l].second);
+}
+
 void dispatcher::dispatch_here(const event_batch& b) {
-    for (std::size_t i = 0; i < b.size(); ++i) bus_.dispatch(b[i]);
+    deliver(b);
     dispatched_.fetch_add(b.size(), std::memory_order_relaxed);
 }
 
@@ -206,7 +221,7 @@ void dispatcher::run() {
         std::size_t events = 0;
         std::size_t bytes = 0;
         for (const auto& b : taken) {
-            for (std::size_t i = 0; i < b->size(); ++i) bus_.dispatch((*b)[i]);
+            deliver(*b);
             events += b->size();
             bytes += b->bytes();
         }

@@ -112,6 +112,8 @@ private:
     void run();
     // Caller mode: the events of b to the bus, here and now.
     void dispatch_here(const event_batch& b);
+    // The batch's events to the bus, with the pass-through lines it carries in their places.
+    void deliver(const event_batch& b);
     // Room for one more event; an empty queue always has room. mu_ held.
     bool room() const noexcept {
         return count_ == 0 || (count_ < o_.queue && bytes_ < o_.queue_bytes);

@@ -57,6 +57,8 @@ void event_batch::clear() noexcept {
             if (pools_[p].size() > std::size_t{used_[p]} + 32) pools_[p].resize(used_[p] + 32);
     for (auto& u : used_) u = 0;
     order_.clear();
+    lines_.clear();
+    line_bytes_ = 0;
     bytes_ = 0;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "telecap/capture/event.hpp"
+#include "telecap/capture/handler.hpp"
 #include "telecap/capture/normalizer.hpp"
 
 namespace telecap {
@@ -29,8 +30,22 @@ public:
     void push(const event& ev);
     void push(event&& ev);
 
+    // A pass-through line after the events in the batch so far (only while a tap asks for
+    // them). Not an event: size() and bytes() leave it out, so the queue's bounds (and its
+    // drops and back-pressure) are the events' alone; line_bytes() counts it (the intake bounds
+    // a batch's lines with it).
+    void push_line(passthrough_line&& line) {
+        line_bytes_ += line.text.size();
+        lines_.emplace_back(order_.size(), std::move(line));
+    }
+    std::size_t line_bytes() const noexcept { return line_bytes_; }
+    // The lines, each after the number of events given with it.
+    const std::vector<std::pair<std::size_t, passthrough_line>>& lines() const noexcept {
+        return lines_;
+    }
+
     std::size_t size() const noexcept { return order_.size(); }
-    bool empty() const noexcept { return order_.empty(); }
+    bool empty() const noexcept { return order_.empty() && lines_.empty(); }
     // Estimated memory of the events in the batch, for the dispatcher's byte bound (0 unless
     // sized).
     std::size_t bytes() const noexcept { return bytes_; }
@@ -49,6 +64,8 @@ private:
     std::vector<std::vector<event>> pools_;
     std::vector<std::uint32_t> used_;                             // per pool: slots in the batch
     std::vector<std::pair<std::uint32_t, std::uint32_t>> order_;  // (pool, index), in order
+    std::vector<std::pair<std::size_t, passthrough_line>> lines_;
+    std::size_t line_bytes_ = 0;
     std::size_t last_pool_ = 0;
     std::size_t largest_ = 0;  // the most events the batch ever held
     std::size_t bytes_ = 0;

@@ -34,12 +34,28 @@ private:
     event_gate* gate_;
 };
 
+// While a tap asks for pass-through lines, a stream's pipeline writes to this instead of its
+// pass-through source: each piece goes on to the source unchanged, and each line (its pieces
+// joined, up to tap_line_max) also joins the batch.
+class intake::tee final : public passthrough_sink {
+public:
+    tee(intake& in, stream& s) : in_(in), s_(s) {}
+    void write(std::string_view bytes, bool starts, bool ends) override;
+
+private:
+    intake& in_;
+    stream& s_;
+    std::string line_;
+    bool truncated_ = false;
+};
+
 struct intake::stream {
     stream_spec spec;
     unique_fd fd;
     bool open = true;
     std::unique_ptr<sink> out;
     std::unique_ptr<passthrough_mux::source> pass;
+    std::unique_ptr<tee> tapped;  // while taps ask for pass-through lines
     std::unique_ptr<rejects_writer::source> rejects;
     std::unique_ptr<capture_pipeline> pipeline;
 };
@@ -79,11 +95,57 @@ intake::stream& intake::make(stream_spec spec) {
     pipeline_options po = o_.pipeline;
     po.recognize = s->spec.recognize;
     po.budget = &budget_;
-    s->pipeline =
-        std::make_unique<capture_pipeline>(*s->spec.cat, s->spec.ctx, po, s->out.get(),
-                                           s->pass.get(), s->rejects.get(), *s->spec.stats);
+    if (tap_lines_) s->tapped = std::make_unique<tee>(*this, *s);
+    s->pipeline = std::make_unique<capture_pipeline>(
+        *s->spec.cat, s->spec.ctx, po, s->out.get(),
+        s->tapped ? static_cast<passthrough_sink*>(s->tapped.get()) : s->pass.get(),
+        s->rejects.get(), *s->spec.stats);
     streams_.push_back(std::move(s));
     return *streams_.back();
+}
+
+void intake::tee::write(std::string_view bytes, bool starts, bool ends) {
+    if (s_.pass) s_.pass->write(bytes, starts, ends);
+    if (starts) {
+        line_.clear();
+        truncated_ = false;
+    }
+    const std::size_t room = tap_line_max - std::min(tap_line_max, line_.size());
+    if (bytes.size() > room) truncated_ = true;
+    line_.append(bytes.substr(0, room));
+    if (!ends) return;
+    // Without its newline (and a CR before it).
+    if (!truncated_ && !line_.empty() && line_.back() == '\n') line_.pop_back();
+    if (!truncated_ && !line_.empty() && line_.back() == '\r') line_.pop_back();
+    passthrough_line l;
+    l.worker = s_.spec.ctx.worker_id.value_or("");
+    l.pool = s_.spec.ctx.pool_name;
+    l.stream = s_.spec.stream_name;
+    l.text.swap(line_);
+    l.truncated = truncated_;
+    in_.tap_line(s_, std::move(l));
+}
+
+void intake::tap_line(stream&, passthrough_line&& line) {
+    if (batch_->line_bytes() + line.text.size() > tap_line_bytes) {
+        ++tap_lines_dropped_;
+        ++tap_lines_unsaid_;
+        return;
+    }
+    line.dropped_before = tap_lines_unsaid_;
+    tap_lines_unsaid_ = 0;
+    batch_->push_line(std::move(line));
+}
+
+void intake::tap_passthrough(bool on) {
+    if (on == tap_lines_) return;
+    tap_lines_ = on;
+    for (auto& s : streams_) {
+        if (on) s->tapped = std::make_unique<tee>(*this, *s);
+        s->pipeline->set_passthrough(on ? static_cast<passthrough_sink*>(s->tapped.get())
+                                        : s->pass.get());
+        if (!on) s->tapped.reset();
+    }
 }
 
 void intake::add(unique_fd fd, stream_spec spec) {
@@ -219,6 +281,9 @@ void intake::flush() {
     }
     const auto dropped = [&](std::unique_ptr<event_batch>& b) {
         own_.dropped_for(escape_ ? drop_reason::shutdown : drop_reason::queue_full) += b->size();
+        // Its tapped lines go with it: told to the taps with the next line carried.
+        tap_lines_dropped_ += b->lines().size();
+        tap_lines_unsaid_ += b->lines().size();
         b->clear();
     };
     for (auto& b : held_)  // left from block mode (escape)

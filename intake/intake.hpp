@@ -68,9 +68,10 @@ struct stream_spec {
     passthrough_mux* pass = nullptr;
     std::string label;  // pass-through lines' prefix ("[worker-id] "), may be empty
     rejects_writer* rejects = nullptr;
-    std::string rejects_id;          // the worker id in the rejects records
-    capture_stats* stats = nullptr;  // required: the worker's counters
-    event_gate* gate = nullptr;      // null: every event leaves
+    std::string rejects_id;                   // the worker id in the rejects records
+    capture_stats* stats = nullptr;           // required: the worker's counters
+    event_gate* gate = nullptr;               // null: every event leaves
+    std::string_view stream_name = "stderr";  // names its tapped pass-through lines (static)
 };
 
 class intake {
@@ -106,6 +107,18 @@ public:
     // An event made outside the pipelines (a lifecycle event); it passes no gate.
     void push(const event& ev);
 
+    // While on, every stream's pass-through lines also ride in the batches, in their place
+    // among the events, to the handlers that take them (`ctl tap --passthrough`); what
+    // pass-through writes is unchanged. Off (the default) costs nothing: the pipelines write
+    // to pass-through directly. A batch carries at most tap_line_bytes of lines; past that
+    // they are not carried, and a batch the queue refuses takes its lines with it (both
+    // counted in tap_lines_dropped(), and told to the taps with the next line carried).
+    void tap_passthrough(bool on);
+    static constexpr std::size_t tap_line_bytes = std::size_t{1} << 20;
+    static constexpr std::size_t tap_line_max = 64 * 1024;  // a longer line is cut (truncated)
+    // Any thread (telecap_tap_passthrough_lines_dropped_total).
+    std::uint64_t tap_lines_dropped() const noexcept { return tap_lines_dropped_; }
+
     // After each loop turn: the turn's batch to the dispatcher, the read linger, and
     // back-pressure; closed streams are removed.
     void end_turn();
@@ -125,6 +138,8 @@ public:
 private:
     struct stream;
     class sink;
+    class tee;
+    void tap_line(stream& s, passthrough_line&& line);
     stream& make(stream_spec spec);
     // One read(2) fed to the stream's pipeline: the bytes read, 0 when the pipe is empty for
     // now or ended (then the stream is ended).
@@ -159,6 +174,9 @@ private:
     event_loop::timer_id recheck_ =
         0;                  // a partial batch waits for the dispatcher to take its backlog
     bool removed_ = false;  // some stream ended this turn
+    bool tap_lines_ = false;
+    relaxed_counter tap_lines_dropped_;
+    std::uint64_t tap_lines_unsaid_ = 0;  // dropped since the last line carried
     std::unique_ptr<char[]> buf_;
 };
 

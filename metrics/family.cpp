@@ -63,6 +63,8 @@ constexpr help_entry help_table[] = {
     {"telecap_tap_dropped_total", "Events ctl taps dropped (a client behind), all taps."},
     {"telecap_tap_client_events_total", "Events handed to one open ctl tap client."},
     {"telecap_tap_client_dropped_total", "Events one open ctl tap dropped (its client behind)."},
+    {"telecap_tap_passthrough_lines_dropped_total",
+     "Pass-through lines the run could not carry to the ctl taps that asked for them."},
     {"telecap_unix_clients_accepted_total", "Hosts accepted on a Unix socket output."},
     {"telecap_unix_clients_connected", "Hosts connected to a Unix socket output."},
     {"telecap_unix_clients_dropped_total", "Hosts cut off from a Unix socket output, by reason."},

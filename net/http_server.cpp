@@ -199,9 +199,19 @@ void http_server::stop() noexcept {
     listen_fd_.reset();
 }
 
+void http_server::failed(const std::string& what) noexcept {
+    if (o_.on_failure) o_.on_failure(what);
+}
+
 void http_server::close_counted(http_close_reason r) noexcept {
     const auto i = static_cast<std::size_t>(r);
     closed_[i].fetch_add(1, std::memory_order_relaxed);
+    if (r == http_close_reason::slow_reader || r == http_close_reason::refused) {
+        try {
+            failed("closed a connection: " + std::string(what(r)));
+        } catch (...) {  // out of memory: the count above still tells
+        }
+    }
     if (r == http_close_reason::idle || said_[i]) return;
     said_[i] = true;
     try {
@@ -289,8 +299,15 @@ void http_server::run() noexcept {
         http_response res;
         try {
             res = fn_(req);
+        } catch (const std::exception& e) {
+            res = {500, "text/plain; charset=utf-8", "internal error\n"};
+            try {
+                failed(std::string(req.path) + ": answered 500: " + e.what());
+            } catch (...) {  // out of memory: the reply still goes
+            }
         } catch (...) {
             res = {500, "text/plain; charset=utf-8", "internal error\n"};
+            failed("answered 500");
         }
         start_reply(c, res.status, res.content_type, res.body, head_only);
     };
@@ -363,9 +380,15 @@ void http_server::run() noexcept {
                 ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
             if (!fd) {
                 if (errno == EINTR || errno == ECONNABORTED) continue;
-                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+                const int err = errno;
+                if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
                     accept_paused_until = clock::now() + std::chrono::milliseconds(100);
-                return;  // EAGAIN
+                try {
+                    failed(std::string("accept: ") + std::strerror(err));
+                } catch (...) {
+                }
+                return;
             }
             if (conns.size() >= o_.max_connections) {
                 // Room for the newcomer: the connection that has waited longest for its head.

@@ -37,6 +37,11 @@ struct http_server_options {
     std::chrono::milliseconds write_deadline{10000};
     // Names the server in its messages ("output prometheus").
     std::string name = "http server";
+    // Optional, called on the server thread for each failure to serve (a handler that threw,
+    // answered 500; a reply not taken within write_deadline; a connection refused at the
+    // limit; accept failing other than by having nothing to accept), with its words. Must not
+    // throw.
+    std::function<void(const std::string& what)> on_failure;
 };
 
 // Why a connection was closed by the server rather than by its client.
@@ -98,6 +103,7 @@ private:
     struct connection;
     void run() noexcept;
     void close_counted(http_close_reason r) noexcept;
+    void failed(const std::string& what) noexcept;
 
     handler fn_;
     http_server_options o_;

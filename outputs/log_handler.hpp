@@ -6,6 +6,7 @@
 #include <string>
 
 #include "telecap/capture/handler.hpp"
+#include "telecap/io/stream_writer.hpp"
 
 namespace spdlog {
 class logger;
@@ -15,9 +16,17 @@ namespace telecap {
 
 class log_handler final : public handler {
 public:
-    explicit log_handler(std::shared_ptr<spdlog::logger> logger) : logger_(std::move(logger)) {}
+    // `stream`, when given, is the stream the logger writes to: its failed writes are this
+    // output's errors (it is shared: telecap's own messages and pass-through may fail there too).
+    explicit log_handler(std::shared_ptr<spdlog::logger> logger,
+                         std::shared_ptr<stream_writer> stream = nullptr)
+        : logger_(std::move(logger)), stream_(std::move(stream)) {}
     void handle(const event& ev) override;
     void flush() override;
+    std::uint64_t errors() const override {
+        return stream_ ? stream_->counters().write_errors.load() : 0;
+    }
+    std::string last_error() const override { return stream_ ? stream_->last_error() : ""; }
 
     // The text of one event, without a newline. Text from the worker (names, keys, string
     // values) cannot break the line or reach the terminal: control characters, DEL, C1
@@ -27,6 +36,7 @@ public:
 
 private:
     std::shared_ptr<spdlog::logger> logger_;
+    std::shared_ptr<stream_writer> stream_;
 };
 
 }  // namespace telecap

@@ -37,6 +37,12 @@ prometheus_handler::prometheus_handler(const prometheus_address& at,
                                        net::http_server_options limits)
     : families_(std::move(families)), host_(at.host) {
     limits.name = "output prometheus";
+    limits.on_failure = [failures = failures_](const std::string& what) {
+        try {
+            failures->add(what);
+        } catch (...) {  // out of memory: nothing to say it with
+        }
+    };
     server_ = std::make_unique<net::http_server>(
         at.host, at.port,
         [this](const net::http_request& req) {

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "telecap/capture/handler.hpp"
+#include "telecap/core/failure_note.hpp"
 #include "telecap/metrics/family.hpp"
 #include "telecap/net/http_server.hpp"
 
@@ -41,6 +42,10 @@ public:
     void handle(const event&) override {}
     bool takes_events() const override { return false; }
     std::string counters_json() const override;
+    // Failures to serve a scrape (net::http_server_options::on_failure: a reply that failed
+    // (500), one not taken in time, a connection refused at the limit, accept failing).
+    std::uint64_t errors() const override { return failures_->count(); }
+    std::string last_error() const override { return failures_->last(); }
 
     int port() const noexcept { return port_; }
     // "HOST:PORT" (brackets around an IPv6 host) with the port actually bound.
@@ -54,6 +59,8 @@ public:
 private:
     metrics::family_source families_;
     std::string host_;
+    // Written by the server thread (on_failure), read by any.
+    std::shared_ptr<failure_note> failures_ = std::make_shared<failure_note>();
     std::unique_ptr<net::http_server> server_;
     int port_ = 0;
     std::atomic<std::uint64_t> scrapes_{0}, scrape_bytes_{0}, not_found_{0};

@@ -249,6 +249,14 @@ void unix_socket_handler::refuse(int fd, unix_refusal why) noexcept {
     // Counted first: whoever sees the EOF sees the count.
     refused_[static_cast<std::size_t>(why)].fetch_add(1);
     if (fd >= 0) ::close(fd);  // the host sees EOF at once
+    try {
+        failures_.add(why == unix_refusal::max_hosts
+                          ? "refused a host: max_hosts (" + std::to_string(opts_.max_hosts) +
+                                ") connected"
+                          : "refused a host: short of fds (fd_reserve " +
+                                std::to_string(opts_.fd_reserve) + ")");
+    } catch (...) {  // out of memory: the count above still tells
+    }
 }
 
 bool unix_socket_handler::fds_left_enough(int newest_fd) const noexcept {
@@ -267,6 +275,7 @@ bool unix_socket_handler::accept_clients() {
     while (true) {
         const int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            const int accept_errno = errno;
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
             if ((errno == EMFILE || errno == ENFILE) && spare_fd_) {
@@ -284,6 +293,7 @@ bool unix_socket_handler::accept_clients() {
             }
             // No spare (or another error, ENOBUFS ...): the caller stops listening for a
             // moment.
+            failures_.add("accept: " + errno_text(accept_errno));
             return false;
         }
         // Only this thread adds hosts, so connected_ cannot grow meanwhile; the fd count is
@@ -332,7 +342,10 @@ bool unix_socket_handler::pump(client& c) {
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-            return false;  // EPIPE, ECONNRESET, ...: the host is gone
+            // EPIPE, ECONNRESET: the host left, as hosts may. Anything else failed it.
+            if (errno != EPIPE && errno != ECONNRESET)
+                failures_.add("host " + std::to_string(c.id) + ": send: " + errno_text(errno));
+            return false;
         }
         const auto bytes = static_cast<std::size_t>(n);
         // A line ends at its only '\n' (JSON escapes newlines in strings).
@@ -372,6 +385,12 @@ void unix_socket_handler::run() {
             dropped.swap(dropped_clients_);
         }
         for (const auto& c : dropped) {
+            failures_.add("host " + std::to_string(c->id) + " disconnected: " +
+                          (c->why == unix_drop::backlog ? "its backlog passed max_backlog ("
+                                                        : "the slowest past max_total_backlog (") +
+                          std::to_string(c->why == unix_drop::backlog ? opts_.max_backlog
+                                                                      : opts_.max_total_backlog) +
+                          " bytes), " + std::to_string(c->missed) + " events missed");
             if (c->why == unix_drop::backlog)
                 telecap::logger()->warn(
                     "unix:{}: host {} disconnected: it does not keep up and its backlog passed "

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "telecap/capture/handler.hpp"
+#include "telecap/core/failure_note.hpp"
 #include "telecap/core/unique_fd.hpp"
 
 namespace telecap {
@@ -109,6 +110,10 @@ public:
         return dropped_[static_cast<std::size_t>(d)].load();
     }
     std::vector<unix_client_info> clients() const;
+    // Failures to deliver (ctl status, telecap top): a host disconnected by a budget or
+    // refused, a send that failed other than by the host leaving, an accept that failed.
+    std::uint64_t errors() const override { return failures_.count(); }
+    std::string last_error() const override { return failures_.last(); }
 
 private:
     struct client;
@@ -151,6 +156,7 @@ private:
     std::atomic<std::uint64_t> missed_{0};
     std::array<std::atomic<std::uint64_t>, 2> refused_{};
     std::array<std::atomic<std::uint64_t>, 2> dropped_{};
+    failure_note failures_;
     std::atomic<bool> stop_{false};
     std::thread thread_;
 };

@@ -146,6 +146,10 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                            {},
                            metrics::kind::counter,
                            static_cast<double>(intake_.budget().refusals())});
+            out.push_back({"telecap_tap_passthrough_lines_dropped_total",
+                           {},
+                           metrics::kind::counter,
+                           static_cast<double>(intake_.tap_lines_dropped())});
             out.push_back({"telecap_read_lingers_total",
                            {},
                            metrics::kind::counter,
@@ -281,7 +285,8 @@ void supervisor::start(worker& w) {
 
     worker_context ctx = w.context();
     ctx.node = o_.node;
-    const auto add = [&](unique_fd fd, passthrough_mux* mux, bool recognize) {
+    const auto add = [&](unique_fd fd, passthrough_mux* mux, bool recognize,
+                         std::string_view name) {
         if (!fd) return;
         intake_.add(std::move(fd), {.owner = &w,
                                     .cat = w.cat,
@@ -293,14 +298,15 @@ void supervisor::start(worker& w) {
                                     .rejects = io_.rejects,
                                     .rejects_id = w.id,
                                     .stats = &w.stats,
-                                    .gate = w.gates.get()});
+                                    .gate = w.gates.get(),
+                                    .stream_name = name});
     };
     // With a dedicated telemetry fd, stderr is pass-through only: what a worker merely logs
     // can never inject an event.
     const bool dedicated = w.pool->telemetry_fd >= 0;
-    add(child->release_stderr(), io_.stderr_pass, !dedicated);
-    add(child->release_stdout(), io_.stdout_pass, !dedicated);
-    add(child->release_telemetry(), io_.stderr_pass, true);
+    add(child->release_stderr(), io_.stderr_pass, !dedicated, "stderr");
+    add(child->release_stdout(), io_.stdout_pass, !dedicated, "stdout");
+    add(child->release_telemetry(), io_.stderr_pass, true, "telemetry");
     child->release();  // the loop reaps it
     if (!grpc_address.empty()) {
         if (!io_.grpc) {

@@ -157,6 +157,9 @@ struct supervisor_io {
     // Optional: the outputs as run now, with their counters, for ctl status and top (called
     // on the loop thread).
     std::function<std::vector<control::output_status>()> outputs;
+    // Optional: adds the losses the supervisor does not see (the outputs' dropped events, the
+    // removed ones' included, and the taps') to status' "dropped" (called on the loop thread).
+    std::function<void(control::run_losses&)> losses;
 };
 
 class supervisor final : public control::target {
@@ -216,6 +219,9 @@ public:
 
     // The pools and workers now (control/status.hpp). Loop thread.
     control::status_snapshot status() const override;
+    // Whether the workers' pass-through lines also go to the handlers that take them (`ctl
+    // tap --passthrough`: intake::tap_passthrough). Loop thread.
+    void tap_passthrough(bool on) { intake_.tap_passthrough(on); }
     std::string status_json() const { return control::status_json(status()); }
     std::optional<std::string> metrics_json() const override;
     std::optional<std::string> reload_config() override;

@@ -6,6 +6,8 @@
 
 #include "capture/event_json.hpp"
 #include "core/log.hpp"
+#include "io/passthrough.hpp"
+#include "io/rejects_writer.hpp"
 #include "metrics/collectors.hpp"
 #include "spawn/descendants.hpp"
 #include "spawn/guard.hpp"
@@ -331,6 +333,19 @@ control::status_snapshot supervisor::status() const {
     if (io_.listeners) s.listeners = io_.listeners();
     if (io_.outputs) s.outputs = io_.outputs();
     s.queue_depth = io_.events ? io_.events->depth() : 0;
+    const auto& own = intake_.own();
+    s.dropped.queue_full = own.dropped[static_cast<std::size_t>(drop_reason::queue_full)];
+    s.dropped.shutdown = own.dropped[static_cast<std::size_t>(drop_reason::shutdown)];
+    // Lines the streams dropped (dead or full): each writer once, stdout's and stderr's
+    // pass-through may share one.
+    const stream_writer* pass[2] = {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
+                                    io_.stdout_pass ? io_.stdout_pass->writer() : nullptr};
+    if (pass[1] == pass[0]) pass[1] = nullptr;
+    for (const auto* w : pass)
+        if (w) s.dropped.passthrough_lines += w->counters().dropped_lines.load();
+    if (io_.rejects && io_.rejects->writer())
+        s.dropped.rejects_lines = io_.rejects->writer()->counters().dropped_lines.load();
+    if (io_.losses) io_.losses(s.dropped);
     const auto usage = metrics::read_process_usage();
     s.cpu_seconds = usage.cpu_seconds;
     s.rss_bytes = usage.rss_bytes;

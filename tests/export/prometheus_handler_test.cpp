@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <stdexcept>
 #include <thread>
 
 namespace telecap {
@@ -62,6 +63,28 @@ TEST(PrometheusHandlerTest, OtherPathsAreNotFound) {
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 404);
     EXPECT_NE(h.counters_json().find("\"not_found\":1"), std::string::npos) << h.counters_json();
+}
+
+TEST(PrometheusHandlerTest, AFailedScrapeIsAnError) {
+    // The families' source throws (a metric store gone wrong): the scrape is answered 500, and
+    // the failure is the output's error for ctl status and top.
+    std::atomic<int> calls{0};
+    prometheus_handler h(any_port(), [&]() -> std::vector<metrics::family> {
+        if (++calls > 1) throw std::runtime_error("no families today");
+        return {one_counter(1)};
+    });
+    EXPECT_EQ(h.errors(), 0u);
+    EXPECT_EQ(h.last_error(), "");
+    httplib::Client c("127.0.0.1", h.port());
+    auto ok = c.Get("/metrics");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200);
+    auto failed = c.Get("/metrics");
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(failed->status, 500);
+    // Counted before the reply was written.
+    EXPECT_EQ(h.errors(), 1u);
+    EXPECT_EQ(h.last_error(), "/metrics: answered 500: no families today");
 }
 
 TEST(PrometheusHandlerTest, APortInUseIsAnErrorNamingIt) {

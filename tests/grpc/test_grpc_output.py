@@ -117,16 +117,22 @@ class Telecap:
             self.proc.stdin.close()
 
     def control_stats(self):
+        return self.control_request(b'{"cmd":"stats"}\n')["metrics"]
+
+    def control_status(self):
+        return self.control_request(b'{"cmd":"status"}\n')
+
+    def control_request(self, request):
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(self.control)
-            s.sendall(b'{"cmd":"stats"}\n')
+            s.sendall(request)
             data = b""
             while not data.endswith(b"\n"):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
                 data += chunk
-        return json.loads(data)["metrics"]
+        return json.loads(data)
 
 
 def grpc_output_stats(stats):
@@ -417,6 +423,20 @@ class GrpcOutputTest(unittest.TestCase):
         self.assertEqual(g["streams_accepted"], 1)
         self.assertEqual(g["streams_refused"], 1)
         self.assertFalse(g["streams"][0]["open"])
+
+    def test_a_refused_stream_is_the_outputs_error_in_ctl_status(self):
+        t = self.start(["bursts", "1", "1"], spec="grpc:127.0.0.1:0?max_streams=1")
+        self.client()
+        refused = self.client()
+        self.assertTrue(refused.ended.wait(WAIT))
+        self.assertEqual(refused.error.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # Counted before the refusal went out: the status that follows has it.
+        (out,) = [o for o in t.control_status()["outputs"] if ":grpc" in o["output"]]
+        self.assertEqual(out["errors"], 1)
+        self.assertEqual(out["last_error"], "refused a stream: too many streams (max_streams=1)")
+        t.step()
+        rc, _ = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
 
 
 class GrpcOutputUsageTest(unittest.TestCase):

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -279,6 +280,83 @@ TEST(Tap, ATapThatNeverReadsLosesEventsCountedWhileTheFileGetsThemAll) {
         EXPECT_EQ(stat(t.sock, "telecap_dropped_total{reason=\"output\"}"), 0);
         EXPECT_EQ(stat(t.sock, "telecap_dropped_total{reason=\"queue_full\"}"), 0);
         stop(t);
+    }
+}
+
+TEST(Tap, PassthroughShowsTheWorkersLinesInTheirPlacesAmongTheEvents) {
+    // Each worker: "plain N", then an event, then "plain N+1", ...
+    const std::vector<std::string> worker{
+        "/bin/sh", "-c",
+        "i=0; while :; do i=$((i+1)); echo \"plain $i\" >&2; "
+        "echo 'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}' >&2; "
+        "sleep 0.01; done"};
+    for (const char* mode : {"loop", "thread"}) {
+        SCOPED_TRACE(mode);
+        const std::string pass = temp_path(std::string("tap-pass-") + mode + ".txt");
+        std::remove(pass.c_str());  // pass-through appends
+        auto t = start_run(std::string("tap-pass-") + mode, worker,
+                           {"--dispatch", mode, "--passthrough", pass, "--label"});
+        const auto r = run(tap_argv(t.sock, {"tap", "--passthrough", "--limit", "20"}), "tap");
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        // Per worker: lines and events alternate, the lines numbered one after the other.
+        std::map<std::string, std::vector<std::string>> seq;
+        const std::regex line_re(
+            R"re(^\{"passthrough":\{"worker":"(p-[01])","pool":"p","stream":"stderr","line":"plain ([0-9]+)"\}\}$)re");
+        const std::regex event_re(R"re(^\{"event":.*"worker_id":"(p-[01])")re");
+        std::size_t events = 0;
+        for (const auto& l : lines(r.out)) {
+            std::smatch m;
+            if (std::regex_search(l, m, line_re)) {
+                seq[m[1]].push_back("L" + std::string(m[2]));
+            } else if (std::regex_search(l, m, event_re)) {
+                seq[m[1]].push_back("E");
+                ++events;
+            } else {
+                ADD_FAILURE() << "neither a line nor an event: " << l;
+            }
+        }
+        EXPECT_EQ(events, 20u) << r.out;  // --limit counts events only
+        std::size_t tapped_lines = 0;
+        for (const auto& [w, items] : seq) {
+            long last = -1;
+            for (std::size_t i = 0; i < items.size(); ++i) {
+                if (i > 0) {
+                    EXPECT_NE(items[i][0], items[i - 1][0]) << w << " at " << i << "\n" << r.out;
+                }
+                if (items[i][0] != 'L') continue;
+                ++tapped_lines;
+                const long n = std::stol(items[i].substr(1));
+                if (last >= 0) {
+                    EXPECT_EQ(n, last + 1) << w << "\n" << r.out;
+                }
+                last = n;
+            }
+        }
+        EXPECT_GE(tapped_lines, 18u) << r.out;
+        EXPECT_EQ(stat(t.sock, "telecap_tap_passthrough_lines_dropped_total"), 0);
+        // Pass-through itself is as without a tap: each worker's lines, whole, in order.
+        stop(t);
+        std::map<std::string, long> next;
+        for (const auto& l : lines(read_file(pass))) {
+            std::smatch m;
+            ASSERT_TRUE(std::regex_match(l, m, std::regex(R"(\[(p-[01])\] plain ([0-9]+))"))) << l;
+            const long n = std::stol(m[2]);
+            if (next.count(m[1])) {
+                EXPECT_EQ(n, next[m[1]]) << l;
+            }
+            next[m[1]] = n + 1;
+        }
+        EXPECT_EQ(next.size(), 2u);
+
+        // Without --passthrough, events only.
+        auto u = start_run(std::string("tap-nopass-") + mode, worker,
+                           {"--dispatch", mode, "--passthrough", "none"});
+        const auto e = run(tap_argv(u.sock, {"tap", "--limit", "5"}), "tap");
+        ASSERT_EQ(e.exit_code, 0) << e.err;
+        const auto got = lines(e.out);
+        ASSERT_EQ(got.size(), 5u) << e.out;
+        for (const auto& l : got) EXPECT_EQ(l.rfind("{\"event\":", 0), 0u) << l;
+        stop(u);
     }
 }
 

@@ -5,11 +5,13 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "support/control_client.hpp"
+#include "support/sockets.hpp"
 #include "support/subprocess.hpp"
 
 namespace telecap::test {
@@ -192,6 +194,51 @@ TEST(Top, NoTelecapIsAClearErrorAndBadFlagsAreUsageErrors) {
     EXPECT_NE(r.err.find("--interval must be"), std::string::npos) << r.err;
     r = top({"--interval", "100"});
     EXPECT_EQ(r.exit_code, 2) << r.err;  // --socket is required
+}
+
+TEST(Top, TheSummaryShowsTheRunsLosses) {
+    // A tap that never reads loses events (its own losses, counted as the run's "tap"): the
+    // worker bursts 20,000 events (about 5 MB rendered, past the tap's 1 MiB and the socket's
+    // buffers) once the tap is open.
+    const std::string go = temp_path("top-losses.go");
+    const std::string sock = temp_path("top-losses.sock");
+    telecap_run t;
+    t.sock = sock;
+    t.p = start({bin, "run", "--control", sock, "-o", "null", "--passthrough", "none", "--grace",
+                 "2", "--", "/bin/sh", "-c",
+                 "while [ ! -e " + go +
+                     " ]; do sleep 0.01; done; "
+                     "yes 'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}' "
+                     "| head -n 20000 >&2; exec sleep 1000"},
+                "top-losses");
+    ASSERT_TRUE(eventually([&] { return socket_ready(sock); })) << "no control socket";
+    const int tap = unix_connect(sock);
+    ASSERT_GE(tap, 0);
+    ASSERT_TRUE(send_all(tap, "{\"cmd\":\"tap\"}\n"));
+    // The reply says the tap is open; nothing is read after it.
+    std::string reply;
+    char c;
+    while (reply.find('\n') == std::string::npos && ::read(tap, &c, 1) == 1) reply += c;
+    ASSERT_NE(reply.find("\"ok\":true"), std::string::npos) << reply;
+    write_file(go, "");
+    const std::regex lost_re(
+        "\"dropped\":\\{\"queue_full\":0,\"shutdown\":0,\"output\":0,\"tap\":([0-9]+)\\},"
+        "\"dropped_lines\":\\{\"passthrough\":0,\"rejects\":0\\}");
+    std::string st;
+    ASSERT_TRUE(eventually(
+        [&] {
+            st = ctl(sock, {"--json", "status"}).out;
+            std::smatch m;
+            return std::regex_search(st, m, lost_re) && std::stoul(m[1]) > 0;
+        },
+        std::chrono::seconds(30)))
+        << st;
+    const auto r = top({"--socket", sock, "--once", "--interval", "100"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto lines = split(r.out);
+    ASSERT_GT(lines.size(), 3u) << r.out;
+    EXPECT_EQ(lines[3].rfind("lost: tap ", 0), 0u) << r.out;
+    ::close(tap);
 }
 
 }  // namespace

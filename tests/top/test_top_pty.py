@@ -6,14 +6,17 @@ Run with TELECAP_BIN set (ctest does): python3 -m unittest tests/top/test_top_pt
 """
 
 import fcntl
+import json
 import os
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import tempfile
 import termios
+import threading
 import time
 import unittest
 
@@ -45,6 +48,11 @@ def frame_line(raw, i):
     """Line i of the last frame, "" while that frame is not drawn that far yet."""
     lines = last_frame(raw)
     return lines[i] if i < len(lines) else ""
+
+
+def sort_line(raw):
+    """The summary's "sort: ..." line of the last frame, "" while it is not drawn yet."""
+    return next((line for line in last_frame(raw) if line.startswith("sort: ")), "")
 
 
 class TopUnderAPty(unittest.TestCase):
@@ -130,11 +138,11 @@ class TopUnderAPty(unittest.TestCase):
         self.assertTrue(all(len(l) <= 120 for l in frame), frame)
 
         os.write(self.master, b"s")
-        self.read_until(lambda t: "sort: events" in frame_line(t, 3))
+        self.read_until(lambda t: "sort: events" in sort_line(t))
         os.write(self.master, b"r")
-        self.read_until(lambda t: "sort: events (reversed)" in frame_line(t, 3))
+        self.read_until(lambda t: "sort: events (reversed)" in sort_line(t))
         os.write(self.master, b"p")
-        self.read_until(lambda t: "pool: p " in frame_line(t, 3))
+        self.read_until(lambda t: "pool: p " in sort_line(t))
 
         # A narrower terminal: the next frame fits it.
         set_size(self.slave, 20, 50)
@@ -171,6 +179,92 @@ class TopUnderAPty(unittest.TestCase):
         self.assertIn("telecap: top: cannot connect to " + self.sock + ".nobody", self.out)
         self.assertNotIn("\x1b[?1049h", self.out)  # the screen was never taken
         self.assertEqual(termios.tcgetattr(self.slave), self.cooked)
+
+
+
+class StalledServer:
+    """A control socket that answers the first status request and then, on every later
+    connection, reads the request and never replies (a telecap whose loop is stuck)."""
+
+    REPLY = {"ok": True, "uptime_seconds": 1.0, "stopping": False,
+             "pools": [{"name": "p", "instances": 1}],
+             "workers": {"p-0": {"pool": "p", "pid": 10, "state": "running",
+                                 "restarts": 0, "uptime_seconds": 1.0, "events": 0,
+                                 "lines": 0, "rejected": {}}},
+             "listeners": [], "outputs": [], "queue_depth": 0}
+
+    def __init__(self, path):
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(8)
+        self.stalled = threading.Event()  # a request that will never get its reply arrived
+        self.held = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        answered = False
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            f = conn.makefile("rb")
+            if not f.readline():
+                conn.close()
+                continue
+            if not answered:
+                conn.sendall(json.dumps(self.REPLY).encode() + b"\n")
+                conn.close()
+                answered = True
+            else:
+                self.held.append((conn, f))
+                self.stalled.set()
+
+    def close(self):
+        self.listener.close()
+        for conn, _ in self.held:
+            conn.close()
+
+
+class TopWithAStalledTelecap(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.sock = os.path.join(self.dir.name, "ctl.sock")
+        self.server = StalledServer(self.sock)
+        self.master, self.slave = os.openpty()
+        set_size(self.slave, 30, 120)
+        self.out = ""
+
+    def tearDown(self):
+        if self.top.poll() is None:
+            self.top.kill()
+            self.top.wait()
+        self.server.close()
+        os.close(self.master)
+        os.close(self.slave)
+        self.dir.cleanup()
+
+    def test_q_quits_while_a_status_reply_is_awaited(self):
+        self.top = subprocess.Popen([BIN, "top", "--socket", self.sock, "--interval", "100"],
+                                    stdin=self.slave, stdout=self.slave, stderr=self.slave,
+                                    start_new_session=True)
+        # The first reply was drawn; the next request waits for a reply that never comes (top
+        # gives up on it after 5 s).
+        deadline = time.monotonic() + 10
+        while not frame_complete(self.out):
+            left = deadline - time.monotonic()
+            self.assertGreater(left, 0, "no frame; top wrote:\n" + self.out[-2000:])
+            if select.select([self.master], [], [], left)[0]:
+                self.out += os.read(self.master, 65536).decode("utf-8", "replace")
+        self.assertTrue(self.server.stalled.wait(10), "top sent no second request")
+        sent = time.monotonic()
+        os.write(self.master, b"q")
+        code = self.top.wait(10)
+        took = time.monotonic() - sent
+        self.assertEqual(code, 0)
+        # Well under the reply timeout (5 s): the key was not waiting behind the request.
+        self.assertLess(took, 2.0)
 
 
 if __name__ == "__main__":

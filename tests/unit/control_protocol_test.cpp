@@ -149,6 +149,12 @@ TEST(ControlStatus, StatusNamesLinesRejectsOutputsQueueAndProcess) {
     s.queue_depth = 6;
     s.cpu_seconds = 0.25;
     s.rss_bytes = 4096;
+    s.dropped = {.queue_full = 1,
+                 .shutdown = 2,
+                 .output = 3,
+                 .tap = 4,
+                 .passthrough_lines = 5,
+                 .rejects_lines = 6};
     const std::string json = status_json(s);
     // Each worker's counters after its controls; only the reasons counted so far.
     EXPECT_NE(json.find(R"("rate_limit":{"events_per_second":0.0,"burst":0.0}},"lines":9,)"
@@ -158,7 +164,9 @@ TEST(ControlStatus, StatusNamesLinesRejectsOutputsQueueAndProcess) {
     EXPECT_EQ(json.substr(json.find("],\"outputs\"")),
               R"(],"outputs":[{"output":"output.0:jsonl:/x","events":12,"dropped":1,"errors":2,)"
               R"("last_error":"/x: write failed: \"full\""}],"queue_depth":6,)"
-              R"("process":{"cpu_seconds":0.25,"rss_bytes":4096.0}})");
+              R"("process":{"cpu_seconds":0.25,"rss_bytes":4096.0},)"
+              R"("dropped":{"queue_full":1,"shutdown":2,"output":3,"tap":4},)"
+              R"("dropped_lines":{"passthrough":5,"rejects":6}})");
 }
 
 TEST(ControlStatus, WorkersJsonNamesTheWaitedPidAndTheLineCounters) {

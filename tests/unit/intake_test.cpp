@@ -484,3 +484,104 @@ TEST(Intake, WithTheHandlersOnTheLoopNoHeapAllocationPerLineOnceWarm) {
 
 }  // namespace
 }  // namespace telecap
+
+namespace telecap {
+namespace {
+
+// Events and pass-through lines as one sequence, in the order the bus gave them.
+struct sequence final : handler {
+    std::vector<std::string> seen;
+    void handle(const event& ev) override { seen.push_back("event " + ev.name.back()); }
+    void passthrough(const passthrough_line& l) override {
+        seen.push_back("line " + l.worker + "/" + l.pool + "/" + std::string(l.stream) + " " +
+                       l.text + (l.truncated ? " [cut]" : ""));
+    }
+};
+
+TEST(Intake, TappedPassThroughLinesRideInTheirPlacesOnlyWhileAsked) {
+    for (const auto mode : {dispatch_mode::caller, dispatch_mode::thread}) {
+        SCOPED_TRACE(mode == dispatch_mode::caller ? "caller" : "thread");
+        catalog cat = catalog::builtin();
+        handler_bus bus;
+        auto seq = std::make_shared<sequence>();
+        ASSERT_FALSE(bus.attach("seq", {}, seq));
+        dispatcher_options d;
+        d.mode = mode;
+        dispatcher events(bus, d);
+        event_loop loop;
+        capture_stats stats;
+        intake_options o;
+        o.pipeline.max_line = 1024;  // longer lines come in pieces
+        intake in(loop, events, o);
+        stream_spec spec;
+        spec.owner = &stats;
+        spec.cat = &cat;
+        spec.ctx.worker_id = "w-0";
+        spec.ctx.pool_name = "p";
+        spec.stats = &stats;
+        spec.stream_name = "stdout";
+        void* s = in.add_unwatched(spec);
+        in.feed(s, "before the tap\n" + start_line);
+        in.end_turn();
+        in.tap_passthrough(true);
+        const std::string longer(intake::tap_line_max + 100, 'x');
+        in.feed(s, "one\r\n" + start_line + "two\n" + stop_line + longer + "\n");
+        in.end_turn();
+        in.tap_passthrough(false);
+        in.feed(s, "after the tap\n" + start_line);
+        in.end_turn();
+        in.finish(1s);
+        ASSERT_TRUE(events.finish(test::deadline_in()));
+        EXPECT_EQ(seq->seen,
+                  (std::vector<std::string>{
+                      "event start", "line w-0/p/stdout one", "event start",
+                      "line w-0/p/stdout two", "event stop",
+                      "line w-0/p/stdout " + longer.substr(0, intake::tap_line_max) + " [cut]",
+                      "event start"}))
+            << "a long line's pieces are joined, up to tap_line_max";
+        EXPECT_EQ(in.tap_lines_dropped(), 0u);
+    }
+}
+
+TEST(Intake, TappedLinesPastABatchsBoundAreNotCarriedButCountedAndTold) {
+    catalog cat = catalog::builtin();
+    handler_bus bus;
+    std::vector<std::uint64_t> gaps;
+    struct gap_record final : handler {
+        std::vector<std::uint64_t>* gaps;
+        void handle(const event&) override {}
+        void passthrough(const passthrough_line& l) override { gaps->push_back(l.dropped_before); }
+    };
+    auto rec = std::make_shared<gap_record>();
+    rec->gaps = &gaps;
+    ASSERT_FALSE(bus.attach("rec", {}, rec));
+    dispatcher_options d;
+    d.mode = dispatch_mode::caller;
+    dispatcher events(bus, d);
+    event_loop loop;
+    capture_stats stats;
+    intake_options o;
+    o.pipeline.max_line = intake::tap_line_bytes;
+    intake in(loop, events, o);
+    stream_spec spec;
+    spec.owner = &stats;
+    spec.cat = &cat;
+    spec.stats = &stats;
+    void* s = in.add_unwatched(spec);
+    in.tap_passthrough(true);
+    // 20 lines of 64 KiB in one turn: 1 MiB of them fits in the batch, the rest does not.
+    const std::string line(intake::tap_line_max - 1, 'x');
+    for (int i = 0; i < 20; ++i) in.feed(s, line + "\n");
+    in.end_turn();
+    EXPECT_EQ(in.tap_lines_dropped(), 4u);
+    in.feed(s, "next\n");
+    in.end_turn();
+    in.finish(1s);
+    ASSERT_TRUE(events.finish(test::deadline_in()));
+    ASSERT_EQ(gaps.size(), 17u);
+    EXPECT_EQ(gaps.back(), 4u);               // the first line carried after the gap tells it
+    EXPECT_EQ(stats.passthrough_lines, 21u);  // pass-through itself lost nothing
+}
+
+}  // namespace
+}  // namespace telecap

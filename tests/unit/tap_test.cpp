@@ -252,6 +252,84 @@ TEST(TapBuffer, EventsStillPendingAtCloseAreCountedAsDropped) {
     EXPECT_EQ(b.dropped(), 3u);  // refused after close: the handler stops, nothing to count
 }
 
+passthrough_line line_of(const std::string& worker, const std::string& text) {
+    passthrough_line l;
+    l.worker = worker;
+    l.pool = "p";
+    l.stream = "stderr";
+    l.text = text;
+    return l;
+}
+
+TEST(TapHandler, PassThroughLinesInTheirPlacesAmongTheEventsWhenAsked) {
+    tap_request r;
+    r.passthrough = true;
+    r.limit = 2;  // events only: the lines do not count
+    auto t = make_tap(r);
+    t.h->passthrough(line_of("w", "first"));
+    t.h->handle(make(call_stop, "p", "w", 1));
+    t.h->passthrough(line_of("w", "say \"hi\"\tthere"));
+    auto cut = line_of("w", "head of a long one");
+    cut.truncated = true;
+    t.h->passthrough(cut);
+    t.h->flush();
+    t.h->passthrough(line_of("w", "after a flush"));
+    t.h->handle(make(call_stop, "p", "w", 2));  // the limit
+    t.h->flush();
+    t.h->passthrough(line_of("w", "after the limit"));
+    t.h->flush();
+    const std::string head = R"({"passthrough":{"worker":"w","pool":"p","stream":"stderr","line":)";
+    EXPECT_EQ(drain(*t.buf), head +
+                                 R"("first"}})"
+                                 "\n" +
+                                 jsonl(make(call_stop, "p", "w", 1)) + head +
+                                 R"("say \"hi\"\tthere"}})"
+                                 "\n" +
+                                 head +
+                                 R"("head of a long one","truncated":true}})"
+                                 "\n" +
+                                 head +
+                                 R"("after a flush"}})"
+                                 "\n" +
+                                 jsonl(make(call_stop, "p", "w", 2)));
+    EXPECT_EQ(t.buf->sent(), 6u);  // what the buffer counts: events and lines
+
+    // Without "passthrough": none; with a scope: that worker's (or pool's) only.
+    auto plain = make_tap({});
+    plain.h->passthrough(line_of("w", "x"));
+    plain.h->flush();
+    EXPECT_EQ(drain(*plain.buf), "");
+    tap_request scoped;
+    scoped.passthrough = true;
+    scoped.where = {scope_kind::worker, "w-1"};
+    auto one = make_tap(scoped);
+    one.h->passthrough(line_of("w-0", "not this one"));
+    one.h->passthrough(line_of("w-1", "this one"));
+    one.h->flush();
+    EXPECT_EQ(drain(*one.buf), R"({"passthrough":{"worker":"w-1","pool":"p","stream":"stderr",)"
+                               R"("line":"this one"}})"
+                               "\n");
+}
+
+TEST(TapHandler, PassThroughLinesInTheLogFormatAndTheirGapsMarked) {
+    tap_request r;
+    r.passthrough = true;
+    r.format = tap_format::log;
+    tap_fixture t;
+    t.buf = std::make_shared<tap_buffer>(1 << 20, r.format);
+    t.h = std::make_shared<tap_handler>(
+        r, t.buf, wire_of,
+        [](std::string& out, const event& ev) { out += "LOG " + ev.dotted_name() + "\n"; },
+        [](std::string& out, const passthrough_line& l) { out += "LINE " + l.text + "\n"; });
+    t.h->handle(make(call_stop, "p", "w"));
+    auto l = line_of("w", "x");
+    l.dropped_before = 3;  // lines the run could not carry before this one
+    t.h->passthrough(l);
+    t.h->flush();
+    EXPECT_EQ(drain(*t.buf), "LOG snakepit.python.call.stop\n# 3 events dropped\nLINE x\n");
+    EXPECT_EQ(t.buf->dropped(), 3u);
+}
+
 TEST(TapBuffer, DropsWholeBatchesCountsThemAndMarksWhereTheGapIs) {
     for (const auto f : {tap_format::jsonl, tap_format::log}) {
         tap_buffer b(100, f);
@@ -311,6 +389,10 @@ TEST(TapBuffer, WakesOnlyWhenItGoesFromEmptyToNotEmpty) {
 
 TEST(TapRequest, ParsesAndRefusesWithAReason) {
     tap_request r;
+    ASSERT_FALSE(parse_tap_request(R"({"cmd":"tap","passthrough":true})", r));
+    EXPECT_TRUE(r.passthrough);
+    ASSERT_FALSE(parse_tap_request(R"({"cmd":"tap"})", r));
+    EXPECT_FALSE(r.passthrough);
     ASSERT_FALSE(parse_tap_request(
         R"({"cmd":"tap","format":"log","limit":5,"patterns":["tool.*"],"pool":"p"})", r));
     EXPECT_EQ(r.format, tap_format::log);
@@ -323,7 +405,7 @@ TEST(TapRequest, ParsesAndRefusesWithAReason) {
         {R"({"cmd":"tap","patterns":["a.[b"]})", "unclosed"},
         {R"({"cmd":"tap","pool":"a","worker":"b"})", "not both"},
         {R"({"cmd":"tap","rate":1})", "unknown field \"rate\""},
-        {R"({"cmd":"tap","passthrough":true})", "not built"},
+        {R"({"cmd":"tap","passthrough":1})", "true or false"},
     };
     for (const auto& [line, why] : bad) {
         const auto e = parse_tap_request(line, r);
@@ -373,6 +455,27 @@ TEST(TapHub, OpensTapsOnTheBusClosesThemAndKeepsTheirCounters) {
     EXPECT_EQ(hub.open_taps().size(), 1u);
     EXPECT_EQ(hub.sent_total(), 1u);
     EXPECT_TRUE(hub.open(R"({"cmd":"tap"})")->source);  // room again
+}
+
+TEST(TapHub, PassThroughLinesAreCarriedWhileATapAsksForThem) {
+    std::map<std::string, std::shared_ptr<handler>> bus;
+    std::vector<bool> told;
+    tap_hooks h;
+    h.attach = [&](const std::string& id, std::shared_ptr<handler> t) { bus[id] = t; };
+    h.detach = [&](const std::string& id) { bus.erase(id); };
+    h.want_passthrough = [&](bool on) { told.push_back(on); };
+    tap_hub hub(h);
+    auto events = hub.open(R"({"cmd":"tap"})");
+    EXPECT_TRUE(told.empty());  // a tap of events only asks for nothing
+    auto one = hub.open(R"({"cmd":"tap","passthrough":true})");
+    auto two = hub.open(R"({"cmd":"tap","passthrough":true})");
+    EXPECT_EQ(told, std::vector<bool>{true});  // once, when the first asks
+    one->source->close();
+    EXPECT_EQ(told, std::vector<bool>{true});
+    two->source->close();
+    EXPECT_EQ(told, (std::vector<bool>{true, false}));  // when the last goes
+    events->source->close();
+    EXPECT_EQ(told.size(), 2u);
 }
 
 // The control server side: a stream on a real loop.

@@ -306,5 +306,123 @@ TEST(TopText, Formats) {
     EXPECT_EQ(format_duration(5 * 86400 + 2 * 3600), "5d02h");
 }
 
+// The run's losses as status writes them (docs/control.md): events by reason, then lines.
+std::string with_losses(std::string r, std::uint64_t output, std::uint64_t tap,
+                        std::uint64_t pass_lines) {
+    r.pop_back();  // the closing brace
+    return r +
+           ",\"dropped\":{\"queue_full\":0,\"shutdown\":0,\"output\":" + std::to_string(output) +
+           ",\"tap\":" + std::to_string(tap) +
+           "},\"dropped_lines\":{\"passthrough\":" + std::to_string(pass_lines) +
+           ",\"rejects\":0}}";
+}
+
+TEST(TopModel, ParsesTheRunsLosses) {
+    const auto s = parsed(with_losses(reply(1, {}), 12, 3, 4));
+    ASSERT_EQ(s.losses.size(), 6u);
+    EXPECT_EQ(s.losses[0].reason, "queue_full");
+    EXPECT_EQ(s.losses[2].reason, "output");
+    EXPECT_EQ(s.losses[2].count, 12u);
+    EXPECT_EQ(s.losses[3].reason, "tap");
+    EXPECT_EQ(s.losses[4].reason, "passthrough lines");
+    EXPECT_EQ(s.losses[4].count, 4u);
+    EXPECT_TRUE(parsed(reply(1, {})).losses.empty());  // an older telecap says none
+}
+
+TEST(TopText, ShowsTheRunsLossesInTheSummary) {
+    const auto before = parsed(with_losses(reply(10, {}), 10, 3, 0));
+    const auto now = parsed(with_losses(reply(12, {}), 14, 3, 4));
+    const auto lines = render(make_view(&before, now, {}), {}, {});
+    // Only the reasons with losses; a rate for those that grew over the interval.
+    EXPECT_TRUE(has(lines, "lost: output 14 (2.0/s), tap 3, passthrough lines 4 (2.0/s)"))
+        << lines[3];
+    EXPECT_FALSE(has(lines, "queue_full"));
+    const auto none = parsed(with_losses(reply(12, {}), 0, 0, 0));
+    EXPECT_TRUE(has(render(make_view(nullptr, none, {}), {}, {}), "lost: none"));
+    EXPECT_FALSE(has(render(make_view(nullptr, parsed(reply(12, {})), {}), {}, {}), "lost:"));
+}
+
+// Whether `s` is valid UTF-8 (no sequence cut).
+bool valid_utf8(const std::string& s) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const std::size_t n = c < 0x80         ? 1
+                              : (c >> 5) == 6  ? 2
+                              : (c >> 4) == 14 ? 3
+                              : (c >> 3) == 30 ? 4
+                                               : 0;
+        if (n == 0 || i + n > s.size()) return false;
+        for (std::size_t k = 1; k < n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+        i += n;
+    }
+    return true;
+}
+
+TEST(TopText, DisplayWidthCountsColumnsNotBytes) {
+    EXPECT_EQ(display_width("abc"), 3u);
+    EXPECT_EQ(display_width("caf\u00e9"), 4u);         // é: 2 bytes, 1 column
+    EXPECT_EQ(display_width("\u7f51\u7edc"), 4u);      // 网络: 6 bytes, 2 wide characters
+    EXPECT_EQ(display_width("e\u0301"), 1u);           // e and a combining acute
+    EXPECT_EQ(display_width("\uff21"), 2u);            // a fullwidth A
+    EXPECT_EQ(display_width("\xf0\x9f\x98\x80"), 2u);  // an emoji
+    EXPECT_EQ(display_width("a\xff"
+                            "b"),
+              3u);  // a byte that is not UTF-8: 1
+}
+
+TEST(TopText, NonAsciiNamesKeepTheColumnsAligned) {
+    const std::string wide_id = "\u7f51\u7edc\u7f51\u7edc\u7f51\u7edc\u7f51\u7edc\u7f51\u7edc-0";
+    const std::vector<std::string> ids = {"caf\u00e9-1", wide_id, "plain-2"};
+    std::vector<std::string> b, n;
+    for (const auto& id : ids) {
+        b.push_back(worker_json(id, "\u6570\u636e", 0, 0));
+        n.push_back(worker_json(id, "\u6570\u636e", 5, 5));
+    }
+    // A JSON-escaped CJK text, é, and a byte that is not UTF-8 (RapidJSON keeps it).
+    const std::string out = R"([{"output":"o","events":1,"errors":1,)"
+                            R"("last_error":"\u78c1\u76d8\u5df2\u6ee1 \u00e9criture )" +
+                            std::string("\xff") + R"("}])";
+    const auto before = parsed(reply(10, b, out));
+    const auto now = parsed(reply(11, n, out));
+    const auto v = make_view(&before, now, {});
+    const auto header_at = [](const std::vector<std::string>& lines, const std::string& word) {
+        for (const auto& l : lines)
+            if (l.rfind("WORKER ", 0) == 0) return display_width(l.substr(0, l.find(word)));
+        return std::size_t{0};
+    };
+    for (std::size_t width : {0u, 120u, 70u, 50u}) {
+        text_options t;
+        t.width = width;
+        const auto lines = render(v, {}, t);
+        // STATE's cells start where its header does, in columns, whatever the names' bytes.
+        const std::size_t state = header_at(lines, "STATE");
+        ASSERT_GT(state, 0u) << width;
+        std::size_t rows = 0;
+        bool table = false;
+        for (const auto& l : lines) {
+            EXPECT_TRUE(valid_utf8(l)) << width << ": " << l;
+            if (width) {
+                EXPECT_LE(display_width(l), width) << l;
+            }
+            table = l.rfind("WORKER ", 0) == 0 || (table && !l.empty());
+            if (const auto at = l.find(" running"); table && at != std::string::npos) {
+                EXPECT_EQ(display_width(l.substr(0, at + 1)), state) << width << ": " << l;
+                ++rows;
+            }
+        }
+        EXPECT_EQ(rows, 3u) << width;
+    }
+    // Cut between two wide characters, and marked.
+    text_options t;
+    t.width = 50;
+    const auto narrow = render(v, {}, t);
+    EXPECT_FALSE(has(narrow, wide_id));
+    EXPECT_TRUE(has(narrow, "\u7f51\u7edc~") || has(narrow, "\u7edc\u7f51~") ||
+                has(narrow, "\u7f51~") || has(narrow, "\u7edc~"));
+    // The byte that is not UTF-8 in the last error is shown as '?'.
+    EXPECT_TRUE(has(render(v, {}, {}), "\u00e9criture ?"));
+}
+
 }  // namespace
 }  // namespace telecap::control::top

@@ -423,6 +423,11 @@ TEST_F(UnixSocketHandlerTest, StalledHostPastMaxBacklogIsDisconnectedOthersGetEv
         return log.text().find("host 1 disconnected") != std::string::npos;
     })) << log.text();
     EXPECT_NE(log.text().find("max_backlog (262144 bytes)"), std::string::npos) << log.text();
+    // The output's error for ctl status and top, noted when it is said.
+    EXPECT_EQ(h->errors(), 1u);
+    EXPECT_EQ(h->last_error(),
+              "host 1 disconnected: its backlog passed max_backlog (262144 bytes), " +
+                  std::to_string(missed) + " events missed");
 
     h.reset();
     reader.join();
