@@ -111,6 +111,8 @@ private:
     std::vector<std::pair<std::string, std::weak_ptr<const prometheus_handler>>> entries_;
 };
 
+class worker_control_relay;
+
 struct output_env {
     stream_set& streams;
     bool wait = false;
@@ -124,6 +126,9 @@ struct output_env {
     std::shared_ptr<store_slot> slot{};                   // with the store: what exporters read
     metrics::registry::collector_id store_collector = 0;  // the store's own series
     std::shared_ptr<listener_book> listeners = std::make_shared<listener_book>();
+    // Where `-o grpc?control=workers` sends its streams' controls (telecap run sets it;
+    // agent/worker_control_relay.hpp). Null: no workers to control (telecap parse).
+    std::shared_ptr<worker_control_relay> worker_controls{};
 };
 
 // Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null",
@@ -134,8 +139,10 @@ struct output_env {
 using attached_outputs = std::vector<std::pair<std::string, std::shared_ptr<handler>>>;
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, output_env& env,
                     attached_outputs* attached = nullptr);
+// `pool`: the pool whose output it is (empty: a top-level one).
 std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
-                                     const std::string& use);  // throws usage_error
+                                     const std::string& use,
+                                     const std::string& pool = {});  // throws usage_error
 // Why `-o grpc` is refused by a telecap built without the gRPC bridge and without telecap-grpc
 // beside it.
 inline constexpr const char* grpc_not_built =

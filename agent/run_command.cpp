@@ -17,6 +17,7 @@
 #include "agent/run.hpp"
 #include "agent/run_outputs.hpp"
 #include "agent/run_taps.hpp"
+#include "agent/worker_control_relay.hpp"
 #include "control/server.hpp"
 #include "core/service_notify.hpp"
 #include "metrics/collectors.hpp"
@@ -92,7 +93,8 @@ int run_workers(const run_options& o) {
                    .wait = block && o.dispatch == dispatch_mode::thread,
                    .registry = &registry,
                    .metrics_path = o.capture.metrics_path,
-                   .catalog_path = o.capture.catalog_path};
+                   .catalog_path = o.capture.catalog_path,
+                   .worker_controls = std::make_shared<worker_control_relay>()};
     run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
     outputs.attach(o);
     passthrough_mux pass(open_passthrough(o.capture.passthrough, streams));
@@ -164,6 +166,7 @@ int run_workers(const run_options& o) {
     metrics::add_passthrough_collector(registry, {&pass, &stdout_pass});
     supervisor sup(loop, so, io);
     sup_ptr = &sup;
+    env.worker_controls->attach(loop, sup);  // `-o grpc?control=workers` streams' controls
     // The control socket, served by the loop while the supervisor runs it (before any worker
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
@@ -195,7 +198,8 @@ int run_workers(const run_options& o) {
     if (notifier.active() && !notifier.send("READY=1"))
         spdlog::warn("NOTIFY_SOCKET is set but telecap could not notify the service manager");
     int rc = sup.run();
-    control_socket.reset();  // no client waits on a loop that no longer turns
+    env.worker_controls->detach();  // the loop turns no more
+    control_socket.reset();         // no client waits on a loop that no longer turns
 
     // A handler stuck for good must not keep telecap (and its caller) waiting forever. After
     // a stop (SIGTERM), every step below shares the stop's one deadline (grace + 2 s from the

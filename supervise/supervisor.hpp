@@ -24,6 +24,7 @@
 #include "telecap/capture/parser.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/control/controls.hpp"
+#include "telecap/control/held_controls.hpp"
 #include "telecap/control/protocol.hpp"
 #include "telecap/dispatch/dispatcher.hpp"
 #include "telecap/intake/intake.hpp"
@@ -204,6 +205,14 @@ public:
     std::optional<std::string> reset_controls(const scope& where) override;
     // The controls a worker has now (for status and tests). Loop thread.
     std::optional<control::effective_controls> worker_controls(std::string_view id) const;
+    // As set_controls, on behalf of a holder that will go (a `-o grpc?control=workers`
+    // stream): release_controls(holder) then puts back what it set, unless changed since
+    // (control/held_controls.hpp). Loop thread.
+    std::optional<std::string> hold_controls(std::uint64_t holder, const scope& where,
+                                             control::controls update);
+    void release_controls(std::uint64_t holder);
+    // The pool of a worker, or nothing when there is no such worker. Loop thread.
+    std::optional<std::string> pool_of(std::string_view worker) const;
 
     // Stops workers on request: they stay stopped (and keep telecap running) until started
     // again; their exit status does not count. Start starts stopped or finished workers;
@@ -294,6 +303,7 @@ private:
     std::size_t next_start_ = 0;
     std::mt19937_64 rng_;
     control::control_table initial_controls_;  // for reset_controls
+    control::held_controls held_;              // what holders (gRPC streams) set
     std::string wire_scratch_;                 // the wire name of an event without a catalog entry
     bool stopping_ = false;
     std::chrono::steady_clock::time_point stop_began_{};

@@ -107,6 +107,27 @@ std::optional<std::string> supervisor::reset_controls(const scope& where) {
     return std::nullopt;
 }
 
+std::optional<std::string> supervisor::hold_controls(std::uint64_t holder, const scope& where,
+                                                     control::controls update) {
+    if (auto p = check_scope(where)) return p;
+    if (auto p = control::check(update)) return p;
+    control::controls& target = control::scope_controls(o_.controls, where);
+    held_.note(holder, where, target, update);
+    control::merge(target, update);
+    reconfigure_changed();
+    return std::nullopt;
+}
+
+void supervisor::release_controls(std::uint64_t holder) {
+    if (held_.withdraw(holder, o_.controls)) reconfigure_changed();
+}
+
+std::optional<std::string> supervisor::pool_of(std::string_view id) const {
+    for (const auto& w : workers_)
+        if (w->id == id) return w->pool->name;
+    return std::nullopt;
+}
+
 void supervisor::reconfigure_changed() {
     // Only the workers whose effective controls changed lose their caches and buckets.
     const auto& t = o_.controls;
