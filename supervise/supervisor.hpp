@@ -52,6 +52,9 @@ struct pool_spec {
     // events join the worker's stderr ones. `{port}` here is a free port picked for each start,
     // put wherever `{port}` appears in the command too. Empty: no gRPC.
     std::string grpc;
+    // A gRPC worker telecap does not start (`run --grpc ADDR` with no command, a pool with
+    // `grpc:` and no `command:`): no process, the stream only (docs/grpc.md, "Remote workers").
+    bool remote() const noexcept { return command.empty() && !grpc.empty(); }
 };
 
 // A worker's events that come other than through its pipes: telecap dialling the worker's
@@ -280,6 +283,9 @@ private:
     void ask_to_stop(worker& w);
     void kill_now(worker& w);
     void stop_source(worker& w);
+    void dial(worker& w, const std::string& address, const worker_context& ctx);
+    void start_remote(worker& w);
+    void let_go(worker& w);
     std::optional<std::string> check_scope(const scope& where) const;
     void reconfigure_changed();
     std::string control_line(const worker& w) const;

@@ -238,7 +238,7 @@ void supervisor::for_each_in(const scope& where, F fn) {
 void supervisor::ask_to_stop(worker& w) {
     if (w.restart_timer) loop_.cancel(w.restart_timer);
     w.restart_timer = 0;
-    if (!w.fsm.stop()) return;
+    if (!w.fsm.stop()) return let_go(w);
     spawn::forward_signal(w.fsm.pid(), o_.stop_signal, true);
     w.kill_timer = loop_.after(o_.grace, [this, &w] {
         w.kill_timer = 0;
@@ -339,7 +339,10 @@ control::status_snapshot supervisor::status() const {
         ws.pool = w->pool->name;
         ws.pid = w->fsm.pid();
         ws.worker_pid = w->fsm.live() ? w->worker_pid : 0;
-        ws.state = to_string(w->fsm.phase());
+        // A worker telecap dials but does not run has no process to be "running".
+        ws.state = w->pool->remote() && w->fsm.phase() == worker_phase::running
+                       ? "remote"
+                       : to_string(w->fsm.phase());
         ws.stopped_on_request = w->held;
         ws.restarts = w->fsm.restarts();
         ws.uptime_seconds = w->fsm.live() ? secs(now - w->fsm.started_at()) : 0.0;
