@@ -371,7 +371,8 @@ int main_cli(int argc, char** argv) {
     run->add_option("--grpc", v.grpc,
                     "Also dial each worker's gRPC StreamTelemetry at HOST:PORT or unix:PATH, as "
                     "Snakepit's host does; {port}: a free port per worker, put into the command "
-                    "where it has {port} (docs/grpc.md)");
+                    "where it has {port}; with no command, dial a worker running elsewhere "
+                    "(docs/grpc.md)");
     run->add_option("--sample", v.sample,
                     "Keep each event with this probability (0 .. 1, clamped; default 1)");
     run->add_option("--sample-pattern", v.sample_patterns,

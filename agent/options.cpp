@@ -24,8 +24,8 @@
 #include "outputs/unix_socket_handler.hpp"
 #include "spdlog/spdlog.h"
 #ifdef TELECAP_HAVE_GRPC
-#include "agent/worker_control_relay.hpp"
 #include "bridge/grpc_output.hpp"
+#include "control/worker_control_relay.hpp"
 #endif
 
 namespace telecap::agent {
@@ -135,7 +135,7 @@ namespace {
 // among the outputs, and a pool's output kept to its pool.
 class grpc_worker_controls final : public bridge::worker_controls {
 public:
-    grpc_worker_controls(std::shared_ptr<worker_control_relay> relay, std::string pool)
+    grpc_worker_controls(std::shared_ptr<control::worker_control_relay> relay, std::string pool)
         : relay_(std::move(relay)), owner_(relay_->next_owner() << 32), pool_(std::move(pool)) {}
 
     void apply(std::uint64_t stream, const bridge::selection& sel, control::controls update,
@@ -153,7 +153,7 @@ public:
     void release(std::uint64_t stream) override { relay_->release(owner_ | stream); }
 
 private:
-    std::shared_ptr<worker_control_relay> relay_;
+    std::shared_ptr<control::worker_control_relay> relay_;
     std::uint64_t owner_;
     std::string pool_;
 };

@@ -13,6 +13,7 @@
 #include "capture/catalog.hpp"
 #include "capture/normalizer.hpp"
 #include "capture/pipeline.hpp"
+#include "control/worker_control_relay.hpp"
 #include "io/rejects_writer.hpp"
 #include "io/streams.hpp"
 #include "metrics/metric_config.hpp"
@@ -111,8 +112,6 @@ private:
     std::vector<std::pair<std::string, std::weak_ptr<const prometheus_handler>>> entries_;
 };
 
-class worker_control_relay;
-
 struct output_env {
     stream_set& streams;
     bool wait = false;
@@ -127,8 +126,8 @@ struct output_env {
     metrics::registry::collector_id store_collector = 0;  // the store's own series
     std::shared_ptr<listener_book> listeners = std::make_shared<listener_book>();
     // Where `-o grpc?control=workers` sends its streams' controls (telecap run sets it;
-    // agent/worker_control_relay.hpp). Null: no workers to control (telecap parse).
-    std::shared_ptr<worker_control_relay> worker_controls{};
+    // control/worker_control_relay.hpp). Null: no workers to control (telecap parse).
+    std::shared_ptr<control::worker_control_relay> worker_controls{};
 };
 
 // Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null",

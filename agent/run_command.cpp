@@ -17,8 +17,8 @@
 #include "agent/run.hpp"
 #include "agent/run_outputs.hpp"
 #include "agent/run_taps.hpp"
-#include "agent/worker_control_relay.hpp"
 #include "control/server.hpp"
+#include "control/worker_control_relay.hpp"
 #include "core/service_notify.hpp"
 #include "metrics/collectors.hpp"
 #include "metrics/registry.hpp"
@@ -94,7 +94,7 @@ int run_workers(const run_options& o) {
                    .registry = &registry,
                    .metrics_path = o.capture.metrics_path,
                    .catalog_path = o.capture.catalog_path,
-                   .worker_controls = std::make_shared<worker_control_relay>()};
+                   .worker_controls = std::make_shared<control::worker_control_relay>()};
     run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
     outputs.attach(o);
     passthrough_mux pass(open_passthrough(o.capture.passthrough, streams));

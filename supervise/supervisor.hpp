@@ -26,6 +26,7 @@
 #include "telecap/control/controls.hpp"
 #include "telecap/control/held_controls.hpp"
 #include "telecap/control/protocol.hpp"
+#include "telecap/control/worker_control_relay.hpp"
 #include "telecap/dispatch/dispatcher.hpp"
 #include "telecap/intake/intake.hpp"
 #include "telecap/io/passthrough.hpp"
@@ -163,7 +164,7 @@ struct supervisor_io {
     std::function<std::vector<control::output_status>()> outputs;
 };
 
-class supervisor final : public control::target {
+class supervisor final : public control::target, public control::held_target {
 public:
     supervisor(event_loop& loop, supervisor_options o, supervisor_io io);
     ~supervisor();
@@ -209,13 +210,13 @@ public:
     // The controls a worker has now (for status and tests). Loop thread.
     std::optional<control::effective_controls> worker_controls(std::string_view id) const;
     // As set_controls, on behalf of a holder that will go (a `-o grpc?control=workers`
-    // stream): release_controls(holder) then puts back what it set, unless changed since
+    // stream), for `worker` (in `pool`, if given), else `pool`, else every worker:
+    // release_controls(holder) then puts back what it set, unless changed since
     // (control/held_controls.hpp). Loop thread.
-    std::optional<std::string> hold_controls(std::uint64_t holder, const scope& where,
-                                             control::controls update);
-    void release_controls(std::uint64_t holder);
-    // The pool of a worker, or nothing when there is no such worker. Loop thread.
-    std::optional<std::string> pool_of(std::string_view worker) const;
+    std::optional<std::string> hold_controls(std::uint64_t holder, std::string_view worker,
+                                             std::string_view pool,
+                                             control::controls update) override;
+    void release_controls(std::uint64_t holder) override;
 
     // Stops workers on request: they stay stopped (and keep telecap running) until started
     // again; their exit status does not count. Start starts stopped or finished workers;

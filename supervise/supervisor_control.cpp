@@ -2,6 +2,7 @@
 // control socket's commands (start, stop, restart, status).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "capture/event_json.hpp"
@@ -107,8 +108,23 @@ std::optional<std::string> supervisor::reset_controls(const scope& where) {
     return std::nullopt;
 }
 
-std::optional<std::string> supervisor::hold_controls(std::uint64_t holder, const scope& where,
+std::optional<std::string> supervisor::hold_controls(std::uint64_t holder, std::string_view worker,
+                                                     std::string_view pool,
                                                      control::controls update) {
+    scope where;
+    if (!worker.empty()) {
+        // Both named: the holder sees that worker's events only if it is in that pool, so it
+        // may act on it only then.
+        const auto it = std::find_if(workers_.begin(), workers_.end(),
+                                     [&](const auto& w) { return w->id == worker; });
+        if (it == workers_.end()) return "no worker \"" + std::string(worker) + "\"";
+        if (!pool.empty() && (*it)->pool->name != pool)
+            return "worker \"" + std::string(worker) + "\" is not in pool \"" + std::string(pool) +
+                   "\"";
+        where = {scope_kind::worker, std::string(worker)};
+    } else if (!pool.empty()) {
+        where = {scope_kind::pool, std::string(pool)};
+    }
     if (auto p = check_scope(where)) return p;
     if (auto p = control::check(update)) return p;
     control::controls& target = control::scope_controls(o_.controls, where);
@@ -120,12 +136,6 @@ std::optional<std::string> supervisor::hold_controls(std::uint64_t holder, const
 
 void supervisor::release_controls(std::uint64_t holder) {
     if (held_.withdraw(holder, o_.controls)) reconfigure_changed();
-}
-
-std::optional<std::string> supervisor::pool_of(std::string_view id) const {
-    for (const auto& w : workers_)
-        if (w->id == id) return w->pool->name;
-    return std::nullopt;
 }
 
 void supervisor::reconfigure_changed() {
