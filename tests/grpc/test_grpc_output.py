@@ -495,9 +495,9 @@ class WorkerControlTest(unittest.TestCase):
                                                                               "start"])
 
     def test_a_toggle_off_stops_the_workers_for_every_output_until_the_stream_ends(self):
-        # --telemetry-fd 3: the worker's emitter gets the control pipe, so the toggle stops
-        # the events in the worker itself (telecap's gate removes any already on their way).
-        t = self.start(["bursts", "3", "5"], spec=self.SPEC, extra=["--telemetry-fd", "3"])
+        # The worker's gate (the one `ctl toggle` sets, which also tells the emitter over the
+        # control pipe with --telemetry-fd) removes them, so the wait below can count them.
+        t = self.start(["bursts", "3", "5"], spec=self.SPEC)
         (worker,) = t.worker_controls()
         host = self.client(controls=[toggle(True)])
         watcher = self.client()  # another stream: not holding anything
@@ -505,7 +505,9 @@ class WorkerControlTest(unittest.TestCase):
         host.wait_for(5)
         host.send(toggle(False))
         t.until(t.worker_controls, lambda c: c[worker]["enabled"] is False)
-        t.step()  # burst 2: removed at the source, for every output and stream
+        t.step()  # burst 2: removed by the worker's gate, for every output and stream
+        t.until(lambda: t.control_request({"cmd": "status"})["workers"][worker]["dropped"],
+                lambda d: d["disabled"] == 5)
         host.close()
         # The stream ended: what it set is withdrawn, the worker is back on.
         t.until(t.worker_controls, lambda c: c[worker]["enabled"] is True)
