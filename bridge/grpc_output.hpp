@@ -68,8 +68,8 @@ public:
 
     void handle(const event& ev) override;
     void finish(std::chrono::steady_clock::time_point deadline) override;
-    // {"address":"...","control":"stream|workers","streams_accepted":N,"streams_active":N,"streams_refused":N,
-    //  "events_sent":N,"events_dropped":{"queue_full":N,"closed":N},
+    // {"address":"...","control":"stream|workers","streams_accepted":N,"streams_active":N,
+    //  "streams_refused":N,"events_sent":N,"events_dropped":{"queue_full":N,"closed":N},
     //  "events_removed":{"disabled":N,"sampled":N,"filtered":N},"host_events_skipped":N,
     //  "controls":{"applied":N,"rejected":N,"withdrawn":N},"streams":[{"id":1,...},...]}
     // Sums over streams, closed ones included; "streams" lists the open ones and the last

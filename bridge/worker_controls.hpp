@@ -22,7 +22,7 @@ public:
     // the workers `sel` names (a worker, a pool, or every worker), held by `stream`.
     virtual void apply(std::uint64_t stream, const selection& sel, control::controls update,
                        reply done) = 0;
-    // The stream ended: what it set goes back, unless changed since (control/held_controls.hpp).
+    // The stream ended: its writes are withdrawn (control/held_controls.hpp).
     virtual void release(std::uint64_t stream) = 0;
 };
 

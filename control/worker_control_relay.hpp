@@ -25,7 +25,7 @@ public:
     // `pool`, else every worker, held by `holder`: the problem, or nothing.
     virtual std::optional<std::string> hold_controls(std::uint64_t holder, std::string_view worker,
                                                      std::string_view pool, controls update) = 0;
-    // The holder ended: what it set goes back, unless changed since (held_controls.hpp).
+    // The holder ended: its writes are withdrawn (held_controls.hpp).
     virtual void release_controls(std::uint64_t holder) = 0;
 
 protected:

@@ -211,8 +211,8 @@ public:
     std::optional<control::effective_controls> worker_controls(std::string_view id) const;
     // As set_controls, on behalf of a holder that will go (a `-o grpc?control=workers`
     // stream), for `worker` (in `pool`, if given), else `pool`, else every worker:
-    // release_controls(holder) then puts back what it set, unless changed since
-    // (control/held_controls.hpp). Loop thread.
+    // release_controls(holder) then withdraws its writes (control/held_controls.hpp); set_controls,
+    // reset_controls and reload are the operator's word and end the holders' hold. Loop thread.
     std::optional<std::string> hold_controls(std::uint64_t holder, std::string_view worker,
                                              std::string_view pool,
                                              control::controls update) override;

@@ -79,6 +79,7 @@ std::optional<std::string> supervisor::set_controls(const scope& where, control:
     control::controls& target = where.kind == scope_kind::global ? t.global
                                 : where.kind == scope_kind::pool ? t.pools[where.name]
                                                                  : t.workers[where.name];
+    held_.overridden(where, update);  // the operator's word: no gRPC stream holds these now
     control::merge(target, update);
     reconfigure_changed();
     return std::nullopt;
@@ -86,6 +87,7 @@ std::optional<std::string> supervisor::set_controls(const scope& where, control:
 
 std::optional<std::string> supervisor::reset_controls(const scope& where) {
     if (auto p = check_scope(where)) return p;
+    held_.reset(where);
     auto& t = o_.controls;
     const auto restore = [&](auto& now, const auto& initial) {
         if (const auto it = initial.find(where.name); it != initial.end())

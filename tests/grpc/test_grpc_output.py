@@ -545,6 +545,18 @@ class WorkerControlTest(unittest.TestCase):
         self.assertEqual(self.python_calls(t.jsonl), 5)  # default-0's only
         self.assertEqual(one.events, [])
 
+    def test_what_the_operator_set_meanwhile_stays_when_the_stream_ends(self):
+        t = self.start(["bursts", "1", "2"], spec=self.SPEC)
+        host = self.client(controls=[toggle(False), pb.TelemetryControl(
+            sampling=pb.TelemetrySamplingUpdate(sampling_rate=0.5))])
+        t.until(t.worker_controls, lambda c: c["default-0"]["sampling_rate"] == 0.5)
+        # `telecap ctl toggle off` while the stream holds it off: the operator's word now.
+        self.assertTrue(t.control_request({"cmd": "toggle", "enabled": False})["ok"])
+        host.close()
+        # The stream's sampling goes back (its end was applied); the operator's toggle stays.
+        c = t.until(t.worker_controls, lambda c: c["default-0"]["sampling_rate"] == 1)
+        self.assertEqual(c["default-0"]["enabled"], False)
+
     def test_a_control_for_workers_that_do_not_exist_is_refused_and_counted(self):
         t = self.start(["bursts", "1", "2"], spec=self.SPEC)
         nobody = self.client(metadata=[("telecap-worker", "nope")])

@@ -1,5 +1,5 @@
-// control/held_controls: what a `-o grpc?control=workers` stream set goes back when it ends,
-// unless someone changed it since.
+// control/held_controls: what a `-o grpc?control=workers` stream set goes back when it ends;
+// another live stream's word, or the operator's, stays.
 #include "control/held_controls.hpp"
 
 #include <gtest/gtest.h>
@@ -13,18 +13,30 @@ controls off() {
     return c;
 }
 
+controls on() {
+    controls c;
+    c.enabled = true;
+    return c;
+}
+
 controls sample(double rate) {
     controls c;
     c.sample = sampling{rate, {}};
     return c;
 }
 
-// Set as supervisor::hold_controls does: note, then merge.
+// As supervisor::hold_controls does: note, then merge.
 void hold(held_controls& h, control_table& t, std::uint64_t holder, const scope& where,
           const controls& update) {
     controls& target = scope_controls(t, where);
     h.note(holder, where, target, update);
     merge(target, update);
+}
+
+// As supervisor::set_controls (`telecap ctl`) does.
+void operator_sets(held_controls& h, control_table& t, const scope& where, const controls& update) {
+    h.overridden(where, update);
+    merge(scope_controls(t, where), update);
 }
 
 TEST(HeldControls, WithdrawRestoresWhatTheScopeHadBefore) {
@@ -34,12 +46,12 @@ TEST(HeldControls, WithdrawRestoresWhatTheScopeHadBefore) {
     const scope global;
     hold(h, t, 1, global, off());
     hold(h, t, 1, global, sample(0.1));
-    hold(h, t, 1, global, sample(0.2));  // the first change keeps the "before"
+    hold(h, t, 1, global, sample(0.2));  // the value from before the holder is kept
     EXPECT_EQ(t.resolve("p", "w").enabled, false);
     EXPECT_TRUE(h.withdraw(1, t));
     EXPECT_FALSE(t.global.enabled.has_value());
     EXPECT_EQ(t.global.sample, sampling({0.5, {}}));
-    EXPECT_EQ(h.holders(), 0u);
+    EXPECT_EQ(h.scopes(), 0u);
     EXPECT_FALSE(h.withdraw(1, t));  // once
 }
 
@@ -55,26 +67,60 @@ TEST(HeldControls, AWorkerOverrideMadeByTheHolderGoesAway) {
     EXPECT_TRUE(t.resolve("p", "w1").enabled);
 }
 
-TEST(HeldControls, AChangeMadeSinceByAnotherIsLeftAlone) {
+TEST(HeldControls, TheOperatorsChangeSinceIsLeftAlone) {
     control_table t;
     held_controls h;
     const scope pool{scope_kind::pool, "p"};
     hold(h, t, 1, pool, off());
     hold(h, t, 1, pool, sample(0.1));
-    merge(scope_controls(t, pool), sample(0.3));  // `telecap ctl sample 0.3 --pool p`
+    operator_sets(h, t, pool, sample(0.3));  // `telecap ctl --pool p sample 0.3`
     EXPECT_TRUE(h.withdraw(1, t));
     EXPECT_FALSE(t.pools["p"].enabled.has_value());       // the holder's: withdrawn
-    EXPECT_EQ(t.pools["p"].sample, sampling({0.3, {}}));  // ctl's: kept
+    EXPECT_EQ(t.pools["p"].sample, sampling({0.3, {}}));  // the operator's: kept
 }
 
-TEST(HeldControls, TwoHoldersEachWithdrawTheirOwn) {
+TEST(HeldControls, AResetOrAReloadLeavesNothingHeld) {
+    control_table t;
+    held_controls h;
+    const scope global;
+    hold(h, t, 1, global, off());
+    h.reset(global);
+    t.global = {};  // what reset_controls puts back
+    EXPECT_FALSE(h.withdraw(1, t));
+    hold(h, t, 2, global, off());
+    h.clear();
+    t.global = on();  // the reloaded config's
+    EXPECT_FALSE(h.withdraw(2, t));
+    EXPECT_EQ(t.global, on());
+}
+
+TEST(HeldControls, TwoHoldersOfTheSameKindTheLatestLiveWordWins) {
+    control_table t;
+    held_controls h;
+    const scope global;
+    hold(h, t, 1, global, off());
+    hold(h, t, 2, global, off());
+    EXPECT_FALSE(h.withdraw(1, t));  // 2 still holds it off
+    EXPECT_EQ(t.global.enabled, false);
+    EXPECT_TRUE(h.withdraw(2, t));  // back to before both
+    EXPECT_EQ(t.global, controls{});
+
+    hold(h, t, 1, global, off());
+    hold(h, t, 2, global, on());
+    EXPECT_TRUE(h.withdraw(2, t));  // 1's word again
+    EXPECT_EQ(t.global.enabled, false);
+    EXPECT_TRUE(h.withdraw(1, t));
+    EXPECT_EQ(t.global, controls{});
+}
+
+TEST(HeldControls, TwoHoldersOfDifferentKindsEachWithdrawTheirOwn) {
     control_table t;
     held_controls h;
     const scope global;
     hold(h, t, 1, global, off());
     hold(h, t, 2, global, sample(0.25));
     EXPECT_TRUE(h.withdraw(2, t));
-    EXPECT_EQ(t.global.enabled, false);  // holder 1's still holds
+    EXPECT_EQ(t.global.enabled, false);
     EXPECT_FALSE(t.global.sample.has_value());
     EXPECT_TRUE(h.withdraw(1, t));
     EXPECT_EQ(t.global, controls{});
