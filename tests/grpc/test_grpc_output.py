@@ -68,13 +68,51 @@ def expected_from_jsonl(obj, wire_names):
             "correlation_id": obj["correlation_id"] or ""}
 
 
-class Telecap:
+class Control:
+    """A running telecap's control socket (--control)."""
+
+    def __init__(self, path):
+        self.control = path
+
+    def control_request(self, request):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.control)
+            s.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def control_stats(self):
+        return self.control_request({"cmd": "stats"})["metrics"]
+
+    def worker_controls(self):
+        """Each worker's controls now, by worker id (ctl status)."""
+        workers = self.control_request({"cmd": "status"})["workers"]
+        return {w: v["controls"] for w, v in workers.items()}
+
+    def until(self, what, check):
+        """Waits for telecap's state (asked on its control socket) to pass `check`."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            state = what()
+            if check(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError("telecap never got there: %s" % (state,))
+            time.sleep(0.01)
+
+
+class Telecap(Control):
     """telecap run with its gRPC output; the worker's steps go through telecap's stdin."""
 
     def __init__(self, tmp, worker_args, spec="grpc:127.0.0.1:0", extra=()):
         self.stats = os.path.join(tmp, "stats.json")
         self.jsonl = os.path.join(tmp, "events.jsonl")
-        self.control = os.path.join(tmp, "control.sock")
+        Control.__init__(self, os.path.join(tmp, "control.sock"))
         self.proc = subprocess.Popen(
             [TELECAP, "--log-level", "info", "run", "-o", spec, "-o", "jsonl:" + self.jsonl,
              "--passthrough", "none", "--stats", self.stats, "--control", self.control,
@@ -115,37 +153,6 @@ class Telecap:
         self.proc.stderr.close()
         if not self.proc.stdin.closed:
             self.proc.stdin.close()
-
-    def control_request(self, request):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.control)
-            s.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
-
-    def control_stats(self):
-        return self.control_request({"cmd": "stats"})["metrics"]
-
-    def worker_controls(self):
-        """Each worker's controls now, by worker id (ctl status)."""
-        workers = self.control_request({"cmd": "status"})["workers"]
-        return {w: v["controls"] for w, v in workers.items()}
-
-    def until(self, what, check):
-        """Waits for telecap's state (asked on its control socket) to pass `check`."""
-        deadline = time.monotonic() + WAIT
-        while True:
-            state = what()
-            if check(state):
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError("telecap never got there: %s" % (state,))
-            time.sleep(0.01)
 
 
 def grpc_output_stats(stats):
@@ -556,6 +563,40 @@ class WorkerControlTest(unittest.TestCase):
         # The stream's sampling goes back (its end was applied); the operator's toggle stays.
         c = t.until(t.worker_controls, lambda c: c["default-0"]["sampling_rate"] == 1)
         self.assertEqual(c["default-0"]["enabled"], False)
+
+    def test_a_pools_output_controls_that_pool_only(self):
+        cfg = os.path.join(self.tmp.name, "pools.yaml")
+        control = os.path.join(self.tmp.name, "control.sock")
+        worker = "[%s, %s, bursts, '1', '1']" % (json.dumps(sys.executable), json.dumps(WORKER))
+        with open(cfg, "w") as f:
+            f.write("pools:\n"
+                    "  - name: a\n    command: %s\n    outputs: ['%s']\n"
+                    "  - name: b\n    command: %s\n" % (worker, self.SPEC, worker))
+        p = subprocess.Popen([TELECAP, "--log-level", "info", "run", "--config", cfg, "-o", "null",
+                              "--control", control], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log = queue.Queue()
+        threading.Thread(target=lambda: [log.put(l) for l in p.stderr], daemon=True).start()
+        try:
+            address = None
+            while address is None:
+                m = re.search(r"serving StreamTelemetry on (\S+)", log.get(timeout=WAIT))
+                address = m and m.group(1)
+            t = Control(control)
+            every = Client(address)  # no metadata: the output's pool, not every worker
+            self.clients.append(every)
+            other = Client(address, metadata=[("telecap-pool", "b")])
+            self.clients.append(other)
+            every.send(toggle(False))
+            other.send(toggle(False))
+            t.until(t.control_stats,
+                    lambda m: counter(m, "telecap_grpc_controls_total", result="rejected") == 1
+                    and counter(m, "telecap_grpc_controls_total", result="applied") == 1)
+            c = t.worker_controls()
+            self.assertEqual((c["a-0"]["enabled"], c["b-0"]["enabled"]), (False, True))
+        finally:
+            p.kill()
+            p.wait()
 
     def test_a_control_for_workers_that_do_not_exist_is_refused_and_counted(self):
         t = self.start(["bursts", "1", "2"], spec=self.SPEC)
