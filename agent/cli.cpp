@@ -152,6 +152,7 @@ pool_spec pool_from_flags(const cli_values& v, const capture_options& o,
     p.telemetry_fd = v.telemetry_fd ? static_cast<int>(*v.telemetry_fd) : -1;
     if (!v.grpc.empty()) need("grpc", check_grpc_address(v.grpc));
     p.grpc = v.grpc;
+    if (p.remote()) need("grpc", check_remote_worker(p));
     p.restart.mode = *spawn::parse_restart_mode(v.restart);
     p.restart.max_restarts = static_cast<int>(v.max_restarts);
     p.restart.backoff_min = to_millis(v.backoff_min);
@@ -370,7 +371,8 @@ int main_cli(int argc, char** argv) {
     run->add_option("--grpc", v.grpc,
                     "Also dial each worker's gRPC StreamTelemetry at HOST:PORT or unix:PATH, as "
                     "Snakepit's host does; {port}: a free port per worker, put into the command "
-                    "where it has {port} (docs/grpc.md)");
+                    "where it has {port}; with no command, dial a worker running elsewhere "
+                    "(docs/grpc.md)");
     run->add_option("--sample", v.sample,
                     "Keep each event with this probability (0 .. 1, clamped; default 1)");
     run->add_option("--sample-pattern", v.sample_patterns,
@@ -486,13 +488,10 @@ int main_cli(int argc, char** argv) {
                         throw usage_error(std::string(flag) +
                                           " applies to a command after --; with --config set `" +
                                           key + ":` in the pool");
-            } else if (command.empty() && !v.grpc.empty()) {
-                // A worker telecap does not start would need a life without a process.
+            } else if (command.empty() && v.grpc.empty()) {
                 throw usage_error(
-                    "--grpc dials the workers telecap runs: give the worker's command after -- "
-                    "(dialling a worker telecap does not start is not supported; docs/grpc.md)");
-            } else if (command.empty()) {
-                throw usage_error("nothing to run: telecap run [OPTIONS] -- CMD [ARGS...]");
+                    "nothing to run: telecap run [OPTIONS] -- CMD [ARGS...] (or --grpc ADDR "
+                    "alone, to dial a gRPC worker running elsewhere)");
             }
             need("grace", check_seconds(v.grace));
             need("queue", check_queue(v.queue));

@@ -393,9 +393,15 @@ void load_config(const std::string& path, run_options& o, bool check) {
         if (auto v = p["name"]) spec.name = scalar<std::string>(path, v, "name");
         for (const auto& other : o.pools)
             if (other.name == spec.name) bad(path, p, "duplicate pool name \"" + spec.name + "\"");
-        if (!p["command"]) bad(path, p, "pool \"" + spec.name + "\" has no command");
-        spec.command = string_list(path, p["command"], "command");
-        if (spec.command.empty()) bad(path, p["command"], "command must not be empty");
+        // Without a command the pool is a gRPC worker telecap dials but does not start.
+        if (!p["command"] && !p["grpc"])
+            bad(path, p,
+                "pool \"" + spec.name +
+                    "\" has no command (nor grpc: an address to dial a worker running elsewhere)");
+        if (p["command"]) {
+            spec.command = string_list(path, p["command"], "command");
+            if (spec.command.empty()) bad(path, p["command"], "command must not be empty");
+        }
         if (auto v = p["env"]) {
             if (!v.IsMap()) bad(path, v, "env must be a mapping");
             for (const auto& kv : v) {
@@ -424,7 +430,7 @@ void load_config(const std::string& path, run_options& o, bool check) {
             need_catalog(path, v, spec.catalog_path);
         }
         // A start would run it and see it fail (127); --check says so now.
-        if (check)
+        if (check && !spec.command.empty())
             if (auto e = command_problem(spec.command, spec.cwd)) bad(path, p["command"], *e);
         if (auto v = p["capture_stdout"])
             spec.capture_stdout = scalar<bool>(path, v, "capture_stdout");
@@ -434,6 +440,7 @@ void load_config(const std::string& path, run_options& o, bool check) {
         if (auto v = p["grpc"]) {
             spec.grpc = scalar<std::string>(path, v, "grpc");
             need(path, v, "grpc", check_grpc_address(spec.grpc));
+            if (spec.remote()) need(path, v, "grpc", check_remote_worker(spec));
         }
         if (auto v = p["control"]) o.controls.pools[spec.name] = read_controls(path, v);
         o.pools.push_back(std::move(spec));

@@ -25,6 +25,7 @@
 #include "spdlog/spdlog.h"
 #ifdef TELECAP_HAVE_GRPC
 #include "bridge/grpc_output.hpp"
+#include "control/worker_control_relay.hpp"
 #endif
 
 namespace telecap::agent {
@@ -127,8 +128,42 @@ exporting::env_lookup with_service_name(const output_env& env) {
 
 }  // namespace
 
+#ifdef TELECAP_HAVE_GRPC
+namespace {
+
+// One `-o grpc?control=workers` output's way to the workers: its stream ids made unique
+// among the outputs, and a pool's output kept to its pool.
+class grpc_worker_controls final : public bridge::worker_controls {
+public:
+    grpc_worker_controls(std::shared_ptr<control::worker_control_relay> relay, std::string pool)
+        : relay_(std::move(relay)), owner_(relay_->next_owner() << 32), pool_(std::move(pool)) {}
+
+    void apply(std::uint64_t stream, const bridge::selection& sel, control::controls update,
+               reply done) override {
+        std::string pool = sel.pool;
+        if (!pool_.empty()) {
+            if (!pool.empty() && pool != pool_)
+                return done("this output carries the events of pool \"" + pool_ +
+                            "\" only, not of pool \"" + pool + "\"");
+            pool = pool_;
+        }
+        relay_->apply(owner_ | stream, sel.worker, std::move(pool), std::move(update),
+                      std::move(done));
+    }
+    void release(std::uint64_t stream) override { relay_->release(owner_ | stream); }
+
+private:
+    std::shared_ptr<control::worker_control_relay> relay_;
+    std::uint64_t owner_;
+    std::string pool_;
+};
+
+}  // namespace
+#endif
+
 std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
-                                     const std::string& use) {
+                                     const std::string& use,
+                                     [[maybe_unused]] const std::string& pool) {
     const auto colon = spec.find(':');
     const std::string kind = spec.substr(0, colon);
     const std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);
@@ -171,6 +206,13 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
         // "grpc?queue=N": options without an address.
         if (auto p = bridge::parse_grpc_output(kind == "grpc" ? arg : spec.substr(4), g))
             throw usage_error("output \"" + spec + "\": " + *p);
+        if (g.control_workers) {
+            if (!env.worker_controls)
+                throw usage_error("output \"" + spec +
+                                  "\": control=workers acts on the workers of telecap run; "
+                                  "this command has none");
+            g.workers = std::make_shared<grpc_worker_controls>(env.worker_controls, pool);
+        }
         capture_options co;
         co.catalog_path = env.catalog_path;
         try {

@@ -13,6 +13,7 @@
 #include "capture/catalog.hpp"
 #include "capture/normalizer.hpp"
 #include "capture/pipeline.hpp"
+#include "control/worker_control_relay.hpp"
 #include "io/rejects_writer.hpp"
 #include "io/streams.hpp"
 #include "metrics/metric_config.hpp"
@@ -124,6 +125,9 @@ struct output_env {
     std::shared_ptr<store_slot> slot{};                   // with the store: what exporters read
     metrics::registry::collector_id store_collector = 0;  // the store's own series
     std::shared_ptr<listener_book> listeners = std::make_shared<listener_book>();
+    // Where `-o grpc?control=workers` sends its streams' controls (telecap run sets it;
+    // control/worker_control_relay.hpp). Null: no workers to control (telecap parse).
+    std::shared_ptr<control::worker_control_relay> worker_controls{};
 };
 
 // Creates each output named by a spec ("jsonl", "jsonl:PATH", "unix:PATH", "log", "null",
@@ -134,8 +138,10 @@ struct output_env {
 using attached_outputs = std::vector<std::pair<std::string, std::shared_ptr<handler>>>;
 void attach_outputs(const std::vector<std::string>& specs, handler_bus& bus, output_env& env,
                     attached_outputs* attached = nullptr);
+// `pool`: the pool whose output it is (empty: a top-level one).
 std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
-                                     const std::string& use);  // throws usage_error
+                                     const std::string& use,
+                                     const std::string& pool = {});  // throws usage_error
 // Why `-o grpc` is refused by a telecap built without the gRPC bridge and without telecap-grpc
 // beside it.
 inline constexpr const char* grpc_not_built =

@@ -63,6 +63,7 @@ metrics::registry::collector_id add_output_series(metrics::registry& registry,
                 add("telecap_grpc_host_events_skipped_total", t.host_events_skipped);
                 add("telecap_grpc_controls_total", t.controls_applied, {{"result", "applied"}});
                 add("telecap_grpc_controls_total", t.controls_rejected, {{"result", "rejected"}});
+                add("telecap_grpc_controls_withdrawn_total", t.controls_withdrawn);
                 for (const auto& s : g->streams()) {
                     if (!s.open) continue;
                     const std::string id = std::to_string(s.id);

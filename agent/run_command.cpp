@@ -18,6 +18,7 @@
 #include "agent/run_outputs.hpp"
 #include "agent/run_taps.hpp"
 #include "control/server.hpp"
+#include "control/worker_control_relay.hpp"
 #include "core/service_notify.hpp"
 #include "metrics/collectors.hpp"
 #include "metrics/registry.hpp"
@@ -92,7 +93,8 @@ int run_workers(const run_options& o) {
                    .wait = block && o.dispatch == dispatch_mode::thread,
                    .registry = &registry,
                    .metrics_path = o.capture.metrics_path,
-                   .catalog_path = o.capture.catalog_path};
+                   .catalog_path = o.capture.catalog_path,
+                   .worker_controls = std::make_shared<control::worker_control_relay>()};
     run_outputs outputs(bus, env, registry);  // before the dispatcher: a reload's change uses it
     outputs.attach(o);
     passthrough_mux pass(open_passthrough(o.capture.passthrough, streams));
@@ -170,6 +172,7 @@ int run_workers(const run_options& o) {
     metrics::add_passthrough_collector(registry, {&pass, &stdout_pass});
     supervisor sup(loop, so, io);
     sup_ptr = &sup;
+    env.worker_controls->attach(loop, sup);  // `-o grpc?control=workers` streams' controls
     // The control socket, served by the loop while the supervisor runs it (before any worker
     // starts, so a socket that cannot be listened on is a startup error).
     std::unique_ptr<control::server> control_socket;
@@ -201,6 +204,7 @@ int run_workers(const run_options& o) {
     if (notifier.active() && !notifier.send("READY=1"))
         spdlog::warn("NOTIFY_SOCKET is set but telecap could not notify the service manager");
     int rc = sup.run();
+    env.worker_controls->detach();  // the loop turns no more
     // The control socket stays until the handlers have run dry (below): the taps' last
     // events are then written to their clients, and the socket closed. Its clients wait
     // meanwhile (the loop no longer turns), within the stop's bounds.

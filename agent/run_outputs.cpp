@@ -90,7 +90,7 @@ std::string run_outputs::new_id(const wanted& w) {
 
 std::pair<std::shared_ptr<handler>, std::shared_ptr<handler>> run_outputs::make(
     const wanted& w, const std::string& id) {
-    auto h = make_output(w.spec, env_, w.pool.empty() ? "output " + w.spec : id);
+    auto h = make_output(w.spec, env_, w.pool.empty() ? "output " + w.spec : id, w.pool);
     if (w.pool.empty()) return {h, h};
     return {h, std::make_shared<pool_filter>(w.pool, h)};
 }

@@ -97,6 +97,20 @@ problem check_grpc_address(std::string_view address) {
 #endif
 }
 
+problem check_remote_worker(const pool_spec& p) {
+    if (p.grpc.find("{port}") != std::string::npos)
+        return "\"" + p.grpc +
+               "\" has {port} but no command to give the port to: with no command, give the "
+               "address the worker already listens on (HOST:PORT or unix:PATH)";
+    if (p.instances != 1)
+        return "with no command dials one worker that telecap does not start: instances must "
+               "be 1, not " +
+               std::to_string(p.instances) + " (a pool for each address)";
+    if (p.telemetry_fd >= 0)
+        return "with no command has no process to give a telemetry fd to: remove telemetry_fd";
+    return std::nullopt;
+}
+
 problem check_telemetry_fd(long long fd) {
     // 0-2 are the worker's stdio; select() and many runtimes stop at 1024.
     return in_range(fd, 3, 1023);

@@ -41,6 +41,9 @@ problem check_telemetry_fd(long long fd);
 // built without the gRPC bridge it throws grpc_needed (agent/options.hpp): the command line
 // then runs in telecap-grpc.
 problem check_grpc_address(std::string_view address);
+// A pool with `grpc` and no command (a worker telecap does not start): its address must be
+// fixed (no {port}: there is no command to give a port to), one instance, no telemetry fd.
+problem check_remote_worker(const pool_spec& p);
 problem check_max_restarts(long long n);
 problem check_cwd(const std::string& dir);  // must exist and be a directory
 problem check_env_key(std::string_view key);

@@ -83,7 +83,7 @@ std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_o
     }
     if (q == std::string_view::npos) return std::nullopt;
     std::string_view rest = arg.substr(q + 1);
-    bool seen[3] = {};
+    bool seen[4] = {};
     while (true) {
         const auto amp = rest.find('&');
         const std::string_view item = rest.substr(0, amp);
@@ -94,16 +94,23 @@ std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_o
         int which = name == "queue"         ? 0
                     : name == "max_streams" ? 1
                     : name == "host_events" ? 2
+                    : name == "control"     ? 3
                                             : -1;
         if (which < 0)
             return "unknown option \"" + std::string(name) +
-                   "\": use queue, max_streams or host_events (NAME=VALUE, joined by &)";
+                   "\": use queue, max_streams, host_events or control (NAME=VALUE, joined by &)";
         if (seen[which]) return std::string(name) + " is given twice";
         seen[which] = true;
         if (which == 0) {
             if (auto p = parse_count(name, value, 1, 1 << 20, out.queue)) return p;
         } else if (which == 1) {
             if (auto p = parse_count(name, value, 1, 1024, out.max_streams)) return p;
+        } else if (which == 3) {
+            if (value != "stream" && value != "workers")
+                return "control must be stream (a stream's controls apply to its delivery) or "
+                       "workers (to the workers it selects), not \"" +
+                       std::string(value) + "\"";
+            out.control_workers = value == "workers";
         } else if (value == "1" || value == "0") {
             out.host_events = value == "1";
         } else {
@@ -136,6 +143,7 @@ struct grpc_output::impl final : raw_service {
     std::atomic<std::size_t> live_count{0};
     std::atomic<std::uint64_t> host_skipped{0};
     failure_note failures;  // refused streams, refused controls (ctl status, top)
+    std::atomic<std::uint64_t> withdrawn{0};
 
     impl(grpc_output_options o, const catalog& cat)
         : opts(std::move(o)), names(cat), known_names(cat.event_count()) {}
@@ -185,27 +193,53 @@ public:
         std::optional<std::string> problem;
         if (!grpc::SerializationTraits<pb::TelemetryControl>::Deserialize(&request_, &control).ok())
             problem = state_->refuse("a control message that is not a TelemetryControl");
+        else if (owner_.opts.control_workers)
+            problem = to_workers(control);
         else
             problem = state_->apply(control);
         if (problem) {
-            telecap::logger()->warn("output grpc: stream {}: control refused: {}",
-                                    state_->info().id, *problem);
-            owner_.failures.add("stream " + std::to_string(state_->info().id) +
+            refused(state_->id(), *problem);
+            owner_.failures.add("stream " + std::to_string(state_->id()) +
                                 ": control refused: " + *problem);
         }
         StartRead(&request_);
     }
     void OnDone() override {
+        if (holds_) {
+            // The stream's controls were the workers' only while it lasted.
+            owner_.opts.workers->release(state_->id());
+            owner_.withdrawn.fetch_add(1, std::memory_order_relaxed);
+            telecap::logger()->info(
+                "output grpc: stream {} ended: its controls on the workers are withdrawn",
+                state_->id());
+        }
         state_->on_done();
         owner_.closed_stream(state_);
         delete this;
     }
 
 private:
+    static void refused(std::uint64_t id, const std::string& problem) {
+        telecap::logger()->warn("output grpc: stream {}: control refused: {}", id, problem);
+    }
+    // control=workers: checked here, applied on the loop thread, counted when it answers.
+    std::optional<std::string> to_workers(const pb::TelemetryControl& c) {
+        control::controls update;
+        if (auto problem = to_update(c, update)) return state_->refuse(std::move(*problem));
+        holds_ = true;  // reads are one at a time: no other thread touches it before OnDone
+        owner_.opts.workers->apply(state_->id(), state_->select(), std::move(update),
+                                   [state = state_](std::optional<std::string> problem) {
+                                       if (!problem) return state->applied();
+                                       refused(state->id(), *state->refuse(std::move(*problem)));
+                                   });
+        return std::nullopt;
+    }
+
     impl& owner_;
     std::shared_ptr<stream_state> state_;
     grpc::ByteBuffer request_;
     grpc::ByteBuffer out_;
+    bool holds_ = false;  // control=workers: sent the workers a control
 };
 
 reactor_base* grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ctx) {
@@ -262,6 +296,9 @@ void grpc_output::impl::closed_stream(const std::shared_ptr<stream_state>& s) {
 grpc_output::grpc_output(grpc_output_options opts, const catalog& cat)
     : impl_(std::make_unique<impl>(std::move(opts), cat)) {
     auto& im = *impl_;
+    if (im.opts.control_workers && !im.opts.workers)
+        throw std::runtime_error(
+            "output grpc: control=workers needs workers to control (telecap run)");
     grpc::ServerBuilder builder;
     builder.AddListeningPort(im.opts.address, grpc::InsecureServerCredentials(), &im.port);
     builder.RegisterService(impl_.get());
@@ -359,6 +396,7 @@ grpc_output::totals grpc_output::sum() const {
     }
     for (const auto& s : states) impl::add(t, s->info());
     t.host_events_skipped = im.host_skipped.load();
+    t.controls_withdrawn = im.withdrawn.load();
     return t;
 }
 
@@ -383,7 +421,8 @@ std::string grpc_output::counters_json() const {
     const auto n = [](std::uint64_t v) { return std::to_string(v); };
     std::string out = "{\"address\":";
     append_json_string(out, impl_->address);
-    out += ",\"streams_accepted\":" + n(t.streams_accepted) +
+    out += std::string(",\"control\":\"") + (impl_->opts.control_workers ? "workers" : "stream") +
+           "\",\"streams_accepted\":" + n(t.streams_accepted) +
            ",\"streams_active\":" + n(t.streams_active) +
            ",\"streams_refused\":" + n(t.streams_refused) + ",\"events_sent\":" + n(t.sent) +
            ",\"events_dropped\":{\"queue_full\":" + n(t.dropped_queue_full) +
@@ -392,7 +431,8 @@ std::string grpc_output::counters_json() const {
            ",\"filtered\":" + n(t.filtered) +
            "},\"host_events_skipped\":" + n(t.host_events_skipped) +
            ",\"controls\":{\"applied\":" + n(t.controls_applied) +
-           ",\"rejected\":" + n(t.controls_rejected) + "},\"streams\":[";
+           ",\"rejected\":" + n(t.controls_rejected) + ",\"withdrawn\":" + n(t.controls_withdrawn) +
+           "},\"streams\":[";
     bool first = true;
     for (const auto& s : streams()) {
         if (!first) out += ',';

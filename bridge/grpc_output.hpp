@@ -10,6 +10,9 @@
 //   from its request stream, its bounded queue. handle() never blocks: an event a stream has
 //   no room for is dropped for that stream alone and counted. Streams past `max_streams` are
 //   refused (RESOURCE_EXHAUSTED), counted.
+// - With `control=workers` a stream's controls go to the workers it selected instead
+//   (worker_controls, applied on the loop thread), and are withdrawn when it ends; the
+//   stream's own gates stay open (a second draw would square a sampling rate).
 // - Only worker events go out (those with a wire name in the catalog); the pool's lifecycle
 //   and telecap's own events are skipped and counted, unless `host_events` (then their full
 //   dotted name is split into event_parts).
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "bridge/stream_info.hpp"
+#include "bridge/worker_controls.hpp"
 #include "capture/catalog.hpp"
 #include "capture/handler.hpp"
 
@@ -41,16 +45,22 @@ struct grpc_output_options {
     std::size_t queue = 1024;  // events per stream, as Snakepit's worker buffers
     std::size_t max_streams = 16;
     bool host_events = false;
+    // `control=workers`: a stream's controls drive the workers it selected (their gates and
+    // emitters, as `telecap ctl` does) instead of the stream's own delivery, and are withdrawn
+    // when the stream ends. `workers` is where they go (required then; the agent's).
+    bool control_workers = false;
+    std::shared_ptr<worker_controls> workers;
     std::chrono::milliseconds drain_timeout{2000};
 };
 
-// The argument of `grpc[:ADDR][?queue=N&max_streams=N&host_events=0|1]`; the problem as a
-// phrase, or nothing.
+// The argument of `grpc[:ADDR][?queue=N&max_streams=N&host_events=0|1&control=stream|workers]`;
+// the problem as a phrase, or nothing.
 std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_options& out);
 
 class grpc_output final : public handler {
 public:
-    // Listens and starts serving. Throws std::runtime_error ("cannot listen on ADDR ...").
+    // Listens and starts serving. Throws std::runtime_error ("cannot listen on ADDR ...", or
+    // control=workers without `workers`).
     grpc_output(grpc_output_options opts, const catalog& cat);
     ~grpc_output() override;
     grpc_output(const grpc_output&) = delete;
@@ -58,10 +68,10 @@ public:
 
     void handle(const event& ev) override;
     void finish(std::chrono::steady_clock::time_point deadline) override;
-    // {"address":"...","streams_accepted":N,"streams_active":N,"streams_refused":N,
-    //  "events_sent":N,"events_dropped":{"queue_full":N,"closed":N},
+    // {"address":"...","control":"stream|workers","streams_accepted":N,"streams_active":N,
+    //  "streams_refused":N,"events_sent":N,"events_dropped":{"queue_full":N,"closed":N},
     //  "events_removed":{"disabled":N,"sampled":N,"filtered":N},"host_events_skipped":N,
-    //  "controls":{"applied":N,"rejected":N},"streams":[{"id":1,"peer":"...",...},...]}
+    //  "controls":{"applied":N,"rejected":N,"withdrawn":N},"streams":[{"id":1,...},...]}
     // Sums over streams, closed ones included; "streams" lists the open ones and the last
     // closed ones.
     std::string counters_json() const override;
@@ -79,6 +89,8 @@ public:
         std::uint64_t sent = 0, dropped_queue_full = 0, dropped_closed = 0;
         std::uint64_t disabled = 0, sampled = 0, filtered = 0;
         std::uint64_t host_events_skipped = 0, controls_applied = 0, controls_rejected = 0;
+        // control=workers: streams that ended holding controls on the workers, withdrawn.
+        std::uint64_t controls_withdrawn = 0;
     };
     totals sum() const;
     // The open streams and the last closed ones (at most closed_kept), by id.

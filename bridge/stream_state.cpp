@@ -109,46 +109,54 @@ std::optional<std::string> stream_state::refuse(std::string why) {
     return why;
 }
 
-std::optional<std::string> stream_state::apply(const ::snakepit::bridge::TelemetryControl& c) {
+std::optional<std::string> to_update(const ::snakepit::bridge::TelemetryControl& c,
+                                     control::controls& out) {
     namespace pb = ::snakepit::bridge;
-    control::effective_controls next;
-    {
-        std::lock_guard lock(mu_);
-        next = controls_;
-    }
-    std::optional<std::string> problem;
+    out = {};
     switch (c.control_case()) {
         case pb::TelemetryControl::kToggle:
             // proto3: a toggle left at its default means enabled=false.
-            next.enabled = c.toggle().enabled();
-            break;
+            out.enabled = c.toggle().enabled();
+            return std::nullopt;
         case pb::TelemetryControl::kSampling: {
             control::sampling s;
             s.rate = c.sampling().sampling_rate();  // proto3 default: 0, every event dropped
             s.patterns.assign(c.sampling().event_patterns().begin(),
                               c.sampling().event_patterns().end());
-            problem = control::check(s);
-            next.sample = std::move(s);
-            break;
+            auto problem = control::check(s);
+            out.sample = std::move(s);
+            return problem;
         }
         case pb::TelemetryControl::kFilter: {
             control::filter f;
             f.allow.assign(c.filter().allow().begin(), c.filter().allow().end());
             f.deny.assign(c.filter().deny().begin(), c.filter().deny().end());
-            problem = control::check(f);
-            next.filt = std::move(f);
-            break;
+            auto problem = control::check(f);
+            out.filt = std::move(f);
+            return problem;
         }
         default:
-            problem = "a control message with none of toggle, sampling or filter";
+            return "a control message with none of toggle, sampling or filter";
     }
+}
+
+void stream_state::applied() {
+    std::lock_guard lock(mu_);
+    ++info_.controls_applied;
+}
+
+std::optional<std::string> stream_state::apply(const ::snakepit::bridge::TelemetryControl& c) {
+    control::controls update;
+    auto problem = to_update(c, update);
     std::lock_guard lock(mu_);
     if (problem) {
         ++info_.controls_rejected;
         return problem;
     }
     ++info_.controls_applied;
-    controls_ = std::move(next);
+    if (update.enabled) controls_.enabled = *update.enabled;
+    if (update.sample) controls_.sample = std::move(*update.sample);
+    if (update.filt) controls_.filt = std::move(*update.filt);
     gate_.configure(controls_, known_names_);
     return std::nullopt;
 }

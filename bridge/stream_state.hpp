@@ -32,6 +32,12 @@ namespace telecap::bridge {
 // every stream that sends it.
 using message = std::shared_ptr<const std::string>;
 
+// A TelemetryControl as the update it makes, with Snakepit's semantics (a toggle at proto3
+// defaults means off, a sampling rate clamped to [0, 1]) and checked (a NaN rate, a bad glob,
+// none of the three: the problem, and `out` is not to be used).
+std::optional<std::string> to_update(const ::snakepit::bridge::TelemetryControl& c,
+                                     control::controls& out);
+
 class stream_state {
 public:
     using clock = control::gate::clock;
@@ -50,6 +56,9 @@ public:
                  std::size_t known_names);
 
     bool selects(std::string_view worker, std::string_view pool) const noexcept;
+    // Set once at construction: read without the lock.
+    std::uint64_t id() const noexcept { return info_.id; }
+    const selection& select() const noexcept { return info_.select; }
 
     // An event for this stream (selected already): gated, queued or dropped. `msg` is built by
     // `make` the first time a stream takes the event, and shared by the others.
@@ -71,6 +80,8 @@ public:
     // A request that is not a TelemetryControl at all: counted as a refused control; `why`
     // comes back.
     std::optional<std::string> refuse(std::string why);
+    // A control applied elsewhere (`control=workers`: to the workers' gates), counted here.
+    void applied();
 
     bool done() const;
     stream_info info() const;

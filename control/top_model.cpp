@@ -219,7 +219,8 @@ view make_view(const snapshot* before, const snapshot& now, const view_options& 
     double lines = 0, events = 0, rejects = 0;
     for (const auto& w : now.workers) {
         ++v.workers_total;
-        if (w.state == "running") ++v.workers_running;
+        // A remote gRPC worker (no process, dialled) counts as up too.
+        if (w.state == "running" || w.state == "remote") ++v.workers_running;
         ++gate_kinds[w.gates];
         if (!o.pool.empty() && w.pool != o.pool) continue;
         worker_row r;

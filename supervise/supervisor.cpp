@@ -205,6 +205,7 @@ void supervisor::start_next() {
 void supervisor::start(worker& w) {
     w.restart_timer = 0;
     if (w.next) switch_spec(w);
+    if (w.pool->remote()) return start_remote(w);
     spawn::child_spec spec;
     spec.argv = w.pool->command;
     std::string grpc_address = w.pool->grpc;
@@ -308,36 +309,58 @@ void supervisor::start(worker& w) {
     add(child->release_stdout(), io_.stdout_pass, !dedicated, "stdout");
     add(child->release_telemetry(), io_.stderr_pass, true, "telemetry");
     child->release();  // the loop reaps it
-    if (!grpc_address.empty()) {
-        if (!io_.grpc) {
-            logger()->error("worker {}: grpc {}: this telecap cannot dial gRPC", w.id,
-                            grpc_address);
-        } else {
-            // The gRPC events get a stream of their own in the intake (same counters, gates,
-            // rejects and batches as the pipes'), ended when the worker exits.
-            void* stream = intake_.add_unwatched({.owner = &w.grpc,
-                                                  .cat = w.cat,
-                                                  .keep = w.rt,
-                                                  .ctx = ctx,
-                                                  .recognize = true,
-                                                  .pass = nullptr,
-                                                  .label = {},
-                                                  .rejects = io_.rejects,
-                                                  .rejects_id = w.id,
-                                                  .stats = &w.stats,
-                                                  .gate = w.gates.get()});
-            w.source = io_.grpc({.address = grpc_address,
-                                 .worker_id = w.id,
-                                 .stats = &w.grpc,
-                                 .controls = w.gate.controls(),
-                                 .deliver =
-                                     [this, stream](const raw_event& raw, const auto& text) {
-                                         intake_.feed_event(stream, raw, text);
-                                     },
-                                 .ready = [this] { return !intake_.paused(); }});
-        }
-    }
+    if (!grpc_address.empty()) dial(w, grpc_address, ctx);
     rolled(w);
+}
+
+void supervisor::dial(worker& w, const std::string& address, const worker_context& ctx) {
+    if (!io_.grpc) {
+        logger()->error("worker {}: grpc {}: this telecap cannot dial gRPC", w.id, address);
+        return;
+    }
+    // The gRPC events get a stream of their own in the intake (same counters, gates, rejects
+    // and batches as the pipes'), ended when the worker exits (or, remote, is let go).
+    void* stream = intake_.add_unwatched({.owner = &w.grpc,
+                                          .cat = w.cat,
+                                          .keep = w.rt,
+                                          .ctx = ctx,
+                                          .recognize = true,
+                                          .pass = nullptr,
+                                          .label = {},
+                                          .rejects = io_.rejects,
+                                          .rejects_id = w.id,
+                                          .stats = &w.stats,
+                                          .gate = w.gates.get()});
+    w.source = io_.grpc(
+        {.address = address,
+         .worker_id = w.id,
+         .stats = &w.grpc,
+         .controls = w.gate.controls(),
+         .deliver = [this, stream](const raw_event& raw,
+                                   const auto& text) { intake_.feed_event(stream, raw, text); },
+         .ready = [this] { return !intake_.paused(); }});
+}
+
+void supervisor::start_remote(worker& w) {
+    // No process: the worker runs elsewhere. It is "running" (phase) with no pid for as long
+    // as telecap dials it, which is until telecap stops or `ctl stop` lets it go; the client
+    // reconnects with backoff in between, so nothing here ends it by itself.
+    const bool again = w.fsm.runs() > 0;
+    w.fsm.started(0, clock::now());
+    w.worker_pid = 0;
+    if (again) ++w.restarts;
+    logger()->info("worker {}: dialling the gRPC worker at {} (not started by telecap)", w.id,
+                   w.pool->grpc);
+    worker_context ctx = w.context();
+    ctx.node = o_.node;
+    dial(w, w.pool->grpc, ctx);
+    rolled(w);
+}
+
+void supervisor::let_go(worker& w) {
+    // A remote worker asked to stop: nothing to signal or wait for. Ended as an exit with
+    // status 0 would be, so a restart on request and the run's end work as for a process.
+    if (w.pool->remote() && w.fsm.phase() == worker_phase::stopping) exited(w, 0);
 }
 
 void supervisor::exited(worker& w, int status) {
@@ -345,7 +368,9 @@ void supervisor::exited(worker& w, int status) {
     // Asked to stop (telecap stops, ctl stop or restart, a reload): the exit is expected.
     const bool asked = stopping_ || w.fsm.phase() == worker_phase::stopping;
     const std::string ended =
-        w.fsm.pid() > 0
+        w.pool->remote()
+            ? "worker " + w.id + " (gRPC at " + w.pool->grpc + ", not started by telecap) let go"
+        : w.fsm.pid() > 0
             ? "worker " + w.id + " (pid " + std::to_string(w.worker_pid) + ") " +
                   how_it_ended(status, code)
             : "worker " + w.id + " could not start (status " + std::to_string(code) + ")";
@@ -453,6 +478,7 @@ void supervisor::begin_stop() {
         if (w->restart_timer) loop_.cancel(w->restart_timer);
         w->restart_timer = 0;
         if (w->fsm.stop()) spawn::forward_signal(w->fsm.pid(), o_.stop_signal, true);
+        let_go(*w);
     }
 }
 

@@ -24,7 +24,9 @@
 #include "telecap/capture/parser.hpp"
 #include "telecap/capture/stats.hpp"
 #include "telecap/control/controls.hpp"
+#include "telecap/control/held_controls.hpp"
 #include "telecap/control/protocol.hpp"
+#include "telecap/control/worker_control_relay.hpp"
 #include "telecap/dispatch/dispatcher.hpp"
 #include "telecap/intake/intake.hpp"
 #include "telecap/io/passthrough.hpp"
@@ -51,6 +53,9 @@ struct pool_spec {
     // events join the worker's stderr ones. `{port}` here is a free port picked for each start,
     // put wherever `{port}` appears in the command too. Empty: no gRPC.
     std::string grpc;
+    // A gRPC worker telecap does not start (`run --grpc ADDR` with no command, a pool with
+    // `grpc:` and no `command:`): no process, the stream only (docs/grpc.md, "Remote workers").
+    bool remote() const noexcept { return command.empty() && !grpc.empty(); }
 };
 
 // A worker's events that come other than through its pipes: telecap dialling the worker's
@@ -162,7 +167,7 @@ struct supervisor_io {
     std::function<void(control::run_losses&)> losses;
 };
 
-class supervisor final : public control::target {
+class supervisor final : public control::target, public control::held_target {
 public:
     supervisor(event_loop& loop, supervisor_options o, supervisor_io io);
     ~supervisor();
@@ -207,6 +212,14 @@ public:
     std::optional<std::string> reset_controls(const scope& where) override;
     // The controls a worker has now (for status and tests). Loop thread.
     std::optional<control::effective_controls> worker_controls(std::string_view id) const;
+    // As set_controls, on behalf of a holder that will go (a `-o grpc?control=workers`
+    // stream), for `worker` (in `pool`, if given), else `pool`, else every worker:
+    // release_controls(holder) then withdraws its writes (control/held_controls.hpp); set_controls,
+    // reset_controls and reload are the operator's word and end the holders' hold. Loop thread.
+    std::optional<std::string> hold_controls(std::uint64_t holder, std::string_view worker,
+                                             std::string_view pool,
+                                             control::controls update) override;
+    void release_controls(std::uint64_t holder) override;
 
     // Stops workers on request: they stay stopped (and keep telecap running) until started
     // again; their exit status does not count. Start starts stopped or finished workers;
@@ -277,6 +290,9 @@ private:
     void ask_to_stop(worker& w);
     void kill_now(worker& w);
     void stop_source(worker& w);
+    void dial(worker& w, const std::string& address, const worker_context& ctx);
+    void start_remote(worker& w);
+    void let_go(worker& w);
     std::optional<std::string> check_scope(const scope& where) const;
     void reconfigure_changed();
     std::string control_line(const worker& w) const;
@@ -300,6 +316,7 @@ private:
     std::size_t next_start_ = 0;
     std::mt19937_64 rng_;
     control::control_table initial_controls_;  // for reset_controls
+    control::held_controls held_;              // what holders (gRPC streams) set
     std::string wire_scratch_;                 // the wire name of an event without a catalog entry
     bool stopping_ = false;
     std::chrono::steady_clock::time_point stop_began_{};

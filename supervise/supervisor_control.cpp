@@ -2,6 +2,7 @@
 // control socket's commands (start, stop, restart, status).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "capture/event_json.hpp"
@@ -80,6 +81,7 @@ std::optional<std::string> supervisor::set_controls(const scope& where, control:
     control::controls& target = where.kind == scope_kind::global ? t.global
                                 : where.kind == scope_kind::pool ? t.pools[where.name]
                                                                  : t.workers[where.name];
+    held_.overridden(where, update);  // the operator's word: no gRPC stream holds these now
     control::merge(target, update);
     reconfigure_changed();
     return std::nullopt;
@@ -87,6 +89,7 @@ std::optional<std::string> supervisor::set_controls(const scope& where, control:
 
 std::optional<std::string> supervisor::reset_controls(const scope& where) {
     if (auto p = check_scope(where)) return p;
+    held_.reset(where);
     auto& t = o_.controls;
     const auto restore = [&](auto& now, const auto& initial) {
         if (const auto it = initial.find(where.name); it != initial.end())
@@ -107,6 +110,36 @@ std::optional<std::string> supervisor::reset_controls(const scope& where) {
     }
     reconfigure_changed();
     return std::nullopt;
+}
+
+std::optional<std::string> supervisor::hold_controls(std::uint64_t holder, std::string_view worker,
+                                                     std::string_view pool,
+                                                     control::controls update) {
+    scope where;
+    if (!worker.empty()) {
+        // Both named: the holder sees that worker's events only if it is in that pool, so it
+        // may act on it only then.
+        const auto it = std::find_if(workers_.begin(), workers_.end(),
+                                     [&](const auto& w) { return w->id == worker; });
+        if (it == workers_.end()) return "no worker \"" + std::string(worker) + "\"";
+        if (!pool.empty() && (*it)->pool->name != pool)
+            return "worker \"" + std::string(worker) + "\" is not in pool \"" + std::string(pool) +
+                   "\"";
+        where = {scope_kind::worker, std::string(worker)};
+    } else if (!pool.empty()) {
+        where = {scope_kind::pool, std::string(pool)};
+    }
+    if (auto p = check_scope(where)) return p;
+    if (auto p = control::check(update)) return p;
+    control::controls& target = control::scope_controls(o_.controls, where);
+    held_.note(holder, where, target, update);
+    control::merge(target, update);
+    reconfigure_changed();
+    return std::nullopt;
+}
+
+void supervisor::release_controls(std::uint64_t holder) {
+    if (held_.withdraw(holder, o_.controls)) reconfigure_changed();
 }
 
 void supervisor::reconfigure_changed() {
@@ -219,7 +252,7 @@ void supervisor::for_each_in(const scope& where, F fn) {
 void supervisor::ask_to_stop(worker& w) {
     if (w.restart_timer) loop_.cancel(w.restart_timer);
     w.restart_timer = 0;
-    if (!w.fsm.stop()) return;
+    if (!w.fsm.stop()) return let_go(w);
     spawn::forward_signal(w.fsm.pid(), o_.stop_signal, true);
     w.kill_timer = loop_.after(o_.grace, [this, &w] {
         w.kill_timer = 0;
@@ -320,7 +353,10 @@ control::status_snapshot supervisor::status() const {
         ws.pool = w->pool->name;
         ws.pid = w->fsm.pid();
         ws.worker_pid = w->fsm.live() ? w->worker_pid : 0;
-        ws.state = to_string(w->fsm.phase());
+        // A worker telecap dials but does not run has no process to be "running".
+        ws.state = w->pool->remote() && w->fsm.phase() == worker_phase::running
+                       ? "remote"
+                       : to_string(w->fsm.phase());
         ws.stopped_on_request = w->held;
         ws.restarts = w->fsm.restarts();
         ws.uptime_seconds = w->fsm.live() ? secs(now - w->fsm.started_at()) : 0.0;

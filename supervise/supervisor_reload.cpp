@@ -23,6 +23,7 @@ std::optional<std::string> supervisor::reload(supervisor_reload r, reload_result
     o_.stop_signal = r.stop_signal;
     o_.label = r.label;
     o_.controls = r.controls;
+    held_.clear();  // the config's controls: what gRPC streams had set is dropped, as ctl's is
     initial_controls_ = std::move(r.controls);
     o_.pools = r.pools;
 

@@ -135,9 +135,31 @@ class GrpcClient(unittest.TestCase):
             r = run(["run", "--grpc", addr, "--", "true"])
             self.assertEqual(r.returncode, 2, addr + ": " + r.stderr)
             self.assertIn("grpc", r.stderr)
-        r = run(["run", "--grpc", "127.0.0.1:50051"])
+        # With no command (a worker telecap does not start): no {port}, one instance.
+        r = run(["run", "--grpc", "127.0.0.1:{port}"])
         self.assertEqual(r.returncode, 2)
-        self.assertIn("give the worker's command after --", r.stderr)
+        self.assertIn("has {port} but no command to give the port to", r.stderr)
+        r = run(["run", "--grpc", "127.0.0.1:50051", "--instances", "2"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("instances must be 1, not 2", r.stderr)
+        r = run(["run", "--grpc", "127.0.0.1:50051", "--telemetry-fd", "3"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no process to give a telemetry fd to", r.stderr)
+        r = run(["run"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("nothing to run", r.stderr)
+        cfg = self.path("remote.yaml")
+        with open(cfg, "w") as f:
+            f.write("pools:\n  - name: g\n    grpc: 127.0.0.1:{port}\n")
+        r = run(["run", "--config", cfg, "--check"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("remote.yaml:3", r.stderr)
+        self.assertIn("no command to give the port to", r.stderr)
+        with open(cfg, "w") as f:
+            f.write("pools:\n  - name: g\n    instances: 1\n")
+        r = run(["run", "--config", cfg, "--check"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("has no command (nor grpc", r.stderr)
         cfg = self.path("bad.yaml")
         with open(cfg, "w") as f:
             f.write("pools:\n  - name: g\n    command: [true]\n    grpc: nope\n")
@@ -184,6 +206,144 @@ class GrpcClient(unittest.TestCase):
                 p.kill()
                 p.wait()
 
+
+
+class Lines:
+    """A process's stderr lines, waited for one by one."""
+
+    def __init__(self, proc):
+        self.queue = queue.Queue()
+        threading.Thread(target=lambda: [self.queue.put(l) for l in proc.stderr],
+                         daemon=True).start()
+
+    def expect(self, text):
+        until = time.monotonic() + WAIT
+        while time.monotonic() < until:
+            try:
+                line = self.queue.get(timeout=until - time.monotonic())
+            except queue.Empty:
+                break
+            if line.rstrip("\n") == text:
+                return
+        raise AssertionError("no line " + text)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RemoteWorker(unittest.TestCase):
+    """`telecap run --grpc ADDR` with no command: a gRPC worker started elsewhere (here, by the
+    test) is dialled, redialled when it comes back, shown as `remote` with no pid, and telecap
+    runs until it is stopped."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.port = free_port()
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def worker(self):
+        p = subprocess.Popen([PY, WORKER, "grpc", str(self.port), "hold"],
+                             stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        return p, Lines(p)
+
+    def ctl(self, *args):
+        r = run(["ctl", "--socket", self.path("ctl.sock")] + list(args))
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        return r.stdout
+
+    def status(self):
+        return json.loads(self.ctl("--json", "status"))["workers"]["default-0"]
+
+    def held_events(self, n):
+        """Waits until the jsonl output has n events from the worker."""
+        until = time.monotonic() + WAIT
+        while True:
+            try:
+                with open(self.path("events.jsonl")) as f:
+                    got = [json.loads(l) for l in f]
+            except FileNotFoundError:  # telecap has not opened it yet
+                got = []
+            got = [e for e in got if e["correlation_id"] == "held"]
+            if len(got) >= n or time.monotonic() > until:
+                self.assertEqual(len(got), n)
+                return got
+            time.sleep(0.01)
+
+    def test_dials_a_worker_it_does_not_start_and_redials_it_after_a_restart(self):
+        first, first_lines = self.worker()
+        t = subprocess.Popen(
+            [TELECAP, "run", "--grpc", "127.0.0.1:%d" % self.port, "--control",
+             self.path("ctl.sock"), "-o", "jsonl:" + self.path("events.jsonl"),
+             "--stats", self.path("stats.json"), "--log-level", "info"],
+            stderr=subprocess.PIPE, text=True)
+        self.procs.append(t)
+        Lines(t)  # read, so that telecap's log never blocks it
+        first_lines.expect('CONTROL {"toggle": true}')
+        ev = self.held_events(1)[0]
+        self.assertEqual(ev["metadata"]["worker_id"], "default-0")
+        self.assertNotIn("python_pid", ev["metadata"])  # no process of telecap's
+        st = self.status()
+        self.assertEqual((st["state"], st["pid"]), ("remote", 0))
+
+        # The worker goes away and comes back on the same address: telecap dials it again.
+        first.send_signal(signal.SIGTERM)
+        self.assertEqual(first.wait(timeout=WAIT), 0)
+        second, second_lines = self.worker()
+        second_lines.expect('CONTROL {"toggle": true}')
+        self.held_events(2)
+        self.assertEqual(self.status()["state"], "remote")  # it never stopped being one
+
+        # ctl stop lets it go (telecap keeps running, as for a worker stopped on request);
+        # ctl start dials again.
+        self.ctl("--worker", "default-0", "stop")
+        self.assertEqual(self.status()["state"], "done")
+        self.ctl("--worker", "default-0", "start")
+        second_lines.expect('CONTROL {"toggle": true}')
+        self.held_events(3)
+
+        # No child to wait for: SIGTERM ends the run, exit 0, promptly.
+        t0 = time.monotonic()
+        t.send_signal(signal.SIGTERM)
+        self.assertEqual(t.wait(timeout=WAIT), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        with open(self.path("stats.json")) as f:
+            stats = json.load(f)
+        key = '{pool="default",worker="default-0"}'
+        self.assertEqual(stats["metrics"]["telecap_grpc_client_connects_total" + key], 3)
+        self.assertEqual(stats["workers"]["default-0"]["state"], "done")
+
+    def test_a_pool_with_grpc_and_no_command_in_a_config(self):
+        self.worker()
+        cfg = self.path("remote.yaml")
+        with open(cfg, "w") as f:
+            f.write("pools:\n  - name: far\n    grpc: 127.0.0.1:%d\n" % self.port)
+        r = run(["run", "--config", cfg, "--check"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        t = subprocess.Popen([TELECAP, "run", "--config", cfg, "-o",
+                              "jsonl:" + self.path("events.jsonl")],
+                             stderr=subprocess.PIPE, text=True)
+        self.procs.append(t)
+        Lines(t)
+        ev = self.held_events(1)[0]
+        self.assertEqual((ev["metadata"]["pool_name"], ev["metadata"]["worker_id"]),
+                         ("far", "far-0"))
+        t.send_signal(signal.SIGINT)  # Ctrl-C
+        self.assertEqual(t.wait(timeout=WAIT), 0)
 
 if __name__ == "__main__":
     unittest.main()

@@ -68,13 +68,54 @@ def expected_from_jsonl(obj, wire_names):
             "correlation_id": obj["correlation_id"] or ""}
 
 
-class Telecap:
+class Control:
+    """A running telecap's control socket (--control)."""
+
+    def __init__(self, path):
+        self.control = path
+
+    def control_request(self, request):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.control)
+            s.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def control_stats(self):
+        return self.control_request({"cmd": "stats"})["metrics"]
+
+    def control_status(self):
+        return self.control_request({"cmd": "status"})
+
+    def worker_controls(self):
+        """Each worker's controls now, by worker id (ctl status)."""
+        workers = self.control_request({"cmd": "status"})["workers"]
+        return {w: v["controls"] for w, v in workers.items()}
+
+    def until(self, what, check):
+        """Waits for telecap's state (asked on its control socket) to pass `check`."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            state = what()
+            if check(state):
+                return state
+            if time.monotonic() > deadline:
+                raise AssertionError("telecap never got there: %s" % (state,))
+            time.sleep(0.01)
+
+
+class Telecap(Control):
     """telecap run with its gRPC output; the worker's steps go through telecap's stdin."""
 
     def __init__(self, tmp, worker_args, spec="grpc:127.0.0.1:0", extra=()):
         self.stats = os.path.join(tmp, "stats.json")
         self.jsonl = os.path.join(tmp, "events.jsonl")
-        self.control = os.path.join(tmp, "control.sock")
+        Control.__init__(self, os.path.join(tmp, "control.sock"))
         self.proc = subprocess.Popen(
             [TELECAP, "--log-level", "info", "run", "-o", spec, "-o", "jsonl:" + self.jsonl,
              "--passthrough", "none", "--stats", self.stats, "--control", self.control,
@@ -115,24 +156,6 @@ class Telecap:
         self.proc.stderr.close()
         if not self.proc.stdin.closed:
             self.proc.stdin.close()
-
-    def control_stats(self):
-        return self.control_request(b'{"cmd":"stats"}\n')["metrics"]
-
-    def control_status(self):
-        return self.control_request(b'{"cmd":"status"}\n')
-
-    def control_request(self, request):
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.control)
-            s.sendall(request)
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
 
 
 def grpc_output_stats(stats):
@@ -454,6 +477,7 @@ class GrpcOutputUsageTest(unittest.TestCase):
             "grpc?host_events=yes": "host_events must be 0 or 1",
             "grpc?size=1": "unknown option \"size\"",
             "grpc?queue=1&queue=2": "queue is given twice",
+            "grpc?control=all": "control must be stream",
         }
         for spec, message in cases.items():
             with self.subTest(spec=spec):
@@ -468,6 +492,163 @@ class GrpcOutputUsageTest(unittest.TestCase):
             r = self.run_telecap("grpc:127.0.0.1:%d" % s.getsockname()[1])
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("cannot listen on 127.0.0.1:", r.stderr.decode())
+
+
+def counter(metrics, name, **labels):
+    """The value of one series of `ctl stats`, 0 when absent."""
+    for k, v in metrics.items():
+        if k.split("{")[0] == name and all('%s="%s"' % kv in k for kv in labels.items()):
+            return v
+    return 0
+
+
+class WorkerControlTest(unittest.TestCase):
+    """`-o grpc?control=workers`: a stream's controls drive the workers it selects, as `telecap
+    ctl` does, for every output, until the stream ends."""
+
+    setUp = GrpcOutputTest.setUp
+    tearDown = GrpcOutputTest.tearDown
+    start = GrpcOutputTest.start
+    client = GrpcOutputTest.client
+
+    SPEC = "grpc:127.0.0.1:0?control=workers"
+
+    def python_calls(self, path):
+        with open(path) as f:
+            return sum(1 for line in f if json.loads(line)["event"][-3:] == ["python", "call",
+                                                                              "start"])
+
+    def test_a_toggle_off_stops_the_workers_for_every_output_until_the_stream_ends(self):
+        # The worker's gate (the one `ctl toggle` sets, which also tells the emitter over the
+        # control pipe with --telemetry-fd) removes them, so the wait below can count them.
+        t = self.start(["bursts", "3", "5"], spec=self.SPEC)
+        (worker,) = t.worker_controls()
+        host = self.client(controls=[toggle(True)])
+        watcher = self.client()  # another stream: not holding anything
+        t.step()
+        host.wait_for(5)
+        host.send(toggle(False))
+        t.until(t.worker_controls, lambda c: c[worker]["enabled"] is False)
+        t.step()  # burst 2: removed by the worker's gate, for every output and stream
+        t.until(lambda: t.control_request({"cmd": "status"})["workers"][worker]["dropped"],
+                lambda d: d["disabled"] == 5)
+        host.close()
+        # The stream ended: what it set is withdrawn, the worker is back on.
+        t.until(t.worker_controls, lambda c: c[worker]["enabled"] is True)
+        t.until(t.control_stats,
+                lambda m: counter(m, "telecap_grpc_controls_withdrawn_total") == 1)
+        t.step()  # burst 3
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        self.assertTrue(watcher.ended.wait(WAIT))
+        self.assertEqual(self.python_calls(t.jsonl), 10)  # bursts 1 and 3
+        self.assertEqual(len(watcher.events), 10)
+        out = grpc_output_stats(stats)
+        self.assertEqual(out["control"], "workers")
+        self.assertEqual(out["controls"], {"applied": 2, "rejected": 0, "withdrawn": 1})
+        # The host's own stream was not gated: its controls went to the worker.
+        self.assertEqual(out["events_removed"], {"disabled": 0, "sampled": 0, "filtered": 0})
+
+    def test_the_selected_worker_only_and_filters_and_sampling_as_ctl_sets_them(self):
+        t = self.start(["bursts", "1", "5"], spec=self.SPEC, extra=["--instances", "2"])
+        one = self.client(metadata=[("telecap-worker", "default-1")],
+                          controls=[pb.TelemetryControl(filter=pb.TelemetryEventFilter(
+                                        deny=["python.call.*"])),
+                                    pb.TelemetryControl(sampling=pb.TelemetrySamplingUpdate(
+                                        sampling_rate=0.5, event_patterns=["tool.*"]))])
+        c = t.until(t.worker_controls,
+                    lambda c: c["default-1"]["sampling_rate"] == 0.5)
+        self.assertEqual(c["default-1"]["deny"], ["python.call.*"])
+        self.assertEqual(c["default-1"]["sampling_patterns"], ["tool.*"])
+        self.assertEqual(c["default-0"]["deny"], [])  # not selected: untouched
+        self.assertEqual(c["default-0"]["sampling_rate"], 1)
+        t.step(2)
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        self.assertTrue(one.ended.wait(WAIT))
+        self.assertEqual(self.python_calls(t.jsonl), 5)  # default-0's only
+        self.assertEqual(one.events, [])
+
+    def test_what_the_operator_set_meanwhile_stays_when_the_stream_ends(self):
+        t = self.start(["bursts", "1", "2"], spec=self.SPEC)
+        host = self.client(controls=[toggle(False), pb.TelemetryControl(
+            sampling=pb.TelemetrySamplingUpdate(sampling_rate=0.5))])
+        t.until(t.worker_controls, lambda c: c["default-0"]["sampling_rate"] == 0.5)
+        # `telecap ctl toggle off` while the stream holds it off: the operator's word now.
+        self.assertTrue(t.control_request({"cmd": "toggle", "enabled": False})["ok"])
+        host.close()
+        # The stream's sampling goes back (its end was applied); the operator's toggle stays.
+        c = t.until(t.worker_controls, lambda c: c["default-0"]["sampling_rate"] == 1)
+        self.assertEqual(c["default-0"]["enabled"], False)
+
+    def test_a_pools_output_controls_that_pool_only(self):
+        cfg = os.path.join(self.tmp.name, "pools.yaml")
+        control = os.path.join(self.tmp.name, "control.sock")
+        worker = "[%s, %s, bursts, '1', '1']" % (json.dumps(sys.executable), json.dumps(WORKER))
+        with open(cfg, "w") as f:
+            f.write("pools:\n"
+                    "  - name: a\n    command: %s\n    outputs: ['%s']\n"
+                    "  - name: b\n    command: %s\n" % (worker, self.SPEC, worker))
+        p = subprocess.Popen([TELECAP, "--log-level", "info", "run", "--config", cfg, "-o", "null",
+                              "--control", control], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log = queue.Queue()
+        threading.Thread(target=lambda: [log.put(l) for l in p.stderr], daemon=True).start()
+        try:
+            address = None
+            while address is None:
+                m = re.search(r"serving StreamTelemetry on (\S+)", log.get(timeout=WAIT))
+                address = m and m.group(1)
+            t = Control(control)
+            every = Client(address)  # no metadata: the output's pool, not every worker
+            self.clients.append(every)
+            other = Client(address, metadata=[("telecap-pool", "b")])
+            self.clients.append(other)
+            every.send(toggle(False))
+            other.send(toggle(False))
+            t.until(t.control_stats,
+                    lambda m: counter(m, "telecap_grpc_controls_total", result="rejected") == 1
+                    and counter(m, "telecap_grpc_controls_total", result="applied") == 1)
+            c = t.worker_controls()
+            self.assertEqual((c["a-0"]["enabled"], c["b-0"]["enabled"]), (False, True))
+        finally:
+            p.kill()
+            p.wait()
+
+    def test_a_control_for_workers_that_do_not_exist_is_refused_and_counted(self):
+        t = self.start(["bursts", "1", "2"], spec=self.SPEC)
+        nobody = self.client(metadata=[("telecap-worker", "nope")])
+        elsewhere = self.client(metadata=[("telecap-worker", "default-0"),
+                                          ("telecap-pool", "other")])
+        nobody.send(toggle(False))
+        elsewhere.send(toggle(False))
+        # Counted, then logged (both on the loop thread): the log line comes last.
+        t.until(lambda: "".join(t.log),
+                lambda log: 'control refused: no worker "nope"' in log and
+                'control refused: worker "default-0" is not in pool "other"' in log)
+        m = t.control_stats()
+        self.assertEqual(counter(m, "telecap_grpc_controls_total", result="rejected"), 2)
+        self.assertEqual(counter(m, "telecap_grpc_controls_total", result="applied"), 0)
+        self.assertEqual(t.worker_controls()["default-0"]["enabled"], True)
+
+    def test_without_control_workers_the_workers_keep_their_controls(self):
+        t = self.start(["bursts", "1", "5"])
+        c = self.client()
+        c.send(toggle(False))
+        t.until(t.control_stats,
+                lambda m: counter(m, "telecap_grpc_controls_total", result="applied") == 1)
+        self.assertEqual(t.worker_controls()["default-0"]["enabled"], True)
+        t.step()
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        self.assertEqual(self.python_calls(t.jsonl), 5)
+        self.assertEqual(grpc_output_stats(stats)["control"], "stream")
+
+    def test_control_workers_needs_workers(self):
+        r = subprocess.run([TELECAP, "parse", "-o", self.SPEC, "/dev/null"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=WAIT)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("control=workers acts on the workers of telecap run", r.stderr.decode())
 
 
 class TwoExecutablesTest(unittest.TestCase):
