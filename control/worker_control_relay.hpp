@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "loop/event_loop.hpp"
 #include "telecap/control/controls.hpp"
+#include "telecap/loop/event_loop.hpp"
 
 namespace telecap::control {
 
