@@ -16,7 +16,15 @@ Usage: bench/tap_bench.py TELECAP_BIN [RUNS]   (RUNS: paired runs, default 5)
    (median and best of the ratios). Goals: reading tap <= 1.30, no-match tap <= 1.05; the
    never-reading tap: events/s reached and the jsonl output's events as without a tap, every
    event the tap did not get counted as its drop (events = tap sent + tap dropped).
-2. Event to tap latency at 1,000 events/s: each event carries the wall-clock time the worker
+2. The no-match tap within one run (WITHIN_ROUNDS rounds, default 9; 0 skips it): one telecap,
+   one worker at 100,000 events/s for 2 x WITHIN_SECONDS (default 4) seconds; telecap's CPU
+   per event (`ctl stats`: process_cpu_seconds_total and telecap_events_total, read at each
+   window's ends) in one window without a tap and one with a tap matching nothing, in turns
+   (the tap first in every other round). The runs of part 1 differ by +-25 % from each other
+   with nothing changed (each process's own luck: where its threads run, how its reads fall
+   against the worker's writes); two windows of one process do not, so this ratio resolves
+   the no-match goal. Median and best of the rounds.
+3. Event to tap latency at 1,000 events/s: each event carries the wall-clock time the worker
    wrote it (timestamp_ns); the reader stamps each line as `telecap ctl tap` prints it. p50 and
    p99 per run over 5 s (5,000 events); median and best of the runs. Goal: p99 <= 100 ms.
 """
@@ -175,6 +183,66 @@ def cpu_part(tc, work, runs):
           "reads: events/s and the jsonl output's events as without a tap, its drops counted")
 
 
+def stat_sum(tc, sock, prefix):
+    """The sum of a series over its labels (`ctl stats`)."""
+    out = subprocess.run([tc, "ctl", "--socket", sock, "stats"], capture_output=True,
+                         text=True).stdout
+    total = 0.0
+    for line in out.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name == prefix:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def within_part(tc, work, rounds, seconds):
+    sock = os.path.join(work, "ctl.sock")
+    go = os.path.join(work, "go")
+    ratios = []
+    for r in range(rounds):
+        for p in (sock, go, go + ".took"):
+            if os.path.exists(p):
+                os.unlink(p)
+        tele = subprocess.Popen(
+            [tc, "run", "--control", sock, "-o", "jsonl:/dev/null", "--passthrough", "none",
+             "--", sys.executable, os.path.join(work, "worker.py"), go, str(RATE),
+             str(2 * seconds + 1.5), "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: os.path.exists(sock)), "no control socket"
+        open(go, "w").close()
+        time.sleep(0.5)  # the worker at its pace
+
+        def window():
+            c0, e0 = stat_sum(tc, sock, "process_cpu_seconds_total"), stat_sum(
+                tc, sock, "telecap_events_total")
+            time.sleep(seconds)
+            c1, e1 = stat_sum(tc, sock, "process_cpu_seconds_total"), stat_sum(
+                tc, sock, "telecap_events_total")
+            return (c1 - c0) / max(1.0, e1 - e0)
+
+        def tapped():
+            tap = subprocess.Popen([tc, "ctl", "--socket", sock, "tap", "nothing.*"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert wait_for(lambda: ctl_stat(tc, sock, "telecap_tap_open") == 1), "tap not open"
+            per_event = window()
+            tap.terminate()
+            tap.wait()
+            assert wait_for(lambda: ctl_stat(tc, sock, "telecap_tap_open") == 0), "tap open"
+            return per_event
+
+        if r % 2:
+            with_tap = tapped()
+            without = window()
+        else:
+            without = window()
+            with_tap = tapped()
+        tele.wait()
+        ratios.append(with_tap / without)
+    print(f"## a tap matching nothing, within one run: {rounds} rounds of two {seconds:g} s "
+          f"windows at {RATE:,} events/s")
+    print(f"CPU per event with the tap / without: {summary(ratios)} "
+          f"(all: {', '.join(f'{x:.3f}' for x in sorted(ratios))}; goal <= 1.05)")
+
+
 def latency_reader(out):
     lat = []
     for raw in out:
@@ -217,6 +285,9 @@ def main():
         with open(os.path.join(work, "worker.py"), "w") as f:
             f.write(WORKER)
         cpu_part(tc, work, runs)
+        rounds = int(os.environ.get("WITHIN_ROUNDS", "9"))
+        if rounds:
+            within_part(tc, work, rounds, float(os.environ.get("WITHIN_SECONDS", "4")))
         latency_part(tc, work, runs)
 
 

@@ -142,7 +142,9 @@ struct grpc_output::impl final : raw_service {
     bool stopping = false;
     std::atomic<std::size_t> live_count{0};
     std::atomic<std::uint64_t> host_skipped{0};
-    failure_note failures;  // refused streams, refused controls (ctl status, top)
+    // Refused streams, refused controls (ctl status, top); shared with the answers of the
+    // loop thread to control=workers, which may come after a reload removed this output.
+    std::shared_ptr<failure_note> failures = std::make_shared<failure_note>();
     std::atomic<std::uint64_t> withdrawn{0};
 
     impl(grpc_output_options o, const catalog& cat)
@@ -199,8 +201,8 @@ public:
             problem = state_->apply(control);
         if (problem) {
             refused(state_->id(), *problem);
-            owner_.failures.add("stream " + std::to_string(state_->id()) +
-                                ": control refused: " + *problem);
+            owner_.failures->add("stream " + std::to_string(state_->id()) +
+                                 ": control refused: " + *problem);
         }
         StartRead(&request_);
     }
@@ -227,11 +229,15 @@ private:
         control::controls update;
         if (auto problem = to_update(c, update)) return state_->refuse(std::move(*problem));
         holds_ = true;  // reads are one at a time: no other thread touches it before OnDone
-        owner_.opts.workers->apply(state_->id(), state_->select(), std::move(update),
-                                   [state = state_](std::optional<std::string> problem) {
-                                       if (!problem) return state->applied();
-                                       refused(state->id(), *state->refuse(std::move(*problem)));
-                                   });
+        owner_.opts.workers->apply(
+            state_->id(), state_->select(), std::move(update),
+            [state = state_, failures = owner_.failures](std::optional<std::string> problem) {
+                if (!problem) return state->applied();
+                const std::string said = *state->refuse(std::move(*problem));
+                refused(state->id(), said);
+                failures->add("stream " + std::to_string(state->id()) +
+                              ": control refused: " + said);
+            });
         return std::nullopt;
     }
 
@@ -254,8 +260,8 @@ reactor_base* grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ct
         return new refusal(grpc::Status(grpc::StatusCode::UNAVAILABLE, "telecap is stopping"));
     if (live.size() >= opts.max_streams) {
         ++refused;
-        failures.add("refused a stream: too many streams (max_streams=" +
-                     std::to_string(opts.max_streams) + ")");
+        failures->add("refused a stream: too many streams (max_streams=" +
+                      std::to_string(opts.max_streams) + ")");
         return new refusal(grpc::Status(
             grpc::StatusCode::RESOURCE_EXHAUSTED,
             "telecap: too many streams (max_streams=" + std::to_string(opts.max_streams) + ")"));
@@ -317,8 +323,8 @@ grpc_output::grpc_output(grpc_output_options opts, const catalog& cat)
 grpc_output::~grpc_output() { finish(std::chrono::steady_clock::now()); }
 
 const std::string& grpc_output::address() const noexcept { return impl_->address; }
-std::uint64_t grpc_output::errors() const { return impl_->failures.count(); }
-std::string grpc_output::last_error() const { return impl_->failures.last(); }
+std::uint64_t grpc_output::errors() const { return impl_->failures->count(); }
+std::string grpc_output::last_error() const { return impl_->failures->last(); }
 int grpc_output::port() const noexcept { return impl_->port; }
 
 void grpc_output::handle(const event& ev) {

@@ -83,7 +83,11 @@ server::~server() {
     self_.reset();  // a waker's post that comes later finds no server
     if (accept_retry_) loop_.cancel(accept_retry_);
     for (auto& [fd, c] : clients_) {
-        if (c->stream) c->stream->close();
+        if (c->stream) {
+            if (c->out_off < c->out.size())
+                c->stream->unsent(std::string_view(c->out).substr(c->out_off));
+            c->stream->close();
+        }
         if (c->retry) loop_.cancel(c->retry);
         if (c->idle_timer) loop_.cancel(c->idle_timer);
         loop_.unwatch(fd);
@@ -414,7 +418,9 @@ void server::drop(int fd, std::optional<close_reason> why, std::string_view good
     if (it->second->idle_timer) loop_.cancel(it->second->idle_timer);
     loop_.unwatch(fd);
     if (it->second->stream) {
-        it->second->stream->close();
+        const client& c = *it->second;
+        if (c.out_off < c.out.size()) c.stream->unsent(std::string_view(c.out).substr(c.out_off));
+        c.stream->close();
         --streams_;
     }
     if (!goodbye.empty()) {

@@ -56,6 +56,9 @@ public:
     virtual bool take(std::string& out) = 0;
     // The client or the server is gone: no more take().
     virtual void close() = 0;
+    // What was taken but never written, told just before close() (the client gone, or
+    // telecap stopping): the source counts what it held as lost, not sent.
+    virtual void unsent(std::string_view /*rest*/) {}
 };
 
 struct stream_reply {

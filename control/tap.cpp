@@ -23,7 +23,8 @@ tap_buffer::offered tap_buffer::offer(std::string& lines, std::uint64_t events) 
     std::shared_ptr<const std::function<void()>> wake;
     {
         std::lock_guard lock(mu_);
-        if (closed_.load(std::memory_order_relaxed)) return offered::closed;
+        // Closed, or ended by the limit: nothing more goes on this stream.
+        if (closed_.load(std::memory_order_relaxed) || finished_) return offered::closed;
         if (!pending_.empty() && pending_.size() + lines.size() > max_bytes_) {
             unreported_ += events;
             dropped_.fetch_add(events, std::memory_order_relaxed);
@@ -47,6 +48,22 @@ tap_buffer::offered tap_buffer::offer(std::string& lines, std::uint64_t events) 
     // Outside the lock: the waker posts to the loop (a lock of its own).
     if (wake) (*wake)();
     return offered::taken;
+}
+
+void tap_buffer::unsent(std::string_view rest) {
+    std::uint64_t n = 0;
+    for (std::size_t at = 0; at < rest.size();) {
+        std::size_t end = rest.find('\n', at);
+        if (end == std::string_view::npos) break;  // the rest of a line cut short: none here
+        const auto line = rest.substr(at, end - at);
+        // A drop marker is not an item (a partly written line still is: its start went out).
+        if (!line.starts_with("{\"telecap_tap\":") && !line.starts_with("# ")) ++n;
+        at = end + 1;
+    }
+    std::lock_guard lock(mu_);
+    n = std::min<std::uint64_t>(n, sent_.load(std::memory_order_relaxed));
+    sent_.fetch_sub(n, std::memory_order_relaxed);
+    dropped_.fetch_add(n, std::memory_order_relaxed);
 }
 
 void tap_buffer::finish() {
@@ -186,6 +203,7 @@ void tap_handler::passthrough(const passthrough_line& l) {
     } else if (jsonl && batched_) {
         hand_over();  // the events before the line go first (jsonl batches them apart)
     }
+    if (done_) return;  // that hand-over reached the limit
     if (jsonl) {
         lines_ += "{\"passthrough\":{\"worker\":";
         append_json_string(lines_, l.worker);
@@ -254,6 +272,7 @@ struct tap_hub::tap final : stream_source {
 
     void set_waker(std::function<void()> fn) override { buf->set_waker(std::move(fn)); }
     bool take(std::string& out) override { return buf->take(out); }
+    void unsent(std::string_view rest) override { buf->unsent(rest); }
     void close() override {
         if (gone) return;
         gone = true;

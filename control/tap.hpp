@@ -66,6 +66,9 @@ public:
     offered offer(std::string& lines, std::uint64_t events);
     // No more events will come (the limit was reached): the stream ends once drained.
     void finish();
+    // Bytes taken but never written to the client (it went, or telecap stopped): the events
+    // and lines they held count as dropped, not sent (marker lines aside).
+    void unsent(std::string_view rest);
     // `n` lines lost before reaching the buffer (pass-through lines the intake could not
     // carry): counted and told with the next marker, as a dropped batch is.
     void count_dropped(std::uint64_t n);

@@ -34,8 +34,9 @@ public:
     // them). Not an event: size() and bytes() leave it out, so the queue's bounds (and its
     // drops and back-pressure) are the events' alone; line_bytes() counts it (the intake bounds
     // a batch's lines with it).
-    void push_line(passthrough_line&& line) {
-        line_bytes_ += line.text.size();
+    // `overhead`: what the line costs besides its text, counted in line_bytes().
+    void push_line(passthrough_line&& line, std::size_t overhead = 0) {
+        line_bytes_ += line.text.size() + overhead;
         lines_.emplace_back(order_.size(), std::move(line));
     }
     std::size_t line_bytes() const noexcept { return line_bytes_; }

@@ -55,7 +55,8 @@ struct intake::stream {
     bool open = true;
     std::unique_ptr<sink> out;
     std::unique_ptr<passthrough_mux::source> pass;
-    std::unique_ptr<tee> tapped;  // while taps ask for pass-through lines
+    std::unique_ptr<tee> tapped;   // while taps ask for pass-through lines
+    std::uint64_t tap_unsaid = 0;  // its lines not carried since its last line carried
     std::unique_ptr<rejects_writer::source> rejects;
     std::unique_ptr<capture_pipeline> pipeline;
 };
@@ -126,21 +127,37 @@ void intake::tee::write(std::string_view bytes, bool starts, bool ends) {
     in_.tap_line(s_, std::move(l));
 }
 
-void intake::tap_line(stream&, passthrough_line&& line) {
-    if (batch_->line_bytes() + line.text.size() > tap_line_bytes) {
+void intake::tap_line(stream& s, passthrough_line&& line) {
+    // A line costs its text and its record (names, vector slot): empty lines are bounded too.
+    if (batch_->line_bytes() + line.text.size() + tap_line_overhead > tap_line_bytes) {
         ++tap_lines_dropped_;
-        ++tap_lines_unsaid_;
+        ++s.tap_unsaid;
         return;
     }
-    line.dropped_before = tap_lines_unsaid_;
-    tap_lines_unsaid_ = 0;
-    batch_->push_line(std::move(line));
+    // The gap told with this line is its own stream's, for the taps that see this stream.
+    line.dropped_before = s.tap_unsaid;
+    s.tap_unsaid = 0;
+    batch_->push_line(std::move(line), tap_line_overhead);
+}
+
+void intake::lines_not_carried(const event_batch& b) {
+    if (b.lines().empty()) return;
+    tap_lines_dropped_ += b.lines().size();
+    // Rare (a batch the queue refused): each line's gap goes to its stream, found by name.
+    for (const auto& [at, l] : b.lines())
+        for (auto& s : streams_)
+            if (s->spec.stream_name == l.stream && s->spec.ctx.worker_id.value_or("") == l.worker &&
+                s->spec.ctx.pool_name == l.pool) {
+                ++s->tap_unsaid;
+                break;
+            }
 }
 
 void intake::tap_passthrough(bool on) {
     if (on == tap_lines_) return;
     tap_lines_ = on;
     for (auto& s : streams_) {
+        s->tap_unsaid = 0;  // a gap before these taps opened is none of theirs
         if (on) s->tapped = std::make_unique<tee>(*this, *s);
         s->pipeline->set_passthrough(on ? static_cast<passthrough_sink*>(s->tapped.get())
                                         : s->pass.get());
@@ -282,8 +299,7 @@ void intake::flush() {
     const auto dropped = [&](std::unique_ptr<event_batch>& b) {
         own_.dropped_for(escape_ ? drop_reason::shutdown : drop_reason::queue_full) += b->size();
         // Its tapped lines go with it: told to the taps with the next line carried.
-        tap_lines_dropped_ += b->lines().size();
-        tap_lines_unsaid_ += b->lines().size();
+        lines_not_carried(*b);
         b->clear();
     };
     for (auto& b : held_)  // left from block mode (escape)
@@ -379,6 +395,7 @@ void intake::finish(std::chrono::milliseconds patience) {
                              : events_.submit(b);
         if (!ok) {
             own_.dropped_for(why) += b->size();
+            lines_not_carried(*b);
             b->clear();
         }
     };

@@ -116,6 +116,8 @@ public:
     void tap_passthrough(bool on);
     static constexpr std::size_t tap_line_bytes = std::size_t{1} << 20;
     static constexpr std::size_t tap_line_max = 64 * 1024;  // a longer line is cut (truncated)
+    // What a carried line costs besides its text (its record: names, the batch's slot).
+    static constexpr std::size_t tap_line_overhead = 128;
     // Any thread (telecap_tap_passthrough_lines_dropped_total).
     std::uint64_t tap_lines_dropped() const noexcept { return tap_lines_dropped_; }
 
@@ -140,6 +142,8 @@ private:
     class sink;
     class tee;
     void tap_line(stream& s, passthrough_line&& line);
+    // A batch that will not be dispatched: its lines counted, their gaps told per stream.
+    void lines_not_carried(const event_batch& b);
     stream& make(stream_spec spec);
     // One read(2) fed to the stream's pipeline: the bytes read, 0 when the pipe is empty for
     // now or ended (then the stream is ended).
@@ -176,7 +180,6 @@ private:
     bool removed_ = false;  // some stream ended this turn
     bool tap_lines_ = false;
     relaxed_counter tap_lines_dropped_;
-    std::uint64_t tap_lines_unsaid_ = 0;  // dropped since the last line carried
     std::unique_ptr<char[]> buf_;
 };
 

@@ -569,8 +569,9 @@ TEST(Intake, TappedLinesPastABatchsBoundAreNotCarriedButCountedAndTold) {
     spec.stats = &stats;
     void* s = in.add_unwatched(spec);
     in.tap_passthrough(true);
-    // 20 lines of 64 KiB in one turn: 1 MiB of them fits in the batch, the rest does not.
-    const std::string line(intake::tap_line_max - 1, 'x');
+    // 20 lines of 64 KiB (with their records) in one turn: 1 MiB of them fits in the batch,
+    // the rest does not.
+    const std::string line(intake::tap_line_max - 1 - intake::tap_line_overhead, 'x');
     for (int i = 0; i < 20; ++i) in.feed(s, line + "\n");
     in.end_turn();
     EXPECT_EQ(in.tap_lines_dropped(), 4u);
@@ -581,6 +582,55 @@ TEST(Intake, TappedLinesPastABatchsBoundAreNotCarriedButCountedAndTold) {
     ASSERT_EQ(gaps.size(), 17u);
     EXPECT_EQ(gaps.back(), 4u);               // the first line carried after the gap tells it
     EXPECT_EQ(stats.passthrough_lines, 21u);  // pass-through itself lost nothing
+}
+
+// Empty lines cost their records: a flood of them is bounded like long ones. And a gap is
+// told with its own stream's next line, not another worker's.
+TEST(Intake, TappedEmptyLinesAreBoundedAndAGapIsToldWithItsOwnStreamsLine) {
+    catalog cat = catalog::builtin();
+    handler_bus bus;
+    std::vector<std::pair<std::string, std::uint64_t>> gaps;
+    struct gap_record final : handler {
+        std::vector<std::pair<std::string, std::uint64_t>>* gaps;
+        void handle(const event&) override {}
+        void passthrough(const passthrough_line& l) override {
+            gaps->emplace_back(l.worker, l.dropped_before);
+        }
+    };
+    auto rec = std::make_shared<gap_record>();
+    rec->gaps = &gaps;
+    ASSERT_FALSE(bus.attach("rec", {}, rec));
+    dispatcher_options d;
+    d.mode = dispatch_mode::caller;
+    dispatcher events(bus, d);
+    event_loop loop;
+    capture_stats stats;
+    intake in(loop, events, intake_options{});
+    const auto add = [&](const std::string& worker) {
+        stream_spec spec;
+        spec.owner = &stats;
+        spec.cat = &cat;
+        spec.stats = &stats;
+        spec.ctx.worker_id = worker;
+        spec.ctx.pool_name = "p";
+        spec.stream_name = "stderr";
+        return in.add_unwatched(spec);
+    };
+    void* a = add("a");
+    void* b = add("b");
+    in.tap_passthrough(true);
+    const std::size_t fit = intake::tap_line_bytes / intake::tap_line_overhead;
+    in.feed(a, std::string(fit + 100, '\n'));
+    in.end_turn();
+    EXPECT_EQ(in.tap_lines_dropped(), 100u);
+    in.feed(b, "b's line\n");
+    in.feed(a, "a's line\n");
+    in.end_turn();
+    in.finish(1s);
+    ASSERT_TRUE(events.finish(test::deadline_in()));
+    ASSERT_EQ(gaps.size(), fit + 2);
+    EXPECT_EQ(gaps[fit], (std::pair<std::string, std::uint64_t>{"b", 0}));
+    EXPECT_EQ(gaps[fit + 1], (std::pair<std::string, std::uint64_t>{"a", 100}));
 }
 
 }  // namespace

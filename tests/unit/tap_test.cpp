@@ -330,6 +330,44 @@ TEST(TapHandler, PassThroughLinesInTheLogFormatAndTheirGapsMarked) {
     EXPECT_EQ(t.buf->dropped(), 3u);
 }
 
+// What the server took but could not write before the client went (or telecap stopped) is
+// lost: counted as dropped, not sent; a drop marker among it is not an event.
+TEST(TapBuffer, BytesTakenButNeverWrittenCountAsDroppedNotSent) {
+    tap_buffer b(1000, tap_format::jsonl);
+    std::string x = "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+    EXPECT_EQ(b.offer(x, 3), tap_buffer::offered::taken);
+    std::string out;
+    EXPECT_FALSE(b.take(out));
+    EXPECT_EQ(b.sent(), 3u);
+    // Written: the first line and half the second; the rest, and a marker, never went out.
+    b.unsent(out.substr(12) + "{\"telecap_tap\":{\"dropped\":1}}\n");
+    EXPECT_EQ(b.sent(), 1u);
+    EXPECT_EQ(b.dropped(), 2u);
+}
+
+// The limit reached by the hand-over a pass-through line makes: the line does not follow the
+// last event, and nothing is taken after the stream's end.
+TEST(TapHandler, NothingFollowsTheLimitNotEvenAPassThroughLine) {
+    tap_request r;
+    r.limit = 2;
+    r.passthrough = true;
+    auto t = make_tap(r);
+    t.h->handle(make(call_stop, "p", "w", 0));
+    t.h->handle(make(call_stop, "p", "w", 1));
+    passthrough_line l;
+    l.worker = "w";
+    l.pool = "p";
+    l.stream = "stderr";
+    l.text = "after the limit";
+    t.h->passthrough(l);
+    t.h->flush();
+    bool ended = false;
+    EXPECT_EQ(drain(*t.buf, &ended),
+              jsonl(make(call_stop, "p", "w", 0)) + jsonl(make(call_stop, "p", "w", 1)));
+    std::string more = "late\n";
+    EXPECT_EQ(t.buf->offer(more, 1), tap_buffer::offered::closed);
+}
+
 TEST(TapBuffer, DropsWholeBatchesCountsThemAndMarksWhereTheGapIs) {
     for (const auto f : {tap_format::jsonl, tap_format::log}) {
         tap_buffer b(100, f);
