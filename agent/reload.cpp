@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <mutex>
 
 #include "capture/event_json.hpp"
 #include "control/request.hpp"
@@ -88,6 +89,15 @@ std::string reloader::operator()(supervisor& sup) {
                 cat = std::make_shared<const catalog>(load_catalog(co));
             }
             r.catalogs.push_back(cat);
+        }
+        // Kept until exit, committed or not: a catalog freed by a later reload could give its
+        // entries' addresses to another's, and caches keyed by an event's name_id (the taps')
+        // trust that an id is never reused. A few catalogs per reload, bounded by reloads.
+        static std::mutex kept_mu;
+        static std::vector<std::shared_ptr<const catalog>> kept;
+        {
+            std::lock_guard lock(kept_mu);
+            for (const auto& [path, cat] : loaded) kept.push_back(cat);
         }
         outs = outputs_.prepare(next);
     } catch (const grpc_needed& e) {

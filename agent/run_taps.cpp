@@ -134,6 +134,7 @@ run_taps::run_taps(handler_bus& bus, dispatcher& events, metrics::registry& regi
     };
     h.wire_name = [names](const event& ev) { return names->of(ev); };
     h.render_log = append_log_line;
+    h.name_ids_unique = true;  // catalogs live until exit (agent/reload.cpp keeps a reload's)
     h.render_log_line = append_log_passthrough;
     h.want_passthrough = std::move(passthrough);
     hub_ = std::make_unique<control::tap_hub>(std::move(h));

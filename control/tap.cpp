@@ -155,8 +155,9 @@ bool tap_handler::name_matches(const event& ev) {
             h = (h ^ 0xffu) * 0x100000001b3ULL;
         }
     }
-    const auto same = [&ev](const void* key, const name_entry& e) {
-        return key == ev.name_id && e.name == ev.name;
+    const bool trusted = trust_name_ids_ && ev.name_id;
+    const auto same = [&ev, trusted](const void* key, const name_entry& e) {
+        return key == ev.name_id && (trusted || e.name == ev.name);
     };
     if (const name_entry* e = names_.find(h, same)) return e->match;
     // Bounded: a worker that invents names cannot grow it.
@@ -328,8 +329,10 @@ std::optional<stream_reply> tap_hub::open(std::string_view line) {
     src->hub = self_;
     const std::string bus_id = "tap." + std::to_string(id);
     const bool lines = r.passthrough;
-    h_.attach(bus_id, std::make_shared<tap_handler>(std::move(r), buf, h_.wire_name, h_.render_log,
-                                                    h_.render_log_line));
+    auto handler = std::make_shared<tap_handler>(std::move(r), buf, h_.wire_name, h_.render_log,
+                                                 h_.render_log_line);
+    if (h_.name_ids_unique) handler->trust_name_ids();
+    h_.attach(bus_id, std::move(handler));
     if (lines) want_lines(id, true);
     return stream_reply{ok_reply(",\"tap\":" + std::to_string(id)), std::move(src)};
 }

@@ -112,6 +112,8 @@ public:
     tap_handler(tap_request r, std::shared_ptr<tap_buffer> out, wire_name_fn wire,
                 render_fn render_log, render_line_fn render_log_line = {});
 
+    // name_id alone identifies an event's name (tap_hooks::name_ids_unique).
+    void trust_name_ids() noexcept { trust_name_ids_ = true; }
     void handle(const event& ev) override;
     void flush() override;
     // With r.passthrough: the line in its place, as {"passthrough":{"worker":..,"pool":..,
@@ -152,7 +154,8 @@ private:
     std::uint64_t batched_lines_ = 0;
     std::uint64_t accepted_ = 0;  // taken by the buffer
     std::uint64_t matched_ = 0;
-    bool done_ = false;  // the limit reached, or the client gone
+    bool done_ = false;            // the limit reached, or the client gone
+    bool trust_name_ids_ = false;  // tap_hooks::name_ids_unique
 };
 
 // What the run gives the hub: how to attach and detach a handler (on the bus, between two
@@ -168,6 +171,10 @@ struct tap_hooks {
     std::function<void(bool)> want_passthrough;
     std::size_t buffer_bytes = std::size_t{1} << 20;  // per tap
     std::size_t max_taps = 8;
+    // The run never frees a catalog before exit, so an event's name_id is never reused for
+    // another name: a tap keys its glob results by it without comparing names (a lookup, not
+    // four string compares, per event).
+    bool name_ids_unique = false;
 };
 
 class tap_hub {
