@@ -51,8 +51,7 @@ std::string wire_names::of(const event& ev) const {
 namespace {
 
 // The local time with milliseconds and a space ("%Y-%m-%dT%H:%M:%S.%e ", -o log's pattern),
-// for pass-through lines. append_log_line keeps its own copy: the events' renderer is left
-// as it is while its cost is being worked on.
+// the head of each log-format line, event or pass-through.
 void append_log_time(std::string& out) {
     // The second's text is kept: one localtime_r per second, not per line (this thread's).
     thread_local std::int64_t cached_second = -1;
@@ -76,23 +75,7 @@ void append_log_time(std::string& out) {
 }  // namespace
 
 void append_log_line(std::string& out, const event& ev) {
-    // The second's text is kept: one localtime_r per second, not per event (this thread's).
-    thread_local std::int64_t cached_second = -1;
-    thread_local char head[32];
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
-    const std::int64_t second = ms / 1000;
-    if (second != cached_second) {
-        const time_t t = static_cast<time_t>(second);
-        tm local{};
-        ::localtime_r(&t, &local);
-        std::strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &local);
-        cached_second = second;
-    }
-    char millis[8];
-    std::snprintf(millis, sizeof millis, ".%03d ", static_cast<int>(ms % 1000));
-    out += head;
-    out += millis;
+    append_log_time(out);
     out += log_handler::format(ev);
     out += '\n';
 }

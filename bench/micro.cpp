@@ -112,43 +112,26 @@ void bm_tap_no_match(benchmark::State& state) {
 }
 BENCHMARK(bm_tap_no_match);
 
-// A tap of every event, its buffer drained as a reading client's would be: filter, render,
-// hand over (every 256 KiB here; each flush in a run).
-void bm_tap_every_event(benchmark::State& state) {
+// A tap of every event, its buffer drained as a reading client's would be (every 256 KiB
+// here; each flush in a run); with `output`, beside the jsonl output, which renders and
+// publishes each line in the bus's dispatch scope (shared_event_json) for the tap to copy.
+// Alone, the tap filters and renders; beside the output, its cost is the difference between
+// bm_jsonl_output_and_tap and bm_jsonl_output_alone.
+void bus_output_and_tap(benchmark::State& state, bool output, bool tap) {
     stages st;
     st.run();
     telecap::control::tap_request r;
     auto buf = std::make_shared<telecap::control::tap_buffer>(1 << 20, r.format);
     telecap::control::tap_handler h(r, buf, nullptr, nullptr);
-    std::string taken;
-    std::size_t n = 0;
-    for (auto _ : state) {
-        h.handle(st.ev);
-        if (++n % 1024 == 0) {
-            taken.clear();
-            buf->take(taken);
-        }
-    }
-    benchmark::DoNotOptimize(buf->dropped());
-}
-BENCHMARK(bm_tap_every_event);
-
-// The same tap beside the jsonl output (what `ctl tap` costs a run with -o jsonl): the output
-// renders and publishes each line in the bus's dispatch scope (shared_event_json), the tap
-// copies it. The tap's cost is the difference between these two.
-void bus_output_and_tap(benchmark::State& state, bool tap) {
-    stages st;
-    st.run();
-    telecap::control::tap_request r;
-    auto buf = std::make_shared<telecap::control::tap_buffer>(1 << 20, r.format);
-    telecap::control::tap_handler h(r, buf, nullptr, nullptr);
-    telecap::event_json_writer output;
+    telecap::event_json_writer jsonl;
     std::string taken;
     std::size_t n = 0;
     for (auto _ : state) {
         const telecap::shared_event_json::dispatch_scope scope;
-        if (n % 256 == 0) output.clear();
-        output.append_shared(st.ev);
+        if (output) {
+            if (n % 256 == 0) jsonl.clear();
+            jsonl.append_shared(st.ev);
+        }
         if (tap) h.handle(st.ev);
         if (++n % 1024 == 0) {
             taken.clear();
@@ -157,8 +140,10 @@ void bus_output_and_tap(benchmark::State& state, bool tap) {
     }
     benchmark::DoNotOptimize(buf->dropped());
 }
-void bm_jsonl_output_alone(benchmark::State& state) { bus_output_and_tap(state, false); }
-void bm_jsonl_output_and_tap(benchmark::State& state) { bus_output_and_tap(state, true); }
+void bm_tap_every_event(benchmark::State& state) { bus_output_and_tap(state, false, true); }
+BENCHMARK(bm_tap_every_event);
+void bm_jsonl_output_alone(benchmark::State& state) { bus_output_and_tap(state, true, false); }
+void bm_jsonl_output_and_tap(benchmark::State& state) { bus_output_and_tap(state, true, true); }
 BENCHMARK(bm_jsonl_output_alone);
 BENCHMARK(bm_jsonl_output_and_tap);
 

@@ -250,10 +250,9 @@ void server::answer(client& c) {
     (void)flush(c);
 }
 
-bool server::flush(client& c) {
-    const int fd = c.fd.get();
+server::sent server::send_out(client& c) {
     while (c.out_off < c.out.size()) {
-        const ssize_t n = ::send(fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
+        const ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off,
                                  MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c.out_off += static_cast<std::size_t>(n);
@@ -261,8 +260,16 @@ bool server::flush(client& c) {
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) break;
-        drop(fd);  // EPIPE and the like: the client is gone
+        if (n < 0 && errno == EAGAIN) return sent::full;
+        return sent::gone;  // EPIPE and the like
+    }
+    return sent::all;
+}
+
+bool server::flush(client& c) {
+    const int fd = c.fd.get();
+    if (send_out(c) == sent::gone) {
+        drop(fd);  // the client is gone
         return false;
     }
     if (c.out_off == c.out.size()) {
@@ -323,24 +330,16 @@ void server::pump(int fd) {
     client& c = *it->second;
     // Bounded per turn: a source refilled as fast as the client reads must not hold the loop.
     for (int turn = 0;; ++turn) {
-        while (c.out_off < c.out.size()) {
-            const ssize_t n = ::send(fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
-                                     MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n > 0) {
-                c.out_off += static_cast<std::size_t>(n);
-                continue;
+        if (const sent r = send_out(c); r == sent::full) {
+            // Full: wait for room (level-triggered, so a client that never reads costs
+            // nothing until it does; the source drops meanwhile).
+            if (!c.writable_watch) {
+                c.writable_watch = true;
+                loop_.watch_writable(fd, [this, fd] { pump(fd); });
             }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno == EAGAIN) {
-                // Full: wait for room (level-triggered, so a client that never reads costs
-                // nothing until it does; the source drops meanwhile).
-                if (!c.writable_watch) {
-                    c.writable_watch = true;
-                    loop_.watch_writable(fd, [this, fd] { pump(fd); });
-                }
-                return;
-            }
-            drop(fd);  // EPIPE and the like: the client is gone
+            return;
+        } else if (r == sent::gone) {
+            drop(fd);  // the client is gone
             return;
         }
         c.out.clear();
@@ -378,22 +377,15 @@ void server::drain_streams(std::chrono::steady_clock::time_point deadline) {
                 c.stream->take(c.out);
                 if (c.out.empty()) break;  // all of it written
             }
-            const ssize_t n = ::send(fd, c.out.data() + c.out_off, c.out.size() - c.out_off,
-                                     MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n > 0) {
-                c.out_off += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && errno == EAGAIN) {
+            const sent r = send_out(c);
+            if (r == sent::gone) break;
+            if (r == sent::full) {
                 const auto left = std::chrono::ceil<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now());
                 if (left.count() <= 0) break;
                 pollfd p{fd, POLLOUT, 0};
                 if (::poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
-                continue;
             }
-            break;  // the client is gone
         }
     }
 }

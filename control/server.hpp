@@ -112,6 +112,10 @@ private:
     void on_accept();
     void on_readable(int fd);
     void answer(client& c);
+    // Writes what `c.out` holds from out_off until it is all written, the socket is full, or
+    // the client is gone.
+    enum class sent : std::uint8_t { all, full, gone };
+    sent send_out(client& c);
     bool flush(client& c);  // false: the client is gone
     void check_stalled(int fd);
     // A stream client: writes what its source has, for as long as the client takes it.
