@@ -170,11 +170,11 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
     auto& streams = env.streams;
     try {
         if (kind == "jsonl") {
-            if (arg.empty() || arg == "-")
-                return std::make_shared<jsonl_handler>(streams.standard(1), env.wait,
-                                                       env.batch_bytes);
-            return std::make_shared<jsonl_handler>(streams.file(arg, use), env.wait,
-                                                   env.batch_bytes);
+            auto h = std::make_shared<jsonl_handler>(
+                arg.empty() || arg == "-" ? streams.standard(1) : streams.file(arg, use), env.wait,
+                env.batch_bytes);
+            if (env.name_ids_unique) h->trust_name_ids();
+            return h;
         }
     } catch (const std::exception& e) {
         throw usage_error(e.what());

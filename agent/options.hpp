@@ -117,6 +117,10 @@ struct output_env {
     bool wait = false;
     // What a JSON-lines output gathers before handing it to its stream (jsonl_handler).
     std::size_t batch_bytes = jsonl_handler::default_batch_bytes;
+    // Every catalog the events name lives until the command ends (parse loads one; a run keeps
+    // each one a reload loads, agent/reload.cpp): an event's name_id alone tells its name, and
+    // the JSON-lines outputs skip comparing names (event_json_writer::trust_name_ids).
+    bool name_ids_unique = false;
     metrics::registry* registry = nullptr;
     std::string metrics_path;
     std::string catalog_path;  // the catalog the gRPC output maps event names back with

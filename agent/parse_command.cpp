@@ -143,6 +143,7 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
                    .wait = true,
                    // Its outputs may wait for their streams, so a batch may pass the soft limit.
                    .batch_bytes = std::size_t{1} << 20,
+                   .name_ids_unique = true,  // one catalog, loaded before the outputs
                    .registry = &registry,
                    .metrics_path = o.metrics_path,
                    .catalog_path = o.catalog_path};

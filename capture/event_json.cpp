@@ -10,6 +10,11 @@
 #include "capture/string_table.hpp"
 #include "capture/utf8.hpp"
 
+#if defined(__SSE2__) && defined(__GLIBCXX__) && _GLIBCXX_USE_CXX11_ABI
+#include <emmintrin.h>
+#define TELECAP_JSON_SSE2_SHORT_STRINGS 1
+#endif
+
 namespace telecap {
 
 namespace {
@@ -170,9 +175,12 @@ public:
         for (std::size_t i = 0; i < n; i += 16) std::memcpy(p_ + i, src + i, 16);
         p_ += n;
     }
-    // n bytes written earlier at `at` (before a need() that covers them).
+    // n (at most 32) bytes written earlier at `at`, before a need() that covers 32: fixed-size
+    // moves the compiler inlines (through a copy: the 32 bytes read may reach past p_).
     void again(std::size_t at, std::size_t n) noexcept {
-        std::memcpy(p_, base_ + at, n);
+        char tmp[32];
+        std::memcpy(tmp, base_ + at, 32);
+        std::memcpy(p_, tmp, 32);
         p_ += n;
     }
     void i64(std::int64_t v) noexcept { p_ = write_i64(p_, v); }
@@ -236,6 +244,32 @@ public:
             escape(*q++);
         }
         *p_++ = '"';
+    }
+
+    // A std::string: one of up to 15 bytes that needs no escape is checked and copied with one
+    // 16-byte load and store. Keys and most values are that short, and 16 bytes at its data()
+    // are always readable: libstdc++ keeps such a string in its 16-byte local buffer, or in a
+    // heap block of more than 16 bytes (a capacity above 15). The bytes loaded past its end
+    // are masked off and their copies overwritten.
+    [[gnu::always_inline]] void str(const std::string& s) noexcept {
+#ifdef TELECAP_JSON_SSE2_SHORT_STRINGS
+        const std::size_t n = s.size();
+        if (n < 16) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data()));
+            // Signed: bytes of 0x80 and above are negative, so "< 0x20" also marks non-ASCII.
+            const __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                             _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+            if ((static_cast<unsigned>(_mm_movemask_epi8(bad)) & ((1u << n) - 1)) == 0) {
+                *p_ = '"';
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(p_ + 1), v);
+                p_[n + 1] = '"';
+                p_ += n + 2;
+                return;
+            }
+        }
+#endif
+        str(std::string_view(s));
     }
 
 private:
@@ -489,7 +523,7 @@ std::string_view event_json_writer::append(const event& ev) {
     raw_writer w(buf_, used_, 4096);
     if (ev.name_id) {
         name_head& head = head_slot(ev);
-        if (same_name(head.name, ev.name) && head.size) {
+        if (head.size && (trust_name_ids_ || same_name(head.name, ev.name))) {
             w.need(head.size);  // and the slack the padded copy may write past it
             w.padded(head.text.data(), head.size);
         } else {

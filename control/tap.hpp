@@ -113,7 +113,10 @@ public:
                 render_fn render_log, render_line_fn render_log_line = {});
 
     // name_id alone identifies an event's name (tap_hooks::name_ids_unique).
-    void trust_name_ids() noexcept { trust_name_ids_ = true; }
+    void trust_name_ids() noexcept {
+        trust_name_ids_ = true;
+        json_.trust_name_ids();
+    }
     void handle(const event& ev) override;
     void flush() override;
     // With r.passthrough: the line in its place, as {"passthrough":{"worker":..,"pool":..,

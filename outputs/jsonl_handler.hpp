@@ -34,6 +34,8 @@ public:
                            std::size_t batch_bytes = default_batch_bytes)
         : out_(std::move(out)), wait_(wait), batch_bytes_(batch_bytes) {}
 
+    // name_id alone identifies an event's name (output_env::name_ids_unique).
+    void trust_name_ids() noexcept { json_.trust_name_ids(); }
     void handle(const event& ev) override;
     void flush() override;
     // Behind, for a producer that does not let this handler wait (the bus on the loop thread).

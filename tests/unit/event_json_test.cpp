@@ -515,5 +515,73 @@ TEST(EventJson, EscaperMatchesAByteByByteReference) {
         }
 }
 
+// The strings of an event (name parts, keys, values, the correlation id) go through the
+// writer's 16-byte path when shorter than 16 bytes: the same bytes as the reference, whether
+// the string sits in its local buffer or in a heap block whose stale bytes past its end hold
+// bytes to escape (those must be masked off, never copied).
+TEST(EventJson, EventStringsMatchTheReferenceInEveryPlace) {
+    const auto render = [](const std::string& s) {
+        event ev;
+        ev.name = {s, "x"};
+        ev.measurements = {{s, s}};
+        ev.metadata = {{s, s}};
+        ev.timestamp_ns = 1;
+        ev.correlation_id = s;
+        return ev;
+    };
+    const auto expected = [](const std::string& s) {
+        const std::string j = reference_json_string(s);
+        return "{\"event\":[" + j + ",\"x\"],\"measurements\":{" + j + ":" + j +
+               "},\"metadata\":{" + j + ":" + j + "},\"timestamp_ns\":1,\"correlation_id\":" + j +
+               "}\n";
+    };
+    const auto check = [&](const std::string& s) {
+        const event ev = render(s);
+        std::string out;
+        append_event_json(out, ev);
+        ASSERT_EQ(out, expected(s)) << testing::PrintToString(s);
+        event_json_writer w;
+        w.append(ev);
+        ASSERT_EQ(written(w), expected(s)) << testing::PrintToString(s);
+    };
+    for (std::size_t len = 0; len < 20; ++len) {
+        check(std::string(len, 'k'));
+        for (std::size_t at = 0; at < len; ++at)
+            for (const char c : {'"', '\\', '\x00', '\x1f', '\x7f', '\xc3', '\xff'}) {
+                std::string s(len, 'k');
+                s[at] = c;
+                check(s);
+            }
+        // A heap string cut short: its block still holds quotes and control bytes past size().
+        std::string cut(64, '"');
+        cut[40] = '\x01';
+        cut.replace(0, len, std::string(len, 'v'));
+        cut.resize(len);
+        ASSERT_GT(cut.capacity(), 15u);
+        check(cut);
+    }
+}
+
+// With trust_name_ids() the cached head is used for its id without comparing names: the
+// owner's promise that an id never names another event is what makes it right.
+TEST(EventJsonWriter, TrustedIdsSkipTheNameCheck) {
+    const int id = 0;
+    event a;
+    a.name = {"a", "b"};
+    a.name_id = &id;
+    event other = a;
+    other.name = {"c"};
+    event_json_writer trusting;
+    trusting.trust_name_ids();
+    trusting.append(a);
+    trusting.append(other);
+    const std::string out = written(trusting);
+    EXPECT_EQ(out, to_json(a) + to_json(a)) << "the head of the id's first name, unchecked";
+    event_json_writer checking;
+    checking.append(a);
+    checking.append(other);
+    EXPECT_EQ(written(checking), to_json(a) + to_json(other));
+}
+
 }  // namespace
 }  // namespace telecap
