@@ -535,8 +535,34 @@ public:
 private:
     static bool digit(char c) noexcept { return static_cast<unsigned>(c - '0') < 10; }
 
+    // Emitters write Python's separators (", " and ": "): one space, then the next token;
+    // two comparisons for that, the loop for any other run of whitespace.
     static void skip_ws(const char*& p) noexcept {
+        if (*p == ' ') ++p;
+        if (static_cast<unsigned char>(*p) > ' ') [[likely]]
+            return;
         while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') ++p;
+    }
+
+    // Past a run of digits, eight bytes at a time: the buffer's NUL terminator and padding
+    // make the reads past the payload safe, and the NUL ends every run.
+    static const char* skip_digits(const char* p) noexcept {
+        constexpr std::uint64_t ones = 0x0101010101010101ull;
+        for (;;) {
+            std::uint64_t w;
+            std::memcpy(&w, p, 8);
+            // Per byte: nonzero unless it is '0'..'9' (high nibble 3, low nibble at most 9;
+            // low nibble + 6 carries into the high one only from 10 up, never out of the byte).
+            const std::uint64_t bad = ((w & (ones * 0xF0)) ^ (ones * 0x30)) |
+                                      (((w & (ones * 0x0F)) + ones * 0x06) & (ones * 0xF0));
+            // The high bit of each nonzero byte (exact: no borrow crosses bytes here).
+            const std::uint64_t m = (((bad & (ones * 0x7F)) + ones * 0x7F) | bad) & (ones * 0x80);
+            if (m)
+                return p + ((std::endian::native == std::endian::little ? std::countr_zero(m)
+                                                                        : std::countl_zero(m)) >>
+                            3);
+            p += 8;
+        }
     }
 
     // p at '"'. No escapes and no control bytes; the UTF-8 was validated before the parse.
@@ -563,14 +589,14 @@ private:
         if (*p == '0') {
             ++p;
         } else if (digit(*p)) {
-            while (digit(*p)) ++p;
+            p = skip_digits(p + 1);
         } else {
             return false;
         }
         if (*p == '.') {
             ++p;
             if (!digit(*p)) return false;
-            while (digit(*p)) ++p;
+            p = skip_digits(p + 1);
         }
         return *p != 'e' && *p != 'E' && p - start <= 64;
     }

@@ -637,5 +637,22 @@ TEST(ParserFastPath, AgreesOnEveryTruncationAndEveryByteChanged) {
     }
 }
 
+// The fast path skips digits eight at a time: runs of every length around the word size, in
+// the integer and the fraction part, ended by every kind of byte (':' and '/' are the bytes
+// next to the digits, the end of the payload is its NUL terminator).
+TEST(ParserFastPath, AgreesOnNumbersOfEveryLength) {
+    for (std::size_t n = 1; n <= 25; ++n) {
+        std::string digits;
+        for (std::size_t i = 0; i < n; ++i) digits += static_cast<char>('1' + i % 9);
+        for (const std::string head : {"", "-", "0.", "-7."})
+            for (const char* after :
+                 {"}}", ".5}}", "e1}}", " }}", ", \"y\": 2}}", "x}}", ":}}", "/}}", "", "\x00}}"}) {
+                const std::string number = head + digits;
+                expect_fast_path_agrees(R"({"event": "a", "measurements": {"x": )" + number +
+                                        std::string(after));
+            }
+    }
+}
+
 }  // namespace
 }  // namespace telecap
