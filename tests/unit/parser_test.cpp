@@ -646,7 +646,7 @@ TEST(ParserFastPath, AgreesOnNumbersOfEveryLength) {
         for (std::size_t i = 0; i < n; ++i) digits += static_cast<char>('1' + i % 9);
         for (const std::string head : {"", "-", "0.", "-7."})
             for (const char* after :
-                 {"}}", ".5}}", "e1}}", " }}", ", \"y\": 2}}", "x}}", ":}}", "/}}", "", "\x00}}"}) {
+                 {"}}", ".5}}", "e1}}", " }}", ", \"y\": 2}}", "x}}", ":}}", "/}}", ""}) {
                 const std::string number = head + digits;
                 expect_fast_path_agrees(R"({"event": "a", "measurements": {"x": )" + number +
                                         std::string(after));
