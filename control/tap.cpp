@@ -11,8 +11,10 @@
 
 namespace telecap::control {
 
-std::string drop_marker(tap_format f, std::uint64_t dropped) {
-    if (f == tap_format::log) return "# " + std::to_string(dropped) + " events dropped\n";
+std::string drop_marker(tap_format f, std::uint64_t dropped, bool lines) {
+    if (f == tap_format::log)
+        return "# " + std::to_string(dropped) +
+               (lines ? " events or lines dropped\n" : " events dropped\n");
     return "{\"telecap_tap\":{\"dropped\":" + std::to_string(dropped) + "}}\n";
 }
 
@@ -32,7 +34,7 @@ tap_buffer::offered tap_buffer::offer(std::string& lines, std::uint64_t events) 
         }
         // The marker goes where the gap is: after what was taken before the drop.
         if (unreported_) {
-            pending_ += drop_marker(format_, unreported_);
+            pending_ += drop_marker(format_, unreported_, lines_);
             unreported_ = 0;
         }
         if (pending_.empty())
@@ -107,7 +109,7 @@ bool tap_buffer::take(std::string& out) {
     sent_.fetch_add(pending_events_, std::memory_order_relaxed);
     pending_events_ = 0;
     if (unreported_) {  // dropped after the last of what was pending: the gap is at the end
-        out += drop_marker(format_, unreported_);
+        out += drop_marker(format_, unreported_, lines_);
         unreported_ = 0;
     }
     return false;
@@ -312,7 +314,7 @@ std::optional<stream_reply> tap_hub::open(std::string_view line) {
     }
     if (auto e = parse_tap_request(line, r)) return stream_reply{error_reply(*e), nullptr};
     std::uint64_t id = 0;
-    auto buf = std::make_shared<tap_buffer>(h_.buffer_bytes, r.format);
+    auto buf = std::make_shared<tap_buffer>(h_.buffer_bytes, r.format, r.passthrough);
     {
         std::lock_guard lock(mu_);
         if (taps_.size() >= h_.max_taps)

@@ -51,12 +51,16 @@ struct tap_request {
 };
 
 // The marker told to a tap client where events were dropped, with its newline:
-// {"telecap_tap":{"dropped":N}} (jsonl) or "# N events dropped" (log).
-std::string drop_marker(tap_format f, std::uint64_t dropped);
+// {"telecap_tap":{"dropped":N}} (jsonl) or "# N events dropped" (log; "events or lines" for a
+// tap that carries pass-through lines, `lines`).
+std::string drop_marker(tap_format f, std::uint64_t dropped, bool lines = false);
 
 class tap_buffer final : public stream_source {
 public:
-    tap_buffer(std::size_t max_bytes, tap_format f) : max_bytes_(max_bytes), format_(f) {}
+    // `lines`: the tap carries pass-through lines too (ctl tap --passthrough), which its drop
+    // counts and markers include.
+    tap_buffer(std::size_t max_bytes, tap_format f, bool lines = false)
+        : max_bytes_(max_bytes), format_(f), lines_(lines) {}
 
     // Producer side (the bus's thread).
     enum class offered : std::uint8_t { taken, dropped, closed };
@@ -85,6 +89,7 @@ public:
 private:
     const std::size_t max_bytes_;
     const tap_format format_;
+    const bool lines_;
     std::mutex mu_;
     std::string pending_;
     std::uint64_t pending_events_ = 0;

@@ -325,7 +325,7 @@ TEST(TapHandler, PassThroughLinesInTheLogFormatAndTheirGapsMarked) {
     r.passthrough = true;
     r.format = tap_format::log;
     tap_fixture t;
-    t.buf = std::make_shared<tap_buffer>(1 << 20, r.format);
+    t.buf = std::make_shared<tap_buffer>(1 << 20, r.format, r.passthrough);
     t.h = std::make_shared<tap_handler>(
         r, t.buf, wire_of,
         [](std::string& out, const event& ev) { out += "LOG " + ev.dotted_name() + "\n"; },
@@ -335,7 +335,9 @@ TEST(TapHandler, PassThroughLinesInTheLogFormatAndTheirGapsMarked) {
     l.dropped_before = 3;  // lines the run could not carry before this one
     t.h->passthrough(l);
     t.h->flush();
-    EXPECT_EQ(drain(*t.buf), "LOG snakepit.python.call.stop\n# 3 events dropped\nLINE x\n");
+    // The marker of a tap with pass-through lines does not call them events.
+    EXPECT_EQ(drain(*t.buf),
+              "LOG snakepit.python.call.stop\n# 3 events or lines dropped\nLINE x\n");
     EXPECT_EQ(t.buf->dropped(), 3u);
 }
 
@@ -407,6 +409,8 @@ TEST(TapBuffer, DropsWholeBatchesCountsThemAndMarksWhereTheGapIs) {
     }
     EXPECT_EQ(drop_marker(tap_format::jsonl, 12), "{\"telecap_tap\":{\"dropped\":12}}\n");
     EXPECT_EQ(drop_marker(tap_format::log, 12), "# 12 events dropped\n");
+    EXPECT_EQ(drop_marker(tap_format::log, 12, true), "# 12 events or lines dropped\n");
+    EXPECT_EQ(drop_marker(tap_format::jsonl, 12, true), "{\"telecap_tap\":{\"dropped\":12}}\n");
 }
 
 TEST(TapBuffer, WakesOnlyWhenItGoesFromEmptyToNotEmpty) {
