@@ -48,6 +48,9 @@ telecap_run start_run(const std::string& tag, std::vector<std::string> cmd,
     telecap_run t;
     t.sock = temp_path(tag + ".sock");
     t.out = temp_path(tag + ".jsonl");
+    // A file output appends: a run's file must not hold a previous run's events
+    // (--gtest_repeat, a rerun in the same temp directory).
+    std::remove(t.out.c_str());
     std::vector<std::string> argv{
         bin,           "run", "--control", t.sock,           "--pool",  "p",
         "--instances", "2",   "-o",        "jsonl:" + t.out, "--grace", "2"};
