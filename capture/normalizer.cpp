@@ -182,7 +182,7 @@ bool normalizer::normalize(const raw_event& raw, const worker_context& ctx,
                            std::int64_t receive_time_ns, event& out, parse_error& err) {
     std::string_view wire;
     const catalog::wire_event* we = resolve(raw, wire);
-    return fill(raw, we, wire, ctx, receive_time_ns, out, err);
+    return fill(raw, we, wire, ctx, receive_time_ns, out, err, false);
 }
 
 event* normalizer::normalize(const raw_event& raw, const worker_context& ctx,
@@ -191,20 +191,25 @@ event* normalizer::normalize(const raw_event& raw, const worker_context& ctx,
     std::string_view wire;
     const catalog::wire_event* we = resolve(raw, wire);
     event& out = slots.slot(we ? catalog_.event_index(*we) : std::string_view::npos);
-    return fill(raw, we, wire, ctx, receive_time_ns, out, err) ? &out : nullptr;
+    return fill(raw, we, wire, ctx, receive_time_ns, out, err, true) ? &out : nullptr;
 }
 
 bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::string_view wire,
                       const worker_context& ctx, std::int64_t receive_time_ns, event& out,
-                      parse_error& err) {
+                      parse_error& err, bool slot) {
     // 1. Name: the parts joined with "." must be a wire name of the catalog.
     if (wire.empty()) return reject(err, reject_reason::bad_shape, "empty event name");
+    // A slot last filled for this very entry: its name and its measurement keys are this
+    // entry's and its catalog's (event_slot_source; a slot moved from has lost its name).
+    const bool warm = slot && we && out.name_id == we && out.name.size() == we->parts.size();
     out.name_id = we;
     if (we) {
         // Part by part: consecutive events share most parts ("snakepit", "python").
-        out.name.resize(we->parts.size());
-        for (std::size_t i = 0; i < we->parts.size(); ++i)
-            if (!same_string(out.name[i], we->parts[i])) out.name[i].assign(we->parts[i]);
+        if (!warm) {
+            out.name.resize(we->parts.size());
+            for (std::size_t i = 0; i < we->parts.size(); ++i)
+                if (!same_string(out.name[i], we->parts[i])) out.name[i].assign(we->parts[i]);
+        }
     } else if (catalog_.policies().unknown_event == unknown_event_policy::keep) {
         out.name = catalog_.policies().unknown_event_prefix;  // then the wire name's parts
         std::size_t start = 0;
@@ -227,7 +232,9 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
     {
         member_writer<measurement_value> w(out.measurements);
         for (const auto& m : raw.measurements) {
-            if (!catalog_.known_measurement(m.key)) {
+            const bool in_place = warm && w.size() < out.measurements.size() &&
+                                  same_string(out.measurements[w.size()].first, m.key);
+            if (!in_place && !catalog_.known_measurement(m.key)) {
                 if (catalog_.policies().unknown_measurement == unknown_measurement_policy::drop)
                     continue;
                 return reject(err, reject_reason::unknown_measurement,

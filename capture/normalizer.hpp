@@ -25,6 +25,10 @@ struct worker_context {
 // that a line finds the name parts and keys of an earlier event of its type already in place,
 // and normalizing it mostly compares where it would otherwise copy. `type` is the catalog's
 // index of the event (npos: an event the catalog does not know).
+// A slot is written by normalize() alone (never edited elsewhere; one moved from is empty), so
+// one whose name_id is the event's catalog entry already holds that entry's name parts, and
+// only measurement keys that entry's catalog knows: normalize() trusts both (no comparison of
+// the parts, no allowlist lookup for a key found in its place).
 class event_slot_source {
 public:
     virtual event& slot(std::size_t type) = 0;
@@ -63,9 +67,10 @@ public:
 private:
     // The wire name of `raw` (joined from its parts if need be) and its catalog entry, if any.
     const catalog::wire_event* resolve(const raw_event& raw, std::string_view& wire);
+    // `slot`: `out` is a slot of an event_slot_source (see there).
     bool fill(const raw_event& raw, const catalog::wire_event* we, std::string_view wire,
-              const worker_context& ctx, std::int64_t receive_time_ns, event& out,
-              parse_error& err);
+              const worker_context& ctx, std::int64_t receive_time_ns, event& out, parse_error& err,
+              bool slot);
 
     const catalog& catalog_;
     std::string name_;  // scratch: the dotted name of an array-form event

@@ -473,5 +473,49 @@ TEST(Normalizer, SlotEventsFollowAChangedContext) {
               "cid=null");
 }
 
+// A slot filled for a catalog entry is trusted for that entry alone: its name parts and the
+// measurement keys in place are skipped only when the event has the very same entry. After a
+// reload, the same slot (the same type index) under another catalog is checked in full: its
+// name is the new catalog's, and a key the new catalog does not allow is refused even though
+// the slot holds it in place.
+TEST(Normalizer, ASlotIsTrustedOnlyForTheCatalogEntryThatFilledIt) {
+    struct one_slot final : event_slot_source {
+        event ev;
+        event& slot(std::size_t) override { return ev; }
+    } slots;
+    const auto make = [](const char* parts, const char* keys) {
+        return catalog::from_json(std::string(R"({"wire_events": {"a.b": {"event": )") + parts +
+                                      R"(}}, "measurement_keys": )" + keys +
+                                      R"(, "metadata_keys": ["tool"]})",
+                                  "test.json");
+    };
+    const catalog first = make(R"(["x", "a", "b"])", R"(["duration", "count"])");
+    const catalog reloaded = make(R"(["y", "a", "b"])", R"(["count"])");
+    event_parser parser;
+    raw_event raw;
+    parse_error err;
+    ASSERT_TRUE(
+        parser.parse(R"({"event": "a.b", "measurements": {"duration": 5, "count": 1}})", raw, err));
+    normalizer before(first);
+    for (int i = 0; i < 2; ++i) {  // the second time from a warm slot
+        const event* ev = before.normalize(raw, full_context(), 0, slots, err);
+        ASSERT_NE(ev, nullptr) << err.detail;
+        EXPECT_EQ(ev->name, (std::vector<std::string>{"x", "a", "b"}));
+        EXPECT_EQ(ev->measurements.size(), 2u);
+    }
+    normalizer after(reloaded);
+    EXPECT_EQ(after.normalize(raw, full_context(), 0, slots, err), nullptr);
+    EXPECT_EQ(err.reason, reject_reason::unknown_measurement) << err.detail;
+    ASSERT_TRUE(parser.parse(R"({"event": "a.b", "measurements": {"count": 1}})", raw, err));
+    const event* ev = after.normalize(raw, full_context(), 0, slots, err);
+    ASSERT_NE(ev, nullptr) << err.detail;
+    EXPECT_EQ(ev->name, (std::vector<std::string>{"y", "a", "b"}));
+    // Back to the first catalog's entry with a key it allows but the slot no longer holds.
+    ASSERT_TRUE(parser.parse(R"({"event": "a.b", "measurements": {"duration": 2}})", raw, err));
+    ev = before.normalize(raw, full_context(), 0, slots, err);
+    ASSERT_NE(ev, nullptr) << err.detail;
+    EXPECT_EQ(ev->name, (std::vector<std::string>{"x", "a", "b"}));
+}
+
 }  // namespace
 }  // namespace telecap
