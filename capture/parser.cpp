@@ -173,7 +173,7 @@ enum class field : std::uint8_t {
     control_seq
 };
 
-field top_level_field(std::string_view key) noexcept {
+[[gnu::always_inline]] inline field top_level_field(std::string_view key) noexcept {
     switch (key.size()) {  // one comparison per key on the per-line path
         case 5:
             return key == "event" ? field::event : field::none;
@@ -476,7 +476,8 @@ public:
         object[depth++] = true;
         bool first = true;  // just after '{' or '['
         for (;;) {
-            skip_ws(p);
+            // After a value or an opening bracket the next byte is rarely whitespace.
+            if (static_cast<unsigned char>(*p) <= ' ') skip_ws(p);
             const bool in_object = object[depth - 1];
             const char close = in_object ? '}' : ']';
             if (*p == close) {
@@ -500,7 +501,7 @@ public:
                 std::size_t kn = 0;
                 if (!string(p, k, kn) || !h.Key(k, static_cast<rapidjson::SizeType>(kn), false))
                     return false;
-                skip_ws(p);
+                if (*p != ':') skip_ws(p);  // a key is followed by ':' at once, as a rule
                 if (*p != ':') return false;
                 ++p;
                 skip_ws(p);
