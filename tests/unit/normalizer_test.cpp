@@ -517,5 +517,30 @@ TEST(Normalizer, ASlotIsTrustedOnlyForTheCatalogEntryThatFilledIt) {
     EXPECT_EQ(ev->name, (std::vector<std::string>{"x", "a", "b"}));
 }
 
+// A value that changes but keeps its length is copied over the old one in place (word moves
+// for up to 16 bytes): every length, every byte different, in the metadata and the
+// correlation id, must come out whole.
+TEST(Normalizer, SameLengthValuesReplaceTheOldOnesWhole) {
+    const catalog cat = catalog::builtin();
+    event_parser parser;
+    raw_event raw;
+    parse_error err;
+    normalizer n(cat);
+    event_slots slots(cat);
+    for (std::size_t len = 1; len <= 20; ++len) {
+        for (const char c : {'a', 'b'}) {
+            std::string v;
+            for (std::size_t i = 0; i < len; ++i) v += static_cast<char>(c + i % 20);
+            const std::string line = R"({"event": "python.call.stop", "metadata": {"tool": ")" + v +
+                                     R"("}, "correlation_id": ")" + v + R"("})";
+            ASSERT_TRUE(parser.parse(line, raw, err)) << err.detail;
+            const event* ev = n.normalize(raw, full_context(), receive_time, slots, err);
+            ASSERT_NE(ev, nullptr) << err.detail;
+            ASSERT_EQ(describe(*ev), run(line, cat)) << line;
+            ASSERT_EQ(ev->correlation_id, v);
+        }
+    }
+}
+
 }  // namespace
 }  // namespace telecap
