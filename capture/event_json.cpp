@@ -127,16 +127,20 @@ constexpr std::size_t slack = 16;
 // a comma.
 constexpr std::size_t room(std::string_view s) noexcept { return 6 * s.size() + 4; }
 
-// Grows `s` to hold `at + n` bytes. Its bytes past `at` are scratch room, each written before
-// it is read. With C++23's resize_and_overwrite (this file is compiled as C++23 where the
-// compiler can, CMakeLists.txt) nothing is zero-filled: the string takes all its capacity at
-// once. Else resize() zero-fills, so it grows in pages (page_mask + 1 bytes): only what is
-// needed now, and a batch's buffer that came back with a large capacity is not cleared whole
-// each time. A free function, so that no raw_writer's address escapes.
+// Grows `s` to hold `at + n` bytes. Its bytes past `at` are scratch room: written before they
+// are read, except that the word-wide stores and again() may copy some not yet written into
+// other scratch bytes (never tested, never written out). With C++23's resize_and_overwrite
+// (this file is compiled as C++23 where the compiler can, CMakeLists.txt) nothing is
+// zero-filled: the string takes all its capacity at once. The operation writes nothing: the
+// standard asks it to leave no indeterminate byte, which libstdc++ neither checks nor relies on
+// (fresh bytes are malloc's, the others an earlier batch's); a build without the function, or
+// another library, takes resize(). Else resize() zero-fills, so it grows in pages (page_mask + 1
+// bytes): only what is needed now, and a batch's buffer that came back with a large capacity is not
+// cleared whole each time. A free function, so that no raw_writer's address escapes.
 [[gnu::noinline]] char* grow_string(std::string& s, std::size_t at, std::size_t n,
                                     std::size_t page_mask) {
     const std::size_t want = (at + n + page_mask) & ~page_mask;
-#if defined(__cpp_lib_string_resize_and_overwrite)
+#if defined(__cpp_lib_string_resize_and_overwrite) && defined(__GLIBCXX__)
     s.resize_and_overwrite(std::max(want, s.capacity()),
                            [](char*, std::size_t len) { return len; });
 #else

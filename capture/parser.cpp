@@ -630,6 +630,7 @@ event_parser& event_parser::operator=(event_parser&&) noexcept = default;
 
 bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& err) {
     out.clear();
+    last_fast_ = false;
     std::vector<char>& buf = reader_->buf;
     if (buf.size() < payload.size() + scan_padding) buf.resize(payload.size() + scan_padding);
     const payload_flags seen = copy_and_scan(payload.data(), payload.size(), buf.data());
@@ -657,6 +658,7 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
         reader_->nested.text.clear();
         sax_handler fast(out, reader_->nested, max_depth_, payload.size(), seen.backslash);
         if (fast_reader::parse(buf.data(), buf.data() + payload.size(), fast)) {
+            last_fast_ = true;
             if (out.has_event) return true;
             err.reason = reject_reason::bad_shape;
             err.offset = 0;

@@ -72,12 +72,16 @@ public:
     event_parser& operator=(event_parser&&) noexcept;
 
     bool parse(std::string_view payload, raw_event& out, parse_error& err);
+    // The last parse() was done by the fast reader alone (for tests: the common forms must
+    // not fall back to RapidJSON, which gives the same result, only slower).
+    bool last_was_fast() const noexcept { return last_fast_; }
 
 private:
     struct reader;  // RapidJSON's reader and buffers, kept so they are allocated once, not per line
     std::unique_ptr<reader> reader_;
     std::size_t max_depth_;
     bool fast_path_;
+    bool last_fast_ = false;
 };
 
 }  // namespace telecap

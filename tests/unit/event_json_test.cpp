@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <random>
 #include <string>
@@ -520,13 +521,16 @@ TEST(EventJson, EscaperMatchesAByteByByteReference) {
 // the string sits in its local buffer or in a heap block whose stale bytes past its end hold
 // bytes to escape (those must be masked off, never copied).
 TEST(EventJson, EventStringsMatchTheReferenceInEveryPlace) {
-    const auto render = [](const std::string& s) {
+    // `make` gives a fresh copy of the string each time: each place of the event owns one, moved
+    // in, so a heap string stays a heap string.
+    const auto render = [](const std::function<std::string()>& make) {
         event ev;
-        ev.name = {s, "x"};
-        ev.measurements = {{s, s}};
-        ev.metadata = {{s, s}};
+        ev.name.push_back(make());
+        ev.name.push_back("x");
+        ev.measurements.emplace_back(make(), make());
+        ev.metadata.emplace_back(make(), make());
         ev.timestamp_ns = 1;
-        ev.correlation_id = s;
+        ev.correlation_id = make();
         return ev;
     };
     const auto expected = [](const std::string& s) {
@@ -535,8 +539,7 @@ TEST(EventJson, EventStringsMatchTheReferenceInEveryPlace) {
                "},\"metadata\":{" + j + ":" + j + "},\"timestamp_ns\":1,\"correlation_id\":" + j +
                "}\n";
     };
-    const auto check = [&](const std::string& s) {
-        const event ev = render(s);
+    const auto check = [&](const event& ev, const std::string& s) {
         std::string out;
         append_event_json(out, ev);
         ASSERT_EQ(out, expected(s)) << testing::PrintToString(s);
@@ -545,20 +548,51 @@ TEST(EventJson, EventStringsMatchTheReferenceInEveryPlace) {
         ASSERT_EQ(written(w), expected(s)) << testing::PrintToString(s);
     };
     for (std::size_t len = 0; len < 20; ++len) {
-        check(std::string(len, 'k'));
+        const auto plain = [&](const std::string& s) { check(render([&] { return s; }), s); };
+        plain(std::string(len, 'k'));
         for (std::size_t at = 0; at < len; ++at)
             for (const char c : {'"', '\\', '\x00', '\x1f', '\x7f', '\xc3', '\xff'}) {
                 std::string s(len, 'k');
                 s[at] = c;
-                check(s);
+                plain(s);
             }
-        // A heap string cut short: its block still holds quotes and control bytes past size().
-        std::string cut(64, '"');
-        cut[40] = '\x01';
-        cut.replace(0, len, std::string(len, 'v'));
-        cut.resize(len);
-        ASSERT_GT(cut.capacity(), 15u);
-        check(cut);
+        // Heap strings cut short: their blocks still hold quotes and control bytes past size().
+        const auto cut = [len] {
+            std::string c(64, '"');
+            c[40] = '\x01';
+            c.replace(0, len, std::string(len, 'v'));
+            c.resize(len);
+            return c;
+        };
+        const event ev = render(cut);
+        ASSERT_GT(ev.name[0].capacity(), 15u);
+        ASSERT_GT(ev.metadata[0].first.capacity(), 15u);
+        ASSERT_GT(std::get<std::string>(ev.metadata[0].second).capacity(), 15u);
+        ASSERT_GT(ev.correlation_id->capacity(), 15u);
+        check(ev, cut());
+    }
+}
+
+// The writer's buffer is scratch room it never clears (resize_and_overwrite): a buffer handed
+// back full of quotes and bytes that are not UTF-8 must not leak into what it writes, with
+// cached heads and a repeated timestamp among the events.
+TEST(EventJsonWriter, ABufferHandedBackFullOfGarbageWritesTheSameBytes) {
+    event a = sample_event();
+    const int id = 0;
+    a.name_id = &id;
+    event b = sample_event();
+    b.metadata.pop_back();  // no repeated timestamp
+    b.correlation_id.reset();
+    const std::string want = to_json(a) + to_json(b) + to_json(a);
+    event_json_writer w;
+    for (int round = 0; round < 3; ++round) {
+        std::string garbage(1 << 16, '"');
+        for (std::size_t i = 0; i < garbage.size(); i += 3) garbage[i] = '\xff';
+        w.take(garbage);  // the writer now holds this storage
+        w.append(a);
+        w.append(b);
+        w.append(a);
+        ASSERT_EQ(written(w), want) << round;
     }
 }
 

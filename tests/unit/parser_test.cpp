@@ -534,7 +534,8 @@ std::string describe(bool ok, const raw_event& ev, const parse_error& err) {
     return s;
 }
 
-void expect_fast_path_agrees(std::string_view payload) {
+// Returns whether the fast reader took the payload alone.
+bool expect_fast_path_agrees(std::string_view payload) {
     SCOPED_TRACE(testing::PrintToString(std::string(payload)));
     event_parser fast, full(event_parser::default_max_depth, false);
     raw_event a, b;
@@ -542,6 +543,7 @@ void expect_fast_path_agrees(std::string_view payload) {
     const bool oa = fast.parse(payload, a, ea);
     const bool ob = full.parse(payload, b, eb);
     EXPECT_EQ(describe(oa, a, ea), describe(ob, b, eb));
+    return fast.last_was_fast();
 }
 
 TEST(ParserFastPath, AgreesWithRapidJsonOnEveryForm) {
@@ -645,11 +647,18 @@ TEST(ParserFastPath, AgreesOnNumbersOfEveryLength) {
         std::string digits;
         for (std::size_t i = 0; i < n; ++i) digits += static_cast<char>('1' + i % 9);
         for (const std::string head : {"", "-", "0.", "-7."})
-            for (const char* after :
+            for (const std::string after :
                  {"}}", ".5}}", "e1}}", " }}", ", \"y\": 2}}", "x}}", ":}}", "/}}", ""}) {
                 const std::string number = head + digits;
-                expect_fast_path_agrees(R"({"event": "a", "measurements": {"x": )" + number +
-                                        std::string(after));
+                const bool fast = expect_fast_path_agrees(
+                    R"({"event": "a", "measurements": {"x": )" + number + after);
+                // What the fast reader takes must not fall back to RapidJSON (which agrees,
+                // only slower): a digit run cut short would.
+                const bool common = after == "}}" || after == " }}" || after == ", \"y\": 2}}" ||
+                                    (after == ".5}}" && head.find('.') == std::string::npos);
+                if (common) {
+                    EXPECT_TRUE(fast) << number << after;
+                }
             }
     }
 }
