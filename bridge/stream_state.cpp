@@ -23,17 +23,29 @@ bool stream_state::selects(std::string_view worker, std::string_view pool) const
            (info_.select.pool.empty() || info_.select.pool == pool);
 }
 
-stream_state::action stream_state::next_locked() {
+stream_state::action stream_state::take_from_batch() {
     action a;
-    in_flight_.reset();
-    if (!broken_ && !queue_.empty()) {
-        writing_ = true;
-        in_flight_ = std::move(queue_.front());
-        queue_.pop_front();
-        a.write = in_flight_;
-        a.more = !queue_.empty();
-        return a;
+    a.write = std::move(batch_.front());
+    batch_.pop_front();
+    batch_left_.store(batch_.size(), std::memory_order_relaxed);
+    a.more = !batch_.empty();
+    return a;
+}
+
+stream_state::action stream_state::next_locked() {
+    if (broken_.load(std::memory_order_relaxed)) {
+        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += batch_.size();
+        batch_.clear();
+        batch_left_.store(0, std::memory_order_relaxed);
+    } else if (batch_.empty() && !queue_.empty()) {
+        batch_.swap(queue_);  // all of it, for the writer to take without the lock
+        batch_left_.store(batch_.size(), std::memory_order_relaxed);
     }
+    if (!batch_.empty()) {
+        writing_ = true;
+        return take_from_batch();
+    }
+    action a;
     writing_ = false;
     if (!finished_ && (broken_ || finishing_)) {
         finished_ = true;
@@ -53,10 +65,14 @@ stream_state::action stream_state::on_metadata_sent(bool ok) {
 }
 
 stream_state::action stream_state::on_write_done(bool ok) {
-    std::lock_guard lock(mu_);
     if (ok) {
-        ++info_.sent;
-    } else {
+        sent_.fetch_add(1, std::memory_order_relaxed);
+        // The batch goes on without the lock. A cancel meanwhile makes the writes fail; the
+        // flag only spares writing the rest of the batch to a call that has ended.
+        if (!batch_.empty() && !broken_.load(std::memory_order_relaxed)) return take_from_batch();
+    }
+    std::lock_guard lock(mu_);
+    if (!ok) {
         // The client is gone or the call was cancelled: what is left will never arrive.
         broken_ = true;
         info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += 1 + queue_.size();
@@ -69,6 +85,7 @@ stream_state::action stream_state::on_cancel() {
     std::lock_guard lock(mu_);
     if (!broken_) {
         broken_ = true;
+        // The batch is the writer's: counted when its write in flight completes.
         info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
         queue_.clear();
     }
@@ -87,8 +104,10 @@ void stream_state::on_done() {
     std::lock_guard lock(mu_);
     done_ = true;
     info_.open = false;
-    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
+    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size() + batch_.size();
     queue_.clear();
+    batch_.clear();
+    batch_left_.store(0, std::memory_order_relaxed);
 }
 
 bool stream_state::done() const {
@@ -99,7 +118,8 @@ bool stream_state::done() const {
 stream_info stream_state::info() const {
     std::lock_guard lock(mu_);
     stream_info out = info_;
-    out.queued = queue_.size();
+    out.queued = queue_.size() + batch_left_.load(std::memory_order_relaxed);
+    out.sent = sent_.load(std::memory_order_relaxed);
     return out;
 }
 
