@@ -9,8 +9,11 @@ std::string_view to_string(stream_drop d) noexcept {
 }
 
 stream_state::stream_state(std::uint64_t id, std::string peer, selection select,
-                           std::size_t capacity, std::size_t known_names)
-    : capacity_(capacity), known_names_(known_names), gate_(0x9e3779b97f4a7c15ULL ^ id) {
+                           std::size_t capacity, std::size_t known_names, std::size_t start_at)
+    : capacity_(capacity),
+      known_names_(known_names),
+      start_at_(start_at),
+      gate_(0x9e3779b97f4a7c15ULL ^ id) {
     info_.id = id;
     info_.peer = std::move(peer);
     info_.select = std::move(select);
@@ -52,6 +55,12 @@ stream_state::action stream_state::next_locked() {
         a.finish = broken_ ? finish_status::cancelled : finish_status::ok;
     }
     return a;
+}
+
+stream_state::action stream_state::kick() {
+    std::lock_guard lock(mu_);
+    if (writing_ || queue_.empty()) return {};
+    return next_locked();
 }
 
 stream_state::action stream_state::on_metadata_sent(bool ok) {

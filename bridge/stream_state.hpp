@@ -14,6 +14,10 @@
 // - the call is finished once, and only when no write is in flight (gRPC forbids the rest);
 //   after a failed write or a cancel (the client left, its deadline passed) what was queued is
 //   counted as `closed`;
+// - an idle stream (no write in flight) is started by the offer that makes `start_at` events
+//   wait, or by kick() (the output's flush, at the end of each turn of the thread that runs the
+//   outputs): a burst goes to gRPC in batches, not as one write started (and one gRPC thread
+//   woken) per event whenever the writer has caught up;
 // - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK.
 // Thread-safe: the thread that runs the outputs offers, gRPC's threads report (the metadata and
 // write completions one at a time, a cancel at any moment).
@@ -56,10 +60,13 @@ public:
         finish_status finish = finish_status::none;
     };
 
+    // An idle stream's writer starts once this many events wait (or on kick()).
+    static constexpr std::size_t default_start_at = 32;
+
     // `known_names`: the catalog's event count (the gate's index range). The stream starts
     // with its initial metadata in flight: nothing is written before on_metadata_sent().
     stream_state(std::uint64_t id, std::string peer, selection select, std::size_t capacity,
-                 std::size_t known_names);
+                 std::size_t known_names, std::size_t start_at = default_start_at);
 
     bool selects(std::string_view worker, std::string_view pool) const noexcept;
     // Set once at construction: read without the lock.
@@ -72,6 +79,8 @@ public:
     action offer(std::size_t known, std::string_view wire, clock::time_point now, message& msg,
                  Make&& make);
 
+    // The output flushes: an idle stream starts writing what waits.
+    action kick();
     action on_metadata_sent(bool ok);
     action on_write_done(bool ok);
     action on_cancel();
@@ -100,6 +109,7 @@ private:
     stream_info info_;  // guarded by mu_ (but `sent`: sent_)
     std::size_t capacity_;
     std::size_t known_names_;
+    std::size_t start_at_;
     control::effective_controls controls_;
     control::gate gate_;
     std::deque<message> queue_;
@@ -144,7 +154,7 @@ stream_state::action stream_state::offer(std::size_t known, std::string_view wir
     }
     if (!msg) msg = make();
     queue_.push_back(msg);
-    if (!writing_) return next_locked();
+    if (!writing_ && queue_.size() >= start_at_) return next_locked();
     return a;
 }
 

@@ -19,7 +19,8 @@ namespace pb = ::snakepit::bridge;
 using fs = stream_state::finish_status;
 
 struct fixture {
-    stream_state s{1, "ipv4:127.0.0.1:1", {}, 4, 0};
+    // Started by the first event waiting, as the tests below expect: the threshold has its own.
+    stream_state s{1, "ipv4:127.0.0.1:1", {}, 4, 0, 1};
     int made = 0;
 
     stream_state::action offer(std::string_view wire = "python.call.start") {
@@ -111,7 +112,7 @@ TEST(StreamState, ACancelDuringABatchCountsItsRestAsClosed) {
 TEST(StreamState, AnOfferingThreadAndAWriterLoseNothingAndKeepTheBound) {
     // The writer runs its batches without the lock: every event offered is sent or counted,
     // and what waits never passes the capacity.
-    stream_state s{1, "", {}, 64, 0};
+    stream_state s{1, "", {}, 64, 0, 1};
     s.on_metadata_sent(true);
     constexpr int offered = 200000;
     std::atomic<bool> over_bound{false};
@@ -157,6 +158,31 @@ TEST(StreamState, AnOfferingThreadAndAWriterLoseNothingAndKeepTheBound) {
     EXPECT_EQ(info.sent + info.dropped[static_cast<std::size_t>(stream_drop::queue_full)],
               static_cast<std::uint64_t>(offered));
     EXPECT_GT(info.sent, 0u);
+}
+
+TEST(StreamState, AnIdleStreamStartsOnAFullBatchOrTheOutputsFlush) {
+    stream_state s{1, "", {}, 1024, 0};  // the default threshold, 32
+    s.on_metadata_sent(true);
+    const auto offer = [&] {
+        message msg;
+        return s.offer(std::string_view::npos, "python.call.start", stream_state::clock::now(),
+                       msg, [] { return std::make_shared<const std::string>("x"); });
+    };
+    // Each event of a burst does not start its own write: they wait for the turn's flush.
+    for (int i = 0; i < 3; ++i) EXPECT_FALSE(offer().write);
+    auto a = s.kick();
+    ASSERT_TRUE(a.write);
+    EXPECT_TRUE(a.more);                         // the three go as one batch
+    EXPECT_FALSE(s.kick().write);                // writing: the batch's completions go on
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(s.on_write_done(true).write);
+    EXPECT_FALSE(s.on_write_done(true).write);  // idle again
+    EXPECT_FALSE(s.kick().write);                // nothing waits
+    // 32 waiting start the writer without waiting for the flush.
+    for (std::size_t i = 1; i < stream_state::default_start_at; ++i) EXPECT_FALSE(offer().write);
+    a = offer();
+    ASSERT_TRUE(a.write);
+    EXPECT_TRUE(a.more);
+    EXPECT_EQ(s.info().queued, stream_state::default_start_at - 1);
 }
 
 TEST(StreamState, FinishingSendsWhatIsQueuedThenFinishesOkOnce) {
