@@ -102,7 +102,7 @@ public:
     stream_info info() const;
 
 private:
-    action next_locked();  // the write slot is free: start the next write or finish
+    action next_locked();      // the write slot is free: start the next write or finish
     action take_from_batch();  // the writer's next message, from batch_
 
     mutable std::mutex mu_;

@@ -142,8 +142,8 @@ TEST(StreamState, AnOfferingThreadAndAWriterLoseNothingAndKeepTheBound) {
     };
     for (int i = 0; i < offered; ++i) {
         message msg;
-        start(s.offer(std::string_view::npos, "python.call.start", stream_state::clock::now(),
-                      msg, [] { return std::make_shared<const std::string>("x"); }));
+        start(s.offer(std::string_view::npos, "python.call.start", stream_state::clock::now(), msg,
+                      [] { return std::make_shared<const std::string>("x"); }));
     }
     // Wait until the writer is idle, then end it.
     while (s.info().queued != 0) std::this_thread::yield();
@@ -165,18 +165,18 @@ TEST(StreamState, AnIdleStreamStartsOnAFullBatchOrTheOutputsFlush) {
     s.on_metadata_sent(true);
     const auto offer = [&] {
         message msg;
-        return s.offer(std::string_view::npos, "python.call.start", stream_state::clock::now(),
-                       msg, [] { return std::make_shared<const std::string>("x"); });
+        return s.offer(std::string_view::npos, "python.call.start", stream_state::clock::now(), msg,
+                       [] { return std::make_shared<const std::string>("x"); });
     };
     // Each event of a burst does not start its own write: they wait for the turn's flush.
     for (int i = 0; i < 3; ++i) EXPECT_FALSE(offer().write);
     auto a = s.kick();
     ASSERT_TRUE(a.write);
-    EXPECT_TRUE(a.more);                         // the three go as one batch
-    EXPECT_FALSE(s.kick().write);                // writing: the batch's completions go on
+    EXPECT_TRUE(a.more);           // the three go as one batch
+    EXPECT_FALSE(s.kick().write);  // writing: the batch's completions go on
     for (int i = 0; i < 2; ++i) ASSERT_TRUE(s.on_write_done(true).write);
     EXPECT_FALSE(s.on_write_done(true).write);  // idle again
-    EXPECT_FALSE(s.kick().write);                // nothing waits
+    EXPECT_FALSE(s.kick().write);               // nothing waits
     // 32 waiting start the writer without waiting for the flush.
     for (std::size_t i = 1; i < stream_state::default_start_at; ++i) EXPECT_FALSE(offer().write);
     a = offer();
