@@ -142,6 +142,7 @@ struct grpc_output::impl final : raw_service {
     bool stopping = false;
     std::atomic<std::size_t> live_count{0};
     std::atomic<std::uint64_t> host_skipped{0};
+    std::string scratch;  // handle()'s: one event's bytes (the thread that runs the outputs)
     // Refused streams, refused controls (ctl status, top); shared with the answers of the
     // loop thread to control=workers, which may come after a reload removed this output.
     std::shared_ptr<failure_note> failures = std::make_shared<failure_note>();
@@ -345,9 +346,11 @@ void grpc_output::handle(const event& ev) {
     const auto now = stream_state::clock::now();
     message msg;
     const auto make = [&] {
-        auto m = std::make_shared<std::string>();
-        append_event_wire(*m, ev, wire.wire);
-        return message(std::move(m));
+        // Written into a buffer that stays grown, then copied once at its size: one string
+        // allocation per event, not one per doubling as the bytes are appended.
+        im.scratch.clear();
+        append_event_wire(im.scratch, ev, wire.wire);
+        return message(std::make_shared<const std::string>(im.scratch));
     };
     // Writes start outside the list's lock; a stream with a write in flight cannot be done.
     std::vector<std::pair<impl::stream_reactor*, stream_state::action>> start;
@@ -358,6 +361,20 @@ void grpc_output::handle(const event& ev) {
             auto a = state->offer(wire.index, wire.wire, now, msg, make);
             if (a.write || a.finish != stream_state::finish_status::none)
                 start.emplace_back(reactor, std::move(a));
+        }
+    }
+    for (const auto& [reactor, a] : start) reactor->run(a);
+}
+
+void grpc_output::flush() {
+    auto& im = *impl_;
+    if (im.live_count.load(std::memory_order_relaxed) == 0) return;
+    std::vector<std::pair<impl::stream_reactor*, stream_state::action>> start;
+    {
+        std::lock_guard lock(im.mu);
+        for (const auto& [state, reactor] : im.live) {
+            auto a = state->kick();
+            if (a.write) start.emplace_back(reactor, std::move(a));
         }
     }
     for (const auto& [reactor, a] : start) reactor->run(a);

@@ -67,6 +67,8 @@ public:
     grpc_output& operator=(const grpc_output&) = delete;
 
     void handle(const event& ev) override;
+    // Starts the writes of the idle streams that have events waiting (stream_state::kick).
+    void flush() override;
     void finish(std::chrono::steady_clock::time_point deadline) override;
     // {"address":"...","control":"stream|workers","streams_accepted":N,"streams_active":N,
     //  "streams_refused":N,"events_sent":N,"events_dropped":{"queue_full":N,"closed":N},

@@ -9,8 +9,11 @@ std::string_view to_string(stream_drop d) noexcept {
 }
 
 stream_state::stream_state(std::uint64_t id, std::string peer, selection select,
-                           std::size_t capacity, std::size_t known_names)
-    : capacity_(capacity), known_names_(known_names), gate_(0x9e3779b97f4a7c15ULL ^ id) {
+                           std::size_t capacity, std::size_t known_names, std::size_t start_at)
+    : capacity_(capacity),
+      known_names_(known_names),
+      start_at_(start_at),
+      gate_(0x9e3779b97f4a7c15ULL ^ id) {
     info_.id = id;
     info_.peer = std::move(peer);
     info_.select = std::move(select);
@@ -23,23 +26,41 @@ bool stream_state::selects(std::string_view worker, std::string_view pool) const
            (info_.select.pool.empty() || info_.select.pool == pool);
 }
 
-stream_state::action stream_state::next_locked() {
+stream_state::action stream_state::take_from_batch() {
     action a;
-    in_flight_.reset();
-    if (!broken_ && !queue_.empty()) {
-        writing_ = true;
-        in_flight_ = std::move(queue_.front());
-        queue_.pop_front();
-        a.write = in_flight_;
-        a.more = !queue_.empty();
-        return a;
+    a.write = std::move(batch_.front());
+    batch_.pop_front();
+    batch_left_.store(batch_.size(), std::memory_order_relaxed);
+    a.more = !batch_.empty();
+    return a;
+}
+
+stream_state::action stream_state::next_locked() {
+    if (broken_.load(std::memory_order_relaxed)) {
+        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += batch_.size();
+        batch_.clear();
+        batch_left_.store(0, std::memory_order_relaxed);
+    } else if (batch_.empty() && !queue_.empty()) {
+        batch_.swap(queue_);  // all of it, for the writer to take without the lock
+        batch_left_.store(batch_.size(), std::memory_order_relaxed);
     }
+    if (!batch_.empty()) {
+        writing_ = true;
+        return take_from_batch();
+    }
+    action a;
     writing_ = false;
     if (!finished_ && (broken_ || finishing_)) {
         finished_ = true;
         a.finish = broken_ ? finish_status::cancelled : finish_status::ok;
     }
     return a;
+}
+
+stream_state::action stream_state::kick() {
+    std::lock_guard lock(mu_);
+    if (writing_ || queue_.empty()) return {};
+    return next_locked();
 }
 
 stream_state::action stream_state::on_metadata_sent(bool ok) {
@@ -53,10 +74,14 @@ stream_state::action stream_state::on_metadata_sent(bool ok) {
 }
 
 stream_state::action stream_state::on_write_done(bool ok) {
-    std::lock_guard lock(mu_);
     if (ok) {
-        ++info_.sent;
-    } else {
+        sent_.fetch_add(1, std::memory_order_relaxed);
+        // The batch goes on without the lock. A cancel meanwhile makes the writes fail; the
+        // flag only spares writing the rest of the batch to a call that has ended.
+        if (!batch_.empty() && !broken_.load(std::memory_order_relaxed)) return take_from_batch();
+    }
+    std::lock_guard lock(mu_);
+    if (!ok) {
         // The client is gone or the call was cancelled: what is left will never arrive.
         broken_ = true;
         info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += 1 + queue_.size();
@@ -69,6 +94,7 @@ stream_state::action stream_state::on_cancel() {
     std::lock_guard lock(mu_);
     if (!broken_) {
         broken_ = true;
+        // The batch is the writer's: counted when its write in flight completes.
         info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
         queue_.clear();
     }
@@ -87,8 +113,10 @@ void stream_state::on_done() {
     std::lock_guard lock(mu_);
     done_ = true;
     info_.open = false;
-    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
+    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size() + batch_.size();
     queue_.clear();
+    batch_.clear();
+    batch_left_.store(0, std::memory_order_relaxed);
 }
 
 bool stream_state::done() const {
@@ -99,7 +127,8 @@ bool stream_state::done() const {
 stream_info stream_state::info() const {
     std::lock_guard lock(mu_);
     stream_info out = info_;
-    out.queued = queue_.size();
+    out.queued = queue_.size() + batch_left_.load(std::memory_order_relaxed);
+    out.sent = sent_.load(std::memory_order_relaxed);
     return out;
 }
 

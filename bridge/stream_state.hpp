@@ -5,14 +5,24 @@
 // a write done, the call cancelled, the output finishing) and does what it answers, outside
 // the lock: start a write, finish the call. So the rules live here, tested without a network
 // (tests/grpc/stream_state_test.cpp):
-// - at most one write in flight; the queue holds at most `capacity` events behind it; an event
-//   that finds it full is dropped and counted (`queue_full`), never waited for;
+// - at most one write in flight; at most `capacity` events wait behind it; an event that finds
+//   no room is dropped and counted (`queue_full`), never waited for;
+// - the writer (gRPC's write completions) takes everything queued at once, under one lock, and
+//   writes it one message after the other without the lock: the offering thread and the writer
+//   meet on the lock once per batch, not once per event (per event, each blocked the other
+//   behind a futex). The batch still counts against `capacity` until each event is written;
 // - the call is finished once, and only when no write is in flight (gRPC forbids the rest);
 //   after a failed write or a cancel (the client left, its deadline passed) what was queued is
 //   counted as `closed`;
+// - an idle stream (no write in flight) is started by the offer that makes `start_at` events
+//   wait, or by kick() (the output's flush, at the end of each turn of the thread that runs the
+//   outputs): a burst goes to gRPC in batches, not as one write started (and one gRPC thread
+//   woken) per event whenever the writer has caught up;
 // - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK.
-// Thread-safe: the thread that runs the outputs offers, gRPC's threads report.
+// Thread-safe: the thread that runs the outputs offers, gRPC's threads report (the metadata and
+// write completions one at a time, a cancel at any moment).
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -50,10 +60,13 @@ public:
         finish_status finish = finish_status::none;
     };
 
+    // An idle stream's writer starts once this many events wait (or on kick()).
+    static constexpr std::size_t default_start_at = 32;
+
     // `known_names`: the catalog's event count (the gate's index range). The stream starts
     // with its initial metadata in flight: nothing is written before on_metadata_sent().
     stream_state(std::uint64_t id, std::string peer, selection select, std::size_t capacity,
-                 std::size_t known_names);
+                 std::size_t known_names, std::size_t start_at = default_start_at);
 
     bool selects(std::string_view worker, std::string_view pool) const noexcept;
     // Set once at construction: read without the lock.
@@ -66,6 +79,8 @@ public:
     action offer(std::size_t known, std::string_view wire, clock::time_point now, message& msg,
                  Make&& make);
 
+    // The output flushes: an idle stream starts writing what waits.
+    action kick();
     action on_metadata_sent(bool ok);
     action on_write_done(bool ok);
     action on_cancel();
@@ -87,20 +102,30 @@ public:
     stream_info info() const;
 
 private:
-    action next_locked();  // the write slot is free: start the next write or finish
+    action next_locked();      // the write slot is free: start the next write or finish
+    action take_from_batch();  // the writer's next message, from batch_
 
     mutable std::mutex mu_;
-    stream_info info_;  // guarded by mu_
+    stream_info info_;  // guarded by mu_ (but `sent`: sent_)
     std::size_t capacity_;
     std::size_t known_names_;
+    std::size_t start_at_;
     control::effective_controls controls_;
     control::gate gate_;
     std::deque<message> queue_;
-    message in_flight_;
+    // Taken from queue_ by the writer, written one by one without the lock. Only the writer
+    // (the metadata and write completions, which gRPC runs one at a time) touches it, and
+    // on_done; it is empty whenever no write is in flight.
+    std::deque<message> batch_;
+    // batch_.size(), for offer's bound: set under mu_ when a batch is taken, lowered without it
+    // as the writer takes each message, so a stale value only overstates what waits.
+    std::atomic<std::size_t> batch_left_{0};
+    std::atomic<std::uint64_t> sent_{0};
     bool writing_ = true;  // the initial metadata is in flight
     bool finishing_ = false;
     bool finished_ = false;  // Finish asked of gRPC (once)
-    bool broken_ = false;    // a write failed or the call was cancelled
+    // A write failed or the call was cancelled: set under mu_, read by the writer without it.
+    std::atomic<bool> broken_{false};
     bool done_ = false;
 };
 
@@ -123,13 +148,13 @@ stream_state::action stream_state::offer(std::size_t known, std::string_view wir
             ++info_.filtered;
             return a;
     }
-    if (queue_.size() >= capacity_) {
+    if (queue_.size() + batch_left_.load(std::memory_order_relaxed) >= capacity_) {
         ++info_.dropped[static_cast<std::size_t>(stream_drop::queue_full)];
         return a;
     }
     if (!msg) msg = make();
     queue_.push_back(msg);
-    if (!writing_) return next_locked();
+    if (!writing_ && queue_.size() >= start_at_) return next_locked();
     return a;
 }
 
