@@ -65,25 +65,14 @@ inline std::size_t first_string_stop(const char* p) noexcept {
     return first_lane(static_cast<v16>((v == quote) | (v == bslash) | (v < space)));
 }
 
-// What copy_and_scan saw in a payload.
-struct payload_flags {
-    bool non_ascii = false;
-    bool nul = false;
-    bool backslash = false;
-};
-
-// Copies the payload into the parse buffer and notes, in the same pass, the bytes that need
-// a closer look: NUL (RapidJSON would stop there), non-ASCII (UTF-8 to validate) and '\\'
-// (only an escape can produce a lone surrogate). Sixteen bytes at a time with the compiler's
-// portable vector extension (SSE2 on x86-64, NEON on ARM).
-inline payload_flags copy_and_scan(const char* src, std::size_t n, char* dst) noexcept {
-    const v16 zero{}, bslash = zero + static_cast<unsigned char>('\\');
-    v16 any{}, nul{}, bs{};
-    auto take = [&](v16 v) {
-        any |= v;
-        nul |= static_cast<v16>(v == zero);
-        bs |= static_cast<v16>(v == bslash);
-    };
+// Copies the payload into the parse buffer and tells, in the same pass, whether it holds a
+// non-ASCII byte (UTF-8 to validate before any reader sees it). Sixteen bytes at a time with
+// the compiler's portable vector extension (SSE2 on x86-64, NEON on ARM). A NUL or a '\\'
+// needs no pass of its own here: the fast reader refuses both, so they are looked for only
+// before a line goes to RapidJSON.
+inline bool copy_and_scan(const char* src, std::size_t n, char* dst) noexcept {
+    v16 any{};
+    auto take = [&](v16 v) { any |= v; };
     std::size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         v16 v;
@@ -93,19 +82,16 @@ inline payload_flags copy_and_scan(const char* src, std::size_t n, char* dst) no
     }
     if (i < n) {
         unsigned char tail[16];
-        std::memset(tail, ' ', sizeof tail);  // neutral filler: none of the bytes looked for
+        std::memset(tail, ' ', sizeof tail);  // neutral filler: ASCII
         std::memcpy(tail, src + i, n - i);
         std::memcpy(dst + i, tail, n - i);
         v16 v;
         std::memcpy(&v, tail, 16);
         take(v);
     }
-    auto some = [](v16 v, std::uint64_t mask) {
-        std::uint64_t w[2];
-        std::memcpy(w, &v, 16);
-        return ((w[0] | w[1]) & mask) != 0;
-    };
-    return {some(any, highs), some(nul, highs), some(bs, highs)};
+    std::uint64_t w[2];
+    std::memcpy(w, &any, 16);
+    return ((w[0] | w[1]) & highs) != 0;
 }
 
 }  // namespace
@@ -633,20 +619,23 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
     last_fast_ = false;
     std::vector<char>& buf = reader_->buf;
     if (buf.size() < payload.size() + scan_padding) buf.resize(payload.size() + scan_padding);
-    const payload_flags seen = copy_and_scan(payload.data(), payload.size(), buf.data());
+    const bool non_ascii = copy_and_scan(payload.data(), payload.size(), buf.data());
     std::memset(buf.data() + payload.size(), 0, scan_padding);  // terminator and padding
-    // RapidJSON's in-situ stream ends at NUL, which would hide what follows it.
-    if (seen.nul) {
+    // RapidJSON's in-situ stream ends at NUL, which would hide what follows it. Looked for
+    // before the UTF-8 check (a line with both is refused for its NUL), else only when the fast
+    // reader gave up: it never takes a line with a NUL.
+    const auto nul_refused = [&] {
+        const void* nul = std::memchr(payload.data(), '\0', payload.size());
+        if (!nul) return false;
         err.reason = reject_reason::invalid_json;
-        err.offset = static_cast<std::size_t>(
-            static_cast<const char*>(std::memchr(payload.data(), '\0', payload.size())) -
-            payload.data());
+        err.offset = static_cast<std::size_t>(static_cast<const char*>(nul) - payload.data());
         err.detail = "nul byte in telemetry line";
-        return false;
-    }
+        return true;
+    };
     // UTF-8 is checked here, not by RapidJSON: 1.1.0's validator reads up to three bytes past
     // the terminator after a truncated sequence at the end of the input (found by fuzzing).
-    if (seen.non_ascii) {
+    if (non_ascii) {
+        if (nul_refused()) return false;
         if (const std::size_t bad = first_invalid_utf8(payload); bad != std::string_view::npos) {
             err.reason = reject_reason::invalid_utf8;
             err.offset = bad;
@@ -656,7 +645,8 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
     }
     if (fast_path_) {
         reader_->nested.text.clear();
-        sax_handler fast(out, reader_->nested, max_depth_, payload.size(), seen.backslash);
+        // No escapes: the fast reader refuses a '\\' anywhere, so no lone surrogate either.
+        sax_handler fast(out, reader_->nested, max_depth_, payload.size(), false);
         if (fast_reader::parse(buf.data(), buf.data() + payload.size(), fast)) {
             last_fast_ = true;
             if (out.has_event) return true;
@@ -667,8 +657,10 @@ bool event_parser::parse(std::string_view payload, raw_event& out, parse_error& 
         }
         out.clear();  // the handler may have taken part of the line: start again
     }
+    if (!non_ascii && nul_refused()) return false;
+    const bool backslash = std::memchr(payload.data(), '\\', payload.size()) != nullptr;
     reader_->nested.text.clear();
-    sax_handler handler(out, reader_->nested, max_depth_, payload.size(), seen.backslash);
+    sax_handler handler(out, reader_->nested, max_depth_, payload.size(), backslash);
     padded_insitu_stream stream(buf.data());
     constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
                                rapidjson::kParseNanAndInfFlag |

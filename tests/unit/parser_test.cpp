@@ -214,6 +214,17 @@ TEST_F(ParserTest, NulByteIsInvalidJsonAtItsOffset) {
     EXPECT_EQ(err.offset, 14u);
 }
 
+// A line with a NUL and a byte that is not UTF-8 is refused for its NUL, wherever each is;
+// and one with a NUL and an escape for its NUL too (the escape is looked at only after).
+TEST_F(ParserTest, ANulIsFoundBeforeBadUtf8AndEscapes) {
+    expect_reject("{\"event\": \"\xff\", \"x\": \"a\0\"}"s, reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 22u);
+    expect_reject("{\"event\": \"a\0\", \"x\": \"\xff\"}"s, reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 12u);
+    expect_reject("{\"event\": \"\\ud800\", \"x\": \"\0\"}"s, reject_reason::invalid_json);
+    EXPECT_EQ(err.offset, 26u);
+}
+
 TEST_F(ParserTest, EscapedNulIsAValidString) {
     ASSERT_TRUE(parse(R"({"event": "e", "metadata": {"k": "a\u0000b"}})")) << err.detail;
     ASSERT_EQ(ev.metadata.size(), 1u);
