@@ -12,44 +12,6 @@ namespace telecap::agent {
 
 namespace {
 
-std::string dotted(const std::vector<std::string>& parts, std::size_t from = 0) {
-    std::string out;
-    for (std::size_t i = from; i < parts.size(); ++i) {
-        if (i > from) out += '.';
-        out += parts[i];
-    }
-    return out;
-}
-
-}  // namespace
-
-void wire_names::add(const catalog& c) {
-    std::lock_guard lock(mu_);
-    for (std::size_t i = 0; i < c.event_count(); ++i) {
-        const auto wire = c.wire_name(i);
-        if (const auto* we = c.find_event(wire))
-            by_name_.insert_or_assign(dotted(we->parts), std::string(wire));  // a reload's wins
-    }
-    const auto& prefix = c.policies().unknown_event_prefix;
-    for (const auto& p : unknown_prefixes_)
-        if (p == prefix) return;
-    unknown_prefixes_.push_back(prefix);
-}
-
-std::string wire_names::of(const event& ev) const {
-    std::string name = ev.dotted_name();
-    std::lock_guard lock(mu_);
-    if (const auto it = by_name_.find(name); it != by_name_.end()) return it->second;
-    // Lifecycle events (snakepit.pool.worker.*) are made by telecap: their name as it is.
-    if (ev.name.size() >= 2 && ev.name[0] == "snakepit" && ev.name[1] == "pool") return name;
-    for (const auto& p : unknown_prefixes_)
-        if (ev.name.size() > p.size() && std::equal(p.begin(), p.end(), ev.name.begin()))
-            return dotted(ev.name, p.size());
-    return name;
-}
-
-namespace {
-
 // The local time with milliseconds and a space ("%Y-%m-%dT%H:%M:%S.%e ", -o log's pattern),
 // the head of each log-format line, event or pass-through.
 void append_log_time(std::string& out) {

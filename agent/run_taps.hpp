@@ -4,31 +4,16 @@
 // catalogs in use, to the log output's formatter, and to the registry (telecap_tap_*).
 
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "capture/wire_names.hpp"
 #include "control/tap.hpp"
 #include "dispatch/dispatcher.hpp"
 #include "metrics/registry.hpp"
 #include "telecap/capture/catalog.hpp"
 
 namespace telecap::agent {
-
-// The wire name of an event from its name, over every catalog added (any thread).
-class wire_names {
-public:
-    void add(const catalog& c);
-    // A catalog event's wire name; an unknown event kept under a catalog's prefix: the name
-    // without it; anything else (lifecycle events): the dotted name.
-    std::string of(const event& ev) const;
-
-private:
-    mutable std::mutex mu_;
-    std::unordered_map<std::string, std::string> by_name_;  // dotted event name -> wire name
-    std::vector<std::vector<std::string>> unknown_prefixes_;
-};
 
 // One line of the log output (-o log) for `ev`, with its newline: the same pattern
 // ("%Y-%m-%dT%H:%M:%S.%e " in local time, then log_handler::format).

@@ -8,41 +8,6 @@
 
 namespace telecap::bridge {
 
-wire_names::wire_names(const catalog& cat) {
-    for (std::size_t i = 0; i < cat.event_count(); ++i) {
-        const std::string_view wire = cat.wire_name(i);
-        const auto* we = cat.find_event(wire);
-        if (!we) continue;
-        std::string dotted;
-        for (const auto& part : we->parts) {
-            if (!dotted.empty()) dotted += '.';
-            dotted += part;
-        }
-        by_name_.emplace(std::move(dotted), entry{std::string(wire), i});
-    }
-    if (cat.policies().unknown_event == unknown_event_policy::keep)
-        unknown_prefix_ = cat.policies().unknown_event_prefix;
-}
-
-bool wire_names::find(const event& ev, entry& out) const {
-    const std::string dotted = ev.dotted_name();
-    if (const auto it = by_name_.find(dotted); it != by_name_.end()) {
-        out = it->second;
-        return true;
-    }
-    // A kept unknown name: the prefix, then at least one part of the worker's name.
-    if (unknown_prefix_.empty() || ev.name.size() <= unknown_prefix_.size() ||
-        !ev.matches(unknown_prefix_))
-        return false;
-    out.index = std::string_view::npos;
-    out.wire.clear();
-    for (std::size_t i = unknown_prefix_.size(); i < ev.name.size(); ++i) {
-        if (!out.wire.empty()) out.wire += '.';
-        out.wire += ev.name[i];
-    }
-    return true;
-}
-
 std::string metadata_string(const metadata_value& v) {
     if (const auto* s = std::get_if<std::string>(&v)) return *s;
     if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);

@@ -8,36 +8,16 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "bridge/snakepit_bridge.pb.h"
 #include "capture/catalog.hpp"
 #include "capture/event.hpp"
 #include "capture/parser.hpp"
+#include "capture/wire_names.hpp"
 
 namespace telecap::bridge {
 
 namespace pb = ::snakepit::bridge;
-
-// From a normalized event back to the wire name a worker emitted: the catalog's wire events,
-// and with the catalog's `keep` policy an unknown name kept under its prefix. Events the
-// catalog did not make (the pool's lifecycle, telecap's own) have no wire name.
-class wire_names {
-public:
-    struct entry {
-        std::string wire;                            // "tool.execution.start"
-        std::size_t index = std::string_view::npos;  // in the catalog, npos for a kept unknown
-    };
-    explicit wire_names(const catalog& cat);
-
-    // The wire name of `ev` into `out`, or false when no worker sends it (a host-side event).
-    // For a kept unknown name `out.index` is npos.
-    bool find(const event& ev, entry& out) const;
-
-private:
-    std::unordered_map<std::string, entry> by_name_;  // the dotted normalized name
-    std::vector<std::string> unknown_prefix_;         // empty: unknown names are not kept
-};
 
 // Fills `out` (cleared first) from `ev`, with `event_parts` from `wire` split on ".". The
 // reference for append_event_wire (bridge/event_wire.hpp), which writes the same message's

@@ -110,44 +110,5 @@ TEST(EventProto, ReusedMessageIsClearedFirst) {
     EXPECT_TRUE(m.metadata().empty());
 }
 
-TEST(WireNames, CatalogEventsMapBackToTheirWireName) {
-    const auto cat = catalog::builtin();
-    const wire_names names(cat);
-    wire_names::entry e;
-    ASSERT_TRUE(names.find(make_event({"snakepit", "python", "tool", "execution", "start"}), e));
-    EXPECT_EQ(e.wire, "tool.execution.start");
-    EXPECT_LT(e.index, cat.event_count());
-    EXPECT_EQ(cat.wire_name(e.index), "tool.execution.start");
-    ASSERT_TRUE(names.find(make_event({"snakepit", "python", "call", "stop"}), e));
-    EXPECT_EQ(e.wire, "python.call.stop");
-    // Every wire event of the catalog round-trips.
-    for (std::size_t i = 0; i < cat.event_count(); ++i) {
-        ASSERT_TRUE(names.find(make_event(cat.find_event(cat.wire_name(i))->parts), e));
-        EXPECT_EQ(e.wire, cat.wire_name(i));
-    }
-}
-
-TEST(WireNames, HostEventsHaveNoWireName) {
-    const auto cat = catalog::builtin();
-    const wire_names names(cat);
-    wire_names::entry e;
-    EXPECT_FALSE(names.find(make_event({"snakepit", "pool", "worker", "spawned"}), e));
-    EXPECT_FALSE(names.find(make_event({"telemetry", "handler", "failure"}), e));
-    // The built-in catalog rejects unknown names: none is kept under the prefix.
-    EXPECT_FALSE(names.find(make_event({"snakepit", "python", "my", "thing"}), e));
-}
-
-TEST(WireNames, KeptUnknownNamesLoseTheirPrefix) {
-    auto cat = catalog::builtin();
-    cat.policies().unknown_event = unknown_event_policy::keep;
-    const wire_names names(cat);
-    wire_names::entry e;
-    ASSERT_TRUE(names.find(make_event({"snakepit", "python", "my", "thing"}), e));
-    EXPECT_EQ(e.wire, "my.thing");
-    EXPECT_EQ(e.index, std::string_view::npos);
-    EXPECT_FALSE(names.find(make_event({"snakepit", "python"}), e));  // the prefix alone
-    EXPECT_FALSE(names.find(make_event({"snakepit", "pool", "worker", "spawned"}), e));
-}
-
 }  // namespace
 }  // namespace telecap::bridge
