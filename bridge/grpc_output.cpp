@@ -154,6 +154,11 @@ struct grpc_output::impl final : raw_service {
     reactor_base* StreamTelemetry(grpc::CallbackServerContext* ctx) override;
 
     void closed_stream(const std::shared_ptr<stream_state>& s);
+    // Asks each live stream (`ask(state)`, under the list's lock) and does what they answer
+    // outside it: writes start and calls finish there, and a stream with a write in flight
+    // cannot be done meanwhile.
+    template <class Ask>
+    void each_stream(Ask&& ask);
     static void add(totals& t, const stream_info& i);
 };
 
@@ -289,6 +294,20 @@ void grpc_output::impl::add(totals& t, const stream_info& i) {
     t.controls_rejected += i.controls_rejected;
 }
 
+template <class Ask>
+void grpc_output::impl::each_stream(Ask&& ask) {
+    std::vector<std::pair<stream_reactor*, stream_state::action>> start;
+    {
+        std::lock_guard lock(mu);
+        for (const auto& [state, reactor] : live) {
+            auto a = ask(*state);
+            if (a.write || a.finish != stream_state::finish_status::none)
+                start.emplace_back(reactor, std::move(a));
+        }
+    }
+    for (const auto& [reactor, a] : start) reactor->run(a);
+}
+
 void grpc_output::impl::closed_stream(const std::shared_ptr<stream_state>& s) {
     const stream_info info = s->info();
     std::lock_guard lock(mu);
@@ -352,32 +371,16 @@ void grpc_output::handle(const event& ev) {
         append_event_wire(im.scratch, ev, wire.wire);
         return message(std::make_shared<const std::string>(im.scratch));
     };
-    // Writes start outside the list's lock; a stream with a write in flight cannot be done.
-    std::vector<std::pair<impl::stream_reactor*, stream_state::action>> start;
-    {
-        std::lock_guard lock(im.mu);
-        for (const auto& [state, reactor] : im.live) {
-            if (!state->selects(worker, pool)) continue;
-            auto a = state->offer(wire.index, wire.wire, now, msg, make);
-            if (a.write || a.finish != stream_state::finish_status::none)
-                start.emplace_back(reactor, std::move(a));
-        }
-    }
-    for (const auto& [reactor, a] : start) reactor->run(a);
+    im.each_stream([&](stream_state& s) {
+        return s.selects(worker, pool) ? s.offer(wire.index, wire.wire, now, msg, make)
+                                       : stream_state::action{};
+    });
 }
 
 void grpc_output::flush() {
     auto& im = *impl_;
     if (im.live_count.load(std::memory_order_relaxed) == 0) return;
-    std::vector<std::pair<impl::stream_reactor*, stream_state::action>> start;
-    {
-        std::lock_guard lock(im.mu);
-        for (const auto& [state, reactor] : im.live) {
-            auto a = state->kick();
-            if (a.write) start.emplace_back(reactor, std::move(a));
-        }
-    }
-    for (const auto& [reactor, a] : start) reactor->run(a);
+    im.each_stream([](stream_state& s) { return s.kick(); });
 }
 
 void grpc_output::finish(std::chrono::steady_clock::time_point deadline) {

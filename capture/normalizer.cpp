@@ -5,6 +5,8 @@
 #include <cstring>
 #include <limits>
 
+#include "capture/swar.hpp"
+
 namespace telecap {
 
 namespace {
@@ -29,10 +31,7 @@ enum class number_kind { integer, out_of_range, real, nan, pos_inf, neg_inf };
     while (fast_end - p >= 8) {
         std::uint64_t w;
         std::memcpy(&w, p, 8);
-        // Every byte in '0'..'9': high nibble 3, and no carry out of the low nibble on +6.
-        if (((w & 0xF0F0F0F0F0F0F0F0ull) |
-             (((w + 0x0606060606060606ull) & 0xF0F0F0F0F0F0F0F0ull) >> 4)) != 0x3333333333333333ull)
-            break;
+        if (non_digit_bytes(w)) break;  // not eight digits
         std::uint64_t x = w - 0x3030303030303030ull;
         x = (x * 10) + (x >> 8);
         x = (((x & 0x000000FF000000FFull) * 0x000F424000000064ull) +
@@ -110,9 +109,14 @@ public:
     // The slot for `key`; a repeated key gets its earlier slot (the last value wins, as with
     // json.loads and protobuf maps).
     [[gnu::always_inline]] V& slot(std::string_view key) {
-        for (std::size_t i = 0; i < n_; ++i)
-            if (same_string(m_[i].first, key)) return m_[i].second;
+        if (V* earlier = repeated(key)) return *earlier;
         return append(key);
+    }
+    // The next slot when it holds `key` already (and `key` is not a repeat): taken, its key
+    // not written again. Null, and nothing taken, otherwise.
+    [[gnu::always_inline]] V* next_if_holds(std::string_view key) {
+        if (n_ >= m_.size() || !same_string(m_[n_].first, key) || repeated(key)) return nullptr;
+        return &m_[n_++].second;
     }
     [[gnu::always_inline]] V& append(std::string_view key) {
         if (n_ == m_.size()) m_.emplace_back();
@@ -123,6 +127,12 @@ public:
     std::size_t size() const noexcept { return n_; }
 
 private:
+    [[gnu::always_inline]] V* repeated(std::string_view key) {
+        for (std::size_t i = 0; i < n_; ++i)
+            if (same_string(m_[i].first, key)) return &m_[i].second;
+        return nullptr;
+    }
+
     std::vector<std::pair<std::string, V>>& m_;
     std::size_t n_ = 0;
 };
@@ -260,45 +270,48 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
     {
         member_writer<measurement_value> w(out.measurements);
         for (const auto& m : raw.measurements) {
-            const bool in_place = warm && w.size() < out.measurements.size() &&
-                                  same_string(out.measurements[w.size()].first, m.key);
+            // A warm slot's key in its place is one the catalog knows (event_slot_source).
+            measurement_value* const in_place = warm ? w.next_if_holds(m.key) : nullptr;
             if (!in_place && !catalog_.known_measurement(m.key)) {
                 if (catalog_.policies().unknown_measurement == unknown_measurement_policy::drop)
                     continue;
                 return reject(err, reject_reason::unknown_measurement,
                               "unknown measurement \"" + std::string(m.key) + "\"");
             }
+            const auto slot = [&]() -> measurement_value& {
+                return in_place ? *in_place : w.slot(m.key);
+            };
             switch (m.value.kind) {
                 case raw_kind::string:
-                    set_string(w.slot(m.key), m.value.text);
+                    set_string(slot(), m.value.text);
                     break;
                 case raw_kind::true_:
-                    w.slot(m.key) = std::int64_t{1};
+                    slot() = std::int64_t{1};
                     break;
                 case raw_kind::false_:
-                    w.slot(m.key) = std::int64_t{0};
+                    slot() = std::int64_t{0};
                     break;
                 case raw_kind::number: {
                     std::int64_t i = 0;
                     switch (scan_number(m.value.text, i)) {
                         case number_kind::integer:
-                            w.slot(m.key) = i;
+                            slot() = i;
                             break;
                         case number_kind::out_of_range:
                             return reject(
                                 err, reject_reason::bad_measurement,
                                 "measurement \"" + std::string(m.key) + "\" is out of int64 range");
                         case number_kind::real:
-                            w.slot(m.key) = parse_double(m.value.text);
+                            slot() = parse_double(m.value.text);
                             break;
                         case number_kind::nan:
-                            w.slot(m.key) = std::numeric_limits<double>::quiet_NaN();
+                            slot() = std::numeric_limits<double>::quiet_NaN();
                             break;
                         case number_kind::pos_inf:
-                            w.slot(m.key) = std::numeric_limits<double>::infinity();
+                            slot() = std::numeric_limits<double>::infinity();
                             break;
                         case number_kind::neg_inf:
-                            w.slot(m.key) = -std::numeric_limits<double>::infinity();
+                            slot() = -std::numeric_limits<double>::infinity();
                             break;
                     }
                     break;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "capture/swar.hpp"
 #include "capture/utf8.hpp"
 
 namespace telecap {
@@ -72,13 +73,12 @@ inline std::size_t first_string_stop(const char* p) noexcept {
 // before a line goes to RapidJSON.
 inline bool copy_and_scan(const char* src, std::size_t n, char* dst) noexcept {
     v16 any{};
-    auto take = [&](v16 v) { any |= v; };
     std::size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         v16 v;
         std::memcpy(&v, src + i, 16);
         std::memcpy(dst + i, &v, 16);
-        take(v);
+        any |= v;
     }
     if (i < n) {
         unsigned char tail[16];
@@ -87,7 +87,7 @@ inline bool copy_and_scan(const char* src, std::size_t n, char* dst) noexcept {
         std::memcpy(dst + i, tail, n - i);
         v16 v;
         std::memcpy(&v, tail, 16);
-        take(v);
+        any |= v;
     }
     std::uint64_t w[2];
     std::memcpy(w, &any, 16);
@@ -545,17 +545,10 @@ private:
     // Past a run of digits, eight bytes at a time: the buffer's NUL terminator and padding
     // make the reads past the payload safe, and the NUL ends every run.
     static const char* skip_digits(const char* p) noexcept {
-        constexpr std::uint64_t ones = 0x0101010101010101ull;
         for (;;) {
             std::uint64_t w;
             std::memcpy(&w, p, 8);
-            // Per byte: nonzero unless it is '0'..'9' (high nibble 3, low nibble at most 9;
-            // low nibble + 6 carries into the high one only from 10 up, never out of the byte).
-            const std::uint64_t bad = ((w & (ones * 0xF0)) ^ (ones * 0x30)) |
-                                      (((w & (ones * 0x0F)) + ones * 0x06) & (ones * 0xF0));
-            // The high bit of each nonzero byte (exact: no borrow crosses bytes here).
-            const std::uint64_t m = (((bad & (ones * 0x7F)) + ones * 0x7F) | bad) & (ones * 0x80);
-            if (m)
+            if (const std::uint64_t m = non_digit_bytes(w))
                 return p + ((std::endian::native == std::endian::little ? std::countr_zero(m)
                                                                         : std::countl_zero(m)) >>
                             3);

@@ -148,24 +148,22 @@ class GrpcClient(unittest.TestCase):
         r = run(["run"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("nothing to run", r.stderr)
-        cfg = self.path("remote.yaml")
-        with open(cfg, "w") as f:
-            f.write("pools:\n  - name: g\n    grpc: 127.0.0.1:{port}\n")
-        r = run(["run", "--config", cfg, "--check"])
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("remote.yaml:3", r.stderr)
-        self.assertIn("no command to give the port to", r.stderr)
-        with open(cfg, "w") as f:
-            f.write("pools:\n  - name: g\n    instances: 1\n")
-        r = run(["run", "--config", cfg, "--check"])
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("has no command (nor grpc", r.stderr)
-        cfg = self.path("bad.yaml")
-        with open(cfg, "w") as f:
-            f.write("pools:\n  - name: g\n    command: [true]\n    grpc: nope\n")
-        r = run(["run", "--config", cfg, "--check"])
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("bad.yaml:4", r.stderr)
+
+        def refused(name, text, *said):
+            cfg = self.path(name)
+            with open(cfg, "w") as f:
+                f.write(text)
+            r = run(["run", "--config", cfg, "--check"])
+            self.assertEqual(r.returncode, 2)
+            for s in said:
+                self.assertIn(s, r.stderr)
+
+        refused("remote.yaml", "pools:\n  - name: g\n    grpc: 127.0.0.1:{port}\n",
+                "remote.yaml:3", "no command to give the port to")
+        refused("remote.yaml", "pools:\n  - name: g\n    instances: 1\n",
+                "has no command (nor grpc")
+        refused("bad.yaml", "pools:\n  - name: g\n    command: [true]\n    grpc: nope\n",
+                "bad.yaml:4")
 
     def test_ctl_toggle_goes_down_the_stream_and_stop_is_prompt(self):
         sock = self.path("ctl.sock")

@@ -552,25 +552,44 @@ struct gap_record final : handler {
     }
 };
 
-TEST(Intake, TappedLinesPastABatchsBoundAreNotCarriedButCountedAndTold) {
+// A bus that records the gaps, driven by the caller, and an intake whose streams use it.
+struct gap_rig {
     catalog cat = catalog::builtin();
     handler_bus bus;
-    auto rec = std::make_shared<gap_record>();
-    const auto& gaps = rec->gaps;
-    ASSERT_FALSE(bus.attach("rec", {}, rec));
-    dispatcher_options d;
-    d.mode = dispatch_mode::caller;
-    dispatcher events(bus, d);
+    std::shared_ptr<gap_record> rec = std::make_shared<gap_record>();
+    dispatcher events{bus, [] {
+                          dispatcher_options d;
+                          d.mode = dispatch_mode::caller;
+                          return d;
+                      }()};
     event_loop loop;
     capture_stats stats;
+    intake in;
+
+    explicit gap_rig(const intake_options& o = {}) : in(loop, events, o) {
+        EXPECT_FALSE(bus.attach("rec", {}, rec));
+    }
+    void* add(const std::string& worker) {
+        stream_spec spec;
+        spec.owner = &stats;
+        spec.cat = &cat;
+        spec.stats = &stats;
+        spec.ctx.worker_id = worker;
+        spec.ctx.pool_name = "p";
+        spec.stream_name = "stderr";
+        return in.add_unwatched(spec);
+    }
+};
+
+TEST(Intake, TappedLinesPastABatchsBoundAreNotCarriedButCountedAndTold) {
     intake_options o;
     o.pipeline.max_line = intake::tap_line_bytes;
-    intake in(loop, events, o);
-    stream_spec spec;
-    spec.owner = &stats;
-    spec.cat = &cat;
-    spec.stats = &stats;
-    void* s = in.add_unwatched(spec);
+    gap_rig r(o);
+    auto& in = r.in;
+    auto& events = r.events;
+    const auto& gaps = r.rec->gaps;
+    const auto& stats = r.stats;
+    void* s = r.add("w");
     in.tap_passthrough(true);
     // 20 lines of 64 KiB (with their records) in one turn: 1 MiB of them fits in the batch,
     // the rest does not.
@@ -590,29 +609,12 @@ TEST(Intake, TappedLinesPastABatchsBoundAreNotCarriedButCountedAndTold) {
 // Empty lines cost their records: a flood of them is bounded like long ones. And a gap is
 // told with its own stream's next line, not another worker's.
 TEST(Intake, TappedEmptyLinesAreBoundedAndAGapIsToldWithItsOwnStreamsLine) {
-    catalog cat = catalog::builtin();
-    handler_bus bus;
-    auto rec = std::make_shared<gap_record>();
-    const auto& gaps = rec->gaps;
-    ASSERT_FALSE(bus.attach("rec", {}, rec));
-    dispatcher_options d;
-    d.mode = dispatch_mode::caller;
-    dispatcher events(bus, d);
-    event_loop loop;
-    capture_stats stats;
-    intake in(loop, events, intake_options{});
-    const auto add = [&](const std::string& worker) {
-        stream_spec spec;
-        spec.owner = &stats;
-        spec.cat = &cat;
-        spec.stats = &stats;
-        spec.ctx.worker_id = worker;
-        spec.ctx.pool_name = "p";
-        spec.stream_name = "stderr";
-        return in.add_unwatched(spec);
-    };
-    void* a = add("a");
-    void* b = add("b");
+    gap_rig r;
+    auto& in = r.in;
+    auto& events = r.events;
+    const auto& gaps = r.rec->gaps;
+    void* a = r.add("a");
+    void* b = r.add("b");
     in.tap_passthrough(true);
     const std::size_t fit = intake::tap_line_bytes / intake::tap_line_overhead;
     in.feed(a, std::string(fit + 100, '\n'));
