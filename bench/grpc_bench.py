@@ -5,8 +5,12 @@ for SECONDS, under `telecap run -o grpc:127.0.0.1:0`, and one reading C++ client
 process_cpu_seconds_total at exit, all its threads: loop, dispatch, gRPC's) per second of
 load, and the latency from the worker's write to the client's receive.
 
-Usage: grpc_bench.py BUILD_DIR [RATE [SECONDS [OPTIONS]]]    (defaults 100000 10 "")
-OPTIONS: the output's options, e.g. "?queue=8192".
+Usage: grpc_bench.py BUILD_DIR [RATE [SECONDS [OPTIONS [WRITES [OVERFLOW]]]]]
+       (defaults 100000 10 "" 1000 drop-newest)
+OPTIONS: the output's options, e.g. "?queue=8192". WRITES: the worker's writes per second
+(RATE/WRITES lines each); 100 is the burst case (1,000 lines a write at 100,000/s). OVERFLOW:
+run's --overflow; with block a reading client loses nothing and the worker may be slowed:
+"worker_s" is how long it took to write its lines (SECONDS when nothing held it back).
 """
 import json
 import os
@@ -19,13 +23,19 @@ build = sys.argv[1]
 rate = int(sys.argv[2]) if len(sys.argv) > 2 else 100000
 seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 10
 options = sys.argv[4] if len(sys.argv) > 4 else ""
+writes = int(sys.argv[5]) if len(sys.argv) > 5 else 1000
+overflow = sys.argv[6] if len(sys.argv) > 6 else "drop-newest"
 here = os.path.dirname(os.path.abspath(__file__))
 with tempfile.TemporaryDirectory() as tmp:
     stats_path = os.path.join(tmp, "stats.json")
+    lag_path = os.path.join(tmp, "lag")
+    os.environ["GRPC_WORKER_LAG"] = lag_path
     telecap = subprocess.Popen(
         [os.path.join(build, "telecap"), "--log-level", "info", "run",
-         "-o", "grpc:127.0.0.1:0" + options, "--passthrough", "none", "--stats", stats_path, "--",
-         sys.executable, os.path.join(here, "grpc_worker.py"), str(rate), str(seconds)],
+         "-o", "grpc:127.0.0.1:0" + options, "--passthrough", "none", "--overflow", overflow,
+         "--stats", stats_path, "--",
+         sys.executable, os.path.join(here, "grpc_worker.py"), str(rate), str(seconds),
+         str(writes)],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     address = None
     for raw in telecap.stderr:
@@ -46,11 +56,15 @@ with tempfile.TemporaryDirectory() as tmp:
     client.wait()
     with open(stats_path) as f:
         stats = json.load(f)
+    with open(lag_path) as f:
+        lag, worker_s = (float(x) for x in f.read().split())
 (grpc_key,) = [k for k in stats["outputs"] if ":grpc" in k]
 g = stats["outputs"][grpc_key]
 cpu = [v for k, v in stats["metrics"].items() if k.startswith("process_cpu_seconds_total")][0]
-print(json.dumps({"rate": rate, "seconds": seconds, "options": options, "telecap_rc": rc,
+print(json.dumps({"rate": rate, "seconds": seconds, "options": options, "writes_per_s": writes,
+                  "telecap_rc": rc,
                   "events": stats["events"], "sent": g["events_sent"],
                   "dropped": g["events_dropped"], "received": result["received"],
-                  "telecap_cpu_s": round(cpu, 2), "cores": round(cpu / seconds, 3),
+                  "overflow": overflow,
+                  "worker_lag_ms": round(lag * 1000, 1), "worker_s": round(worker_s, 3), "telecap_cpu_s": round(cpu, 2), "cores": round(cpu / seconds, 3),
                   "latency_us": {k: result[k] for k in ("p50_us", "p99_us", "max_us")}}))

@@ -185,6 +185,129 @@ TEST(StreamState, AnIdleStreamStartsOnAFullBatchOrTheOutputsFlush) {
     EXPECT_EQ(s.info().queued, stream_state::default_start_at - 1);
 }
 
+// Back-pressure (`--overflow block`): an event held at a full queue, waited for, queued.
+struct held_fixture : fixture {
+    stream_state::action offer_held() {
+        message msg;
+        return s.offer(
+            std::string_view::npos, "python.call.start", stream_state::clock::now(), msg,
+            [&] {
+                ++made;
+                return std::make_shared<const std::string>();
+            },
+            true);
+    }
+    stream_state::action enqueue() {
+        message msg;
+        return s.enqueue(msg, [&] {
+            ++made;
+            return std::make_shared<const std::string>();
+        });
+    }
+    std::uint64_t full() const {
+        return s.info().dropped[static_cast<std::size_t>(stream_drop::queue_full)];
+    }
+    void fill() {
+        s.on_metadata_sent(true);
+        ASSERT_TRUE(offer().write);
+        for (int i = 0; i < 4; ++i) offer();  // the queue of 4 behind the write in flight
+    }
+};
+
+TEST(StreamState, AHeldEventWaitsForTheRoomTheWritesMakeThenIsQueued) {
+    held_fixture f;
+    f.fill();
+    const auto a = f.offer_held();
+    EXPECT_TRUE(a.held);
+    EXPECT_FALSE(a.write);
+    EXPECT_EQ(f.full(), 0u);  // held, not dropped
+    std::atomic<int> room{-1};
+    std::thread waiter([&] { room = f.s.wait_room(std::chrono::seconds(60)); });
+    // The write in flight completes: the writer takes the queue as its batch and the first
+    // of it, one place of room.
+    ASSERT_TRUE(f.s.on_write_done(true).write);
+    waiter.join();
+    EXPECT_EQ(room, 1);
+    EXPECT_FALSE(f.enqueue().write);
+    EXPECT_EQ(f.full(), 0u);
+    EXPECT_EQ(f.s.info().queued, 4u);  // three of the batch left, and the held one
+    EXPECT_EQ(f.made, 6);
+}
+
+TEST(StreamState, AStreamWhoseWritesStalledIsNotWaitedForAndDropsCounted) {
+    held_fixture f;
+    f.fill();
+    const auto now = stream_state::clock::now();
+    const auto stall = std::chrono::milliseconds(200);
+    // Full, and its writes progress: behind, the producer should pause.
+    EXPECT_TRUE(f.s.behind(now, stall));
+    // No write completed within the stall: the client stopped reading.
+    EXPECT_FALSE(f.s.behind(now + stall + std::chrono::milliseconds(1), stall));
+    EXPECT_TRUE(f.offer_held().held);
+    const auto begin = stream_state::clock::now();
+    EXPECT_FALSE(f.s.wait_room(stall));
+    EXPECT_GE(stream_state::clock::now() - begin, std::chrono::milliseconds(150));
+    EXPECT_FALSE(f.enqueue().write);
+    EXPECT_EQ(f.full(), 1u);  // still no room: dropped and counted, as without back-pressure
+    // Once it stalled, the next wait ends at once.
+    EXPECT_TRUE(f.offer_held().held);
+    const auto again = stream_state::clock::now();
+    EXPECT_FALSE(f.s.wait_room(stall));
+    EXPECT_LT(stream_state::clock::now() - again, stall);
+    f.enqueue();
+    EXPECT_EQ(f.full(), 2u);
+}
+
+TEST(StreamState, FinishingOrACancelEndsAWaitForRoom) {
+    for (const bool cancel : {false, true}) {
+        held_fixture f;
+        f.fill();
+        std::atomic<int> room{-1};
+        const auto begin = stream_state::clock::now();
+        std::thread waiter([&] { room = f.s.wait_room(std::chrono::seconds(60)); });
+        if (cancel)
+            f.s.on_cancel();
+        else
+            f.s.finish();
+        waiter.join();
+        EXPECT_EQ(room, 0) << cancel;
+        EXPECT_LT(stream_state::clock::now() - begin, std::chrono::seconds(30)) << cancel;
+        EXPECT_FALSE(f.enqueue().write) << cancel;  // takes no more: neither queued nor counted
+        EXPECT_EQ(f.full(), 0u) << cancel;
+    }
+}
+
+TEST(StreamState, BehindIsHalfTheQueueWaiting) {
+    held_fixture f;
+    f.s.on_metadata_sent(true);
+    const auto now = stream_state::clock::now();
+    const auto stall = std::chrono::seconds(60);
+    ASSERT_TRUE(f.offer().write);  // in flight: not waiting
+    f.offer();
+    EXPECT_FALSE(f.s.behind(now, stall));  // 1 of 4
+    f.offer();
+    EXPECT_TRUE(f.s.behind(now, stall));  // 2 of 4
+    f.s.finish();
+    EXPECT_FALSE(f.s.behind(now, stall));  // finishing: nothing more to pause for
+}
+
+TEST(StreamState, AFullQueueThatWaitsForTheFlushStartsWhenAnEventIsHeld) {
+    stream_state s{1, "", {}, 2, 0};  // the default threshold, 32, above the queue
+    s.on_metadata_sent(true);
+    message msg;
+    const auto make = [] { return std::make_shared<const std::string>("x"); };
+    const auto now = stream_state::clock::now();
+    EXPECT_FALSE(s.offer(std::string_view::npos, "a", now, msg, make).write);
+    msg = {};
+    EXPECT_FALSE(s.offer(std::string_view::npos, "a", now, msg, make).write);
+    msg = {};
+    // Without the writes starting here, the holder would wait for room no write makes.
+    const auto a = s.offer(std::string_view::npos, "a", now, msg, make, true);
+    EXPECT_TRUE(a.held);
+    ASSERT_TRUE(a.write);
+    EXPECT_TRUE(a.more);
+}
+
 TEST(StreamState, FinishingSendsWhatIsQueuedThenFinishesOkOnce) {
     fixture f;
     f.s.on_metadata_sent(true);
