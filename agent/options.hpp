@@ -115,9 +115,6 @@ private:
 struct output_env {
     stream_set& streams;
     bool wait = false;
-    // Back-pressure is wanted (`run --overflow block`, `parse`), wherever the outputs run: the
-    // gRPC output then waits for a reading client instead of dropping (grpc_output_options).
-    bool block = false;
     // What a JSON-lines output gathers before handing it to its stream (jsonl_handler).
     std::size_t batch_bytes = jsonl_handler::default_batch_bytes;
     // Every catalog the events name lives until the command ends (parse loads one; a run keeps

@@ -141,7 +141,6 @@ int run_parse(const capture_options& o, const std::vector<std::string>& inputs) 
     handler_bus bus;
     output_env env{.streams = streams,
                    .wait = true,
-                   .block = true,
                    // Its outputs may wait for their streams, so a batch may pass the soft limit.
                    .batch_bytes = std::size_t{1} << 20,
                    .name_ids_unique = true,  // one catalog, loaded before the outputs

@@ -9,8 +9,8 @@ Usage: grpc_bench.py BUILD_DIR [RATE [SECONDS [OPTIONS [WRITES [OVERFLOW]]]]]
        (defaults 100000 10 "" 1000 drop-newest)
 OPTIONS: the output's options, e.g. "?queue=8192". WRITES: the worker's writes per second
 (RATE/WRITES lines each); 100 is the burst case (1,000 lines a write at 100,000/s). OVERFLOW:
-run's --overflow; with block a reading client loses nothing and the worker may be slowed:
-"worker_s" is how long it took to write its lines (SECONDS when nothing held it back).
+run's --overflow. "worker_lag_ms" is the furthest the worker fell behind its schedule (a stall
+of the machine, or telecap holding it back), "worker_s" how long it took to write its lines.
 """
 import json
 import os

@@ -33,14 +33,17 @@ fi
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "workload: $(wc -l < "$workload") lines, $(wc -c < "$workload") bytes; $runs interleaved runs"
-mapfile -t res < <(python3 "$here/cpu_time.py" --median "$runs" "${cmds[@]}")
+n=${#cmds[@]}
+# Round by round: jsonl/null, and with the floor null/limit and jsonl/limit.
+pairs="$((n - 1))/$((n - 2))"
+[ -n "$limit" ] && pairs="$pairs,1/0,2/0"
+mapfile -t res < <(python3 "$here/cpu_time.py" --median --pairs "$pairs" "$runs" "${cmds[@]}")
 ratio() { echo "scale=2; $1 / $2" | bc; }
 printf '%-26s %8s %8s\n' "CPU s (user+sys)" best median
 for i in "${!cmds[@]}"; do
     read -r b m <<< "${res[$i]}"
     printf '%-26s %8s %8s\n' "${labels[$i]}" "$b" "$m"
 done
-n=${#cmds[@]}
 read -r jb jm <<< "${res[$((n - 1))]}"
 read -r nb nm <<< "${res[$((n - 2))]}"
 echo "jsonl / null:   best $(ratio "$jb" "$nb")x  median $(ratio "$jm" "$nm")x"
@@ -49,3 +52,13 @@ if [ -n "$limit" ]; then
     echo "null / limit:   best $(ratio "$nb" "$lb")x  median $(ratio "$nm" "$lm")x"
     echo "jsonl / limit:  best $(ratio "$jb" "$lb")x  median $(ratio "$jm" "$lm")x"
 fi
+echo "round by round (median, quartiles):"
+for line in "${res[@]:$n}"; do
+    read -r pair m q1 q3 <<< "$line"
+    case $pair in
+        "$((n - 1))/$((n - 2))") name="jsonl / null" ;;
+        1/0) name="null / limit" ;;
+        2/0) name="jsonl / limit" ;;
+    esac
+    printf '  %-14s %sx  (%s-%s)\n' "$name:" "$m" "$q1" "$q3"
+done

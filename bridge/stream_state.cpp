@@ -1,6 +1,5 @@
 #include "bridge/stream_state.hpp"
 
-#include <algorithm>
 #include <utility>
 
 namespace telecap::bridge {
@@ -19,7 +18,6 @@ stream_state::stream_state(std::uint64_t id, std::string peer, selection select,
     info_.peer = std::move(peer);
     info_.select = std::move(select);
     gate_.configure(controls_, known_names_);
-    progress_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 
 bool stream_state::selects(std::string_view worker, std::string_view pool) const noexcept {
@@ -47,16 +45,11 @@ stream_state::action stream_state::next_locked() {
         batch_left_.store(batch_.size(), std::memory_order_relaxed);
     }
     if (!batch_.empty()) {
-        if (!writing_)  // a write started from idle is progress: its completion is not late yet
-            progress_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
         writing_ = true;
-        action a = take_from_batch();
-        notify_room_locked();
-        return a;
+        return take_from_batch();
     }
     action a;
     writing_ = false;
-    notify_room_locked();
     if (!finished_ && (broken_ || finishing_)) {
         finished_ = true;
         a.finish = broken_ ? finish_status::cancelled : finish_status::ok;
@@ -83,21 +76,9 @@ stream_state::action stream_state::on_metadata_sent(bool ok) {
 stream_state::action stream_state::on_write_done(bool ok) {
     if (ok) {
         sent_.fetch_add(1, std::memory_order_relaxed);
-        progress_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
         // The batch goes on without the lock. A cancel meanwhile makes the writes fail; the
         // flag only spares writing the rest of the batch to a call that has ended.
-        if (!batch_.empty() && !broken_.load(std::memory_order_relaxed)) {
-            action a = take_from_batch();
-            // The message taken is room for a held event. The fence orders batch_left_'s store
-            // before reading waiting_ (wait_room sets it, then reads batch_left_): one of the
-            // two sees the other.
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (waiting_.load(std::memory_order_relaxed)) {
-                std::lock_guard lock(mu_);
-                notify_room_locked();
-            }
-            return a;
-        }
+        if (!batch_.empty() && !broken_.load(std::memory_order_relaxed)) return take_from_batch();
     }
     std::lock_guard lock(mu_);
     if (!ok) {
@@ -111,7 +92,6 @@ stream_state::action stream_state::on_write_done(bool ok) {
 
 stream_state::action stream_state::on_cancel() {
     std::lock_guard lock(mu_);
-    notify_room_locked();
     if (!broken_) {
         broken_ = true;
         // The batch is the writer's: counted when its write in flight completes.
@@ -125,56 +105,18 @@ stream_state::action stream_state::on_cancel() {
 stream_state::action stream_state::finish() {
     std::lock_guard lock(mu_);
     finishing_ = true;
-    notify_room_locked();
     if (writing_) return {};
     return next_locked();
 }
 
 void stream_state::on_done() {
     std::lock_guard lock(mu_);
-    notify_room_locked();
     done_ = true;
     info_.open = false;
     info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size() + batch_.size();
     queue_.clear();
     batch_.clear();
     batch_left_.store(0, std::memory_order_relaxed);
-}
-
-void stream_state::notify_room_locked() {
-    if (waiting_.load(std::memory_order_relaxed)) room_.notify_all();
-}
-
-bool stream_state::stalled_locked(clock::time_point now, clock::duration stall) const {
-    const clock::time_point last{clock::duration(progress_.load(std::memory_order_relaxed))};
-    return writing_ && now - last >= stall;
-}
-
-bool stream_state::wait_room(clock::duration stall) {
-    // Rechecked at least this often: a cheap guard, should a wake-up be missed.
-    constexpr auto recheck = std::chrono::milliseconds(2);
-    std::unique_lock lock(mu_);
-    waiting_.store(true, std::memory_order_seq_cst);
-    bool room = false;
-    while (!finishing_ && !broken_ && !finished_ && !done_) {
-        if (queue_.size() + batch_left_.load(std::memory_order_seq_cst) < capacity_) {
-            room = true;
-            break;
-        }
-        const auto now = clock::now();
-        if (stalled_locked(now, stall)) break;
-        const clock::time_point last{clock::duration(progress_.load(std::memory_order_relaxed))};
-        room_.wait_until(lock, std::min(last + stall, now + recheck));
-    }
-    waiting_.store(false, std::memory_order_relaxed);
-    return room;
-}
-
-bool stream_state::behind(clock::time_point now, clock::duration stall) const {
-    std::lock_guard lock(mu_);
-    if (finishing_ || broken_ || finished_) return false;
-    const std::size_t waiting = queue_.size() + batch_left_.load(std::memory_order_relaxed);
-    return waiting >= std::max<std::size_t>(1, capacity_ / 2) && !stalled_locked(now, stall);
 }
 
 bool stream_state::done() const {

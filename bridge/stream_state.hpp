@@ -18,19 +18,12 @@
 //   wait, or by kick() (the output's flush, at the end of each turn of the thread that runs the
 //   outputs): a burst goes to gRPC in batches, not as one write started (and one gRPC thread
 //   woken) per event whenever the writer has caught up;
-// - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK;
-// - back-pressure (`--overflow block`, and `parse`): the output may hold an event that finds the
-//   queue full (`offer(..., hold)`), wait for room (wait_room) and queue it then (enqueue). A
-//   stream whose writes have not progressed for `stall` (a client that stopped reading) is not
-//   waited for: its events are dropped as without back-pressure, until it reads again. behind()
-//   says when the output should ask its producer to pause: half the queue waits and the client
-//   still reads.
+// - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK.
 // Thread-safe: the thread that runs the outputs offers, gRPC's threads report (the metadata and
 // write completions one at a time, a cancel at any moment).
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -65,9 +58,6 @@ public:
         message write;
         bool more = false;
         finish_status finish = finish_status::none;
-        // offer(..., hold = true): the queue was full and the event is the caller's to wait
-        // with (wait_room, then enqueue); nothing was counted.
-        bool held = false;
     };
 
     // An idle stream's writer starts once this many events wait (or on kick()).
@@ -87,18 +77,7 @@ public:
     // `make` the first time a stream takes the event, and shared by the others.
     template <class Make>
     action offer(std::size_t known, std::string_view wire, clock::time_point now, message& msg,
-                 Make&& make, bool hold = false);
-    // An event held by offer(): queued now, or dropped and counted when there is still no room
-    // (its gates passed it already).
-    template <class Make>
-    action enqueue(message& msg, Make&& make);
-    // Waits until the queue has room, or the stream takes no more (finishing, cancelled, done),
-    // or its writes have not progressed for `stall` (the client stopped reading). True when
-    // there is room.
-    bool wait_room(clock::duration stall);
-    // Half the queue or more waits and the writes progress (within `stall`): a producer that
-    // can pause should (handler::congested).
-    bool behind(clock::time_point now, clock::duration stall) const;
+                 Make&& make);
 
     // The output flushes: an idle stream starts writing what waits.
     action kick();
@@ -125,10 +104,6 @@ public:
 private:
     action next_locked();      // the write slot is free: start the next write or finish
     action take_from_batch();  // the writer's next message, from batch_
-    template <class Make>
-    action queue_locked(message& msg, Make&& make, bool hold);
-    void notify_room_locked();  // a waiter (wait_room) looks again
-    bool stalled_locked(clock::time_point now, clock::duration stall) const;
 
     mutable std::mutex mu_;
     stream_info info_;  // guarded by mu_ (but `sent`: sent_)
@@ -152,19 +127,11 @@ private:
     // A write failed or the call was cancelled: set under mu_, read by the writer without it.
     std::atomic<bool> broken_{false};
     bool done_ = false;
-    // wait_room: its waiter (one: the thread that runs the outputs), woken as room is made
-    // while `waiting_` says one waits.
-    std::condition_variable room_;
-    std::atomic<bool> waiting_{false};
-    // When the writes last progressed (a write started from idle, or one completed): how a
-    // stream that stopped reading is told from one that is behind.
-    std::atomic<clock::rep> progress_{0};
 };
 
 template <class Make>
 stream_state::action stream_state::offer(std::size_t known, std::string_view wire,
-                                         clock::time_point now, message& msg, Make&& make,
-                                         bool hold) {
+                                         clock::time_point now, message& msg, Make&& make) {
     std::lock_guard lock(mu_);
     action a;
     if (finishing_ || broken_ || finished_) return a;
@@ -181,31 +148,7 @@ stream_state::action stream_state::offer(std::size_t known, std::string_view wir
             ++info_.filtered;
             return a;
     }
-    return queue_locked(msg, make, hold);
-}
-
-template <class Make>
-stream_state::action stream_state::enqueue(message& msg, Make&& make) {
-    std::lock_guard lock(mu_);
-    if (finishing_ || broken_ || finished_) return {};
-    return queue_locked(msg, make, false);
-}
-
-template <class Make>
-stream_state::action stream_state::queue_locked(message& msg, Make&& make, bool hold) {
-    action a;
     if (queue_.size() + batch_left_.load(std::memory_order_relaxed) >= capacity_) {
-        if (hold) {
-            ++info_.held;
-            a.held = true;
-            // A full queue that is not being written (it waits for the output's flush) starts
-            // now: the holder waits for the room its writes make.
-            if (!writing_) {
-                a = next_locked();
-                a.held = true;
-            }
-            return a;
-        }
         ++info_.dropped[static_cast<std::size_t>(stream_drop::queue_full)];
         return a;
     }
