@@ -213,6 +213,7 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
                                   "this command has none");
             g.workers = std::make_shared<grpc_worker_controls>(env.worker_controls, pool);
         }
+        g.block = env.block;
         capture_options co;
         co.catalog_path = env.catalog_path;
         try {

@@ -115,6 +115,9 @@ private:
 struct output_env {
     stream_set& streams;
     bool wait = false;
+    // `run --overflow block`: the gRPC output asks the run loop to pause for a stream that is
+    // behind and holds what the loop read meanwhile (grpc_output_options::block).
+    bool block = false;
     // What a JSON-lines output gathers before handing it to its stream (jsonl_handler).
     std::size_t batch_bytes = jsonl_handler::default_batch_bytes;
     // Every catalog the events name lives until the command ends (parse loads one; a run keeps

@@ -60,6 +60,7 @@ metrics::registry::collector_id add_output_series(metrics::registry& registry,
                 add("telecap_grpc_events_removed_total", t.disabled, {{"reason", "disabled"}});
                 add("telecap_grpc_events_removed_total", t.sampled, {{"reason", "sampled"}});
                 add("telecap_grpc_events_removed_total", t.filtered, {{"reason", "filtered"}});
+                add("telecap_grpc_events_held_total", t.held);
                 add("telecap_grpc_host_events_skipped_total", t.host_events_skipped);
                 add("telecap_grpc_controls_total", t.controls_applied, {{"result", "applied"}});
                 add("telecap_grpc_controls_total", t.controls_rejected, {{"result", "rejected"}});

@@ -91,6 +91,7 @@ int run_workers(const run_options& o) {
     handler_bus bus;
     output_env env{.streams = streams,
                    .wait = block && o.dispatch == dispatch_mode::thread,
+                   .block = block,
                    .name_ids_unique = true,  // a reload's catalogs are kept until exit
                    .registry = &registry,
                    .metrics_path = o.capture.metrics_path,

@@ -159,6 +159,9 @@ struct grpc_output::impl final : raw_service {
     // cannot be done meanwhile.
     template <class Ask>
     void each_stream(Ask&& ask);
+    // handle()'s and flush()'s (the thread that runs the outputs): the writes to start. Kept
+    // to stay grown.
+    std::vector<std::pair<stream_reactor*, stream_state::action>> start;
     static void add(totals& t, const stream_info& i);
 };
 
@@ -273,8 +276,9 @@ reactor_base* grpc_output::impl::StreamTelemetry(grpc::CallbackServerContext* ct
             "telecap: too many streams (max_streams=" + std::to_string(opts.max_streams) + ")"));
     }
     ++accepted;
-    auto state = std::make_shared<stream_state>(next_id++, ctx->peer(), std::move(sel), opts.queue,
-                                                known_names);
+    auto state =
+        std::make_shared<stream_state>(next_id++, ctx->peer(), std::move(sel), opts.queue,
+                                       known_names, stream_state::default_start_at, opts.stall);
     // Registered before its metadata can reach the client: once the client has the headers,
     // every event handled from then on is offered to it.
     auto* r = new stream_reactor(*this, state);
@@ -290,17 +294,18 @@ void grpc_output::impl::add(totals& t, const stream_info& i) {
     t.disabled += i.disabled;
     t.sampled += i.sampled;
     t.filtered += i.filtered;
+    t.held += i.held;
     t.controls_applied += i.controls_applied;
     t.controls_rejected += i.controls_rejected;
 }
 
 template <class Ask>
 void grpc_output::impl::each_stream(Ask&& ask) {
-    std::vector<std::pair<stream_reactor*, stream_state::action>> start;
+    start.clear();
     {
         std::lock_guard lock(mu);
         for (const auto& [state, reactor] : live) {
-            auto a = ask(*state);
+            auto a = ask(state);
             if (a.write || a.finish != stream_state::finish_status::none)
                 start.emplace_back(reactor, std::move(a));
         }
@@ -371,16 +376,26 @@ void grpc_output::handle(const event& ev) {
         append_event_wire(im.scratch, ev, wire.wire);
         return message(std::make_shared<const std::string>(im.scratch));
     };
-    im.each_stream([&](stream_state& s) {
-        return s.selects(worker, pool) ? s.offer(wire.index, wire.wire, now, msg, make)
-                                       : stream_state::action{};
+    im.each_stream([&](const std::shared_ptr<stream_state>& s) {
+        return s->selects(worker, pool)
+                   ? s->offer(wire.index, wire.wire, now, msg, make, im.opts.block)
+                   : stream_state::action{};
     });
 }
 
 void grpc_output::flush() {
     auto& im = *impl_;
     if (im.live_count.load(std::memory_order_relaxed) == 0) return;
-    im.each_stream([](stream_state& s) { return s.kick(); });
+    im.each_stream([](const std::shared_ptr<stream_state>& s) { return s->kick(); });
+}
+
+bool grpc_output::congested() const {
+    auto& im = *impl_;
+    if (!im.opts.block || im.live_count.load(std::memory_order_relaxed) == 0) return false;
+    const auto now = stream_state::clock::now();
+    std::lock_guard lock(im.mu);
+    return std::any_of(im.live.begin(), im.live.end(),
+                       [&](const auto& e) { return e.first->behind(now); });
 }
 
 void grpc_output::finish(std::chrono::steady_clock::time_point deadline) {
@@ -454,8 +469,8 @@ std::string grpc_output::counters_json() const {
            ",\"events_dropped\":{\"queue_full\":" + n(t.dropped_queue_full) +
            ",\"closed\":" + n(t.dropped_closed) +
            "},\"events_removed\":{\"disabled\":" + n(t.disabled) + ",\"sampled\":" + n(t.sampled) +
-           ",\"filtered\":" + n(t.filtered) +
-           "},\"host_events_skipped\":" + n(t.host_events_skipped) +
+           ",\"filtered\":" + n(t.filtered) + "},\"events_held\":" + n(t.held) +
+           ",\"host_events_skipped\":" + n(t.host_events_skipped) +
            ",\"controls\":{\"applied\":" + n(t.controls_applied) +
            ",\"rejected\":" + n(t.controls_rejected) + ",\"withdrawn\":" + n(t.controls_withdrawn) +
            "},\"streams\":[";
@@ -475,8 +490,8 @@ std::string grpc_output::counters_json() const {
                n(s.dropped[static_cast<std::size_t>(stream_drop::queue_full)]) +
                ",\"closed\":" + n(s.dropped[static_cast<std::size_t>(stream_drop::closed)]) +
                "},\"removed\":{\"disabled\":" + n(s.disabled) + ",\"sampled\":" + n(s.sampled) +
-               ",\"filtered\":" + n(s.filtered) +
-               "},\"controls\":{\"applied\":" + n(s.controls_applied) +
+               ",\"filtered\":" + n(s.filtered) + "},\"held\":" + n(s.held) +
+               ",\"controls\":{\"applied\":" + n(s.controls_applied) +
                ",\"rejected\":" + n(s.controls_rejected) + "}}";
     }
     return out + "]}";

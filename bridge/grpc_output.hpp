@@ -51,6 +51,14 @@ struct grpc_output_options {
     bool control_workers = false;
     std::shared_ptr<worker_controls> workers;
     std::chrono::milliseconds drain_timeout{2000};
+    // Back-pressure (`run --overflow block`): the output is congested while half a reading
+    // stream's queue waits (the run loop stops reading the workers), and what the loop read
+    // past a full queue is held behind it (up to `queue` more events) instead of dropped. A
+    // stream whose writes have not progressed for `stall` (its client stopped reading), or
+    // that has held events that long, holds no more: its events are dropped and counted as
+    // without back-pressure.
+    bool block = false;
+    std::chrono::milliseconds stall{500};
 };
 
 // The argument of `grpc[:ADDR][?queue=N&max_streams=N&host_events=0|1&control=stream|workers]`;
@@ -69,6 +77,8 @@ public:
     void handle(const event& ev) override;
     // Starts the writes of the idle streams that have events waiting (stream_state::kick).
     void flush() override;
+    // With `block`: a stream's queue is half full and its client reads (stream_state::behind).
+    bool congested() const override;
     void finish(std::chrono::steady_clock::time_point deadline) override;
     // {"address":"...","control":"stream|workers","streams_accepted":N,"streams_active":N,
     //  "streams_refused":N,"events_sent":N,"events_dropped":{"queue_full":N,"closed":N},
@@ -90,6 +100,7 @@ public:
         std::uint64_t streams_accepted = 0, streams_refused = 0, streams_active = 0;
         std::uint64_t sent = 0, dropped_queue_full = 0, dropped_closed = 0;
         std::uint64_t disabled = 0, sampled = 0, filtered = 0;
+        std::uint64_t held = 0;  // back-pressure (`block`): waited for at a full queue
         std::uint64_t host_events_skipped = 0, controls_applied = 0, controls_rejected = 0;
         // control=workers: streams that ended holding controls on the workers, withdrawn.
         std::uint64_t controls_withdrawn = 0;

@@ -32,6 +32,9 @@ struct stream_info {
     // Removed by the stream's own controls, by gate verdict.
     std::uint64_t disabled = 0, sampled = 0, filtered = 0;
     std::uint64_t controls_applied = 0, controls_rejected = 0;
+    // Back-pressure: events that found the queue full and were waited with (then queued, or
+    // dropped as queue_full when the client had stopped reading).
+    std::uint64_t held = 0;
 };
 
 }  // namespace telecap::bridge

@@ -1,5 +1,6 @@
 #include "bridge/stream_state.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace telecap::bridge {
@@ -9,15 +10,18 @@ std::string_view to_string(stream_drop d) noexcept {
 }
 
 stream_state::stream_state(std::uint64_t id, std::string peer, selection select,
-                           std::size_t capacity, std::size_t known_names, std::size_t start_at)
+                           std::size_t capacity, std::size_t known_names, std::size_t start_at,
+                           clock::duration stall)
     : capacity_(capacity),
       known_names_(known_names),
       start_at_(start_at),
+      stall_(stall),
       gate_(0x9e3779b97f4a7c15ULL ^ id) {
     info_.id = id;
     info_.peer = std::move(peer);
     info_.select = std::move(select);
     gate_.configure(controls_, known_names_);
+    progress_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
 }
 
 bool stream_state::selects(std::string_view worker, std::string_view pool) const noexcept {
@@ -40,11 +44,17 @@ stream_state::action stream_state::next_locked() {
         info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += batch_.size();
         batch_.clear();
         batch_left_.store(0, std::memory_order_relaxed);
-    } else if (batch_.empty() && !queue_.empty()) {
-        batch_.swap(queue_);  // all of it, for the writer to take without the lock
-        batch_left_.store(batch_.size(), std::memory_order_relaxed);
+    } else if (batch_.empty()) {
+        if (queue_.empty()) queue_.swap(held_);  // held behind a batch that took the queue
+        if (!queue_.empty()) {
+            batch_.swap(queue_);  // all of it, for the writer to take without the lock
+            batch_left_.store(batch_.size(), std::memory_order_relaxed);
+            queue_.swap(held_);  // what came past the full queue is next
+        }
     }
     if (!batch_.empty()) {
+        if (!writing_)  // a write started from idle is progress: its completion is not late yet
+            progress_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
         writing_ = true;
         return take_from_batch();
     }
@@ -65,10 +75,11 @@ stream_state::action stream_state::kick() {
 
 stream_state::action stream_state::on_metadata_sent(bool ok) {
     std::lock_guard lock(mu_);
-    if (!ok) {
+    if (ok) {
+        progress_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    } else {
         broken_ = true;
-        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
-        queue_.clear();
+        drop_queued_locked();
     }
     return next_locked();
 }
@@ -76,6 +87,7 @@ stream_state::action stream_state::on_metadata_sent(bool ok) {
 stream_state::action stream_state::on_write_done(bool ok) {
     if (ok) {
         sent_.fetch_add(1, std::memory_order_relaxed);
+        progress_.store(clock::now().time_since_epoch().count(), std::memory_order_relaxed);
         // The batch goes on without the lock. A cancel meanwhile makes the writes fail; the
         // flag only spares writing the rest of the batch to a call that has ended.
         if (!batch_.empty() && !broken_.load(std::memory_order_relaxed)) return take_from_batch();
@@ -84,8 +96,8 @@ stream_state::action stream_state::on_write_done(bool ok) {
     if (!ok) {
         // The client is gone or the call was cancelled: what is left will never arrive.
         broken_ = true;
-        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += 1 + queue_.size();
-        queue_.clear();
+        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += 1;
+        drop_queued_locked();
     }
     return next_locked();
 }
@@ -95,8 +107,7 @@ stream_state::action stream_state::on_cancel() {
     if (!broken_) {
         broken_ = true;
         // The batch is the writer's: counted when its write in flight completes.
-        info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size();
-        queue_.clear();
+        drop_queued_locked();
     }
     if (writing_) return {};  // the write in flight fails, and its completion finishes
     return next_locked();
@@ -113,10 +124,34 @@ void stream_state::on_done() {
     std::lock_guard lock(mu_);
     done_ = true;
     info_.open = false;
-    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size() + batch_.size();
-    queue_.clear();
+    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += batch_.size();
+    drop_queued_locked();
     batch_.clear();
     batch_left_.store(0, std::memory_order_relaxed);
+}
+
+void stream_state::drop_queued_locked() {
+    info_.dropped[static_cast<std::size_t>(stream_drop::closed)] += queue_.size() + held_.size();
+    queue_.clear();
+    held_.clear();
+}
+
+bool stream_state::stalled_locked(clock::time_point now) const {
+    const clock::time_point last{clock::duration(progress_.load(std::memory_order_relaxed))};
+    return writing_ && now - last >= stall_;
+}
+
+bool stream_state::holding_too_long_locked(clock::time_point now) const {
+    return !held_.empty() && now - held_since_ >= stall_;
+}
+
+bool stream_state::behind(clock::time_point now) const {
+    std::lock_guard lock(mu_);
+    if (finishing_ || broken_ || finished_) return false;
+    const std::size_t waiting =
+        queue_.size() + held_.size() + batch_left_.load(std::memory_order_relaxed);
+    return waiting >= std::max<std::size_t>(1, capacity_ / 2) && !stalled_locked(now) &&
+           !holding_too_long_locked(now);
 }
 
 bool stream_state::done() const {
@@ -127,7 +162,7 @@ bool stream_state::done() const {
 stream_info stream_state::info() const {
     std::lock_guard lock(mu_);
     stream_info out = info_;
-    out.queued = queue_.size() + batch_left_.load(std::memory_order_relaxed);
+    out.queued = queue_.size() + held_.size() + batch_left_.load(std::memory_order_relaxed);
     out.sent = sent_.load(std::memory_order_relaxed);
     return out;
 }

@@ -18,7 +18,14 @@
 //   wait, or by kick() (the output's flush, at the end of each turn of the thread that runs the
 //   outputs): a burst goes to gRPC in batches, not as one write started (and one gRPC thread
 //   woken) per event whenever the writer has caught up;
-// - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK.
+// - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK;
+// - back-pressure (`run --overflow block`): behind() says when the output should ask its
+//   producer to pause (half the queue waits and the client still reads), and what the producer
+//   gave past a full queue before it paused is held (`offer(..., hold)`): up to `capacity`
+//   more events wait behind the queue, and go to the writer after it. Nothing waits on any
+//   thread. A stream that holds events for longer than `stall` (a client that stopped reading,
+//   or reads far slower than the workers write) holds no more: its events are dropped as
+//   without back-pressure until it has written what it held.
 // Thread-safe: the thread that runs the outputs offers, gRPC's threads report (the metadata and
 // write completions one at a time, a cancel at any moment).
 
@@ -65,8 +72,10 @@ public:
 
     // `known_names`: the catalog's event count (the gate's index range). The stream starts
     // with its initial metadata in flight: nothing is written before on_metadata_sent().
+    // `stall`: how long a stream may hold events past its queue before it holds no more.
     stream_state(std::uint64_t id, std::string peer, selection select, std::size_t capacity,
-                 std::size_t known_names, std::size_t start_at = default_start_at);
+                 std::size_t known_names, std::size_t start_at = default_start_at,
+                 clock::duration stall = std::chrono::milliseconds(500));
 
     bool selects(std::string_view worker, std::string_view pool) const noexcept;
     // Set once at construction: read without the lock.
@@ -77,7 +86,10 @@ public:
     // `make` the first time a stream takes the event, and shared by the others.
     template <class Make>
     action offer(std::size_t known, std::string_view wire, clock::time_point now, message& msg,
-                 Make&& make);
+                 Make&& make, bool hold = false);
+    // Half the queue or more waits and the stream has not given up holding: a producer that
+    // can pause should (handler::congested).
+    bool behind(clock::time_point now) const;
 
     // The output flushes: an idle stream starts writing what waits.
     action kick();
@@ -104,15 +116,24 @@ public:
 private:
     action next_locked();      // the write slot is free: start the next write or finish
     action take_from_batch();  // the writer's next message, from batch_
+    bool stalled_locked(clock::time_point now) const;  // no write progressed for stall_
+    bool holding_too_long_locked(clock::time_point now) const;
+    void drop_queued_locked();  // queue_ and held_ count as closed
 
     mutable std::mutex mu_;
     stream_info info_;  // guarded by mu_ (but `sent`: sent_)
     std::size_t capacity_;
     std::size_t known_names_;
     std::size_t start_at_;
+    clock::duration stall_;
     control::effective_controls controls_;
     control::gate gate_;
     std::deque<message> queue_;
+    // Back-pressure: what came past a full queue (at most `capacity` more), queued behind it
+    // when the writer takes the queue; held_since_ is when the first of them came (while any
+    // are held).
+    std::deque<message> held_;
+    clock::time_point held_since_{};
     // Taken from queue_ by the writer, written one by one without the lock. Only the writer
     // (the metadata and write completions, which gRPC runs one at a time) touches it, and
     // on_done; it is empty whenever no write is in flight.
@@ -126,12 +147,16 @@ private:
     bool finished_ = false;  // Finish asked of gRPC (once)
     // A write failed or the call was cancelled: set under mu_, read by the writer without it.
     std::atomic<bool> broken_{false};
+    // When the writes last progressed (a write started from idle, one completed, the initial
+    // metadata sent): how a client that stopped reading is told from one that is behind.
+    std::atomic<clock::rep> progress_{0};
     bool done_ = false;
 };
 
 template <class Make>
 stream_state::action stream_state::offer(std::size_t known, std::string_view wire,
-                                         clock::time_point now, message& msg, Make&& make) {
+                                         clock::time_point now, message& msg, Make&& make,
+                                         bool hold) {
     std::lock_guard lock(mu_);
     action a;
     if (finishing_ || broken_ || finished_) return a;
@@ -149,8 +174,16 @@ stream_state::action stream_state::offer(std::size_t known, std::string_view wir
             return a;
     }
     if (queue_.size() + batch_left_.load(std::memory_order_relaxed) >= capacity_) {
-        ++info_.dropped[static_cast<std::size_t>(stream_drop::queue_full)];
-        return a;
+        if (!hold || held_.size() >= capacity_ || stalled_locked(now) ||
+            holding_too_long_locked(now)) {
+            ++info_.dropped[static_cast<std::size_t>(stream_drop::queue_full)];
+            return a;
+        }
+        if (!msg) msg = make();
+        if (held_.empty()) held_since_ = now;
+        held_.push_back(msg);
+        ++info_.held;
+        return writing_ ? a : next_locked();  // a full queue waiting for the flush starts now
     }
     if (!msg) msg = make();
     queue_.push_back(msg);

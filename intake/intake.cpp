@@ -208,6 +208,9 @@ void intake::read(stream& s) {
         // A read that did not fill the buffer emptied the pipe: the one after it would only
         // say EAGAIN (the linger's next turn reads again anyway).
         if (n < read_size) return;
+        // Block mode: a handler behind (asked only here, after a full read) stops this turn's
+        // reads at once, so what it gets past its mark is one read, not a turn of them.
+        if (o_.overflow == overflow_policy::block && !escape_ && events_.congested()) return;
     }
 }
 

@@ -185,6 +185,138 @@ TEST(StreamState, AnIdleStreamStartsOnAFullBatchOrTheOutputsFlush) {
     EXPECT_EQ(s.info().queued, stream_state::default_start_at - 1);
 }
 
+// Back-pressure (`--overflow block`): past a full queue, up to another queue of events is held
+// and written after it.
+struct held_fixture : fixture {
+    stream_state::action offer_held(
+        stream_state::clock::time_point now = stream_state::clock::now()) {
+        message msg;
+        return s.offer(
+            std::string_view::npos, "python.call.start", now, msg,
+            [&] {
+                ++made;
+                return std::make_shared<const std::string>();
+            },
+            true);
+    }
+    std::uint64_t dropped(stream_drop d) const {
+        return s.info().dropped[static_cast<std::size_t>(d)];
+    }
+    void fill() {
+        s.on_metadata_sent(true);
+        ASSERT_TRUE(offer().write);
+        for (int i = 0; i < 4; ++i) offer();  // the queue of 4 behind the write in flight
+    }
+};
+
+TEST(StreamState, PastAFullQueueAnotherQueueIsHeldAndWrittenAfterIt) {
+    held_fixture f;
+    f.fill();
+    for (int i = 0; i < 4; ++i) EXPECT_FALSE(f.offer_held().write);
+    EXPECT_EQ(f.dropped(stream_drop::queue_full), 0u);
+    EXPECT_EQ(f.s.info().held, 4u);
+    EXPECT_EQ(f.s.info().queued, 8u);
+    f.offer_held();  // past the held ones too: dropped and counted
+    EXPECT_EQ(f.dropped(stream_drop::queue_full), 1u);
+    // Every event queued or held is written: 1 in flight, then 4, then the 4 held.
+    int writes = 0;
+    for (auto a = f.s.on_write_done(true); a.write; a = f.s.on_write_done(true)) ++writes;
+    EXPECT_EQ(writes, 8);
+    EXPECT_EQ(f.s.info().sent, 9u);
+    EXPECT_EQ(f.s.info().queued, 0u);
+}
+
+TEST(StreamState, HeldBehindABatchThatTookTheQueueTheyFollowIt) {
+    held_fixture f;
+    f.fill();
+    ASSERT_TRUE(f.s.on_write_done(true).write);  // the writer takes the 4 as its batch
+    f.offer_held();  // queued: the batch's 3 left and this one fill the queue
+    f.offer_held();  // the batch still counts against the queue: held, not queued
+    EXPECT_EQ(f.s.info().held, 1u);
+    int writes = 0;
+    for (auto a = f.s.on_write_done(true); a.write; a = f.s.on_write_done(true)) ++writes;
+    EXPECT_EQ(writes, 5);  // the batch's other 3, the queued one, then the held one
+    EXPECT_EQ(f.s.info().queued, 0u);
+}
+
+TEST(StreamState, WithoutBackPressureAFullQueueHoldsNothing) {
+    held_fixture f;
+    f.fill();
+    f.offer();
+    EXPECT_EQ(f.dropped(stream_drop::queue_full), 1u);
+    EXPECT_EQ(f.s.info().held, 0u);
+}
+
+TEST(StreamState, AStreamWhoseWritesStalledHoldsNothingAndIsNotBehind) {
+    held_fixture f;
+    const auto begin = stream_state::clock::now();
+    f.fill();
+    EXPECT_TRUE(f.s.behind(begin));
+    // No write completed for longer than the stall (500 ms): the client stopped reading.
+    const auto later = begin + std::chrono::seconds(2);
+    EXPECT_FALSE(f.s.behind(later));
+    f.offer_held(later);
+    EXPECT_EQ(f.s.info().held, 0u);
+    EXPECT_EQ(f.dropped(stream_drop::queue_full), 1u);
+}
+
+TEST(StreamState, AStreamThatHeldEventsTooLongHoldsNoMoreUntilItWroteThem) {
+    held_fixture f;
+    f.fill();
+    ASSERT_TRUE(f.s.on_write_done(true).write);  // its writes progress: the batch of 4 taken
+    const auto now = stream_state::clock::now();
+    f.offer_held(now);  // 1 queued behind the batch's 3 left: full
+    EXPECT_EQ(f.s.info().held, 0u);
+    f.offer_held(now - std::chrono::seconds(2));  // held, as if 2 s ago
+    EXPECT_EQ(f.s.info().held, 1u);
+    EXPECT_TRUE(f.s.behind(now - std::chrono::seconds(2)));
+    // Not stalled (a write completed just now), but it has held an event past the stall.
+    EXPECT_FALSE(f.s.behind(now));
+    f.offer_held(now);
+    EXPECT_EQ(f.dropped(stream_drop::queue_full), 1u);
+    EXPECT_EQ(f.s.info().held, 1u);
+}
+
+TEST(StreamState, BehindIsHalfTheQueueWaitingWhileTheClientReads) {
+    held_fixture f;
+    f.s.on_metadata_sent(true);
+    const auto now = stream_state::clock::now();
+    ASSERT_TRUE(f.offer().write);  // in flight: not waiting
+    f.offer();
+    EXPECT_FALSE(f.s.behind(now));  // 1 of 4
+    f.offer();
+    EXPECT_TRUE(f.s.behind(now));  // 2 of 4
+    f.s.finish();
+    EXPECT_FALSE(f.s.behind(now));  // finishing: nothing more to pause for
+}
+
+TEST(StreamState, HeldEventsCountAsClosedWhenTheCallEnds) {
+    held_fixture f;
+    f.fill();
+    for (int i = 0; i < 3; ++i) f.offer_held();
+    f.s.on_cancel();  // the 4 queued and the 3 held will never arrive
+    EXPECT_EQ(f.dropped(stream_drop::closed), 7u);
+    f.s.on_write_done(false);  // and the one in flight
+    EXPECT_EQ(f.dropped(stream_drop::closed), 8u);
+    EXPECT_EQ(f.s.info().queued, 0u);
+}
+
+TEST(StreamState, AFullQueueThatWaitsForTheFlushStartsWhenAnEventIsHeld) {
+    stream_state s{1, "", {}, 2, 0};  // the default threshold, 32, above the queue
+    s.on_metadata_sent(true);
+    message msg;
+    const auto make = [] { return std::make_shared<const std::string>("x"); };
+    const auto now = stream_state::clock::now();
+    EXPECT_FALSE(s.offer(std::string_view::npos, "a", now, msg, make).write);
+    msg = {};
+    EXPECT_FALSE(s.offer(std::string_view::npos, "a", now, msg, make).write);
+    msg = {};
+    const auto a = s.offer(std::string_view::npos, "a", now, msg, make, true);
+    ASSERT_TRUE(a.write);
+    EXPECT_TRUE(a.more);
+    EXPECT_EQ(s.info().held, 1u);
+}
+
 TEST(StreamState, FinishingSendsWhatIsQueuedThenFinishesOkOnce) {
     fixture f;
     f.s.on_metadata_sent(true);

@@ -177,7 +177,9 @@ class Client:
     """One StreamTelemetry call. Its controls go on the request stream; it returns once telecap
     has registered the stream (the initial metadata came back)."""
 
-    def __init__(self, address, metadata=(), controls=(), read=True, timeout=None, options=()):
+    def __init__(self, address, metadata=(), controls=(), read=True, timeout=None, options=(),
+                 pace=0.0):
+        self.pace = pace  # seconds spent after each event: a client slower than the workers
         self.channel = grpc.insecure_channel(address, options=list(options))
         self.requests = queue.Queue()
         for c in controls:
@@ -205,6 +207,8 @@ class Client:
                 with self.got:
                     self.events.append(as_dict(ev))
                     self.got.notify_all()
+                if self.pace:
+                    time.sleep(self.pace)  # pacing the reads, not a handshake
         except grpc.RpcError as e:
             self.error = e
         finally:
@@ -340,6 +344,58 @@ class GrpcOutputTest(unittest.TestCase):
                'reason="queue_full"' in k]
         self.assertEqual(len(key), 1)
         self.assertEqual(m[key[0]], s_stalled["dropped"]["queue_full"])
+
+    def test_with_overflow_block_a_slow_reading_client_loses_nothing(self):
+        # One burst to a client that reads about 5,000 events a second, its window kept at
+        # 64 KiB (no BDP probing: gRPC buffers little for it): without back-pressure the queue
+        # overflows (the reference); with it, nothing is lost.
+        # The worker lives on after its burst (a second step that never comes): a worker's
+        # pipe is read to its end at once when it exits, whatever the back-pressure (a gap of
+        # block mode, docs/grpc.md).
+        n = 5000
+        for overflow in ("drop-newest", "block"):
+            with self.subTest(overflow=overflow):
+                t = self.start(["bursts", "2", str(n)], spec="grpc:127.0.0.1:0?queue=512",
+                               extra=("--overflow", overflow))
+                try:
+                    reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
+                    t.step()
+                    if overflow == "block":
+                        reader.wait_for(n)
+                    rc, stats = t.wait()
+                    self.assertEqual(rc, 0, "".join(t.log))
+                    g = grpc_output_stats(stats)
+                    if overflow == "drop-newest":
+                        self.assertGreater(g["events_dropped"]["queue_full"], 0)
+                        self.assertEqual(g["events_held"], 0)
+                    else:
+                        self.assertEqual([e["measurements"]["count"] for e in reader.events],
+                                         list(range(n)))
+                        self.assertEqual(g["events_dropped"], {"queue_full": 0, "closed": 0})
+                        self.assertEqual(g["events_sent"], n)
+                finally:
+                    for c in self.clients:
+                        c.close()
+                    self.clients = []
+                    t.kill()
+
+    def test_with_overflow_block_a_client_that_does_not_read_does_not_hold_capture(self):
+        n = 5000
+        t = self.start(["bursts", "2", str(n)], spec="grpc:127.0.0.1:0?queue=512",
+                       extra=("--overflow", "block"))
+        self.client(read=False, options=[("grpc.http2.bdp_probe", 0)])
+        reader = self.client()
+        t.step()
+        reader.wait_for(n)  # the stalled stream is given up on (500 ms without progress)
+        rc, stats = t.wait()
+        self.assertEqual(rc, 0, "".join(t.log))
+        g = grpc_output_stats(stats)
+        s_stalled, s_reader = g["streams"]
+        self.assertEqual(s_reader["dropped"], {"queue_full": 0, "closed": 0})
+        self.assertEqual(s_reader["sent"], n)
+        self.assertGreater(s_stalled["dropped"]["queue_full"], 0)
+        self.assertEqual(s_stalled["sent"] + s_stalled["dropped"]["queue_full"] +
+                         s_stalled["dropped"]["closed"], n)
 
     def test_sigterm_stops_promptly_with_clients_connected(self):
         t = self.start(["bursts", "2", "3"])  # the second step never comes
