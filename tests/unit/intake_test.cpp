@@ -459,6 +459,39 @@ TEST(Intake, WithTheHandlersOnTheLoopBlockModePausesWhileAnOutputIsBehind) {
     f.done(in);
 }
 
+TEST(Intake, WithTheHandlersOnTheLoopBlockModeStopsATurnsReadsOnceAnOutputIsBehind) {
+    // An output that is behind from its first event: the turn's reads stop after the read
+    // that made it so, not after a whole turn of them (8 reads of 64 KiB): what it is given
+    // past its mark is one read (a gRPC stream holds just one more queue).
+    struct behind_at_once final : handler {
+        std::size_t events = 0;
+        void handle(const event&) override { ++events; }
+        bool congested() const override { return events > 0; }
+    };
+    fixture f(on_loop());
+    f.bus.detach("rec");
+    auto out = std::make_shared<behind_at_once>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, with([](intake_options& o) {
+                  o.overflow = overflow_policy::block;
+                  o.read_linger = 0us;
+              }));
+    auto p = test::make_pipe();
+    ASSERT_GE(::fcntl(p.write.get(), F_SETPIPE_SZ, 1 << 20), 256 * 1024);
+    std::string bytes;
+    while (bytes.size() < 256 * 1024) bytes += start_line;
+    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+    in.add(std::move(p.read), f.spec());
+    f.loop.run_once(std::chrono::milliseconds(1000));
+    const std::size_t per_read = 64 * 1024 / start_line.size() + 1;
+    EXPECT_GT(out->events, 0u);
+    EXPECT_LE(out->events, per_read) << "read on past the read that made the output behind";
+    in.end_turn();
+    EXPECT_TRUE(in.paused());
+    f.done(in);
+}
+
 TEST(Intake, WithTheHandlersOnTheLoopDropNewestDoesNotPauseForAnOutput) {
     fixture f(on_loop());
     auto out = std::make_shared<test::behind_output>();
