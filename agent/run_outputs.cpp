@@ -10,36 +10,12 @@
 #include <sstream>
 
 #include "agent/output_series.hpp"
+#include "agent/pool_filter.hpp"
 #include "metrics/deriver.hpp"
 
 namespace telecap::agent {
 
 namespace {
-
-// Passes only the events of one pool to the handler it wraps (a pool's own outputs).
-class pool_filter final : public handler {
-public:
-    pool_filter(std::string pool, std::shared_ptr<handler> inner)
-        : pool_(std::move(pool)), inner_(std::move(inner)) {}
-    void handle(const event& ev) override {
-        const auto* p = ev.meta("pool_name");
-        if (p && std::holds_alternative<std::string>(*p) && std::get<std::string>(*p) == pool_)
-            inner_->deliver(ev);
-    }
-    void flush() override { inner_->flush(); }
-    void finish(std::chrono::steady_clock::time_point deadline) override {
-        inner_->finish(deadline);
-    }
-    std::string counters_json() const override { return inner_->counters_json(); }
-    std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
-    std::uint64_t items_lost() const override { return inner_->items_lost(); }
-    std::uint64_t errors() const override { return inner_->errors(); }
-    std::string last_error() const override { return inner_->last_error(); }
-
-private:
-    std::string pool_;
-    std::shared_ptr<handler> inner_;
-};
 
 // How long a removed output may take to send what it holds, on the dispatch thread.
 constexpr std::chrono::seconds removed_output_grace{2};
