@@ -53,7 +53,8 @@ struct grpc_output_options {
     std::chrono::milliseconds drain_timeout{2000};
     // Back-pressure (`run --overflow block`): the output is congested while half a reading
     // stream's queue waits (the run loop stops reading the workers), and what the loop read
-    // past a full queue is held behind it (up to `queue` more events) instead of dropped. A
+    // past a full queue is held behind it (up to twice `queue` waiting in all) instead of
+    // dropped. A
     // stream whose writes have not progressed for `stall` (its client stopped reading), or
     // that has held events that long, holds no more: its events are dropped and counted as
     // without back-pressure.

@@ -32,8 +32,8 @@ struct stream_info {
     // Removed by the stream's own controls, by gate verdict.
     std::uint64_t disabled = 0, sampled = 0, filtered = 0;
     std::uint64_t controls_applied = 0, controls_rejected = 0;
-    // Back-pressure: events that found the queue full and were waited with (then queued, or
-    // dropped as queue_full when the client had stopped reading).
+    // Back-pressure: events held past a full queue (then sent, or counted as closed when the
+    // call ended first).
     std::uint64_t held = 0;
 };
 

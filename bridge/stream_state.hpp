@@ -21,11 +21,11 @@
 // - finishing (telecap stops) takes no new event, sends what is queued, then finishes OK;
 // - back-pressure (`run --overflow block`): behind() says when the output should ask its
 //   producer to pause (half the queue waits and the client still reads), and what the producer
-//   gave past a full queue before it paused is held (`offer(..., hold)`): up to `capacity`
-//   more events wait behind the queue, and go to the writer after it. Nothing waits on any
-//   thread. A stream that holds events for longer than `stall` (a client that stopped reading,
-//   or reads far slower than the workers write) holds no more: its events are dropped as
-//   without back-pressure until it has written what it held.
+//   gave past a full queue before it paused is held (`offer(..., hold)`): with them, at most
+//   twice `capacity` events wait, and the held ones go to the writer after the queue, in order.
+//   Nothing waits on any thread. A stream that holds events for longer than `stall` (a client that
+//   stopped reading, or reads far slower than the workers write) holds no more: its events are
+//   dropped as without back-pressure until the writer has taken what it held.
 // Thread-safe: the thread that runs the outputs offers, gRPC's threads report (the metadata and
 // write completions one at a time, a cancel at any moment).
 
@@ -173,8 +173,13 @@ stream_state::action stream_state::offer(std::size_t known, std::string_view wir
             ++info_.filtered;
             return a;
     }
-    if (queue_.size() + batch_left_.load(std::memory_order_relaxed) >= capacity_) {
-        if (!hold || held_.size() >= capacity_ || stalled_locked(now) ||
+    const std::size_t waiting = queue_.size() + batch_left_.load(std::memory_order_relaxed);
+    // While anything is held, later events go behind it too (the writer's progress frees
+    // places in the queue before the held ones move in: queueing there would reorder them).
+    if (waiting >= capacity_ || !held_.empty()) {
+        // At most two queues' worth waits in all; a stream that stalled or held too long
+        // takes no more.
+        if (!hold || waiting + held_.size() >= 2 * capacity_ || stalled_locked(now) ||
             holding_too_long_locked(now)) {
             ++info_.dropped[static_cast<std::size_t>(stream_drop::queue_full)];
             return a;

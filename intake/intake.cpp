@@ -203,14 +203,15 @@ std::size_t intake::pull(stream& s) {
 
 void intake::read(stream& s) {
     for (int i = 0; i < reads_per_wakeup; ++i) {
+        // Block mode: a handler behind stops the turn's reads before each one, so what it gets
+        // past its mark is one read, not a turn of them for every worker (the turn's end then
+        // pauses reading).
+        if (o_.overflow == overflow_policy::block && !escape_ && events_.congested()) return;
         const std::size_t n = pull(s);
         turn_bytes_ += n;
         // A read that did not fill the buffer emptied the pipe: the one after it would only
         // say EAGAIN (the linger's next turn reads again anyway).
         if (n < read_size) return;
-        // Block mode: a handler behind (asked only here, after a full read) stops this turn's
-        // reads at once, so what it gets past its mark is one read, not a turn of them.
-        if (o_.overflow == overflow_policy::block && !escape_ && events_.congested()) return;
     }
 }
 

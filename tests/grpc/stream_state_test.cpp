@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace telecap::bridge {
 namespace {
@@ -237,6 +238,54 @@ TEST(StreamState, HeldBehindABatchThatTookTheQueueTheyFollowIt) {
     for (auto a = f.s.on_write_done(true); a.write; a = f.s.on_write_done(true)) ++writes;
     EXPECT_EQ(writes, 5);  // the batch's other 3, the queued one, then the held one
     EXPECT_EQ(f.s.info().queued, 0u);
+}
+
+TEST(StreamState, EventsKeepTheirOrderAcrossHolding) {
+    // The writer frees places in the queue one write at a time, before the held events move
+    // in: an event offered then goes behind the held ones, not ahead of them.
+    stream_state s{1, "", {}, 4, 0, 1};
+    s.on_metadata_sent(true);
+    const auto now = stream_state::clock::now();
+    int next = 0;
+    std::vector<std::string> written;
+    const auto offer = [&] {
+        message msg;
+        const auto a = s.offer(
+            std::string_view::npos, "a", now, msg,
+            [&] { return std::make_shared<const std::string>(std::to_string(next)); }, true);
+        ++next;
+        if (a.write) written.push_back(*a.write);
+    };
+    const auto done = [&] {
+        const auto a = s.on_write_done(true);
+        if (a.write) written.push_back(*a.write);
+        return static_cast<bool>(a.write);
+    };
+    for (int i = 0; i < 5; ++i) offer();  // 0 in flight, 1-4 queued
+    offer();                              // 5 held
+    ASSERT_TRUE(done());                  // 1 written; 2-4 the batch, 5 now queued
+    offer();                              // 6: three places waiting behind 5
+    offer();                              // 7: full, held
+    ASSERT_TRUE(done());                  // 2 written: a place frees in the queue
+    offer();                              // 8 must not pass 7
+    while (done()) {
+    }
+    std::vector<std::string> expected;
+    for (int i = 0; i < next; ++i) expected.push_back(std::to_string(i));
+    EXPECT_EQ(written, expected);
+    EXPECT_EQ(s.info().dropped[static_cast<std::size_t>(stream_drop::queue_full)], 0u);
+}
+
+TEST(StreamState, AtMostTwoQueuesWaitInAll) {
+    held_fixture f;
+    f.fill();                                    // 1 in flight, 4 queued
+    ASSERT_TRUE(f.s.on_write_done(true).write);  // the batch of 4 taken: 3 left
+    for (int i = 0; i < 5; ++i) f.offer_held();  // 1 queued, then held up to 8 waiting
+    EXPECT_EQ(f.s.info().queued, 8u);
+    EXPECT_EQ(f.dropped(stream_drop::queue_full), 0u);
+    f.offer_held();
+    EXPECT_EQ(f.dropped(stream_drop::queue_full), 1u);
+    EXPECT_EQ(f.s.info().queued, 8u);
 }
 
 TEST(StreamState, WithoutBackPressureAFullQueueHoldsNothing) {

@@ -355,8 +355,12 @@ class GrpcOutputTest(unittest.TestCase):
         n = 5000
         for overflow in ("drop-newest", "block"):
             with self.subTest(overflow=overflow):
-                t = self.start(["bursts", "2", str(n)], spec="grpc:127.0.0.1:0?queue=512",
-                               extra=("--overflow", overflow))
+                # A directory of its own: a failed first half leaves nothing in the second's way.
+                tmp = os.path.join(self.tmp.name, overflow)
+                os.mkdir(tmp)
+                t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
+                                           spec="grpc:127.0.0.1:0?queue=512",
+                                           extra=("--overflow", overflow))
                 try:
                     reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
                     t.step()
