@@ -83,7 +83,7 @@ std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_o
     }
     if (q == std::string_view::npos) return std::nullopt;
     std::string_view rest = arg.substr(q + 1);
-    bool seen[4] = {};
+    bool seen[5] = {};
     while (true) {
         const auto amp = rest.find('&');
         const std::string_view item = rest.substr(0, amp);
@@ -95,16 +95,22 @@ std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_o
                     : name == "max_streams" ? 1
                     : name == "host_events" ? 2
                     : name == "control"     ? 3
+                    : name == "stall"       ? 4
                                             : -1;
         if (which < 0)
             return "unknown option \"" + std::string(name) +
-                   "\": use queue, max_streams, host_events or control (NAME=VALUE, joined by &)";
+                   "\": use queue, max_streams, host_events, control or stall (NAME=VALUE, "
+                   "joined by &)";
         if (seen[which]) return std::string(name) + " is given twice";
         seen[which] = true;
         if (which == 0) {
             if (auto p = parse_count(name, value, 1, 1 << 20, out.queue)) return p;
         } else if (which == 1) {
             if (auto p = parse_count(name, value, 1, 1024, out.max_streams)) return p;
+        } else if (which == 4) {
+            std::size_t ms = 0;
+            if (auto p = parse_count("stall (milliseconds)", value, 1, 600000, ms)) return p;
+            out.stall = std::chrono::milliseconds(ms);
         } else if (which == 3) {
             if (value != "stream" && value != "workers")
                 return "control must be stream (a stream's controls apply to its delivery) or "

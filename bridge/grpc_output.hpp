@@ -62,7 +62,8 @@ struct grpc_output_options {
     std::chrono::milliseconds stall{500};
 };
 
-// The argument of `grpc[:ADDR][?queue=N&max_streams=N&host_events=0|1&control=stream|workers]`;
+// The argument of
+// `grpc[:ADDR][?queue=N&max_streams=N&host_events=0|1&control=stream|workers&stall=MS]`;
 // the problem as a phrase, or nothing.
 std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_options& out);
 

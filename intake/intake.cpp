@@ -206,7 +206,7 @@ void intake::read(stream& s) {
         // Block mode: a handler behind stops the turn's reads before each one, so what it gets
         // past its mark is one read, not a turn of them for every worker (the turn's end then
         // pauses reading).
-        if (o_.overflow == overflow_policy::block && !escape_ && events_.congested()) return;
+        if (handlers_behind()) return;
         const std::size_t n = pull(s);
         turn_bytes_ += n;
         // A read that did not fill the buffer emptied the pipe: the one after it would only
@@ -226,16 +226,20 @@ void intake::end(stream& s) {
     removed_ = true;
 }
 
-void intake::drain_stream(stream& s) {
+void intake::drain_stream(stream& s, bool yield) {
     // To the end, or until a descendant that still holds the pipe has nothing more for now
-    // (then it is read as usual).
-    while (s.fd && pull(s) > 0) {
+    // (then it is read as usual), or, yielding, until a handler is behind.
+    while (s.fd && !(yield && handlers_behind()) && pull(s) > 0) {
     }
 }
 
-void intake::drain(const void* owner) {
+void intake::drain(const void* owner, bool yield) {
     for (auto& s : streams_)
-        if (s->spec.owner == owner) drain_stream(*s);
+        if (s->spec.owner == owner) drain_stream(*s, yield);
+}
+
+bool intake::handlers_behind() const {
+    return o_.overflow == overflow_policy::block && !escape_ && events_.congested();
 }
 
 void intake::close(const void* owner) {
@@ -329,10 +333,10 @@ void intake::update_backpressure() {
     // so memory stays bounded by the stream's limits and not by the line.
     const bool may_wait = o_.overflow == overflow_policy::block && !escape_;
     // Asked only when it could matter: a handler's congestion pauses block mode alone.
-    const bool handlers_behind = may_wait && events_.congested();
-    const bool pause = (may_wait && (!held_.empty() || output_congested() || handlers_behind)) ||
-                       long_line_stalled();
-    if (pause && handlers_behind && !recheck_armed_) {
+    const bool behind = may_wait && events_.congested();
+    const bool pause =
+        (may_wait && (!held_.empty() || output_congested() || behind)) || long_line_stalled();
+    if (pause && behind && !recheck_armed_) {
         // A handler's stream says when it has room to its own writer, not to us: look again
         // soon (only while reading is paused for it).
         recheck_armed_ = true;

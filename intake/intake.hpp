@@ -95,8 +95,10 @@ public:
     void feed_event(void* stream, const raw_event& raw, const std::function<std::string()>& text);
 
     // Reads what the owner's pipes hold now (its process exited): to EOF, or until a
-    // descendant that still holds a pipe has nothing more for now.
-    void drain(const void* owner);
+    // descendant that still holds a pipe has nothing more for now. `yield`: in block mode,
+    // also until a handler is behind (the rest is read as usual, once it has room: after the
+    // exit's lifecycle event, but nothing dropped); a stream about to be closed must not yield.
+    void drain(const void* owner, bool yield = false);
     // Ends the owner's streams: a last partial line is processed like any other.
     void close(const void* owner);
     // Whether the owner has a stream not yet ended.
@@ -149,7 +151,8 @@ private:
     // now or ended (then the stream is ended).
     std::size_t pull(stream& s);
     void read(stream& s);
-    void drain_stream(stream& s);
+    void drain_stream(stream& s, bool yield = false);
+    bool handlers_behind() const;  // block mode, and a handler congested
     void end(stream& s);
     void added();  // an event joined the batch
     void flush();

@@ -349,17 +349,19 @@ class GrpcOutputTest(unittest.TestCase):
         # One burst to a client that reads about 5,000 events a second, its window kept at
         # 64 KiB (no BDP probing: gRPC buffers little for it): without back-pressure the queue
         # overflows (the reference); with it, nothing is lost.
-        # The worker lives on after its burst (a second step that never comes): a worker's
-        # pipe is read to its end at once when it exits, whatever the back-pressure (a gap of
-        # block mode, docs/grpc.md).
+        # The worker lives on after its burst (a second step that never comes): when the only
+        # worker exits, telecap stops, and at a stop a stream gets what it holds within its
+        # drain time, not more.
         n = 5000
         for overflow in ("drop-newest", "block"):
             with self.subTest(overflow=overflow):
                 # A directory of its own: a failed first half leaves nothing in the second's way.
                 tmp = os.path.join(self.tmp.name, overflow)
                 os.mkdir(tmp)
+                # stall=5000: a pause of the Python client (a busy machine) is not taken for a
+                # client that stopped reading.
                 t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
-                                           spec="grpc:127.0.0.1:0?queue=512",
+                                           spec="grpc:127.0.0.1:0?queue=512&stall=5000",
                                            extra=("--overflow", overflow))
                 try:
                     reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
@@ -548,6 +550,7 @@ class GrpcOutputUsageTest(unittest.TestCase):
             "grpc?size=1": "unknown option \"size\"",
             "grpc?queue=1&queue=2": "queue is given twice",
             "grpc?control=all": "control must be stream",
+            "grpc?stall=0": "stall (milliseconds) must be a whole number from 1 to 600000",
         }
         for spec, message in cases.items():
             with self.subTest(spec=spec):

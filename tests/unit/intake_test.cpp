@@ -492,6 +492,43 @@ TEST(Intake, WithTheHandlersOnTheLoopBlockModeStopsATurnsReadsOnceAnOutputIsBehi
     f.done(in);
 }
 
+TEST(Intake, InBlockModeAnExitedWorkersPipeIsDrainedOnlyAsFarAsTheOutputsHaveRoom) {
+    struct behind_while_shut final : handler {
+        std::size_t events = 0;
+        bool shut = true;
+        void handle(const event&) override { ++events; }
+        bool congested() const override { return shut && events > 0; }
+    };
+    fixture f(on_loop());
+    f.bus.detach("rec");
+    auto out = std::make_shared<behind_while_shut>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, with([](intake_options& o) {
+                  o.overflow = overflow_policy::block;
+                  o.read_linger = 0us;
+              }));
+    auto p = test::make_pipe();
+    ASSERT_GE(::fcntl(p.write.get(), F_SETPIPE_SZ, 1 << 20), 256 * 1024);
+    std::string bytes;
+    std::size_t lines = 0;
+    for (; bytes.size() < 256 * 1024; ++lines) bytes += start_line;
+    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+    p.write.reset();  // the worker exited: its pipe holds the rest, then EOF
+    in.add(std::move(p.read), f.spec());
+    in.drain(&f, true);
+    EXPECT_LE(out->events, 64 * 1024 / start_line.size() + 1) << "drained past the output's room";
+    EXPECT_TRUE(in.reading(&f)) << "the rest is still to be read";
+    out->shut = false;  // room again: the rest is read as usual, to EOF
+    ASSERT_TRUE(test::eventually([&] {
+        f.loop.run_once(std::chrono::milliseconds(10));
+        in.end_turn();
+        return !in.reading(&f);
+    }));
+    f.done(in);
+    EXPECT_EQ(out->events, lines);
+}
+
 TEST(Intake, WithTheHandlersOnTheLoopDropNewestDoesNotPauseForAnOutput) {
     fixture f(on_loop());
     auto out = std::make_shared<test::behind_output>();
