@@ -107,16 +107,16 @@ std::optional<std::string> parse_grpc_output(std::string_view arg, grpc_output_o
             if (auto p = parse_count(name, value, 1, 1 << 20, out.queue)) return p;
         } else if (which == 1) {
             if (auto p = parse_count(name, value, 1, 1024, out.max_streams)) return p;
-        } else if (which == 4) {
-            std::size_t ms = 0;
-            if (auto p = parse_count("stall (milliseconds)", value, 1, 600000, ms)) return p;
-            out.stall = std::chrono::milliseconds(ms);
         } else if (which == 3) {
             if (value != "stream" && value != "workers")
                 return "control must be stream (a stream's controls apply to its delivery) or "
                        "workers (to the workers it selects), not \"" +
                        std::string(value) + "\"";
             out.control_workers = value == "workers";
+        } else if (which == 4) {
+            std::size_t ms = 0;
+            if (auto p = parse_count("stall (milliseconds)", value, 1, 600000, ms)) return p;
+            out.stall = std::chrono::milliseconds(ms);
         } else if (value == "1" || value == "0") {
             out.host_events = value == "1";
         } else {
@@ -362,7 +362,6 @@ void grpc_output::handle(const event& ev) {
     auto& im = *impl_;
     if (im.live_count.load(std::memory_order_relaxed) == 0) return;
     wire_names::entry wire;
-    std::string dotted;
     if (!im.names.find(ev, wire)) {
         if (!im.opts.host_events) {
             im.host_skipped.fetch_add(1, std::memory_order_relaxed);

@@ -136,6 +136,10 @@ void stream_state::drop_queued_locked() {
     held_.clear();
 }
 
+std::size_t stream_state::waiting_locked() const {
+    return queue_.size() + held_.size() + batch_left_.load(std::memory_order_relaxed);
+}
+
 bool stream_state::stalled_locked(clock::time_point now) const {
     const clock::time_point last{clock::duration(progress_.load(std::memory_order_relaxed))};
     return writing_ && now - last >= stall_;
@@ -148,9 +152,7 @@ bool stream_state::holding_too_long_locked(clock::time_point now) const {
 bool stream_state::behind(clock::time_point now) const {
     std::lock_guard lock(mu_);
     if (finishing_ || broken_ || finished_) return false;
-    const std::size_t waiting =
-        queue_.size() + held_.size() + batch_left_.load(std::memory_order_relaxed);
-    return waiting >= std::max<std::size_t>(1, capacity_ / 2) && !stalled_locked(now) &&
+    return waiting_locked() >= std::max<std::size_t>(1, capacity_ / 2) && !stalled_locked(now) &&
            !holding_too_long_locked(now);
 }
 
@@ -162,7 +164,7 @@ bool stream_state::done() const {
 stream_info stream_state::info() const {
     std::lock_guard lock(mu_);
     stream_info out = info_;
-    out.queued = queue_.size() + held_.size() + batch_left_.load(std::memory_order_relaxed);
+    out.queued = waiting_locked();
     out.sent = sent_.load(std::memory_order_relaxed);
     return out;
 }

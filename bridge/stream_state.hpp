@@ -6,7 +6,8 @@
 // the lock: start a write, finish the call. So the rules live here, tested without a network
 // (tests/grpc/stream_state_test.cpp):
 // - at most one write in flight; at most `capacity` events wait behind it; an event that finds
-//   no room is dropped and counted (`queue_full`), never waited for;
+//   no room is dropped and counted (`queue_full`), never waited for (under back-pressure it
+//   may be held first, below);
 // - the writer (gRPC's write completions) takes everything queued at once, under one lock, and
 //   writes it one message after the other without the lock: the offering thread and the writer
 //   meet on the lock once per batch, not once per event (per event, each blocked the other
@@ -23,8 +24,8 @@
 //   producer to pause (half the queue waits and the client still reads), and what the producer
 //   gave past a full queue before it paused is held (`offer(..., hold)`): with them, at most
 //   twice `capacity` events wait, and the held ones go to the writer after the queue, in order.
-//   Nothing waits on any thread. A stream that holds events for longer than `stall` (a client that
-//   stopped reading, or reads far slower than the workers write) holds no more: its events are
+//   Nothing waits on any thread. A stream whose writes made no progress for `stall` (its client
+//   stopped reading), or whose held events have waited that long, holds no more: its events are
 //   dropped as without back-pressure until the writer has taken what it held.
 // Thread-safe: the thread that runs the outputs offers, gRPC's threads report (the metadata and
 // write completions one at a time, a cancel at any moment).
@@ -114,8 +115,9 @@ public:
     stream_info info() const;
 
 private:
-    action next_locked();      // the write slot is free: start the next write or finish
-    action take_from_batch();  // the writer's next message, from batch_
+    action next_locked();                // the write slot is free: start the next write or finish
+    action take_from_batch();            // the writer's next message, from batch_
+    std::size_t waiting_locked() const;  // queued, held, and the batch's unwritten rest
     bool stalled_locked(clock::time_point now) const;  // no write progressed for stall_
     bool holding_too_long_locked(clock::time_point now) const;
     void drop_queued_locked();  // queue_ and held_ count as closed

@@ -333,7 +333,7 @@ void intake::update_backpressure() {
     // so memory stays bounded by the stream's limits and not by the line.
     const bool may_wait = o_.overflow == overflow_policy::block && !escape_;
     // Asked only when it could matter: a handler's congestion pauses block mode alone.
-    const bool behind = may_wait && events_.congested();
+    const bool behind = handlers_behind();
     const bool pause =
         (may_wait && (!held_.empty() || output_congested() || behind)) || long_line_stalled();
     if (pause && behind && !recheck_armed_) {

@@ -459,65 +459,65 @@ TEST(Intake, WithTheHandlersOnTheLoopBlockModePausesWhileAnOutputIsBehind) {
     f.done(in);
 }
 
+// An output that is behind from its first event on, while `shut`.
+struct behind_once_given final : handler {
+    std::size_t events = 0;
+    bool shut = true;
+    void handle(const event&) override { ++events; }
+    bool congested() const override { return shut && events > 0; }
+};
+
+// A pipe widened to hold 256 KiB of start lines, written; `lines` says how many.
+test::pipe_fds full_pipe(std::size_t& lines) {
+    auto p = test::make_pipe();
+    EXPECT_GE(::fcntl(p.write.get(), F_SETPIPE_SZ, 1 << 20), 256 * 1024);
+    std::string bytes;
+    for (lines = 0; bytes.size() < 256 * 1024; ++lines) bytes += start_line;
+    EXPECT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+    return p;
+}
+
+const auto block_no_linger = [](intake_options& o) {
+    o.overflow = overflow_policy::block;
+    o.read_linger = 0us;
+};
+// What one 64 KiB read brings, at most.
+const std::size_t start_lines_per_read = 64 * 1024 / start_line.size() + 1;
+
 TEST(Intake, WithTheHandlersOnTheLoopBlockModeStopsATurnsReadsOnceAnOutputIsBehind) {
-    // An output that is behind from its first event: the turn's reads stop after the read
-    // that made it so, not after a whole turn of them (8 reads of 64 KiB): what it is given
-    // past its mark is one read (a gRPC stream holds just one more queue).
-    struct behind_at_once final : handler {
-        std::size_t events = 0;
-        void handle(const event&) override { ++events; }
-        bool congested() const override { return events > 0; }
-    };
+    // The turn's reads stop after the read that made the output behind, not after a whole
+    // turn of them (8 reads of 64 KiB): what it is given past its mark is one read (a gRPC
+    // stream holds just one more queue).
     fixture f(on_loop());
     f.bus.detach("rec");
-    auto out = std::make_shared<behind_at_once>();
+    auto out = std::make_shared<behind_once_given>();
     ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with([](intake_options& o) {
-                  o.overflow = overflow_policy::block;
-                  o.read_linger = 0us;
-              }));
-    auto p = test::make_pipe();
-    ASSERT_GE(::fcntl(p.write.get(), F_SETPIPE_SZ, 1 << 20), 256 * 1024);
-    std::string bytes;
-    while (bytes.size() < 256 * 1024) bytes += start_line;
-    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
-              static_cast<ssize_t>(bytes.size()));
+    intake in(f.loop, *f.events, with(block_no_linger));
+    std::size_t lines = 0;
+    auto p = full_pipe(lines);
     in.add(std::move(p.read), f.spec());
     f.loop.run_once(std::chrono::milliseconds(1000));
-    const std::size_t per_read = 64 * 1024 / start_line.size() + 1;
     EXPECT_GT(out->events, 0u);
-    EXPECT_LE(out->events, per_read) << "read on past the read that made the output behind";
+    EXPECT_LE(out->events, start_lines_per_read)
+        << "read on past the read that made the output behind";
     in.end_turn();
     EXPECT_TRUE(in.paused());
     f.done(in);
 }
 
 TEST(Intake, InBlockModeAnExitedWorkersPipeIsDrainedOnlyAsFarAsTheOutputsHaveRoom) {
-    struct behind_while_shut final : handler {
-        std::size_t events = 0;
-        bool shut = true;
-        void handle(const event&) override { ++events; }
-        bool congested() const override { return shut && events > 0; }
-    };
     fixture f(on_loop());
     f.bus.detach("rec");
-    auto out = std::make_shared<behind_while_shut>();
+    auto out = std::make_shared<behind_once_given>();
     ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with([](intake_options& o) {
-                  o.overflow = overflow_policy::block;
-                  o.read_linger = 0us;
-              }));
-    auto p = test::make_pipe();
-    ASSERT_GE(::fcntl(p.write.get(), F_SETPIPE_SZ, 1 << 20), 256 * 1024);
-    std::string bytes;
+    intake in(f.loop, *f.events, with(block_no_linger));
     std::size_t lines = 0;
-    for (; bytes.size() < 256 * 1024; ++lines) bytes += start_line;
-    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
-              static_cast<ssize_t>(bytes.size()));
+    auto p = full_pipe(lines);
     p.write.reset();  // the worker exited: its pipe holds the rest, then EOF
     in.add(std::move(p.read), f.spec());
     in.drain(&f, true);
-    EXPECT_LE(out->events, 64 * 1024 / start_line.size() + 1) << "drained past the output's room";
+    EXPECT_LE(out->events, start_lines_per_read) << "drained past the output's room";
     EXPECT_TRUE(in.reading(&f)) << "the rest is still to be read";
     out->shut = false;  // room again: the rest is read as usual, to EOF
     ASSERT_TRUE(test::eventually([&] {
