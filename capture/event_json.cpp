@@ -188,6 +188,14 @@ public:
         for (std::size_t i = 0; i < n; i += 16) std::memcpy(p_ + i, src + i, 16);
         p_ += n;
     }
+    // n bytes from `src`, which may be read up to 32 bytes past src + n, before a need() that
+    // covers n + 32: up to 32 bytes (a key fragment) as two fixed 16-byte moves, no loop.
+    void padded32(const char* src, std::size_t n) noexcept {
+        if (n > 32) return padded(src, n);
+        std::memcpy(p_, src, 16);
+        std::memcpy(p_ + 16, src + 16, 16);
+        p_ += n;
+    }
     // n (at most 32) bytes written earlier at `at`, before a need() that covers 32: fixed-size
     // moves the compiler inlines (through a copy: the 32 bytes read may reach past p_).
     void again(std::size_t at, std::size_t n) noexcept {
@@ -353,45 +361,74 @@ void write_head(raw_writer& out, const std::vector<std::string>& name) {
     w.lit("],\"measurements\":{");
 }
 
+// The room an entry's value may take.
+template <typename V>
+[[gnu::always_inline]] inline std::size_t value_room(const V& v) noexcept {
+    const auto* s = std::get_if<std::string>(&v);
+    return s ? room(*s) : number_room;
+}
+
+// Where each entry's key fragment (its comma, quoted key and colon) was written: the offsets
+// of its start and its end, entry after entry (measurements, then metadata).
+using key_marks = std::vector<std::size_t>;
+
+enum class keys_mode {
+    write,   // render each key
+    record,  // render each key and note where its fragment went (key_marks)
+    copy,    // copy each fragment kept for the event's keys_id (event_json_writer)
+};
+
 // The rest of the event after its head.
-void write_body(raw_writer& out, const event& ev) {
+// `marks`: where the keys went (record). `at`, `text`: the fragments to copy (copy), fragment
+// i at text[at[i], at[i + 1]), the text padded for padded32().
+template <keys_mode Mode>
+void write_body(raw_writer& out, const event& ev, key_marks* marks = nullptr,
+                const std::size_t* at = nullptr, const char* text = nullptr) {
     local_writer local(out);
     raw_writer& w = local.w;
-    bool first = true;
+    std::size_t entry = 0;
+    // Entry `i` of its section (0: no comma before it) with key `k`; its value needs
+    // `value_room` bytes.
+    const auto key = [&](std::size_t i, const std::string& k, std::size_t value_room) {
+        if constexpr (Mode == keys_mode::copy) {
+            const std::size_t a = at[entry], n = at[entry + 1] - a;
+            ++entry;
+            w.need(n + 32 + value_room);
+            w.padded32(text + a, n);
+        } else {
+            w.need(room(k) + value_room);
+            if constexpr (Mode == keys_mode::record) marks->push_back(w.offset());
+            if (i) w.ch(',');
+            w.str(k);
+            w.ch(':');
+            if constexpr (Mode == keys_mode::record) marks->push_back(w.offset());
+        }
+    };
+    std::size_t i = 0;
     for (const auto& [k, v] : ev.measurements) {
-        const auto* s = std::get_if<std::string>(&v);
-        w.need(room(k) + (s ? room(*s) : number_room));
-        if (!first) w.ch(',');
-        first = false;
-        w.str(k);
-        w.ch(':');
-        if (const auto* i = std::get_if<std::int64_t>(&v))
-            w.i64(*i);
+        key(i++, k, value_room(v));
+        if (const auto* n = std::get_if<std::int64_t>(&v))
+            w.i64(*n);
         else if (const auto* d = std::get_if<double>(&v))
             w.dbl(*d);
         else
-            w.str(*s);
+            w.str(*std::get_if<std::string>(&v));
     }
     w.need(32);
     w.lit("},\"metadata\":{");
-    first = true;
     // The host's enrichment repeats the event's timestamp in its metadata: its digits are
     // copied for the top-level one instead of formatted twice.
     std::int64_t last_int = 0;
     std::size_t last_at = 0, last_len = 0;
+    i = 0;
     for (const auto& [k, v] : ev.metadata) {
-        const auto* s = std::get_if<std::string>(&v);
-        w.need(room(k) + (s ? room(*s) : number_room));
-        if (!first) w.ch(',');
-        first = false;
-        w.str(k);
-        w.ch(':');
-        if (s) {
+        key(i++, k, value_room(v));
+        if (const auto* s = std::get_if<std::string>(&v)) {
             w.str(*s);
-        } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
-            last_int = *i;
+        } else if (const auto* n = std::get_if<std::int64_t>(&v)) {
+            last_int = *n;
             last_at = w.offset();
-            w.i64(*i);
+            w.i64(*n);
             last_len = w.offset() - last_at;
         } else {
             w.lit("null");
@@ -456,7 +493,7 @@ void append_json_double(std::string& out, double d) {
 void append_event_json(std::string& out, const event& ev) {
     append_with(out, [&](raw_writer& w) {
         write_head(w, ev.name);
-        write_body(w, ev);
+        write_body<keys_mode::write>(w, ev);
     });
 }
 
@@ -472,6 +509,7 @@ event_json_writer::name_head& event_json_writer::head_slot(const event& ev) {
     head.name.clear();
     head.text.clear();
     head.size = 0;
+    head.keys_id = head.keys_seen = 0;
     return head;
 }
 
@@ -548,12 +586,41 @@ std::string_view event_json_writer::append(const event& ev) {
             head.text.assign(buf_.data() + start, head.size);
             head.text.append(16, '\0');  // read by padded() past the head's end
         }
+        // The body: keys copied from their fragments when this head keeps those of the
+        // event's keys_id; kept from the second event in a row with a keys_id.
+        if (ev.keys_id == 0) {
+            write_body<keys_mode::write>(w, ev);
+        } else if (ev.keys_id == head.keys_id && ev.measurements.size() == head.measurements &&
+                   ev.metadata.size() == head.metadata) {
+            write_body<keys_mode::copy>(w, ev, nullptr, head.key_at.data(), head.key_text.data());
+        } else if (ev.keys_id != head.keys_seen) {
+            head.keys_seen = ev.keys_id;
+            write_body<keys_mode::write>(w, ev);
+        } else {
+            marks_.clear();
+            write_body<keys_mode::record>(w, ev, &marks_);
+            keep_keys(head, ev);
+        }
     } else {
         write_head(w, ev.name);
+        write_body<keys_mode::write>(w, ev);
     }
-    write_body(w, ev);
     used_ = w.offset();
     return {buf_.data() + start, used_ - start};
+}
+
+void event_json_writer::keep_keys(name_head& head, const event& ev) {
+    head.keys_id = ev.keys_id;
+    head.measurements = ev.measurements.size();
+    head.metadata = ev.metadata.size();
+    head.key_at.clear();
+    head.key_text.clear();
+    for (std::size_t i = 0; i + 1 < marks_.size(); i += 2) {
+        head.key_at.push_back(head.key_text.size());
+        head.key_text.append(buf_.data() + marks_[i], marks_[i + 1] - marks_[i]);
+    }
+    head.key_at.push_back(head.key_text.size());
+    head.key_text.append(32, '\0');  // read by padded32() past the last fragment
 }
 
 void event_json_writer::take(std::string& out) {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,14 +82,26 @@ private:
         std::vector<std::string> name;
         std::string text;      // the head, then 16 bytes of padding
         std::size_t size = 0;  // of the head
+        // The key fragments (comma, quoted key, colon) of the events whose keys_id is
+        // `keys_id` (0: none kept): fragment i is key_text[key_at[i], key_at[i + 1]), then 32
+        // bytes of padding. Kept from the second event in a row with that keys_id on, so
+        // events of one name whose keys alternate cost no more than without.
+        std::uint64_t keys_id = 0;
+        std::uint64_t keys_seen = 0;  // the keys_id of the last event written without them
+        std::size_t measurements = 0, metadata = 0;
+        std::vector<std::size_t> key_at;
+        std::string key_text;
     };
     name_head& head_slot(const event& ev);
+    // Keeps the key fragments of the body just written, at marks_, for `ev`'s keys_id.
+    void keep_keys(name_head& head, const event& ev);
 
     std::string buf_;  // buf_[0, used_) is written; the rest is scratch room
     std::size_t used_ = 0;
     bool trust_name_ids_ = false;
     // By name_id; cleared when half full (names are few), keeping the heads' storage.
     flat_map<const void*, name_head> heads_{64};
+    std::vector<std::size_t> marks_;  // where the keys of the body being kept went (keep_keys)
 };
 
 }  // namespace telecap

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "capture/key_shapes.hpp"
 #include "capture/swar.hpp"
 
 namespace telecap {
@@ -102,8 +103,15 @@ template <typename V>
 class member_writer {
 public:
     explicit member_writer(std::vector<std::pair<std::string, V>>& members) : m_(members) {}
-    ~member_writer() {
-        if (m_.size() != n_) m_.resize(n_);
+    ~member_writer() { finish(); }
+    // Trims the members to those written. True when the keys are not the ones the list held
+    // before (a key written over, added or cut off).
+    bool finish() {
+        if (m_.size() != n_) {
+            m_.resize(n_);
+            changed_ = true;
+        }
+        return changed_;
     }
 
     // The slot for `key`; a repeated key gets its earlier slot (the last value wins, as with
@@ -121,7 +129,10 @@ public:
     [[gnu::always_inline]] V& append(std::string_view key) {
         if (n_ == m_.size()) m_.emplace_back();
         std::string& k = m_[n_].first;
-        if (!same_string(k, key)) k.assign(key);  // line after line the keys repeat
+        if (!same_string(k, key)) {  // line after line the keys repeat
+            k.assign(key);
+            changed_ = true;
+        }
         return m_[n_++].second;
     }
     std::size_t size() const noexcept { return n_; }
@@ -135,6 +146,7 @@ private:
 
     std::vector<std::pair<std::string, V>>& m_;
     std::size_t n_ = 0;
+    bool changed_ = false;
 };
 
 template <typename V>
@@ -264,6 +276,12 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
                       "unknown event \"" + std::string(wire) + "\"");
     }
 
+    // The keys' id holds only if this event ends with the keys it started with: 0 until then,
+    // so an event left half written by a rejection never keeps an id its keys no longer have.
+    const std::uint64_t keys_id = out.keys_id;
+    out.keys_id = 0;
+    bool keys_changed = false;
+
     // 2. Measurements: known keys only; int64, double or string.
     if (raw.measurements.size() > max_members || raw.metadata.size() > max_members)
         return reject(err, reject_reason::bad_shape, "more than 1024 measurements or metadata");
@@ -322,6 +340,7 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
                                       "\" must be a number, a bool or a string");
             }
         }
+        keys_changed = w.finish();
     }
 
     // 3. Timestamp and correlation id.
@@ -375,6 +394,8 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
     else
         w.append("correlation_id") = nullptr;
     w.append("timestamp_ns") = out.timestamp_ns;
+    keys_changed |= w.finish();
+    out.keys_id = keys_id != 0 && !keys_changed ? keys_id : key_shapes::process().id(out);
     return true;
 }
 

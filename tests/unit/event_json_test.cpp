@@ -617,5 +617,67 @@ TEST(EventJsonWriter, TrustedIdsSkipTheNameCheck) {
     EXPECT_EQ(written(checking), to_json(a) + to_json(other));
 }
 
+// Key fragments (event_json_writer, keyed by event::keys_id): kept from the second event in a
+// row with a keys_id, copied for the events after it; the bytes are append_event_json's in
+// every case: keys escaped, keys longer than a fragment's fixed copy, keys that change with
+// their id, ids that alternate, and an id whose event has fewer entries than the one kept.
+TEST(EventJsonWriter, KeyFragmentsGiveTheSameBytesAsWritingEachKey) {
+    const int name = 0;
+    const auto make = [&](std::uint64_t keys_id, std::vector<std::string> mkeys,
+                          std::vector<std::string> dkeys, int value) {
+        event ev;
+        ev.name = {"snakepit", "python", "call", "stop"};
+        ev.name_id = &name;
+        ev.keys_id = keys_id;
+        for (std::size_t i = 0; i < mkeys.size(); ++i) {
+            measurement_value v = std::int64_t{value + static_cast<int>(i)};
+            if (i % 3 == 1) v = 0.5 * value;
+            if (i % 3 == 2) v = "m" + std::to_string(value);
+            ev.measurements.emplace_back(mkeys[i], v);
+        }
+        for (std::size_t i = 0; i < dkeys.size(); ++i) {
+            metadata_value v = "s\"" + std::to_string(value * 7);
+            if (i % 3 == 1) v = std::int64_t{value} * 1000003;
+            if (i % 3 == 2 && value % 2) v = nullptr;
+            ev.metadata.emplace_back(dkeys[i], v);
+        }
+        ev.timestamp_ns = 1700000000000000000 + value;
+        if (value % 2) ev.correlation_id = "c" + std::to_string(value);
+        return ev;
+    };
+    const std::string long_key(45, 'k');  // past padded32()'s two moves
+    const std::vector<event> events = {
+        make(1, {"duration", "count"}, {"tool", "node", "timestamp_ns"}, 1),
+        make(1, {"duration", "count"}, {"tool", "node", "timestamp_ns"}, 2),  // kept
+        make(1, {"duration", "count"}, {"tool", "node", "timestamp_ns"}, 3),  // copied
+        make(1, {"duration", "count"}, {"tool", "node", "timestamp_ns"}, 4),
+        make(2, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 5),  // escaped, long
+        make(2, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 6),
+        make(2, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 7),
+        make(3, {}, {"only"}, 8),
+        make(2, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 9),  // 2 and 3 alternate
+        make(3, {}, {"only"}, 10),
+        make(2, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 11),
+        make(2, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 12),
+        make(2, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 13),
+        make(2, {"a\"b"}, {long_key}, 14),  // id 2 with fewer entries: never its fragments
+        make(0, {"a\"b", "\x01\xff"}, {long_key, "\xc3\xa9", ""}, 15),  // no id
+        make(4, {"x", "y", "z", "w"}, {"p", "q", "r", "s", "t", "u"}, 16),
+        make(4, {"x", "y", "z", "w"}, {"p", "q", "r", "s", "t", "u"}, 17),
+        make(4, {"x", "y", "z", "w"}, {"p", "q", "r", "s", "t", "u"}, 18),
+    };
+    for (const bool trusted : {false, true}) {
+        event_json_writer w;
+        if (trusted) w.trust_name_ids();
+        std::string expected;
+        for (int round = 0; round < 3; ++round)
+            for (const event& ev : events) {
+                w.append(ev);
+                expected += to_json(ev);
+            }
+        EXPECT_EQ(written(w), expected);
+    }
+}
+
 }  // namespace
 }  // namespace telecap

@@ -542,5 +542,73 @@ TEST(Normalizer, SameLengthValuesReplaceTheOldOnesWhole) {
     }
 }
 
+// keys_id names the keys (event.hpp): equal for equal key sequences wherever they were
+// normalized, different for different ones, kept while only values change, and never left on
+// an event whose keys a rejection changed.
+TEST(Normalizer, KeysIdNamesTheKeySequenceWhereverItWasNormalized) {
+    const catalog cat = catalog::builtin();
+    event_parser parser;
+    raw_event raw;
+    parse_error err;
+    normalizer n(cat);
+    event_slots slots(cat), other_slots(cat);
+    const auto normalize = [&](const std::string& line, event_slots& into) -> event* {
+        EXPECT_TRUE(parser.parse(line, raw, err)) << err.detail;
+        return n.normalize(raw, full_context(), receive_time, into, err);
+    };
+    const std::string a1 =
+        R"({"event": "python.call.stop", "measurements": {"duration": 5}, "metadata": {"tool": "t"}})";
+    const std::string a2 =
+        R"({"event": "python.call.stop", "measurements": {"duration": 6}, "metadata": {"tool": "u"}})";
+    const std::string b =  // the same keys but one
+        R"({"event": "python.call.stop", "measurements": {"duration": 5}, "metadata": {"mode": "t"}})";
+    const std::string c =  // one more
+        R"({"event": "python.call.stop", "measurements": {"duration": 5}, )"
+        R"("metadata": {"tool": "t", "mode": "x"}})";
+    event* ev = normalize(a1, slots);
+    ASSERT_NE(ev, nullptr);
+    const std::uint64_t a = ev->keys_id;
+    EXPECT_NE(a, 0u);
+    EXPECT_EQ(normalize(a2, slots)->keys_id, a) << "values changed, keys kept";
+    EXPECT_EQ(normalize(a2, other_slots)->keys_id, a) << "another slot, the same keys";
+    event fresh;
+    ASSERT_TRUE(n.normalize(raw, full_context(), receive_time, fresh, err));
+    EXPECT_EQ(fresh.keys_id, a) << "an event of the caller's, the same keys";
+    const std::uint64_t b_id = normalize(b, slots)->keys_id;
+    EXPECT_NE(b_id, 0u);
+    EXPECT_NE(b_id, a) << "a key written over in place";
+    const std::uint64_t c_id = normalize(c, slots)->keys_id;
+    EXPECT_NE(c_id, a);
+    EXPECT_NE(c_id, b_id);
+    EXPECT_EQ(normalize(a1, slots)->keys_id, a) << "a key cut off: back to the first keys";
+    // Another context: its host keys (no worker_id, no python_pid) make other keys.
+    worker_context bare;
+    bare.node = "n1";
+    ASSERT_TRUE(parser.parse(a1, raw, err));
+    event* bare_ev = n.normalize(raw, bare, receive_time, slots, err);
+    ASSERT_NE(bare_ev, nullptr);
+    EXPECT_NE(bare_ev->keys_id, a);
+    EXPECT_NE(bare_ev->keys_id, 0u);
+
+    // Rejected half way through its measurements: the slot's keys have changed, and whatever
+    // keys it is filled with next, its id must be theirs.
+    ASSERT_NE(normalize(a1, slots), nullptr);
+    const std::string bad =
+        R"({"event": "python.call.stop", "measurements": {"count": 1, "duration": [1]}, )"
+        R"("metadata": {"tool": "t"}})";
+    ASSERT_TRUE(parser.parse(bad, raw, err));
+    event& slot = slots.slot(cat.event_index(*cat.find_event("python.call.stop")));
+    EXPECT_EQ(n.normalize(raw, full_context(), receive_time, slots, err), nullptr);
+    EXPECT_EQ(slot.keys_id, 0u);
+    const std::string count_only =
+        R"({"event": "python.call.stop", "measurements": {"count": 2}, "metadata": {"tool": "t"}})";
+    event* after = normalize(count_only, slots);
+    ASSERT_NE(after, nullptr);
+    EXPECT_NE(after->keys_id, a);
+    event reference;
+    ASSERT_TRUE(n.normalize(raw, full_context(), receive_time, reference, err));
+    EXPECT_EQ(after->keys_id, reference.keys_id);
+}
+
 }  // namespace
 }  // namespace telecap
