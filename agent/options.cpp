@@ -174,6 +174,7 @@ std::shared_ptr<handler> make_output(const std::string& spec, output_env& env,
                 arg.empty() || arg == "-" ? streams.standard(1) : streams.file(arg, use), env.wait,
                 env.batch_bytes);
             if (env.name_ids_unique) h->trust_name_ids();
+            h->trust_keys_ids();  // the bus carries the normalizers' events, keys unedited
             return h;
         }
     } catch (const std::exception& e) {

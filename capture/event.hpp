@@ -29,13 +29,14 @@ struct event {
     // its wire name (two events with the same non-null name_id have the same name); null for
     // events made elsewhere. Not part of the event's value (never written out).
     const void* name_id = nullptr;
-    // Names the event's keys, for caches keyed by them (the JSON writer's key fragments): two
-    // events with the same non-zero keys_id have the same measurement keys and the same
-    // metadata keys, in the same order (capture/key_shapes.hpp gives the ids, one per key
-    // sequence in the process). The normalizer keeps it while it leaves the keys as they are and
-    // asks for the id of the new ones when it changes them; 0 for events made elsewhere. A copy
-    // keeps it with the keys; whoever changes an event's keys otherwise sets it to 0. Not part
-    // of the event's value (never written out).
+    // Names the event's keys, for caches keyed by them (the JSON writer's key fragments, used
+    // only where its owner trusts the ids): two events with the same keys_id, other than 0 and
+    // key_shapes::none, have the same measurement keys and the same metadata keys, in the same
+    // order (capture/key_shapes.hpp gives the ids, one per key sequence in the process). The
+    // normalizer keeps it while it leaves the keys as they are and asks for the id of the new
+    // ones when it changes them; 0 for events made elsewhere. A copy keeps it with the keys;
+    // whoever changes an event's keys otherwise sets it to 0. Not part of the event's value
+    // (never written out).
     std::uint64_t keys_id = 0;
     // The controls the worker's emitter applied before sending it (the "control_seq" of the
     // line, docs/control.md); 0: none. Not part of the event's value (never written out).

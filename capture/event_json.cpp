@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "capture/key_shapes.hpp"
 #include "capture/string_table.hpp"
 #include "capture/utf8.hpp"
 
@@ -588,7 +589,7 @@ std::string_view event_json_writer::append(const event& ev) {
         }
         // The body: keys copied from their fragments when this head keeps those of the
         // event's keys_id; kept from the second event in a row with a keys_id.
-        if (ev.keys_id == 0) {
+        if (!trust_keys_ids_ || ev.keys_id == 0 || ev.keys_id == key_shapes::none) {
             write_body<keys_mode::write>(w, ev);
         } else if (ev.keys_id == head.keys_id && ev.measurements.size() == head.measurements &&
                    ev.metadata.size() == head.metadata) {

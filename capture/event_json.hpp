@@ -65,6 +65,10 @@ public:
     // events come from outlives the writer): the cached head is used without comparing names,
     // about 200 instructions an event.
     void trust_name_ids() noexcept { trust_name_ids_ = true; }
+    // Its owner promises that every event's keys_id names its keys (the events come from
+    // telecap's normalizers and nobody edits their keys): the keys of an event are then copied
+    // from the fragments kept for its keys_id. Without it every key is written.
+    void trust_keys_ids() noexcept { trust_keys_ids_ = true; }
     // The line published for `ev` in this dispatch copied (shared_event_json), else append()
     // and publish it.
     std::string_view append_shared(const event& ev);
@@ -99,6 +103,7 @@ private:
     std::string buf_;  // buf_[0, used_) is written; the rest is scratch room
     std::size_t used_ = 0;
     bool trust_name_ids_ = false;
+    bool trust_keys_ids_ = false;
     // By name_id; cleared when half full (names are few), keeping the heads' storage.
     flat_map<const void*, name_head> heads_{64};
     std::vector<std::size_t> marks_;  // where the keys of the body being kept went (keep_keys)

@@ -127,7 +127,10 @@ public:
         return &m_[n_++].second;
     }
     [[gnu::always_inline]] V& append(std::string_view key) {
-        if (n_ == m_.size()) m_.emplace_back();
+        if (n_ == m_.size()) {
+            m_.emplace_back();
+            changed_ = true;  // a key where there was none, even an empty one
+        }
         std::string& k = m_[n_].first;
         if (!same_string(k, key)) {  // line after line the keys repeat
             k.assign(key);
@@ -395,7 +398,7 @@ bool normalizer::fill(const raw_event& raw, const catalog::wire_event* we, std::
         w.append("correlation_id") = nullptr;
     w.append("timestamp_ns") = out.timestamp_ns;
     keys_changed |= w.finish();
-    out.keys_id = keys_id != 0 && !keys_changed ? keys_id : key_shapes::process().id(out);
+    out.keys_id = keys_id != 0 && !keys_changed ? keys_id : shapes_.id(out);
     return true;
 }
 

@@ -9,6 +9,7 @@
 
 #include "telecap/capture/catalog.hpp"
 #include "telecap/capture/event.hpp"
+#include "telecap/capture/key_shapes.hpp"
 #include "telecap/capture/parser.hpp"
 
 namespace telecap {
@@ -51,7 +52,9 @@ private:
 
 class normalizer {
 public:
-    explicit normalizer(const catalog& cat) : catalog_(cat) {}
+    // `shapes`: where the events' keys_id come from (the process's table but in tests).
+    explicit normalizer(const catalog& cat, key_shapes& shapes = key_shapes::process())
+        : catalog_(cat), shapes_(shapes) {}
 
     // Fills `out` from `raw`; `receive_time_ns` stands in for a missing timestamp_ns.
     // Returns false with `err` set when the gRPC path would drop the event.
@@ -73,6 +76,7 @@ private:
               bool slot);
 
     const catalog& catalog_;
+    key_shapes& shapes_;
     std::string name_;  // scratch: the dotted name of an array-form event
     std::string_view wire_;
 };

@@ -334,6 +334,7 @@ std::optional<stream_reply> tap_hub::open(std::string_view line) {
     auto handler = std::make_shared<tap_handler>(std::move(r), buf, h_.wire_name, h_.render_log,
                                                  h_.render_log_line);
     if (h_.name_ids_unique) handler->trust_name_ids();
+    handler->trust_keys_ids();  // the bus carries the normalizers' events, keys unedited
     h_.attach(bus_id, std::move(handler));
     if (lines) want_lines(id, true);
     return stream_reply{ok_reply(",\"tap\":" + std::to_string(id)), std::move(src)};

@@ -122,6 +122,8 @@ public:
         trust_name_ids_ = true;
         json_.trust_name_ids();
     }
+    // Every event's keys_id names its keys (event_json_writer::trust_keys_ids).
+    void trust_keys_ids() noexcept { json_.trust_keys_ids(); }
     void handle(const event& ev) override;
     void flush() override;
     // With r.passthrough: the line in its place, as {"passthrough":{"worker":..,"pool":..,

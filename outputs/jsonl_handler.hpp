@@ -36,6 +36,8 @@ public:
 
     // name_id alone identifies an event's name (output_env::name_ids_unique).
     void trust_name_ids() noexcept { json_.trust_name_ids(); }
+    // Every event's keys_id names its keys (event_json_writer::trust_keys_ids).
+    void trust_keys_ids() noexcept { json_.trust_keys_ids(); }
     void handle(const event& ev) override;
     void flush() override;
     // Behind, for a producer that does not let this handler wait (the bus on the loop thread).

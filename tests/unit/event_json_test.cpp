@@ -668,6 +668,7 @@ TEST(EventJsonWriter, KeyFragmentsGiveTheSameBytesAsWritingEachKey) {
     };
     for (const bool trusted : {false, true}) {
         event_json_writer w;
+        w.trust_keys_ids();
         if (trusted) w.trust_name_ids();
         std::string expected;
         for (int round = 0; round < 3; ++round)
@@ -677,6 +678,35 @@ TEST(EventJsonWriter, KeyFragmentsGiveTheSameBytesAsWritingEachKey) {
             }
         EXPECT_EQ(written(w), expected);
     }
+}
+
+// A writer whose owner does not promise that keys_id names the keys (a library user's events,
+// edited after normalizing) writes every key: an id that lies costs nothing but speed.
+TEST(EventJsonWriter, KeysIdsAreUsedOnlyWhereTrusted) {
+    const int name = 0;
+    event a;
+    a.name = {"x"};
+    a.name_id = &name;
+    a.keys_id = 7;
+    a.measurements = {{"count", std::int64_t{1}}};
+    a.metadata = {{"tool", std::string("t")}};
+    event edited = a;  // its keys changed, its keys_id not cleared
+    edited.measurements[0].first = "total";
+    edited.metadata[0].first = "mode";
+    std::string expected;
+    event_json_writer w;
+    for (const event* ev : {&a, &a, &a, &edited, &edited}) {
+        w.append(*ev);
+        expected += to_json(*ev);
+    }
+    EXPECT_EQ(written(w), expected);
+    // Trusted, the id is taken at its word (the contract event.hpp states).
+    event_json_writer trusting;
+    trusting.trust_keys_ids();
+    for (const event* ev : {&a, &a, &a}) trusting.append(*ev);
+    trusting.append(edited);
+    const std::string out = written(trusting);
+    EXPECT_EQ(out.substr(out.rfind("{\"event\"")), to_json(a)) << "a's keys, edited's values";
 }
 
 }  // namespace

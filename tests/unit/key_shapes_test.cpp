@@ -16,9 +16,10 @@ event with_keys(std::vector<std::string> measurements, std::vector<std::string> 
 }
 
 TEST(KeyShapes, OneIdPerSequenceOfKeysInOrder) {
-    key_shapes t(16);
+    key_shapes t(16, 1 << 20);
     const std::uint64_t a = t.id(with_keys({"count", "duration"}, {"tool", "node"}));
     EXPECT_NE(a, 0u);
+    EXPECT_NE(a, key_shapes::none);
     EXPECT_EQ(t.id(with_keys({"count", "duration"}, {"tool", "node"})), a);
     // Values are not part of it.
     event same = with_keys({"count", "duration"}, {"tool", "node"});
@@ -35,16 +36,34 @@ TEST(KeyShapes, OneIdPerSequenceOfKeysInOrder) {
 }
 
 TEST(KeyShapes, AFullTableGivesNoIdToNewSequencesAndKeepsTheOldOnes) {
-    key_shapes t(3);
+    key_shapes t(3, 1 << 20);
     const std::uint64_t a = t.id(with_keys({"a"}, {}));
     const std::uint64_t b = t.id(with_keys({"b"}, {}));
     const std::uint64_t c = t.id(with_keys({"c"}, {}));
     EXPECT_NE(a, 0u);
     EXPECT_NE(b, a);
     EXPECT_NE(c, b);
-    for (int i = 0; i < 100; ++i) EXPECT_EQ(t.id(with_keys({"new" + std::to_string(i)}, {})), 0u);
+    for (int i = 0; i < 100; ++i)
+        EXPECT_EQ(t.id(with_keys({"new" + std::to_string(i)}, {})), key_shapes::none);
     EXPECT_EQ(t.size(), 3u);
     EXPECT_EQ(t.id(with_keys({"b"}, {})), b);
+}
+
+// Keys cost memory for the life of the process: a sequence too long gets no id, and the
+// table stops at its bytes as at its count.
+TEST(KeyShapes, LongSequencesAndTheTablesBytesAreBounded) {
+    key_shapes t(1000, 200);
+    EXPECT_EQ(t.id(with_keys({std::string(key_shapes::max_sequence_bytes, 'k')}, {})),
+              key_shapes::none);
+    std::vector<std::string> many(600, "k");
+    EXPECT_EQ(t.id(with_keys({}, many)), key_shapes::none);
+    EXPECT_EQ(t.size(), 0u);
+    std::size_t given = 0;
+    for (int i = 0; i < 100; ++i)
+        if (t.id(with_keys({std::string(40, 'a') + std::to_string(i)}, {})) != key_shapes::none)
+            ++given;
+    EXPECT_EQ(given, 4u);  // 4 + 4 + 41 or 42 bytes each: four fit in 200
+    EXPECT_EQ(t.size(), 4u);
 }
 
 }  // namespace

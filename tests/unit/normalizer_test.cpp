@@ -610,5 +610,29 @@ TEST(Normalizer, KeysIdNamesTheKeySequenceWhereverItWasNormalized) {
     EXPECT_EQ(after->keys_id, reference.keys_id);
 }
 
+// With its table full the normalizer writes the same events, gives them no id (none), and asks
+// the table again only when an event's keys change, not line after line.
+TEST(Normalizer, AFullKeyTableChangesNothingButTheIdAndIsNotAskedPerLine) {
+    const catalog cat = catalog::builtin();
+    key_shapes full(0, 0);
+    normalizer n(cat, full);
+    event_parser parser;
+    raw_event raw;
+    parse_error err;
+    event_slots slots(cat);
+    const std::string a =
+        R"({"event": "python.call.stop", "measurements": {"duration": 5}, "metadata": {"tool": "t"}})";
+    const std::string b =
+        R"({"event": "python.call.stop", "measurements": {"duration": 5}, "metadata": {"mode": "t"}})";
+    for (const std::string* line : {&a, &a, &a, &b, &b, &a}) {
+        ASSERT_TRUE(parser.parse(*line, raw, err));
+        const event* ev = n.normalize(raw, full_context(), receive_time, slots, err);
+        ASSERT_NE(ev, nullptr);
+        EXPECT_EQ(describe(*ev), run(*line, cat));
+        EXPECT_EQ(ev->keys_id, key_shapes::none);
+    }
+    EXPECT_EQ(full.asked(), 3u) << "once for a, once for b, once for a again";
+}
+
 }  // namespace
 }  // namespace telecap
