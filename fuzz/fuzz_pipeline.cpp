@@ -1,7 +1,8 @@
 // libFuzzer target: framing + recognition + decoding + normalization + the output contract.
 // Checks the one invariant that matters most: nothing is lost. Every input byte leaves either
 // as pass-through or as part of an accepted telemetry line; every event serializes to valid
-// UTF-8 JSON.
+// UTF-8 JSON, and the batch writer of the jsonl output (key fragments copied by keys_id, heads by
+// name_id, both trusted as telecap's outputs trust them) writes the same bytes.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -14,12 +15,25 @@
 
 namespace {
 
+telecap::event_json_writer& batch_writer() {
+    static telecap::event_json_writer* w = [] {
+        auto* writer = new telecap::event_json_writer;  // kept across inputs, as across lines
+        writer->trust_name_ids();                       // the catalogs below live until exit
+        writer->trust_keys_ids();
+        return writer;
+    }();
+    return *w;
+}
+
 struct collect final : telecap::event_sink, telecap::passthrough_sink {
     std::string passthrough, json;
     void on_event(telecap::event& ev) override {
         json.clear();
         telecap::append_event_json(json, ev);
         if (!telecap::valid_utf8(json)) std::abort();
+        telecap::event_json_writer& w = batch_writer();
+        if (w.append(ev) != json) std::abort();
+        w.clear();
     }
     void write(std::string_view bytes, bool, bool) override { passthrough.append(bytes); }
 };
