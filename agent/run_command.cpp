@@ -104,7 +104,7 @@ int run_workers(const run_options& o) {
     auto rejects = open_rejects(o.capture.rejects_path, streams);
 
     unknown_event_notes unknown_events;  // outlives the supervisor and its pipelines
-    dispatcher events(bus, {o.queue, o.queue_bytes, o.dispatch});
+    dispatcher events(bus, {o.queue, o.queue_bytes, o.dispatch, block});
     io.events = &events;
     io.stderr_pass = &pass;
     io.stdout_pass = &stdout_pass;

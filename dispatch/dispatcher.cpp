@@ -57,18 +57,43 @@ bool dispatcher::submit(std::unique_ptr<event_batch>& b) {
 }
 
 void dispatcher::deliver(const event_batch& b) {
+    // Every 64 events, as a batch of the loop's is: what a handler gets past its mark before
+    // the next look is at most that many (-o grpc holds them).
+    const bool waits = o_.wait_for_handlers && o_.mode == dispatch_mode::thread;
+    const auto look = [&](std::size_t i) {
+        if (waits && i % 64 == 0) wait_for_handlers();
+    };
     const auto& lines = b.lines();
     if (lines.empty()) {  // the usual case: lines ride only while a tap asks for them
-        for (std::size_t i = 0; i < b.size(); ++i) bus_.dispatch(b[i]);
+        for (std::size_t i = 0; i < b.size(); ++i) {
+            look(i);
+            bus_.dispatch(b[i]);
+        }
         return;
     }
     std::size_t l = 0;
     for (std::size_t i = 0; i < b.size(); ++i) {
+        look(i);
         for (; l < lines.size() && lines[l].first <= i; ++l)
             bus_.dispatch_passthrough(lines[l].second);
         bus_.dispatch(b[i]);
     }
     for (; l < lines.size(); ++l) bus_.dispatch_passthrough(lines[l].second);
+}
+
+void dispatcher::wait_for_handlers() {
+    // A handler's output says when it has room to its own writer, not to us: look again soon.
+    constexpr std::chrono::milliseconds recheck{2};
+    bool counted = false;
+    while (bus_.congested()) {
+        std::unique_lock lock(mu_);
+        if (closed_) return;
+        if (!counted) {
+            counted = true;
+            handler_waits_.fetch_add(1, std::memory_order_relaxed);
+        }
+        work_.wait_for(lock, recheck, [this] { return closed_; });
+    }
 }
 
 void dispatcher::dispatch_here(const event_batch& b) {

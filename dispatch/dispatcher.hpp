@@ -43,6 +43,13 @@ struct dispatcher_options {
     std::size_t queue = 65536;
     std::size_t queue_bytes = std::size_t{16} << 20;
     dispatch_mode mode = dispatch_mode::thread;
+    // Thread mode: while a handler is behind (handler::congested: an output that cannot wait
+    // on its own, -o grpc's streams), the dispatch thread waits before its next 64 events,
+    // looking again every 2 ms, so the queue fills and the producers apply their overflow
+    // policy (with block they stop reading). run sets it with --overflow block. Posted work
+    // waits too (it runs after the events before it). Once finish() begins it waits no more:
+    // what is left goes to the handlers, which drop what is past their bounds, counted.
+    bool wait_for_handlers = false;
 };
 
 class dispatcher {
@@ -106,6 +113,10 @@ public:
     // Times the dispatch thread was woken from sleep for work (batches, posts): at most one per
     // submitted batch.
     std::uint64_t wakeups() const noexcept { return wakeups_.load(std::memory_order_relaxed); }
+    // Times the dispatch thread found a handler behind and waited (wait_for_handlers).
+    std::uint64_t handler_waits() const noexcept {
+        return handler_waits_.load(std::memory_order_relaxed);
+    }
 
 private:
     using batch_ptr = std::unique_ptr<event_batch>;
@@ -114,6 +125,8 @@ private:
     void dispatch_here(const event_batch& b);
     // The batch's events to the bus, with the pass-through lines it carries in their places.
     void deliver(const event_batch& b);
+    // Thread mode with wait_for_handlers: returns once no handler is behind, or finish() began.
+    void wait_for_handlers();
     // Room for one more event; an empty queue always has room. mu_ held.
     bool room() const noexcept {
         return count_ == 0 || (count_ < o_.queue && bytes_ < o_.queue_bytes);
@@ -150,6 +163,7 @@ private:
     std::atomic<bool> backlog_{false};  // queued_ is not empty
     std::atomic<std::uint64_t> dispatched_{0};
     std::atomic<std::uint64_t> wakeups_{0};
+    std::atomic<std::uint64_t> handler_waits_{0};
     std::promise<void> done_;
     std::future<void> done_future_;
     std::thread thread_;

@@ -352,17 +352,21 @@ class GrpcOutputTest(unittest.TestCase):
         # The worker lives on after its burst (a second step that never comes): when the only
         # worker exits, telecap stops, and at a stop a stream gets what it holds within its
         # drain time, not more.
+        # With --dispatch thread the dispatch thread waits while the stream is behind, so its
+        # queue fills and the loop stops reading as with the outputs on the loop thread.
         n = 5000
-        for overflow in ("drop-newest", "block"):
-            with self.subTest(overflow=overflow):
-                # A directory of its own: a failed first half leaves nothing in the second's way.
-                tmp = os.path.join(self.tmp.name, overflow)
+        for overflow, dispatch in (("drop-newest", "loop"), ("block", "loop"),
+                                   ("block", "thread")):
+            with self.subTest(overflow=overflow, dispatch=dispatch):
+                # A directory of its own: a failed first run leaves nothing in the next's way.
+                tmp = os.path.join(self.tmp.name, overflow + "-" + dispatch)
                 os.mkdir(tmp)
                 # stall=5000: a pause of the Python client (a busy machine) is not taken for a
                 # client that stopped reading.
                 t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
                                            spec="grpc:127.0.0.1:0?queue=512&stall=5000",
-                                           extra=("--overflow", overflow))
+                                           extra=("--overflow", overflow,
+                                                  "--dispatch", dispatch))
                 try:
                     reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
                     t.step()
@@ -387,21 +391,33 @@ class GrpcOutputTest(unittest.TestCase):
 
     def test_with_overflow_block_a_client_that_does_not_read_does_not_hold_capture(self):
         n = 5000
-        t = self.start(["bursts", "2", str(n)], spec="grpc:127.0.0.1:0?queue=512",
-                       extra=("--overflow", "block"))
-        self.client(read=False, options=[("grpc.http2.bdp_probe", 0)])
-        reader = self.client()
-        t.step()
-        reader.wait_for(n)  # the stalled stream is given up on (500 ms without progress)
-        rc, stats = t.wait()
-        self.assertEqual(rc, 0, "".join(t.log))
-        g = grpc_output_stats(stats)
-        s_stalled, s_reader = g["streams"]
-        self.assertEqual(s_reader["dropped"], {"queue_full": 0, "closed": 0})
-        self.assertEqual(s_reader["sent"], n)
-        self.assertGreater(s_stalled["dropped"]["queue_full"], 0)
-        self.assertEqual(s_stalled["sent"] + s_stalled["dropped"]["queue_full"] +
-                         s_stalled["dropped"]["closed"], n)
+        for dispatch in ("loop", "thread"):
+            with self.subTest(dispatch=dispatch):
+                tmp = os.path.join(self.tmp.name, dispatch)
+                os.mkdir(tmp)
+                t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
+                                           spec="grpc:127.0.0.1:0?queue=512",
+                                           extra=("--overflow", "block", "--dispatch", dispatch))
+                try:
+                    self.client(read=False, options=[("grpc.http2.bdp_probe", 0)])
+                    reader = self.client()
+                    t.step()
+                    # The stalled stream is given up on (500 ms without progress).
+                    reader.wait_for(n)
+                    rc, stats = t.wait()
+                    self.assertEqual(rc, 0, "".join(t.log))
+                    g = grpc_output_stats(stats)
+                    s_stalled, s_reader = g["streams"]
+                    self.assertEqual(s_reader["dropped"], {"queue_full": 0, "closed": 0})
+                    self.assertEqual(s_reader["sent"], n)
+                    self.assertGreater(s_stalled["dropped"]["queue_full"], 0)
+                    self.assertEqual(s_stalled["sent"] + s_stalled["dropped"]["queue_full"] +
+                                     s_stalled["dropped"]["closed"], n)
+                finally:
+                    for c in self.clients:
+                        c.close()
+                    self.clients = []
+                    t.kill()
 
     def test_sigterm_stops_promptly_with_clients_connected(self):
         t = self.start(["bursts", "2", "3"])  # the second step never comes

@@ -366,6 +366,74 @@ TEST(DispatcherTest, FinishCanWaitAgainAfterATimeout) {
 namespace telecap {
 namespace {
 
+// An output that cannot wait on its own (-o grpc) and says when it is behind.
+struct behind_handler final : handler {
+    std::atomic<bool> behind{true};
+    std::atomic<std::size_t> events{0};
+    void handle(const event&) override { events.fetch_add(1); }
+    bool congested() const override { return behind.load(); }
+};
+
+// With wait_for_handlers (run --overflow block) the dispatch thread does not hand events to
+// the handlers while one is behind: its queue fills, so the producers stop (submit refused),
+// and work posted after those events waits for them. Once the handler has room, everything
+// goes, in order.
+TEST(DispatcherTest, WaitsWhileAHandlerIsBehindSoTheQueueFills) {
+    handler_bus bus;
+    auto h = std::make_shared<behind_handler>();
+    ASSERT_FALSE(bus.attach("grpc", {}, h));
+    recorder rec;
+    rec.attach(bus);
+    dispatcher_options o;
+    o.queue = 100;
+    o.wait_for_handlers = true;
+    dispatcher d(bus, o);
+    auto b = batch_of(0, 100);
+    EXPECT_EQ(d.submit(b), 100u);
+    ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+    std::promise<std::size_t> ran;
+    d.post([&] { ran.set_value(h->events.load()); });
+    auto more = batch_of(100, 10);
+    EXPECT_EQ(d.submit(more), 0u) << "the queue stays full while the handler is behind";
+    auto fut = ran.get_future();
+    EXPECT_EQ(fut.wait_for(100ms), std::future_status::timeout) << "the post waits its turn";
+    EXPECT_EQ(h->events.load(), 0u);
+    EXPECT_EQ(rec.get().size(), 0u);
+
+    h->behind = false;
+    ASSERT_EQ(fut.wait_for(test::patience), std::future_status::ready);
+    EXPECT_EQ(fut.get(), 100u);
+    EXPECT_EQ(d.submit(more), 10u);
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(rec.get(), iota(0, 110));
+}
+
+// A handler behind at shutdown does not hold finish(): the events go to the handlers (which
+// drop what is past their bounds, counted), and without wait_for_handlers nothing waits.
+TEST(DispatcherTest, FinishEndsTheWaitForAHandlerBehind) {
+    handler_bus bus;
+    auto h = std::make_shared<behind_handler>();
+    ASSERT_FALSE(bus.attach("grpc", {}, h));
+    dispatcher_options o;
+    o.wait_for_handlers = true;
+    dispatcher d(bus, o);
+    auto b = batch_of(0, 200);
+    EXPECT_EQ(d.submit(b), 200u);
+    ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(h->events.load(), 200u);
+
+    handler_bus other;
+    auto g = std::make_shared<behind_handler>();
+    ASSERT_FALSE(other.attach("grpc", {}, g));
+    dispatcher plain(other, {});
+    auto c = batch_of(0, 50);
+    EXPECT_EQ(plain.submit(c), 50u);
+    ASSERT_TRUE(test::eventually([&] { return g->events.load() == 50u; }));
+    EXPECT_EQ(plain.handler_waits(), 0u);
+    EXPECT_TRUE(plain.finish(test::deadline_in()));
+}
+
 dispatcher_options on_caller() {
     dispatcher_options o;
     o.mode = dispatch_mode::caller;
