@@ -56,7 +56,8 @@ std::string_view shared_event_json_line(const event& ev, std::string& scratch);
 // of its own that is reused: no allocation per event once it has grown to a batch. The
 // `{"event":[...],"measurements":{` head of each name is rendered once and kept per name_id
 // (checked against the event's name on each use, so a reused id never yields a stale name,
-// unless trust_name_ids() says no id is ever reused).
+// unless trust_name_ids() says no id is ever reused); with trust_keys_ids(), so are the key
+// fragments of the events' keys_id, copied instead of each key escaped again.
 class event_json_writer {
 public:
     // Returns the line written (valid until the next change to this writer).
