@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <optional>
 
 namespace telecap {
 
@@ -84,15 +85,32 @@ void dispatcher::deliver(const event_batch& b) {
 void dispatcher::wait_for_handlers() {
     // A handler's output says when it has room to its own writer, not to us: look again soon.
     constexpr std::chrono::milliseconds recheck{2};
-    bool counted = false;
+    // Posted work (a reload's change of outputs, a tap) waits behind this long at most: then
+    // the rest of the batch goes (a stream behind holds, then drops, counted) and it runs.
+    constexpr std::chrono::milliseconds post_patience{500};
+    bool flushed = false;
+    std::optional<std::chrono::steady_clock::time_point> posts_since;
     while (bus_.congested()) {
-        std::unique_lock lock(mu_);
-        if (closed_) return;
-        if (!counted) {
-            counted = true;
+        if (!flushed) {
+            // What the handlers batched goes out first: an idle -o grpc stream starts writing
+            // at a flush (its kick) when fewer than its start mark wait, and would otherwise
+            // stay behind for a flush that never comes while this thread waits.
+            flushed = true;
             handler_waits_.fetch_add(1, std::memory_order_relaxed);
+            bus_.flush();
+            continue;
         }
-        work_.wait_for(lock, recheck, [this] { return closed_; });
+        std::unique_lock lock(mu_);
+        const auto now = std::chrono::steady_clock::now();
+        // At finish() the handlers still get their time, up to most of its deadline: the
+        // rest of the queue then goes to them (what they cannot take is dropped, counted)
+        // before the deadline.
+        if (closed_ && now >= wait_until_) return;
+        if (!posted_.empty()) {
+            if (!posts_since) posts_since = now;
+            if (now - *posts_since >= post_patience) return;
+        }
+        work_.wait_for(lock, recheck);
     }
 }
 
@@ -293,6 +311,8 @@ bool dispatcher::finish(std::chrono::steady_clock::time_point deadline) {
         {
             std::lock_guard lock(mu_);
             closed_ = true;
+            const auto now = std::chrono::steady_clock::now();
+            wait_until_ = now + (std::max(deadline, now) - now) * 3 / 4;
         }
         work_.notify_all();
         room_.notify_all();

@@ -47,8 +47,9 @@ struct dispatcher_options {
     // on its own, -o grpc's streams), the dispatch thread waits before its next 64 events,
     // looking again every 2 ms, so the queue fills and the producers apply their overflow
     // policy (with block they stop reading). run sets it with --overflow block. Posted work
-    // waits too (it runs after the events before it). Once finish() begins it waits no more:
-    // what is left goes to the handlers, which drop what is past their bounds, counted.
+    // waits too (it runs after the events before it), 500 ms at most: then the rest of the
+    // batch goes to the handlers (what is past their bounds is dropped, counted) and it runs.
+    // finish() lets it wait up to three quarters of its time, then the rest goes the same way.
     bool wait_for_handlers = false;
 };
 
@@ -125,7 +126,8 @@ private:
     void dispatch_here(const event_batch& b);
     // The batch's events to the bus, with the pass-through lines it carries in their places.
     void deliver(const event_batch& b);
-    // Thread mode with wait_for_handlers: returns once no handler is behind, or finish() began.
+    // Thread mode with wait_for_handlers: returns once no handler is behind, once work posted
+    // has waited 500 ms, or once finish() has used three quarters of its time.
     void wait_for_handlers();
     // Room for one more event; an empty queue always has room. mu_ held.
     bool room() const noexcept {
@@ -156,6 +158,8 @@ private:
     bool sleeping_ = false;  // the dispatch thread waits on work_
     int room_waiters_ = 0;   // submit_wait callers waiting on room_
     bool closed_ = false;
+    std::chrono::steady_clock::time_point
+        wait_until_{};  // finish(): handlers waited for until then
     std::vector<std::function<void()>> posted_;
     std::function<void()> room_fn_;
     std::size_t room_need_ = 1;  // the events room_fn_ waits room for

@@ -366,7 +366,9 @@ class GrpcOutputTest(unittest.TestCase):
                 t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
                                            spec="grpc:127.0.0.1:0?queue=512&stall=5000",
                                            extra=("--overflow", overflow,
-                                                  "--dispatch", dispatch))
+                                                  "--dispatch", dispatch,
+                                                  # a queue the burst fills: the loop stops
+                                                  "--queue", "1000"))
                 try:
                     reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
                     t.step()

@@ -432,6 +432,16 @@ bool pipe_full(int fd) {
     return n == 0;
 }
 
+// Bytes a process has read so far (its /proc/PID/io "rchar"), -1 when unknown.
+long bytes_read_by(pid_t pid) {
+    std::ifstream io("/proc/" + std::to_string(pid) + "/io");
+    std::string key;
+    long value = -1;
+    while (io >> key >> value)
+        if (key == "rchar:") return value;
+    return -1;
+}
+
 TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
     // stdout is a pipe nobody reads after the first event: the loop waits for room for good,
     // until SIGTERM; the stop's grace period (1 s) then ends the wait.
@@ -442,7 +452,12 @@ TEST(RunCapture, BlockModeWithAStuckHandlerStillStopsOnTerm) {
     const auto [pid, out] = start_piped(argv);
     read_first_line(out);  // running, its signals handled: TERM cannot kill it outright
     // Stuck for good: the pipe is full, so the handler, then the queue, then the loop wait.
-    ASSERT_TRUE(eventually([&] { return pipe_full(out); }, std::chrono::seconds(20)))
+    // And telecap has read 256 KiB from the worker, events for about twice that (its lines are
+    // shorter than the events'), far more than the pipe's 64 KiB: the rest waits in telecap. A
+    // full pipe alone may come with all of it written, a moment before the worker writes
+    // more, and then nothing would be left to drop at the stop.
+    ASSERT_TRUE(eventually([&] { return pipe_full(out) && bytes_read_by(pid) > (256L << 10); },
+                           std::chrono::seconds(20)))
         << (::kill(pid, SIGKILL), "stdout never filled");
     ::kill(pid, SIGTERM);
     process p{pid, "/dev/null", "/dev/null"};

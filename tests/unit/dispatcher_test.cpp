@@ -366,11 +366,16 @@ TEST(DispatcherTest, FinishCanWaitAgainAfterATimeout) {
 namespace telecap {
 namespace {
 
-// An output that cannot wait on its own (-o grpc) and says when it is behind.
+// An output that cannot wait on its own (-o grpc) and says when it is behind; with
+// `until_flushed`, it catches up only once flushed (an idle stream starts writing at its kick).
 struct behind_handler final : handler {
     std::atomic<bool> behind{true};
     std::atomic<std::size_t> events{0};
+    bool until_flushed = false;
     void handle(const event&) override { events.fetch_add(1); }
+    void flush() override {
+        if (until_flushed) behind = false;
+    }
     bool congested() const override { return behind.load(); }
 };
 
@@ -408,21 +413,58 @@ TEST(DispatcherTest, WaitsWhileAHandlerIsBehindSoTheQueueFills) {
     EXPECT_EQ(rec.get(), iota(0, 110));
 }
 
-// A handler behind at shutdown does not hold finish(): the events go to the handlers (which
-// drop what is past their bounds, counted), and without wait_for_handlers nothing waits.
-TEST(DispatcherTest, FinishEndsTheWaitForAHandlerBehind) {
+// The handlers are flushed before the wait: one that only writes at its flush would otherwise
+// stay behind for good while the dispatch thread waits mid-batch.
+TEST(DispatcherTest, AWaitForAHandlerFlushesTheHandlersFirst) {
     handler_bus bus;
     auto h = std::make_shared<behind_handler>();
+    h->until_flushed = true;
     ASSERT_FALSE(bus.attach("grpc", {}, h));
     dispatcher_options o;
     o.wait_for_handlers = true;
     dispatcher d(bus, o);
-    auto b = batch_of(0, 200);
-    EXPECT_EQ(d.submit(b), 200u);
-    ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+    auto b = batch_of(0, 100);
+    EXPECT_EQ(d.submit(b), 100u);
+    ASSERT_TRUE(test::eventually([&] { return h->events.load() == 100u; }));
+    EXPECT_EQ(d.handler_waits(), 1u);
     EXPECT_TRUE(d.finish(test::deadline_in()));
-    EXPECT_EQ(h->events.load(), 200u);
+}
 
+// At shutdown a handler behind keeps its time, up to most of finish()'s deadline: one that
+// catches up within it gets everything; one that does not holds finish() no longer than that
+// (the rest goes to it, to drop and count). Without wait_for_handlers nothing waits.
+TEST(DispatcherTest, FinishWaitsForAHandlerBehindWithinItsDeadline) {
+    {
+        handler_bus bus;
+        auto h = std::make_shared<behind_handler>();
+        ASSERT_FALSE(bus.attach("grpc", {}, h));
+        dispatcher_options o;
+        o.wait_for_handlers = true;
+        dispatcher d(bus, o);
+        auto b = batch_of(0, 200);
+        EXPECT_EQ(d.submit(b), 200u);
+        ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+        auto finished =
+            std::async(std::launch::async, [&] { return d.finish(test::deadline_in()); });
+        EXPECT_EQ(finished.wait_for(100ms), std::future_status::timeout);
+        EXPECT_EQ(h->events.load(), 0u) << "finish() began: the handler still gets its time";
+        h->behind = false;
+        EXPECT_TRUE(finished.get());
+        EXPECT_EQ(h->events.load(), 200u);
+    }
+    {
+        handler_bus bus;
+        auto h = std::make_shared<behind_handler>();  // behind for good
+        ASSERT_FALSE(bus.attach("grpc", {}, h));
+        dispatcher_options o;
+        o.wait_for_handlers = true;
+        dispatcher d(bus, o);
+        auto b = batch_of(0, 200);
+        EXPECT_EQ(d.submit(b), 200u);
+        ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+        EXPECT_TRUE(d.finish(test::deadline_in(400ms)));
+        EXPECT_EQ(h->events.load(), 200u);
+    }
     handler_bus other;
     auto g = std::make_shared<behind_handler>();
     ASSERT_FALSE(other.attach("grpc", {}, g));
@@ -432,6 +474,28 @@ TEST(DispatcherTest, FinishEndsTheWaitForAHandlerBehind) {
     ASSERT_TRUE(test::eventually([&] { return g->events.load() == 50u; }));
     EXPECT_EQ(plain.handler_waits(), 0u);
     EXPECT_TRUE(plain.finish(test::deadline_in()));
+}
+
+// Work posted behind a handler that stays behind (a slow client) is not held for as long as
+// the client takes: after 500 ms the rest of the batch goes and the post runs, after it.
+TEST(DispatcherTest, APostWaitsAtMostHalfASecondForAHandlerBehind) {
+    handler_bus bus;
+    auto h = std::make_shared<behind_handler>();
+    ASSERT_FALSE(bus.attach("grpc", {}, h));
+    dispatcher_options o;
+    o.wait_for_handlers = true;
+    dispatcher d(bus, o);
+    auto b = batch_of(0, 100);
+    EXPECT_EQ(d.submit(b), 100u);
+    ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+    const auto posted = std::chrono::steady_clock::now();
+    std::promise<std::size_t> ran;
+    d.post([&] { ran.set_value(h->events.load()); });
+    auto fut = ran.get_future();
+    ASSERT_EQ(fut.wait_for(test::patience), std::future_status::ready);
+    EXPECT_GE(std::chrono::steady_clock::now() - posted, 400ms);
+    EXPECT_EQ(fut.get(), 100u) << "after the events submitted before it";
+    EXPECT_TRUE(d.finish(test::deadline_in(400ms)));
 }
 
 dispatcher_options on_caller() {
