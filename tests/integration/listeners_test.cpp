@@ -220,6 +220,13 @@ TEST(ControlListener, StatusGetsInPastIdleClientsAndNamesThePrometheusPort) {
                    "idle-ctl");
     const int port = logged_port(p.err_path);
     ASSERT_GT(port, 0) << read_file(p.err_path);
+    // The control socket listens a moment after the prometheus port is said (on a slow build
+    // a connect could come first and be refused).
+    ASSERT_TRUE(eventually([&] {
+        const int fd = unix_connect(sock);
+        if (fd >= 0) ::close(fd);
+        return fd >= 0;
+    }));
     std::vector<int> idle;
     for (int i = 0; i < 24; ++i) idle.push_back(unix_connect(sock));  // 16 at most are kept
     for (int fd : idle) ASSERT_GE(fd, 0);
