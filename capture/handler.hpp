@@ -48,6 +48,9 @@ public:
     // more now: a producer that may wait (overflow block) stops reading until it is not. Asked
     // by the thread that drives the bus, when the bus runs on the producer's thread.
     virtual bool congested() const { return false; }
+    // How soon whoever paused for congested() asks again: an output says when it has room to
+    // its own writer, not to its producer.
+    static constexpr std::chrono::milliseconds congestion_recheck{2};
     // Events this handler could not deliver (its stream full or dead): counted under
     // dropped.output. Any thread.
     virtual std::uint64_t events_dropped() const { return 0; }

@@ -83,8 +83,6 @@ void dispatcher::deliver(const event_batch& b) {
 }
 
 void dispatcher::wait_for_handlers() {
-    // A handler's output says when it has room to its own writer, not to us: look again soon.
-    constexpr std::chrono::milliseconds recheck{2};
     // Posted work (a reload's change of outputs, a tap) waits behind this long at most: then
     // the rest of the batch goes (a stream behind holds, then drops, counted) and it runs.
     constexpr std::chrono::milliseconds post_patience{500};
@@ -110,7 +108,7 @@ void dispatcher::wait_for_handlers() {
             if (!posts_since) posts_since = now;
             if (now - *posts_since >= post_patience) return;
         }
-        work_.wait_for(lock, recheck);
+        work_.wait_for(lock, handler::congestion_recheck);
     }
 }
 

@@ -12,8 +12,6 @@ namespace {
 constexpr std::size_t read_size = 64 * 1024;
 // Reads per wake-up of one stream: one flooding worker cannot starve the others.
 constexpr int reads_per_wakeup = 8;
-// How soon reading paused for a congested handler looks again (dispatch on the loop thread).
-constexpr std::chrono::milliseconds handler_recheck{2};
 }  // namespace
 
 // A worker's pipeline normalizes its events straight into the intake's current batch; each
@@ -340,7 +338,7 @@ void intake::update_backpressure() {
         // A handler's stream says when it has room to its own writer, not to us: look again
         // soon (only while reading is paused for it).
         recheck_armed_ = true;
-        recheck_ = loop_.after(handler_recheck, [this] {
+        recheck_ = loop_.after(handler::congestion_recheck, [this] {
             recheck_armed_ = false;
             update_backpressure();
         });

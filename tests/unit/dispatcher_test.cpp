@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -379,55 +381,63 @@ struct behind_handler final : handler {
     bool congested() const override { return behind.load(); }
 };
 
-// With wait_for_handlers (run --overflow block) the dispatch thread does not hand events to
-// the handlers while one is behind: its queue fills, so the producers stop (submit refused),
-// and work posted after those events waits for them. Once the handler has room, everything
-// goes, in order.
-TEST(DispatcherTest, WaitsWhileAHandlerIsBehindSoTheQueueFills) {
+// A dispatcher with wait_for_handlers (run --overflow block) and a behind_handler on its bus.
+struct waiting_dispatcher {
     handler_bus bus;
-    auto h = std::make_shared<behind_handler>();
-    ASSERT_FALSE(bus.attach("grpc", {}, h));
+    std::shared_ptr<behind_handler> h = std::make_shared<behind_handler>();
+    std::optional<dispatcher> d;
+    // `more`: other handlers, attached before the dispatch thread starts.
+    explicit waiting_dispatcher(std::size_t queue = dispatcher_options{}.queue,
+                                const std::function<void(handler_bus&)>& more = {}) {
+        EXPECT_FALSE(bus.attach("grpc", {}, h));
+        if (more) more(bus);
+        dispatcher_options o;
+        o.queue = queue;
+        o.wait_for_handlers = true;
+        d.emplace(bus, o);
+    }
+    // Submits events 0..n-1; true once the dispatch thread waits for the handler.
+    bool submit_and_wait(int n) {
+        auto b = batch_of(0, n);
+        EXPECT_EQ(d->submit(b), static_cast<std::size_t>(n));
+        return test::eventually([&] { return d->handler_waits() == 1; });
+    }
+};
+
+// With wait_for_handlers the dispatch thread does not hand events to the handlers while one
+// is behind: its queue fills, so the producers stop (submit refused), and work posted after
+// those events waits for them. Once the handler has room, everything goes, in order.
+TEST(DispatcherTest, WaitsWhileAHandlerIsBehindSoTheQueueFills) {
     recorder rec;
-    rec.attach(bus);
-    dispatcher_options o;
-    o.queue = 100;
-    o.wait_for_handlers = true;
-    dispatcher d(bus, o);
-    auto b = batch_of(0, 100);
-    EXPECT_EQ(d.submit(b), 100u);
-    ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+    waiting_dispatcher f(100, [&](handler_bus& bus) { rec.attach(bus); });
+    ASSERT_TRUE(f.submit_and_wait(100));
     std::promise<std::size_t> ran;
-    d.post([&] { ran.set_value(h->events.load()); });
+    f.d->post([&] { ran.set_value(f.h->events.load()); });
     auto more = batch_of(100, 10);
-    EXPECT_EQ(d.submit(more), 0u) << "the queue stays full while the handler is behind";
+    EXPECT_EQ(f.d->submit(more), 0u) << "the queue stays full while the handler is behind";
     auto fut = ran.get_future();
     EXPECT_EQ(fut.wait_for(100ms), std::future_status::timeout) << "the post waits its turn";
-    EXPECT_EQ(h->events.load(), 0u);
+    EXPECT_EQ(f.h->events.load(), 0u);
     EXPECT_EQ(rec.get().size(), 0u);
 
-    h->behind = false;
+    f.h->behind = false;
     ASSERT_EQ(fut.wait_for(test::patience), std::future_status::ready);
     EXPECT_EQ(fut.get(), 100u);
-    EXPECT_EQ(d.submit(more), 10u);
-    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(f.d->submit(more), 10u);
+    EXPECT_TRUE(f.d->finish(test::deadline_in()));
     EXPECT_EQ(rec.get(), iota(0, 110));
 }
 
 // The handlers are flushed before the wait: one that only writes at its flush would otherwise
 // stay behind for good while the dispatch thread waits mid-batch.
 TEST(DispatcherTest, AWaitForAHandlerFlushesTheHandlersFirst) {
-    handler_bus bus;
-    auto h = std::make_shared<behind_handler>();
-    h->until_flushed = true;
-    ASSERT_FALSE(bus.attach("grpc", {}, h));
-    dispatcher_options o;
-    o.wait_for_handlers = true;
-    dispatcher d(bus, o);
+    waiting_dispatcher f;
+    f.h->until_flushed = true;
     auto b = batch_of(0, 100);
-    EXPECT_EQ(d.submit(b), 100u);
-    ASSERT_TRUE(test::eventually([&] { return h->events.load() == 100u; }));
-    EXPECT_EQ(d.handler_waits(), 1u);
-    EXPECT_TRUE(d.finish(test::deadline_in()));
+    EXPECT_EQ(f.d->submit(b), 100u);
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 100u; }));
+    EXPECT_EQ(f.d->handler_waits(), 1u);
+    EXPECT_TRUE(f.d->finish(test::deadline_in()));
 }
 
 // At shutdown a handler behind keeps its time, up to most of finish()'s deadline: one that
@@ -435,35 +445,21 @@ TEST(DispatcherTest, AWaitForAHandlerFlushesTheHandlersFirst) {
 // (the rest goes to it, to drop and count). Without wait_for_handlers nothing waits.
 TEST(DispatcherTest, FinishWaitsForAHandlerBehindWithinItsDeadline) {
     {
-        handler_bus bus;
-        auto h = std::make_shared<behind_handler>();
-        ASSERT_FALSE(bus.attach("grpc", {}, h));
-        dispatcher_options o;
-        o.wait_for_handlers = true;
-        dispatcher d(bus, o);
-        auto b = batch_of(0, 200);
-        EXPECT_EQ(d.submit(b), 200u);
-        ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+        waiting_dispatcher f;
+        ASSERT_TRUE(f.submit_and_wait(200));
         auto finished =
-            std::async(std::launch::async, [&] { return d.finish(test::deadline_in()); });
+            std::async(std::launch::async, [&] { return f.d->finish(test::deadline_in()); });
         EXPECT_EQ(finished.wait_for(100ms), std::future_status::timeout);
-        EXPECT_EQ(h->events.load(), 0u) << "finish() began: the handler still gets its time";
-        h->behind = false;
+        EXPECT_EQ(f.h->events.load(), 0u) << "finish() began: the handler still gets its time";
+        f.h->behind = false;
         EXPECT_TRUE(finished.get());
-        EXPECT_EQ(h->events.load(), 200u);
+        EXPECT_EQ(f.h->events.load(), 200u);
     }
     {
-        handler_bus bus;
-        auto h = std::make_shared<behind_handler>();  // behind for good
-        ASSERT_FALSE(bus.attach("grpc", {}, h));
-        dispatcher_options o;
-        o.wait_for_handlers = true;
-        dispatcher d(bus, o);
-        auto b = batch_of(0, 200);
-        EXPECT_EQ(d.submit(b), 200u);
-        ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
-        EXPECT_TRUE(d.finish(test::deadline_in(400ms)));
-        EXPECT_EQ(h->events.load(), 200u);
+        waiting_dispatcher f;  // behind for good
+        ASSERT_TRUE(f.submit_and_wait(200));
+        EXPECT_TRUE(f.d->finish(test::deadline_in(400ms)));
+        EXPECT_EQ(f.h->events.load(), 200u);
     }
     handler_bus other;
     auto g = std::make_shared<behind_handler>();
@@ -479,23 +475,16 @@ TEST(DispatcherTest, FinishWaitsForAHandlerBehindWithinItsDeadline) {
 // Work posted behind a handler that stays behind (a slow client) is not held for as long as
 // the client takes: after 500 ms the rest of the batch goes and the post runs, after it.
 TEST(DispatcherTest, APostWaitsAtMostHalfASecondForAHandlerBehind) {
-    handler_bus bus;
-    auto h = std::make_shared<behind_handler>();
-    ASSERT_FALSE(bus.attach("grpc", {}, h));
-    dispatcher_options o;
-    o.wait_for_handlers = true;
-    dispatcher d(bus, o);
-    auto b = batch_of(0, 100);
-    EXPECT_EQ(d.submit(b), 100u);
-    ASSERT_TRUE(test::eventually([&] { return d.handler_waits() == 1; }));
+    waiting_dispatcher f;
+    ASSERT_TRUE(f.submit_and_wait(100));
     const auto posted = std::chrono::steady_clock::now();
     std::promise<std::size_t> ran;
-    d.post([&] { ran.set_value(h->events.load()); });
+    f.d->post([&] { ran.set_value(f.h->events.load()); });
     auto fut = ran.get_future();
     ASSERT_EQ(fut.wait_for(test::patience), std::future_status::ready);
     EXPECT_GE(std::chrono::steady_clock::now() - posted, 400ms);
     EXPECT_EQ(fut.get(), 100u) << "after the events submitted before it";
-    EXPECT_TRUE(d.finish(test::deadline_in(400ms)));
+    EXPECT_TRUE(f.d->finish(test::deadline_in(400ms)));
 }
 
 dispatcher_options on_caller() {
