@@ -57,6 +57,7 @@ struct cli_values {
     double healthy_after = seconds(spawn::restart_options{}.healthy_after);
     double restart_window = seconds(spawn::restart_options{}.restart_window);
     double grace = seconds(run_options{}.grace);
+    double burst_hold = seconds(run_options{}.burst_hold);
     std::string restart = "never", stop_signal = "TERM", overflow = "drop-newest",
                 dispatch = "loop";
     // The gates' defaults for every worker (docs/control.md).
@@ -355,6 +356,11 @@ int main_cli(int argc, char** argv) {
         ->capture_default_str();
     run->add_option("--overflow", v.overflow, "When the queue is full: drop-newest|block")
         ->capture_default_str();
+    run->add_option("--burst-hold", v.burst_hold,
+                    "drop-newest: seconds reading may wait while an output is behind, so that "
+                    "a burst waits in the workers' pipes (never once one is half full) instead "
+                    "of being dropped; 0: never (0 .. 10)")
+        ->capture_default_str();
     run->add_option("--dispatch", v.dispatch,
                     "Where the outputs run: loop (on the thread that reads the workers: the "
                     "least CPU per event) or thread (a thread of their own, behind --queue)")
@@ -498,6 +504,7 @@ int main_cli(int argc, char** argv) {
             need("queue_bytes", check_queue_bytes(v.queue_bytes));
             need("line_budget", check_line_budget(v.line_budget));
             need("overflow", check_overflow(v.overflow));
+            need("burst_hold", check_burst_hold(v.burst_hold));
             need("dispatch", check_dispatch(v.dispatch));
             need("stop_signal", check_stop_signal(v.stop_signal));
 
@@ -528,6 +535,7 @@ int main_cli(int argc, char** argv) {
                 if (given("--line-budget"))
                     ro.line_budget = static_cast<std::size_t>(v.line_budget);
                 if (given("--overflow")) ro.overflow = parse_overflow(v.overflow);
+                if (given("--burst-hold")) ro.burst_hold = to_millis(v.burst_hold);
                 if (given("--dispatch")) ro.dispatch = parse_dispatch(v.dispatch);
                 if (label) ro.label = true;
                 apply_control_flags(v, ro, given);

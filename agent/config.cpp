@@ -305,10 +305,11 @@ void load_config(const std::string& path, run_options& o, bool check) {
     if (!root.IsMap()) bad(path, root, "the config must be a mapping with a \"pools\" list");
     std::error_code ec;
     const paths_from from{std::filesystem::absolute(path, ec).parent_path()};
-    check_keys(path, root, {"pools",  "outputs",     "passthrough", "catalog",  "node",
-                            "queue",  "queue_bytes", "line_budget", "overflow", "dispatch",
-                            "grace",  "stop_signal", "label",       "stats",    "rejects",
-                            "prefix", "max_line",    "metrics",     "control",  "unknown_events"});
+    check_keys(path, root, {"pools",     "outputs",     "passthrough", "catalog",  "node",
+                            "queue",     "queue_bytes", "line_budget", "overflow", "dispatch",
+                            "grace",     "stop_signal", "label",       "stats",    "rejects",
+                            "prefix",    "max_line",    "metrics",     "control",  "unknown_events",
+                            "burst_hold"});
     auto& c = o.capture;
     if (auto v = root["outputs"]) {
         auto list = output_list(path, v, from);
@@ -370,6 +371,11 @@ void load_config(const std::string& path, run_options& o, bool check) {
         const auto text = scalar<std::string>(path, v, "overflow");
         need(path, v, "overflow", check_overflow(text));
         o.overflow = parse_overflow(text);
+    }
+    if (auto v = root["burst_hold"]) {
+        const double s = scalar<double>(path, v, "burst_hold");
+        need(path, v, "burst_hold", check_burst_hold(s));
+        o.burst_hold = to_millis(s);
     }
     if (auto v = root["dispatch"]) {
         const auto text = scalar<std::string>(path, v, "dispatch");

@@ -43,6 +43,7 @@ void for_each_fixed_setting(A& a, B& b, F f) {
     f("queue_bytes", a.queue_bytes, b.queue_bytes);
     f("line_budget", a.line_budget, b.line_budget);
     f("overflow", a.overflow, b.overflow);
+    f("burst_hold", a.burst_hold, b.burst_hold);
     f("dispatch", a.dispatch, b.dispatch);
 }
 

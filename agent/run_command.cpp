@@ -132,6 +132,7 @@ int run_workers(const run_options& o) {
     so.stop_signal = o.stop_signal;
     so.grace = o.grace;
     so.overflow = o.overflow;
+    so.burst_hold = o.burst_hold;
     so.label = o.label;
     so.line_budget = o.line_budget;
     so.controls = o.controls;

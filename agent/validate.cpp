@@ -85,6 +85,12 @@ problem check_seconds(double seconds) {
     return "must be a number of seconds between 0 and 86400 (1 day), not " + number(seconds);
 }
 
+problem check_burst_hold(double seconds) {
+    // Longer would keep every worker's pass-through waiting that long behind one slow output.
+    if (seconds >= 0 && seconds <= 10) return std::nullopt;
+    return "must be a number of seconds between 0 and 10, not " + number(seconds);
+}
+
 problem check_instances(long long n) { return in_range(n, 1, 10000); }
 
 problem check_grpc_address(std::string_view address) {
@@ -319,6 +325,9 @@ problem validate(const run_options& o, spelling s) {
     if (auto p = named("queue_bytes", check_queue_bytes(as_ll(o.queue_bytes)))) return p;
     if (auto p = named("line_budget", check_line_budget(as_ll(o.line_budget)))) return p;
     if (auto p = named("grace", secs(o.grace))) return p;
+    if (auto p = named("burst_hold",
+                       check_burst_hold(static_cast<double>(o.burst_hold.count()) / 1000.0)))
+        return p;
     if (auto p = check_controls(o.controls.global)) return "control: " + *p;
     for (const auto& [name, c] : o.controls.pools)
         if (auto p = check_controls(c)) return "pool " + quoted(name) + " control: " + *p;

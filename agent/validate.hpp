@@ -35,6 +35,7 @@ problem check_line_budget(long long bytes);  // same bounds as queue_bytes
 problem check_prefix(std::string_view prefix);
 // grace, backoff_min, backoff_max, healthy_after, restart_window: 0 .. 1 day, finite.
 problem check_seconds(double seconds);
+problem check_burst_hold(double seconds);  // 0 .. 10 seconds
 problem check_instances(long long n);
 problem check_telemetry_fd(long long fd);
 // A pool's `grpc` (run --grpc): HOST:PORT or unix:PATH, PORT may be {port}. In the executable

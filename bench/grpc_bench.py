@@ -3,7 +3,8 @@
 for SECONDS, under `telecap run -o grpc:127.0.0.1:0`, and one reading C++ client
 (bench_grpc_client). Prints the events sent and received, the drops, telecap's CPU (its
 process_cpu_seconds_total at exit, all its threads: loop, dispatch, gRPC's) per second of
-load, and the latency from the worker's write to the client's receive.
+load, the latency from the worker's write to the client's receive, and the bursts held in the
+worker's pipe while the stream was behind (drop-newest: docs/run.md).
 
 Usage: grpc_bench.py BUILD_DIR [RATE [SECONDS [OPTIONS [WRITES [OVERFLOW [DISPATCH]]]]]]
        (defaults 100000 10 "" 1000 drop-newest loop)
@@ -65,10 +66,12 @@ with tempfile.TemporaryDirectory() as tmp:
 (grpc_key,) = [k for k in stats["outputs"] if ":grpc" in k]
 g = stats["outputs"][grpc_key]
 cpu = [v for k, v in stats["metrics"].items() if k.startswith("process_cpu_seconds_total")][0]
+holds = {k: stats["metrics"].get("telecap_" + k + "_total", 0)
+         for k in ("burst_holds", "burst_hold_overruns")}
 print(json.dumps({"rate": rate, "seconds": seconds, "options": options, "writes_per_s": writes,
                   "telecap_rc": rc,
                   "events": stats["events"], "sent": g["events_sent"],
                   "dropped": g["events_dropped"], "received": result["received"],
-                  "overflow": overflow, "dispatch": dispatch,
+                  "overflow": overflow, "dispatch": dispatch, **holds,
                   "worker_lag_ms": round(lag * 1000, 1), "worker_s": round(worker_s, 3), "telecap_cpu_s": round(cpu, 2), "cores": round(cpu / seconds, 3),
                   "latency_us": {k: result[k] for k in ("p50_us", "p99_us", "max_us")}}))

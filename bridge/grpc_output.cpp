@@ -396,7 +396,7 @@ void grpc_output::flush() {
 
 bool grpc_output::congested() const {
     auto& im = *impl_;
-    if (!im.opts.block || im.live_count.load(std::memory_order_relaxed) == 0) return false;
+    if (im.live_count.load(std::memory_order_relaxed) == 0) return false;
     const auto now = stream_state::clock::now();
     std::lock_guard lock(im.mu);
     return std::any_of(im.live.begin(), im.live.end(),

@@ -79,7 +79,9 @@ public:
     void handle(const event& ev) override;
     // Starts the writes of the idle streams that have events waiting (stream_state::kick).
     void flush() override;
-    // With `block`: a stream's queue is half full and its client reads (stream_state::behind).
+    // A stream's queue is half full and its client reads (stream_state::behind). With `block`
+    // the producer pauses until there is room; with drop-newest `run` pauses for a burst hold
+    // at most (intake_options::burst_hold), and what finds the queue full is dropped.
     bool congested() const override;
     void finish(std::chrono::steady_clock::time_point deadline) override;
     // {"address":"...","control":"stream|workers","streams_accepted":N,"streams_active":N,

@@ -1,6 +1,7 @@
 #include "intake/intake.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,6 +51,7 @@ private:
 struct intake::stream {
     stream_spec spec;
     unique_fd fd;
+    std::size_t pipe_size = 0;  // what its pipe holds (0: not a pipe)
     bool open = true;
     std::unique_ptr<sink> out;
     std::unique_ptr<passthrough_mux::source> pass;
@@ -167,6 +169,8 @@ void intake::add(unique_fd fd, stream_spec spec) {
     stream& s = make(std::move(spec));
     s.fd = std::move(fd);
     ::fcntl(s.fd.get(), F_SETFL, ::fcntl(s.fd.get(), F_GETFL) | O_NONBLOCK);
+    const int size = ::fcntl(s.fd.get(), F_GETPIPE_SZ);
+    s.pipe_size = size > 0 ? static_cast<std::size_t>(size) : 0;
     stream* raw = &s;
     loop_.watch(s.fd.get(), [this, raw] { read(*raw); });
     if (paused_) loop_.set_reading(s.fd.get(), false);
@@ -204,7 +208,7 @@ void intake::read(stream& s) {
         // Block mode: a handler behind stops the turn's reads before each one, so what it gets
         // past its mark is one read, not a turn of them for every worker (the turn's end then
         // pauses reading).
-        if (handlers_behind()) return;
+        if (handlers_behind() || holding_burst()) return;
         const std::size_t n = pull(s);
         turn_bytes_ += n;
         // A read that did not fill the buffer emptied the pipe: the one after it would only
@@ -238,6 +242,47 @@ void intake::drain(const void* owner, bool yield) {
 
 bool intake::handlers_behind() const {
     return o_.overflow == overflow_policy::block && !escape_ && events_.congested();
+}
+
+bool intake::holding_burst() {
+    if (o_.overflow != overflow_policy::drop_newest || escape_ || o_.burst_hold.count() <= 0)
+        return false;
+    if (!events_.congested()) {
+        hold_ = hold::none;
+        return false;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    switch (hold_) {
+        case hold::spent:
+            return false;  // until the handler catches up: one hold per congestion
+        case hold::none:
+            if (!pipes_have_room()) return false;  // nothing to hold in, or nothing left
+            hold_ = hold::holding;
+            hold_since_ = now;
+            ++burst_holds_;
+            return true;
+        case hold::holding:
+            if (now - hold_since_ < o_.burst_hold && pipes_have_room()) return true;
+            hold_ = hold::spent;
+            ++burst_hold_overruns_;
+            return false;
+    }
+    return false;
+}
+
+bool intake::pipes_have_room() const {
+    // Half of each pipe stays free, so a worker's write never waits for a hold (it is looked
+    // at every handler::congestion_recheck): a pipe that cannot be measured cannot be held.
+    bool any = false;
+    for (const auto& s : streams_) {
+        if (!s->fd) continue;
+        int queued = 0;
+        if (s->pipe_size == 0 || ::ioctl(s->fd.get(), FIONREAD, &queued) != 0 ||
+            static_cast<std::size_t>(queued) >= s->pipe_size / 2)
+            return false;
+        any = true;
+    }
+    return any;
 }
 
 void intake::close(const void* owner) {
@@ -330,13 +375,14 @@ void intake::update_backpressure() {
     // without cutting it: while its output is behind, reading waits, whatever --overflow says,
     // so memory stays bounded by the stream's limits and not by the line.
     const bool may_wait = o_.overflow == overflow_policy::block && !escape_;
-    // Asked only when it could matter: a handler's congestion pauses block mode alone.
-    const bool behind = handlers_behind();
+    // A handler behind pauses block mode until it has room, and drop-newest for a burst hold
+    // at most (the pipes hold what it has no room for yet).
+    const bool behind = handlers_behind() || holding_burst();
     const bool pause =
-        (may_wait && (!held_.empty() || output_congested() || behind)) || long_line_stalled();
+        (may_wait && (!held_.empty() || output_congested())) || behind || long_line_stalled();
     if (pause && behind && !recheck_armed_) {
         // A handler's stream says when it has room to its own writer, not to us: look again
-        // soon (only while reading is paused for it).
+        // soon (only while reading is paused for it; a hold also looks at the pipes then).
         recheck_armed_ = true;
         recheck_ = loop_.after(handler::congestion_recheck, [this] {
             recheck_armed_ = false;

@@ -56,6 +56,11 @@ struct intake_options {
     // on this thread (dispatch_mode::caller) a hand-off costs nothing, and 64 keeps the batch's
     // slots in this core's cache from normalizing to handling.
     std::size_t batch_events = 0;
+    // drop-newest: how long reading may wait for a handler that is behind (a gRPC stream's
+    // queue half full, a jsonl output's buffer past its soft limit) while the workers' pipes
+    // have room, so that a burst waits in the pipes instead of being read only to be dropped.
+    // The workers never wait for it: reading goes on as soon as a pipe is half full. 0: never.
+    std::chrono::milliseconds burst_hold{100};
 };
 
 // What one stream reads for, and where its lines go.
@@ -134,6 +139,11 @@ public:
     bool paused() const noexcept { return paused_; }
     // Times reading was paused for back-pressure.
     std::uint64_t pauses() const noexcept { return pauses_; }
+    // drop-newest: the bursts held in the pipes while a handler was behind (burst_hold), and
+    // those of them that ended before it caught up (their time or a pipe's room was spent:
+    // reading went on, and what the handler had no room for was dropped by it).
+    std::uint64_t burst_holds() const noexcept { return burst_holds_; }
+    std::uint64_t burst_hold_overruns() const noexcept { return burst_hold_overruns_; }
     // Events dropped by the intake itself (queue_full, shutdown). Any thread.
     const capture_stats& own() const noexcept { return own_; }
     const line_budget& budget() const noexcept { return budget_; }
@@ -153,6 +163,10 @@ private:
     void read(stream& s);
     void drain_stream(stream& s, bool yield = false);
     bool handlers_behind() const;  // block mode, and a handler congested
+    // drop-newest: whether reading waits for a handler that is behind (burst_hold); moves the
+    // hold along (begun, spent, over) as the handlers and the pipes are found.
+    bool holding_burst();
+    bool pipes_have_room() const;
     void end(stream& s);
     void added();  // an event joined the batch
     void flush();
@@ -177,6 +191,11 @@ private:
     bool escape_ = false;
     bool want_room_ = false;
     bool want_taken_ = false;
+    enum class hold { none, holding, spent };  // drop-newest's burst hold, per congestion
+    hold hold_ = hold::none;
+    std::chrono::steady_clock::time_point hold_since_;
+    std::uint64_t burst_holds_ = 0;
+    std::uint64_t burst_hold_overruns_ = 0;
     bool recheck_armed_ = false;  // a timer looks at the handlers' congestion again
     event_loop::timer_id recheck_ =
         0;                  // a partial batch waits for the dispatcher to take its backlog

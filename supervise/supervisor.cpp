@@ -83,7 +83,8 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
               {.pipeline = o_.pipeline,
                .overflow = o_.overflow,
                .line_budget = o_.line_budget,
-               .read_linger = o_.read_linger},
+               .read_linger = o_.read_linger,
+               .burst_hold = o_.burst_hold},
               {io_.stderr_pass ? io_.stderr_pass->writer() : nullptr,
                io_.stdout_pass ? io_.stdout_pass->writer() : nullptr,
                io_.rejects ? io_.rejects->writer() : nullptr}),
@@ -150,6 +151,14 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                            {},
                            metrics::kind::counter,
                            static_cast<double>(intake_.tap_lines_dropped())});
+            out.push_back({"telecap_burst_holds_total",
+                           {},
+                           metrics::kind::counter,
+                           static_cast<double>(intake_.burst_holds())});
+            out.push_back({"telecap_burst_hold_overruns_total",
+                           {},
+                           metrics::kind::counter,
+                           static_cast<double>(intake_.burst_hold_overruns())});
             out.push_back({"telecap_read_lingers_total",
                            {},
                            metrics::kind::counter,

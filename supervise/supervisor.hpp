@@ -98,7 +98,8 @@ struct supervisor_options {
     int stop_signal = SIGTERM;
     std::chrono::milliseconds grace{10000};
     overflow_policy overflow = overflow_policy::drop_newest;
-    bool label = false;  // prefix pass-through lines with "[worker-id] "
+    std::chrono::milliseconds burst_hold{100};  // intake_options::burst_hold
+    bool label = false;                         // prefix pass-through lines with "[worker-id] "
     // Reap orphans adopted as a child subreaper (waitpid(-1)) and kill what is left of them
     // at the end. Off by default: a host program's own children are not ours to reap; then
     // only the workers' pids are waited for and the guards clean up. `telecap run` sets it.

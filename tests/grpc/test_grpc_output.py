@@ -391,6 +391,45 @@ class GrpcOutputTest(unittest.TestCase):
                     self.clients = []
                     t.kill()
 
+    def test_by_default_a_burst_waits_in_the_pipe_while_a_reading_client_catches_up(self):
+        # A burst of 2,000 events (about 350 KiB: less than half the worker's 1 MiB pipe) to
+        # a client that reads about 5,000 a second, behind the default queue of 1,024. With
+        # --burst-hold 0 the queue overflows (the reference); with a hold, the rest of the
+        # burst waits in the pipe while the stream is behind (the worker's writes never wait:
+        # the pipe has room), and nothing is lost. A hold of 5 s, not the default 0.1 s: this
+        # client takes about 0.4 s, longer on a busy machine.
+        n = 2000
+        for hold in ("0", "5"):
+            with self.subTest(burst_hold=hold):
+                tmp = os.path.join(self.tmp.name, "hold-" + hold)
+                os.mkdir(tmp)
+                t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
+                                           spec="grpc:127.0.0.1:0?stall=5000",
+                                           extra=("--burst-hold", hold))
+                try:
+                    reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
+                    t.step()
+                    if hold != "0":
+                        reader.wait_for(n)
+                    rc, stats = t.wait()
+                    self.assertEqual(rc, 0, "".join(t.log))
+                    g = grpc_output_stats(stats)
+                    m = stats["metrics"]
+                    if hold == "0":
+                        self.assertGreater(g["events_dropped"]["queue_full"], 0)
+                        self.assertEqual(m["telecap_burst_holds_total"], 0)
+                    else:
+                        self.assertEqual([e["measurements"]["count"] for e in reader.events],
+                                         list(range(n)))
+                        self.assertEqual(g["events_dropped"], {"queue_full": 0, "closed": 0})
+                        self.assertGreaterEqual(m["telecap_burst_holds_total"], 1)
+                        self.assertEqual(m["telecap_burst_hold_overruns_total"], 0)
+                finally:
+                    for c in self.clients:
+                        c.close()
+                    self.clients = []
+                    t.kill()
+
     def test_with_overflow_block_a_client_that_does_not_read_does_not_hold_capture(self):
         n = 5000
         for dispatch in ("loop", "thread"):

@@ -529,16 +529,126 @@ TEST(Intake, InBlockModeAnExitedWorkersPipeIsDrainedOnlyAsFarAsTheOutputsHaveRoo
     EXPECT_EQ(out->events, lines);
 }
 
-TEST(Intake, WithTheHandlersOnTheLoopDropNewestDoesNotPauseForAnOutput) {
+TEST(Intake, WithoutAPipeToHoldInDropNewestDoesNotPauseForAnOutput) {
     fixture f(on_loop());
     auto out = std::make_shared<test::behind_output>();
     ASSERT_FALSE(f.bus.attach("out", {}, out));
     intake in(f.loop, *f.events, {});
-    void* s = in.add_unwatched(f.spec());
+    void* s = in.add_unwatched(f.spec());  // fed bytes (a gRPC worker's events): no pipe
     out->behind = true;
     in.feed(s, start_line);
     in.end_turn();
     EXPECT_FALSE(in.paused()) << "drop-newest: the output drops and counts what it cannot keep";
+    EXPECT_EQ(in.burst_holds(), 0u);
+    f.done(in);
+}
+
+const auto drop_newest_no_linger = [](intake_options& o) { o.read_linger = 0us; };
+
+TEST(Intake, DropNewestHoldsABurstInThePipeWhileAnOutputIsBehind) {
+    // A burst that an output behind would drop waits in the worker's pipe instead (it has
+    // room: the worker's writes go on), and is read once the output has caught up.
+    fixture f(on_loop());
+    f.bus.detach("rec");
+    auto out = std::make_shared<behind_once_given>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, with(drop_newest_no_linger));
+    std::size_t lines = 0;
+    auto p = full_pipe(lines);  // 256 KiB in a 1 MiB pipe
+    in.add(std::move(p.read), f.spec());
+    f.loop.run_once(std::chrono::milliseconds(1000));
+    EXPECT_LE(out->events, start_lines_per_read) << "read on past the read that made it behind";
+    in.end_turn();
+    EXPECT_TRUE(in.paused());
+    EXPECT_EQ(in.burst_holds(), 1u);
+    out->shut = false;  // caught up: the hold ends, the rest is read
+    ASSERT_TRUE(test::eventually([&] {
+        f.loop.run_once(std::chrono::milliseconds(10));
+        in.end_turn();
+        return out->events == lines;
+    }));
+    EXPECT_FALSE(in.paused());
+    EXPECT_EQ(in.burst_hold_overruns(), 0u);
+    f.done(in);
+}
+
+TEST(Intake, DropNewestReadsOnOnceTheBurstHoldIsSpentAndHoldsOncePerCongestion) {
+    fixture f(on_loop());
+    f.bus.detach("rec");
+    auto out = std::make_shared<behind_once_given>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, with([](intake_options& o) {
+                  o.read_linger = 0us;
+                  o.burst_hold = 20ms;
+              }));
+    std::size_t lines = 0;
+    auto p = full_pipe(lines);
+    in.add(std::move(p.read), f.spec());
+    f.loop.run_once(std::chrono::milliseconds(1000));
+    in.end_turn();
+    EXPECT_TRUE(in.paused());
+    // The output stays behind: after its 20 ms the hold ends and everything is read (what
+    // the output cannot keep is its to drop), with no second hold while it is still behind.
+    ASSERT_TRUE(test::eventually([&] {
+        f.loop.run_once(std::chrono::milliseconds(10));
+        in.end_turn();
+        return out->events == lines;
+    }));
+    EXPECT_FALSE(in.paused());
+    EXPECT_EQ(in.burst_holds(), 1u);
+    EXPECT_EQ(in.burst_hold_overruns(), 1u);
+    // Caught up, then behind again: a new congestion gets a new hold.
+    out->shut = false;
+    in.end_turn();
+    out->shut = true;
+    ASSERT_EQ(::write(p.write.get(), start_line.data(), start_line.size()),
+              static_cast<ssize_t>(start_line.size()));
+    ASSERT_TRUE(test::eventually([&] {
+        f.loop.run_once(std::chrono::milliseconds(10));
+        in.end_turn();
+        return in.burst_holds() == 2u;
+    }));
+    f.done(in);
+}
+
+TEST(Intake, DropNewestHoldsOnlyInAPipeLessThanHalfFullSoTheWorkerNeverWaits) {
+    fixture f(on_loop());
+    f.bus.detach("rec");
+    auto out = std::make_shared<behind_once_given>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, with(drop_newest_no_linger));
+    auto p = test::make_pipe();
+    // A pipe of 256 KiB, written full: the worker's next write would wait.
+    ASSERT_EQ(::fcntl(p.write.get(), F_SETPIPE_SZ, 256 * 1024), 256 * 1024);
+    std::string bytes;
+    std::size_t lines = 0;
+    for (; bytes.size() + start_line.size() <= 256 * 1024; ++lines) bytes += start_line;
+    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+    in.add(std::move(p.read), f.spec());
+    f.loop.run_once(std::chrono::milliseconds(1000));
+    in.end_turn();
+    // Read past the output's mark until less than half the pipe was left, then held.
+    EXPECT_GE(out->events, lines - 128 * 1024 / start_line.size()) << "held a pipe half full";
+    EXPECT_LT(out->events, lines);
+    EXPECT_TRUE(in.paused());
+    EXPECT_EQ(in.burst_holds(), 1u);
+    f.done(in);
+}
+
+TEST(Intake, BlockModeIsNotABurstHold) {
+    fixture f(on_loop());
+    f.bus.detach("rec");
+    auto out = std::make_shared<behind_once_given>();
+    ASSERT_FALSE(f.bus.attach("out", {}, out));
+    intake in(f.loop, *f.events, with(block_no_linger));
+    std::size_t lines = 0;
+    auto p = full_pipe(lines);
+    in.add(std::move(p.read), f.spec());
+    f.loop.run_once(std::chrono::milliseconds(1000));
+    in.end_turn();
+    EXPECT_TRUE(in.paused());
+    EXPECT_EQ(in.burst_holds(), 0u);
     f.done(in);
 }
 
