@@ -27,6 +27,7 @@ public:
         inner_->finish(deadline);
     }
     bool congested() const override { return inner_->congested(); }
+    bool about_to_drop() const override { return inner_->about_to_drop(); }
     std::string counters_json() const override { return inner_->counters_json(); }
     std::uint64_t events_dropped() const override { return inner_->events_dropped(); }
     std::uint64_t items_lost() const override { return inner_->items_lost(); }

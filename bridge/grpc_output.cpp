@@ -394,7 +394,11 @@ void grpc_output::flush() {
     im.each_stream([](const std::shared_ptr<stream_state>& s) { return s->kick(); });
 }
 
-bool grpc_output::congested() const {
+bool grpc_output::congested() const { return impl_->opts.block && any_behind(); }
+
+bool grpc_output::about_to_drop() const { return !impl_->opts.block && any_behind(); }
+
+bool grpc_output::any_behind() const {
     auto& im = *impl_;
     if (im.live_count.load(std::memory_order_relaxed) == 0) return false;
     const auto now = stream_state::clock::now();

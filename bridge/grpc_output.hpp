@@ -79,10 +79,10 @@ public:
     void handle(const event& ev) override;
     // Starts the writes of the idle streams that have events waiting (stream_state::kick).
     void flush() override;
-    // A stream's queue is half full and its client reads (stream_state::behind). With `block`
-    // the producer pauses until there is room; with drop-newest `run` pauses for a burst hold
-    // at most (intake_options::burst_hold), and what finds the queue full is dropped.
+    // With `block`: a stream's queue is half full and its client reads (stream_state::behind).
     bool congested() const override;
+    // Without `block`: the same (what finds the queue full will be dropped).
+    bool about_to_drop() const override;
     void finish(std::chrono::steady_clock::time_point deadline) override;
     // {"address":"...","control":"stream|workers","streams_accepted":N,"streams_active":N,
     //  "streams_refused":N,"events_sent":N,"events_dropped":{"queue_full":N,"closed":N},
@@ -115,6 +115,7 @@ public:
     static constexpr std::size_t closed_kept = 64;
 
 private:
+    bool any_behind() const;  // a stream is behind (stream_state::behind)
     struct impl;
     std::unique_ptr<impl> impl_;
 };

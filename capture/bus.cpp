@@ -156,6 +156,11 @@ bool handler_bus::congested() const {
                        [](const entry& e) { return e.attached && e.h->congested(); });
 }
 
+bool handler_bus::about_to_drop() const {
+    return std::any_of(entries_.begin(), entries_.end(),
+                       [](const entry& e) { return e.attached && e.h->about_to_drop(); });
+}
+
 std::uint64_t handler_bus::events_dropped() const {
     std::uint64_t n = 0;
     for (const auto& e : entries_) n += e.h ? e.h->events_dropped() : 0;

@@ -50,6 +50,8 @@ public:
 
     // Some attached handler is congested (handler::congested).
     bool congested() const;
+    // Some attached handler is about to drop (handler::about_to_drop).
+    bool about_to_drop() const;
 
     std::uint64_t failures() const noexcept { return failures_; }
     // The sum of events_dropped() over the handlers (attached, or detached for failing).

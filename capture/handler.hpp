@@ -48,6 +48,12 @@ public:
     // more now: a producer that may wait (overflow block) stops reading until it is not. Asked
     // by the thread that drives the bus, when the bus runs on the producer's thread.
     virtual bool congested() const { return false; }
+    // What it is given next will soon be dropped (a gRPC stream's short queue is half full and
+    // its client reads): by default (overflow drop-newest) `run` then lets the workers' pipes
+    // hold a burst a while instead of reading it only for this handler to drop it
+    // (intake_options::burst_hold). Asked as congested() is. An output whose own buffer
+    // absorbs bursts (a jsonl stream's 16 MiB) says no: a hold would only add latency.
+    virtual bool about_to_drop() const { return false; }
     // How soon whoever paused for congested() asks again: an output says when it has room to
     // its own writer, not to its producer.
     static constexpr std::chrono::milliseconds congestion_recheck{2};

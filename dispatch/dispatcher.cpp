@@ -225,6 +225,10 @@ void dispatcher::flush() {
 
 bool dispatcher::congested() const { return o_.mode == dispatch_mode::caller && bus_.congested(); }
 
+bool dispatcher::about_to_drop() const {
+    return o_.mode == dispatch_mode::caller && bus_.about_to_drop();
+}
+
 std::size_t dispatcher::depth() const {
     if (o_.mode == dispatch_mode::caller) return 0;
     std::lock_guard lock(mu_);

@@ -102,6 +102,8 @@ public:
     // Caller mode: a handler's output is behind (handler::congested): a producer that can wait
     // should stop producing until it is not. Always false in thread mode (the queue says it).
     bool congested() const;
+    // Caller mode: a handler is about to drop (handler::about_to_drop). False in thread mode.
+    bool about_to_drop() const;
     dispatch_mode mode() const noexcept { return o_.mode; }
 
     // Events queued or being dispatched.

@@ -205,9 +205,9 @@ std::size_t intake::pull(stream& s) {
 
 void intake::read(stream& s) {
     for (int i = 0; i < reads_per_wakeup; ++i) {
-        // Block mode: a handler behind stops the turn's reads before each one, so what it gets
-        // past its mark is one read, not a turn of them for every worker (the turn's end then
-        // pauses reading).
+        // A handler behind (block mode) or about to drop (a burst hold) stops the turn's reads
+        // before each one, so what it gets past its mark is one read, not a turn of them for
+        // every worker (the turn's end then pauses reading).
         if (handlers_behind() || holding_burst()) return;
         const std::size_t n = pull(s);
         turn_bytes_ += n;
@@ -230,8 +230,8 @@ void intake::end(stream& s) {
 
 void intake::drain_stream(stream& s, bool yield) {
     // To the end, or until a descendant that still holds the pipe has nothing more for now
-    // (then it is read as usual), or, yielding, until a handler is behind.
-    while (s.fd && !(yield && handlers_behind()) && pull(s) > 0) {
+    // (then it is read as usual), or, yielding, until a handler is behind or a burst is held.
+    while (s.fd && !(yield && (handlers_behind() || holding_burst())) && pull(s) > 0) {
     }
 }
 
@@ -247,22 +247,27 @@ bool intake::handlers_behind() const {
 bool intake::holding_burst() {
     if (o_.overflow != overflow_policy::drop_newest || escape_ || o_.burst_hold.count() <= 0)
         return false;
-    if (!events_.congested()) {
+    if (!events_.about_to_drop()) {
         hold_ = hold::none;
         return false;
     }
-    const auto now = std::chrono::steady_clock::now();
     switch (hold_) {
         case hold::spent:
             return false;  // until the handler catches up: one hold per congestion
         case hold::none:
-            if (!pipes_have_room()) return false;  // nothing to hold in, or nothing left
+            // A pipe already half full (or none to hold in): read on for this congestion, and
+            // do not look at every pipe again before each read.
+            if (!pipes_have_room()) {
+                hold_ = hold::spent;
+                return false;
+            }
             hold_ = hold::holding;
-            hold_since_ = now;
+            hold_since_ = std::chrono::steady_clock::now();
             ++burst_holds_;
             return true;
         case hold::holding:
-            if (now - hold_since_ < o_.burst_hold && pipes_have_room()) return true;
+            if (std::chrono::steady_clock::now() - hold_since_ < o_.burst_hold && pipes_have_room())
+                return true;
             hold_ = hold::spent;
             ++burst_hold_overruns_;
             return false;
@@ -271,8 +276,8 @@ bool intake::holding_burst() {
 }
 
 bool intake::pipes_have_room() const {
-    // Half of each pipe stays free, so a worker's write never waits for a hold (it is looked
-    // at every handler::congestion_recheck): a pipe that cannot be measured cannot be held.
+    // Half of each pipe stays free, so that a worker's write does not wait for a hold: a pipe
+    // that cannot be measured cannot be held, and then neither are the others.
     bool any = false;
     for (const auto& s : streams_) {
         if (!s->fd) continue;

@@ -56,10 +56,12 @@ struct intake_options {
     // on this thread (dispatch_mode::caller) a hand-off costs nothing, and 64 keeps the batch's
     // slots in this core's cache from normalizing to handling.
     std::size_t batch_events = 0;
-    // drop-newest: how long reading may wait for a handler that is behind (a gRPC stream's
-    // queue half full, a jsonl output's buffer past its soft limit) while the workers' pipes
-    // have room, so that a burst waits in the pipes instead of being read only to be dropped.
-    // The workers never wait for it: reading goes on as soon as a pipe is half full. 0: never.
+    // drop-newest: how long reading may wait for a handler about to drop (handler::about_to_drop:
+    // a gRPC stream's queue half full) while the workers' pipes have room, so that a burst
+    // waits in the pipes instead of being read only to be dropped. Reading goes on as soon as
+    // a pipe is half full (looked at before each read, and every congestion_recheck while it
+    // waits), so a worker's write waits for it at most about that long, and only one of more
+    // than half a pipe. 0: never.
     std::chrono::milliseconds burst_hold{100};
 };
 
@@ -102,7 +104,9 @@ public:
     // Reads what the owner's pipes hold now (its process exited): to EOF, or until a
     // descendant that still holds a pipe has nothing more for now. `yield`: in block mode,
     // also until a handler is behind (the rest is read as usual, once it has room: after the
-    // exit's lifecycle event, but nothing dropped); a stream about to be closed must not yield.
+    // exit's lifecycle event, but nothing dropped), and by default while a burst is held for
+    // a handler about to drop (read as usual once it caught up or the hold is spent); a
+    // stream about to be closed must not yield.
     void drain(const void* owner, bool yield = false);
     // Ends the owner's streams: a last partial line is processed like any other.
     void close(const void* owner);
@@ -139,9 +143,9 @@ public:
     bool paused() const noexcept { return paused_; }
     // Times reading was paused for back-pressure.
     std::uint64_t pauses() const noexcept { return pauses_; }
-    // drop-newest: the bursts held in the pipes while a handler was behind (burst_hold), and
-    // those of them that ended before it caught up (their time or a pipe's room was spent:
-    // reading went on, and what the handler had no room for was dropped by it).
+    // drop-newest: the bursts held in the pipes while a handler was about to drop (burst_hold),
+    // and those of them that ended before it caught up (their time or a pipe's room was spent:
+    // reading went on, and what the handler had no room for was dropped by it). Any thread.
     std::uint64_t burst_holds() const noexcept { return burst_holds_; }
     std::uint64_t burst_hold_overruns() const noexcept { return burst_hold_overruns_; }
     // Events dropped by the intake itself (queue_full, shutdown). Any thread.
@@ -163,7 +167,7 @@ private:
     void read(stream& s);
     void drain_stream(stream& s, bool yield = false);
     bool handlers_behind() const;  // block mode, and a handler congested
-    // drop-newest: whether reading waits for a handler that is behind (burst_hold); moves the
+    // drop-newest: whether reading waits for a handler about to drop (burst_hold); moves the
     // hold along (begun, spent, over) as the handlers and the pipes are found.
     bool holding_burst();
     bool pipes_have_room() const;
@@ -194,8 +198,8 @@ private:
     enum class hold { none, holding, spent };  // drop-newest's burst hold, per congestion
     hold hold_ = hold::none;
     std::chrono::steady_clock::time_point hold_since_;
-    std::uint64_t burst_holds_ = 0;
-    std::uint64_t burst_hold_overruns_ = 0;
+    relaxed_counter burst_holds_;  // read by the metrics' thread
+    relaxed_counter burst_hold_overruns_;
     bool recheck_armed_ = false;  // a timer looks at the handlers' congestion again
     event_loop::timer_id recheck_ =
         0;                  // a partial batch waits for the dispatcher to take its backlog

@@ -245,6 +245,8 @@ struct behind_output final : handler {
     void handle(const event&) override { ++events; }
     void flush() override { ++flushes; }
     bool congested() const override { return behind.load(); }
+    std::atomic<bool> dropping{false};
+    bool about_to_drop() const override { return dropping.load(); }
 };
 
 }  // namespace telecap::test

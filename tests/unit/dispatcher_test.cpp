@@ -519,7 +519,7 @@ TEST(DispatcherCallerMode, HandlesEachBatchInsideSubmitOnTheCallersThread) {
     EXPECT_EQ(d.submit(late), 0u);
 }
 
-TEST(DispatcherCallerMode, FlushAndCongestionAreTheHandlers) {
+TEST(DispatcherCallerMode, FlushCongestionAndAboutToDropAreTheHandlers) {
     handler_bus bus;
     auto h = std::make_shared<test::behind_output>();
     ASSERT_FALSE(bus.attach("behind", {}, h));
@@ -528,6 +528,9 @@ TEST(DispatcherCallerMode, FlushAndCongestionAreTheHandlers) {
         EXPECT_FALSE(d.congested());
         h->behind = true;
         EXPECT_TRUE(d.congested());
+        EXPECT_FALSE(d.about_to_drop()) << "behind is not about to drop";
+        h->dropping = true;
+        EXPECT_TRUE(d.about_to_drop());
         d.flush();
         EXPECT_EQ(h->flushes, 1);
         EXPECT_TRUE(d.finish(test::deadline_in()));
@@ -536,6 +539,7 @@ TEST(DispatcherCallerMode, FlushAndCongestionAreTheHandlers) {
     // With a dispatch thread the queue says when to wait; a handler's word is not asked.
     dispatcher t(bus, {});
     EXPECT_FALSE(t.congested());
+    EXPECT_FALSE(t.about_to_drop());
     EXPECT_TRUE(t.finish(test::deadline_in()));
 }
 
