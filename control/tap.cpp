@@ -335,8 +335,10 @@ std::optional<stream_reply> tap_hub::open(std::string_view line) {
                                                  h_.render_log_line);
     if (h_.name_ids_unique) handler->trust_name_ids();
     handler->trust_keys_ids();  // the bus carries the normalizers' events, keys unedited
-    h_.attach(bus_id, std::move(handler));
+    // Lines first: the intake sends on the events it read before (their lines went straight to
+    // pass-through) ahead of the attach, so the tap's first batch carries its lines too.
     if (lines) want_lines(id, true);
+    h_.attach(bus_id, std::move(handler));
     return stream_reply{ok_reply(",\"tap\":" + std::to_string(id)), std::move(src)};
 }
 

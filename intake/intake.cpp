@@ -155,6 +155,9 @@ void intake::lines_not_carried(const event_batch& b) {
 
 void intake::tap_passthrough(bool on) {
     if (on == tap_lines_) return;
+    // The batch being filled holds events whose lines went to pass-through alone: it goes now,
+    // so that no batch mixes them with carried lines (a tap attached next sees none of it).
+    if (on) flush();
     tap_lines_ = on;
     for (auto& s : streams_) {
         s->tap_unsaid = 0;  // a gap before these taps opened is none of theirs

@@ -287,19 +287,29 @@ TEST(Tap, ATapThatNeverReadsLosesEventsCountedWhileTheFileGetsThemAll) {
 }
 
 TEST(Tap, PassthroughShowsTheWorkersLinesInTheirPlacesAmongTheEvents) {
-    // Each worker: "plain N", then an event, then "plain N+1", ...
-    const std::vector<std::string> worker{
-        "/bin/sh", "-c",
-        "i=0; while :; do i=$((i+1)); echo \"plain $i\" >&2; "
-        "echo 'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}' >&2; "
-        "sleep 0.01; done"};
     for (const char* mode : {"loop", "thread"}) {
         SCOPED_TRACE(mode);
+        // Each worker, once `go` exists: "plain N", then an event, then "plain N+1", ... The
+        // tap opens first: with the workers already writing, a dispatch thread may deliver a
+        // batch read before the tap asked for lines after it attached (events without their
+        // lines: docs/control.md, "Tap").
+        const std::string go = temp_path(std::string("tap-pass-") + mode + ".go");
+        ::unlink(go.c_str());
+        const std::vector<std::string> worker{
+            "/bin/sh", "-c",
+            "while [ ! -e '" + go +
+                "' ]; do sleep 0.01; done; "
+                "i=0; while :; do i=$((i+1)); echo \"plain $i\" >&2; "
+                "echo 'TELEMETRY:{\"event\":\"python.call.start\",\"measurements\":{}}' >&2; "
+                "sleep 0.01; done"};
         const std::string pass = temp_path(std::string("tap-pass-") + mode + ".txt");
         std::remove(pass.c_str());  // pass-through appends
         auto t = start_run(std::string("tap-pass-") + mode, worker,
                            {"--dispatch", mode, "--passthrough", pass, "--label"});
-        const auto r = run(tap_argv(t.sock, {"tap", "--passthrough", "--limit", "20"}), "tap");
+        auto tap = start(tap_argv(t.sock, {"tap", "--passthrough", "--limit", "20"}), "tap");
+        ASSERT_TRUE(eventually([&] { return stat(t.sock, "telecap_tap_open") == 1; }));
+        write_file(go, "");
+        const auto r = wait(tap);
         ASSERT_EQ(r.exit_code, 0) << r.err;
         // Per worker: lines and events alternate, the lines numbered one after the other.
         std::map<std::string, std::vector<std::string>> seq;

@@ -749,6 +749,25 @@ struct sequence final : handler {
     }
 };
 
+TEST(Intake, AskingForTapLinesSendsTheEventsReadBeforeAhead) {
+    // The batch being filled holds events whose lines went to pass-through alone: it goes
+    // before any line is carried, so a tap attached next never sees them without their lines.
+    fixture f(on_loop());
+    auto seq = std::make_shared<sequence>();
+    ASSERT_FALSE(f.bus.attach("seq", {}, seq));
+    intake in(f.loop, *f.events, {});
+    void* s = in.add_unwatched(f.spec());
+    in.feed(s, "not carried\n" + start_line);
+    EXPECT_TRUE(seq->seen.empty()) << "the turn is not over: still in the batch";
+    in.tap_passthrough(true);
+    EXPECT_EQ(seq->seen, std::vector<std::string>{"event start"});
+    in.feed(s, "carried\n" + start_line);
+    in.end_turn();
+    EXPECT_EQ(seq->seen, (std::vector<std::string>{"event start", "line w-0/default/stderr carried",
+                                                   "event start"}));
+    f.done(in);
+}
+
 TEST(Intake, TappedPassThroughLinesRideInTheirPlacesOnlyWhileAsked) {
     for (const auto mode : {dispatch_mode::caller, dispatch_mode::thread}) {
         SCOPED_TRACE(mode == dispatch_mode::caller ? "caller" : "thread");

@@ -529,6 +529,20 @@ TEST(TapHub, PassThroughLinesAreCarriedWhileATapAsksForThem) {
     EXPECT_EQ(told.size(), 2u);
 }
 
+TEST(TapHub, LinesAreAskedForBeforeTheTapIsAttached) {
+    // So the intake sends the events it read without their lines before the tap is on the
+    // bus: its first batch carries its lines.
+    std::vector<std::string> calls;
+    tap_hooks h;
+    h.attach = [&](const std::string&, std::shared_ptr<handler>) { calls.push_back("attach"); };
+    h.detach = [&](const std::string&) { calls.push_back("detach"); };
+    h.want_passthrough = [&](bool on) { calls.push_back(on ? "lines on" : "lines off"); };
+    tap_hub hub(h);
+    auto tap = hub.open(R"({"cmd":"tap","passthrough":true})");
+    EXPECT_EQ(calls, (std::vector<std::string>{"lines on", "attach"}));
+    tap->source->close();
+}
+
 // The control server side: a stream on a real loop.
 class TapServerTest : public ::testing::Test {
 protected:
