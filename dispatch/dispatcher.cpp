@@ -60,9 +60,13 @@ bool dispatcher::submit(std::unique_ptr<event_batch>& b) {
 void dispatcher::deliver(const event_batch& b) {
     // Every 64 events, as a batch of the loop's is: what a handler gets past its mark before
     // the next look is at most that many (-o grpc holds them).
-    const bool waits = o_.wait_for_handlers && o_.mode == dispatch_mode::thread;
+    const bool thread = o_.mode == dispatch_mode::thread;
+    const bool waits = o_.wait_for_handlers && thread;
+    const bool holds = !waits && thread && o_.burst_hold.count() > 0;
     const auto look = [&](std::size_t i) {
-        if (waits && i % 64 == 0) wait_for_handlers();
+        if (i % 64 != 0) return;
+        if (waits) wait_for_handlers();
+        if (holds) hold_for_handlers();
     };
     const auto& lines = b.lines();
     if (lines.empty()) {  // the usual case: lines ride only while a tap asks for them
@@ -82,10 +86,52 @@ void dispatcher::deliver(const event_batch& b) {
     for (; l < lines.size(); ++l) bus_.dispatch_passthrough(lines[l].second);
 }
 
-void dispatcher::wait_for_handlers() {
+bool dispatcher::waited_enough(
+    std::chrono::steady_clock::time_point now,
+    std::optional<std::chrono::steady_clock::time_point>& posts_since) const {
     // Posted work (a reload's change of outputs, a tap) waits behind this long at most: then
     // the rest of the batch goes (a stream behind holds, then drops, counted) and it runs.
     constexpr std::chrono::milliseconds post_patience{500};
+    // At finish() the handlers still get their time, up to most of its deadline: the rest of
+    // the queue then goes to them (what they cannot take is dropped, counted) before it.
+    if (closed_ && now >= wait_until_) return true;
+    if (posted_.empty()) return false;
+    if (!posts_since) posts_since = now;
+    return now - *posts_since >= post_patience;
+}
+
+void dispatcher::hold_for_handlers() {
+    if (!bus_.about_to_drop()) {
+        hold_ = hold::none;
+        return;
+    }
+    if (hold_ == hold::spent) return;  // until the handlers catch up: one hold per congestion
+    if (hold_ == hold::none) {
+        hold_ = hold::holding;
+        hold_since_ = std::chrono::steady_clock::now();
+        burst_holds_.fetch_add(1, std::memory_order_relaxed);
+        bus_.flush();  // an idle -o grpc stream starts writing at its flush (see below)
+    }
+    std::optional<std::chrono::steady_clock::time_point> posts_since;
+    while (bus_.about_to_drop()) {
+        std::unique_lock lock(mu_);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - hold_since_ >= o_.burst_hold) {
+            hold_ = hold::spent;
+            burst_hold_overruns_.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        if (waited_enough(now, posts_since)) {
+            hold_ = hold::spent;
+            return;
+        }
+        work_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(
+                                 handler::congestion_recheck, o_.burst_hold - (now - hold_since_)));
+    }
+    hold_ = hold::none;
+}
+
+void dispatcher::wait_for_handlers() {
     bool flushed = false;
     std::optional<std::chrono::steady_clock::time_point> posts_since;
     while (bus_.congested()) {
@@ -99,15 +145,7 @@ void dispatcher::wait_for_handlers() {
             continue;
         }
         std::unique_lock lock(mu_);
-        const auto now = std::chrono::steady_clock::now();
-        // At finish() the handlers still get their time, up to most of its deadline: the
-        // rest of the queue then goes to them (what they cannot take is dropped, counted)
-        // before the deadline.
-        if (closed_ && now >= wait_until_) return;
-        if (!posted_.empty()) {
-            if (!posts_since) posts_since = now;
-            if (now - *posts_since >= post_patience) return;
-        }
+        if (waited_enough(std::chrono::steady_clock::now(), posts_since)) return;
         work_.wait_for(lock, handler::congestion_recheck);
     }
 }

@@ -17,6 +17,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -51,6 +52,13 @@ struct dispatcher_options {
     // batch goes to the handlers (what is past their bounds is dropped, counted) and it runs.
     // finish() lets it wait up to three quarters of its time, then the rest goes the same way.
     bool wait_for_handlers = false;
+    // Thread mode without wait_for_handlers (run's default, drop-newest): while a handler is
+    // about to drop (handler::about_to_drop: a -o grpc stream's queue half full), the dispatch
+    // thread waits before its next 64 events, for burst_hold at most and once per congestion,
+    // so a burst waits in this queue (bounded as ever: the producers drop what does not fit)
+    // instead of being dropped by the handler. Posted work and finish() end a hold as they end
+    // wait_for_handlers' wait. 0: never.
+    std::chrono::milliseconds burst_hold{0};
 };
 
 class dispatcher {
@@ -120,6 +128,14 @@ public:
     std::uint64_t handler_waits() const noexcept {
         return handler_waits_.load(std::memory_order_relaxed);
     }
+    // Thread mode, burst_hold: the holds begun, and those that ended before the handler caught
+    // up (their time spent; a post or finish() ending one is not counted). Any thread.
+    std::uint64_t burst_holds() const noexcept {
+        return burst_holds_.load(std::memory_order_relaxed);
+    }
+    std::uint64_t burst_hold_overruns() const noexcept {
+        return burst_hold_overruns_.load(std::memory_order_relaxed);
+    }
 
 private:
     using batch_ptr = std::unique_ptr<event_batch>;
@@ -131,6 +147,13 @@ private:
     // Thread mode with wait_for_handlers: returns once no handler is behind, once work posted
     // has waited 500 ms, or once finish() has used three quarters of its time.
     void wait_for_handlers();
+    // Thread mode with burst_hold: returns once no handler is about to drop, once the hold is
+    // spent (then not again until the handlers caught up), or as wait_for_handlers does for
+    // posts and finish().
+    void hold_for_handlers();
+    // Whether a wait for the handlers should end for posted work or finish(). mu_ held.
+    bool waited_enough(std::chrono::steady_clock::time_point now,
+                       std::optional<std::chrono::steady_clock::time_point>& posts_since) const;
     // Room for one more event; an empty queue always has room. mu_ held.
     bool room() const noexcept {
         return count_ == 0 || (count_ < o_.queue && bytes_ < o_.queue_bytes);
@@ -170,6 +193,11 @@ private:
     std::atomic<std::uint64_t> dispatched_{0};
     std::atomic<std::uint64_t> wakeups_{0};
     std::atomic<std::uint64_t> handler_waits_{0};
+    std::atomic<std::uint64_t> burst_holds_{0};
+    std::atomic<std::uint64_t> burst_hold_overruns_{0};
+    enum class hold { none, holding, spent };  // the dispatch thread's burst hold
+    hold hold_ = hold::none;
+    std::chrono::steady_clock::time_point hold_since_;
     std::promise<void> done_;
     std::future<void> done_future_;
     std::thread thread_;

@@ -151,14 +151,16 @@ supervisor::supervisor(event_loop& loop, supervisor_options o, supervisor_io io)
                            {},
                            metrics::kind::counter,
                            static_cast<double>(intake_.tap_lines_dropped())});
+            // The loop's holds (in the pipes) and the dispatch thread's (in its queue).
             out.push_back({"telecap_burst_holds_total",
                            {},
                            metrics::kind::counter,
-                           static_cast<double>(intake_.burst_holds())});
+                           static_cast<double>(intake_.burst_holds() + io_.events->burst_holds())});
             out.push_back({"telecap_burst_hold_overruns_total",
                            {},
                            metrics::kind::counter,
-                           static_cast<double>(intake_.burst_hold_overruns())});
+                           static_cast<double>(intake_.burst_hold_overruns() +
+                                               io_.events->burst_hold_overruns())});
             out.push_back({"telecap_read_lingers_total",
                            {},
                            metrics::kind::counter,

@@ -392,22 +392,24 @@ class GrpcOutputTest(unittest.TestCase):
                     t.kill()
 
     def test_by_default_a_burst_waits_in_the_pipe_while_a_reading_client_catches_up(self):
-        # A burst of 2,000 events (about 350 KiB: less than half the worker's 1 MiB pipe) to
-        # a client that reads about 5,000 a second, behind the default queue of 1,024. With
+        # A burst of 3,000 events (about 470 KiB: less than half the worker's 1 MiB pipe) to
+        # a client that reads about 5,000 a second, behind the default queue of 1,024 (and
+        # what gRPC buffers for the client: about 600 events in its 64 KiB window). With
         # --burst-hold 0 the queue overflows (the reference); with a hold, the rest of the
         # burst waits in the pipe while the stream is behind (the worker's writes never wait:
         # the pipe has room), and nothing is lost. A hold of 5 s, not the default 0.1 s: this
-        # client takes about 0.4 s, longer on a busy machine. Lossless because one read of
+        # client takes about 0.6 s, longer on a busy machine. Lossless because one read of
         # the pipe (64 KiB: about 400 of these events) fits in the half queue left free when
         # the stream says it is behind (512).
-        n = 2000
-        for hold in ("0", "5"):
-            with self.subTest(burst_hold=hold):
-                tmp = os.path.join(self.tmp.name, "hold-" + hold)
+        # With --dispatch thread the dispatch thread holds the burst in its queue instead.
+        n = 3000
+        for dispatch, hold in itertools.product(("loop", "thread"), ("0", "5")):
+            with self.subTest(dispatch=dispatch, burst_hold=hold):
+                tmp = os.path.join(self.tmp.name, "hold-" + dispatch + "-" + hold)
                 os.mkdir(tmp)
                 t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
                                            spec="grpc:127.0.0.1:0?stall=5000",
-                                           extra=("--burst-hold", hold))
+                                           extra=("--burst-hold", hold, "--dispatch", dispatch))
                 try:
                     reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
                     t.step()

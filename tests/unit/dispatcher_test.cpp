@@ -443,6 +443,98 @@ TEST(DispatcherTest, AWaitForAHandlerFlushesTheHandlersFirst) {
 // At shutdown a handler behind keeps its time, up to most of finish()'s deadline: one that
 // catches up within it gets everything; one that does not holds finish() no longer than that
 // (the rest goes to it, to drop and count). Without wait_for_handlers nothing waits.
+// An output about to drop (a -o grpc stream with half its queue waiting) while `dropping`.
+struct dropping_handler final : handler {
+    std::atomic<bool> dropping{true};
+    std::atomic<std::size_t> events{0};
+    std::atomic<int> flushes{0};
+    void handle(const event&) override { events.fetch_add(1); }
+    void flush() override { flushes.fetch_add(1); }
+    bool about_to_drop() const override { return dropping.load(); }
+};
+
+struct holding_dispatcher {
+    handler_bus bus;
+    std::shared_ptr<dropping_handler> h = std::make_shared<dropping_handler>();
+    std::optional<dispatcher> d;
+    explicit holding_dispatcher(std::chrono::milliseconds hold) {
+        EXPECT_FALSE(bus.attach("grpc", {}, h));
+        dispatcher_options o;
+        o.burst_hold = hold;
+        d.emplace(bus, o);
+    }
+    void submit(int from, int n) {
+        auto b = batch_of(from, n);
+        EXPECT_EQ(d->submit(b), static_cast<std::size_t>(n));
+    }
+};
+
+// run's default (drop-newest) with a dispatch thread: a burst waits in the dispatcher's queue
+// while an output is about to drop, instead of going to it to be dropped; the producers go on
+// (the queue takes what fits), and once the output caught up everything goes, in order.
+TEST(DispatcherTest, ThreadModeHoldsABurstInItsQueueWhileAHandlerIsAboutToDrop) {
+    holding_dispatcher f(10s);  // longer than any wait here
+    f.submit(0, 100);
+    ASSERT_TRUE(test::eventually([&] { return f.d->burst_holds() == 1u; }));
+    EXPECT_EQ(f.h->events.load(), 0u) << "held before its first event";
+    EXPECT_GE(f.h->flushes.load(), 1) << "flushed first: an idle stream starts at its flush";
+    f.submit(100, 10);  // the queue takes the burst meanwhile
+    f.h->dropping = false;
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 110u; }));
+    EXPECT_EQ(f.d->burst_hold_overruns(), 0u);
+    EXPECT_EQ(f.d->handler_waits(), 0u) << "a hold is not block mode's wait";
+    EXPECT_TRUE(f.d->finish(test::deadline_in()));
+}
+
+TEST(DispatcherTest, ThreadModeBurstHoldIsSpentOncePerCongestion) {
+    holding_dispatcher f(20ms);
+    f.submit(0, 100);
+    // Still about to drop after 20 ms: the hold is spent, everything goes (the output drops
+    // what it cannot keep), and no second hold while it stays so.
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 100u; }));
+    f.submit(100, 100);
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 200u; }));
+    EXPECT_EQ(f.d->burst_holds(), 1u);
+    EXPECT_EQ(f.d->burst_hold_overruns(), 1u);
+    // Caught up, then about to drop again: a new congestion, a new hold.
+    f.h->dropping = false;
+    f.submit(200, 1);
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 201u; }));
+    f.h->dropping = true;
+    f.submit(201, 1);
+    ASSERT_TRUE(test::eventually([&] { return f.d->burst_holds() == 2u; }));
+    EXPECT_TRUE(f.d->finish(test::deadline_in()));
+}
+
+TEST(DispatcherTest, APostOrFinishEndsABurstHold) {
+    {
+        holding_dispatcher f(10s);
+        f.submit(0, 100);
+        ASSERT_TRUE(test::eventually([&] { return f.d->burst_holds() == 1u; }));
+        std::promise<void> ran;
+        f.d->post([&] { ran.set_value(); });
+        EXPECT_EQ(ran.get_future().wait_for(test::patience), std::future_status::ready)
+            << "a post waits 500 ms at most";
+        EXPECT_EQ(f.h->events.load(), 100u) << "after the events before it";
+        EXPECT_TRUE(f.d->finish(test::deadline_in()));
+    }
+    {
+        holding_dispatcher f(10s);
+        f.submit(0, 100);
+        ASSERT_TRUE(test::eventually([&] { return f.d->burst_holds() == 1u; }));
+        EXPECT_TRUE(f.d->finish(test::deadline_in(400ms)));
+        EXPECT_EQ(f.h->events.load(), 100u);
+    }
+    {
+        // Without a hold nothing waits for it.
+        holding_dispatcher f(0ms);
+        f.submit(0, 100);
+        ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 100u; }));
+        EXPECT_EQ(f.d->burst_holds(), 0u);
+        EXPECT_TRUE(f.d->finish(test::deadline_in()));
+    }
+}
+
 TEST(DispatcherTest, FinishWaitsForAHandlerBehindWithinItsDeadline) {
     {
         waiting_dispatcher f;
