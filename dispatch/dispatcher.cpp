@@ -106,17 +106,26 @@ void dispatcher::hold_for_handlers() {
         return;
     }
     if (hold_ == hold::spent) return;  // until the handlers catch up: one hold per congestion
-    if (hold_ == hold::none) {
-        hold_ = hold::holding;
-        hold_since_ = std::chrono::steady_clock::now();
-        burst_holds_.fetch_add(1, std::memory_order_relaxed);
-        bus_.flush();  // an idle -o grpc stream starts writing at its flush (see below)
+    // Half the queue stays free for the producers, as the loop's hold keeps half of each pipe:
+    // a hold that filled it would make them drop whole batches while the handler has room.
+    const auto half_full = [&] { return count_ >= o_.queue / 2 || bytes_ >= o_.queue_bytes / 2; };
+    {
+        std::lock_guard lock(mu_);
+        if (half_full()) {
+            hold_ = hold::spent;  // no hold for this congestion
+            return;
+        }
     }
+    hold_ = hold::holding;
+    hold_since_ = std::chrono::steady_clock::now();
+    // An idle -o grpc stream starts writing at its flush, and would otherwise wait for one.
+    bus_.flush();
+    burst_holds_.fetch_add(1, std::memory_order_relaxed);
     std::optional<std::chrono::steady_clock::time_point> posts_since;
     while (bus_.about_to_drop()) {
         std::unique_lock lock(mu_);
         const auto now = std::chrono::steady_clock::now();
-        if (now - hold_since_ >= o_.burst_hold) {
+        if (now - hold_since_ >= o_.burst_hold || half_full()) {
             hold_ = hold::spent;
             burst_hold_overruns_.fetch_add(1, std::memory_order_relaxed);
             return;

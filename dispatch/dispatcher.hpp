@@ -55,9 +55,9 @@ struct dispatcher_options {
     // Thread mode without wait_for_handlers (run's default, drop-newest): while a handler is
     // about to drop (handler::about_to_drop: a -o grpc stream's queue half full), the dispatch
     // thread waits before its next 64 events, for burst_hold at most and once per congestion,
-    // so a burst waits in this queue (bounded as ever: the producers drop what does not fit)
-    // instead of being dropped by the handler. Posted work and finish() end a hold as they end
-    // wait_for_handlers' wait. 0: never.
+    // so a burst waits in this queue instead of being dropped by the handler, while the queue
+    // is less than half full (its other half stays for the producers). Posted work and
+    // finish() end a hold as they end wait_for_handlers' wait. 0: never.
     std::chrono::milliseconds burst_hold{0};
 };
 
@@ -129,7 +129,8 @@ public:
         return handler_waits_.load(std::memory_order_relaxed);
     }
     // Thread mode, burst_hold: the holds begun, and those that ended before the handler caught
-    // up (their time spent; a post or finish() ending one is not counted). Any thread.
+    // up (their time spent, or the queue half full; a post or finish() ending one is not
+    // counted). Any thread.
     std::uint64_t burst_holds() const noexcept {
         return burst_holds_.load(std::memory_order_relaxed);
     }

@@ -440,9 +440,6 @@ TEST(DispatcherTest, AWaitForAHandlerFlushesTheHandlersFirst) {
     EXPECT_TRUE(f.d->finish(test::deadline_in()));
 }
 
-// At shutdown a handler behind keeps its time, up to most of finish()'s deadline: one that
-// catches up within it gets everything; one that does not holds finish() no longer than that
-// (the rest goes to it, to drop and count). Without wait_for_handlers nothing waits.
 // An output about to drop (a -o grpc stream with half its queue waiting) while `dropping`.
 struct dropping_handler final : handler {
     std::atomic<bool> dropping{true};
@@ -457,10 +454,12 @@ struct holding_dispatcher {
     handler_bus bus;
     std::shared_ptr<dropping_handler> h = std::make_shared<dropping_handler>();
     std::optional<dispatcher> d;
-    explicit holding_dispatcher(std::chrono::milliseconds hold) {
+    explicit holding_dispatcher(std::chrono::milliseconds hold,
+                                std::size_t queue = dispatcher_options{}.queue) {
         EXPECT_FALSE(bus.attach("grpc", {}, h));
         dispatcher_options o;
         o.burst_hold = hold;
+        o.queue = queue;
         d.emplace(bus, o);
     }
     void submit(int from, int n) {
@@ -478,6 +477,7 @@ TEST(DispatcherTest, ThreadModeHoldsABurstInItsQueueWhileAHandlerIsAboutToDrop) 
     ASSERT_TRUE(test::eventually([&] { return f.d->burst_holds() == 1u; }));
     EXPECT_EQ(f.h->events.load(), 0u) << "held before its first event";
     EXPECT_GE(f.h->flushes.load(), 1) << "flushed first: an idle stream starts at its flush";
+    EXPECT_EQ(f.d->burst_hold_overruns(), 0u);
     f.submit(100, 10);  // the queue takes the burst meanwhile
     f.h->dropping = false;
     ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 110u; }));
@@ -503,6 +503,26 @@ TEST(DispatcherTest, ThreadModeBurstHoldIsSpentOncePerCongestion) {
     f.h->dropping = true;
     f.submit(201, 1);
     ASSERT_TRUE(test::eventually([&] { return f.d->burst_holds() == 2u; }));
+    EXPECT_TRUE(f.d->finish(test::deadline_in()));
+}
+
+// Half the queue stays for the producers: a hold that filled it would make them drop whole
+// batches while the handler still has room.
+TEST(DispatcherTest, ABurstHoldEndsOnceTheQueueIsHalfFull) {
+    holding_dispatcher f(10s, 200);
+    f.submit(0, 60);
+    ASSERT_TRUE(test::eventually([&] { return f.d->burst_holds() == 1u; }));
+    f.submit(60, 60);  // 120 of 200: the hold ends, everything goes
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 120u; }));
+    EXPECT_EQ(f.d->burst_hold_overruns(), 1u);
+    // Caught up, then about to drop with the queue already half full: no hold at all.
+    f.h->dropping = false;
+    f.submit(120, 1);
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 121u; }));
+    f.h->dropping = true;
+    f.submit(121, 150);
+    ASSERT_TRUE(test::eventually([&] { return f.h->events.load() == 271u; }));
+    EXPECT_EQ(f.d->burst_holds(), 1u);
     EXPECT_TRUE(f.d->finish(test::deadline_in()));
 }
 
@@ -535,6 +555,9 @@ TEST(DispatcherTest, APostOrFinishEndsABurstHold) {
     }
 }
 
+// At shutdown a handler behind keeps its time, up to most of finish()'s deadline: one that
+// catches up within it gets everything; one that does not holds finish() no longer than that
+// (the rest goes to it, to drop and count). Without wait_for_handlers nothing waits.
 TEST(DispatcherTest, FinishWaitsForAHandlerBehindWithinItsDeadline) {
     {
         waiting_dispatcher f;
