@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -482,51 +484,94 @@ const auto block_no_linger = [](intake_options& o) {
     o.overflow = overflow_policy::block;
     o.read_linger = 0us;
 };
+// A hold longer than any test waits: a slow (sanitized, loaded) run never spends it.
+const auto drop_newest_long_hold = [](intake_options& o) {
+    o.read_linger = 0us;
+    o.burst_hold = 10s;
+};
 // What one 64 KiB read brings, at most.
 const std::size_t start_lines_per_read = 64 * 1024 / start_line.size() + 1;
+
+// An output about to drop from its first event on, while `shut` (a gRPC stream whose queue
+// is half full).
+struct dropping_once_given final : handler {
+    std::size_t events = 0;
+    bool shut = true;
+    void handle(const event&) override { ++events; }
+    bool about_to_drop() const override { return shut && events > 0; }
+};
+
+// The handlers on the loop, one output `Out` (behind_once_given or dropping_once_given)
+// alone on the bus, and a worker's pipe: full_pipe's 256 KiB in 1 MiB, or what `write` puts
+// in a pipe of its own.
+template <typename Out>
+struct piped {
+    fixture f{on_loop()};
+    std::shared_ptr<Out> out = std::make_shared<Out>();
+    std::optional<intake> in;
+    test::pipe_fds p;
+    std::size_t lines = 0;
+    explicit piped(void (*opts)(intake_options&)) {
+        f.bus.detach("rec");
+        EXPECT_FALSE(f.bus.attach("out", {}, out));
+        in.emplace(f.loop, *f.events, with(opts));
+    }
+    // The worker wrote the full pipe (and exited, its pipe then ending at EOF).
+    void start(bool exited = false) {
+        p = full_pipe(lines);
+        if (exited) p.write.reset();
+        watch();
+    }
+    void watch() { in->add(std::move(p.read), f.spec()); }
+    // One loop turn, then its end.
+    void turn() {
+        f.loop.run_once(std::chrono::milliseconds(1000));
+        in->end_turn();
+    }
+    // Turns until `done` says so.
+    bool until(const std::function<bool()>& done) {
+        return test::eventually([&] {
+            f.loop.run_once(std::chrono::milliseconds(10));
+            in->end_turn();
+            return done();
+        });
+    }
+    // Caught up, then behind again (a new congestion) with one more line in the pipe.
+    void congest_again() {
+        out->shut = false;
+        in->end_turn();
+        out->shut = true;
+        EXPECT_EQ(::write(p.write.get(), start_line.data(), start_line.size()),
+                  static_cast<ssize_t>(start_line.size()));
+    }
+    void done() { f.done(*in); }
+};
 
 TEST(Intake, WithTheHandlersOnTheLoopBlockModeStopsATurnsReadsOnceAnOutputIsBehind) {
     // The turn's reads stop after the read that made the output behind, not after a whole
     // turn of them (8 reads of 64 KiB): what it is given past its mark is one read (a gRPC
     // stream holds just one more queue).
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<behind_once_given>();
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with(block_no_linger));
-    std::size_t lines = 0;
-    auto p = full_pipe(lines);
-    in.add(std::move(p.read), f.spec());
-    f.loop.run_once(std::chrono::milliseconds(1000));
-    EXPECT_GT(out->events, 0u);
-    EXPECT_LE(out->events, start_lines_per_read)
+    piped<behind_once_given> t(block_no_linger);
+    t.start();
+    t.turn();
+    EXPECT_GT(t.out->events, 0u);
+    EXPECT_LE(t.out->events, start_lines_per_read)
         << "read on past the read that made the output behind";
-    in.end_turn();
-    EXPECT_TRUE(in.paused());
-    f.done(in);
+    EXPECT_TRUE(t.in->paused());
+    EXPECT_EQ(t.in->burst_holds(), 0u) << "block mode's pause is not a burst hold";
+    t.done();
 }
 
 TEST(Intake, InBlockModeAnExitedWorkersPipeIsDrainedOnlyAsFarAsTheOutputsHaveRoom) {
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<behind_once_given>();
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with(block_no_linger));
-    std::size_t lines = 0;
-    auto p = full_pipe(lines);
-    p.write.reset();  // the worker exited: its pipe holds the rest, then EOF
-    in.add(std::move(p.read), f.spec());
-    in.drain(&f, true);
-    EXPECT_LE(out->events, start_lines_per_read) << "drained past the output's room";
-    EXPECT_TRUE(in.reading(&f)) << "the rest is still to be read";
-    out->shut = false;  // room again: the rest is read as usual, to EOF
-    ASSERT_TRUE(test::eventually([&] {
-        f.loop.run_once(std::chrono::milliseconds(10));
-        in.end_turn();
-        return !in.reading(&f);
-    }));
-    f.done(in);
-    EXPECT_EQ(out->events, lines);
+    piped<behind_once_given> t(block_no_linger);
+    t.start(true);
+    t.in->drain(&t.f, true);
+    EXPECT_LE(t.out->events, start_lines_per_read) << "drained past the output's room";
+    EXPECT_TRUE(t.in->reading(&t.f)) << "the rest is still to be read";
+    t.out->shut = false;  // room again: the rest is read as usual, to EOF
+    ASSERT_TRUE(t.until([&] { return !t.in->reading(&t.f); }));
+    t.done();
+    EXPECT_EQ(t.out->events, t.lines);
 }
 
 TEST(Intake, WithoutAPipeToHoldInDropNewestDoesNotPauseForAnOutput) {
@@ -544,183 +589,85 @@ TEST(Intake, WithoutAPipeToHoldInDropNewestDoesNotPauseForAnOutput) {
     f.done(in);
 }
 
-// A hold longer than any test waits: a slow (sanitized, loaded) run never spends it.
-const auto drop_newest_long_hold = [](intake_options& o) {
-    o.read_linger = 0us;
-    o.burst_hold = 10s;
-};
-
-// An output about to drop from its first event on, while `shut` (a gRPC stream whose queue
-// is half full).
-struct dropping_once_given final : handler {
-    std::size_t events = 0;
-    bool shut = true;
-    void handle(const event&) override { ++events; }
-    bool about_to_drop() const override { return shut && events > 0; }
-};
-
 TEST(Intake, DropNewestHoldsABurstInThePipeWhileAnOutputIsAboutToDrop) {
     // A burst that an output would drop waits in the worker's pipe instead (it has room: the
     // worker's writes go on), and is read once the output has caught up.
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<dropping_once_given>();
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with(drop_newest_long_hold));
-    std::size_t lines = 0;
-    auto p = full_pipe(lines);  // 256 KiB in a 1 MiB pipe
-    in.add(std::move(p.read), f.spec());
-    f.loop.run_once(std::chrono::milliseconds(1000));
-    EXPECT_LE(out->events, start_lines_per_read) << "read on past the read that made it behind";
-    in.end_turn();
-    EXPECT_TRUE(in.paused());
-    EXPECT_EQ(in.burst_holds(), 1u);
-    out->shut = false;  // caught up: the hold ends, the rest is read
-    ASSERT_TRUE(test::eventually([&] {
-        f.loop.run_once(std::chrono::milliseconds(10));
-        in.end_turn();
-        return out->events == lines;
-    }));
-    EXPECT_FALSE(in.paused());
-    EXPECT_EQ(in.burst_hold_overruns(), 0u);
-    f.done(in);
+    piped<dropping_once_given> t(drop_newest_long_hold);
+    t.start();
+    t.turn();
+    EXPECT_LE(t.out->events, start_lines_per_read) << "read on past the read that made it behind";
+    EXPECT_TRUE(t.in->paused());
+    EXPECT_EQ(t.in->burst_holds(), 1u);
+    t.out->shut = false;  // caught up: the hold ends, the rest is read
+    ASSERT_TRUE(t.until([&] { return t.out->events == t.lines; }));
+    EXPECT_FALSE(t.in->paused());
+    EXPECT_EQ(t.in->burst_hold_overruns(), 0u);
+    t.done();
 }
 
 TEST(Intake, DropNewestDoesNotHoldForAnOutputThatIsOnlyBehind) {
     // A jsonl output past its soft limit is behind (block mode pauses for it) but has 15 MiB
     // more to buffer before it drops: a hold would only add latency.
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<behind_once_given>();
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with(drop_newest_long_hold));
-    std::size_t lines = 0;
-    auto p = full_pipe(lines);
-    in.add(std::move(p.read), f.spec());
-    ASSERT_TRUE(test::eventually([&] {
-        f.loop.run_once(std::chrono::milliseconds(10));
-        in.end_turn();
-        return out->events == lines;
-    }));
-    EXPECT_EQ(in.burst_holds(), 0u);
-    f.done(in);
+    piped<behind_once_given> t(drop_newest_long_hold);
+    t.start();
+    ASSERT_TRUE(t.until([&] { return t.out->events == t.lines; }));
+    EXPECT_EQ(t.in->burst_holds(), 0u);
+    t.done();
 }
 
 TEST(Intake, DropNewestReadsOnOnceTheBurstHoldIsSpentAndHoldsOncePerCongestion) {
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<dropping_once_given>();
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with([](intake_options& o) {
-                  o.read_linger = 0us;
-                  o.burst_hold = 20ms;
-              }));
-    std::size_t lines = 0;
-    auto p = full_pipe(lines);
-    in.add(std::move(p.read), f.spec());
-    f.loop.run_once(std::chrono::milliseconds(1000));
-    in.end_turn();
-    EXPECT_EQ(in.burst_holds(), 1u);
+    piped<dropping_once_given> t([](intake_options& o) {
+        o.read_linger = 0us;
+        o.burst_hold = 20ms;
+    });
+    t.start();
+    t.turn();
+    EXPECT_EQ(t.in->burst_holds(), 1u);
     // The output stays about to drop: after its 20 ms the hold ends and everything is read
     // (what the output cannot keep is its to drop), with no second hold meanwhile.
-    ASSERT_TRUE(test::eventually([&] {
-        f.loop.run_once(std::chrono::milliseconds(10));
-        in.end_turn();
-        return out->events == lines;
-    }));
-    EXPECT_FALSE(in.paused());
-    EXPECT_EQ(in.burst_holds(), 1u);
-    EXPECT_EQ(in.burst_hold_overruns(), 1u);
-    // Caught up, then about to drop again: a new congestion gets a new hold.
-    out->shut = false;
-    in.end_turn();
-    out->shut = true;
-    ASSERT_EQ(::write(p.write.get(), start_line.data(), start_line.size()),
-              static_cast<ssize_t>(start_line.size()));
-    ASSERT_TRUE(test::eventually([&] {
-        f.loop.run_once(std::chrono::milliseconds(10));
-        in.end_turn();
-        return in.burst_holds() == 2u;
-    }));
-    f.done(in);
+    ASSERT_TRUE(t.until([&] { return t.out->events == t.lines; }));
+    EXPECT_FALSE(t.in->paused());
+    EXPECT_EQ(t.in->burst_holds(), 1u);
+    EXPECT_EQ(t.in->burst_hold_overruns(), 1u);
+    t.congest_again();  // a new congestion gets a new hold
+    ASSERT_TRUE(t.until([&] { return t.in->burst_holds() == 2u; }));
+    t.done();
 }
 
 TEST(Intake, DropNewestHoldsOnlyInAPipeLessThanHalfFullSoTheWorkerNeverWaits) {
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<dropping_once_given>();
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with(drop_newest_long_hold));
-    auto p = test::make_pipe();
+    piped<dropping_once_given> t(drop_newest_long_hold);
+    t.p = test::make_pipe();
     // A pipe of 256 KiB, written full: the worker's next write would wait.
-    ASSERT_EQ(::fcntl(p.write.get(), F_SETPIPE_SZ, 256 * 1024), 256 * 1024);
+    ASSERT_EQ(::fcntl(t.p.write.get(), F_SETPIPE_SZ, 256 * 1024), 256 * 1024);
     std::string bytes;
-    std::size_t lines = 0;
-    for (; bytes.size() + start_line.size() <= 256 * 1024; ++lines) bytes += start_line;
-    ASSERT_EQ(::write(p.write.get(), bytes.data(), bytes.size()),
+    for (; bytes.size() + start_line.size() <= 256 * 1024; ++t.lines) bytes += start_line;
+    ASSERT_EQ(::write(t.p.write.get(), bytes.data(), bytes.size()),
               static_cast<ssize_t>(bytes.size()));
-    in.add(std::move(p.read), f.spec());
-    f.loop.run_once(std::chrono::milliseconds(1000));
-    in.end_turn();
+    t.watch();
+    t.turn();
     // The output was about to drop with the pipe more than half full: no hold for this
     // congestion (the worker must not wait), everything read.
-    EXPECT_EQ(out->events, lines);
-    EXPECT_EQ(in.burst_holds(), 0u);
-    // Caught up, then about to drop again with the pipe nearly empty: held.
-    out->shut = false;
-    in.end_turn();
-    out->shut = true;
-    ASSERT_EQ(::write(p.write.get(), start_line.data(), start_line.size()),
-              static_cast<ssize_t>(start_line.size()));
-    ASSERT_TRUE(test::eventually([&] {
-        f.loop.run_once(std::chrono::milliseconds(10));
-        in.end_turn();
-        return in.burst_holds() == 1u;
-    }));
-    EXPECT_TRUE(in.paused());
-    f.done(in);
+    EXPECT_EQ(t.out->events, t.lines);
+    EXPECT_EQ(t.in->burst_holds(), 0u);
+    t.congest_again();  // now with the pipe nearly empty: held
+    ASSERT_TRUE(t.until([&] { return t.in->burst_holds() == 1u; }));
+    EXPECT_TRUE(t.in->paused());
+    t.done();
 }
 
 TEST(Intake, DropNewestAnExitedWorkersPipeIsDrainedOnlyUntilABurstIsHeld) {
     // As in block mode: the rest of the burst is read after the exit's event, once the output
     // caught up, instead of being pushed past its room at the exit.
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<dropping_once_given>();
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with(drop_newest_long_hold));
-    std::size_t lines = 0;
-    auto p = full_pipe(lines);
-    p.write.reset();  // the worker exited: its pipe holds the rest, then EOF
-    in.add(std::move(p.read), f.spec());
-    in.drain(&f, true);
-    EXPECT_LE(out->events, start_lines_per_read) << "drained past the held burst";
-    EXPECT_TRUE(in.reading(&f)) << "the rest is still to be read";
-    EXPECT_EQ(in.burst_holds(), 1u);
-    out->shut = false;
-    ASSERT_TRUE(test::eventually([&] {
-        f.loop.run_once(std::chrono::milliseconds(10));
-        in.end_turn();
-        return !in.reading(&f);
-    }));
-    f.done(in);
-    EXPECT_EQ(out->events, lines);
-}
-
-TEST(Intake, BlockModeIsNotABurstHold) {
-    fixture f(on_loop());
-    f.bus.detach("rec");
-    auto out = std::make_shared<behind_once_given>();  // behind: block mode's pause
-    ASSERT_FALSE(f.bus.attach("out", {}, out));
-    intake in(f.loop, *f.events, with(block_no_linger));
-    std::size_t lines = 0;
-    auto p = full_pipe(lines);
-    in.add(std::move(p.read), f.spec());
-    f.loop.run_once(std::chrono::milliseconds(1000));
-    in.end_turn();
-    EXPECT_TRUE(in.paused());
-    EXPECT_EQ(in.burst_holds(), 0u);
-    f.done(in);
+    piped<dropping_once_given> t(drop_newest_long_hold);
+    t.start(true);
+    t.in->drain(&t.f, true);
+    EXPECT_LE(t.out->events, start_lines_per_read) << "drained past the held burst";
+    EXPECT_TRUE(t.in->reading(&t.f)) << "the rest is still to be read";
+    EXPECT_EQ(t.in->burst_holds(), 1u);
+    t.out->shut = false;
+    ASSERT_TRUE(t.until([&] { return !t.in->reading(&t.f); }));
+    t.done();
+    EXPECT_EQ(t.out->events, t.lines);
 }
 
 #ifdef TELECAP_COUNT_ALLOCATIONS
