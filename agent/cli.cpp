@@ -357,9 +357,10 @@ int main_cli(int argc, char** argv) {
     run->add_option("--overflow", v.overflow, "When the queue is full: drop-newest|block")
         ->capture_default_str();
     run->add_option("--burst-hold", v.burst_hold,
-                    "drop-newest: seconds reading may wait while an output is behind, so that "
-                    "a burst waits in the workers' pipes (never once one is half full) instead "
-                    "of being dropped; 0: never (0 .. 10)")
+                    "drop-newest: seconds a burst may wait while a -o grpc stream is about to "
+                    "drop, in the workers' pipes (never once one is half full) or, with "
+                    "--dispatch thread, in its queue (never past half full), instead of being "
+                    "dropped; 0: never (0 .. 10)")
         ->capture_default_str();
     run->add_option("--dispatch", v.dispatch,
                     "Where the outputs run: loop (on the thread that reads the workers: the "

@@ -26,8 +26,9 @@ struct run_options {
     dispatch_mode dispatch = dispatch_mode::caller;
     std::size_t line_budget = std::size_t{8} << 20;  // partial lines of all workers together
     overflow_policy overflow = overflow_policy::drop_newest;
-    // drop-newest: how long reading may wait, while an output is behind, for the workers'
-    // pipes to hold a burst (intake_options::burst_hold).
+    // drop-newest: how long a burst may wait while an output is about to drop, in the
+    // workers' pipes (intake_options::burst_hold) or the dispatch thread's queue
+    // (dispatcher_options::burst_hold).
     std::chrono::milliseconds burst_hold{100};
     bool label = false;
     // The gates' defaults: the config's top-level and per-pool `control:`, the CLI's

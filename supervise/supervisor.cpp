@@ -390,8 +390,8 @@ void supervisor::exited(worker& w, int status) {
     if (w.fsm.pid() > 0) {
         if (workers_up_) workers_up_->add(-1);
         // Whatever the worker wrote before it died is in the pipe. In block mode an output
-        // that is behind stops the drain: the rest is read as usual (after this exit's event),
-        // not pushed past the output's room.
+        // that is behind stops the drain, and by default a burst hold does: the rest is read
+        // as usual (after this exit's event), not pushed past the output's room.
         intake_.drain(&w, true);
         std::vector<std::pair<std::string, metadata_value>> extra{
             {"exit_code", std::to_string(code)}};
