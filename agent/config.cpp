@@ -131,9 +131,11 @@ long long integer(const std::string& path, const YAML::Node& n, const char* key,
     return v;
 }
 
-std::chrono::milliseconds millis(const std::string& path, const YAML::Node& n, const char* key) {
+// Seconds, checked (check_seconds unless a narrower check is given), as milliseconds.
+std::chrono::milliseconds millis(const std::string& path, const YAML::Node& n, const char* key,
+                                 problem (*check)(double) = check_seconds) {
     const double s = scalar<double>(path, n, key);
-    need(path, n, key, check_seconds(s));
+    need(path, n, key, check(s));
     return to_millis(s);
 }
 
@@ -372,11 +374,7 @@ void load_config(const std::string& path, run_options& o, bool check) {
         need(path, v, "overflow", check_overflow(text));
         o.overflow = parse_overflow(text);
     }
-    if (auto v = root["burst_hold"]) {
-        const double s = scalar<double>(path, v, "burst_hold");
-        need(path, v, "burst_hold", check_burst_hold(s));
-        o.burst_hold = to_millis(s);
-    }
+    if (auto v = root["burst_hold"]) o.burst_hold = millis(path, v, "burst_hold", check_burst_hold);
     if (auto v = root["dispatch"]) {
         const auto text = scalar<std::string>(path, v, "dispatch");
         need(path, v, "dispatch", check_dispatch(text));

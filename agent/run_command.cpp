@@ -106,9 +106,8 @@ int run_workers(const run_options& o) {
     unknown_event_notes unknown_events;  // outlives the supervisor and its pipelines
     // Block: the dispatch thread waits while an output is behind; drop-newest: it holds a
     // burst in its queue for --burst-hold at most (the loop holds it in the pipes instead
-    // when it runs the outputs itself).
-    dispatcher events(bus, {o.queue, o.queue_bytes, o.dispatch, block,
-                            block ? std::chrono::milliseconds(0) : o.burst_hold});
+    // when it runs the outputs itself). The dispatcher never holds where it waits.
+    dispatcher events(bus, {o.queue, o.queue_bytes, o.dispatch, block, o.burst_hold});
     io.events = &events;
     io.stderr_pass = &pass;
     io.stdout_pass = &stdout_pass;

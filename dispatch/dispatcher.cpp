@@ -100,63 +100,51 @@ bool dispatcher::waited_enough(
     return now - *posts_since >= post_patience;
 }
 
+dispatcher::wait_end dispatcher::wait_while(const std::function<bool()>& behind,
+                                            const std::function<bool()>& enough) {
+    std::optional<std::chrono::steady_clock::time_point> posts_since;
+    while (behind()) {
+        std::unique_lock lock(mu_);
+        if (enough()) return wait_end::enough;
+        if (waited_enough(std::chrono::steady_clock::now(), posts_since)) return wait_end::cut;
+        work_.wait_for(lock, handler::congestion_recheck);
+    }
+    return wait_end::caught_up;
+}
+
 void dispatcher::hold_for_handlers() {
     if (!bus_.about_to_drop()) {
-        hold_ = hold::none;
+        hold_spent_ = false;
         return;
     }
-    if (hold_ == hold::spent) return;  // until the handlers catch up: one hold per congestion
+    if (hold_spent_) return;  // until the handlers catch up: one hold per congestion
     // Half the queue stays free for the producers, as the loop's hold keeps half of each pipe:
     // a hold that filled it would make them drop whole batches while the handler has room.
     const auto half_full = [&] { return count_ >= o_.queue / 2 || bytes_ >= o_.queue_bytes / 2; };
     {
         std::lock_guard lock(mu_);
-        if (half_full()) {
-            hold_ = hold::spent;  // no hold for this congestion
-            return;
-        }
+        hold_spent_ = half_full();  // then no hold for this congestion
+        if (hold_spent_) return;
     }
-    hold_ = hold::holding;
-    hold_since_ = std::chrono::steady_clock::now();
+    const auto since = std::chrono::steady_clock::now();
     // An idle -o grpc stream starts writing at its flush, and would otherwise wait for one.
     bus_.flush();
     burst_holds_.fetch_add(1, std::memory_order_relaxed);
-    std::optional<std::chrono::steady_clock::time_point> posts_since;
-    while (bus_.about_to_drop()) {
-        std::unique_lock lock(mu_);
-        const auto now = std::chrono::steady_clock::now();
-        if (now - hold_since_ >= o_.burst_hold || half_full()) {
-            hold_ = hold::spent;
-            burst_hold_overruns_.fetch_add(1, std::memory_order_relaxed);
-            return;
-        }
-        if (waited_enough(now, posts_since)) {
-            hold_ = hold::spent;
-            return;
-        }
-        work_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(
-                                 handler::congestion_recheck, o_.burst_hold - (now - hold_since_)));
-    }
-    hold_ = hold::none;
+    const auto end = wait_while(
+        [&] { return bus_.about_to_drop(); },
+        [&] { return std::chrono::steady_clock::now() - since >= o_.burst_hold || half_full(); });
+    if (end == wait_end::enough) burst_hold_overruns_.fetch_add(1, std::memory_order_relaxed);
+    hold_spent_ = end != wait_end::caught_up;
 }
 
 void dispatcher::wait_for_handlers() {
-    bool flushed = false;
-    std::optional<std::chrono::steady_clock::time_point> posts_since;
-    while (bus_.congested()) {
-        if (!flushed) {
-            // What the handlers batched goes out first: an idle -o grpc stream starts writing
-            // at a flush (its kick) when fewer than its start mark wait, and would otherwise
-            // stay behind for a flush that never comes while this thread waits.
-            flushed = true;
-            handler_waits_.fetch_add(1, std::memory_order_relaxed);
-            bus_.flush();
-            continue;
-        }
-        std::unique_lock lock(mu_);
-        if (waited_enough(std::chrono::steady_clock::now(), posts_since)) return;
-        work_.wait_for(lock, handler::congestion_recheck);
-    }
+    if (!bus_.congested()) return;
+    // What the handlers batched goes out first: an idle -o grpc stream starts writing at a
+    // flush (its kick) when fewer than its start mark wait, and would otherwise stay behind
+    // for a flush that never comes while this thread waits.
+    handler_waits_.fetch_add(1, std::memory_order_relaxed);
+    bus_.flush();
+    wait_while([&] { return bus_.congested(); }, [] { return false; });
 }
 
 void dispatcher::dispatch_here(const event_batch& b) {

@@ -152,6 +152,11 @@ private:
     // spent (then not again until the handlers caught up), or as wait_for_handlers does for
     // posts and finish().
     void hold_for_handlers();
+    // Waits while `behind()` (asked without mu_), looking again every congestion_recheck,
+    // until it is not (caught_up), `enough()` (asked with mu_ held) says so, or posted work or
+    // finish() cut it (waited_enough).
+    enum class wait_end { caught_up, enough, cut };
+    wait_end wait_while(const std::function<bool()>& behind, const std::function<bool()>& enough);
     // Whether a wait for the handlers should end for posted work or finish(). mu_ held.
     bool waited_enough(std::chrono::steady_clock::time_point now,
                        std::optional<std::chrono::steady_clock::time_point>& posts_since) const;
@@ -196,9 +201,7 @@ private:
     std::atomic<std::uint64_t> handler_waits_{0};
     std::atomic<std::uint64_t> burst_holds_{0};
     std::atomic<std::uint64_t> burst_hold_overruns_{0};
-    enum class hold { none, holding, spent };  // the dispatch thread's burst hold
-    hold hold_ = hold::none;
-    std::chrono::steady_clock::time_point hold_since_;
+    bool hold_spent_ = false;  // the dispatch thread's hold ended before the handlers caught up
     std::promise<void> done_;
     std::future<void> done_future_;
     std::thread thread_;

@@ -5,6 +5,7 @@ at build time. Runs under Debian's /usr/bin/python3 (python3-grpcio, python3-pro
 TELECAP_BIN: the telecap binary; TELECAP_GRPC_STUBS: the directory of the generated stubs.
 """
 
+import contextlib
 import itertools
 import json
 import os
@@ -251,6 +252,21 @@ class GrpcOutputTest(unittest.TestCase):
         self.clients.append(c)
         return c
 
+    @contextlib.contextmanager
+    def own_telecap(self, name, worker_args, **kw):
+        """A telecap for one subtest, in a directory of its own (a failed run leaves nothing
+        in the next one's way); its clients are closed and it is killed at the end."""
+        tmp = os.path.join(self.tmp.name, name)
+        os.mkdir(tmp)
+        t = self.telecap = Telecap(tmp, worker_args, **kw)
+        try:
+            yield t
+        finally:
+            for c in self.clients:
+                c.close()
+            self.clients = []
+            t.kill()
+
     def test_round_trip_gives_the_events_of_jsonl_as_a_grpc_worker_sends_them(self):
         t = self.start(["table"])
         c = self.client(controls=[toggle(True)])  # what Snakepit's host sends first
@@ -358,18 +374,14 @@ class GrpcOutputTest(unittest.TestCase):
         for overflow, dispatch in (("drop-newest", "loop"), ("block", "loop"),
                                    ("block", "thread")):
             with self.subTest(overflow=overflow, dispatch=dispatch):
-                # A directory of its own: a failed first run leaves nothing in the next's way.
-                tmp = os.path.join(self.tmp.name, overflow + "-" + dispatch)
-                os.mkdir(tmp)
                 # stall=5000: a pause of the Python client (a busy machine) is not taken for a
                 # client that stopped reading.
-                t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
-                                           spec="grpc:127.0.0.1:0?queue=512&stall=5000",
-                                           extra=("--overflow", overflow,
-                                                  "--dispatch", dispatch,
-                                                  # a queue the burst fills: the loop stops
-                                                  "--queue", "1000"))
-                try:
+                with self.own_telecap(overflow + "-" + dispatch, ["bursts", "2", str(n)],
+                                      spec="grpc:127.0.0.1:0?queue=512&stall=5000",
+                                      extra=("--overflow", overflow,
+                                             "--dispatch", dispatch,
+                                             # a queue the burst fills: the loop stops
+                                             "--queue", "1000")) as t:
                     reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
                     t.step()
                     if overflow == "block":
@@ -385,11 +397,6 @@ class GrpcOutputTest(unittest.TestCase):
                                          list(range(n)))
                         self.assertEqual(g["events_dropped"], {"queue_full": 0, "closed": 0})
                         self.assertEqual(g["events_sent"], n)
-                finally:
-                    for c in self.clients:
-                        c.close()
-                    self.clients = []
-                    t.kill()
 
     def test_by_default_a_burst_waits_in_the_pipe_while_a_reading_client_catches_up(self):
         # A burst of 3,000 events (about 470 KiB: less than half the worker's 1 MiB pipe) to
@@ -405,12 +412,9 @@ class GrpcOutputTest(unittest.TestCase):
         n = 3000
         for dispatch, hold in itertools.product(("loop", "thread"), ("0", "5")):
             with self.subTest(dispatch=dispatch, burst_hold=hold):
-                tmp = os.path.join(self.tmp.name, "hold-" + dispatch + "-" + hold)
-                os.mkdir(tmp)
-                t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
-                                           spec="grpc:127.0.0.1:0?stall=5000",
-                                           extra=("--burst-hold", hold, "--dispatch", dispatch))
-                try:
+                with self.own_telecap("hold-" + dispatch + "-" + hold, ["bursts", "2", str(n)],
+                                      spec="grpc:127.0.0.1:0?stall=5000",
+                                      extra=("--burst-hold", hold, "--dispatch", dispatch)) as t:
                     reader = self.client(pace=0.0002, options=[("grpc.http2.bdp_probe", 0)])
                     t.step()
                     if hold != "0":
@@ -428,22 +432,14 @@ class GrpcOutputTest(unittest.TestCase):
                         self.assertEqual(g["events_dropped"], {"queue_full": 0, "closed": 0})
                         self.assertGreaterEqual(m["telecap_burst_holds_total"], 1)
                         self.assertEqual(m["telecap_burst_hold_overruns_total"], 0)
-                finally:
-                    for c in self.clients:
-                        c.close()
-                    self.clients = []
-                    t.kill()
 
     def test_with_overflow_block_a_client_that_does_not_read_does_not_hold_capture(self):
         n = 5000
         for dispatch in ("loop", "thread"):
             with self.subTest(dispatch=dispatch):
-                tmp = os.path.join(self.tmp.name, dispatch)
-                os.mkdir(tmp)
-                t = self.telecap = Telecap(tmp, ["bursts", "2", str(n)],
-                                           spec="grpc:127.0.0.1:0?queue=512",
-                                           extra=("--overflow", "block", "--dispatch", dispatch))
-                try:
+                with self.own_telecap(dispatch, ["bursts", "2", str(n)],
+                                      spec="grpc:127.0.0.1:0?queue=512",
+                                      extra=("--overflow", "block", "--dispatch", dispatch)) as t:
                     self.client(read=False, options=[("grpc.http2.bdp_probe", 0)])
                     reader = self.client()
                     t.step()
@@ -458,11 +454,6 @@ class GrpcOutputTest(unittest.TestCase):
                     self.assertGreater(s_stalled["dropped"]["queue_full"], 0)
                     self.assertEqual(s_stalled["sent"] + s_stalled["dropped"]["queue_full"] +
                                      s_stalled["dropped"]["closed"], n)
-                finally:
-                    for c in self.clients:
-                        c.close()
-                    self.clients = []
-                    t.kill()
 
     def test_sigterm_stops_promptly_with_clients_connected(self):
         t = self.start(["bursts", "2", "3"])  # the second step never comes
